@@ -1,0 +1,106 @@
+"""The `trainkit` entry point: global options, lazy command loading, plugin commands, one-line errors.
+
+Built-in commands are imported only when invoked, and plugins only load when a command needs them or help
+lists commands, so `trainkit --help` stays fast. Any TrainkitError becomes one `Error: ...` line on stderr and
+exit status 1; click's usage errors exit with 2.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+from typing import Any
+
+import click
+
+from .state import CliState
+
+BUILTIN_COMMANDS = {
+    "init": ("dspy_trainkit.cli.project", "init"),
+    "add": ("dspy_trainkit.cli.examples", "add"),
+    "list": ("dspy_trainkit.cli.examples", "list_examples"),
+    "show": ("dspy_trainkit.cli.examples", "show"),
+    "stats": ("dspy_trainkit.cli.examples", "stats"),
+    "plugins": ("dspy_trainkit.cli.plugins", "plugins"),
+    "config": ("dspy_trainkit.cli.project", "config"),
+}
+
+
+class TrainkitGroup(click.Group):
+    """A group that imports built-in commands on demand and asks plugins for theirs."""
+
+    def _plugin_commands(self, ctx: click.Context) -> dict[str, click.Command]:
+        state: CliState = ctx.ensure_object(CliState)
+        if state.plugin_commands is None:
+            group = click.Group()
+            state.plugin_commands = {}
+            try:
+                state.plugin_manager().hook.register_commands(cli=group)
+            except Exception as exc:  # help must work even with a broken config or plugin
+                from ..errors import TrainkitError
+
+                if not isinstance(exc, TrainkitError):
+                    raise
+                state.plugin_error = str(exc)
+                return {}
+            state.plugin_commands = {n: c for n, c in group.commands.items() if n not in BUILTIN_COMMANDS}
+        return state.plugin_commands
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*BUILTIN_COMMANDS, *self._plugin_commands(ctx)})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in BUILTIN_COMMANDS:
+            module, attr = BUILTIN_COMMANDS[name]
+            return getattr(importlib.import_module(module), attr)
+        return self._plugin_commands(ctx).get(name)
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> Any:
+        name, command, rest = super().resolve_command(ctx, args)
+        state: CliState = ctx.ensure_object(CliState)
+        if command is None and state.plugin_error:
+            raise click.UsageError(f"no such command {args[0]!r} (plugins could not load: {state.plugin_error})")
+        return name, command, rest
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from ..errors import TrainkitError
+
+        try:
+            return super().invoke(ctx)
+        except TrainkitError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+        finally:
+            ctx.ensure_object(CliState).close()
+
+
+@click.group(cls=TrainkitGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--db", metavar="URL", help="Store URL (sqlite:///file.db or postgresql://...); "
+              "overrides store.url and TRAINKIT_STORE_URL.")
+@click.option("--config", "config_path", metavar="FILE", type=click.Path(dir_okay=False),
+              help="Settings file (default: the nearest trainkit.toml, or TRAINKIT_CONFIG).")
+@click.option("--disable-plugin", "disable", metavar="NAME", multiple=True,
+              help="Do not load this plugin (repeatable; adds to TRAINKIT_DISABLE_PLUGINS).")
+@click.option("--strict-plugins", is_flag=True, default=None,
+              help="Fail when any plugin cannot load (as TRAINKIT_STRICT_PLUGINS=1).")
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.version_option(package_name="dspy-trainkit", prog_name="trainkit")
+@click.pass_context
+def cli(ctx: click.Context, db: str | None, config_path: str | None, disable: tuple[str, ...],
+        strict_plugins: bool | None, verbose: int) -> None:
+    """trainkit: training data for DSPy programs.
+
+    Collect, import, validate, score and curate examples in one store, and hand reproducible dspy.Example
+    trainsets to DSPy optimizers. Start with `trainkit init`, then `trainkit add` and `trainkit stats`.
+    """
+    level = logging.WARNING - 10 * verbose
+    logging.basicConfig(level=max(level, logging.DEBUG), format="trainkit: %(levelname)s: %(message)s",
+                        stream=sys.stderr)
+    state = ctx.ensure_object(CliState)
+    state.db, state.config_path, state.disable, state.strict = db, config_path, disable, strict_plugins
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="trainkit")

@@ -1,0 +1,47 @@
+"""Printing for commands: JSON for machines (`--json`), short aligned tables and key/value blocks for people."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import click
+import orjson
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+
+
+def echo_json(data: Any) -> None:
+    click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode())
+
+
+def echo_json_stream(items: Iterable[Any]) -> None:
+    """A JSON array written item by item, so a long listing never sits in memory whole."""
+    first = True
+    click.echo("[", nl=False)
+    for item in items:
+        click.echo(("\n  " if first else ",\n  ") + orjson.dumps(item).decode(), nl=False)
+        first = False
+    click.echo("\n]" if not first else "]")
+
+
+def echo_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
+    """Print rows under headers with columns padded to fit; returns the number of rows."""
+    rows = [["" if v is None else str(v) for v in row] for row in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
+    click.echo("  ".join(h.upper().ljust(w) for h, w in zip(headers, widths)).rstrip())
+    for row in rows:
+        click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
+    return len(rows)
+
+
+def when(timestamp: float | None) -> str:
+    if timestamp is None:
+        return "-"
+    return dt.datetime.fromtimestamp(timestamp, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def preview(value: Any, width: int = 40) -> str:
+    text = " ".join(str(value).split())
+    return text if len(text) <= width else text[: width - 1] + "…"

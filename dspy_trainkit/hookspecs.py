@@ -1,0 +1,154 @@
+"""Hook specifications: the whole contract between the trainkit core and its plugins.
+
+Every feature, built-in or third-party, is a plugin implementing some of these hooks and registered under the
+entry-point group ``dspy_trainkit``. Each spec says when it is called, what each argument is, what to return and
+how results combine. ``docs/hooks.md`` has one section per hook; a test fails when one is missing.
+
+Conventions shared by all hooks:
+
+* ``context`` is the open :class:`~dspy_trainkit.kit.Kit` (settings, store, plugin manager, logger). Plugins
+  read everything through it and never reach for globals.
+* Batch hooks (``validate``, ``score``) receive a list of examples and answer with a mapping keyed by the index
+  in that list. Returning ``None`` or an empty mapping means "nothing to say". They are called one plugin at a
+  time so that every finding and score is attributed to the plugin that made it, and an exception is reported
+  with the plugin's name and the hook.
+* Registry hooks (``import_format``, ``synthesize``, ``storage_backend``) receive a ``register`` callback; the
+  core validates and names each registration, and a clash between two plugins is an error naming both.
+* Plugins import heavy libraries (dspy, psycopg2, ...) inside their functions, so that loading plugins stays
+  cheap and ``trainkit --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import click
+
+    from .kit import Kit
+    from .models import Event, Example, Finding
+
+PROJECT = "dspy_trainkit"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec
+def collect(record: Any, context: Kit) -> Example | list[Example] | None:
+    """Turn one output of a running pipeline into candidate examples.
+
+    Called for every record handed to collection (``kit.collect``, the collector decorator, the DSPy
+    callback), before the intake pipeline. ``record`` is whatever the caller captured: typically a mapping with
+    ``task``, ``inputs``, ``outputs`` and labels, or a ``dspy.Prediction``. Return an :class:`Example`, a list of
+    them, or ``None`` when this plugin does not recognise the record.
+
+    Calling mode: all results; every returned example enters intake.
+    """
+
+
+@hookspec
+def validate(examples: list[Example], context: Kit) -> dict[int, list[Finding]] | None:
+    """Check a batch of examples before they are stored.
+
+    Called once per intake batch (up to ``intake.batch_size`` examples), after normalisation and before
+    deduplication and scoring. ``examples`` are the batch's examples in order. Return a mapping from an index in
+    ``examples`` to the :class:`Finding` objects for that example, or ``None``. A finding with severity
+    ``error`` rejects the example; ``warning`` sends it to review (status ``candidate``).
+
+    Calling mode: all results, one plugin at a time; findings are tagged with the plugin's name. A plugin that
+    raises aborts the batch before anything of it is written, with an error naming the plugin.
+    """
+
+
+@hookspec
+def score(examples: list[Example], context: Kit) -> dict[int, dict[str, float]] | None:
+    """Score a batch of examples on one or more quality dimensions.
+
+    Called once per intake batch, after validation and deduplication, for the examples not already rejected, and
+    again by re-scoring. Return a mapping from an index in ``examples`` to ``{dimension: score}`` with scores in
+    0..1, or ``None``. Overall quality is the weighted mean of all dimensions (weights from the task's settings,
+    default 1). Two plugins reporting the same dimension is an error naming both.
+
+    Calling mode: all results, one plugin at a time. A plugin that raises aborts the batch before anything of it
+    is written, with an error naming the plugin.
+    """
+
+
+@hookspec(firstresult=True)
+def convert(examples: list[Example], target: str, context: Kit) -> Any | None:
+    """Convert stored examples into another representation, such as ``dspy.Example`` objects.
+
+    Called when a trainset or export in format ``target`` is requested (``"dspy"``, ``"openai-chat"``, ...).
+    Return the converted object (for ``"dspy"``: a list of ``dspy.Example`` with inputs marked), or ``None`` when
+    this plugin does not handle ``target``.
+
+    Calling mode: first result; the first plugin that returns something other than ``None`` wins.
+    """
+
+
+@hookspec
+def import_format(register: Callable[..., None]) -> None:
+    """Register readers for file formats that ``trainkit import`` understands.
+
+    Called once when the kit is opened. Call ``register(name, extensions, reader)`` for each format: ``name``
+    is the format's canonical name (``"jsonl"``), ``extensions`` a tuple of file endings without the dot, and
+    ``reader(path, options)`` an iterator of ``(position, record)`` pairs, where ``position`` names the place in
+    the file (``"line 12"``) for error messages and ``record`` is a mapping or an exception describing why that
+    record could not be read.
+
+    Calling mode: all plugins are called; return value ignored.
+    """
+
+
+@hookspec
+def synthesize(register: Callable[..., None]) -> None:
+    """Register strategies that make new examples from existing ones or from templates.
+
+    Called once when the kit is opened. Call ``register(strategy)`` with an object that has a ``name``
+    attribute and a ``generate(seeds, count, context)`` method returning candidate examples; they enter the
+    intake pipeline like any other source.
+
+    Calling mode: all plugins are called; return value ignored.
+    """
+
+
+@hookspec
+def on_data_changed(event: Event, context: Kit) -> None:
+    """Be told about a change that has been committed to the store.
+
+    Called after every committed mutation (examples added, edited, status changed, archived), with the
+    :class:`Event` that the store also wrote to its append-only events table in the same transaction. Use it to
+    invalidate anything derived from data (caches, readiness, triggers). A plugin that raises is logged with its
+    name; the change itself stays committed.
+
+    Calling mode: all plugins are called; return value ignored.
+    """
+
+
+@hookspec
+def storage_backend(register: Callable[..., None]) -> None:
+    """Register store implementations, chosen by the scheme of the store URL.
+
+    Called once when a store is opened. Call ``register(scheme, factory)`` for each URL scheme handled, where
+    ``factory(url, settings, *, create)`` returns an object implementing :class:`~dspy_trainkit.store.Store`;
+    with ``create=False`` it must raise :class:`~dspy_trainkit.errors.StoreError` when the store does not exist
+    yet instead of making an empty one (so a mistyped path is reported, not silently created).
+
+    Calling mode: all plugins are called; a scheme registered twice is an error naming both plugins.
+    """
+
+
+@hookspec
+def register_commands(cli: click.Group) -> None:
+    """Add commands to the ``trainkit`` command line.
+
+    Called once when the CLI starts, with the top-level click group. Add commands with ``cli.add_command(...)``
+    or the ``@cli.command()`` decorator. Keep the module cheap to import: import heavy libraries inside the
+    command functions so that ``trainkit --help`` stays fast.
+
+    Calling mode: all plugins are called; return value ignored.
+    """

@@ -1,0 +1,139 @@
+"""The open kit: settings, plugin manager, store and logger in one object, and the Python API on top.
+
+A `Kit` is the `context` every data hook receives, so plugins never reach for globals. Pipeline authors use it
+directly:
+
+    import dspy_trainkit as tk
+    with tk.open("sqlite:///trainkit.db") as kit:
+        kit.add(task="qa", inputs={"question": "2+2?"}, outputs={"answer": "4"})
+        print(kit.stats())
+"""
+
+from __future__ import annotations
+
+import logging
+
+import attrs
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from .errors import NotFoundError, PluginError
+from .intake import Intake, IntakeReport, to_example
+from .models import Event, Example
+from .plugins import TrainkitPluginManager, call_each, make_plugin_manager
+from .settings import Settings, load_settings, resolve_store_url
+from .store import GROUP_COLUMNS, ExampleQuery, Store, open_store
+
+log = logging.getLogger("dspy_trainkit")
+
+
+class Kit:
+    """An open trainkit project. Close it (or use `with`) to release the store."""
+
+    def __init__(self, settings: Settings, pm: TrainkitPluginManager, store: Store):
+        self.settings = settings
+        self.pm = pm
+        self.store = store
+        self.log = log
+        self._intake = Intake(self)
+
+    # -- lifecycle ---------------------------------------------------------------------------------------
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Kit:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- writing -----------------------------------------------------------------------------------------
+    def add(self, example: Example | Mapping[str, Any] | None = None, /, *, actor: str = "api",
+            reason: str = "", **fields: Any) -> Example:
+        """Add one example (an Example, a mapping, or fields as keywords) through intake; return it as stored.
+
+        A malformed example raises ValidationError; a duplicate returns the example stored before.
+        """
+        record = example if example is not None else {"source": "manual", **fields}
+        candidate = to_example(record, {}, self.settings.default_task)
+        report = self.add_many([candidate], actor=actor, reason=reason)
+        if report.ids:
+            return self.get(report.ids[0])
+        stored = self.store.find_by_hash(candidate.task, candidate.content_hash)
+        if stored is None:  # pragma: no cover - only if another writer removed it in between
+            raise NotFoundError(f"example {candidate.id} was neither stored nor found as a duplicate")
+        return stored
+
+    def add_many(self, records: Iterable[Example | Mapping[str, Any]], *, defaults: Mapping[str, Any] | None = None,
+                 actor: str = "api", reason: str = "", progress: Any = None) -> IntakeReport:
+        """Add many examples through the intake pipeline in batches; returns counts and per-record problems."""
+        positioned = ((f"record {n}", rec) for n, rec in enumerate(records, start=1))
+        return self.intake(positioned, defaults=defaults, actor=actor, reason=reason, progress=progress)
+
+    def intake(self, items: Iterable[tuple[str, Any]], **options: Any) -> IntakeReport:
+        """Run `(position, record)` pairs through intake (what importers and collectors call)."""
+        return self._intake.run(items, **options)
+
+    def notify(self, event: Event) -> None:
+        """Tell `on_data_changed` plugins about a committed change; a failing plugin is logged, not raised."""
+        try:
+            call_each(self.pm, "on_data_changed", event=event, context=self)
+        except PluginError as exc:
+            self.log.error("%s (the change itself is committed)", exc)
+
+    # -- reading -----------------------------------------------------------------------------------------
+    def get(self, example_id: str) -> Example:
+        """The example with this id or unique id prefix."""
+        example = self.store.get(example_id)
+        if example is not None:
+            return example
+        matches = self.store.ids_with_prefix(example_id) if len(example_id) >= 4 else []
+        if len(matches) == 1:
+            return self.store.get(matches[0])
+        if len(matches) > 1:
+            raise NotFoundError(f"example id prefix {example_id!r} is ambiguous; give more characters")
+        raise NotFoundError(f"no example with id {example_id!r} in {self.settings.store_url} "
+                            "(see `trainkit list`)")
+
+    def examples(self, **filters: Any) -> Iterator[Example]:
+        """Stream examples matching the filters of ExampleQuery (task, status, domain, ..., limit, offset)."""
+        return self.store.iter_examples(ExampleQuery(**filters))
+
+    def count(self, **filters: Any) -> int:
+        return self.store.count(ExampleQuery(**filters))
+
+    def stats(self, **filters: Any) -> dict[str, Any]:
+        """Counts in total and by task, status, source, and domain/topic/difficulty."""
+        query = ExampleQuery(**filters)
+        result: dict[str, Any] = {"total": self.store.count(query)}
+        for column in GROUP_COLUMNS:
+            result[f"by_{column}"] = {key[0] if key[0] is not None else "(none)": n
+                                      for key, n in self.store.group_counts([column], query)}
+        result["by_cell"] = [{"domain": k[0], "topic": k[1], "difficulty": k[2], "count": n}
+                             for k, n in self.store.group_counts(["domain", "topic", "difficulty"], query)]
+        return result
+
+    def events(self, example_id: str | None = None, since: float | None = None) -> Iterator[Event]:
+        return self.store.iter_events(example_id=example_id, since=since)
+
+
+def open(url: str | None = None, *, config: str | Path | None = None, settings: Settings | None = None,  # noqa: A001
+         plugins: Sequence[tuple[str, Any]] = (), disable: Iterable[str] = (),
+         env: Mapping[str, str] | None = None, pm: TrainkitPluginManager | None = None,
+         create: bool = True) -> Kit:
+    """Open a trainkit project.
+
+    `url` overrides the store URL from settings (a relative SQLite path is taken from the current folder);
+    `config` names a trainkit.toml (default: the nearest one); `plugins` are extra `(name, plugin)` pairs to
+    register (for programs and tests); `disable` adds plugin names to the deny-list; `pm` reuses a plugin
+    manager; `create=False` refuses to create a store that does not exist yet.
+    """
+    if settings is None:
+        settings = load_settings(config, env=env)
+    if url is not None:
+        settings = attrs.evolve(settings, store_url=resolve_store_url(url, Path.cwd()))
+    if pm is None:
+        pm = make_plugin_manager(load=settings.load_plugins, disable=(*settings.disable_plugins, *disable),
+                                 strict=settings.strict_plugins, extra_plugins=plugins)
+    return Kit(settings, pm, open_store(settings.store_url, settings, pm, create=create))

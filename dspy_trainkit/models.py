@@ -1,0 +1,225 @@
+"""The core value objects: Example, Finding, Event, Snapshot.
+
+They are frozen attrs classes: a change makes a new value (`attrs.evolve`), so an example handed to a plugin or
+held by a snapshot cannot be altered behind anyone's back. Every field a user can get wrong is validated here,
+once, with a message that names the field; plugins and stores can then trust what they receive.
+Times are UTC epoch seconds (floats): cheap to store, index and compare at millions of rows.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import re
+import time
+import unicodedata
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+import orjson
+
+from .errors import ValidationError
+from .ids import new_id
+
+SOURCES = ("collected", "bootstrap", "imported", "synthetic", "manual")
+STATUSES = ("candidate", "accepted", "rejected", "archived")
+SEVERITIES = ("error", "warning", "info")
+TASK_NAME = re.compile(r"^[A-Za-z_][\w.\-]*$")
+FIELD_NAME = re.compile(r"^[A-Za-z_]\w*$")
+
+
+def _fail(field: str, message: str) -> None:
+    raise ValidationError(f"{field}: {message}")
+
+
+def _check_task(_inst: Any, _attr: Any, value: Any) -> None:
+    if not isinstance(value, str) or not TASK_NAME.match(value):
+        _fail("task", f"{value!r} is not a task name (letters, digits, '_', '.', '-'; starting with a letter)")
+
+
+def _check_optional_label(inst: Any, attr: attrs.Attribute, value: Any) -> None:
+    if value is not None and (not isinstance(value, str) or not value.strip()):
+        _fail(attr.name, f"{value!r} must be a non-empty string or absent")
+
+
+def _check_choice(choices: tuple[str, ...]):
+    def check(_inst: Any, attr: attrs.Attribute, value: Any) -> None:
+        if value not in choices:
+            _fail(attr.name, f"{value!r} is not one of {', '.join(choices)}")
+
+    return check
+
+
+def _check_fields(_inst: Any, attr: attrs.Attribute, value: Any) -> None:
+    if not isinstance(value, dict):
+        _fail(attr.name, f"must be a mapping of field name to value, got {type(value).__name__}")
+    for key in value:
+        if not isinstance(key, str) or not FIELD_NAME.match(key):
+            _fail(attr.name, f"{key!r} is not a valid field name (a Python identifier, as DSPy signatures need)")
+
+
+def _check_json_mapping(_inst: Any, attr: attrs.Attribute, value: Any) -> None:
+    if not isinstance(value, dict):
+        _fail(attr.name, f"must be a mapping, got {type(value).__name__}")
+
+
+def _check_scores(_inst: Any, _attr: Any, value: Any) -> None:
+    if not isinstance(value, dict):
+        _fail("scores", f"must be a mapping of dimension to a number in 0..1, got {type(value).__name__}")
+    for dimension, score in value.items():
+        _check_unit(f"scores.{dimension}", score)
+
+
+def _check_unit(field: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
+        _fail(field, f"{value!r} must be a number between 0 and 1")
+
+
+def _check_quality(_inst: Any, _attr: Any, value: Any) -> None:
+    if value is not None:
+        _check_unit("quality", value)
+
+
+def _as_dict(value: Any) -> Any:
+    """Accept any mapping (a dspy.Example's store, a MappingProxy) and keep a plain dict."""
+    return dict(value) if isinstance(value, Mapping) and not isinstance(value, dict) else value
+
+
+def _normalise_text(value: Any) -> Any:
+    """What makes two contents "the same" for dedup: NFC text, unified newlines, no outer whitespace."""
+    if isinstance(value, str):
+        return unicodedata.normalize("NFC", value.replace("\r\n", "\n")).strip()
+    if isinstance(value, dict):
+        return {str(k): _normalise_text(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_normalise_text(v) for v in value]
+    return value
+
+
+def content_hash(task: str, inputs: Mapping[str, Any], outputs: Mapping[str, Any]) -> str:
+    """sha256 of the normalised task, inputs and outputs: equal for examples a user would call duplicates."""
+    payload = {"task": task, "inputs": _normalise_text(dict(inputs)), "outputs": _normalise_text(dict(outputs))}
+    try:
+        data = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+    except TypeError as exc:
+        raise ValidationError(f"inputs/outputs: values must be JSON data (text, numbers, lists, maps): {exc}") from None
+    return hashlib.sha256(data).hexdigest()
+
+
+@attrs.frozen(kw_only=True)
+class Finding:
+    """One validation result. `error` rejects the example; `warning` sends it to review or lowers its score."""
+
+    severity: str = attrs.field(validator=_check_choice(SEVERITIES))
+    code: str = attrs.field(validator=attrs.validators.instance_of(str))
+    message: str = attrs.field(validator=attrs.validators.instance_of(str))
+    field: str | None = None
+    plugin: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return attrs.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Finding:
+        return cls(**data)
+
+
+@attrs.frozen(kw_only=True)
+class Example:
+    """One training example for one task (a DSPy program or signature).
+
+    `inputs` and `outputs` hold the signature's input and output fields; they must not share a name, because a
+    `dspy.Example` has one flat namespace. `content_hash` is derived from task, inputs and outputs and is what
+    exact deduplication and snapshots compare.
+    """
+
+    task: str = attrs.field(validator=_check_task)
+    inputs: dict[str, Any] = attrs.field(converter=_as_dict, validator=_check_fields)
+    outputs: dict[str, Any] = attrs.field(factory=dict, converter=_as_dict, validator=_check_fields)
+    id: str = attrs.field(factory=new_id, validator=attrs.validators.instance_of(str))
+    domain: str | None = attrs.field(default=None, validator=_check_optional_label)
+    topic: str | None = attrs.field(default=None, validator=_check_optional_label)
+    difficulty: str | None = attrs.field(default=None, validator=_check_optional_label)
+    source: str = attrs.field(default="manual", validator=_check_choice(SOURCES))
+    status: str = attrs.field(default="candidate", validator=_check_choice(STATUSES))
+    scores: dict[str, float] = attrs.field(factory=dict, validator=_check_scores)
+    quality: float | None = attrs.field(default=None, validator=_check_quality)
+    findings: tuple[Finding, ...] = attrs.field(default=(), converter=tuple)
+    provenance: dict[str, Any] = attrs.field(factory=dict, converter=_as_dict, validator=_check_json_mapping)
+    metadata: dict[str, Any] = attrs.field(factory=dict, converter=_as_dict, validator=_check_json_mapping)
+    created_at: float = attrs.field(factory=time.time)
+    updated_at: float = attrs.field(default=attrs.Factory(lambda self: self.created_at, takes_self=True))
+    last_used_at: float | None = None
+
+    def __attrs_post_init__(self) -> None:
+        shared = self.inputs.keys() & self.outputs.keys()
+        if shared:
+            _fail("outputs", f"field(s) {', '.join(sorted(shared))} appear in both inputs and outputs")
+
+    @functools.cached_property
+    def content_hash(self) -> str:
+        return content_hash(self.task, self.inputs, self.outputs)
+
+    def evolve(self, **changes: Any) -> Example:
+        """A copy with `changes` applied and `updated_at` moved to now (the content hash follows the content)."""
+        changes.setdefault("updated_at", time.time())
+        return attrs.evolve(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready data, including the content hash."""
+        data = attrs.asdict(self, recurse=False)
+        data["findings"] = [f.to_dict() for f in self.findings]
+        data["content_hash"] = self.content_hash
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Example:
+        """Build from `to_dict` output or user JSON; unknown keys are an error naming them."""
+        known = {a.name for a in attrs.fields(cls)}
+        values = {k: v for k, v in data.items() if k != "content_hash"}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            _fail(unknown[0], f"unknown example field (known: {', '.join(sorted(known))})")
+        if "findings" in values:
+            values["findings"] = [f if isinstance(f, Finding) else Finding.from_dict(f) for f in values["findings"]]
+        try:
+            return cls(**values)
+        except TypeError as exc:  # a missing required field
+            raise ValidationError(str(exc).replace("__init__() ", "example ")) from None
+
+
+@attrs.frozen(kw_only=True)
+class Event:
+    """A committed change to the store, as `on_data_changed` receives it and the audit trail records it.
+
+    `kind` names the change ("added", "updated", "status_changed", "archived", ...); `details` holds what a
+    reader needs to understand it (for edits: before and after).
+    """
+
+    kind: str = attrs.field(validator=attrs.validators.instance_of(str))
+    example_ids: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    actor: str = "trainkit"
+    reason: str = ""
+    details: dict[str, Any] = attrs.field(factory=dict)
+    time: float = attrs.field(factory=time.time)
+    id: str = attrs.field(factory=new_id)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = attrs.asdict(self)
+        data["example_ids"] = list(self.example_ids)
+        return data
+
+
+@attrs.frozen(kw_only=True)
+class Snapshot:
+    """An immutable, named set of example ids with their content hashes, and the settings that selected it.
+
+    Optimization reads a snapshot so that a result can be reproduced; creating and reading snapshots comes with
+    the lifecycle work, this is the value shape they share.
+    """
+
+    name: str = attrs.field(validator=_check_task)
+    members: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=tuple)
+    config: dict[str, Any] = attrs.field(factory=dict)
+    created_at: float = attrs.field(factory=time.time)

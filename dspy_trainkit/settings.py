@@ -1,0 +1,310 @@
+"""Settings: one typed object from `trainkit.toml`, `TRAINKIT_*` environment variables and options.
+
+Strength grows in that order: a command-line option beats the environment, which beats the file. Unknown keys
+and bad values are errors that name the key, the file and (when it can be found) the line, because a silently
+ignored typo in a quality threshold is worse than a refusal to start.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from .errors import ConfigError
+from .models import TASK_NAME
+
+CONFIG_FILE = "trainkit.toml"
+DEFAULT_DB_FILE = "trainkit.db"
+COLLECTION_MODES = ("automatic", "manual")
+
+
+@attrs.frozen
+class DomainSettings:
+    """Overrides for one domain of a task; `None` means "inherit the task's value"."""
+
+    topics: tuple[str, ...] | None = None
+    difficulties: tuple[str, ...] | None = None
+    min_quality: float | None = None
+    weights: dict[str, float] | None = None
+
+
+@attrs.frozen
+class TaskSettings:
+    """What trainkit knows about one task: its fields, labels and quality rules."""
+
+    name: str
+    signature: str | None = None
+    inputs: tuple[str, ...] | None = None
+    outputs: tuple[str, ...] | None = None
+    collection_mode: str = "automatic"
+    min_quality: float = 0.0
+    weights: dict[str, float] = attrs.field(factory=dict)
+    topics: tuple[str, ...] = ()
+    difficulties: tuple[str, ...] = ()
+    domains: dict[str, DomainSettings] = attrs.field(factory=dict)
+
+    def fields(self) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+        """Declared (inputs, outputs): explicit lists win over a string signature "a, b -> c"; None if unknown.
+
+        A signature given as an import path (`pkg.module:Signature`) needs DSPy and is resolved by conversion.
+        """
+        if self.inputs is not None or self.outputs is not None:
+            return self.inputs or (), self.outputs or ()
+        if self.signature and "->" in self.signature and ":" not in self.signature:
+            left, right = self.signature.split("->", 1)
+            return _names(left), _names(right)
+        return None
+
+    def min_quality_for(self, domain: str | None) -> float:
+        override = self.domains.get(domain) if domain else None
+        return override.min_quality if override and override.min_quality is not None else self.min_quality
+
+    def weights_for(self, domain: str | None) -> dict[str, float]:
+        override = self.domains.get(domain) if domain else None
+        return {**self.weights, **(override.weights or {})} if override else self.weights
+
+
+@attrs.frozen
+class Settings:
+    """The whole configuration of an open kit."""
+
+    store_url: str
+    project_dir: Path
+    config_path: Path | None = None
+    load_plugins: tuple[str, ...] | None = None
+    disable_plugins: tuple[str, ...] = ()
+    strict_plugins: bool = False
+    batch_size: int = 1000
+    default_task: str | None = None
+    tasks: dict[str, TaskSettings] = attrs.field(factory=dict)
+    plugin_config: dict[str, dict[str, Any]] = attrs.field(factory=dict)
+
+    def task(self, name: str) -> TaskSettings:
+        """The settings of task `name`; a task not in the file gets the defaults."""
+        return self.tasks.get(name) or TaskSettings(name=name)
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(part.strip().split(":")[0].strip() for part in text.split(",") if part.strip())
+
+
+# ---- reading ---------------------------------------------------------------------------------------------
+
+class _Reader:
+    """Checks one parsed TOML document key by key, so that every error can name the key and its line."""
+
+    def __init__(self, text: str, path: Path | None):
+        self.text, self.path = text, path
+
+    def where(self, dotted: str) -> str:
+        place = str(self.path) if self.path else "settings"
+        line = self._line_of(dotted)
+        return f"{place}:{line}" if line else place
+
+    def _line_of(self, dotted: str) -> int | None:
+        parts = dotted.split(".")
+        key = re.escape(parts[-1])
+        patterns = [rf'^\s*"?{key}"?\s*=', rf"^\s*\[+\s*{re.escape('.'.join(parts))}\s*\]+"]
+        for number, line in enumerate(self.text.splitlines(), start=1):
+            if any(re.search(p, line) for p in patterns):
+                return number
+        return None
+
+    def fail(self, dotted: str, message: str) -> ConfigError:
+        return ConfigError(f"{self.where(dotted)}: {dotted}: {message}")
+
+    def table(self, data: Any, dotted: str, known: tuple[str, ...] | None) -> dict[str, Any]:
+        if not isinstance(data, dict):
+            raise self.fail(dotted, f"must be a table, got {type(data).__name__}")
+        if known is not None:
+            for key in data:
+                if key not in known:
+                    raise self.fail(f"{dotted}.{key}" if dotted else key,
+                                    f"unknown key; known keys here: {', '.join(known)}")
+        return data
+
+    def string(self, value: Any, dotted: str, choices: tuple[str, ...] | None = None) -> str:
+        if not isinstance(value, str) or not value.strip():
+            raise self.fail(dotted, f"must be a non-empty string, got {value!r}")
+        if choices and value not in choices:
+            raise self.fail(dotted, f"{value!r} is not one of {', '.join(choices)}")
+        return value
+
+    def strings(self, value: Any, dotted: str) -> tuple[str, ...]:
+        if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+            raise self.fail(dotted, f"must be a list of non-empty strings, got {value!r}")
+        return tuple(value)
+
+    def unit(self, value: Any, dotted: str) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+            raise self.fail(dotted, f"must be a number between 0 and 1, got {value!r}")
+        return float(value)
+
+    def weights(self, value: Any, dotted: str) -> dict[str, float]:
+        table = self.table(value, dotted, None)
+        for key, weight in table.items():
+            if isinstance(weight, bool) or not isinstance(weight, int | float) or weight < 0:
+                raise self.fail(f"{dotted}.{key}", f"must be a number >= 0, got {weight!r}")
+        return {k: float(v) for k, v in table.items()}
+
+    def positive_int(self, value: Any, dotted: str) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise self.fail(dotted, f"must be a whole number >= 1, got {value!r}")
+        return value
+
+    def boolean(self, value: Any, dotted: str) -> bool:
+        if not isinstance(value, bool):
+            raise self.fail(dotted, f"must be true or false, got {value!r}")
+        return value
+
+
+_TOP_KEYS = ("store", "plugins", "intake", "default_task", "tasks", "plugin")
+_TASK_KEYS = ("signature", "inputs", "outputs", "collection_mode", "min_quality", "weights", "topics",
+              "difficulties", "domains")
+_DOMAIN_KEYS = ("topics", "difficulties", "min_quality", "weights")
+
+
+def _read_task(r: _Reader, name: str, data: Any) -> TaskSettings:
+    where = f"tasks.{name}"
+    if not TASK_NAME.match(name):
+        raise r.fail(where, "is not a task name (letters, digits, '_', '.', '-')")
+    t = r.table(data, where, _TASK_KEYS)
+    values: dict[str, Any] = {"name": name}
+    for key in ("signature",):
+        if key in t:
+            values[key] = r.string(t[key], f"{where}.{key}")
+    for key in ("inputs", "outputs", "topics", "difficulties"):
+        if key in t:
+            values[key] = r.strings(t[key], f"{where}.{key}")
+    if "collection_mode" in t:
+        values["collection_mode"] = r.string(t["collection_mode"], f"{where}.collection_mode", COLLECTION_MODES)
+    if "min_quality" in t:
+        values["min_quality"] = r.unit(t["min_quality"], f"{where}.min_quality")
+    if "weights" in t:
+        values["weights"] = r.weights(t["weights"], f"{where}.weights")
+    domains = {}
+    for domain, ddata in r.table(t.get("domains", {}), f"{where}.domains", None).items():
+        dwhere = f"{where}.domains.{domain}"
+        d = r.table(ddata, dwhere, _DOMAIN_KEYS)
+        domains[domain] = DomainSettings(
+            topics=r.strings(d["topics"], f"{dwhere}.topics") if "topics" in d else None,
+            difficulties=r.strings(d["difficulties"], f"{dwhere}.difficulties") if "difficulties" in d else None,
+            min_quality=r.unit(d["min_quality"], f"{dwhere}.min_quality") if "min_quality" in d else None,
+            weights=r.weights(d["weights"], f"{dwhere}.weights") if "weights" in d else None,
+        )
+    values["domains"] = domains
+    return TaskSettings(**values)
+
+
+def _from_document(doc: Mapping[str, Any], r: _Reader) -> dict[str, Any]:
+    """The file's values as keyword arguments for Settings (only the keys present)."""
+    top = r.table(dict(doc), "", _TOP_KEYS)
+    values: dict[str, Any] = {}
+    store = r.table(top.get("store", {}), "store", ("url",))
+    if "url" in store:
+        values["store_url"] = r.string(store["url"], "store.url")
+    plugins = r.table(top.get("plugins", {}), "plugins", ("load", "disable", "strict"))
+    if "load" in plugins:
+        values["load_plugins"] = r.strings(plugins["load"], "plugins.load")
+    if "disable" in plugins:
+        values["disable_plugins"] = r.strings(plugins["disable"], "plugins.disable")
+    if "strict" in plugins:
+        values["strict_plugins"] = r.boolean(plugins["strict"], "plugins.strict")
+    intake = r.table(top.get("intake", {}), "intake", ("batch_size",))
+    if "batch_size" in intake:
+        values["batch_size"] = r.positive_int(intake["batch_size"], "intake.batch_size")
+    if "default_task" in top:
+        values["default_task"] = r.string(top["default_task"], "default_task")
+    tasks = r.table(top.get("tasks", {}), "tasks", None)
+    values["tasks"] = {name: _read_task(r, name, data) for name, data in tasks.items()}
+    values["plugin_config"] = {name: r.table(data, f"plugin.{name}", None)
+                               for name, data in r.table(top.get("plugin", {}), "plugin", None).items()}
+    return values
+
+
+def find_config(start: Path) -> Path | None:
+    """The nearest `trainkit.toml` in `start` or its parents, as git finds its repository."""
+    for folder in (start, *start.parents):
+        candidate = folder / CONFIG_FILE
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _env_bool(name: str, value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError(f"environment variable {name}={value!r}: use 1 or 0")
+
+
+def _from_environment(env: Mapping[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    if "TRAINKIT_STORE_URL" in env:
+        values["store_url"] = env["TRAINKIT_STORE_URL"]
+    if "TRAINKIT_LOAD_PLUGINS" in env:
+        values["load_plugins"] = _split(env["TRAINKIT_LOAD_PLUGINS"])
+    if "TRAINKIT_DISABLE_PLUGINS" in env:
+        values["disable_plugins"] = _split(env["TRAINKIT_DISABLE_PLUGINS"])
+    if "TRAINKIT_STRICT_PLUGINS" in env:
+        values["strict_plugins"] = _env_bool("TRAINKIT_STRICT_PLUGINS", env["TRAINKIT_STRICT_PLUGINS"])
+    if "TRAINKIT_BATCH_SIZE" in env:
+        raw = env["TRAINKIT_BATCH_SIZE"]
+        if not raw.isdigit() or int(raw) < 1:
+            raise ConfigError(f"environment variable TRAINKIT_BATCH_SIZE={raw!r}: use a whole number >= 1")
+        values["batch_size"] = int(raw)
+    if env.get("TRAINKIT_DEFAULT_TASK"):
+        values["default_task"] = env["TRAINKIT_DEFAULT_TASK"]
+    return values
+
+
+def _split(value: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in value.split(",") if item.strip())
+
+
+def resolve_store_url(url: str, base: Path) -> str:
+    """Make a relative `sqlite:///file.db` path relative to the project folder, not the current one."""
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        path = url[len("sqlite:///"):]
+        if path and path != ":memory:":
+            return "sqlite:///" + str((base / path).resolve())
+    return url
+
+
+def load_settings(config: str | Path | None = None, *, env: Mapping[str, str] | None = None,
+                  overrides: Mapping[str, Any] | None = None, cwd: Path | None = None) -> Settings:
+    """Read settings: the file (`config`, `$TRAINKIT_CONFIG` or the nearest trainkit.toml), then environment,
+    then `overrides` (command-line options; `None` values are ignored)."""
+    env = os.environ if env is None else env
+    cwd = Path.cwd() if cwd is None else cwd
+    config = config or env.get("TRAINKIT_CONFIG") or None
+    if config is not None:
+        path: Path | None = Path(config)
+        if not path.is_file():
+            raise ConfigError(f"{path}: configuration file not found (run `trainkit init` to create one)")
+    else:
+        path = find_config(cwd)
+    values: dict[str, Any] = {}
+    if path is not None:
+        try:
+            text = path.read_text(encoding="utf-8")
+            doc = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: cannot read: {exc}") from None
+        values.update(_from_document(doc, _Reader(text, path)))
+    values.update(_from_environment(env))
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    project_dir = path.parent.resolve() if path is not None else cwd.resolve()
+    url = values.pop("store_url", None) or f"sqlite:///{DEFAULT_DB_FILE}"
+    return Settings(store_url=resolve_store_url(url, project_dir), project_dir=project_dir, config_path=path,
+                    **values)

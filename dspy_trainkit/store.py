@@ -1,0 +1,135 @@
+"""The store interface that storage plugins implement, and opening a store by URL.
+
+A store keeps examples and the append-only event log. Storage backends are plugins registered through the
+`storage_backend` hook under a URL scheme (`sqlite`, `postgresql`, ...); the core only talks to this interface.
+Writes are batched (one transaction per call) and every mutation writes its Event in the same transaction, so
+the audit trail can never miss a committed change. Reads stream.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from .errors import StoreError
+from .registry import Registration, collect_registrations
+
+if TYPE_CHECKING:
+    import pluggy
+
+    from .models import Event, Example
+    from .settings import Settings
+
+#: Columns `stats` can group by, and `ExampleQuery` can filter on.
+GROUP_COLUMNS = ("task", "status", "source", "domain", "topic", "difficulty")
+
+
+@attrs.frozen(kw_only=True)
+class ExampleQuery:
+    """A filter over examples: exact matches on the label columns, a minimum quality, paging and order."""
+
+    task: str | None = None
+    status: str | None = None
+    source: str | None = None
+    domain: str | None = None
+    topic: str | None = None
+    difficulty: str | None = None
+    min_quality: float | None = None
+    ids: tuple[str, ...] | None = None
+    limit: int | None = None
+    offset: int = 0
+    order: str = "created"  # "created" | "-created" | "-quality"
+
+    def equalities(self) -> dict[str, str]:
+        return {col: getattr(self, col) for col in GROUP_COLUMNS if getattr(self, col) is not None}
+
+
+@attrs.frozen
+class InsertResult:
+    """What a batch insert did: the ids stored and the ones skipped as duplicates (same task + content hash)."""
+
+    inserted: tuple[str, ...]
+    duplicates: tuple[str, ...]
+
+
+class Store(abc.ABC):
+    """What every storage backend provides. Methods are called from one thread per store object."""
+
+    url: str
+
+    @abc.abstractmethod
+    def insert_examples(self, examples: Sequence[Example], event: Event) -> InsertResult:
+        """Insert a batch in one transaction, skipping examples whose (task, content hash) is stored already,
+        and record `event` (with the ids actually inserted) in the same transaction."""
+
+    @abc.abstractmethod
+    def existing_hashes(self, task: str, hashes: Iterable[str]) -> set[str]:
+        """Which of `hashes` are stored for `task` already (for exact dedup before scoring)."""
+
+    @abc.abstractmethod
+    def find_by_hash(self, task: str, content_hash: str) -> Example | None:
+        """The stored example of `task` with this content hash, or None."""
+
+    @abc.abstractmethod
+    def get(self, example_id: str) -> Example | None:
+        """The example with this id, or None."""
+
+    @abc.abstractmethod
+    def ids_with_prefix(self, prefix: str, limit: int = 2) -> list[str]:
+        """Up to `limit` ids starting with `prefix`, so users can type a short unique prefix."""
+
+    @abc.abstractmethod
+    def iter_examples(self, query: ExampleQuery) -> Iterator[Example]:
+        """Stream the examples matching `query`, without loading them all at once."""
+
+    @abc.abstractmethod
+    def count(self, query: ExampleQuery) -> int:
+        """How many examples match `query` (paging ignored)."""
+
+    @abc.abstractmethod
+    def group_counts(self, columns: Sequence[str], query: ExampleQuery) -> list[tuple[tuple[Any, ...], int]]:
+        """Counts of matching examples grouped by `columns` (a subset of GROUP_COLUMNS)."""
+
+    @abc.abstractmethod
+    def iter_events(self, example_id: str | None = None, since: float | None = None) -> Iterator[Event]:
+        """Stream the audit trail in time order, optionally for one example or after a time."""
+
+    @abc.abstractmethod
+    def applied_migrations(self) -> list[str]:
+        """Names of the schema migrations applied to this store, in order."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release connections. Idempotent."""
+
+
+def storage_schemes(pm: pluggy.PluginManager) -> dict[str, Registration]:
+    """Every URL scheme a loaded plugin can open, with the plugin that registered it."""
+
+    def make(plugin: str, scheme: str, factory: Any) -> Registration:
+        if not isinstance(scheme, str) or not scheme.isidentifier():
+            raise ValueError(f"scheme {scheme!r} must be a word such as 'sqlite'")
+        if not callable(factory):
+            raise ValueError(f"factory for scheme {scheme!r} is not callable")
+        return Registration(key=scheme, value=factory, plugin=plugin)
+
+    return collect_registrations(pm, "storage_backend", make)
+
+
+def open_store(url: str, settings: Settings, pm: pluggy.PluginManager, *, create: bool = True) -> Store:
+    """Open the store named by `url` with the backend plugin registered for its scheme.
+
+    With `create=False` a store that does not exist yet is an error (the CLI's commands other than `init`)."""
+    scheme = url.split(":", 1)[0] if ":" in url else ""
+    schemes = storage_schemes(pm)
+    if scheme not in schemes:
+        known = ", ".join(f"{s}://" for s in sorted(schemes)) or "none (is the sqlstore plugin disabled?)"
+        raise StoreError(f"store URL {url!r}: unknown scheme {scheme!r}; known schemes: {known}")
+    store = schemes[scheme].value(url, settings, create=create)
+    if not isinstance(store, Store):
+        raise StoreError(f"plugin {schemes[scheme].plugin!r} returned {type(store).__name__} for {url!r}, "
+                         "which does not implement dspy_trainkit.store.Store")
+    return store

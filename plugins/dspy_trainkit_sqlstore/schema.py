@@ -1,0 +1,114 @@
+"""The store's tables as peewee models, and the named, recorded list of schema migrations.
+
+Models are defined per database (`define_models`) instead of once globally, so that several stores can be
+open in one process (tests, backup into another store) without rebinding shared classes.
+A migration is a `(name, function)` pair; applied names are recorded in `trainkit_migrations`, and a store
+opened by a newer trainkit applies the missing ones in order, each in its own transaction.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import ContextManager
+from types import SimpleNamespace
+
+import peewee as pw
+
+EXAMPLE_COLUMNS = ("id", "task", "content_hash", "inputs", "outputs", "domain", "topic", "difficulty", "source",
+                   "status", "scores", "quality", "findings", "provenance", "metadata", "created_at", "updated_at",
+                   "last_used_at")
+EVENT_COLUMNS = ("id", "time", "kind", "actor", "reason", "example_ids", "details")
+
+
+def define_models(database: pw.Database) -> SimpleNamespace:
+    """The Example, Event and Migration tables bound to `database`."""
+
+    class Base(pw.Model):
+        class Meta:
+            legacy_table_names = False
+
+    class ExampleRow(Base):
+        id = pw.CharField(primary_key=True, max_length=32)
+        task = pw.CharField()
+        content_hash = pw.CharField(max_length=64)
+        inputs = pw.TextField()
+        outputs = pw.TextField()
+        domain = pw.CharField(null=True)
+        topic = pw.CharField(null=True)
+        difficulty = pw.CharField(null=True)
+        source = pw.CharField(max_length=16)
+        status = pw.CharField(max_length=16)
+        scores = pw.TextField()
+        quality = pw.FloatField(null=True)
+        findings = pw.TextField()
+        provenance = pw.TextField()
+        metadata = pw.TextField()
+        created_at = pw.FloatField()
+        updated_at = pw.FloatField()
+        last_used_at = pw.FloatField(null=True)
+
+        class Meta:
+            table_name = "examples"
+            indexes = (
+                (("task", "content_hash"), True),
+                (("task", "status", "domain", "topic", "difficulty"), False),
+                (("task", "quality"), False),
+                (("created_at",), False),
+            )
+
+    class EventRow(Base):
+        id = pw.CharField(primary_key=True, max_length=32)
+        time = pw.FloatField(index=True)
+        kind = pw.CharField(max_length=32)
+        actor = pw.CharField()
+        reason = pw.TextField()
+        example_ids = pw.TextField()
+        details = pw.TextField()
+
+        class Meta:
+            table_name = "events"
+
+    class MigrationRow(Base):
+        name = pw.CharField(primary_key=True)
+        applied_at = pw.FloatField()
+
+        class Meta:
+            table_name = "trainkit_migrations"
+
+    for model in (ExampleRow, EventRow, MigrationRow):
+        model.bind(database, bind_refs=False, bind_backrefs=False)
+    return SimpleNamespace(Example=ExampleRow, Event=EventRow, Migration=MigrationRow)
+
+
+def _initial(models: SimpleNamespace) -> None:
+    models.Example.create_table(safe=True)
+    models.Event.create_table(safe=True)
+
+
+#: Append only. Never rename or reorder an entry once released: stores record these names.
+MIGRATIONS: list[tuple[str, Callable[[SimpleNamespace], None]]] = [
+    ("0001_initial", _initial),
+]
+
+
+def applied(models: SimpleNamespace) -> list[str]:
+    if not models.Migration.table_exists():
+        return []
+    return [row.name for row in models.Migration.select().order_by(models.Migration.applied_at,
+                                                                    models.Migration.name)]
+
+
+def migrate(models: SimpleNamespace, write_transaction: Callable[[], ContextManager]) -> list[str]:
+    """Apply missing migrations, each in an exclusive write transaction so concurrent openers take turns."""
+    with write_transaction():
+        models.Migration.create_table(safe=True)
+    done: list[str] = []
+    for name, step in MIGRATIONS:
+        with write_transaction():
+            if models.Migration.get_or_none(models.Migration.name == name) is not None:
+                continue
+            step(models)
+            models.Migration.create(name=name, applied_at=time.time())
+            done.append(name)
+    return done
