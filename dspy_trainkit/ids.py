@@ -1,21 +1,34 @@
 """Identifiers for examples and events: time-ordered UUIDv7 strings.
 
 Time-ordered keys append to the end of the store's primary-key index instead of splitting random pages, which
-keeps bulk inserts fast at millions of rows, and they sort by creation time without an extra column lookup.
-The layout follows RFC 9562 section 5.7 (48-bit millisecond timestamp, version and variant bits, random rest).
+keeps bulk inserts fast at millions of rows, and listing by id is listing by creation time. The layout follows
+RFC 9562 section 5.7 (48-bit millisecond timestamp, version, variant, 74 random bits), with the monotonic
+random method of section 6.2: within one millisecond a process's ids still increase.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 import time
 import uuid
 
+_RANDOM_BITS = 74
+_lock = threading.Lock()
+_last = (0, 0)  # (milliseconds, 74 random bits) of the previous id
+
 
 def new_id() -> str:
-    """Return a new UUIDv7 as 32 lowercase hex characters."""
-    millis = time.time_ns() // 1_000_000
-    value = (millis & ((1 << 48) - 1)) << 80 | int.from_bytes(os.urandom(10), "big")
-    value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
-    value = (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 4122 variant
+    """Return a new UUIDv7 as 32 lowercase hex characters, greater than the previous one of this process."""
+    global _last
+    with _lock:
+        millis = time.time_ns() // 1_000_000
+        rand = int.from_bytes(os.urandom(10), "big") >> (80 - _RANDOM_BITS)
+        last_millis, last_rand = _last
+        if millis <= last_millis:
+            millis, rand = last_millis, last_rand + 1 + (rand & 0xFFFF)
+            if rand >> _RANDOM_BITS:
+                millis, rand = millis + 1, rand & ((1 << _RANDOM_BITS) - 1)
+        _last = (millis, rand)
+    value = (millis << 80) | (0x7 << 76) | ((rand >> 62) << 64) | (0x2 << 62) | (rand & ((1 << 62) - 1))
     return uuid.UUID(int=value).hex

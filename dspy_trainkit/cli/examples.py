@@ -130,7 +130,7 @@ def list_examples(state: CliState, limit: int, as_json: bool, **filters: Any) ->
     if as_json:
         echo_json_stream(ex.to_dict() for ex in examples)
         return
-    rows = ((ex.id[:12], ex.task, ex.status, ex.source, "/".join(x or "-" for x in (ex.domain, ex.topic,
+    rows = ((ex.id, ex.task, ex.status, ex.source, "/".join(x or "-" for x in (ex.domain, ex.topic,
             ex.difficulty)), "-" if ex.quality is None else f"{ex.quality:.2f}",
             preview(next(iter(ex.inputs.values()), ""))) for ex in examples)
     if echo_table(["id", "task", "status", "source", "domain/topic/difficulty", "quality", "input"], rows) == 0:

@@ -263,7 +263,7 @@ def _connect(url: str, *, create: bool) -> pw.Database:
     except ImportError:
         raise StoreError(f"store {_safe(url)}: PostgreSQL support needs psycopg2; "
                          "install it with: pip install 'dspy-trainkit[postgres]'") from None
-    database = db_url.connect(url.replace("postgres://", "postgresql://", 1), autorollback=True)
+    database = db_url.connect(url.replace("postgres://", "postgresql://", 1))
     try:
         database.connect()
     except pw.OperationalError as exc:

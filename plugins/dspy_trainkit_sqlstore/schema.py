@@ -40,13 +40,13 @@ def define_models(database: pw.Database) -> SimpleNamespace:
         source = pw.CharField(max_length=16)
         status = pw.CharField(max_length=16)
         scores = pw.TextField()
-        quality = pw.FloatField(null=True)
+        quality = pw.DoubleField(null=True)
         findings = pw.TextField()
         provenance = pw.TextField()
         metadata = pw.TextField()
-        created_at = pw.FloatField()
-        updated_at = pw.FloatField()
-        last_used_at = pw.FloatField(null=True)
+        created_at = pw.DoubleField()
+        updated_at = pw.DoubleField()
+        last_used_at = pw.DoubleField(null=True)
 
         class Meta:
             table_name = "examples"
@@ -59,7 +59,7 @@ def define_models(database: pw.Database) -> SimpleNamespace:
 
     class EventRow(Base):
         id = pw.CharField(primary_key=True, max_length=32)
-        time = pw.FloatField(index=True)
+        time = pw.DoubleField(index=True)
         kind = pw.CharField(max_length=32)
         actor = pw.CharField()
         reason = pw.TextField()
@@ -71,7 +71,7 @@ def define_models(database: pw.Database) -> SimpleNamespace:
 
     class MigrationRow(Base):
         name = pw.CharField(primary_key=True)
-        applied_at = pw.FloatField()
+        applied_at = pw.DoubleField()
 
         class Meta:
             table_name = "trainkit_migrations"
