@@ -98,7 +98,8 @@ class Intake:
         if not examples:
             return
         scored = self._score(examples, findings)
-        decided = [self._decide(ex, findings.get(ex.id, []), scores) for ex, scores in zip(examples, scored)]
+        decided = [self._decide(ex, findings.get(ex.id, []), scores)
+                   for ex, scores in zip(examples, scored, strict=True)]
         event = Event(kind="added", example_ids=[ex.id for ex in decided], actor=actor, reason=reason,
                       details={"sources": sorted({ex.source for ex in decided})})
         result = self.kit.store.insert_examples(decided, event)

@@ -12,11 +12,11 @@ directly:
 from __future__ import annotations
 
 import logging
-
-import attrs
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+import attrs
 
 from .errors import NotFoundError, PluginError
 from .intake import Intake, IntakeReport, to_example

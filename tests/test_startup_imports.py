@@ -38,7 +38,7 @@ main()
 def run_cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRAINKIT_")}
     return subprocess.run([sys.executable, "-c", PROBE, *args], cwd=cwd, env={**env, **probe_env(cwd)},
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True)
 
 
 def probe_env(cwd: Path) -> dict[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import click
@@ -66,7 +67,7 @@ def add(state: CliState, task: str | None, inputs: tuple[str, ...], outputs: tup
 
     record: dict[str, Any] = {}
     if from_json:
-        text = click.get_text_stream("stdin").read() if from_json == "-" else from_json
+        text = sys.stdin.read() if from_json == "-" else from_json
         try:
             record = orjson.loads(text)
         except orjson.JSONDecodeError as exc:
