@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
     import click
 
@@ -38,13 +38,15 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
 @hookspec
-def collect(record: Any, context: Kit) -> Example | list[Example] | None:
+def collect(record: Any, context: Kit) -> Example | Mapping[str, Any] | list[Any] | None:
     """Turn one output of a running pipeline into candidate examples.
 
-    Called for every record handed to collection (``kit.collect``, the collector decorator, the DSPy
-    callback), before the intake pipeline. ``record`` is whatever the caller captured: typically a mapping with
-    ``task``, ``inputs``, ``outputs`` and labels, or a ``dspy.Prediction``. Return an :class:`Example`, a list of
-    them, or ``None`` when this plugin does not recognise the record.
+    Called by intake for every record that is not already example data (not an :class:`Example` and not a
+    mapping of example fields): a ``dspy.Example``, a ``dspy.Prediction``, a pipeline's own result object.
+    Return an :class:`Example`, a mapping of example fields (intake fills ``task``, ``source`` and labels
+    from the caller's defaults), a list of those, or ``None`` when this plugin does not recognise the record.
+    Raise :class:`~dspy_trainkit.errors.ValidationError` when the record is recognised but unusable; it is
+    reported for that record and the rest go on.
 
     Calling mode: all results; every returned example enters intake.
     """
@@ -94,13 +96,31 @@ def convert(examples: list[Example], target: str, context: Kit) -> Any | None:
 def import_format(register: Callable[..., None]) -> None:
     """Register readers for file formats that ``trainkit import`` understands.
 
-    Called once when the kit is opened. Call ``register(name, extensions, reader)`` for each format: ``name``
-    is the format's canonical name (``"jsonl"``), ``extensions`` a tuple of file endings without the dot, and
-    ``reader(path, options)`` an iterator of ``(position, record)`` pairs, where ``position`` names the place in
-    the file (``"line 12"``) for error messages and ``record`` is a mapping or an exception describing why that
-    record could not be read.
+    Called once per import. Call ``register(name, extensions, reader)`` for each format: ``name`` is the
+    format's canonical name (``"jsonl"``), ``extensions`` a tuple of file endings without the dot, and
+    ``reader(path, options)`` returns an iterator of ``(position, record)`` pairs, where ``position`` names the
+    place in the file (``"line 12"``, ``"row 3"``) for error messages and ``record`` is a mapping, or an
+    exception saying why that record could not be read (the import goes on with the next one). ``options`` is a
+    :class:`~dspy_trainkit.formats.ReadOptions` (``encoding``). Readers must stream: memory must not grow with
+    the file. A problem with the whole file (wrong encoding) is raised as
+    :class:`~dspy_trainkit.formats.FormatError` with a message saying what to do.
 
-    Calling mode: all plugins are called; return value ignored.
+    Calling mode: all plugins are called; a name registered twice is an error naming both plugins.
+    """
+
+
+@hookspec
+def export_format(register: Callable[..., None]) -> None:
+    """Register writers for file formats that ``trainkit export`` can write.
+
+    Called once per export. Call ``register(name, extensions, writer)`` for each format: ``writer(examples,
+    stream, options)`` writes the iterable of :class:`Example` to the binary file object ``stream`` as it goes
+    (never collecting them all first) and returns how many it wrote; ``options`` is a
+    :class:`~dspy_trainkit.formats.WriteOptions` (``provenance``: also write id, status, scores, provenance and
+    times; ``task_fields``: declared fields per task). What a writer writes, the reader of the same name should
+    read back to the same content hashes.
+
+    Calling mode: all plugins are called; a name registered twice is an error naming both plugins.
     """
 
 

@@ -38,9 +38,14 @@ class Problem:
     record: Any = None
 
 
+#: How many problems a report keeps in memory; all of them are counted and passed to `on_reject`.
+MAX_KEPT_PROBLEMS = 1000
+
+
 @attrs.define
 class IntakeReport:
-    """Counts and problems of one intake run. `read` = stored + duplicates + invalid."""
+    """Counts and problems of one intake run. `read` = stored + duplicates + invalid (+ would-store in a dry
+    run); `rejected` counts examples stored with status rejected; `invalid` records that never became examples."""
 
     read: int = 0
     stored: int = 0
@@ -48,21 +53,24 @@ class IntakeReport:
     candidates: int = 0
     rejected: int = 0
     duplicates: int = 0
+    invalid: int = 0
     problems: list[Problem] = attrs.field(factory=list)
     ids: list[str] = attrs.field(factory=list)
+    dry_run: bool = False
 
-    @property
-    def invalid(self) -> int:
-        return len(self.problems)
+    def add_problem(self, problem: Problem) -> None:
+        self.invalid += 1
+        if len(self.problems) < MAX_KEPT_PROBLEMS:
+            self.problems.append(problem)
 
     def to_dict(self) -> dict[str, Any]:
         data = attrs.asdict(self, recurse=False)
         data["problems"] = [{"position": p.position, "message": p.message} for p in self.problems]
-        data["invalid"] = self.invalid
         return data
 
 
 Positioned = tuple[str, Any]
+RejectCallback = Callable[[str, Any, list[str]], None]
 _STATUS_COUNTERS = {"accepted": "accepted", "candidate": "candidates", "rejected": "rejected"}
 
 
@@ -73,23 +81,37 @@ class Intake:
         self.kit = kit
 
     def run(self, items: Iterable[Positioned], *, defaults: Mapping[str, Any] | None = None,
-            actor: str = "trainkit", reason: str = "",
-            progress: Callable[[IntakeReport], None] | None = None) -> IntakeReport:
-        """Take `(position, record)` pairs; a record is an Example, a mapping of Example fields, or an
-        exception from a reader. `defaults` fill fields a mapping lacks (task, source, labels)."""
-        report = IntakeReport()
+            actor: str = "trainkit", reason: str = "", progress: Callable[[IntakeReport], None] | None = None,
+            dry_run: bool = False, on_reject: RejectCallback | None = None) -> IntakeReport:
+        """Take `(position, record)` pairs; a record is an Example, a mapping of Example fields, an exception
+        from a reader, or anything a `collect` plugin recognises. `defaults` fill fields a mapping lacks.
+        `dry_run` does everything but store and notify. `on_reject(position, record, reasons)` is called for
+        every record that was not stored, or was stored as rejected."""
+        report = IntakeReport(dry_run=dry_run)
+        batch_run = _BatchRun(self.kit, defaults or {}, actor, reason, dry_run, on_reject, report)
         size = self.kit.settings.batch_size
         iterator = iter(items)
         while batch := list(itertools.islice(iterator, size)):
-            self._run_batch(batch, defaults or {}, actor, reason, report)
+            batch_run.run(batch)
             if progress is not None:
                 progress(report)
         return report
 
-    def _run_batch(self, batch: list[Positioned], defaults: Mapping[str, Any], actor: str, reason: str,
-                   report: IntakeReport) -> None:
+
+class _BatchRun:
+    """The pipeline steps for the batches of one `Intake.run` call."""
+
+    def __init__(self, kit: Kit, defaults: Mapping[str, Any], actor: str, reason: str, dry_run: bool,
+                 on_reject: RejectCallback | None, report: IntakeReport):
+        self.kit, self.defaults, self.actor, self.reason = kit, defaults, actor, reason
+        self.dry_run, self.on_reject, self.report = dry_run, on_reject, report
+        self.seen: set[tuple[str, str]] = set()  # a dry run stores nothing, so it remembers what it would have
+
+    def run(self, batch: list[Positioned]) -> None:
+        report = self.report
         report.read += len(batch)
-        examples = list(self._normalise(batch, defaults, report))
+        origins: dict[str, Positioned] = {}
+        examples = list(self._normalise(batch, origins))
         if not examples:
             return
         findings = self._validate(examples)
@@ -100,30 +122,57 @@ class Intake:
         scored = self._score(examples, findings)
         decided = [self._decide(ex, findings.get(ex.id, []), scores)
                    for ex, scores in zip(examples, scored, strict=True)]
-        event = Event(kind="added", example_ids=[ex.id for ex in decided], actor=actor, reason=reason,
-                      details={"sources": sorted({ex.source for ex in decided})})
-        result = self.kit.store.insert_examples(decided, event)
-        report.duplicates += len(result.duplicates)
-        inserted = set(result.inserted)
+        if self.dry_run:
+            inserted, event = {ex.id for ex in decided}, None
+        else:
+            event = Event(kind="added", example_ids=[ex.id for ex in decided], actor=self.actor,
+                          reason=self.reason, details={"sources": sorted({ex.source for ex in decided})})
+            result = self.kit.store.insert_examples(decided, event)
+            report.duplicates += len(result.duplicates)
+            inserted = set(result.inserted)
+            event = attrs.evolve(event, example_ids=result.inserted)
         for ex in decided:
             if ex.id in inserted:
                 report.stored += 1
                 report.ids.append(ex.id)
                 counter = _STATUS_COUNTERS[ex.status]
                 setattr(report, counter, getattr(report, counter) + 1)
-        if result.inserted:
-            self.kit.notify(attrs.evolve(event, example_ids=result.inserted))
+                if ex.status == "rejected" and self.on_reject is not None:
+                    position, record = origins[ex.id]
+                    self.on_reject(position, record, [f"{f.field or 'example'}: {f.message} [{f.code}]"
+                                                      for f in ex.findings if f.severity == "error"])
+        if event is not None and event.example_ids:
+            self.kit.notify(event)
 
-    def _normalise(self, batch: list[Positioned], defaults: Mapping[str, Any],
-                   report: IntakeReport) -> Iterator[Example]:
+    def _normalise(self, batch: list[Positioned], origins: dict[str, Positioned]) -> Iterator[Example]:
         for position, record in batch:
-            if isinstance(record, BaseException):
-                report.problems.append(Problem(position, str(record)))
+            if isinstance(record, BaseException):  # a reader's or mapper's complaint, maybe with the raw record
+                self._problem(position, str(record), getattr(record, "record", None))
                 continue
             try:
-                yield to_example(record, defaults, self.kit.settings.default_task)
+                for candidate in self._candidates(record):
+                    example = to_example(candidate, self.defaults, self.kit.settings.default_task)
+                    origins[example.id] = (position, record)
+                    yield example
             except TrainkitError as exc:
-                report.problems.append(Problem(position, str(exc), record))
+                self._problem(position, str(exc), record)
+
+    def _candidates(self, record: Any) -> list[Any]:
+        """The record itself, or what `collect` plugins make of a record that is not example data."""
+        if isinstance(record, Example | Mapping):
+            return [record]
+        made: list[Any] = []
+        for _plugin, result in call_each(self.kit.pm, "collect", record=record, context=self.kit):
+            made.extend(result if isinstance(result, list) else [result])
+        if not made:
+            raise TrainkitError(f"expected a mapping of example fields, got {type(record).__name__} "
+                                "(and no collect plugin recognises it)")
+        return made
+
+    def _problem(self, position: str, message: str, record: Any) -> None:
+        self.report.add_problem(Problem(position, message, record))
+        if self.on_reject is not None:
+            self.on_reject(position, record, [message])
 
     def _validate(self, examples: list[Example]) -> dict[str, list[Finding]]:
         found: dict[str, list[Finding]] = {}
@@ -146,7 +195,9 @@ class Intake:
             by_task.setdefault(task, []).append(digest)
         stored = {(task, digest) for task, digests in by_task.items()
                   for digest in self.kit.store.existing_hashes(task, digests)}
-        kept = [ex for key, ex in unique.items() if key not in stored]
+        kept = [ex for key, ex in unique.items() if key not in stored and key not in self.seen]
+        if self.dry_run:
+            self.seen.update((ex.task, ex.content_hash) for ex in kept)
         return kept, len(examples) - len(kept)
 
     def _score(self, examples: list[Example], findings: dict[str, list[Finding]]) -> list[dict[str, Any]]:

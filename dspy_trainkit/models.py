@@ -87,9 +87,15 @@ def _as_dict(value: Any) -> Any:
 
 
 def _normalise_text(value: Any) -> Any:
-    """What makes two contents "the same" for dedup: NFC text, unified newlines, no outer whitespace."""
+    """What makes two contents "the same" for dedup: NFC text, unified newlines, no outer whitespace, and
+    scalars compared by their JSON text (4 and "4", true and "true"), since typeless formats such as CSV cannot
+    keep the difference and no user means two different examples by it. None and "" are both "empty"."""
     if isinstance(value, str):
         return unicodedata.normalize("NFC", value.replace("\r\n", "\n")).strip()
+    if value is None:
+        return ""
+    if isinstance(value, bool | int | float):
+        return orjson.dumps(value).decode()
     if isinstance(value, dict):
         return {str(k): _normalise_text(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

@@ -43,6 +43,13 @@ def test_content_hash_ignores_outer_whitespace_newline_style_and_key_order():
     assert a.id != b.id
 
 
+def test_content_hash_treats_scalars_by_their_text_so_typeless_formats_round_trip():
+    assert make(outputs={"answer": 4}).content_hash == make(outputs={"answer": "4"}).content_hash
+    assert make(outputs={"answer": True}).content_hash == make(outputs={"answer": "true"}).content_hash
+    assert make(outputs={"answer": None}).content_hash == make(outputs={"answer": ""}).content_hash
+    assert make(outputs={"answer": 4}).content_hash != make(outputs={"answer": "4.0"}).content_hash
+
+
 def test_content_hash_depends_on_task_inputs_and_outputs_only():
     base = make()
     assert make(outputs={"answer": "5"}).content_hash != base.content_hash

@@ -31,20 +31,37 @@ class TrainkitGroup(click.Group):
     """A group that imports built-in commands on demand and asks plugins for theirs."""
 
     def _plugin_commands(self, ctx: click.Context) -> dict[str, click.Command]:
-        state: CliState = ctx.ensure_object(CliState)
-        if state.plugin_commands is None:
-            group = click.Group()
-            state.plugin_commands = {}
-            try:
-                state.plugin_manager().hook.register_commands(cli=group)
-            except Exception as exc:  # help must work even with a broken config or plugin
-                from ..errors import TrainkitError
+        """Commands added by plugins, each plugin into its own group so that clashes can name both sides."""
+        from ..errors import PluginError, TrainkitError
+        from ..plugins import call_impls, hook_impls
 
-                if not isinstance(exc, TrainkitError):
-                    raise
+        state: CliState = ctx.ensure_object(CliState)
+        if state.plugin_commands is not None:
+            return state.plugin_commands
+        state.apply_options(ctx.params)  # click resolves the subcommand before the group callback runs
+        state.plugin_commands, owners = {}, {}
+        try:
+            impls = hook_impls(state.plugin_manager(), "register_commands")
+        except TrainkitError as exc:  # help must work even with a broken config
+            state.plugin_error = str(exc)
+            return {}
+        for impl in impls:
+            group = click.Group()
+            try:
+                call_impls([impl], "register_commands", cli=group)
+            except PluginError as exc:
                 state.plugin_error = str(exc)
-                return {}
-            state.plugin_commands = {n: c for n, c in group.commands.items() if n not in BUILTIN_COMMANDS}
+                logging.getLogger("dspy_trainkit").warning("%s; its commands are not available", exc)
+                continue
+            for name, command in group.commands.items():
+                owner = "trainkit itself" if name in BUILTIN_COMMANDS else owners.get(name)
+                if owner:
+                    logging.getLogger("dspy_trainkit").warning(
+                        "plugin %r adds command %r, which %s provides already; ignoring the plugin's",
+                        impl.plugin_name, name, owner if owner == "trainkit itself" else f"plugin {owner!r}")
+                    continue
+                owners[name] = impl.plugin_name
+                state.plugin_commands[name] = command
         return state.plugin_commands
 
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -57,11 +74,14 @@ class TrainkitGroup(click.Group):
         return self._plugin_commands(ctx).get(name)
 
     def resolve_command(self, ctx: click.Context, args: list[str]) -> Any:
-        name, command, rest = super().resolve_command(ctx, args)
-        state: CliState = ctx.ensure_object(CliState)
-        if command is None and state.plugin_error:
-            raise click.UsageError(f"no such command {args[0]!r} (plugins could not load: {state.plugin_error})")
-        return name, command, rest
+        try:
+            return super().resolve_command(ctx, args)
+        except click.UsageError as exc:
+            state: CliState = ctx.ensure_object(CliState)
+            if state.plugin_error:
+                raise click.UsageError(f"{exc.message} (a plugin could not add its commands: "
+                                       f"{state.plugin_error})", ctx) from None
+            raise
 
     def invoke(self, ctx: click.Context) -> Any:
         from ..errors import TrainkitError
@@ -76,13 +96,14 @@ class TrainkitGroup(click.Group):
 
 
 @click.group(cls=TrainkitGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--db", metavar="URL", help="Store URL (sqlite:///file.db or postgresql://...); "
+# Global options are eager so that `--disable-plugin X --help` lists commands without X's.
+@click.option("--db", metavar="URL", is_eager=True, help="Store URL (sqlite:///file.db or postgresql://...); "
               "overrides store.url and TRAINKIT_STORE_URL.")
-@click.option("--config", "config_path", metavar="FILE", type=click.Path(dir_okay=False),
+@click.option("--config", "config_path", metavar="FILE", is_eager=True, type=click.Path(dir_okay=False),
               help="Settings file (default: the nearest trainkit.toml, or TRAINKIT_CONFIG).")
-@click.option("--disable-plugin", "disable", metavar="NAME", multiple=True,
+@click.option("--disable-plugin", "disable", metavar="NAME", multiple=True, is_eager=True,
               help="Do not load this plugin (repeatable; adds to TRAINKIT_DISABLE_PLUGINS).")
-@click.option("--strict-plugins", is_flag=True, default=None,
+@click.option("--strict-plugins", is_flag=True, default=None, is_eager=True,
               help="Fail when any plugin cannot load (as TRAINKIT_STRICT_PLUGINS=1).")
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
 @click.version_option(package_name="dspy-trainkit", prog_name="trainkit")
@@ -97,8 +118,7 @@ def cli(ctx: click.Context, db: str | None, config_path: str | None, disable: tu
     level = logging.WARNING - 10 * verbose
     logging.basicConfig(level=max(level, logging.DEBUG), format="trainkit: %(levelname)s: %(message)s",
                         stream=sys.stderr)
-    state = ctx.ensure_object(CliState)
-    state.db, state.config_path, state.disable, state.strict = db, config_path, disable, strict_plugins
+    ctx.ensure_object(CliState).apply_options(ctx.params)
 
 
 def main() -> None:

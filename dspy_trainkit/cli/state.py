@@ -26,6 +26,13 @@ class CliState:
         self._pm: TrainkitPluginManager | None = None
         self._kit: Kit | None = None
 
+    def apply_options(self, params: dict[str, Any]) -> None:
+        """Take the global options (`--db`, `--config`, `--disable-plugin`, `--strict-plugins`)."""
+        self.db = params.get("db")
+        self.config_path = params.get("config_path")
+        self.disable = tuple(params.get("disable") or ())
+        self.strict = params.get("strict_plugins")
+
     def settings(self) -> Settings:
         if self._settings is None:
             from pathlib import Path

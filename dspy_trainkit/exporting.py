@@ -1,0 +1,76 @@
+"""Exporting examples: stream a query's examples through a registered writer into a file, atomically.
+
+The file is written beside its destination and renamed into place when complete, so an interrupted export
+never leaves a truncated file that looks finished.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import TrainkitError
+from .formats import WriteOptions, export_formats, pick_format
+from .store import ExampleQuery
+
+if TYPE_CHECKING:
+    from .kit import Kit
+    from .models import Example
+
+
+def export_examples(kit: Kit, output: Path | None, query: ExampleQuery, *, format_name: str | None = None,
+                    provenance: bool = False, progress: Callable[[int], None] | None = None) -> int:
+    """Write the examples matching `query` to `output` (None: standard output); returns how many."""
+    formats = export_formats(kit.pm)
+    if output is None and format_name is None:
+        raise TrainkitError("give --format when writing to standard output")
+    registration = pick_format(formats, output or Path("-"), format_name, "export")
+    tasks = {query.task} if query.task else {key[0] for key, _ in kit.store.group_counts(["task"], query)}
+    task_fields = {t: f for t in tasks if (f := kit.settings.task(t).fields()) is not None}
+    options = WriteOptions(provenance=provenance, task_fields=task_fields)
+    examples = _counted(kit.store.iter_examples(query), progress)
+    if output is None:
+        return registration.value(examples, sys.stdout.buffer, options)
+    if output.is_dir():
+        raise TrainkitError(f"{output}: is a folder; give a file name")
+    if not output.parent.exists():
+        raise TrainkitError(f"{output}: folder {output.parent} does not exist")
+    fd, temporary = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".part", dir=output.parent)
+    try:
+        with os.fdopen(fd, "wb") as stream:
+            count = registration.value(examples, stream, options)
+        os.replace(temporary, output)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return count
+
+
+def _counted(examples: Iterator[Example], progress: Callable[[int], None] | None) -> Iterator[Example]:
+    count = 0
+    for example in examples:
+        yield example
+        count += 1
+        if progress is not None and count % 1000 == 0:
+            progress(count)
+    if progress is not None:
+        progress(count)
+
+
+def export_record(example: Example, provenance: bool) -> dict[str, Any]:
+    """The example-shaped record that file formats write (and `trainkit import` reads back)."""
+    record: dict[str, Any] = {"task": example.task, "inputs": example.inputs, "outputs": example.outputs}
+    for label in ("domain", "topic", "difficulty"):
+        if getattr(example, label) is not None:
+            record[label] = getattr(example, label)
+    if example.metadata:
+        record["metadata"] = example.metadata
+    if provenance:
+        record.update(id=example.id, status=example.status, source=example.source, quality=example.quality,
+                      scores=example.scores, provenance=example.provenance, content_hash=example.content_hash,
+                      created_at=example.created_at, updated_at=example.updated_at)
+    return record

@@ -1,0 +1,72 @@
+"""Built-in JSON Lines format: one JSON object per line, read and written as a stream.
+
+Reading goes line by line in binary (orjson parses bytes directly), so a million-line file costs the memory
+of one line. A line that is not JSON, not an object, or cut short at the end of the file is reported with its
+line number; the other lines are read. Blank lines are skipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from dspy_trainkit import hookimpl
+from dspy_trainkit.exporting import export_record
+from dspy_trainkit.formats import FormatError, ReadOptions, WriteOptions
+
+
+class RecordError(ValueError):
+    """One line could not be read as a record."""
+
+
+def parse_line(raw: bytes, encoding: str | None) -> Any:
+    """One line's record, or a RecordError saying why not."""
+    try:
+        data = orjson.loads(raw if encoding is None else raw.decode(encoding))
+    except orjson.JSONDecodeError as exc:
+        if "UTF-8" in str(exc):
+            return RecordError("not UTF-8 text; give the file's encoding with --encoding (e.g. latin-1)")
+        return RecordError(f"not valid JSON ({exc})")
+    except (UnicodeDecodeError, LookupError) as exc:
+        return RecordError(f"cannot decode with --encoding {encoding}: {exc}")
+    if not isinstance(data, dict):
+        return RecordError(f"expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def read_jsonl(path: Path, options: ReadOptions) -> Iterator[tuple[str, Any]]:
+    try:
+        stream = path.open("rb")
+    except OSError as exc:
+        raise FormatError(f"{path}: cannot open: {exc.strerror}") from None
+    with stream:
+        for number, raw in enumerate(stream, start=1):
+            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+            if not raw.strip():
+                continue
+            parsed = parse_line(raw, options.encoding)
+            if isinstance(parsed, RecordError) and not raw.endswith(b"\n"):
+                parsed = RecordError(f"{parsed}; the last line looks cut short")
+            yield f"line {number}", parsed
+
+
+def write_jsonl(examples: Iterable[Any], stream: IO[bytes], options: WriteOptions) -> int:
+    count = 0
+    for example in examples:
+        stream.write(orjson.dumps(export_record(example, options.provenance)) + b"\n")
+        count += 1
+    return count
+
+
+@hookimpl
+def import_format(register):
+    register("jsonl", ("jsonl", "ndjson"), read_jsonl)
+
+
+@hookimpl
+def export_format(register):
+    register("jsonl", ("jsonl", "ndjson"), write_jsonl)

@@ -1,0 +1,113 @@
+"""Built-in YAML format (needs PyYAML: `pip install 'dspy-trainkit[yaml]'`): a list of mappings, or a mapping
+holding one list.
+
+Only safe loading is used (no Python objects). Before building any data, the document's node graph is
+measured with aliases expanded, and a document that would expand beyond MAX_NODES nodes (a "billion laughs"
+alias bomb) is refused. A syntax error is one error with its line; nothing from that file is imported.
+Positions name the line where each record starts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from dspy_trainkit import hookimpl
+from dspy_trainkit.exporting import export_record
+from dspy_trainkit.formats import FormatError, ReadOptions, WriteOptions
+
+MAX_NODES = 1_000_000
+
+
+def _yaml() -> Any:
+    try:
+        import yaml
+    except ImportError:
+        raise FormatError("reading YAML needs PyYAML: pip install 'dspy-trainkit[yaml]'") from None
+    return yaml
+
+
+def expanded_size(node: Any, limit: int) -> int:
+    """Nodes in the document with every alias expanded, counted without expanding (memoised per node)."""
+    sizes: dict[int, int] = {}
+
+    def size(current: Any) -> int:
+        key = id(current)
+        if key in sizes:
+            return sizes[key]
+        sizes[key] = 1  # a cycle counts once; safe loading cannot build one anyway
+        children = current.value if isinstance(current.value, list) else []
+        total = 1
+        for child in children:
+            total += sum(size(c) for c in child) if isinstance(child, tuple) else size(child)
+            if total > limit:
+                break
+        sizes[key] = total
+        return total
+
+    return size(node)
+
+
+def read_yaml(path: Path, options: ReadOptions) -> Iterator[tuple[str, Any]]:
+    yaml = _yaml()
+    loader_class = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        text = path.read_text(encoding=options.encoding or "utf-8-sig")
+    except UnicodeDecodeError:
+        raise FormatError(f"{path}: not UTF-8 text; give the file's encoding with --encoding") from None
+    except (OSError, LookupError) as exc:
+        raise FormatError(f"{path}: cannot read: {exc}") from None
+    loader = loader_class(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return
+        if expanded_size(node, MAX_NODES) > MAX_NODES:
+            raise FormatError(f"{path}: the document expands to more than {MAX_NODES:,} nodes through aliases "
+                              "(an alias bomb?); refusing to load it")
+        items = _record_nodes(node, path)
+        for item in items:
+            record = loader.construct_document(item)
+            line = item.start_mark.line + 1
+            yield f"line {line}", record if isinstance(record, dict) else ValueError(
+                f"expected a mapping, got {type(record).__name__}")
+    except yaml.YAMLError as exc:
+        raise FormatError(f"{path}: not valid YAML: {' '.join(str(exc).split())}; nothing was imported from it") \
+            from None
+    finally:
+        loader.dispose()
+
+
+def _record_nodes(node: Any, path: Path) -> list[Any]:
+    if node.tag.endswith(":seq"):
+        return list(node.value)
+    if node.tag.endswith(":map"):
+        lists = [value for _key, value in node.value if value.tag.endswith(":seq")]
+        if len(lists) == 1:
+            return list(lists[0].value)
+    raise FormatError(f"{path}: expected a list of mappings, or a mapping holding exactly one list")
+
+
+def write_yaml(examples: Iterable[Any], stream: IO[bytes], options: WriteOptions) -> int:
+    yaml = _yaml()
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    count = 0
+    for example in examples:
+        text = yaml.dump([export_record(example, options.provenance)], Dumper=dumper, allow_unicode=True,
+                         sort_keys=False, width=1000)
+        stream.write(text.encode("utf-8"))
+        count += 1
+    if count == 0:
+        stream.write(b"[]\n")
+    return count
+
+
+@hookimpl
+def import_format(register):
+    register("yaml", ("yaml", "yml"), read_yaml)
+
+
+@hookimpl
+def export_format(register):
+    register("yaml", ("yaml", "yml"), write_yaml)
