@@ -81,12 +81,16 @@ def score(examples: list[Example], context: Kit) -> dict[int, dict[str, float]] 
 
 
 @hookspec(firstresult=True)
-def convert(examples: list[Example], target: str, context: Kit) -> Any | None:
+def convert(examples: list[Example], target: str, context: Kit, options: dict[str, Any]) -> Any | None:
     """Convert stored examples into another representation, such as ``dspy.Example`` objects.
 
-    Called when a trainset or export in format ``target`` is requested (``"dspy"``, ``"openai-chat"``, ...).
-    Return the converted object (for ``"dspy"``: a list of ``dspy.Example`` with inputs marked), or ``None`` when
-    this plugin does not handle ``target``.
+    Called by ``kit.trainset`` (target ``"dspy"``) and ``kit.convert`` for any target. ``examples`` are the
+    stored examples to convert; ``target`` names the representation (``"dspy"``, ``"openai-chat"``, ...);
+    ``options`` holds target-specific settings (for ``"dspy"``: ``signature``, a DSPy Signature class or string
+    to check fields against). Return a list of converted items, or a
+    :class:`~dspy_trainkit.conversion.ConversionResult` that also names the examples skipped and why, or
+    ``None`` when this plugin does not handle ``target``. Raise
+    :class:`~dspy_trainkit.conversion.ConversionError` when the conversion as a whole cannot work.
 
     Calling mode: first result; the first plugin that returns something other than ``None`` wins.
     """

@@ -19,7 +19,12 @@ from typing import Any
 import attrs
 
 from .errors import NotFoundError, PluginError
+from .conversion import ConversionResult, convert
+from .exporting import export_examples
+from .formats import ReadOptions
+from .importing import ImportReport, import_files
 from .intake import Intake, IntakeReport, to_example
+from .mapping import FieldMap
 from .models import Event, Example
 from .plugins import TrainkitPluginManager, call_each, make_plugin_manager
 from .settings import Settings, load_settings, resolve_store_url
@@ -113,6 +118,45 @@ class Kit:
         result["by_cell"] = [{"domain": k[0], "topic": k[1], "difficulty": k[2], "count": n}
                              for k, n in self.store.group_counts(["domain", "topic", "difficulty"], query)]
         return result
+
+    # -- files and DSPy ----------------------------------------------------------------------------------
+    def import_files(self, paths: Iterable[str | Path], *, task: str | None = None,
+                     input_fields: Sequence[str] | None = None, output_fields: Sequence[str] | None = None,
+                     field_map: Mapping[str, str] | None = None, labels: Mapping[str, str] | None = None,
+                     format: str | None = None, encoding: str | None = None, dry_run: bool = False,  # noqa: A002
+                     on_reject: Any = None, progress: Any = None) -> ImportReport:
+        """Import JSON/JSONL/CSV/YAML files (or any registered format) through intake; see docs/importing.md."""
+        fmap = FieldMap(task=task or self.settings.default_task, renames=dict(field_map or {}),
+                        input_fields=tuple(input_fields) if input_fields else None,
+                        output_fields=tuple(output_fields) if output_fields else None,
+                        labels={k: v for k, v in (labels or {}).items() if v is not None},
+                        task_fields=lambda name: self.settings.task(name).fields())
+        return import_files(self, [Path(p) for p in paths], field_map=fmap, format_name=format,
+                            read_options=ReadOptions(encoding=encoding), dry_run=dry_run, on_reject=on_reject,
+                            progress=progress)
+
+    def export(self, output: str | Path | None, *, format: str | None = None,  # noqa: A002
+               provenance: bool = False, progress: Any = None, **filters: Any) -> int:
+        """Stream the examples matching `filters` to a file (None: stdout) in a registered format."""
+        return export_examples(self, Path(output) if output is not None else None, ExampleQuery(**filters),
+                               format_name=format, provenance=provenance, progress=progress)
+
+    def convert(self, examples: Iterable[Example], target: str, **options: Any) -> ConversionResult:
+        """Convert examples with the `convert` plugins; the result lists what was skipped and why."""
+        return convert(self, list(examples), target, options)
+
+    def trainset(self, task: str, *, status: str | None = "accepted", signature: Any = None,
+                 **filters: Any) -> list[Any]:
+        """`dspy.Example` objects (inputs marked) for `task`, checked against its Signature.
+
+        Examples that lack a field the signature needs are skipped with a logged warning naming each; a
+        signature field that no example has raises ConversionError before any optimizer runs.
+        """
+        examples = list(self.examples(task=task, status=status, **filters))
+        result = self.convert(examples, "dspy", signature=signature)
+        for example_id, reason in result.skipped:
+            self.log.warning("trainset %s: skipped example %s: %s", task, example_id, reason)
+        return result.items
 
     def events(self, example_id: str | None = None, since: float | None = None) -> Iterator[Event]:
         return self.store.iter_events(example_id=example_id, since=since)

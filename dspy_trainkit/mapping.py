@@ -23,6 +23,8 @@ import attrs
 from .errors import TrainkitError
 
 LABELS = ("domain", "topic", "difficulty")
+#: Keys a rejects file adds to a record (position, reasons); ignored when the file is imported again.
+REJECT_KEY_PREFIX = "_trainkit"
 EXAMPLE_KEYS = ("task", "inputs", "outputs", *LABELS, "metadata")
 _MISSING = object()
 
@@ -70,7 +72,7 @@ class FieldMap:
         """Example fields for `record`; raises MappingError naming the problem."""
         if not isinstance(record, Mapping):
             raise MappingError(f"expected a record with named fields, got {type(record).__name__}")
-        fields = self._renamed(record)
+        fields = {k: v for k, v in self._renamed(record).items() if not k.startswith(REJECT_KEY_PREFIX)}
         if isinstance(fields.get("inputs"), Mapping) and not self.input_fields:
             return self._example_shaped(fields)
         return self._flat(fields)

@@ -22,6 +22,8 @@ BUILTIN_COMMANDS = {
     "list": ("dspy_trainkit.cli.examples", "list_examples"),
     "show": ("dspy_trainkit.cli.examples", "show"),
     "stats": ("dspy_trainkit.cli.examples", "stats"),
+    "import": ("dspy_trainkit.cli.transfer", "import_"),
+    "export": ("dspy_trainkit.cli.transfer", "export"),
     "plugins": ("dspy_trainkit.cli.plugins", "plugins"),
     "config": ("dspy_trainkit.cli.project", "config"),
 }

@@ -19,7 +19,9 @@ from dspy_trainkit.formats import FormatError, ReadOptions, WriteOptions
 
 
 class RecordError(ValueError):
-    """One line could not be read as a record."""
+    """One line could not be read as a record; `record` keeps the line's text for the rejects file."""
+
+    record: str | None = None
 
 
 def parse_line(raw: bytes, encoding: str | None) -> Any:
@@ -49,8 +51,10 @@ def read_jsonl(path: Path, options: ReadOptions) -> Iterator[tuple[str, Any]]:
             if not raw.strip():
                 continue
             parsed = parse_line(raw, options.encoding)
-            if isinstance(parsed, RecordError) and not raw.endswith(b"\n"):
-                parsed = RecordError(f"{parsed}; the last line looks cut short")
+            if isinstance(parsed, RecordError):
+                if not raw.endswith(b"\n"):
+                    parsed = RecordError(f"{parsed}; the last line looks cut short")
+                parsed.record = raw.decode("utf-8", errors="replace").rstrip("\r\n")
             yield f"line {number}", parsed
 
 

@@ -1,0 +1,30 @@
+"""Progress for long commands: a live line on a terminal (tqdm), nothing when output is not a terminal."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+
+class Progress:
+    """Counts records as batches finish; silent unless stderr is a terminal and not --quiet."""
+
+    def __init__(self, label: str, *, quiet: bool = False, unit: str = "rec"):
+        self.enabled = not quiet and sys.stderr.isatty()
+        self.bar: Any = None
+        self.done = 0
+        if self.enabled:
+            from tqdm import tqdm
+
+            self.bar = tqdm(desc=label, unit=unit, unit_scale=True, file=sys.stderr, leave=True, dynamic_ncols=True)
+
+    def update(self, done: int, **counts: int) -> None:
+        if self.bar is not None:
+            self.bar.update(done - self.done)
+            if counts:
+                self.bar.set_postfix(counts, refresh=False)
+        self.done = done
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()

@@ -1,0 +1,172 @@
+"""`trainkit import` and `trainkit export`: files in and out, streaming, with progress and a summary."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import IO, Any
+
+import click
+import orjson
+
+from .examples import label_options, pass_state
+from .output import echo_json, json_option
+from .progress import Progress
+from .state import CliState
+
+#: Exit status of an import that stored the good records but rejected some.
+EXIT_SOME_REJECTED = 3
+EXIT_INTERRUPTED = 130
+
+
+def _split_names(value: str | None) -> list[str] | None:
+    return [n.strip() for n in value.split(",") if n.strip()] if value else None
+
+
+class RejectsFile:
+    """Writes each rejected record with its position and reasons as a JSON line, re-importable after a fix."""
+
+    def __init__(self, path: Path | None):
+        self.path, self.count = path, 0
+        self.stream: IO[bytes] | None = path.open("wb") if path else None
+
+    def __call__(self, position: str, record: Any, reasons: list[str]) -> None:
+        self.count += 1
+        if self.stream is None:
+            return
+        info = {"position": position, "reasons": reasons}
+        if isinstance(record, dict):
+            line = {"_trainkit_reject": info, **record}
+        else:
+            line = {"_trainkit_reject": info, "_trainkit_raw": record}
+        self.stream.write(orjson.dumps(line, default=str) + b"\n")
+
+    def close(self) -> None:
+        if self.stream is not None:
+            self.stream.close()
+
+
+@click.command("import")
+@click.argument("files", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--task", "-t", help="Task of the records (default: a 'task' field, or default_task).")
+@click.option("--format", "format_name", help="Read as this format instead of guessing from the extension.")
+@click.option("--map", "maps", multiple=True, metavar="DEST=SOURCE",
+              help="Rename a field; SOURCE may be a dotted path (meta.level), DEST inputs.X / outputs.X / a label.")
+@click.option("--input-fields", metavar="A,B", help="Fields that are inputs (default: the task's signature).")
+@click.option("--output-fields", metavar="C,D", help="Fields that are outputs (default: the task's signature).")
+@label_options[0]
+@label_options[1]
+@label_options[2]
+@click.option("--encoding", help="Text encoding of the files (default UTF-8, BOM or not), e.g. latin-1.")
+@click.option("--dry-run", is_flag=True, help="Read, map, validate and score, but store nothing.")
+@click.option("--rejects", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write rejected records with their reasons to this JSONL file (re-importable).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress line.")
+@json_option
+@pass_state
+def import_(state: CliState, files: tuple[Path, ...], task: str | None, format_name: str | None,
+            maps: tuple[str, ...], input_fields: str | None, output_fields: str | None, domain: str | None,
+            topic: str | None, difficulty: str | None, encoding: str | None, dry_run: bool,
+            rejects: Path | None, quiet: bool, as_json: bool) -> None:
+    """Import examples from JSON, JSONL, CSV or YAML files.
+
+    Every record goes through validation, dedup and scoring. Good records are stored; bad ones are reported
+    with file, line and reason (and written to --rejects). Re-running an import adds nothing new, so an
+    interrupted import can simply be run again.
+
+    \b
+    Exit status: 0 all imported or duplicate, 3 some records rejected, 1 error, 130 interrupted.
+    Example:
+      trainkit import problems.jsonl --task problems --map problem=body.text --rejects bad.jsonl
+    """
+    from ..mapping import parse_map_options
+
+    kit = state.kit()
+    from ..importing import check_paths
+
+    check_paths(kit, list(files), format_name)  # every path checked before anything is read
+    reject_sink = RejectsFile(rejects)
+    bars: dict[str, Progress] = {}
+
+    def progress(name: str, report: Any) -> None:
+        bar = bars.setdefault(name, Progress(f"import {Path(name).name}", quiet=quiet))
+        bar.update(report.read, stored=report.stored, dup=report.duplicates,
+                   rejected=report.invalid + report.rejected)
+
+    try:
+        report = kit.import_files(files, task=task, input_fields=_split_names(input_fields),
+                                  output_fields=_split_names(output_fields), field_map=parse_map_options(maps),
+                                  labels={"domain": domain, "topic": topic, "difficulty": difficulty},
+                                  format=format_name, encoding=encoding, dry_run=dry_run,
+                                  on_reject=reject_sink, progress=progress)
+    except KeyboardInterrupt:
+        click.echo("\ninterrupted: the batches already stored are kept; run the same command again to finish "
+                   "(stored records are skipped as duplicates)", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    finally:
+        for bar in bars.values():
+            bar.close()
+        reject_sink.close()
+    if as_json:
+        echo_json({**report.to_dict(), "dry_run": dry_run, "rejects_file": str(rejects) if rejects else None})
+    else:
+        _print_summary(report, dry_run, rejects)
+    if report.rejected:
+        sys.exit(EXIT_SOME_REJECTED)
+
+
+def _print_summary(report: Any, dry_run: bool, rejects: Path | None) -> None:
+    shown = 0
+    for name, file_report in report.files.items():
+        for problem in file_report.problems:
+            if shown < 20:
+                click.echo(f"{problem.position}: {problem.message}", err=True)
+            shown += 1
+    prefix = "dry run, nothing stored: " if dry_run else ""
+    click.echo(f"{prefix}read {report.read}, imported {report.imported}, duplicates {report.duplicates}, "
+               f"rejected {report.rejected}")
+    if shown > 20:
+        click.echo(f"({shown - 20} more problems not shown{'; all are in ' + str(rejects) if rejects else ''})",
+                   err=True)
+    elif rejects and report.rejected:
+        click.echo(f"rejected records written to {rejects}", err=True)
+
+
+@click.command()
+@click.option("--format", "format_name", help="jsonl, json, csv, yaml, dspy, ... (default: from -o's extension).")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="File to write ('-' for standard output, with --format).")
+@click.option("--task", "-t", help="Only this task (required for --format dspy with several tasks).")
+@click.option("--status", type=click.Choice(["candidate", "accepted", "rejected", "archived"]),
+              help="Only this status (default: all).")
+@label_options[0]
+@label_options[1]
+@label_options[2]
+@click.option("--min-quality", type=click.FloatRange(0, 1), help="Only examples with quality >= this.")
+@click.option("--provenance", is_flag=True, help="Add id, status, source, scores, provenance and times.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress line.")
+@json_option
+@pass_state
+def export(state: CliState, format_name: str | None, output: Path, provenance: bool, quiet: bool, as_json: bool,
+           **filters: Any) -> None:
+    """Export examples to a file, streaming.
+
+    \b
+    The dspy format loads back in DSPy alone:
+      d = json.load(open("train.dspy.json"))
+      trainset = [dspy.Example(**e).with_inputs(*d["input_keys"]) for e in d["examples"]]
+    """
+    query = {k: v for k, v in filters.items() if v is not None}
+    to_stdout = str(output) == "-"
+    bar = Progress(f"export {output.name}", quiet=quiet or to_stdout)
+    try:
+        count = state.kit().export(None if to_stdout else output, format=format_name, provenance=provenance,
+                                   progress=lambda n: bar.update(n), **query)
+    finally:
+        bar.close()
+    if to_stdout:
+        return
+    if as_json:
+        echo_json({"exported": count, "output": str(output)})
+    else:
+        click.echo(f"exported {count} examples to {output}")

@@ -1,0 +1,140 @@
+"""Built-in DSPy bridge: stored examples to `dspy.Example` (checked against the task's Signature), the
+`dspy` export format, and `dspy.Example` records back into the store through `collect`.
+
+DSPy fails quietly when an example's inputs are not marked or its field names do not match the signature: the
+program then sees empty inputs or compares against missing labels. Here the task's Signature (settings:
+`signature = "a, b -> c"` or `"package.module:SignatureClass"`, or the `signature` option) is checked first:
+a signature field that no example has is an error naming the fields that do exist; an example missing a field
+that others have is skipped and reported. DSPy is imported only when a conversion runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterable
+from typing import IO, Any
+
+import orjson
+
+from dspy_trainkit import ValidationError, hookimpl
+from dspy_trainkit.conversion import ConversionError, ConversionResult
+from dspy_trainkit.formats import FormatError, WriteOptions
+
+#: Keys DSPy adds to examples for its own bookkeeping; they are not part of the content.
+DSPY_INTERNAL_KEYS = frozenset({"dspy_uuid", "dspy_split", "augmented"})
+
+
+def resolve_signature(spec: Any) -> Any:
+    """A DSPy Signature class from a class, `"a, b -> c"`, or `"package.module:Name"`."""
+    import dspy
+
+    if isinstance(spec, str) and "->" not in spec and ":" in spec:
+        module_name, _, attr = spec.partition(":")
+        try:
+            spec = getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError) as exc:
+            raise ConversionError(f"signature {spec!r}: cannot import it ({exc}); check the module path and that "
+                                  "it is importable from here") from None
+    try:
+        return dspy.ensure_signature(spec)
+    except Exception as exc:  # DSPy raises several types for a malformed signature string
+        raise ConversionError(f"signature {spec!r} is not a DSPy signature: {exc}") from None
+
+
+def signature_fields(kit: Any, task: str, options: dict[str, Any]) -> tuple[list[str], list[str]] | None:
+    """(inputs, outputs) of the signature to check against, or None when the task declares none."""
+    spec = options.get("signature") or kit.settings.task(task).signature
+    if spec is not None:
+        signature = resolve_signature(spec)
+        return list(signature.input_fields), list(signature.output_fields)
+    declared = kit.settings.task(task).fields()
+    return (list(declared[0]), list(declared[1])) if declared else None
+
+
+def check_fields(examples: list[Any], fields: tuple[list[str], list[str]], task: str) -> list[tuple[str, str]]:
+    """Raise for a signature field no example has; return (id, reason) for examples missing some field."""
+    inputs, outputs = fields
+    seen_inputs = {name for ex in examples for name in ex.inputs}
+    seen_outputs = {name for ex in examples for name in ex.outputs}
+    for kind, wanted, seen in (("input", inputs, seen_inputs), ("output", outputs, seen_outputs)):
+        absent = [name for name in wanted if name not in seen]
+        if absent and examples:
+            raise ConversionError(
+                f"task {task!r}: signature {kind} field(s) {', '.join(absent)} are in none of the "
+                f"{len(examples)} examples, whose {kind}s are {', '.join(sorted(seen)) or 'empty'}; fix the "
+                "signature in trainkit.toml or map the fields when importing")
+    skipped = []
+    for ex in examples:
+        missing = [f"input {n!r}" for n in inputs if n not in ex.inputs]
+        missing += [f"output {n!r}" for n in outputs if n not in ex.outputs]
+        if missing:
+            skipped.append((ex.id, f"missing {', '.join(missing)} required by the signature"))
+    return skipped
+
+
+def to_dspy(example: Any) -> Any:
+    import dspy
+
+    return dspy.Example(**example.inputs, **example.outputs).with_inputs(*example.inputs)
+
+
+@hookimpl
+def convert(examples, target, context, options):
+    if target != "dspy":
+        return None
+    skipped: list[tuple[str, str]] = []
+    by_task: dict[str, list[Any]] = {}
+    for ex in examples:
+        by_task.setdefault(ex.task, []).append(ex)
+    for task, task_examples in by_task.items():
+        fields = signature_fields(context, task, options)
+        if fields is not None:
+            skipped += check_fields(task_examples, fields, task)
+    left_out = {example_id for example_id, _ in skipped}
+    return ConversionResult(items=[to_dspy(ex) for ex in examples if ex.id not in left_out], skipped=skipped)
+
+
+@hookimpl
+def collect(record, context):
+    """A `dspy.Example` with its inputs marked becomes example fields (task and labels from the caller)."""
+    if type(record).__module__.split(".")[0] != "dspy" or not hasattr(record, "_input_keys"):
+        return None
+    input_keys = record._input_keys
+    if not input_keys:
+        raise ValidationError("a dspy.Example without marked inputs: call .with_inputs('field', ...) first, "
+                              "so trainkit knows inputs from labels")
+    data = {k: v for k, v in record.items() if k not in DSPY_INTERNAL_KEYS}
+    return {"inputs": {k: v for k, v in data.items() if k in input_keys},
+            "outputs": {k: v for k, v in data.items() if k not in input_keys}}
+
+
+def write_dspy(examples: Iterable[Any], stream: IO[bytes], options: WriteOptions) -> int:
+    """`{"format", "task", "input_keys", "examples": [flat records]}`; one task per file.
+
+    Load it back with DSPy alone:
+        d = json.load(open(path)); trainset = [dspy.Example(**e).with_inputs(*d["input_keys"]) for e in d["examples"]]
+    """
+    count, task = 0, None
+    for example in examples:
+        if task is None:
+            task = example.task
+            declared = options.task_fields.get(task)
+            input_keys = list(declared[0]) if declared else list(example.inputs)
+            header = {"format": "dspy-trainkit/dspy-examples", "task": task, "input_keys": input_keys}
+            stream.write(orjson.dumps(header)[:-1] + b', "examples": [')
+        elif example.task != task:
+            raise FormatError(f"the dspy format holds one task per file, found {task!r} and {example.task!r}; "
+                              "export with --task")
+        record = {**example.inputs, **example.outputs}  # provenance has no place in a flat DSPy record
+        stream.write((b",\n  " if count else b"\n  ") + orjson.dumps(record))
+        count += 1
+    if task is None:
+        stream.write(b'{"format": "dspy-trainkit/dspy-examples", "task": null, "input_keys": [], "examples": []}\n')
+    else:
+        stream.write(b"\n]}\n")
+    return count
+
+
+@hookimpl
+def export_format(register):
+    register("dspy", ("dspy.json",), write_dspy)
