@@ -18,8 +18,8 @@ from typing import Any
 
 import attrs
 
-from .errors import NotFoundError, PluginError
 from .conversion import ConversionResult, convert
+from .errors import NotFoundError, PluginError
 from .exporting import export_examples
 from .formats import ReadOptions
 from .importing import ImportReport, import_files

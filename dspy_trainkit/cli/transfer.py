@@ -115,19 +115,18 @@ def import_(state: CliState, files: tuple[Path, ...], task: str | None, format_n
         sys.exit(EXIT_SOME_REJECTED)
 
 
-def _print_summary(report: Any, dry_run: bool, rejects: Path | None) -> None:
-    shown = 0
-    for name, file_report in report.files.items():
-        for problem in file_report.problems:
-            if shown < 20:
-                click.echo(f"{problem.position}: {problem.message}", err=True)
-            shown += 1
+def _print_summary(report: Any, dry_run: bool, rejects: Path | None, limit: int = 20) -> None:
+    """Up to `limit` problems on stderr, then the counts; the rest of the problems are in the rejects file."""
+    problems = [p for file_report in report.files.values() for p in file_report.problems]
+    for problem in problems[:limit]:
+        click.echo(f"{problem.position}: {problem.message}", err=True)
     prefix = "dry run, nothing stored: " if dry_run else ""
     click.echo(f"{prefix}read {report.read}, imported {report.imported}, duplicates {report.duplicates}, "
                f"rejected {report.rejected}")
-    if shown > 20:
-        click.echo(f"({shown - 20} more problems not shown{'; all are in ' + str(rejects) if rejects else ''})",
-                   err=True)
+    hidden = report.rejected - min(len(problems), limit)
+    if hidden > 0:
+        where = f"all are in {rejects}" if rejects else "use --rejects FILE to get every one with its reason"
+        click.echo(f"({hidden} more rejected records not shown above; {where})", err=True)
     elif rejects and report.rejected:
         click.echo(f"rejected records written to {rejects}", err=True)
 
