@@ -2,8 +2,9 @@
 
 (a) store: `PeeweeStore.insert_examples(batch, event)` in batches of `--batch` (the intake's default batch size)
     into a fresh file opened the normal way (`PeeweeStore.open("sqlite:///...")`), starting from Example objects
-    whose content hash is already computed (intake computes it when it builds them). The figure includes
-    serialising Examples to rows and writing one audit event per batch.
+    whose content hash is already computed (intake computes it when it builds them; --uncached-hash hands over
+    fresh copies instead, as intake's status step currently does). The figure includes serialising Examples to
+    rows and writing one audit event per batch.
 (b) raw: stdlib sqlite3 `executemany` of rows pre-built as tuples (the same INSERT statement) into a fresh file
     with the same schema (the CREATE statements copied from a store-made file's sqlite_master) and the same
     pragmas (backend.SQLITE_PRAGMAS), one BEGIN IMMEDIATE transaction per batch: the cost of storing alone.
@@ -13,7 +14,7 @@
 Runs alternate (a)(b)[(c)] for `--repeat` rounds, each into a fresh file, and print rows/s per run, the median,
 and the median of the per-round ratios store/raw (target: >= 0.80).
 
-    python benchmarks/store_insert.py [--rows 100000] [--repeat 3] [--through-intake] [--profile]
+    python benchmarks/store_insert.py [--rows 100000] [--repeat 3] [--through-intake] [--uncached-hash] [--profile]
 """
 
 from __future__ import annotations

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-import uuid
 
 _RANDOM_BITS = 74
 _lock = threading.Lock()
@@ -31,4 +30,4 @@ def new_id() -> str:
                 millis, rand = millis + 1, rand & ((1 << _RANDOM_BITS) - 1)
         _last = (millis, rand)
     value = (millis << 80) | (0x7 << 76) | ((rand >> 62) << 64) | (0x2 << 62) | (rand & ((1 << 62) - 1))
-    return uuid.UUID(int=value).hex
+    return f"{value:032x}"

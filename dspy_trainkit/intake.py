@@ -38,8 +38,10 @@ class Problem:
     record: Any = None
 
 
-#: How many problems a report keeps in memory; all of them are counted and passed to `on_reject`.
+#: How many problems and stored ids a report keeps in memory (a million-row import must not hold a million
+#: ids); all problems are counted and passed to `on_reject`, all ids are in the store and its event log.
 MAX_KEPT_PROBLEMS = 1000
+MAX_KEPT_IDS = 10_000
 
 
 @attrs.define
@@ -134,7 +136,8 @@ class _BatchRun:
         for ex in decided:
             if ex.id in inserted:
                 report.stored += 1
-                report.ids.append(ex.id)
+                if len(report.ids) < MAX_KEPT_IDS:
+                    report.ids.append(ex.id)
                 counter = _STATUS_COUNTERS[ex.status]
                 setattr(report, counter, getattr(report, counter) + 1)
                 if ex.status == "rejected" and self.on_reject is not None:
@@ -240,8 +243,8 @@ class _BatchRun:
         provenance = dict(ex.provenance)
         if scores:
             provenance["scorers"] = {d: p for d, (_, p) in scores.items()}
-        return attrs.evolve(ex, status=status, findings=findings, quality=quality, provenance=provenance,
-                            scores={**ex.scores, **{d: v for d, (v, _) in scores.items()}})
+        return ex.with_verdict(status=status, findings=findings, quality=quality, provenance=provenance,
+                               scores={**ex.scores, **{d: v for d, (v, _) in scores.items()}})
 
 
 def to_example(record: Any, defaults: Mapping[str, Any], default_task: str | None = None) -> Example:

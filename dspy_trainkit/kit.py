@@ -11,6 +11,7 @@ directly:
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -130,7 +131,7 @@ class Kit:
                         input_fields=tuple(input_fields) if input_fields else None,
                         output_fields=tuple(output_fields) if output_fields else None,
                         labels={k: v for k, v in (labels or {}).items() if v is not None},
-                        task_fields=lambda name: self.settings.task(name).fields())
+                        task_fields=functools.cache(lambda name: self.settings.task(name).fields()))
         return import_files(self, [Path(p) for p in paths], field_map=fmap, format_name=format,
                             read_options=ReadOptions(encoding=encoding), dry_run=dry_run, on_reject=on_reject,
                             progress=progress)

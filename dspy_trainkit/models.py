@@ -51,12 +51,19 @@ def _check_choice(choices: tuple[str, ...]):
     return check
 
 
+_valid_field_names: set[str] = set()  # names seen valid already: field names repeat across millions of rows
+
+
 def _check_fields(_inst: Any, attr: attrs.Attribute, value: Any) -> None:
     if not isinstance(value, dict):
         _fail(attr.name, f"must be a mapping of field name to value, got {type(value).__name__}")
     for key in value:
+        if key in _valid_field_names:
+            continue
         if not isinstance(key, str) or not FIELD_NAME.match(key):
             _fail(attr.name, f"{key!r} is not a valid field name (a Python identifier, as DSPy signatures need)")
+        if len(_valid_field_names) < 10_000:
+            _valid_field_names.add(key)
 
 
 def _check_json_mapping(_inst: Any, attr: attrs.Attribute, value: Any) -> None:
@@ -89,17 +96,29 @@ def _as_dict(value: Any) -> Any:
 def _normalise_text(value: Any) -> Any:
     """What makes two contents "the same" for dedup: NFC text, unified newlines, no outer whitespace, and
     scalars compared by their JSON text (4 and "4", true and "true"), since typeless formats such as CSV cannot
-    keep the difference and no user means two different examples by it. None and "" are both "empty"."""
-    if isinstance(value, str):
-        return unicodedata.normalize("NFC", value.replace("\r\n", "\n")).strip()
+    keep the difference and no user means two different examples by it. None and "" are both "empty".
+
+    Exact type checks first: this runs for every field of every example on import, and most values are text.
+    """
+    kind = type(value)
+    if kind is str:
+        if "\r" in value:
+            value = value.replace("\r\n", "\n")
+        return (value if value.isascii() else unicodedata.normalize("NFC", value)).strip()
+    if kind is dict:
+        return {str(k): _normalise_text(v) for k, v in value.items()}
     if value is None:
         return ""
-    if isinstance(value, bool | int | float):
+    if kind is bool or kind is int or kind is float:
         return orjson.dumps(value).decode()
-    if isinstance(value, dict):
-        return {str(k): _normalise_text(v) for k, v in value.items()}
+    if isinstance(value, str):
+        return _normalise_text(str(value))
+    if isinstance(value, Mapping):
+        return _normalise_text(dict(value))
     if isinstance(value, list | tuple):
         return [_normalise_text(v) for v in value]
+    if isinstance(value, bool | int | float):
+        return orjson.dumps(value).decode()
     return value
 
 
@@ -171,6 +190,25 @@ class Example:
         """A copy with `changes` applied and `updated_at` moved to now (the content hash follows the content)."""
         changes.setdefault("updated_at", time.time())
         return attrs.evolve(self, **changes)
+
+    def with_verdict(self, *, status: str, findings: list[Finding], quality: float | None,
+                     scores: dict[str, float], provenance: dict[str, Any]) -> Example:
+        """A copy carrying intake's decision, made without re-validating or re-hashing the unchanged content.
+
+        Intake calls this once per example on every import; `attrs.evolve` would run every validator and
+        hash the content again (about a third of the per-example cost). The values passed here are produced
+        and checked by intake itself.
+        """
+        if status not in STATUSES:
+            _fail("status", f"{status!r} is not one of {', '.join(STATUSES)}")
+        copy = object.__new__(Example)
+        for field in attrs.fields(Example):
+            object.__setattr__(copy, field.name, getattr(self, field.name))
+        for name, value in (("status", status), ("findings", tuple(findings)), ("quality", quality),
+                            ("scores", scores), ("provenance", provenance)):
+            object.__setattr__(copy, name, value)
+        object.__setattr__(copy, "content_hash", self.content_hash)  # the cached hash's slot: content is unchanged
+        return copy
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data, including the content hash."""

@@ -226,7 +226,7 @@ def link_problems(pages: dict[Path, str]) -> list[str]:
                 continue
             path_part, _, anchor = target.partition("#")
             file = (page.parent / path_part).resolve() if path_part else page
-            if not file.exists():
+            if file not in pages and not file.exists():
                 problems.append(f"{page.name}: link {target!r} points at {file}, which does not exist")
                 continue
             if anchor and file.suffix == ".md":
@@ -317,7 +317,7 @@ def test_hook_check_accepts_a_correct_page() -> None:
 
 
 @pytest.mark.parametrize(("change", "expected"), [
-    (("## validate\n", "## validation\n"), ["no '## validate' section", "'## validation', which is not a hook"]),
+    (("## validate\n\n", "## validation\n\n"), ["no '## validate' section", "'## validation', which is not a hook"]),
     (("def validate(examples, context)", "def validate(batch, context)"),
      ["hook 'validate': docs show parameters (batch, context), hookspecs.py has (examples, context)"]),
     (("def validate(examples, context)", "def validate(context, examples)"), ["hook 'validate': docs show"]),
@@ -325,15 +325,16 @@ def test_hook_check_accepts_a_correct_page() -> None:
     (("def validate(examples, context)", "validate(examples, context)"), ["has no 'def validate(...)'"]),
     (("Calling mode: firstresult.", "All results."), ["hook 'convert': the spec is firstresult"]),
     (("All results.", "firstresult"), ["hook 'validate': the spec is not firstresult"]),
-    (("## convert\n", "## convert\n\n## convert\n"), ["hook 'convert': docs/hooks.md has 2"]),
+    (("## convert\n", "## convert\n\n## convert\n"),
+     ["hook 'convert': docs/hooks.md has 2", "hook 'convert': the section does not start"]),
     (("## convert\n\n```python", "## convert\n\n```text"), ["hook 'convert': the section does not start"]),
 ])
 def test_hook_check_names_the_hook(change: tuple[str, str], expected: list[str]) -> None:
     assert change[0] in GOOD_HOOKS
     problems = hook_doc_problems(GOOD_HOOKS.replace(change[0], change[1], 1), _fake_specs())
     assert len(problems) == len(expected), problems
-    for problem, text in zip(sorted(problems), sorted(expected)):
-        assert text in problem
+    for text in expected:
+        assert any(text in problem for problem in problems), (text, problems)
 
 
 def test_cli_check_finds_missing_sections_and_options() -> None:
@@ -346,8 +347,9 @@ def test_cli_check_finds_missing_sections_and_options() -> None:
     assert any("'trainkit statistics', which is not a built-in command" in p for p in problems), problems
     assert any("command 'trainkit config show': docs/cli.md has no '### trainkit config show'" in p
                for p in problems), problems
-    assert cli_doc_problems(text, commands, ["--no-such-option"]) == [
-        "global option --no-such-option: not in '## Global options'"]
+    global_problems = [p for p in cli_doc_problems(text, commands, ["--db", "--no-such-option"])
+                       if p.startswith("global option")]
+    assert global_problems == ["global option --no-such-option: not in '## Global options'"]
 
 
 def test_link_check_finds_missing_files_and_anchors(tmp_path: Path) -> None:

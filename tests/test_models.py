@@ -100,3 +100,14 @@ def test_event_defaults():
     event = Event(kind="added", example_ids=["a", "b"])
     assert event.example_ids == ("a", "b") and event.actor == "trainkit"
     assert event.to_dict()["example_ids"] == ["a", "b"]
+
+
+def test_with_verdict_keeps_content_and_hash_and_checks_status():
+    ex = make(scores={"a": 0.1})
+    decided = ex.with_verdict(status="accepted", findings=[], quality=0.5, scores={"a": 0.5},
+                              provenance={"scorers": {"a": "p"}})
+    assert decided.content_hash == ex.content_hash == make().content_hash
+    assert (decided.status, decided.quality, decided.scores, decided.id) == ("accepted", 0.5, {"a": 0.5}, ex.id)
+    assert decided.inputs == ex.inputs and ex.status == "candidate"
+    with pytest.raises(ValidationError, match="status"):
+        ex.with_verdict(status="great", findings=[], quality=None, scores={}, provenance={})
