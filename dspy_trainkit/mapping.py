@@ -33,6 +33,11 @@ class MappingError(TrainkitError):
     """A record cannot be mapped to example fields."""
 
 
+class FieldsUnknown(TrainkitError):
+    """Flat records, but nothing says which fields are inputs: a configuration problem that every record would
+    repeat, so it stops the import instead of rejecting each record."""
+
+
 def get_path(record: Mapping[str, Any], path: str) -> Any:
     """The value at a dotted path (`a.b.0`), or _MISSING."""
     value: Any = record
@@ -110,8 +115,8 @@ class FieldMap:
         preset_inputs = dict(fields.pop("inputs", None) or {})
         preset_outputs = dict(fields.pop("outputs", None) or {})
         if inputs_spec is None and outputs_spec is None and not preset_inputs:
-            raise MappingError(f"cannot tell input fields from outputs for task {task!r}: give --input-fields and "
-                               "--output-fields, or declare the task's signature in trainkit.toml")
+            raise FieldsUnknown(f"cannot tell input fields from outputs for task {task!r}: give --input-fields "
+                                "and/or --output-fields, or declare the task's signature in trainkit.toml")
         values: dict[str, Any] = {"task": task} if task else {}
         inputs, outputs, metadata = preset_inputs, preset_outputs, {}
         for name, value in fields.items():

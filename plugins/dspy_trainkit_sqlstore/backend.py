@@ -11,6 +11,7 @@ turn instead of failing with "database is locked".
 from __future__ import annotations
 
 import contextlib
+import itertools
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -34,7 +35,6 @@ SQLITE_PRAGMAS = {
     "foreign_keys": 1,
     "busy_timeout": 60_000,
     "cache_size": -128 * 1024,  # KiB: keeps the unique-hash index in memory on large imports
-    "temp_store": "memory",
 }
 
 
@@ -67,6 +67,7 @@ class PeeweeStore(Store):
         self.db = database
         self.models = schema.define_models(database)
         self.is_sqlite = isinstance(database, pw.SqliteDatabase)
+        self._cursor_numbers = itertools.count()
 
     # -- opening -----------------------------------------------------------------------------------------
     @classmethod
@@ -165,42 +166,47 @@ class PeeweeStore(Store):
         return [r[0] for r in query.tuples()]
 
     def iter_examples(self, query: ExampleQuery) -> Iterator[Example]:
+        """One query, streamed in pages of PAGE_SIZE rows: on SQLite through the cursor, on PostgreSQL through
+        a server-side (named) cursor, so neither side holds the result whole. (Keyset paging re-sorted the
+        filtered rows for every page and grew quadratic on large stores.)"""
         model = self.models.Example
-        remaining = query.limit
-        if query.order in ("created", "-created"):
-            descending = query.order == "-created"
-            last: str | None = None
-            skip = query.offset
-            while remaining is None or remaining > 0:
-                page = min(PAGE_SIZE, remaining) if remaining is not None else PAGE_SIZE
-                select = self._filtered(query)
-                if last is not None:
-                    select = select.where(model.id < last if descending else model.id > last)
-                select = select.order_by(model.id.desc() if descending else model.id)
-                select = select.offset(skip).limit(page) if skip else select.limit(page)
-                skip = 0
-                rows = list(select.tuples())
-                for row in rows:
-                    yield row_example(row)
-                if len(rows) < page:
-                    return
-                last = rows[-1][0]
-                if remaining is not None:
-                    remaining -= len(rows)
-        elif query.order == "-quality":
-            offset = query.offset
-            while remaining is None or remaining > 0:
-                page = min(PAGE_SIZE, remaining) if remaining is not None else PAGE_SIZE
-                select = self._filtered(query).order_by(model.quality.desc(nulls="LAST"), model.id)
-                rows = list(select.offset(offset).limit(page).tuples())
-                yield from (row_example(r) for r in rows)
-                if len(rows) < page:
-                    return
-                offset += len(rows)
-                if remaining is not None:
-                    remaining -= len(rows)
-        else:
-            raise StoreError(f"unknown order {query.order!r}; use created, -created or -quality")
+        orders = {"created": (model.id,), "-created": (model.id.desc(),),
+                  "-quality": (model.quality.desc(nulls="LAST"), model.id)}
+        if query.order not in orders:
+            raise StoreError(f"unknown order {query.order!r}; use {', '.join(orders)}")
+        select = self._filtered(query).order_by(*orders[query.order])
+        if query.limit is not None:
+            select = select.limit(query.limit)
+        if query.offset:
+            select = select.offset(query.offset) if query.limit is not None else select.limit(-1 if
+                self.is_sqlite else None).offset(query.offset)
+        sql, params = select.sql()
+        for row in self._stream(sql, params):
+            yield row_example(row)
+
+    def _stream(self, sql: str, params: Sequence[Any]) -> Iterator[tuple[Any, ...]]:
+        if self.is_sqlite:
+            cursor = self.db.cursor()
+            try:
+                cursor.execute(sql, params)
+                while rows := cursor.fetchmany(PAGE_SIZE):
+                    yield from rows
+            finally:
+                cursor.close()
+            return
+        name = f"trainkit_{id(self):x}_{next(self._cursor_numbers)}"
+        with self.db.atomic():  # a server-side cursor lives inside a transaction (peewee runs in autocommit)
+            cursor = self.db.cursor()
+            cursor.execute(f"DECLARE {name} NO SCROLL CURSOR FOR {sql}", params)
+            try:
+                while True:
+                    cursor.execute(f"FETCH FORWARD {PAGE_SIZE} FROM {name}")
+                    rows = cursor.fetchall()
+                    if not rows:
+                        break
+                    yield from rows
+            finally:
+                cursor.execute(f"CLOSE {name}")
 
     def count(self, query: ExampleQuery) -> int:
         return self._where(self.models.Example.select(), query).count()
