@@ -30,7 +30,7 @@ def export_examples(kit: Kit, output: Path | None, query: ExampleQuery, *, forma
         raise TrainkitError("give --format when writing to standard output")
     registration = pick_format(formats, output or Path("-"), format_name, "export")
     tasks = {query.task} if query.task else {key[0] for key, _ in kit.store.group_counts(["task"], query)}
-    task_fields = {t: f for t in tasks if (f := kit.settings.task(t).fields()) is not None}
+    task_fields = {t: f for t in tasks if (f := kit.task_fields(t)) is not None}
     options = WriteOptions(provenance=provenance, task_fields=task_fields)
     examples = _counted(kit.store.iter_examples(query), progress)
     if output is None:

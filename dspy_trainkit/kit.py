@@ -11,7 +11,6 @@ directly:
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -29,6 +28,7 @@ from .mapping import FieldMap
 from .models import Event, Example
 from .plugins import TrainkitPluginManager, call_each, make_plugin_manager
 from .settings import Settings, load_settings, resolve_store_url
+from .signatures import is_import_path, signature_fields
 from .store import GROUP_COLUMNS, ExampleQuery, Store, open_store
 
 log = logging.getLogger("dspy_trainkit")
@@ -43,6 +43,7 @@ class Kit:
         self.store = store
         self.log = log
         self._intake = Intake(self)
+        self._task_fields: dict[str, tuple[tuple[str, ...], tuple[str, ...]] | None] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------------------
     def close(self) -> None:
@@ -120,6 +121,17 @@ class Kit:
                              for k, n in self.store.group_counts(["domain", "topic", "difficulty"], query)]
         return result
 
+    def task_fields(self, task: str) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+        """The task's declared (inputs, outputs): from settings, or from its Signature when that is an import
+        path (which imports DSPy); None when the task declares nothing. Cached per task."""
+        if task not in self._task_fields:
+            settings = self.settings.task(task)
+            fields = settings.fields()
+            if fields is None and is_import_path(settings.signature):
+                fields = signature_fields(settings.signature)
+            self._task_fields[task] = fields
+        return self._task_fields[task]
+
     # -- files and DSPy ----------------------------------------------------------------------------------
     def import_files(self, paths: Iterable[str | Path], *, task: str | None = None,
                      input_fields: Sequence[str] | None = None, output_fields: Sequence[str] | None = None,
@@ -131,7 +143,7 @@ class Kit:
                         input_fields=tuple(input_fields) if input_fields else None,
                         output_fields=tuple(output_fields) if output_fields else None,
                         labels={k: v for k, v in (labels or {}).items() if v is not None},
-                        task_fields=functools.cache(lambda name: self.settings.task(name).fields()))
+                        task_fields=self.task_fields)
         return import_files(self, [Path(p) for p in paths], field_map=fmap, format_name=format,
                             read_options=ReadOptions(encoding=encoding), dry_run=dry_run, on_reject=on_reject,
                             progress=progress)

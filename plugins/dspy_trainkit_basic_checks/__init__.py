@@ -47,7 +47,7 @@ def validate(examples, context):
     found = {}
     for index, example in enumerate(examples):
         if example.task not in declared_by_task:
-            declared_by_task[example.task] = context.settings.task(example.task).fields()
+            declared_by_task[example.task] = context.task_fields(example.task)
         findings = check_example(example, declared_by_task[example.task])
         if findings:
             found[index] = findings

@@ -10,7 +10,6 @@ that others have is skipped and reported. DSPy is imported only when a conversio
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterable
 from typing import IO, Any
 
@@ -19,35 +18,19 @@ import orjson
 from dspy_trainkit import ValidationError, hookimpl
 from dspy_trainkit.conversion import ConversionError, ConversionResult
 from dspy_trainkit.formats import FormatError, WriteOptions
+from dspy_trainkit.signatures import signature_fields
 
 #: Keys DSPy adds to examples for its own bookkeeping; they are not part of the content.
 DSPY_INTERNAL_KEYS = frozenset({"dspy_uuid", "dspy_split", "augmented"})
 
 
-def resolve_signature(spec: Any) -> Any:
-    """A DSPy Signature class from a class, `"a, b -> c"`, or `"package.module:Name"`."""
-    import dspy
-
-    if isinstance(spec, str) and "->" not in spec and ":" in spec:
-        module_name, _, attr = spec.partition(":")
-        try:
-            spec = getattr(importlib.import_module(module_name), attr)
-        except (ImportError, AttributeError) as exc:
-            raise ConversionError(f"signature {spec!r}: cannot import it ({exc}); check the module path and that "
-                                  "it is importable from here") from None
-    try:
-        return dspy.ensure_signature(spec)
-    except Exception as exc:  # DSPy raises several types for a malformed signature string
-        raise ConversionError(f"signature {spec!r} is not a DSPy signature: {exc}") from None
-
-
-def signature_fields(kit: Any, task: str, options: dict[str, Any]) -> tuple[list[str], list[str]] | None:
+def task_signature_fields(kit: Any, task: str, options: dict[str, Any]) -> tuple[list[str], list[str]] | None:
     """(inputs, outputs) of the signature to check against, or None when the task declares none."""
     spec = options.get("signature") or kit.settings.task(task).signature
     if spec is not None:
-        signature = resolve_signature(spec)
-        return list(signature.input_fields), list(signature.output_fields)
-    declared = kit.settings.task(task).fields()
+        inputs, outputs = signature_fields(spec)  # DSPy's own parse, also for string signatures
+        return list(inputs), list(outputs)
+    declared = kit.task_fields(task)
     return (list(declared[0]), list(declared[1])) if declared else None
 
 
@@ -87,7 +70,7 @@ def convert(examples, target, context, options):
     for ex in examples:
         by_task.setdefault(ex.task, []).append(ex)
     for task, task_examples in by_task.items():
-        fields = signature_fields(context, task, options)
+        fields = task_signature_fields(context, task, options)
         if fields is not None:
             skipped += check_fields(task_examples, fields, task)
     left_out = {example_id for example_id, _ in skipped}
