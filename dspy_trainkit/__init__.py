@@ -5,7 +5,7 @@ The public API is re-exported here; importing it is cheap (DSPy is imported only
 
 from __future__ import annotations
 
-from .errors import ConfigError, NotFoundError, PluginError, StoreError, TrainkitError, ValidationError
+from .errors import ConfigError, ConversionError, NotFoundError, PluginError, StoreError, TrainkitError, ValidationError
 from .hookspecs import hookimpl
 from .intake import IntakeReport, Problem
 from .kit import Kit, open
@@ -15,7 +15,7 @@ from .store import ExampleQuery, InsertResult, Store
 
 __version__ = "0.1.0"
 __all__ = [
-    "ConfigError", "Event", "Example", "ExampleQuery", "Finding", "InsertResult", "IntakeReport", "Kit",
-    "NotFoundError", "PluginError", "Problem", "Settings", "Snapshot", "Store", "StoreError", "TaskSettings",
+    "ConfigError", "ConversionError", "Event", "Example", "ExampleQuery", "Finding", "InsertResult", "IntakeReport",
+    "Kit", "NotFoundError", "PluginError", "Problem", "Settings", "Snapshot", "Store", "StoreError", "TaskSettings",
     "TrainkitError", "ValidationError", "hookimpl", "load_settings", "open",
 ]

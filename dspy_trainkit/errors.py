@@ -36,3 +36,7 @@ class NotFoundError(TrainkitError):
 
 class ValidationError(TrainkitError):
     """A value given to a model (Example, Finding, Event) is not acceptable."""
+
+
+class ConversionError(TrainkitError):
+    """Examples cannot be converted as asked (a signature that does not fit, an unknown target)."""

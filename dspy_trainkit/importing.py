@@ -7,6 +7,7 @@ reported with file and line (and written to a rejects file on request), and a re
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -78,18 +79,20 @@ def import_files(kit: Kit, paths: list[Path], *, field_map: FieldMap, format_nam
     report = ImportReport()
     for path, registration in check_paths(kit, paths, format_name):
         name = str(path)
-        records = _mapped(registration.value(path, read_options), field_map, name, registration.key)
+        read = functools.partial(registration.value, path, read_options)  # called inside _mapped, see there
+        records = _mapped(read, field_map, name, registration.key)
         report.files[name] = kit.intake(
             records, defaults={"source": "imported"}, actor="import", reason=f"import {name}", dry_run=dry_run,
             on_reject=on_reject, progress=(lambda r, _n=name: progress(_n, r)) if progress else None)
     return report
 
 
-def _mapped(pairs: Iterator[tuple[str, Any]], field_map: FieldMap, name: str, fmt: str) -> Iterator[tuple[str, Any]]:
+def _mapped(read: Callable[[], Iterator[tuple[str, Any]]], field_map: FieldMap, name: str, fmt: str
+            ) -> Iterator[tuple[str, Any]]:
     """Reader output -> `(file:position, example fields or exception)`, with provenance. A reader's complaint
     about the whole file ends that file as one problem; the other files go on."""
     try:
-        for position, record in pairs:
+        for position, record in read():
             where = f"{name}:{position}"
             if isinstance(record, BaseException):
                 yield where, record

@@ -161,16 +161,7 @@ class _BatchRun:
                 self._problem(position, str(exc), record)
 
     def _candidates(self, record: Any) -> list[Any]:
-        """The record itself, or what `collect` plugins make of a record that is not example data."""
-        if isinstance(record, Example | Mapping):
-            return [record]
-        made: list[Any] = []
-        for _plugin, result in call_each(self.kit.pm, "collect", record=record, context=self.kit):
-            made.extend(result if isinstance(result, list) else [result])
-        if not made:
-            raise TrainkitError(f"expected a mapping of example fields, got {type(record).__name__} "
-                                "(and no collect plugin recognises it)")
-        return made
+        return candidates(self.kit, record)
 
     def _problem(self, position: str, message: str, record: Any) -> None:
         self.report.add_problem(Problem(position, message, record))
@@ -245,6 +236,19 @@ class _BatchRun:
             provenance["scorers"] = {d: p for d, (_, p) in scores.items()}
         return ex.with_verdict(status=status, findings=findings, quality=quality, provenance=provenance,
                                scores={**ex.scores, **{d: v for d, (v, _) in scores.items()}})
+
+
+def candidates(kit: Kit, record: Any) -> list[Any]:
+    """The record itself, or what `collect` plugins make of a record that is not example data."""
+    if isinstance(record, Example | Mapping):
+        return [record]
+    made: list[Any] = []
+    for _plugin, result in call_each(kit.pm, "collect", record=record, context=kit):
+        made.extend(result if isinstance(result, list) else [result])
+    if not made:
+        raise TrainkitError(f"expected a mapping of example fields, got {type(record).__name__} "
+                            "(and no collect plugin recognises it)")
+    return made
 
 
 def to_example(record: Any, defaults: Mapping[str, Any], default_task: str | None = None) -> Example:

@@ -19,14 +19,14 @@ from typing import Any
 import attrs
 
 from .conversion import ConversionResult, convert
-from .errors import NotFoundError, PluginError
+from .errors import NotFoundError, PluginError, ValidationError
 from .exporting import export_examples
 from .formats import ReadOptions
 from .importing import ImportReport, import_files
-from .intake import Intake, IntakeReport, to_example
+from .intake import Intake, IntakeReport, candidates, to_example
 from .mapping import FieldMap
 from .models import Event, Example
-from .plugins import TrainkitPluginManager, call_each, make_plugin_manager
+from .plugins import TrainkitPluginManager, call_impls, hook_impls, make_plugin_manager
 from .settings import Settings, load_settings, resolve_store_url
 from .signatures import is_import_path, signature_fields
 from .store import GROUP_COLUMNS, ExampleQuery, Store, open_store
@@ -63,7 +63,10 @@ class Kit:
         A malformed example raises ValidationError; a duplicate returns the example stored before.
         """
         record = example if example is not None else {"source": "manual", **fields}
-        candidate = to_example(record, {}, self.settings.default_task)
+        made = candidates(self, record)  # a dspy.Example or other pipeline object goes through `collect`
+        if len(made) != 1:
+            raise ValidationError(f"kit.add takes one example, the record made {len(made)}; use add_many")
+        candidate = to_example(made[0], {"source": "manual"}, self.settings.default_task)
         report = self.add_many([candidate], actor=actor, reason=reason)
         if report.ids:
             return self.get(report.ids[0])
@@ -84,10 +87,11 @@ class Kit:
 
     def notify(self, event: Event) -> None:
         """Tell `on_data_changed` plugins about a committed change; a failing plugin is logged, not raised."""
-        try:
-            call_each(self.pm, "on_data_changed", event=event, context=self)
-        except PluginError as exc:
-            self.log.error("%s (the change itself is committed)", exc)
+        for impl in hook_impls(self.pm, "on_data_changed"):  # one failing listener must not silence the others
+            try:
+                call_impls([impl], "on_data_changed", event=event, context=self)
+            except PluginError as exc:
+                self.log.error("%s (the change itself is committed)", exc)
 
     # -- reading -----------------------------------------------------------------------------------------
     def get(self, example_id: str) -> Example:
@@ -128,7 +132,7 @@ class Kit:
             settings = self.settings.task(task)
             fields = settings.fields()
             if fields is None and is_import_path(settings.signature):
-                fields = signature_fields(settings.signature)
+                fields = signature_fields(settings.signature, self.settings.project_dir)
             self._task_fields[task] = fields
         return self._task_fields[task]
 

@@ -17,12 +17,14 @@ import attrs
 import pluggy
 
 from . import hookspecs
-from .errors import PluginError
+from .errors import ConversionError, PluginError, ValidationError
 
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "dspy_trainkit"
 BUILTIN_DISTRIBUTION = "dspy-trainkit"
+#: Hooks called through pluggy as a whole, where wrappers work; the others are called plugin by plugin.
+WRAPPABLE_HOOKS = frozenset({"convert"})
 #: Plugins that load even when `TRAINKIT_LOAD_PLUGINS` is empty: without a store nothing works.
 ESSENTIAL_PLUGINS = frozenset({"sqlstore"})
 
@@ -64,9 +66,17 @@ class TrainkitPluginManager(pluggy.PluginManager):
             self.check_pending()
         except pluggy.PluginValidationError as exc:
             self.unregister(name=name)
-            raise PluginError(f"plugin {name!r}: {exc}. Check the hook name against docs/hooks.md.",
+            raise PluginError(f"plugin {name!r}: {exc}. Check the hook name against docs/hooks.md",
                               plugin=name) from None
-        hooks = tuple(sorted(caller.name for caller in self.get_hookcallers(plugin) or ()))
+        callers = self.get_hookcallers(plugin) or ()
+        wrapped = sorted(c.name for c in callers if c.name not in WRAPPABLE_HOOKS and any(
+            impl.plugin is plugin and (impl.wrapper or impl.hookwrapper) for impl in c.get_hookimpls()))
+        if wrapped:
+            self.unregister(name=name)
+            raise PluginError(f"plugin {name!r}: hook wrappers are not supported for {', '.join(wrapped)}: the core "
+                              "calls each plugin of these hooks on its own, to attribute results and errors; "
+                              "implement the hook plainly", plugin=name)
+        hooks = tuple(sorted(caller.name for caller in callers))
         self.infos[name] = PluginInfo(name=name, status="loaded", version=version, distribution=distribution,
                                       hooks=hooks, builtin=distribution == BUILTIN_DISTRIBUTION)
 
@@ -115,7 +125,9 @@ def make_plugin_manager(*, load: Sequence[str] | None = None, disable: Iterable[
     eps = discover_entry_points() if entry_points is None else list(entry_points)
     known = {ep.name for ep in eps}
     disable = set(disable)
-    for label, names in (("TRAINKIT_LOAD_PLUGINS", load or ()), ("TRAINKIT_DISABLE_PLUGINS", disable)):
+    for label, names in (("the plugin allow-list (plugins.load / TRAINKIT_LOAD_PLUGINS)", load or ()),
+                         ("the plugin deny-list (plugins.disable / TRAINKIT_DISABLE_PLUGINS / --disable-plugin)",
+                          disable)):
         unknown = sorted(set(names) - known)
         if unknown:
             raise PluginError(f"{label} names unknown plugin(s) {', '.join(unknown)}; "
@@ -166,8 +178,8 @@ def call_impls(impls: Iterable[Any], hook_name: str, **kwargs: Any) -> list[tupl
         args = {name: kwargs[name] for name in impl.argnames}
         try:
             result = impl.function(**args)
-        except PluginError:
-            raise
+        except (PluginError, ValidationError, ConversionError):
+            raise  # already says what is wrong: a bad record, a conversion that cannot work
         except Exception as exc:
             raise PluginError(f"plugin {impl.plugin_name!r} failed in hook {hook_name!r}: "
                               f"{type(exc).__name__}: {exc}", plugin=impl.plugin_name, hook=hook_name) from exc

@@ -56,7 +56,7 @@ class TaskSettings:
         """
         if self.inputs is not None or self.outputs is not None:
             return self.inputs or (), self.outputs or ()
-        if self.signature and "->" in self.signature and ":" not in self.signature:
+        if self.signature and "->" in self.signature:  # "a: str, b -> c" too; types are DSPy's business
             left, right = self.signature.split("->", 1)
             return _names(left), _names(right)
         return None
@@ -108,13 +108,24 @@ class _Reader:
         return f"{place}:{line}" if line else place
 
     def _line_of(self, dotted: str) -> int | None:
+        """The line of `dotted` (a.b.key): the key inside its own table when that table has a header, else the
+        table's header, else the first line that sets the key anywhere."""
         parts = dotted.split(".")
-        key = re.escape(parts[-1])
-        patterns = [rf'^\s*"?{key}"?\s*=', rf"^\s*\[+\s*{re.escape('.'.join(parts))}\s*\]+"]
-        for number, line in enumerate(self.text.splitlines(), start=1):
-            if any(re.search(p, line) for p in patterns):
-                return number
-        return None
+        lines = self.text.splitlines()
+        key = re.compile(rf'^\s*"?{re.escape(parts[-1])}"?\s*=')
+        for depth in range(len(parts), 0, -1):
+            header = re.compile(rf"^\s*\[+\s*{re.escape('.'.join(parts[:depth]))}\s*\]+")
+            for number, line in enumerate(lines, start=1):
+                if header.search(line):
+                    if depth == len(parts):
+                        return number
+                    for offset, inner in enumerate(lines[number:], start=number + 1):
+                        if inner.lstrip().startswith("["):
+                            break
+                        if key.search(inner):
+                            return offset
+                    return number
+        return next((n for n, line in enumerate(lines, start=1) if key.search(line)), None)
 
     def fail(self, dotted: str, message: str) -> ConfigError:
         return ConfigError(f"{self.where(dotted)}: {dotted}: {message}")

@@ -7,6 +7,8 @@ which is imported here only when such a signature is actually used.
 from __future__ import annotations
 
 import importlib
+import sys
+from pathlib import Path
 from typing import Any
 
 from .conversion import ConversionError
@@ -21,23 +23,34 @@ def is_import_path(spec: Any) -> bool:
     return isinstance(spec, str) and "->" not in spec and ":" in spec
 
 
-def resolve_signature(spec: Any) -> Any:
-    """A DSPy Signature class from a class, `"a, b -> c"`, or `"package.module:Name"`."""
+def resolve_signature(spec: Any, project_dir: Path | None = None) -> Any:
+    """A DSPy Signature class from a class, `"a, b -> c"`, or `"package.module:Name"`; modules are looked up
+    on sys.path and then in `project_dir` (the folder of trainkit.toml), as users keep them beside it."""
     import dspy
 
     if is_import_path(spec):
         module_name, _, attr = spec.partition(":")
         try:
-            spec = getattr(importlib.import_module(module_name), attr)
+            spec = getattr(_import(module_name, project_dir), attr)
         except (ImportError, AttributeError) as exc:
-            raise SignatureError(f"signature {spec!r}: cannot import it ({exc}); check the module path and that it "
-                                 "is importable from here (the project folder is on the path)") from None
+            raise SignatureError(f"signature {spec!r}: cannot import it ({exc}); check the module path, and that "
+                                 f"the module is installed or in the project folder {project_dir}") from None
     try:
         return dspy.ensure_signature(spec)
     except Exception as exc:  # DSPy raises several types for a malformed signature
         raise SignatureError(f"signature {spec!r} is not a DSPy signature: {exc}") from None
 
 
-def signature_fields(spec: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    signature = resolve_signature(spec)
+def _import(module_name: str, project_dir: Path | None) -> Any:
+    try:
+        return importlib.import_module(module_name)
+    except ImportError:
+        if project_dir is None or str(project_dir) in sys.path:
+            raise
+    sys.path.append(str(project_dir))
+    return importlib.import_module(module_name)
+
+
+def signature_fields(spec: Any, project_dir: Path | None = None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    signature = resolve_signature(spec, project_dir)
     return tuple(signature.input_fields), tuple(signature.output_fields)

@@ -116,3 +116,14 @@ def test_missing_named_config(tmp_path):
         load_settings(tmp_path / "nope.toml", env={})
     with pytest.raises(ConfigError, match="nope.toml"):
         load_settings(env={"TRAINKIT_CONFIG": str(tmp_path / "nope.toml")}, cwd=tmp_path)
+
+
+def test_error_line_is_the_key_inside_its_own_table(tmp_path):
+    write(tmp_path, "[tasks.qa]\nmin_quality = 0.5\n\n[tasks.qa.domains.algebra]\ntopics = ['x']\nmin_quality = 5\n")
+    with pytest.raises(ConfigError, match=r"trainkit.toml:6: tasks.qa.domains.algebra.min_quality"):
+        load_settings(env={}, cwd=tmp_path)
+
+
+def test_typed_string_signatures_declare_fields(tmp_path):
+    write(tmp_path, '[tasks.qa]\nsignature = "question: str, context: list[str] -> answer: str"\n')
+    assert load_settings(env={}, cwd=tmp_path).task("qa").fields() == (("question", "context"), ("answer",))

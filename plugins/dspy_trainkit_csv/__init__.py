@@ -55,24 +55,26 @@ def _record(header: list[str], row: list[str]) -> dict[str, Any]:
 def read_csv(path: Path, options: ReadOptions) -> Iterator[tuple[str, Any]]:
     csv.field_size_limit(max(csv.field_size_limit(), FIELD_LIMIT))
     encoding = options.encoding or "utf-8-sig"
+    shown_encoding = options.encoding or "UTF-8"
     try:
         codecs.lookup(encoding)
+        with path.open("rb") as raw:  # sniff from bytes, so a bad byte only stops reading where it is
+            sample = raw.read(64 * 1024).decode(encoding, errors="replace")
         stream = path.open("r", encoding=encoding, newline="")
     except LookupError:
         raise FormatError(f"unknown encoding {encoding!r}; use a Python codec name such as latin-1") from None
     except OSError as exc:
-        raise FormatError(f"{path}: cannot open: {exc.strerror}") from None
+        raise FormatError(f"cannot open: {exc.strerror}") from None
     with stream:
+        reader = csv.reader(stream, _dialect(sample), strict=True)
+        line = 0
         try:
-            sample = stream.read(64 * 1024)
-            stream.seek(0)
-            reader = csv.reader(stream, _dialect(sample), strict=True)
             header = next(reader, None)
             if header is None:
                 return
             header = [name.strip() for name in header]
             if len(set(header)) != len(header) or not all(header):
-                raise FormatError(f"{path}: the header row has empty or repeated column names: {header}")
+                raise FormatError(f"the header row has empty or repeated column names: {header}")
             line = reader.line_num
             while True:
                 start = line + 1
@@ -92,8 +94,9 @@ def read_csv(path: Path, options: ReadOptions) -> Iterator[tuple[str, Any]]:
                     continue
                 yield f"line {start}", _record(header, row)
         except UnicodeDecodeError as exc:
-            raise FormatError(f"{path}: not {encoding} text (byte {exc.object[exc.start:exc.start + 1]!r}); "
-                              "give the file's encoding with --encoding, e.g. --encoding latin-1") from None
+            raise FormatError(f"not {shown_encoding} text (byte {exc.object[exc.start:exc.start + 1]!r} after line "
+                              f"{line}); give the file's encoding with --encoding, e.g. --encoding latin-1; "
+                              "the rows before it are kept") from None
 
 
 def _text(value: Any) -> str:

@@ -28,7 +28,7 @@ def task_signature_fields(kit: Any, task: str, options: dict[str, Any]) -> tuple
     """(inputs, outputs) of the signature to check against, or None when the task declares none."""
     spec = options.get("signature") or kit.settings.task(task).signature
     if spec is not None:
-        inputs, outputs = signature_fields(spec)  # DSPy's own parse, also for string signatures
+        inputs, outputs = signature_fields(spec, kit.settings.project_dir)  # DSPy's parse, strings too
         return list(inputs), list(outputs)
     declared = kit.task_fields(task)
     return (list(declared[0]), list(declared[1])) if declared else None

@@ -23,17 +23,18 @@ def load_document(path: Path, options: ReadOptions) -> Any:
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise FormatError(f"{path}: cannot read: {exc.strerror}") from None
+        raise FormatError(f"cannot read: {exc.strerror}") from None
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     try:
         return orjson.loads(data if options.encoding is None else data.decode(options.encoding))
     except orjson.JSONDecodeError as exc:
         if "UTF-8" in str(exc):
-            raise FormatError(f"{path}: not UTF-8 text; give the file's encoding with --encoding") from None
-        raise FormatError(f"{path}: not valid JSON: {exc}; nothing was imported from it") from None
+            raise FormatError("not UTF-8 text; give the file's encoding with --encoding, e.g. --encoding latin-1") \
+                from None
+        raise FormatError(f"not valid JSON: {exc}; nothing was imported from this file") from None
     except (UnicodeDecodeError, LookupError) as exc:
-        raise FormatError(f"{path}: cannot decode with --encoding {options.encoding}: {exc}") from None
+        raise FormatError(f"cannot decode with --encoding {options.encoding}: {exc}") from None
 
 
 def records_of(document: Any, path: Path) -> Iterator[tuple[str, Any]]:
@@ -42,7 +43,7 @@ def records_of(document: Any, path: Path) -> Iterator[tuple[str, Any]]:
         input_keys = document.get("input_keys")
         lists = {k: v for k, v in document.items() if isinstance(v, list) and k != "input_keys"}
         if len(lists) != 1:
-            raise FormatError(f"{path}: expected an array of records, or an object holding exactly one array "
+            raise FormatError("expected an array of records, or an object holding exactly one array "
                               f"(found {len(lists)} arrays)")
         key, items = next(iter(lists.items()))
         if isinstance(input_keys, list) and key == "examples":
@@ -51,7 +52,7 @@ def records_of(document: Any, path: Path) -> Iterator[tuple[str, Any]]:
     elif isinstance(document, list):
         key, items = None, document
     else:
-        raise FormatError(f"{path}: expected an array of records, got a JSON {type(document).__name__}")
+        raise FormatError(f"expected an array of records, got a JSON {type(document).__name__}")
     for index, item in enumerate(items, start=1):
         position = f"{key}[{index}]" if key else f"item {index}"
         yield position, item if isinstance(item, dict) else ValueError(
@@ -67,7 +68,7 @@ def _split(item: Any, input_keys: list[str], task: str | None) -> Any:
 
 
 def read_json(path: Path, options: ReadOptions) -> Iterator[tuple[str, Any]]:
-    return records_of(load_document(path, options), path)
+    yield from records_of(load_document(path, options), path)
 
 
 def write_json(examples: Iterable[Any], stream: IO[bytes], options: WriteOptions) -> int:

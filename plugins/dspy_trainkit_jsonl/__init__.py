@@ -43,7 +43,7 @@ def read_jsonl(path: Path, options: ReadOptions) -> Iterator[tuple[str, Any]]:
     try:
         stream = path.open("rb")
     except OSError as exc:
-        raise FormatError(f"{path}: cannot open: {exc.strerror}") from None
+        raise FormatError(f"cannot open: {exc.strerror}") from None
     with stream:
         for number, raw in enumerate(stream, start=1):
             if number == 1 and raw.startswith(b"\xef\xbb\xbf"):

@@ -55,16 +55,16 @@ def read_yaml(path: Path, options: ReadOptions) -> Iterator[tuple[str, Any]]:
     try:
         text = path.read_text(encoding=options.encoding or "utf-8-sig")
     except UnicodeDecodeError:
-        raise FormatError(f"{path}: not UTF-8 text; give the file's encoding with --encoding") from None
+        raise FormatError("not UTF-8 text; give the file's encoding with --encoding, e.g. --encoding latin-1") from None
     except (OSError, LookupError) as exc:
-        raise FormatError(f"{path}: cannot read: {exc}") from None
+        raise FormatError(f"cannot read: {exc}") from None
     loader = loader_class(text)
     try:
         node = loader.get_single_node()
         if node is None:
             return
         if expanded_size(node, MAX_NODES) > MAX_NODES:
-            raise FormatError(f"{path}: the document expands to more than {MAX_NODES:,} nodes through aliases "
+            raise FormatError(f"the document expands to more than {MAX_NODES:,} nodes through aliases "
                               "(an alias bomb?); refusing to load it")
         items = _record_nodes(node, path)
         for item in items:
@@ -73,7 +73,7 @@ def read_yaml(path: Path, options: ReadOptions) -> Iterator[tuple[str, Any]]:
             yield f"line {line}", record if isinstance(record, dict) else ValueError(
                 f"expected a mapping, got {type(record).__name__}")
     except yaml.YAMLError as exc:
-        raise FormatError(f"{path}: not valid YAML: {' '.join(str(exc).split())}; nothing was imported from it") \
+        raise FormatError(f"not valid YAML: {' '.join(str(exc).split())}; nothing was imported from it") \
             from None
     finally:
         loader.dispose()
@@ -86,7 +86,7 @@ def _record_nodes(node: Any, path: Path) -> list[Any]:
         lists = [value for _key, value in node.value if value.tag.endswith(":seq")]
         if len(lists) == 1:
             return list(lists[0].value)
-    raise FormatError(f"{path}: expected a list of mappings, or a mapping holding exactly one list")
+    raise FormatError("expected a list of mappings, or a mapping holding exactly one list")
 
 
 def write_yaml(examples: Iterable[Any], stream: IO[bytes], options: WriteOptions) -> int:
