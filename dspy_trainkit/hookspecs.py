@@ -48,7 +48,8 @@ def collect(record: Any, context: Kit) -> Example | Mapping[str, Any] | list[Any
     Raise :class:`~dspy_trainkit.errors.ValidationError` when the record is recognised but unusable; it is
     reported for that record and the rest go on.
 
-    Calling mode: all results; every returned example enters intake.
+    Calling mode: all results, one plugin at a time (a failing plugin is reported for that record, naming the
+    plugin); every returned example enters intake.
     """
 
 
@@ -100,7 +101,8 @@ def convert(examples: list[Example], target: str, context: Kit, options: dict[st
 def import_format(register: Callable[..., None]) -> None:
     """Register readers for file formats that ``trainkit import`` understands.
 
-    Called once per import. Call ``register(name, extensions, reader)`` for each format: ``name`` is the
+    Called whenever the core lists import formats (when an import checks its paths, and when it starts reading).
+    Call ``register(name, extensions, reader)`` for each format: ``name`` is the
     format's canonical name (``"jsonl"``), ``extensions`` a tuple of file endings without the dot, and
     ``reader(path, options)`` returns an iterator of ``(position, record)`` pairs, where ``position`` names the
     place in the file (``"line 12"``, ``"row 3"``) for error messages and ``record`` is a mapping, or an
@@ -117,8 +119,8 @@ def import_format(register: Callable[..., None]) -> None:
 def export_format(register: Callable[..., None]) -> None:
     """Register writers for file formats that ``trainkit export`` can write.
 
-    Called once per export. Call ``register(name, extensions, writer)`` for each format: ``writer(examples,
-    stream, options)`` writes the iterable of :class:`Example` to the binary file object ``stream`` as it goes
+    Called whenever the core lists export formats (once per export). Call ``register(name, extensions,
+    writer)`` for each format: ``writer(examples, stream, options)`` writes the iterable of :class:`Example` to the binary file object ``stream`` as it goes
     (never collecting them all first) and returns how many it wrote; ``options`` is a
     :class:`~dspy_trainkit.formats.WriteOptions` (``provenance``: also write id, status, scores, provenance and
     times; ``task_fields``: declared fields per task). What a writer writes, the reader of the same name should
@@ -132,7 +134,9 @@ def export_format(register: Callable[..., None]) -> None:
 def synthesize(register: Callable[..., None]) -> None:
     """Register strategies that make new examples from existing ones or from templates.
 
-    Called once when the kit is opened. Call ``register(strategy)`` with an object that has a ``name``
+    Called when synthesis lists its strategies (the ``trainkit synthesize`` command and API arrive with the
+    generation work; the hook is specified now so that plugins can be written against it). Call
+    ``register(strategy)`` with an object that has a ``name``
     attribute and a ``generate(seeds, count, context)`` method returning candidate examples; they enter the
     intake pipeline like any other source.
 
@@ -170,9 +174,12 @@ def storage_backend(register: Callable[..., None]) -> None:
 def register_commands(cli: click.Group) -> None:
     """Add commands to the ``trainkit`` command line.
 
-    Called once when the CLI starts, with the top-level click group. Add commands with ``cli.add_command(...)``
-    or the ``@cli.command()`` decorator. Keep the module cheap to import: import heavy libraries inside the
-    command functions so that ``trainkit --help`` stays fast.
+    Called the first time the CLI needs its command list (help, or a command that is not built in), once per
+    plugin, each with a click group of its own that stands for the ``trainkit`` command line. Add commands with
+    ``cli.add_command(...)`` or the ``@cli.command()`` decorator. A command whose name trainkit or an earlier
+    plugin already uses is ignored with a warning naming both; a plugin that raises loses its commands, with a
+    warning naming it, and the other commands still work. Keep the module cheap to import: import heavy
+    libraries inside the command functions so that ``trainkit --help`` stays fast.
 
-    Calling mode: all plugins are called; return value ignored.
+    Calling mode: all plugins are called, one at a time; return value ignored.
     """

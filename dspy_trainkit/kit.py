@@ -95,15 +95,16 @@ class Kit:
 
     # -- reading -----------------------------------------------------------------------------------------
     def get(self, example_id: str) -> Example:
-        """The example with this id or unique id prefix."""
+        """The example with this id, or with a unique start or end of its id (at least 4 characters)."""
         example = self.store.get(example_id)
         if example is not None:
             return example
-        matches = self.store.ids_with_prefix(example_id) if len(example_id) >= 4 else []
+        matches = self.store.ids_matching(example_id) if len(example_id) >= 4 else []
         if len(matches) == 1:
             return self.store.get(matches[0])
         if len(matches) > 1:
-            raise NotFoundError(f"example id prefix {example_id!r} is ambiguous; give more characters")
+            raise NotFoundError(f"example id part {example_id!r} matches several examples; give more characters "
+                                "(the end of an id tells examples made together apart)")
         raise NotFoundError(f"no example with id {example_id!r} in {self.settings.store_url} "
                             "(see `trainkit list`)")
 

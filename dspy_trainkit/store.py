@@ -78,8 +78,9 @@ class Store(abc.ABC):
         """The example with this id, or None."""
 
     @abc.abstractmethod
-    def ids_with_prefix(self, prefix: str, limit: int = 2) -> list[str]:
-        """Up to `limit` ids starting with `prefix`, so users can type a short unique prefix."""
+    def ids_matching(self, fragment: str, limit: int = 2) -> list[str]:
+        """Up to `limit` ids that start or end with `fragment`, so users can type a short unique part. Ids are
+        time-ordered, so ids made together share their start; their ends tell them apart."""
 
     @abc.abstractmethod
     def iter_examples(self, query: ExampleQuery) -> Iterator[Example]:

@@ -165,3 +165,17 @@ def test_help_lists_commands_and_usage_errors_exit_2(project):
         assert command in result.output
     assert run("nosuchcommand").exit_code == 2
     assert run("list", "--status", "weird").exit_code == 2
+
+
+def test_init_force_that_fails_keeps_the_old_file(tmp_path):
+    assert run("init", "--task", "qa").exit_code == 0
+    before = (tmp_path / "trainkit.toml").read_text()
+    one_error_line(run("init", "--force", "--db", "mongodb://x/y"), "unknown scheme 'mongodb'")
+    assert (tmp_path / "trainkit.toml").read_text() == before
+
+
+def test_init_writes_the_store_url_it_uses(tmp_path):
+    url = f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    assert run("init", env={"TRAINKIT_STORE_URL": url}).exit_code == 0
+    assert f'url = "{url}"' in (tmp_path / "trainkit.toml").read_text()
+    assert (tmp_path / "elsewhere.db").exists() and not (tmp_path / "trainkit.db").exists()

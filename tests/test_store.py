@@ -62,8 +62,10 @@ def test_filters_paging_order_and_prefix(kit):
     first = report.ids[0]
     unique = next(n for n in range(4, 33) if sum(i.startswith(first[:n]) for i in report.ids) == 1)
     assert kit.get(first[:unique]).id == first
-    with pytest.raises(NotFoundError, match="ambiguous"):
+    with pytest.raises(NotFoundError, match="matches several"):
         kit.get(first[:4])
+    last = report.ids[-1]
+    assert kit.get(last[-8:]).id == last
     with pytest.raises(NotFoundError, match="no example"):
         kit.get("ffff0000")
 

@@ -143,7 +143,7 @@ def list_examples(state: CliState, limit: int, as_json: bool, **filters: Any) ->
 @json_option
 @pass_state
 def show(state: CliState, example_id: str, as_json: bool) -> None:
-    """Show one example by id (or a unique prefix of at least 4 characters)."""
+    """Show one example by id, or by a unique start or end of it (4+ characters)."""
     example = state.kit().get(example_id)
     if as_json:
         echo_json(example.to_dict())

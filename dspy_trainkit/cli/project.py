@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import attrs
@@ -47,7 +48,8 @@ min_quality = 0.0              # examples scored below this are rejected
 @click.command()
 @click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
               help="Project folder (default: the current one).")
-@click.option("--db", "url", default="sqlite:///trainkit.db", show_default=True, help="Store URL to write.")
+@click.option("--db", "url", help="Store URL to write (default: the global --db, TRAINKIT_STORE_URL, or "
+              "sqlite:///trainkit.db).")
 @click.option("--task", help="Declare a first task in the settings.")
 @click.option("--signature", help="Its fields, e.g. 'question -> answer' (with --task).")
 @click.option("--force", is_flag=True, help="Overwrite an existing trainkit.toml.")
@@ -70,15 +72,20 @@ def init(state: CliState, directory: Path, url: str, task: str | None, signature
     path = directory / CONFIG_FILE
     if path.exists() and not force:
         raise ConfigError(f"{path} exists already; use --force to overwrite it")
+    url = url or state.db or os.environ.get("TRAINKIT_STORE_URL") or "sqlite:///trainkit.db"
+    previous = path.read_bytes() if path.exists() else None
     task_section = TASK_TEMPLATE.format(name=task, signature=signature or "question -> answer") if task else ""
-    path.write_text(TEMPLATE.format(url=state.db or url, task_section=task_section,
+    path.write_text(TEMPLATE.format(url=url, task_section=task_section,
                                     default_task=f'default_task = "{task}"' if task else '# default_task = "qa"'),
                     encoding="utf-8")
     state.config_path, state.db = str(path), None
     try:
         kit = state.kit(create=True)
-    except Exception:
-        path.unlink()  # leave nothing half-made behind
+    except BaseException:
+        if previous is None:  # leave nothing half-made behind, and never lose the user's old file
+            path.unlink()
+        else:
+            path.write_bytes(previous)
         raise
     click.echo(f"wrote {path}")
     click.echo(f"store ready at {kit.settings.store_url} (migrations: {', '.join(kit.store.applied_migrations())})")

@@ -117,8 +117,8 @@ class PeeweeStore(Store):
                                           "ON CONFLICT (task, content_hash) DO NOTHING RETURNING id",
                                           rows, page_size=len(rows) or 1, fetch=True)
                 inserted = [r[0] for r in returned]
-            recorded = attrs.evolve(event, example_ids=tuple(inserted))
-            self._append_event(recorded)
+            if inserted:  # a batch that turned out all duplicates (another writer won) changed nothing
+                self._append_event(attrs.evolve(event, example_ids=tuple(inserted)))
         inserted_set = set(inserted)
         return InsertResult(inserted=tuple(inserted),
                             duplicates=tuple(ex.id for ex in examples if ex.id not in inserted_set))
@@ -160,10 +160,11 @@ class PeeweeStore(Store):
         model = self.models.Example
         return self._one(model.select(*self._columns()).where(model.id == example_id))
 
-    def ids_with_prefix(self, prefix: str, limit: int = 2) -> list[str]:
+    def ids_matching(self, fragment: str, limit: int = 2) -> list[str]:
         model = self.models.Example
-        query = model.select(model.id).where(model.id.startswith(prefix.lower())).limit(limit)
-        return [r[0] for r in query.tuples()]
+        fragment = fragment.lower()
+        query = model.select(model.id).where(model.id.startswith(fragment) | model.id.endswith(fragment))
+        return [r[0] for r in query.limit(limit).tuples()]
 
     def iter_examples(self, query: ExampleQuery) -> Iterator[Example]:
         """One query, streamed in pages of PAGE_SIZE rows: on SQLite through the cursor, on PostgreSQL through
