@@ -119,12 +119,12 @@ def import_format(register: Callable[..., None]) -> None:
 def export_format(register: Callable[..., None]) -> None:
     """Register writers for file formats that ``trainkit export`` can write.
 
-    Called whenever the core lists export formats (once per export). Call ``register(name, extensions,
-    writer)`` for each format: ``writer(examples, stream, options)`` writes the iterable of :class:`Example` to the binary file object ``stream`` as it goes
-    (never collecting them all first) and returns how many it wrote; ``options`` is a
+    Called whenever the core lists export formats (once per export). Call ``register(name, extensions, writer)`` for
+    each format: ``writer(examples, stream, options)`` writes the iterable of :class:`Example` to the binary file
+    object ``stream`` as it goes (never collecting them all first) and returns how many it wrote; ``options`` is a
     :class:`~dspy_trainkit.formats.WriteOptions` (``provenance``: also write id, status, scores, provenance and
-    times; ``task_fields``: declared fields per task). What a writer writes, the reader of the same name should
-    read back to the same content hashes.
+    times; ``task_fields``: declared fields per task). What a writer writes, the reader of the same name should read
+    back to the same content hashes.
 
     Calling mode: all plugins are called; a name registered twice is an error naming both plugins.
     """

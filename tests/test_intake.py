@@ -94,7 +94,8 @@ def test_records_that_cannot_be_examples_are_reported_with_position_and_the_rest
                                ValueError("line 7: not JSON")])
         assert report.read == 5 and report.stored == 1
         assert [(p.position, p.message.split(":")[0]) for p in report.problems] == [
-            ("record 2", "task"), ("record 3", "expected a mapping of example fields, got str (and no collect plugin recognises it)"),
+            ("record 2", "task"),
+            ("record 3", "expected a mapping of example fields, got str (and no collect plugin recognises it)"),
             ("record 4", "status"), ("record 5", "line 7")]
 
 
