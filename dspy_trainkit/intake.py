@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from .errors import PluginError, TrainkitError
-from .models import Event, Example, Finding
+from . import assessment
+from .errors import TrainkitError
+from .models import Event, Example
 from .plugins import call_each
 
 if TYPE_CHECKING:
@@ -116,13 +117,13 @@ class _BatchRun:
         examples = list(self._normalise(batch, origins))
         if not examples:
             return
-        findings = self._validate(examples)
+        findings = assessment.validate(self.kit, examples)
         examples, duplicates = self._dedup(examples)
         report.duplicates += duplicates
         if not examples:
             return
-        scored = self._score(examples, findings)
-        decided = [self._decide(ex, findings.get(ex.id, []), scores)
+        scored = assessment.score(self.kit, examples, findings)
+        decided = [assessment.decide(self.kit, ex, list(ex.findings) + findings.get(ex.id, []), scores)
                    for ex, scores in zip(examples, scored, strict=True)]
         if self.dry_run:
             inserted, event = {ex.id for ex in decided}, None
@@ -168,17 +169,6 @@ class _BatchRun:
         if self.on_reject is not None:
             self.on_reject(position, record, [message])
 
-    def _validate(self, examples: list[Example]) -> dict[str, list[Finding]]:
-        found: dict[str, list[Finding]] = {}
-        for plugin, result in call_each(self.kit.pm, "validate", examples=examples, context=self.kit):
-            for index, items in _indexed(result, examples, plugin, "validate"):
-                for finding in items:
-                    if not isinstance(finding, Finding):
-                        raise PluginError(f"plugin {plugin!r} returned {type(finding).__name__} from hook "
-                                          "'validate'; expected Finding objects", plugin=plugin, hook="validate")
-                    found.setdefault(examples[index].id, []).append(attrs.evolve(finding, plugin=plugin))
-        return found
-
     def _dedup(self, examples: list[Example]) -> tuple[list[Example], int]:
         """Drop examples whose (task, content hash) repeats within the batch or is stored already."""
         unique: dict[tuple[str, str], Example] = {}
@@ -193,49 +183,6 @@ class _BatchRun:
         if self.dry_run:
             self.seen.update((ex.task, ex.content_hash) for ex in kept)
         return kept, len(examples) - len(kept)
-
-    def _score(self, examples: list[Example], findings: dict[str, list[Finding]]) -> list[dict[str, Any]]:
-        """Scores per example, keyed by dimension, each remembering the plugin that made it."""
-        to_score = [i for i, ex in enumerate(examples)
-                    if not any(f.severity == "error" for f in findings.get(ex.id, []))]
-        scores: list[dict[str, tuple[float, str]]] = [{} for _ in examples]
-        if not to_score:
-            return scores
-        subset = [examples[i] for i in to_score]
-        for plugin, result in call_each(self.kit.pm, "score", examples=subset, context=self.kit):
-            for index, dims in _indexed(result, subset, plugin, "score"):
-                target = scores[to_score[index]]
-                for dimension, value in dict(dims).items():
-                    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
-                        raise PluginError(f"plugin {plugin!r} gave score {value!r} for {dimension!r} in hook "
-                                          "'score'; scores must be numbers in 0..1", plugin=plugin, hook="score")
-                    if dimension in target and target[dimension][1] != plugin:
-                        raise PluginError(f"dimension {dimension!r} is scored by both plugin "
-                                          f"{target[dimension][1]!r} and plugin {plugin!r}; disable one",
-                                          plugin=plugin, hook="score")
-                    target[dimension] = (float(value), plugin)
-        return scores
-
-    def _decide(self, ex: Example, findings: list[Finding], scores: dict[str, tuple[float, str]]) -> Example:
-        task = self.kit.settings.task(ex.task)
-        quality = weighted_quality({d: v for d, (v, _) in scores.items()}, task.weights_for(ex.domain))
-        findings = list(ex.findings) + findings
-        if any(f.severity == "error" for f in findings):
-            status = "rejected"
-        elif quality is not None and quality < task.min_quality_for(ex.domain):
-            status = "rejected"
-            findings.append(Finding(severity="error", code="below-threshold", plugin="intake",
-                                    message=f"quality {quality:.2f} is below min_quality "
-                                            f"{task.min_quality_for(ex.domain):.2f}"))
-        elif task.collection_mode == "manual" or any(f.severity == "warning" for f in findings):
-            status = "candidate"
-        else:
-            status = "accepted"
-        provenance = dict(ex.provenance)
-        if scores:
-            provenance["scorers"] = {d: p for d, (_, p) in scores.items()}
-        return ex.with_verdict(status=status, findings=findings, quality=quality, provenance=provenance,
-                               scores={**ex.scores, **{d: v for d, (v, _) in scores.items()}})
 
 
 def candidates(kit: Kit, record: Any) -> list[Any]:
@@ -265,23 +212,3 @@ def to_example(record: Any, defaults: Mapping[str, Any], default_task: str | Non
     example = Example.from_dict(values)
     example.content_hash  # noqa: B018 - computing it now reports values that are not JSON, per record
     return example
-
-
-def weighted_quality(scores: Mapping[str, float], weights: Mapping[str, float]) -> float | None:
-    """Overall quality: the mean of the dimensions weighted by `weights` (default 1 each); None if unscored."""
-    total = sum(weights.get(d, 1.0) for d in scores)
-    if not scores or total == 0:
-        return None
-    return round(sum(v * weights.get(d, 1.0) for d, v in scores.items()) / total, 6)
-
-
-def _indexed(result: Any, examples: list[Example], plugin: str, hook: str) -> Iterator[tuple[int, Any]]:
-    """Check a batch hook's `{index: value}` answer and yield its items."""
-    if not isinstance(result, Mapping):
-        raise PluginError(f"plugin {plugin!r} returned {type(result).__name__} from hook {hook!r}; "
-                          "expected a mapping from example index to results", plugin=plugin, hook=hook)
-    for index, value in result.items():
-        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(examples):
-            raise PluginError(f"plugin {plugin!r} returned index {index!r} from hook {hook!r}, outside the "
-                              f"batch of {len(examples)}", plugin=plugin, hook=hook)
-        yield index, value

@@ -66,6 +66,13 @@ class Store(abc.ABC):
         and record `event` (with the ids actually inserted) in the same transaction."""
 
     @abc.abstractmethod
+    def update_examples(self, examples: Sequence[Example], event: Event) -> None:
+        """Store new values of already stored examples (matched by id) in one transaction, with `event`.
+
+        Raises StoreError when an edit would make an example equal (same task and content hash) to another
+        stored one, naming it; nothing of the batch is written then."""
+
+    @abc.abstractmethod
     def existing_hashes(self, task: str, hashes: Iterable[str]) -> set[str]:
         """Which of `hashes` are stored for `task` already (for exact dedup before scoring)."""
 

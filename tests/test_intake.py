@@ -10,7 +10,7 @@ from helpers import qa
 
 import dspy_trainkit as tk
 from dspy_trainkit import Finding, hookimpl, load_settings
-from dspy_trainkit.intake import weighted_quality
+from dspy_trainkit.assessment import weighted_quality
 
 
 class LengthScorer:
@@ -52,7 +52,7 @@ def test_automatic_mode_accepts_above_threshold_and_rejects_below_with_reason(tm
         assert rejected.quality == 0.2 and rejected.scores == {"length": 0.2}
         assert [f.code for f in rejected.findings] == ["below-threshold"]
         accepted = next(kit.examples(status="accepted"))
-        assert accepted.provenance["scorers"] == {"length": "length"}
+        assert accepted.provenance["scorers"] == {"length": {"plugin": "length", "version": None}}
 
 
 def test_manual_mode_keeps_everything_for_review(tmp_path):

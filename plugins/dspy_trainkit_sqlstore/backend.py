@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import sqlite3
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -68,6 +69,11 @@ class PeeweeStore(Store):
         self.models = schema.define_models(database)
         self.is_sqlite = isinstance(database, pw.SqliteDatabase)
         self._cursor_numbers = itertools.count()
+        self._integrity_errors: tuple[type[Exception], ...] = (pw.IntegrityError, sqlite3.IntegrityError)
+        if not self.is_sqlite:
+            import psycopg2
+
+            self._integrity_errors += (psycopg2.IntegrityError,)
 
     # -- opening -----------------------------------------------------------------------------------------
     @classmethod
@@ -122,6 +128,29 @@ class PeeweeStore(Store):
         inserted_set = set(inserted)
         return InsertResult(inserted=tuple(inserted),
                             duplicates=tuple(ex.id for ex in examples if ex.id not in inserted_set))
+
+    def update_examples(self, examples: Sequence[Example], event: Event) -> None:
+        columns = [c for c in schema.EXAMPLE_COLUMNS if c != "id"]
+        assignments = ", ".join(f"{c} = {self.db.param}" for c in columns)
+        sql = f"UPDATE examples SET {assignments} WHERE id = {self.db.param}"
+        rows = [(*row[1:], row[0]) for row in map(example_row, examples)]
+        try:
+            with self._transaction():
+                cursor = self.db.cursor()
+                if self.is_sqlite:
+                    cursor.executemany(sql, rows)
+                else:
+                    from psycopg2.extras import execute_batch
+
+                    execute_batch(cursor, sql, rows, page_size=500)
+                self._append_event(event)
+        except self._integrity_errors:
+            for ex in examples:
+                other = self.find_by_hash(ex.task, ex.content_hash)
+                if other is not None and other.id != ex.id:
+                    raise StoreError(f"example {ex.id} would become a duplicate of example {other.id} "
+                                     "(same task and content); edit it differently or archive one") from None
+            raise
 
     def _transaction(self) -> Any:
         return self.db.atomic("IMMEDIATE") if self.is_sqlite else self.db.atomic()

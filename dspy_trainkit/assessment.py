@@ -1,0 +1,122 @@
+"""Judging examples: validate, score and decide a status. Intake runs these on new examples; edits and
+re-scoring run them on stored ones, so every example is judged by the same code.
+
+Validators and scorers are called one plugin at a time so that each finding and each score names the plugin
+(and its version) that made it, and a plugin that raises is reported by name before anything is written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from .errors import PluginError
+from .models import Example, Finding
+from .plugins import call_each
+
+if TYPE_CHECKING:
+    from .kit import Kit
+
+Scores = dict[str, tuple[float, str]]  # dimension -> (score, plugin)
+
+
+def validate(kit: Kit, examples: list[Example]) -> dict[str, list[Finding]]:
+    """Findings per example id from every `validate` plugin, each tagged with its plugin."""
+    found: dict[str, list[Finding]] = {}
+    for plugin, result in call_each(kit.pm, "validate", examples=examples, context=kit):
+        for index, items in _indexed(result, examples, plugin, "validate"):
+            for finding in items:
+                if not isinstance(finding, Finding):
+                    raise PluginError(f"plugin {plugin!r} returned {type(finding).__name__} from hook "
+                                      "'validate'; expected Finding objects", plugin=plugin, hook="validate")
+                found.setdefault(examples[index].id, []).append(attrs.evolve(finding, plugin=plugin))
+    return found
+
+
+def score(kit: Kit, examples: list[Example], findings: Mapping[str, list[Finding]]) -> list[Scores]:
+    """Scores per example (in order), keyed by dimension, each remembering the plugin that made it.
+    Examples with an error finding are not scored: they are rejected whatever their score."""
+    to_score = [i for i, ex in enumerate(examples)
+                if not any(f.severity == "error" for f in findings.get(ex.id, []))]
+    scores: list[Scores] = [{} for _ in examples]
+    if not to_score:
+        return scores
+    subset = [examples[i] for i in to_score]
+    for plugin, result in call_each(kit.pm, "score", examples=subset, context=kit):
+        for index, dims in _indexed(result, subset, plugin, "score"):
+            target = scores[to_score[index]]
+            for dimension, value in dict(dims).items():
+                if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+                    raise PluginError(f"plugin {plugin!r} gave score {value!r} for {dimension!r} in hook "
+                                      "'score'; scores must be numbers in 0..1", plugin=plugin, hook="score")
+                if dimension in target and target[dimension][1] != plugin:
+                    raise PluginError(f"dimension {dimension!r} is scored by both plugin "
+                                      f"{target[dimension][1]!r} and plugin {plugin!r}; disable one",
+                                      plugin=plugin, hook="score")
+                target[dimension] = (float(value), plugin)
+    return scores
+
+
+def decide(kit: Kit, ex: Example, findings: list[Finding], scores: Scores, *, status: str | None = None
+           ) -> Example:
+    """The example with its findings, scores, overall quality and a status: `status` when given (a reviewer's
+    decision), else from the rules: errors or quality below the threshold reject, manual collection or warnings
+    keep it for review, anything else is accepted."""
+    task = kit.settings.task(ex.task)
+    quality = weighted_quality({d: v for d, (v, _) in scores.items()}, task.weights_for(ex.domain))
+    findings = list(findings)
+    threshold = task.min_quality_for(ex.domain)
+    below = quality is not None and quality < threshold
+    if below:
+        findings.append(Finding(severity="error", code="below-threshold", plugin="intake",
+                                message=f"quality {quality:.2f} is below min_quality {threshold:.2f}"))
+    if status is None:
+        if any(f.severity == "error" for f in findings):
+            status = "rejected"
+        elif task.collection_mode == "manual" or any(f.severity == "warning" for f in findings):
+            status = "candidate"
+        else:
+            status = "accepted"
+    provenance = dict(ex.provenance)
+    if scores:
+        provenance["scorers"] = {d: _versioned(kit, p) for d, (_, p) in scores.items()}
+    return ex.with_verdict(status=status, findings=findings, quality=quality, provenance=provenance,
+                           scores={**ex.scores, **{d: v for d, (v, _) in scores.items()}})
+
+
+def reassess(kit: Kit, examples: list[Example], *, keep_status: bool = True) -> list[Example]:
+    """Validate, score and decide stored examples afresh (their old findings and scores are replaced)."""
+    fresh = [ex.with_verdict(status=ex.status, findings=[], quality=None, scores={}, provenance={
+        k: v for k, v in ex.provenance.items() if k != "scorers"}) for ex in examples]
+    findings = validate(kit, fresh)
+    scored = score(kit, fresh, findings)
+    return [decide(kit, ex, findings.get(ex.id, []), s, status=ex.status if keep_status else None)
+            for ex, s in zip(fresh, scored, strict=True)]
+
+
+def _versioned(kit: Kit, plugin: str) -> dict[str, str | None]:
+    """Which plugin, at which version, made a score (so a changed scorer can be told from changed data)."""
+    info = getattr(kit.pm, "infos", {}).get(plugin)
+    return {"plugin": plugin, "version": info.version if info is not None else None}
+
+
+def weighted_quality(scores: Mapping[str, float], weights: Mapping[str, float]) -> float | None:
+    """Overall quality: the mean of the dimensions weighted by `weights` (default 1 each); None if unscored."""
+    total = sum(weights.get(d, 1.0) for d in scores)
+    if not scores or total == 0:
+        return None
+    return round(sum(v * weights.get(d, 1.0) for d, v in scores.items()) / total, 6)
+
+
+def _indexed(result: Any, examples: list[Example], plugin: str, hook: str) -> Iterator[tuple[int, Any]]:
+    """Check a batch hook's `{index: value}` answer and yield its items."""
+    if not isinstance(result, Mapping):
+        raise PluginError(f"plugin {plugin!r} returned {type(result).__name__} from hook {hook!r}; "
+                          "expected a mapping from example index to results", plugin=plugin, hook=hook)
+    for index, value in result.items():
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(examples):
+            raise PluginError(f"plugin {plugin!r} returned index {index!r} from hook {hook!r}, outside the "
+                              f"batch of {len(examples)}", plugin=plugin, hook=hook)
+        yield index, value
