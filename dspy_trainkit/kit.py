@@ -18,6 +18,7 @@ from typing import Any
 
 import attrs
 
+from . import changes
 from .conversion import ConversionResult, convert
 from .errors import NotFoundError, PluginError, ValidationError
 from .exporting import export_examples
@@ -85,6 +86,23 @@ class Kit:
         """Run `(position, record)` pairs through intake (what importers and collectors call)."""
         return self._intake.run(items, **options)
 
+    def set_status(self, status: str, *, actor: str = "api", reason: str = "", progress: Any = None,
+                   **filters: Any) -> int:
+        """Accept, reject or archive the examples matching `filters` (ExampleQuery fields, e.g. ids=...,
+        where=...); recorded with actor and reason. Returns how many changed."""
+        return changes.set_status(self, ExampleQuery(**filters), status, actor=actor, reason=reason,
+                                  progress=progress)
+
+    def edit(self, example_id: str, *, actor: str = "api", reason: str = "", status: str | None = None,
+             **fields: Any) -> Example:
+        """Change an example's inputs, outputs, labels or metadata; it is validated and scored again and the
+        audit trail keeps before and after. `status` also decides it (a reviewer's accept after an edit)."""
+        return changes.edit(self, example_id, fields, actor=actor, reason=reason, status=status)
+
+    def rescore(self, *, actor: str = "api", reason: str = "", progress: Any = None, **filters: Any) -> int:
+        """Validate and score the matching examples again with the plugins loaded now; statuses stay."""
+        return changes.rescore(self, ExampleQuery(**filters), actor=actor, reason=reason, progress=progress)
+
     def notify(self, event: Event) -> None:
         """Tell `on_data_changed` plugins about a committed change; a failing plugin is logged, not raised."""
         for impl in hook_impls(self.pm, "on_data_changed"):  # one failing listener must not silence the others
@@ -125,6 +143,20 @@ class Kit:
         result["by_cell"] = [{"domain": k[0], "topic": k[1], "difficulty": k[2], "count": n}
                              for k, n in self.store.group_counts(["domain", "topic", "difficulty"], query)]
         return result
+
+    def plugin_settings(self, plugin: str, task: str | None = None, domain: str | None = None) -> dict[str, Any]:
+        """A plugin's `[plugin.NAME]` table with its per-task and per-domain overrides applied:
+        `[plugin.NAME]` < `[plugin.NAME.tasks.TASK]` < `[plugin.NAME.tasks.TASK.domains.DOMAIN]`."""
+        base = dict(self.settings.plugin_config.get(plugin, {}))
+        tasks = base.pop("tasks", {}) or {}
+        if task is None or task not in tasks:
+            return base
+        task_table = dict(tasks[task])
+        domains = task_table.pop("domains", {}) or {}
+        merged = {**base, **task_table}
+        if domain is not None and domain in domains:
+            merged.update(domains[domain])
+        return merged
 
     def task_fields(self, task: str) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
         """The task's declared (inputs, outputs): from settings, or from its Signature when that is an import

@@ -39,6 +39,7 @@ class ExampleQuery:
     difficulty: str | None = None
     min_quality: float | None = None
     ids: tuple[str, ...] | None = None
+    where: tuple[tuple[str, str, object], ...] = ()  # (field, op, value) from dspy_trainkit.where, ANDed
     limit: int | None = None
     offset: int = 0
     order: str = "created"  # "created" | "-created" | "-quality"
@@ -92,6 +93,10 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def iter_examples(self, query: ExampleQuery) -> Iterator[Example]:
         """Stream the examples matching `query`, without loading them all at once."""
+
+    @abc.abstractmethod
+    def iter_ids(self, query: ExampleQuery) -> Iterator[str]:
+        """Stream the ids of the examples matching `query`, in its order."""
 
     @abc.abstractmethod
     def count(self, query: ExampleQuery) -> int:

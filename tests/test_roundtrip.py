@@ -27,7 +27,7 @@ SOURCE = [
     {"question": "Half of 6.5?", "context": "fractions", "answer": 3.25, "domain": "math", "topic": "fractions",
      "difficulty": "hard"},
     {"question": "Write a two-line poem", "context": "line one\nline two, with, commas\n\tand a tab",
-     "answer": "Roses are red,\n\"violets\" are blue;\r\nend", "domain": "poetry"},
+     "answer": "Roses are red,\nviolets are blue;\r\nend", "domain": "poetry"},
     {"question": "List the primes below 6", "context": "number theory", "answer": [2, 3, 5], "topic": "primes"},
     {"question": "Which is true?", "context": "logic", "answer": "yes", "difficulty": "007"},
 ]
@@ -93,6 +93,7 @@ def test_import_export_import_keeps_content_hashes(kit, source, tmp_path, fmt):
 
 @pytest.mark.parametrize("fmt", sorted(EXTENSIONS))
 def test_round_trip_through_the_cli(source, tmp_path, fmt):
+    tk.open().close()  # the project's store, from trainkit.toml
     assert run("import", source.name).exit_code == 0
     with tk.open("sqlite:///trainkit.db") as kit:
         original = content(kit)
@@ -102,7 +103,7 @@ def test_round_trip_through_the_cli(source, tmp_path, fmt):
     assert result.stdout.strip() == f"exported {len(SOURCE)} examples to {exported}"
 
     url = second_store(tmp_path)
-    tk.open(url).close()
+    tk.open(url).close()  # create it
     result = run("--db", url, "import", exported)
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() == f"read {len(SOURCE)}, imported {len(SOURCE)}, duplicates 0, rejected 0"
@@ -141,6 +142,29 @@ def test_the_second_export_is_identical_to_the_first(kit, source, tmp_path):
         again.export(second, format="jsonl")
     assert sorted(second.read_text(encoding="utf-8").splitlines()) == \
         sorted(first.read_text(encoding="utf-8").splitlines())
+
+
+QUOTED = ['plain', 'a"b', '"quoted"', 'z']
+
+
+@pytest.mark.parametrize("fmt", [
+    pytest.param("csv", marks=pytest.mark.xfail(
+        strict=True, reason="BUG: read_csv sniffs the dialect and gets doublequote=False for files that "
+                            "write_csv wrote with doubled quotes, so 'a\"b' (written \"a\"\"b\") is read back as "
+                            "'a\"b\"' and '\"quoted\"' as '\"quoted\"\"\"': silently corrupted text")),
+    "dspy", "json", "jsonl", "yaml"])
+def test_round_trip_of_text_with_double_quotes(kit, tmp_path, fmt):
+    for number, text in enumerate(QUOTED):
+        kit.add(task="qa", inputs={"question": f"q{number}", "context": "c"}, outputs={"answer": text})
+    original = content(kit)
+    exported = tmp_path / f"out.{EXTENSIONS[fmt]}"
+    kit.export(exported, format=fmt)
+    with tk.open(second_store(tmp_path)) as again:
+        report = again.import_files([exported])
+        assert {ex.inputs["question"]: ex.outputs["answer"] for ex in again.examples()} == \
+            {f"q{n}": text for n, text in enumerate(QUOTED)}
+        assert (report.read, report.imported) == (len(QUOTED), len(QUOTED))
+        assert set(content(again)) == set(original)
 
 
 @pytest.mark.xfail(strict=True, reason="BUG: the CSV reader parses any cell that looks like a JSON array/object "

@@ -197,22 +197,31 @@ class PeeweeStore(Store):
 
     def iter_examples(self, query: ExampleQuery) -> Iterator[Example]:
         """One query, streamed in pages of PAGE_SIZE rows: on SQLite through the cursor, on PostgreSQL through
-        a server-side (named) cursor, so neither side holds the result whole. (Keyset paging re-sorted the
-        filtered rows for every page and grew quadratic on large stores.)"""
+        a server-side cursor, so neither side holds the result whole. (Keyset paging re-sorted the filtered
+        rows for every page and grew quadratic on large stores.)"""
+        sql, params = self._select(query, self._columns()).sql()
+        for row in self._stream(sql, params):
+            yield row_example(row)
+
+    def iter_ids(self, query: ExampleQuery) -> Iterator[str]:
+        sql, params = self._select(query, [self.models.Example.id]).sql()
+        for row in self._stream(sql, params):
+            yield row[0]
+
+    def _select(self, query: ExampleQuery, columns: list[pw.Field]) -> pw.Select:
         model = self.models.Example
         orders = {"created": (model.id,), "-created": (model.id.desc(),),
                   "-quality": (model.quality.desc(nulls="LAST"), model.id)}
         if query.order not in orders:
             raise StoreError(f"unknown order {query.order!r}; use {', '.join(orders)}")
-        select = self._filtered(query).order_by(*orders[query.order])
+        select = self._where(model.select(*columns), query).order_by(*orders[query.order])
         if query.limit is not None:
             select = select.limit(query.limit)
         if query.offset:
-            select = select.offset(query.offset) if query.limit is not None else select.limit(-1 if
-                self.is_sqlite else None).offset(query.offset)
-        sql, params = select.sql()
-        for row in self._stream(sql, params):
-            yield row_example(row)
+            if query.limit is None:  # OFFSET needs a LIMIT on SQLite; -1 means none
+                select = select.limit(-1 if self.is_sqlite else None)
+            select = select.offset(query.offset)
+        return select
 
     def _stream(self, sql: str, params: Sequence[Any]) -> Iterator[tuple[Any, ...]]:
         if self.is_sqlite:
@@ -272,9 +281,6 @@ class PeeweeStore(Store):
         row = select.limit(1).tuples().first()
         return row_example(row) if row else None
 
-    def _filtered(self, query: ExampleQuery) -> pw.Select:
-        return self._where(self.models.Example.select(*self._columns()), query)
-
     def _where(self, select: pw.Select, query: ExampleQuery) -> pw.Select:
         model = self.models.Example
         for column, value in query.equalities().items():
@@ -283,7 +289,14 @@ class PeeweeStore(Store):
             select = select.where(model.quality >= query.min_quality)
         if query.ids is not None:
             select = select.where(model.id.in_(list(query.ids)))
+        for field, op, value in query.where:
+            column = getattr(model, field)
+            select = select.where(_OPERATORS[op](column, value))
         return select
+
+
+_OPERATORS = {"=": lambda c, v: c == v, "!=": lambda c, v: c != v, "<": lambda c, v: c < v,
+              "<=": lambda c, v: c <= v, ">": lambda c, v: c > v, ">=": lambda c, v: c >= v}
 
 
 def _safe(url: str) -> str:

@@ -1,0 +1,1 @@
+"""Built-in plugin 'llm_judge' (being written)."""
