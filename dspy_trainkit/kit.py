@@ -19,6 +19,7 @@ from typing import Any
 import attrs
 
 from . import changes
+from .collection import Collector, collector_decorator, dspy_callback
 from .conversion import ConversionResult, convert
 from .errors import NotFoundError, PluginError, ValidationError
 from .exporting import export_examples
@@ -45,9 +46,13 @@ class Kit:
         self.log = log
         self._intake = Intake(self)
         self._task_fields: dict[str, tuple[tuple[str, ...], tuple[str, ...]] | None] = {}
+        self._collector: Collector | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------------
     def close(self) -> None:
+        """Write what collection has queued, then release the store."""
+        if self._collector is not None:
+            self._collector.close()
         self.store.close()
 
     def __enter__(self) -> Kit:
@@ -85,6 +90,35 @@ class Kit:
     def intake(self, items: Iterable[tuple[str, Any]], **options: Any) -> IntakeReport:
         """Run `(position, record)` pairs through intake (what importers and collectors call)."""
         return self._intake.run(items, **options)
+
+    # -- collection from a pipeline ---------------------------------------------------------------------
+    @property
+    def collection(self) -> Collector:
+        """The background writer of collected examples (its `stats` count what happened so far)."""
+        if self._collector is None:
+            self._collector = Collector(self)
+        return self._collector
+
+    def collect(self, task: str, inputs: Any, outputs: Any, *, domain: str | None = None, topic: str | None = None,
+                difficulty: str | None = None, metadata: Mapping[str, Any] | None = None,
+                provenance: Mapping[str, Any] | None = None) -> bool:
+        """Queue one pipeline output for intake in the background; returns at once, never raises. Returns
+        whether it was queued (collection can be off or sampled per task: `collect`, `sample_rate`)."""
+        return self.collection.submit(task, inputs, outputs, metadata=metadata, provenance=provenance,
+                                      labels={"domain": domain, "topic": topic, "difficulty": difficulty})
+
+    def collector(self, *, task: str, **options: Any) -> Any:
+        """Decorator: `@kit.collector(task="qa")` records a function's arguments (inputs) and result
+        (outputs) for every successful call; options `inputs`, `output`, `labels` (see collection.py)."""
+        return collector_decorator(self, task, **options)
+
+    def dspy_callback(self, *, task: str, module: Any = None, **options: Any) -> Any:
+        """A DSPy callback that collects `module`'s successful calls: `dspy.configure(callbacks=[...])`."""
+        return dspy_callback(self, task, module, **options)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until everything collected so far is stored."""
+        return self._collector.flush(timeout) if self._collector is not None else True
 
     def set_status(self, status: str, *, actor: str = "api", reason: str = "", progress: Any = None,
                    **filters: Any) -> int:

@@ -43,6 +43,8 @@ class TaskSettings:
     inputs: tuple[str, ...] | None = None
     outputs: tuple[str, ...] | None = None
     collection_mode: str = "automatic"
+    collect: bool = True
+    sample_rate: float = 1.0
     min_quality: float = 0.0
     weights: dict[str, float] = attrs.field(factory=dict)
     topics: tuple[str, ...] = ()
@@ -176,8 +178,8 @@ class _Reader:
 
 
 _TOP_KEYS = ("store", "plugins", "intake", "default_task", "tasks", "plugin")
-_TASK_KEYS = ("signature", "inputs", "outputs", "collection_mode", "min_quality", "weights", "topics",
-              "difficulties", "domains")
+_TASK_KEYS = ("signature", "inputs", "outputs", "collection_mode", "collect", "sample_rate", "min_quality",
+              "weights", "topics", "difficulties", "domains")
 _DOMAIN_KEYS = ("topics", "difficulties", "min_quality", "weights")
 
 
@@ -197,6 +199,10 @@ def _read_task(r: _Reader, name: str, data: Any) -> TaskSettings:
         values["collection_mode"] = r.string(t["collection_mode"], f"{where}.collection_mode", COLLECTION_MODES)
     if "min_quality" in t:
         values["min_quality"] = r.unit(t["min_quality"], f"{where}.min_quality")
+    if "collect" in t:
+        values["collect"] = r.boolean(t["collect"], f"{where}.collect")
+    if "sample_rate" in t:
+        values["sample_rate"] = r.unit(t["sample_rate"], f"{where}.sample_rate")
     if "weights" in t:
         values["weights"] = r.weights(t["weights"], f"{where}.weights")
     domains = {}
