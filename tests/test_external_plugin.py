@@ -93,7 +93,8 @@ def test_plugins_lists_the_sample_plugin_beside_the_builtins(run):
     listed = plugins_json(run)
     assert listed["sample"] == {
         "name": "sample", "status": "loaded", "version": "0.3.0", "distribution": "trainkit-sample-plugin",
-        "hooks": ["on_data_changed", "register_commands", "score", "validate"], "builtin": False, "error": None,
+        "hooks": ["import_format", "on_data_changed", "register_commands", "score", "validate"],
+        "builtin": False, "error": None,
     }
     for name in ("sqlstore", "basic_checks"):
         assert listed[name]["status"] == "loaded"
@@ -177,3 +178,26 @@ def test_load_allow_list(run):
     assert {n for n, p in listed.items() if p["status"] == "loaded"} == {"sqlstore"} | ESSENTIAL_PLUGINS
     assert listed["sample"]["status"] == "disabled"
     assert listed["basic_checks"]["status"] == "disabled"
+
+
+def test_sample_plugin_adds_a_tsv_import_format(run, tmp_path):
+    run("init", "--task", "qa", "--signature", "question -> answer")
+    (tmp_path / "project" / "data.tsv").write_text(
+        "question\tanswer\nWhat is 2+2?\t4\ntoo\tmany\tcells\nCapital?\tParis\n")
+
+    result = run("import", "data.tsv", "--json", check=False)
+    assert result.returncode == 3, result.stderr
+    summary = json.loads(result.stdout)
+    assert (summary["read"], summary["imported"], summary["rejected"]) == (3, 2, 1)
+    (problem,) = summary["files"]["data.tsv"]["problems"]
+    assert problem == {"position": "data.tsv:line 3", "message": "3 cells but the header has 2 columns"}
+    listed = json.loads(run("list", "--json").stdout)
+    assert sorted((ex["inputs"]["question"], ex["outputs"]["answer"], ex["provenance"]["format"]) for ex in listed) \
+        == [("Capital?", "Paris", "tsv"), ("What is 2+2?", "4", "tsv")]
+
+    # the format is the plugin's: named in the known formats, and gone when the plugin is disabled
+    unknown = run("import", "data.tsv", "--format", "nosuch", check=False)
+    assert unknown.returncode == 1 and "tsv (.tsv)" in unknown.stderr
+    disabled = run("--disable-plugin", "sample", "import", "data.tsv", check=False)
+    assert disabled.returncode == 1
+    assert "data.tsv: cannot tell the format" in disabled.stderr and "tsv" not in disabled.stderr.split("known")[1]

@@ -9,6 +9,7 @@ import click
 import orjson
 
 from .output import echo_json, echo_json_stream, echo_table, json_option, preview, when
+from .selection import query_fields, selection_options
 from .state import CliState
 
 pass_state = click.make_pass_decorator(CliState, ensure=True)
@@ -99,23 +100,8 @@ def add(state: CliState, task: str | None, inputs: tuple[str, ...], outputs: tup
         click.echo(f"  {finding.severity}: {finding.message} [{finding.code}]")
 
 
-def _query_options(func: Any) -> Any:
-    options = [
-        click.option("--task", "-t", help="Only this task."),
-        click.option("--status", type=click.Choice(["candidate", "accepted", "rejected", "archived"]),
-                     help="Only this status."),
-        click.option("--source", type=click.Choice(["collected", "bootstrap", "imported", "synthetic", "manual"]),
-                     help="Only this source."),
-        *label_options,
-        click.option("--min-quality", type=click.FloatRange(0, 1), help="Only examples with quality >= this."),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
-
-
 @click.command("list")
-@_query_options
+@selection_options
 @click.option("--limit", "-n", type=click.IntRange(min=0), default=20, show_default=True,
               help="How many to show (0 = all).")
 @click.option("--offset", type=click.IntRange(min=0), default=0, help="Skip this many first.")
@@ -123,11 +109,10 @@ def _query_options(func: Any) -> Any:
               show_default=True, help="Sort order.")
 @json_option
 @pass_state
-def list_examples(state: CliState, limit: int, as_json: bool, **filters: Any) -> None:
+def list_examples(state: CliState, limit: int, offset: int, order: str, as_json: bool, **options: Any) -> None:
     """List examples, filtered and paged."""
-    query = {k: v for k, v in filters.items() if v is not None and k != "offset" and k != "order"}
-    examples = state.kit().examples(**query, limit=limit or None, offset=filters["offset"],
-                                    order=filters["order"])
+    kit = state.kit()
+    examples = kit.examples(**query_fields(options), limit=limit or None, offset=offset, order=order)
     if as_json:
         echo_json_stream(ex.to_dict() for ex in examples)
         return

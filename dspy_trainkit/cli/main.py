@@ -24,6 +24,13 @@ BUILTIN_COMMANDS = {
     "stats": ("dspy_trainkit.cli.examples", "stats"),
     "import": ("dspy_trainkit.cli.transfer", "import_"),
     "export": ("dspy_trainkit.cli.transfer", "export"),
+    "accept": ("dspy_trainkit.cli.curation", "accept"),
+    "reject": ("dspy_trainkit.cli.curation", "reject"),
+    "archive": ("dspy_trainkit.cli.curation", "archive"),
+    "score": ("dspy_trainkit.cli.curation", "score"),
+    "log": ("dspy_trainkit.cli.curation", "log"),
+    "review": ("dspy_trainkit.cli.review", "review"),
+    "report": ("dspy_trainkit.cli.report", "report"),
     "plugins": ("dspy_trainkit.cli.plugins", "plugins"),
     "config": ("dspy_trainkit.cli.project", "config"),
 }

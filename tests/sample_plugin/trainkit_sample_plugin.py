@@ -6,10 +6,14 @@ listing, disabling and every hook kind work for a distribution that is not part 
 * ``validate``: a warning ``sample-todo`` for any example whose outputs contain the text "TODO";
 * ``score``: a dimension ``sample_length`` in 0..1 from the total length of the outputs (200 characters = 1);
 * ``on_data_changed``: remembers the kind of every committed change in ``SEEN_EVENTS``;
-* ``register_commands``: adds ``trainkit sample-hello``.
+* ``register_commands``: adds ``trainkit sample-hello``;
+* ``import_format``: reads ``.tsv`` files (a header row of field names, then one tab-separated record per line)
+  as the import format ``tsv``.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import click
 
@@ -58,3 +62,24 @@ def register_commands(cli):
         """Say hello and count the examples in the store (a command added by the sample plugin)."""
         click.echo("hello from sample")
         click.echo(f"examples: {state.kit().count()}")
+
+
+def read_tsv(path: Path, options):
+    """`(position, record)` per line of a tab-separated file; a line with the wrong number of cells is an error
+    for that line only."""
+    with path.open(encoding=options.encoding or "utf-8", newline="") as stream:
+        header = stream.readline().rstrip("\r\n").split("\t")
+        for number, line in enumerate(stream, start=2):
+            line = line.rstrip("\r\n")
+            if not line.strip():
+                continue
+            cells = line.split("\t")
+            if len(cells) != len(header):
+                yield f"line {number}", ValueError(f"{len(cells)} cells but the header has {len(header)} columns")
+                continue
+            yield f"line {number}", dict(zip(header, cells, strict=True))
+
+
+@hookimpl
+def import_format(register):
+    register("tsv", ("tsv",), read_tsv)
