@@ -112,25 +112,29 @@ class _BatchRun:
 
     def run(self, batch: list[Positioned]) -> None:
         report = self.report
+        before = (report.invalid, report.duplicates)
         report.read += len(batch)
         origins: dict[str, Positioned] = {}
         examples = list(self._normalise(batch, origins))
-        if not examples:
-            return
-        findings = assessment.validate(self.kit, examples)
-        examples, duplicates = self._dedup(examples)
-        report.duplicates += duplicates
-        if not examples:
-            return
-        scored = assessment.score(self.kit, examples, findings)
-        decided = [assessment.decide(self.kit, ex, list(ex.findings) + findings.get(ex.id, []), scores)
-                   for ex, scores in zip(examples, scored, strict=True)]
-        if self.dry_run:
-            inserted, event = {ex.id for ex in decided}, None
-        else:
+        sources = sorted({ex.source for ex in examples})
+        tasks = sorted({ex.task for ex in examples})
+        decided: list[Example] = []
+        if examples:
+            findings = assessment.validate(self.kit, examples)
+            examples, duplicates = self._dedup(examples)
+            report.duplicates += duplicates
+            if examples:
+                scored = assessment.score(self.kit, examples, findings)
+                decided = [assessment.decide(self.kit, ex, list(ex.findings) + findings.get(ex.id, []), scores)
+                           for ex, scores in zip(examples, scored, strict=True)]
+        inserted: set[str] = set()
+        event = None
+        if decided and self.dry_run:
+            inserted = {ex.id for ex in decided}
+        elif decided:
             event = Event(kind="added", example_ids=[ex.id for ex in decided], actor=self.actor,
-                          reason=self.reason, details={"sources": sorted({ex.source for ex in decided})})
-            result = self.kit.store.insert_examples(decided, event)
+                          reason=self.reason, details={"sources": sources, "tasks": tasks})
+            result = self.kit.store.insert_examples(decided, self._counted(event, batch, before))
             report.duplicates += len(result.duplicates)
             inserted = set(result.inserted)
             event = attrs.evolve(event, example_ids=result.inserted)
@@ -147,6 +151,16 @@ class _BatchRun:
                                                       for f in ex.findings if f.severity == "error"])
         if event is not None and event.example_ids:
             self.kit.notify(event)
+        elif not self.dry_run:  # the batch changed nothing: its counts still belong in the record
+            self.kit.store.append_event(self._counted(Event(
+                kind="skipped", actor=self.actor, reason=self.reason,
+                details={"sources": sources, "tasks": tasks}), batch, before))
+
+    def _counted(self, event: Event, batch: list[Positioned], before: tuple[int, int]) -> Event:
+        """The event with this batch's intake counts (read, duplicates, invalid) in its details."""
+        counts = {"read": len(batch), "invalid": self.report.invalid - before[0],
+                  "duplicates": self.report.duplicates - before[1]}
+        return attrs.evolve(event, details={**event.details, **counts})
 
     def _normalise(self, batch: list[Positioned], origins: dict[str, Positioned]) -> Iterator[Example]:
         for position, record in batch:

@@ -74,6 +74,10 @@ class Store(abc.ABC):
         stored one, naming it; nothing of the batch is written then."""
 
     @abc.abstractmethod
+    def append_event(self, event: Event) -> None:
+        """Record an event that goes with no change of examples (a batch that was all duplicates)."""
+
+    @abc.abstractmethod
     def existing_hashes(self, task: str, hashes: Iterable[str]) -> set[str]:
         """Which of `hashes` are stored for `task` already (for exact dedup before scoring)."""
 

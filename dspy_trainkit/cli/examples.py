@@ -157,10 +157,18 @@ def show(state: CliState, example_id: str, as_json: bool) -> None:
 
 @click.command()
 @click.option("--task", "-t", help="Only this task.")
+@click.option("--collection", is_flag=True,
+              help="What intake did per task and source: received, stored by status, duplicates, invalid, "
+                   "rejections by reason (collected, imported, generated data alike).")
+@click.option("--source", type=click.Choice(["collected", "bootstrap", "imported", "synthetic", "manual"]),
+              help="With --collection: only this source.")
 @json_option
 @pass_state
-def stats(state: CliState, task: str | None, as_json: bool) -> None:
+def stats(state: CliState, task: str | None, collection: bool, source: str | None, as_json: bool) -> None:
     """Counts by task, status, source and domain/topic/difficulty."""
+    if collection:
+        _collection_stats(state, task, source, as_json)
+        return
     result = state.kit().stats(task=task)
     if as_json:
         echo_json(result)
@@ -175,3 +183,22 @@ def stats(state: CliState, task: str | None, as_json: bool) -> None:
         echo_table(["domain", "topic", "difficulty", "count"],
                    ((c["domain"] or "-", c["topic"] or "-", c["difficulty"] or "-", c["count"])
                     for c in result["by_cell"]))
+
+
+def _collection_stats(state: CliState, task: str | None, source: str | None, as_json: bool) -> None:
+    from ..intake_stats import intake_summary
+
+    rows = intake_summary(state.kit(), task=task, source=source or None)
+    if as_json:
+        echo_json(rows)
+        return
+    if not rows:
+        click.echo("nothing received yet")
+        return
+    echo_table(["task", "source", "received", "stored", "accepted", "candidate", "rejected", "duplicates",
+                "invalid"], ((r["task"], r["source"], r["received"], r["stored"], r["accepted"], r["candidate"],
+                              r["rejected"], r["duplicates"], r["invalid"]) for r in rows))
+    for r in rows:
+        if r["rejected_by_reason"]:
+            click.echo(f"rejected {r['task']}/{r['source']} by reason: "
+                       + ", ".join(f"{code} {n}" for code, n in r["rejected_by_reason"].items()))

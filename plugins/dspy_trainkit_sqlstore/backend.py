@@ -155,6 +155,10 @@ class PeeweeStore(Store):
     def _transaction(self) -> Any:
         return self.db.atomic("IMMEDIATE") if self.is_sqlite else self.db.atomic()
 
+    def append_event(self, event: Event) -> None:
+        with self._transaction():
+            self._append_event(event)
+
     def _present_ids(self, ids: list[str]) -> list[str]:
         model = self.models.Example
         present = {r[0] for r in model.select(model.id).where(model.id.in_(ids)).tuples()}
