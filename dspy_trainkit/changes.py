@@ -15,7 +15,7 @@ import attrs
 
 from . import assessment
 from .errors import ValidationError
-from .models import STATUSES, Event, Example
+from .models import STATUSES, Event, Example, Finding
 from .store import ExampleQuery
 
 if TYPE_CHECKING:
@@ -27,7 +27,15 @@ BATCH = 500
 
 
 def _diff(before: Example, after: Example, fields: Sequence[str]) -> dict[str, list[Any]]:
-    return {f: [getattr(before, f), getattr(after, f)] for f in fields if getattr(before, f) != getattr(after, f)}
+    """`{field: [before, after]}` for the fields that differ, as JSON data for the audit trail."""
+    return {f: [_plain(getattr(before, f)), _plain(getattr(after, f))]
+            for f in fields if getattr(before, f) != getattr(after, f)}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, tuple) and value and isinstance(value[0], Finding):
+        return [finding.to_dict() for finding in value]
+    return list(value) if isinstance(value, tuple) else value
 
 
 def _write(kit: Kit, pairs: list[tuple[Example, Example]], kind: str, actor: str, reason: str,

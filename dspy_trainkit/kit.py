@@ -120,11 +120,12 @@ class Kit:
         """Wait until everything collected so far is stored."""
         return self._collector.flush(timeout) if self._collector is not None else True
 
-    def set_status(self, status: str, *, actor: str = "api", reason: str = "", progress: Any = None,
+    def set_status(self, new_status: str, /, *, actor: str = "api", reason: str = "", progress: Any = None,
                    **filters: Any) -> int:
-        """Accept, reject or archive the examples matching `filters` (ExampleQuery fields, e.g. ids=...,
-        where=...); recorded with actor and reason. Returns how many changed."""
-        return changes.set_status(self, ExampleQuery(**filters), status, actor=actor, reason=reason,
+        """Give the examples matching `filters` (ExampleQuery fields: ids=..., status=..., where=...) the status
+        `new_status` (accepted, rejected, archived, candidate); recorded with actor and reason. Returns how many
+        changed."""
+        return changes.set_status(self, ExampleQuery(**filters), new_status, actor=actor, reason=reason,
                                   progress=progress)
 
     def edit(self, example_id: str, *, actor: str = "api", reason: str = "", status: str | None = None,
