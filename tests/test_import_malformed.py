@@ -50,9 +50,10 @@ def stored(project: Path) -> dict[str, dict]:
         return {ex.inputs.get("question"): ex.outputs for ex in kit.examples()}
 
 
-def event_count(project: Path) -> int:
+def event_count(project: Path, kind: str | None = None) -> int:
+    """Audit events in the store (of `kind`, or all)."""
     with tk.open(f"sqlite:///{project / 'trainkit.db'}") as kit:
-        return sum(1 for _ in kit.events())
+        return sum(1 for event in kit.events() if kind is None or event.kind == kind)
 
 
 def write_lines(path: Path, *lines: str, end: str = "\n") -> Path:
@@ -222,7 +223,7 @@ def test_empty_json_file_is_reported_without_a_traceback(project):
     result = run("import", "empty.json")
     assert result.exit_code in (0, EXIT_SOME_REJECTED)
     assert "Traceback" not in result.output
-    assert stored(project) == {} and event_count(project) == 0
+    assert stored(project) == {} and event_count(project, "added") == 0
 
 
 def test_header_only_csv_and_blank_jsonl_lines_are_not_records(project):
