@@ -45,6 +45,28 @@ class FormatError(TrainkitError):
     """A whole file cannot be read (wrong encoding, not the format at all)."""
 
 
+class RecordError(ValueError):
+    """One record could not be read. `record` keeps its raw content (a line's text, a row's cells), so the
+    rejects file holds it for the user to fix."""
+
+    def __init__(self, message: str, record: Any = None):
+        super().__init__(message)
+        self.record = record
+
+
+def check_encoding(encoding: str | None) -> None:
+    """A clear error for an encoding name Python does not know, before any file is read."""
+    if encoding is None:
+        return
+    import codecs
+
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise TrainkitError(f"--encoding {encoding!r}: unknown encoding; use a name such as utf-8, latin-1, "
+                            "cp1252 or utf-16") from None
+
+
 def _make(kind: str) -> Callable[..., Registration]:
     def make(plugin: str, name: str, extensions: Iterable[str], function: Callable[..., Any]) -> Registration:
         if not isinstance(name, str) or not name.replace("-", "").isalnum():

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from .errors import TrainkitError
-from .formats import FormatError, ReadOptions, import_formats, pick_format
+from .formats import FormatError, ReadOptions, check_encoding, import_formats, pick_format
 from .intake import IntakeReport, RejectCallback
 from .mapping import FieldMap, MappingError
 
@@ -55,10 +55,12 @@ class ImportReport:
                 "rejected": self.rejected, "files": {p: r.to_dict() for p, r in self.files.items()}}
 
 
-def check_paths(kit: Kit, paths: list[Path], format_name: str | None) -> list[tuple[Path, Any]]:
-    """Each path with its format registration; one clear error for the first bad path."""
+def check_paths(kit: Kit, paths: list[Path], format_name: str | None, encoding: str | None = None
+                ) -> list[tuple[Path, Any]]:
+    """Each path with its format registration; one clear error for the first bad path or a bad encoding."""
     if not paths:
         raise TrainkitError("no files given; name one or more files to import")
+    check_encoding(encoding)
     formats = import_formats(kit.pm)
     checked = []
     for path in paths:
@@ -77,7 +79,7 @@ def import_files(kit: Kit, paths: list[Path], *, field_map: FieldMap, format_nam
     """Import `paths` through intake; returns per-file counts. See the module docstring."""
     read_options = read_options or ReadOptions()
     report = ImportReport()
-    for path, registration in check_paths(kit, paths, format_name):
+    for path, registration in check_paths(kit, paths, format_name, read_options.encoding):
         name = str(path)
         read = functools.partial(registration.value, path, read_options)  # called inside _mapped, see there
         records = _mapped(read, field_map, name, registration.key)

@@ -15,6 +15,7 @@ that are neither inputs, outputs nor labels are kept in `metadata`, never droppe
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import Any
 
@@ -51,6 +52,21 @@ def get_path(record: Mapping[str, Any], path: str) -> Any:
     return value
 
 
+def _remove_path(record: dict[str, Any], path: str) -> None:
+    """Delete the value at a dotted path, and parents left empty by that."""
+    parts = path.split(".")
+    parents = [record]
+    for part in parts[:-1]:
+        child = parents[-1].get(part) if isinstance(parents[-1], dict) else None
+        if not isinstance(child, dict):
+            return
+        parents.append(child)
+    parents[-1].pop(parts[-1], None)
+    for depth in range(len(parts) - 1, 0, -1):
+        if not parents[depth]:
+            parents[depth - 1].pop(parts[depth - 1], None)
+
+
 def parse_map_options(items: tuple[str, ...] | list[str]) -> dict[str, str]:
     """`("question=q.text", ...)` -> `{"question": "q.text"}`, refusing malformed items."""
     renames: dict[str, str] = {}
@@ -77,24 +93,29 @@ class FieldMap:
         """Example fields for `record`; raises MappingError naming the problem."""
         if not isinstance(record, Mapping):
             raise MappingError(f"expected a record with named fields, got {type(record).__name__}")
-        fields = {k: v for k, v in self._renamed(record).items() if not k.startswith(REJECT_KEY_PREFIX)}
-        if isinstance(fields.get("inputs"), Mapping) and not self.input_fields:
-            return self._example_shaped(fields)
-        return self._flat(fields)
+        record = {k: v for k, v in record.items() if not k.startswith(REJECT_KEY_PREFIX)}
+        if not record:
+            raise MappingError("the record has no fields (an unfixed line from a rejects file?)")
+        example_shaped = isinstance(record.get("inputs"), Mapping) and not self.input_fields
+        fields = self._renamed(record)
+        return self._example_shaped(fields) if example_shaped else self._flat(fields)
 
     def _renamed(self, record: Mapping[str, Any]) -> dict[str, Any]:
+        """Apply `--map`: each mapped value moves to its destination; the rest of a nested record stays."""
         if not self.renames:
             return dict(record)
-        used_roots = {source.split(".")[0] for source in self.renames.values()}
-        fields = {k: v for k, v in record.items() if k not in used_roots}
+        fields = copy.deepcopy(dict(record))
+        moved = {}
         for dest, source in self.renames.items():
             value = get_path(record, source)
             if value is _MISSING:
                 raise MappingError(f"{source}: not found in the record (from --map {dest}={source})")
+            moved[dest] = value
+            _remove_path(fields, source)
+        for dest, value in moved.items():
             part, _, name = dest.partition(".")
             if part in ("inputs", "outputs") and name:
-                fields.setdefault(part, {})
-                fields[part] = {**fields[part], name: value}
+                fields[part] = {**(fields.get(part) or {}), name: value}
             else:
                 fields[dest] = value
         return fields

@@ -181,11 +181,6 @@ def test_converting_to_an_unknown_target_is_an_error(open_kit):
         kit.convert(kit.examples(), "openai-chat-xyz")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: write_dspy (plugins/dspy_trainkit_dspy) takes input_keys from the "
-                                       "first example when the task declares no fields, so a later example's extra "
-                                       "input (context) is exported as a label: the one-liner leaves it unmarked "
-                                       "and re-importing makes it an output (content hash changes); it should use "
-                                       "every example's inputs or refuse")
 def test_dspy_export_of_examples_with_different_inputs_keeps_the_input_marking(open_kit, tmp_path):
     kit = open_kit("")  # task `free` declares nothing
     kit.add(task="free", inputs={"question": "q1"}, outputs={"answer": "a1"})

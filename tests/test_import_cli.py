@@ -157,10 +157,6 @@ def test_rejects_file_holds_bad_records_with_reasons_and_reimports_after_a_fix(p
     assert stored["broken"].provenance["origin"] == "rejects.jsonl:line 1"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a rejects-file line that still holds only `_trainkit_reject` and "
-                                       "`_trainkit_raw` (an unreadable record not fixed yet) maps to an empty "
-                                       "record and is stored as an example with empty inputs and outputs "
-                                       "(status rejected), instead of being reported as still unreadable")
 def test_an_unfixed_raw_line_in_a_rejects_file_is_not_stored_as_an_empty_example(project):
     write_jsonl(project / "data.jsonl", {"question": "good", "answer": "yes"}, "{not json}")
     run("import", "data.jsonl", "--rejects", "rejects.jsonl")
@@ -169,9 +165,6 @@ def test_an_unfixed_raw_line_in_a_rejects_file_is_not_stored_as_an_empty_example
     assert [ex.inputs for ex in examples()] == [{"question": "good"}]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: cli/transfer.py RejectsFile opens --rejects for writing before the "
-                                       "files are read, so `trainkit import r.jsonl --rejects r.jsonl` truncates "
-                                       "the input and silently imports nothing (exit 0); it should refuse")
 def test_rejects_file_that_is_also_an_input_is_refused_not_truncated(project):
     write_jsonl(project / "data.jsonl", {"question": "good", "answer": "yes"}, {"question": "unanswered"})
     run("import", "data.jsonl", "--rejects", "rejects.jsonl")
@@ -319,9 +312,6 @@ def test_map_dotted_paths_and_labels_from_fields_and_defaults(project):
     assert first.status == second.status == "accepted"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: mapping.FieldMap._renamed drops the whole root of every dotted "
-                                       "--map source, so `--map difficulty=meta.level` silently loses meta.author "
-                                       "(and any other key under meta) instead of keeping it in metadata")
 def test_map_from_a_nested_record_keeps_the_unmapped_parts(project):
     write_jsonl(project / "nested.jsonl",
                 {"question": "q", "answer": "a", "meta": {"level": "easy", "author": "bob"}})
@@ -341,10 +331,6 @@ def test_map_into_inputs_and_outputs(project):
     assert ex.metadata == {"note": "geo"}
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: mapping.FieldMap.apply treats a record as example-shaped as soon as "
-                                       "--map made an `inputs` mapping, so with `--map inputs.question=q` the flat "
-                                       "`answer` field goes to metadata instead of outputs (by the task's "
-                                       "signature) and the example is stored as rejected for a missing answer")
 def test_map_into_inputs_with_the_rest_split_by_the_signature(project):
     write_jsonl(project / "data.jsonl", {"q": "Capital of France?", "answer": "Paris"})
     result = run("import", "data.jsonl", "--map", "inputs.question=q")

@@ -107,8 +107,6 @@ def test_csv_rows_with_too_many_or_too_few_cells(project):
     assert stored(project) == {"q1": {"answer": "a1"}, "q4": {"answer": "a4"}}
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: the CSV reader's per-row errors carry no record, so --rejects "
-                                       "writes `_trainkit_raw: null` and the bad row's cells are lost")
 def test_csv_bad_row_keeps_its_cells_in_the_rejects_file(project):
     write_lines(project / "data.csv", "question,answer", "q1,a1", "q2,a2,surplus")
     result = run("import", "data.csv", "--rejects", "rejects.jsonl")
@@ -162,10 +160,6 @@ def test_csv_with_a_late_latin1_byte_keeps_the_rows_before_it(project):
     assert 0 < len(got) <= 3000 and "q0" in got
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: read_csv decodes through a TextIOWrapper in chunks, so a bad byte is "
-                                       "raised one chunk early: the error names the wrong line ('after line 0') "
-                                       "and the good rows before the byte in that chunk are not kept, although "
-                                       "the message says 'the rows before it are kept'")
 def test_csv_encoding_error_names_the_line_and_keeps_every_row_before_it(project):
     rows = [f"q{i},a{i}" for i in range(50)]
     (project / "data.csv").write_bytes(("question,answer\n" + "\n".join(rows) + "\n").encode()
@@ -175,9 +169,6 @@ def test_csv_encoding_error_names_the_line_and_keeps_every_row_before_it(project
     assert len(stored(project)) == 50
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: an unknown --encoding name is not checked before reading: each JSONL "
-                                       "line (or each csv/json/yaml file) is rejected with 'unknown encoding', exit 3, "
-                                       "instead of one clear error (exit 1) naming the option")
 @pytest.mark.parametrize("fmt", ["jsonl", "csv"])
 def test_an_unknown_encoding_is_one_error(project, fmt):
     (project / f"data.{fmt}").write_bytes(LATIN1_TEXT[fmt].encode("utf-8"))
@@ -208,9 +199,6 @@ def test_empty_file_imports_nothing_and_succeeds(project, fmt):
     assert stored(project) == {} and event_count(project) == 0
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: an empty .json file is reported as 1 record read and 1 rejected "
-                                       "('Input is a zero-length, empty document') with exit 3, while empty jsonl, "
-                                       "csv and yaml files read 0 records and exit 0")
 def test_empty_json_file_imports_nothing_and_succeeds(project):
     (project / "empty.json").write_bytes(b"")
     result, summary = import_json("empty.json")
@@ -238,7 +226,9 @@ BIG = "x" * (10 * 1024 * 1024)
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "csv", "json", "yaml"])
-def test_ten_megabyte_field(project, fmt):
+def test_ten_megabyte_field(project, fmt, monkeypatch):
+    # the reader is under test here; the lengths validator would (rightly) reject a 10 MB answer
+    monkeypatch.setenv("TRAINKIT_DISABLE_PLUGINS", "lengths")
     records = [{"question": "big", "answer": BIG}, {"question": "small", "answer": "s"}]
     path = project / f"big.{fmt}"
     if fmt == "jsonl":

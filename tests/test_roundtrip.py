@@ -148,10 +148,7 @@ QUOTED = ['plain', 'a"b', '"quoted"', 'z']
 
 
 @pytest.mark.parametrize("fmt", [
-    pytest.param("csv", marks=pytest.mark.xfail(
-        strict=True, reason="BUG: read_csv sniffs the dialect and gets doublequote=False for files that "
-                            "write_csv wrote with doubled quotes, so 'a\"b' (written \"a\"\"b\") is read back as "
-                            "'a\"b\"' and '\"quoted\"' as '\"quoted\"\"\"': silently corrupted text")),
+    "csv",
     "dspy", "json", "jsonl", "yaml"])
 def test_round_trip_of_text_with_double_quotes(kit, tmp_path, fmt):
     for number, text in enumerate(QUOTED):
@@ -167,9 +164,6 @@ def test_round_trip_of_text_with_double_quotes(kit, tmp_path, fmt):
         assert set(content(again)) == set(original)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: the CSV reader parses any cell that looks like a JSON array/object "
-                                       "(_cell), so a text output such as '{\"a\": 1}' or '[1, 2]' comes back as a "
-                                       "dict/list and its content hash changes")
 def test_csv_round_trip_of_text_that_looks_like_json(kit, tmp_path):
     kit.add(task="qa", inputs={"question": "q1", "context": "c"}, outputs={"answer": '{"a": 1}'})
     kit.add(task="qa", inputs={"question": "q2", "context": "c"}, outputs={"answer": "[1, 2]"})
@@ -180,8 +174,6 @@ def test_csv_round_trip_of_text_that_looks_like_json(kit, tmp_path):
         assert set(content(again)) == set(original)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: write_csv writes no metadata columns (the reader understands "
-                                       "`metadata.X`), so an example's metadata is silently dropped by a CSV export")
 def test_csv_round_trip_keeps_metadata(kit, source, tmp_path):
     kit.import_files([source])
     original = content(kit)

@@ -24,14 +24,22 @@ def _split_names(value: str | None) -> list[str] | None:
 
 
 class RejectsFile:
-    """Writes each rejected record with its position and reasons as a JSON line, re-importable after a fix."""
+    """Collects every rejected record with its position and reasons: the first few for the summary, all of
+    them as JSON lines in `path` (re-importable after a fix). The file is written beside its destination and
+    renamed into place at the end, so an input file named as the rejects file is never cut short mid-read."""
+
+    SHOWN = 20
 
     def __init__(self, path: Path | None):
         self.path, self.count = path, 0
-        self.stream: IO[bytes] | None = path.open("wb") if path else None
+        self.first: list[tuple[str, list[str]]] = []
+        self.partial = path.with_name(f".{path.name}.part") if path else None
+        self.stream: IO[bytes] | None = self.partial.open("wb") if self.partial else None
 
     def __call__(self, position: str, record: Any, reasons: list[str]) -> None:
         self.count += 1
+        if len(self.first) < self.SHOWN:
+            self.first.append((position, reasons))
         if self.stream is None:
             return
         info = {"position": position, "reasons": reasons}
@@ -44,6 +52,7 @@ class RejectsFile:
     def close(self) -> None:
         if self.stream is not None:
             self.stream.close()
+            self.partial.replace(self.path)
 
 
 @click.command("import")
@@ -79,12 +88,15 @@ def import_(state: CliState, files: tuple[Path, ...], task: str | None, format_n
     Example:
       trainkit import problems.jsonl --task problems --map problem=body.text --rejects bad.jsonl
     """
+    from ..errors import TrainkitError
     from ..mapping import parse_map_options
 
     kit = state.kit()
     from ..importing import check_paths
 
-    check_paths(kit, list(files), format_name)  # every path checked before anything is read
+    check_paths(kit, list(files), format_name, encoding)  # every path checked before anything is read
+    if rejects is not None and any(rejects.resolve() == f.resolve() for f in files):
+        raise TrainkitError(f"--rejects {rejects} is also one of the files to import; name another file")
     reject_sink = RejectsFile(rejects)
     bars: dict[str, Progress] = {}
 
@@ -110,24 +122,23 @@ def import_(state: CliState, files: tuple[Path, ...], task: str | None, format_n
     if as_json:
         echo_json({**report.to_dict(), "dry_run": dry_run, "rejects_file": str(rejects) if rejects else None})
     else:
-        _print_summary(report, dry_run, rejects)
+        _print_summary(report, dry_run, rejects, reject_sink)
     if report.rejected:
         sys.exit(EXIT_SOME_REJECTED)
 
 
-def _print_summary(report: Any, dry_run: bool, rejects: Path | None, limit: int = 20) -> None:
-    """Up to `limit` problems on stderr, then the counts; the rest of the problems are in the rejects file."""
-    problems = [p for file_report in report.files.values() for p in file_report.problems]
-    for problem in problems[:limit]:
-        click.echo(f"{problem.position}: {problem.message}", err=True)
+def _print_summary(report: Any, dry_run: bool, rejects: Path | None, sink: RejectsFile) -> None:
+    """The first rejected records with their reasons on stderr, then the counts."""
+    for position, reasons in sink.first:
+        click.echo(f"{position}: {'; '.join(reasons)}", err=True)
     prefix = "dry run, nothing stored: " if dry_run else ""
     click.echo(f"{prefix}read {report.read}, imported {report.imported}, duplicates {report.duplicates}, "
                f"rejected {report.rejected}")
-    hidden = report.rejected - min(len(problems), limit)
+    hidden = sink.count - len(sink.first)
     if hidden > 0:
         where = f"all are in {rejects}" if rejects else "use --rejects FILE to get every one with its reason"
         click.echo(f"({hidden} more rejected records not shown above; {where})", err=True)
-    elif rejects and report.rejected:
+    elif rejects and sink.count:
         click.echo(f"rejected records written to {rejects}", err=True)
 
 

@@ -1,14 +1,17 @@
 """Built-in CSV format: a header row, then one record per row; dialect sniffed; UTF-8 with or without BOM.
 
-Rows with more or fewer cells than the header, and a quote left open at the end of the file, are reported
-with their line; the other rows are read. A file that is not UTF-8 stops with a message naming `--encoding`
-(rows before the bad byte are kept). Columns named `inputs.X` / `outputs.X` (what export writes) go straight to
-inputs and outputs; a cell holding a JSON array or object (export writes lists that way) is parsed back.
+Reading decodes line by line, so a byte that is not in the file's encoding stops reading at its own line,
+named in the message, with every row before it kept. Rows with more or fewer cells than the header, and a quote
+left open at the end of the file, are reported with their line and their cells; the other rows are read.
+Columns named `inputs.X` / `outputs.X` (what export writes) go straight to inputs and outputs, and a column
+named `metadata` holds the example's metadata as JSON. CSV has no types, so one rule keeps values round-trip
+safe: a cell that starts with `[`, `{` or `"` and parses as JSON is read as that JSON value (a list, a mapping,
+or a string), and export writes text that starts with one of those characters as a JSON string, so it comes
+back as the same text. Numbers are read as text; content hashes treat 4 and "4" alike.
 """
 
 from __future__ import annotations
 
-import codecs
 import csv
 import io
 from collections.abc import Iterable, Iterator
@@ -18,26 +21,45 @@ from typing import IO, Any
 import orjson
 
 from dspy_trainkit import hookimpl
-from dspy_trainkit.formats import FormatError, ReadOptions, WriteOptions
+from dspy_trainkit.formats import FormatError, ReadOptions, RecordError, WriteOptions
 
 LABELS = ("domain", "topic", "difficulty")
 FIELD_LIMIT = 256 * 1024 * 1024  # a cell may hold a long document; the default 128 KiB limit is too small
+BOM = b"\xef\xbb\xbf"
 
 
-def _dialect(sample: str) -> type[csv.Dialect] | csv.Dialect:
+class _Dialect(csv.Dialect):
+    """The sniffed delimiter and quote character, with the standard (RFC 4180) doubled quotes: the sniffer
+    guesses `doublequote=False` for some files that do double them, which corrupts every quoted quote."""
+
+    doublequote = True
+    escapechar = None
+    lineterminator = "\r\n"
+    quoting = csv.QUOTE_MINIMAL
+    skipinitialspace = False
+    strict = True
+
+
+def _dialect(sample: str) -> type[csv.Dialect]:
     try:
-        return csv.Sniffer().sniff(sample, delimiters=",;\t|")
+        sniffed = csv.Sniffer().sniff(sample, delimiters=",;\t|")
+        delimiter, quotechar = sniffed.delimiter, sniffed.quotechar or '"'
     except csv.Error:
-        return csv.excel
+        delimiter, quotechar = ",", '"'
+    return type("Sniffed", (_Dialect,), {"delimiter": delimiter, "quotechar": quotechar})
+
+
+JSON_STARTS = ("[", "{", '"')
 
 
 def _cell(value: str) -> Any:
-    stripped = value.strip()
-    if stripped[:1] in ("[", "{"):
+    if value[:1] in JSON_STARTS:
         try:
-            return orjson.loads(stripped)
+            parsed = orjson.loads(value)
         except orjson.JSONDecodeError:
             return value
+        if isinstance(parsed, list | dict | str):
+            return parsed
     return value
 
 
@@ -45,85 +67,101 @@ def _record(header: list[str], row: list[str]) -> dict[str, Any]:
     record: dict[str, Any] = {}
     for name, value in zip(header, row, strict=True):
         part, _, field = name.partition(".")
-        if part in ("inputs", "outputs", "metadata") and field:
+        if part in ("inputs", "outputs") and field:
             record.setdefault(part, {})[field] = _cell(value)
+        elif name == "metadata":
+            if value.strip():
+                try:
+                    record["metadata"] = orjson.loads(value)
+                except orjson.JSONDecodeError:
+                    raise RecordError(f"the metadata column is not JSON: {value[:80]!r}", row) from None
         elif value != "" or name not in LABELS:
             record[name] = _cell(value)
     return record
 
 
+def _lines(path: Path, encoding: str | None, position: list[int]) -> Iterator[str]:
+    """The file's lines decoded one at a time (keeping their line ends, as csv wants); `position[0]` is the
+    number of the line being decoded, for the error message."""
+    codec = encoding or "utf-8"
+    with path.open("rb") as raw:
+        for number, line in enumerate(raw, start=1):
+            position[0] = number
+            if number == 1 and encoding is None and line.startswith(BOM):
+                line = line[len(BOM):]
+            try:
+                yield line.decode(codec)
+            except UnicodeDecodeError as exc:
+                bad = line[exc.start:exc.start + 1]
+                raise FormatError(f"line {number} is not {encoding or 'UTF-8'} text (byte {bad!r}); give the file's "
+                                  "encoding with --encoding, e.g. --encoding latin-1; the rows before it are kept"
+                                  ) from None
+
+
 def read_csv(path: Path, options: ReadOptions) -> Iterator[tuple[str, Any]]:
     csv.field_size_limit(max(csv.field_size_limit(), FIELD_LIMIT))
-    encoding = options.encoding or "utf-8-sig"
-    shown_encoding = options.encoding or "UTF-8"
     try:
-        codecs.lookup(encoding)
         with path.open("rb") as raw:  # sniff from bytes, so a bad byte only stops reading where it is
-            sample = raw.read(64 * 1024).decode(encoding, errors="replace")
-        stream = path.open("r", encoding=encoding, newline="")
-    except LookupError:
-        raise FormatError(f"unknown encoding {encoding!r}; use a Python codec name such as latin-1") from None
+            sample = raw.read(64 * 1024).removeprefix(BOM).decode(options.encoding or "utf-8", errors="replace")
     except OSError as exc:
         raise FormatError(f"cannot open: {exc.strerror}") from None
-    with stream:
-        reader = csv.reader(stream, _dialect(sample), strict=True)
-        line = 0
+    position = [0]
+    reader = csv.reader(_lines(path, options.encoding, position), _dialect(sample))
+    header = next(reader, None)
+    if header is None:
+        return
+    header = [name.strip() for name in header]
+    if len(set(header)) != len(header) or not all(header):
+        raise FormatError(f"the header row has empty or repeated column names: {header}")
+    while True:
+        start = position[0] + 1
         try:
-            header = next(reader, None)
-            if header is None:
-                return
-            header = [name.strip() for name in header]
-            if len(set(header)) != len(header) or not all(header):
-                raise FormatError(f"the header row has empty or repeated column names: {header}")
-            line = reader.line_num
-            while True:
-                start = line + 1
-                try:
-                    row = next(reader)
-                except StopIteration:
-                    return
-                except csv.Error as exc:
-                    yield f"line {start}", ValueError(f"malformed CSV ({exc}); a quote may be left open")
-                    return
-                line = reader.line_num
-                if not any(cell.strip() for cell in row):
-                    continue
-                if len(row) != len(header):
-                    yield f"line {start}", ValueError(
-                        f"{len(row)} cells but the header has {len(header)} columns")
-                    continue
-                yield f"line {start}", _record(header, row)
-        except UnicodeDecodeError as exc:
-            raise FormatError(f"not {shown_encoding} text (byte {exc.object[exc.start:exc.start + 1]!r} after line "
-                              f"{line}); give the file's encoding with --encoding, e.g. --encoding latin-1; "
-                              "the rows before it are kept") from None
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield f"line {start}", RecordError(f"malformed CSV ({exc}); a quote may be left open", None)
+            return
+        if not any(cell.strip() for cell in row):
+            continue
+        if len(row) != len(header):
+            yield f"line {start}", RecordError(f"{len(row)} cells but the header has {len(header)} columns", row)
+            continue
+        try:
+            yield f"line {start}", _record(header, row)
+        except RecordError as exc:
+            yield f"line {start}", exc
 
 
 def _text(value: Any) -> str:
-    if isinstance(value, str):
+    """A cell: text as it is (as a JSON string when it starts like JSON, see the module docstring), other
+    values as JSON."""
+    if isinstance(value, str) and value[:1] not in JSON_STARTS:
         return value
     return orjson.dumps(value).decode()
 
 
 def write_csv(examples: Iterable[Any], stream: IO[bytes], options: WriteOptions) -> int:
-    """Columns: task, labels, then `inputs.X` / `outputs.X` (fixed by the first example of each task, or the
-    declared fields), then provenance columns on request. Non-text values are written as JSON."""
+    """Columns: task, labels, `inputs.X` / `outputs.X` (the declared fields, or those of the first example of
+    the task), metadata (JSON), then provenance columns on request. Non-text values are written as JSON."""
     text = io.TextIOWrapper(stream, encoding="utf-8", newline="", write_through=True)
-    writer: csv.writer | None = None
+    writer: Any = None
     columns: list[str] = []
     count = 0
     for example in examples:
         if writer is None:
             declared = options.task_fields.get(example.task)
             inputs, outputs = declared if declared else (tuple(example.inputs), tuple(example.outputs))
-            columns = ["task", *LABELS, *(f"inputs.{n}" for n in inputs), *(f"outputs.{n}" for n in outputs)]
+            columns = ["task", *LABELS, *(f"inputs.{n}" for n in inputs), *(f"outputs.{n}" for n in outputs),
+                       "metadata"]
             if options.provenance:
                 columns += ["id", "status", "source", "quality", "scores", "provenance", "content_hash"]
             writer = csv.writer(text)
             writer.writerow(columns)
         values = {"task": example.task, **{label: getattr(example, label) or "" for label in LABELS},
                   **{f"inputs.{k}": v for k, v in example.inputs.items()},
-                  **{f"outputs.{k}": v for k, v in example.outputs.items()}}
+                  **{f"outputs.{k}": v for k, v in example.outputs.items()},
+                  "metadata": example.metadata or ""}
         if options.provenance:
             values.update(id=example.id, status=example.status, source=example.source,
                           quality="" if example.quality is None else example.quality, scores=example.scores,

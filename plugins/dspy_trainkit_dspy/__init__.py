@@ -92,29 +92,38 @@ def collect(record, context):
 
 
 def write_dspy(examples: Iterable[Any], stream: IO[bytes], options: WriteOptions) -> int:
-    """`{"format", "task", "input_keys", "examples": [flat records]}`; one task per file.
+    """`{"format", "task", "examples": [flat records], "input_keys"}`; one task per file.
 
-    Load it back with DSPy alone:
+    `input_keys` comes last: it is the union of every example's input names (or the task's declared inputs),
+    known only once all examples are written. Load it back with DSPy alone:
         d = json.load(open(path)); trainset = [dspy.Example(**e).with_inputs(*d["input_keys"]) for e in d["examples"]]
     """
     count, task = 0, None
+    declared = None
+    inputs_seen: dict[str, None] = {}
+    outputs_seen: set[str] = set()
     for example in examples:
         if task is None:
             task = example.task
             declared = options.task_fields.get(task)
-            input_keys = list(declared[0]) if declared else list(example.inputs)
-            header = {"format": "dspy-trainkit/dspy-examples", "task": task, "input_keys": input_keys}
-            stream.write(orjson.dumps(header)[:-1] + b', "examples": [')
+            stream.write(b'{"format": "dspy-trainkit/dspy-examples", "task": ' + orjson.dumps(task)
+                         + b', "examples": [')
         elif example.task != task:
             raise FormatError(f"the dspy format holds one task per file, found {task!r} and {example.task!r}; "
                               "export with --task")
+        inputs_seen.update(dict.fromkeys(example.inputs))
+        outputs_seen.update(example.outputs)
+        clash = set(inputs_seen) & outputs_seen
+        if clash:
+            raise FormatError(f"field(s) {', '.join(sorted(clash))} are inputs in some examples and outputs in "
+                              "others; a flat dspy.Example file cannot mark them: export jsonl instead")
         record = {**example.inputs, **example.outputs}  # provenance has no place in a flat DSPy record
         stream.write((b",\n  " if count else b"\n  ") + orjson.dumps(record))
         count += 1
+    input_keys = list(declared[0]) if declared else list(inputs_seen)
     if task is None:
-        stream.write(b'{"format": "dspy-trainkit/dspy-examples", "task": null, "input_keys": [], "examples": []}\n')
-    else:
-        stream.write(b"\n]}\n")
+        stream.write(b'{"format": "dspy-trainkit/dspy-examples", "task": null, "examples": [')
+    stream.write(b'\n], "input_keys": ' + orjson.dumps(input_keys) + b"}\n")
     return count
 
 

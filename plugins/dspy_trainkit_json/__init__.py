@@ -26,6 +26,8 @@ def load_document(path: Path, options: ReadOptions) -> Any:
         raise FormatError(f"cannot read: {exc.strerror}") from None
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
+    if not data.strip():
+        return []  # an empty file holds no records, as with the other formats
     try:
         return orjson.loads(data if options.encoding is None else data.decode(options.encoding))
     except orjson.JSONDecodeError as exc:

@@ -15,13 +15,7 @@ import orjson
 
 from dspy_trainkit import hookimpl
 from dspy_trainkit.exporting import export_record
-from dspy_trainkit.formats import FormatError, ReadOptions, WriteOptions
-
-
-class RecordError(ValueError):
-    """One line could not be read as a record; `record` keeps the line's text for the rejects file."""
-
-    record: str | None = None
+from dspy_trainkit.formats import FormatError, ReadOptions, RecordError, WriteOptions
 
 
 def parse_line(raw: bytes, encoding: str | None) -> Any:
