@@ -57,7 +57,7 @@ def test_discovered_and_loaded_under_its_entry_point_name():
     assert info.version == "0.3.0"
     assert info.distribution == "trainkit-sample-plugin"
     assert info.builtin is False
-    assert info.hooks == ("on_data_changed", "register_commands", "score", "validate")
+    assert info.hooks == ("import_format", "on_data_changed", "register_commands", "score", "validate")
     assert pm.get_plugin("sample") is sample
 
 
