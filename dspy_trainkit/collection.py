@@ -83,6 +83,7 @@ class Collector:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._closed = False
+        self._stopping = False  # set by close(): a batch the store refuses is spilled instead of retried
         atexit.register(self._at_exit)
 
     # -- the pipeline side -----------------------------------------------------------------------------
@@ -90,6 +91,9 @@ class Collector:
                metadata: Mapping[str, Any] | None = None, provenance: Mapping[str, Any] | None = None) -> bool:
         """Queue one record; returns whether it was queued (False: collection off for the task, sampled
         out, or the queue full). Never raises into the pipeline."""
+        if self._closed:
+            log.warning("kit is closed: a record of task %r was not collected (collect before kit.close())", task)
+            return False
         try:
             settings = self._settings.task(task)
             self.stats.submitted += 1
@@ -116,22 +120,38 @@ class Collector:
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every record queued so far is written (or spilled); False if `timeout` passed first."""
-        if self._thread is None:
-            return True
+        if self._thread is None or not self._thread.is_alive():
+            return self._queue.empty()
         done = threading.Event()
         self._queue.put(done)
         return done.wait(timeout)
 
     def close(self, timeout: float | None = 30.0) -> None:
-        """Flush and stop the writer thread."""
+        """Flush and stop the writer thread. If the store still fails when `timeout` has passed, what is left
+        is written to a spill file (see `_spill`) instead of being lost."""
         if self._closed:
             return
         self.flush(timeout)
-        self._closed = True
+        self._closed = self._stopping = True
         if self._thread is not None:
             self._queue.put(None)
-            self._thread.join(timeout)
+            self._thread.join(max(RETRY_DELAYS) + 5)
+        leftovers = self._drain()
+        if leftovers:
+            self._spill(leftovers, StoreError("the store was not reachable when the kit closed"))
         atexit.unregister(self._at_exit)
+
+    def _drain(self) -> list[tuple[str, dict[str, Any]]]:
+        items = []
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return items
+            if isinstance(item, tuple):
+                items.append(item)
+            elif isinstance(item, threading.Event):
+                item.set()
 
     def _at_exit(self) -> None:
         try:
@@ -177,15 +197,15 @@ class Collector:
         for attempt in itertools.count():
             try:
                 report = self._kit.intake(list(batch), actor="collector", reason="collected from a pipeline")
-            except StoreError as exc:
+            except Exception as exc:
+                if not isinstance(exc, StoreError) and not _is_database_error(exc):
+                    self._spill(batch, exc)
+                    return
+                if self._stopping:
+                    self._spill(batch + self._drain(), exc)
+                    return
                 self._retry(attempt, exc)
                 continue
-            except Exception as exc:
-                if _is_database_error(exc):
-                    self._retry(attempt, exc)
-                    continue
-                self._spill(batch, exc)
-                return
             for name in ("accepted", "candidates", "rejected", "duplicates", "invalid"):
                 setattr(self.stats, name, getattr(self.stats, name) + getattr(report, name))
             self.stats.written += report.stored
@@ -225,6 +245,10 @@ def collector_decorator(kit: Kit, task: str, *, inputs: list[str] | None = None,
     `output` (default: the task's only declared output field, else "output"). Only successful calls are
     recorded; the function's result and exceptions pass through untouched.
     """
+
+    unknown = sorted(set(labels or {}) - set(LABELS))
+    if unknown:
+        raise ValueError(f"labels {unknown} are not labels; use {', '.join(LABELS)} (other values go in metadata)")
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
         signature = inspect.signature(func)
@@ -273,33 +297,42 @@ def dspy_callback(kit: Kit, task: str, module: Any = None, *, labels: Mapping[st
     only (a program's top-level calls, not its inner predictors). Install it with
     `dspy.configure(callbacks=[kit.dspy_callback(task="...", module=MyProgram)])`.
     """
-    from dspy.utils.callback import BaseCallback
+    from dspy.utils.callback import ACTIVE_CALL_ID, BaseCallback
 
     def matches(instance: Any) -> bool:
         if module is None:
-            return True
+            return ACTIVE_CALL_ID.get() is None  # no enclosing module call: a top-level call
         if isinstance(module, str):
             return type(instance).__name__ == module
         if isinstance(module, type):
             return isinstance(instance, module)
         return instance is module
 
+    def named_inputs(instance: Any, inputs: dict[str, Any]) -> dict[str, Any]:
+        """`__call__(*args, **kwargs)` arrives as {"args": ..., "kwargs": ...}: name the positional ones after
+        the module's forward() parameters."""
+        args, kwargs = tuple(inputs.get("args") or ()), dict(inputs.get("kwargs") or {})
+        named = {k: v for k, v in inputs.items() if k not in ("args", "kwargs")}
+        if args:
+            try:
+                bound = inspect.signature(instance.forward).bind_partial(*args, **kwargs)
+                return {**named, **bound.arguments}
+            except (TypeError, ValueError, AttributeError):
+                named.update({f"arg{i}": value for i, value in enumerate(args)})
+        return {**named, **kwargs}
+
     class TrainkitCallback(BaseCallback):
-        """Records chosen module calls into a trainkit store."""
+        """Records chosen module calls into a trainkit store. Nesting comes from DSPy's own active call id,
+        a context variable that follows calls into threads (dspy.Parallel) and asyncio tasks."""
 
         def __init__(self) -> None:
             self.calls: dict[str, dict[str, Any]] = {}
-            self.depth = threading.local()
 
         def on_module_start(self, call_id: str, instance: Any, inputs: dict[str, Any]) -> None:
-            depth = getattr(self.depth, "value", 0)
-            self.depth.value = depth + 1
-            if matches(instance) and (module is not None or depth == 0):
-                self.calls[call_id] = {k: v for k, v in inputs.items() if k not in ("self", "args", "kwargs")}
-                self.calls[call_id].update(inputs.get("kwargs") or {})
+            if matches(instance):
+                self.calls[call_id] = named_inputs(instance, inputs)
 
         def on_module_end(self, call_id: str, outputs: Any, exception: BaseException | None = None) -> None:
-            self.depth.value = max(getattr(self.depth, "value", 1) - 1, 0)
             call_inputs = self.calls.pop(call_id, None)
             if call_inputs is None or exception is not None or outputs is None:
                 return

@@ -104,7 +104,9 @@ def _mapped(read: Callable[[], Iterator[tuple[str, Any]]], field_map: FieldMap, 
             except MappingError as exc:
                 yield where, _Unmappable(str(exc), record)
                 continue
-            values["provenance"] = {**(values.get("provenance") or {}), "origin": where, "format": fmt}
+            earlier = values.get("provenance") if isinstance(values.get("provenance"), dict) else {}
+            values["provenance"] = {**earlier, "origin": where, "format": fmt,
+                                    **({"earlier_origin": earlier["origin"]} if "origin" in earlier else {})}
             yield where, values
     except FormatError as exc:
         yield name, exc

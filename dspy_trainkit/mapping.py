@@ -22,11 +22,12 @@ from typing import Any
 import attrs
 
 from .errors import TrainkitError
+from .models import SOURCES
 
 LABELS = ("domain", "topic", "difficulty")
 #: Keys a rejects file adds to a record (position, reasons); ignored when the file is imported again.
 REJECT_KEY_PREFIX = "_trainkit"
-EXAMPLE_KEYS = ("task", "inputs", "outputs", *LABELS, "metadata")
+EXAMPLE_KEYS = ("task", "inputs", "outputs", *LABELS, "metadata", "source", "provenance")
 _MISSING = object()
 
 
@@ -121,9 +122,15 @@ class FieldMap:
         return fields
 
     def _example_shaped(self, fields: dict[str, Any]) -> dict[str, Any]:
+        """Taken as it is. `source` and `provenance` (from an export with --provenance, or a collection spill
+        file) are kept when they are trainkit's own: a `source` that is not one of trainkit's goes to metadata."""
+        fields = dict(fields)
+        foreign = {k: fields.pop(k) for k in ("source", "provenance") if k in fields and not (
+            fields[k] in SOURCES if k == "source" else isinstance(fields[k], dict))}
         values = {k: fields[k] for k in EXAMPLE_KEYS if k in fields and fields[k] is not None}
         values.setdefault("outputs", {})
-        extra = {k: v for k, v in fields.items() if k not in EXAMPLE_KEYS and k not in _EXPORT_ONLY}
+        extra = {**{k: v for k, v in fields.items() if k not in EXAMPLE_KEYS and k not in _EXPORT_ONLY},
+                 **{k: v for k, v in foreign.items() if v is not None}}
         if extra:
             values["metadata"] = {**values.get("metadata", {}), **extra}
         return self._with_defaults(values)
@@ -169,5 +176,5 @@ class FieldMap:
 
 
 #: Keys that `trainkit export --provenance` adds; they describe the stored copy, not the example's content.
-_EXPORT_ONLY = frozenset({"id", "status", "source", "scores", "quality", "findings", "provenance", "content_hash",
-                          "created_at", "updated_at", "last_used_at"})
+_EXPORT_ONLY = frozenset({"id", "status", "scores", "quality", "findings", "content_hash", "created_at", "updated_at",
+                          "last_used_at"})
