@@ -13,15 +13,14 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from .errors import TrainkitError
+from .errors import ConversionError
 
 if TYPE_CHECKING:
     from .kit import Kit
     from .models import Example
 
 
-class ConversionError(TrainkitError):
-    """The examples cannot be converted as asked (wrong signature, unknown target)."""
+__all__ = ["ConversionError", "ConversionResult", "convert"]
 
 
 @attrs.frozen

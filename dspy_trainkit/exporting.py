@@ -32,33 +32,48 @@ def export_examples(kit: Kit, output: Path | None, query: ExampleQuery, *, forma
     tasks = {query.task} if query.task else {key[0] for key, _ in kit.store.group_counts(["task"], query)}
     task_fields = {t: f for t in tasks if (f := kit.task_fields(t)) is not None}
     options = WriteOptions(provenance=provenance, task_fields=task_fields)
-    examples = _counted(kit.store.iter_examples(query), progress)
-    if output is None:
-        return registration.value(examples, sys.stdout.buffer, options)
-    if output.is_dir():
+    if output is not None and output.is_dir():
         raise TrainkitError(f"{output}: is a folder; give a file name")
-    if not output.parent.exists():
+    if output is not None and not output.parent.exists():
         raise TrainkitError(f"{output}: folder {output.parent} does not exist")
-    fd, temporary = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".part", dir=output.parent)
+    examples = _counted(kit.store.iter_examples(query), progress)
     try:
-        with os.fdopen(fd, "wb") as stream:
-            count = registration.value(examples, stream, options)
-        os.replace(temporary, output)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return count
+        if output is None:
+            return registration.value(examples, sys.stdout.buffer, options)
+        fd, temporary = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".part", dir=output.parent)
+        try:
+            os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; an export gets a normal file's mode
+            with os.fdopen(fd, "wb") as stream:
+                count = registration.value(examples, stream, options)
+            os.replace(temporary, output)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+        return count
+    finally:
+        examples.close()  # end the store's read before anything closes the store
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _counted(examples: Iterator[Example], progress: Callable[[int], None] | None) -> Iterator[Example]:
     count = 0
-    for example in examples:
-        yield example
-        count += 1
-        if progress is not None and count % 1000 == 0:
+    try:
+        for example in examples:
+            yield example
+            count += 1
+            if progress is not None and count % 1000 == 0:
+                progress(count)
+        if progress is not None:
             progress(count)
-    if progress is not None:
-        progress(count)
+    finally:
+        close = getattr(examples, "close", None)
+        if close is not None:
+            close()
 
 
 def export_record(example: Example, provenance: bool) -> dict[str, Any]:

@@ -98,6 +98,7 @@ class Intake:
             batch_run.run(batch)
             if progress is not None:
                 progress(report)
+        batch_run.finish()
         return report
 
 
@@ -109,6 +110,7 @@ class _BatchRun:
         self.kit, self.defaults, self.actor, self.reason = kit, defaults, actor, reason
         self.dry_run, self.on_reject, self.report = dry_run, on_reject, report
         self.seen: set[tuple[str, str]] = set()  # a dry run stores nothing, so it remembers what it would have
+        self.skipped: dict[str, Any] = {"sources": set(), "tasks": set(), "read": 0, "invalid": 0, "duplicates": 0}
 
     def run(self, batch: list[Positioned]) -> None:
         report = self.report
@@ -152,9 +154,20 @@ class _BatchRun:
         if event is not None and event.example_ids:
             self.kit.notify(event)
         elif not self.dry_run:  # the batch changed nothing: its counts still belong in the record
-            self.kit.store.append_event(self._counted(Event(
+            counted = self._counted(Event(kind="skipped"), batch, before).details
+            self.skipped["sources"].update(sources)
+            self.skipped["tasks"].update(tasks)
+            for key in ("read", "invalid", "duplicates"):
+                self.skipped[key] += counted[key]
+
+    def finish(self) -> None:
+        """One "skipped" event for all the batches of the run that stored nothing (not one per batch: a re-run
+        of a million-record import would otherwise add a thousand events)."""
+        if self.skipped["read"]:
+            self.kit.store.append_event(Event(
                 kind="skipped", actor=self.actor, reason=self.reason,
-                details={"sources": sources, "tasks": tasks}), batch, before))
+                details={"sources": sorted(self.skipped["sources"]), "tasks": sorted(self.skipped["tasks"]),
+                         **{k: self.skipped[k] for k in ("read", "invalid", "duplicates")}}))
 
     def _counted(self, event: Event, batch: list[Positioned], before: tuple[int, int]) -> Event:
         """The event with this batch's intake counts (read, duplicates, invalid) in its details."""

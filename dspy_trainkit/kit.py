@@ -72,7 +72,8 @@ class Kit:
         made = candidates(self, record)  # a dspy.Example or other pipeline object goes through `collect`
         if len(made) != 1:
             raise ValidationError(f"kit.add takes one example, the record made {len(made)}; use add_many")
-        candidate = to_example(made[0], {"source": "manual"}, self.settings.default_task)
+        defaults = {"source": "manual", **(fields if example is not None else {})}  # task, labels for an object
+        candidate = to_example(made[0], defaults, self.settings.default_task)
         report = self.add_many([candidate], actor=actor, reason=reason)
         if report.ids:
             return self.get(report.ids[0])
@@ -238,6 +239,9 @@ class Kit:
         signature field that no example has raises ConversionError before any optimizer runs.
         """
         examples = list(self.examples(task=task, status=status, **filters))
+        if not examples:
+            self.log.warning("trainset %s: no %s examples match (known tasks: %s)", task, status or "stored",
+                             ", ".join(sorted(self.stats()["by_task"])) or "none")
         result = self.convert(examples, "dspy", signature=signature)
         for example_id, reason in result.skipped:
             self.log.warning("trainset %s: skipped example %s: %s", task, example_id, reason)

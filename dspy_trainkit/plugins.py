@@ -17,7 +17,7 @@ import attrs
 import pluggy
 
 from . import hookspecs
-from .errors import ConversionError, PluginError, ValidationError
+from .errors import ConfigError, ConversionError, PluginError, ValidationError
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +178,7 @@ def call_impls(impls: Iterable[Any], hook_name: str, **kwargs: Any) -> list[tupl
         args = {name: kwargs[name] for name in impl.argnames}
         try:
             result = impl.function(**args)
-        except (PluginError, ValidationError, ConversionError):
+        except (PluginError, ValidationError, ConversionError, ConfigError):
             raise  # already says what is wrong: a bad record, a conversion that cannot work
         except Exception as exc:
             raise PluginError(f"plugin {impl.plugin_name!r} failed in hook {hook_name!r}: "

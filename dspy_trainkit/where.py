@@ -1,6 +1,7 @@
 """`--where` conditions: `FIELD OP VALUE` over the example columns every store can filter on.
 
-Kept deliberately small (no boolean logic, no SQL): conditions are ANDed, which covers "reject everything
+Kept deliberately small (no boolean logic, no SQL): conditions are ANDed, `topic=` (no value) means "no
+topic", and `topic!=x` includes examples without a topic, which covers "reject everything
 below 0.4 in geometry" or "accept the candidates of a topic" without exposing the store's query language.
 """
 
@@ -35,6 +36,8 @@ def parse_where(text: str) -> Condition:
             raise TrainkitError(f"--where {text!r}: {field} needs a number") from None
     elif op not in ("=", "!="):
         raise TrainkitError(f"--where {text!r}: {field} takes = or != only")
+    elif value == "":
+        value = None  # 'domain=' selects examples without a domain, 'domain!=' those with one
     return field, op, value
 
 

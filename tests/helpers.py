@@ -6,3 +6,8 @@ from __future__ import annotations
 def qa(question: str, answer: str = "42", **labels) -> dict:
     """A small example record for task 'qa'."""
     return {"task": "qa", "inputs": {"question": question}, "outputs": {"answer": answer}, **labels}
+
+
+#: Built-in plugins that judge quality; tests of the core disable them so that only the plugins under test
+#: decide statuses and scores.
+QUALITY_PLUGINS = ("lengths", "consistency", "pii", "neardup", "coherence", "relevance", "accuracy", "llm_judge")

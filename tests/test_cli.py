@@ -37,8 +37,11 @@ def test_init_writes_a_commented_config_and_the_store(tmp_path):
     text = (tmp_path / "trainkit.toml").read_text()
     assert 'default_task = "qa"' in text and 'signature = "question -> answer"' in text and "# " in text
     assert (tmp_path / "trainkit.db").exists() and "0001_initial" in result.output
-    again = run("init")
+    again = run("init", "--task", "other")
     one_error_line(again, "exists already", "--force")
+    kept = run("init")  # a config that is there is used as it is: only the store is made
+    assert kept.exit_code == 0 and "using" in kept.output
+    assert (tmp_path / "trainkit.toml").read_text() == text
     assert run("init", "--force").exit_code == 0
 
 
@@ -53,14 +56,14 @@ def test_add_list_show_stats(project):
     assert added.exit_code == 0, added.output
     data = json.loads(added.output)
     assert data["added"] is True and data["example"]["status"] == "accepted"
-    assert data["example"]["outputs"] == {"answer": 4}
+    assert data["example"]["outputs"] == {"answer": "4"}  # option values are text as typed
     example_id = data["example"]["id"]
 
     dup = run("add", "-i", "question=What is 2+2? ", "-o", "answer=4")
     assert dup.exit_code == 0 and f"already stored as {example_id}" in dup.output
 
     bad = run("add", "-i", "question=Capital of France?", "-o", "answer=")
-    assert bad.exit_code == 0 and "rejected" in bad.output and "outputs.answer is empty" in bad.output
+    assert bad.exit_code == 3 and "rejected" in bad.output and "outputs.answer is empty" in bad.output
 
     listed = json.loads(run("list", "--json").output)
     assert [ex["status"] for ex in listed] == ["accepted", "rejected"]

@@ -9,14 +9,12 @@ import sys
 
 import pytest
 from click.testing import CliRunner
-from helpers import qa
+from helpers import QUALITY_PLUGINS, qa
 
 import dspy_trainkit as tk
 from dspy_trainkit import hookimpl, load_settings
 from dspy_trainkit.cli.main import cli
 from dspy_trainkit.where import parse_all
-
-QUALITY_PLUGINS = ["lengths", "consistency", "pii", "neardup", "coherence", "relevance", "accuracy", "llm_judge"]
 
 
 class AnswerLength:

@@ -6,7 +6,7 @@ import logging
 
 import attrs
 import pytest
-from helpers import qa
+from helpers import QUALITY_PLUGINS, qa
 
 import dspy_trainkit as tk
 from dspy_trainkit import Finding, hookimpl, load_settings
@@ -40,7 +40,7 @@ class WarnOnMaybe:
 def open_kit(tmp_path, toml: str = "", plugins=()):
     (tmp_path / "trainkit.toml").write_text(toml)
     settings = load_settings(env={}, cwd=tmp_path)
-    return tk.open(settings=settings, plugins=plugins)
+    return tk.open(settings=settings, plugins=plugins, disable=QUALITY_PLUGINS)
 
 
 def test_automatic_mode_accepts_above_threshold_and_rejects_below_with_reason(tmp_path):

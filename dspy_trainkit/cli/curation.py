@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 from typing import Any
 
 import click
 
-from .examples import pass_state
 from .output import echo_json, echo_json_stream, json_option, when
 from .progress import Progress
-from .selection import query_fields, selection_options
-from .state import CliState
+from .selection import query_fields, resolve_ids, selection_options
+from .state import CliState, pass_state
 
 
 def _require_selection(fields: dict[str, Any], all_: bool, verb: str) -> None:
@@ -39,7 +39,9 @@ def _status_command(name: str, status: str, verb: str, summary: str) -> click.Co
             raise click.UsageError("give --reason: the audit trail says why examples were rejected")
         bar = Progress(verb, quiet=quiet)
         try:
-            changed = state.kit().set_status(status, actor=actor, reason=reason, progress=bar.update, **fields)
+            kit = state.kit()
+            changed = kit.set_status(status, actor=actor, reason=reason, progress=bar.update,
+                                     **resolve_ids(kit, fields))
         finally:
             bar.close()
         if as_json:
@@ -72,6 +74,7 @@ def score(state: CliState, rescore: bool, reason: str, quiet: bool, as_json: boo
     if not rescore:
         fields["where"] = (*fields.get("where", ()), *_unscored())
     kit = state.kit()
+    fields = resolve_ids(kit, fields)
     total = kit.count(**fields)
     bar = Progress("score", quiet=quiet)
     try:
@@ -89,7 +92,7 @@ def _unscored() -> tuple[tuple[str, str, object], ...]:
 
 
 @click.command()
-@click.option("--id", "example_id", help="Only changes of this example.")
+@click.option("--id", "example_id", metavar="ID", help="Only changes of this example (a unique part of its id).")
 @click.option("--since", metavar="WHEN", help="Only changes after this time: ISO date/time or e.g. 2h, 3d.")
 @click.option("--limit", "-n", type=click.IntRange(min=0), default=50, show_default=True,
               help="Show the last N (0 = all).")
@@ -100,9 +103,8 @@ def log(state: CliState, example_id: str | None, since: str | None, limit: int, 
     kit = state.kit()
     if example_id:
         example_id = kit.get(example_id).id
-    events = list(kit.events(example_id=example_id, since=_parse_since(since) if since else None))
-    if limit:
-        events = events[-limit:]
+    stream = kit.events(example_id=example_id, since=_parse_since(since) if since else None)
+    events = list(collections.deque(stream, maxlen=limit)) if limit else list(stream)  # the last N, streamed
     if as_json:
         echo_json_stream(e.to_dict() for e in events)
         return

@@ -9,10 +9,11 @@ import click
 import orjson
 
 from .output import echo_json, echo_json_stream, echo_table, json_option, preview, when
-from .selection import query_fields, selection_options
-from .state import CliState
+from .selection import query_fields, resolve_ids, selection_options
+from .state import CliState, pass_state
 
-pass_state = click.make_pass_decorator(CliState, ensure=True)
+#: Exit status when the data was stored but (some of it) rejected, as `trainkit import` does.
+EXIT_REJECTED = 3
 
 label_options = [
     click.option("--domain", help="Domain label, e.g. algebra."),
@@ -28,19 +29,16 @@ def with_labels(func: Any) -> Any:
 
 
 def _pairs(values: tuple[str, ...], option: str) -> dict[str, Any]:
-    """`name=value` pairs; a value that parses as JSON (number, list, ...) is kept as that, else as text."""
+    """`name=value` pairs, values kept as the text typed (use --from-json for numbers, lists and mappings)."""
     fields: dict[str, Any] = {}
     for item in values:
         name, sep, raw = item.partition("=")
-        if not sep or not name.strip():
+        name = name.strip()
+        if not sep or not name:
             raise click.BadParameter(f"{item!r} is not name=value", param_hint=option)
-        try:
-            value = orjson.loads(raw)
-            if isinstance(value, str | bool) or value is None:
-                value = raw
-        except orjson.JSONDecodeError:
-            value = raw
-        fields[name.strip()] = value
+        if name in fields:
+            raise click.BadParameter(f"{name!r} is given twice", param_hint=option)
+        fields[name] = raw
     return fields
 
 
@@ -93,11 +91,15 @@ def add(state: CliState, task: str | None, inputs: tuple[str, ...], outputs: tup
     added = example.id == candidate.id
     if as_json:
         echo_json({"added": added, "example": example.to_dict()})
+        if added and example.status == "rejected":
+            sys.exit(EXIT_REJECTED)
         return
     verb = "added" if added else "already stored as"
     click.echo(f"{verb} {example.id} ({example.task}, {example.status})")
     for finding in example.findings:
         click.echo(f"  {finding.severity}: {finding.message} [{finding.code}]")
+    if added and example.status == "rejected":
+        sys.exit(EXIT_REJECTED)
 
 
 @click.command("list")
@@ -112,7 +114,8 @@ def add(state: CliState, task: str | None, inputs: tuple[str, ...], outputs: tup
 def list_examples(state: CliState, limit: int, offset: int, order: str, as_json: bool, **options: Any) -> None:
     """List examples, filtered and paged."""
     kit = state.kit()
-    examples = kit.examples(**query_fields(options), limit=limit or None, offset=offset, order=order)
+    examples = kit.examples(**resolve_ids(kit, query_fields(options)), limit=limit or None, offset=offset,
+                            order=order)
     if as_json:
         echo_json_stream(ex.to_dict() for ex in examples)
         return
@@ -161,7 +164,7 @@ def show(state: CliState, example_id: str, as_json: bool) -> None:
               help="What intake did per task and source: received, stored by status, duplicates, invalid, "
                    "rejections by reason (collected, imported, generated data alike).")
 @click.option("--source", type=click.Choice(["collected", "bootstrap", "imported", "synthetic", "manual"]),
-              help="With --collection: only this source.")
+              help="Only this source.")
 @json_option
 @pass_state
 def stats(state: CliState, task: str | None, collection: bool, source: str | None, as_json: bool) -> None:
@@ -169,7 +172,7 @@ def stats(state: CliState, task: str | None, collection: bool, source: str | Non
     if collection:
         _collection_stats(state, task, source, as_json)
         return
-    result = state.kit().stats(task=task)
+    result = state.kit().stats(task=task, source=source)
     if as_json:
         echo_json(result)
         return
@@ -195,9 +198,10 @@ def _collection_stats(state: CliState, task: str | None, source: str | None, as_
     if not rows:
         click.echo("nothing received yet")
         return
-    echo_table(["task", "source", "received", "stored", "accepted", "candidate", "rejected", "duplicates",
-                "invalid"], ((r["task"], r["source"], r["received"], r["stored"], r["accepted"], r["candidate"],
-                              r["rejected"], r["duplicates"], r["invalid"]) for r in rows))
+    echo_table(["task", "source", "received", "stored", "accepted", "candidate", "rejected", "archived",
+                "duplicates", "invalid"],
+               ((r["task"], r["source"], r["received"], r["stored"], r["accepted"], r["candidate"], r["rejected"],
+                 r["archived"], r["duplicates"], r["invalid"]) for r in rows))
     for r in rows:
         if r["rejected_by_reason"]:
             click.echo(f"rejected {r['task']}/{r['source']} by reason: "

@@ -5,9 +5,7 @@ from __future__ import annotations
 import click
 
 from .output import echo_json, echo_table, json_option
-from .state import CliState
-
-pass_state = click.make_pass_decorator(CliState, ensure=True)
+from .state import CliState, pass_state
 
 
 @click.command()

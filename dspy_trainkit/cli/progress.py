@@ -22,7 +22,7 @@ class Progress:
         if self.bar is not None:
             self.bar.update(done - self.done)
             if counts:
-                self.bar.set_postfix(counts, refresh=False)
+                self.bar.set_postfix({k: f"{v:,}" for k, v in counts.items()}, refresh=False)
         self.done = done
 
     def close(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -9,9 +10,7 @@ import attrs
 import click
 
 from .output import echo_json, json_option
-from .state import CliState
-
-pass_state = click.make_pass_decorator(CliState, ensure=True)
+from .state import CliState, pass_state
 
 TEMPLATE = '''# trainkit.toml: settings for dspy-trainkit. Environment variables TRAINKIT_* and command-line
 # options override what is here. Reference: docs/configuration.md
@@ -35,7 +34,7 @@ batch_size = 1000   # examples validated, scored and stored per transaction
 
 TASK_TEMPLATE = '''
 [tasks.{name}]
-signature = "{signature}"   # input fields -> output fields, or "package.module:SignatureClass"
+{signature_line}   # input fields -> output fields, or "package.module:SignatureClass"
 collection_mode = "automatic"  # automatic: accept what passes checks; manual: keep everything for review
 min_quality = 0.0              # examples scored below this are rejected
 # topics = ["fractions", "geometry"]
@@ -48,15 +47,19 @@ min_quality = 0.0              # examples scored below this are rejected
 @click.command()
 @click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
               help="Project folder (default: the current one).")
-@click.option("--db", "url", help="Store URL to write (default: the global --db, TRAINKIT_STORE_URL, or "
-              "sqlite:///trainkit.db).")
+@click.option("--db", "url", metavar="URL", help="Store URL to write (default: the global --db, "
+              "TRAINKIT_STORE_URL, or sqlite:///trainkit.db).")
 @click.option("--task", help="Declare a first task in the settings.")
 @click.option("--signature", help="Its fields, e.g. 'question -> answer' (with --task).")
 @click.option("--force", is_flag=True, help="Overwrite an existing trainkit.toml.")
 @pass_state
 def init(state: CliState, directory: Path, url: str, task: str | None, signature: str | None,
          force: bool) -> None:
-    """Create trainkit.toml (commented) and the store in a project folder."""
+    """Create trainkit.toml (commented) and the store in a project folder.
+
+    With a trainkit.toml already there (and no --task, --signature or --db), it is used as it is and only the
+    store is created. --force writes a new file over it.
+    """
     from ..errors import ConfigError
     from ..models import TASK_NAME
     from ..settings import CONFIG_FILE
@@ -71,13 +74,24 @@ def init(state: CliState, directory: Path, url: str, task: str | None, signature
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / CONFIG_FILE
     if path.exists() and not force:
-        raise ConfigError(f"{path} exists already; use --force to overwrite it")
+        if task or signature or url:
+            raise ConfigError(f"{path} exists already; edit it, or use --force to overwrite it")
+        state.config_path = str(path)  # a hand-written config: make its store, change nothing
+        kit = state.kit(create=True)
+        click.echo(f"using {path} as it is")
+        click.echo(f"store ready at {kit.settings.store_url} (migrations: "
+                   f"{', '.join(kit.store.applied_migrations())})")
+        return
     url = url or state.db or os.environ.get("TRAINKIT_STORE_URL") or "sqlite:///trainkit.db"
     previous = path.read_bytes() if path.exists() else None
-    task_section = TASK_TEMPLATE.format(name=task, signature=signature or "question -> answer") if task else ""
-    path.write_text(TEMPLATE.format(url=url, task_section=task_section,
-                                    default_task=f'default_task = "{task}"' if task else '# default_task = "qa"'),
+    signature_line = f"signature = {_toml(signature)}" if signature else '# signature = "question -> answer"'
+    task_section = TASK_TEMPLATE.format(name=task, signature_line=signature_line) if task else ""
+    path.write_text(TEMPLATE.format(url=_toml(url)[1:-1], task_section=task_section,
+                                    default_task=f"default_task = {_toml(task)}" if task else '# default_task = "qa"'),
                     encoding="utf-8")
+    if "@" in url and ":" in url.split("@", 1)[0].split("//", 1)[-1]:
+        click.echo(f"warning: {path} now holds the store's password; keep it out of version control, or put the "
+                   "URL in TRAINKIT_STORE_URL instead", err=True)
     state.config_path, state.db = str(path), None
     try:
         kit = state.kit(create=True)
@@ -90,6 +104,11 @@ def init(state: CliState, directory: Path, url: str, task: str | None, signature
     click.echo(f"wrote {path}")
     click.echo(f"store ready at {kit.settings.store_url} (migrations: {', '.join(kit.store.applied_migrations())})")
     click.echo("next: trainkit add -t TASK -i NAME=VALUE -o NAME=VALUE, then trainkit stats")
+
+
+def _toml(value: str) -> str:
+    """A TOML basic string (JSON's string escapes are valid TOML)."""
+    return json.dumps(value, ensure_ascii=False)
 
 
 @click.group()

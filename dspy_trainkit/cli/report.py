@@ -7,10 +7,9 @@ from typing import Any
 
 import click
 
-from .examples import pass_state
 from .output import echo_json, echo_table, json_option
-from .selection import query_fields, selection_options
-from .state import CliState
+from .selection import query_fields, resolve_ids, selection_options
+from .state import CliState, pass_state
 
 
 @click.group()
@@ -28,7 +27,8 @@ def quality(state: CliState, html_file: Path | None, as_json: bool, **options: A
     """Score distributions per dimension, and counts and mean quality per domain/topic/difficulty."""
     from ..quality_report import summarise, to_html
 
-    summary = summarise(state.kit().examples(**query_fields(options)))
+    kit = state.kit()
+    summary = summarise(kit.examples(**resolve_ids(kit, query_fields(options))))
     if html_file is not None:
         html_file.write_text(to_html(summary, "trainkit quality report"), encoding="utf-8")
     if as_json:

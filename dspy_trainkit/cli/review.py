@@ -11,10 +11,9 @@ from typing import Any
 
 import click
 
-from .examples import pass_state
 from .output import preview
-from .selection import query_fields, selection_options
-from .state import CliState
+from .selection import query_fields, resolve_ids, selection_options
+from .state import CliState, pass_state
 
 KEYS = "[a]ccept  [r]eject  [e]dit  [s]kip  [q]uit"
 
@@ -75,7 +74,7 @@ def review(state: CliState, actor: str, **options: Any) -> None:
     if "ids" not in fields:
         fields.setdefault("status", "candidate")
     kit = state.kit()
-    ids = list(kit.store.iter_ids(_query(fields)))
+    ids = list(kit.store.iter_ids(_query(resolve_ids(kit, fields))))
     if not ids:
         click.echo("nothing to review")
         return

@@ -42,3 +42,11 @@ def query_fields(kwargs: dict[str, Any], *, pop: bool = True) -> dict[str, Any]:
     if "ids" in fields:
         fields["ids"] = tuple(fields["ids"])
     return fields
+
+
+def resolve_ids(kit: Any, fields: dict[str, Any]) -> dict[str, Any]:
+    """Full ids for `--id` values given as a unique start or end of an id (as `show` accepts them); an id
+    that matches nothing or several examples is an error naming it."""
+    if "ids" in fields:
+        fields = {**fields, "ids": tuple(kit.get(part).id for part in fields["ids"])}
+    return fields

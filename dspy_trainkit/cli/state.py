@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import click
+
 if TYPE_CHECKING:
     from ..kit import Kit
     from ..plugins import TrainkitPluginManager
@@ -68,3 +70,7 @@ class CliState:
         if self._kit is not None:
             self._kit.close()
             self._kit = None
+
+
+#: Gives a command the CliState of its invocation.
+pass_state = click.make_pass_decorator(CliState, ensure=True)

@@ -9,10 +9,10 @@ from typing import IO, Any
 import click
 import orjson
 
-from .examples import label_options, pass_state
 from .output import echo_json, json_option
 from .progress import Progress
-from .state import CliState
+from .selection import query_fields, resolve_ids, selection_options
+from .state import CliState, pass_state
 
 #: Exit status of an import that stored the good records but rejected some.
 EXIT_SOME_REJECTED = 3
@@ -63,9 +63,9 @@ class RejectsFile:
               help="Rename a field; SOURCE may be a dotted path (meta.level), DEST inputs.X / outputs.X / a label.")
 @click.option("--input-fields", metavar="A,B", help="Fields that are inputs (default: the task's signature).")
 @click.option("--output-fields", metavar="C,D", help="Fields that are outputs (default: the task's signature).")
-@label_options[0]
-@label_options[1]
-@label_options[2]
+@click.option("--domain", help="Domain label for records that have none.")
+@click.option("--topic", help="Topic label for records that have none.")
+@click.option("--difficulty", help="Difficulty label for records that have none.")
 @click.option("--encoding", help="Text encoding of the files (default UTF-8, BOM or not), e.g. latin-1.")
 @click.option("--dry-run", is_flag=True, help="Read, map, validate and score, but store nothing.")
 @click.option("--rejects", type=click.Path(dir_okay=False, path_type=Path),
@@ -85,6 +85,8 @@ def import_(state: CliState, files: tuple[Path, ...], task: str | None, format_n
 
     \b
     Exit status: 0 all imported or duplicate, 3 some records rejected, 1 error, 130 interrupted.
+
+    \b
     Example:
       trainkit import problems.jsonl --task problems --map problem=body.text --rejects bad.jsonl
     """
@@ -101,9 +103,10 @@ def import_(state: CliState, files: tuple[Path, ...], task: str | None, format_n
     bars: dict[str, Progress] = {}
 
     def progress(name: str, report: Any) -> None:
-        bar = bars.setdefault(name, Progress(f"import {Path(name).name}", quiet=quiet))
-        bar.update(report.read, stored=report.stored, dup=report.duplicates,
-                   rejected=report.invalid + report.rejected)
+        if name not in bars:
+            bars[name] = Progress(f"import {Path(name).name}", quiet=quiet)
+        bars[name].update(report.read, stored=report.stored, dup=report.duplicates,
+                          rejected=report.invalid + report.rejected)
 
     try:
         report = kit.import_files(files, task=task, input_fields=_split_names(input_fields),
@@ -146,32 +149,33 @@ def _print_summary(report: Any, dry_run: bool, rejects: Path | None, sink: Rejec
 @click.option("--format", "format_name", help="jsonl, json, csv, yaml, dspy, ... (default: from -o's extension).")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="File to write ('-' for standard output, with --format).")
-@click.option("--task", "-t", help="Only this task (required for --format dspy with several tasks).")
-@click.option("--status", type=click.Choice(["candidate", "accepted", "rejected", "archived"]),
-              help="Only this status (default: all).")
-@label_options[0]
-@label_options[1]
-@label_options[2]
-@click.option("--min-quality", type=click.FloatRange(0, 1), help="Only examples with quality >= this.")
+@selection_options
 @click.option("--provenance", is_flag=True, help="Add id, status, source, scores, provenance and times.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress line.")
-@json_option
+@click.option("--json", "as_json", is_flag=True, help="Print the summary (count, file) as JSON.")
 @pass_state
 def export(state: CliState, format_name: str | None, output: Path, provenance: bool, quiet: bool, as_json: bool,
-           **filters: Any) -> None:
-    """Export examples to a file, streaming.
+           **options: Any) -> None:
+    """Export examples to a file, streaming (written to a temporary file, renamed when complete).
+
+    The selection options choose what is exported (default: every example; for --format dspy: the accepted
+    ones, since that file is a trainset).
 
     \b
     The dspy format loads back in DSPy alone:
       d = json.load(open("train.dspy.json"))
       trainset = [dspy.Example(**e).with_inputs(*d["input_keys"]) for e in d["examples"]]
     """
-    query = {k: v for k, v in filters.items() if v is not None}
+    kit = state.kit()
+    fields = resolve_ids(kit, query_fields(options))
+    is_dspy = format_name == "dspy" or (format_name is None and output.name.endswith(".dspy.json"))
+    if is_dspy and "status" not in fields and "ids" not in fields:
+        fields["status"] = "accepted"
     to_stdout = str(output) == "-"
     bar = Progress(f"export {output.name}", quiet=quiet or to_stdout)
     try:
-        count = state.kit().export(None if to_stdout else output, format=format_name, provenance=provenance,
-                                   progress=lambda n: bar.update(n), **query)
+        count = kit.export(None if to_stdout else output, format=format_name, provenance=provenance,
+                           progress=lambda n: bar.update(n), **fields)
     finally:
         bar.close()
     if to_stdout:

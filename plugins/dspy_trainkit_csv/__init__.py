@@ -44,8 +44,9 @@ def _dialect(sample: str) -> type[csv.Dialect]:
     try:
         sniffed = csv.Sniffer().sniff(sample, delimiters=",;\t|")
         delimiter, quotechar = sniffed.delimiter, sniffed.quotechar or '"'
-    except csv.Error:
-        delimiter, quotechar = ",", '"'
+    except csv.Error:  # too little to go on: the delimiter the header line uses most
+        header = sample.splitlines()[0] if sample else ""
+        delimiter, quotechar = max(",;\t|", key=header.count), '"'
     return type("Sniffed", (_Dialect,), {"delimiter": delimiter, "quotechar": quotechar})
 
 
@@ -169,7 +170,9 @@ def write_csv(examples: Iterable[Any], stream: IO[bytes], options: WriteOptions)
         extra = set(values) - set(columns)
         if extra:
             raise FormatError(f"example {example.id} has fields {sorted(extra)} that the CSV columns "
-                              f"({', '.join(columns)}) lack; export one task at a time (--task) or use jsonl")
+                              f"({', '.join(columns)}) lack: CSV needs one set of fields, taken from the task's "
+                              "declared fields or the first example; declare the task's signature, select with "
+                              "--task/--status, or export jsonl")
         writer.writerow([_text(values.get(c, "")) for c in columns])
         count += 1
     text.detach()

@@ -18,38 +18,47 @@ from dspy_trainkit.exporting import export_record
 from dspy_trainkit.formats import FormatError, ReadOptions, RecordError, WriteOptions
 
 
-def parse_line(raw: bytes, encoding: str | None) -> Any:
+def parse_line(raw: bytes | str) -> Any:
     """One line's record, or a RecordError saying why not."""
     try:
-        data = orjson.loads(raw if encoding is None else raw.decode(encoding))
+        data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         if "UTF-8" in str(exc):
             return RecordError("not UTF-8 text; give the file's encoding with --encoding (e.g. latin-1)")
-        return RecordError(f"not valid JSON ({exc})")
-    except (UnicodeDecodeError, LookupError) as exc:
-        return RecordError(f"cannot decode with --encoding {encoding}: {exc}")
+        return RecordError(f"not valid JSON ({exc.msg} at column {exc.colno})")
     if not isinstance(data, dict):
         return RecordError(f"expected a JSON object, got {type(data).__name__}")
     return data
 
 
-def read_jsonl(path: Path, options: ReadOptions) -> Iterator[tuple[str, Any]]:
+def _lines(path: Path, encoding: str | None) -> Iterator[bytes | str]:
+    """Raw byte lines for UTF-8 (orjson parses bytes directly; fastest), decoded text lines for another
+    encoding (UTF-16 cannot be split on a newline byte before decoding)."""
     try:
-        stream = path.open("rb")
+        stream = path.open("rb") if encoding is None else path.open("r", encoding=encoding, newline="")
     except OSError as exc:
         raise FormatError(f"cannot open: {exc.strerror}") from None
     with stream:
-        for number, raw in enumerate(stream, start=1):
-            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
-                raw = raw[3:]
-            if not raw.strip():
-                continue
-            parsed = parse_line(raw, options.encoding)
-            if isinstance(parsed, RecordError):
-                if not raw.endswith(b"\n"):
-                    parsed = RecordError(f"{parsed}; the last line looks cut short")
-                parsed.record = raw.decode("utf-8", errors="replace").rstrip("\r\n")
-            yield f"line {number}", parsed
+        try:
+            yield from stream
+        except UnicodeDecodeError as exc:
+            raise FormatError(f"not {encoding} text ({exc.reason}); check --encoding") from None
+
+
+def read_jsonl(path: Path, options: ReadOptions) -> Iterator[tuple[str, Any]]:
+    for number, raw in enumerate(_lines(path, options.encoding), start=1):
+        if number == 1:
+            raw = raw.removeprefix(b"\xef\xbb\xbf" if isinstance(raw, bytes) else "\ufeff")
+        if not raw.strip():
+            continue
+        parsed = parse_line(raw)
+        if isinstance(parsed, RecordError):
+            ending = b"\n" if isinstance(raw, bytes) else "\n"
+            if not raw.endswith(ending):
+                parsed = RecordError(f"{parsed}; the last line looks cut short")
+            text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
+            parsed.record = text.rstrip("\r\n")
+        yield f"line {number}", parsed
 
 
 def write_jsonl(examples: Iterable[Any], stream: IO[bytes], options: WriteOptions) -> int:

@@ -299,7 +299,9 @@ class PeeweeStore(Store):
         return select
 
 
-_OPERATORS = {"=": lambda c, v: c == v, "!=": lambda c, v: c != v, "<": lambda c, v: c < v,
+_OPERATORS = {"=": lambda c, v: c == v,  # peewee: == None is IS NULL
+              "!=": lambda c, v: (c != v) if v is None else ((c != v) | c.is_null()),  # unlabelled differ too
+              "<": lambda c, v: c < v,
               "<=": lambda c, v: c <= v, ">": lambda c, v: c > v, ">=": lambda c, v: c >= v}
 
 
@@ -316,14 +318,20 @@ def _connect(url: str, *, create: bool) -> pw.Database:
     if scheme == "sqlite":
         return _connect_sqlite(url, create=create)
     try:
-        import psycopg2  # noqa: F401
+        import psycopg2
     except ImportError:
         raise StoreError(f"store {_safe(url)}: PostgreSQL support needs psycopg2; "
                          "install it with: pip install 'dspy-trainkit[postgres]'") from None
-    database = db_url.connect(url.replace("postgres://", "postgresql://", 1))
+    try:
+        database = db_url.connect(url.replace("postgres://", "postgresql://", 1))
+    except (ValueError, TypeError) as exc:
+        raise StoreError(f"store URL {_safe(url)} is not a PostgreSQL URL ({exc}); use "
+                         "postgresql://user[:password]@host[:port]/dbname") from None
+    if not database.database:
+        raise StoreError(f"store URL {_safe(url)} names no database; use postgresql://user@host:5432/dbname")
     try:
         database.connect()
-    except pw.OperationalError as exc:
+    except (pw.OperationalError, pw.ProgrammingError, psycopg2.Error) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise StoreError(f"cannot connect to PostgreSQL store {_safe(url)}: {reason}. "
                          "Check the URL and that the server is running.") from None
@@ -331,10 +339,16 @@ def _connect(url: str, *, create: bool) -> pw.Database:
 
 
 def _connect_sqlite(url: str, *, create: bool) -> pw.Database:
-    parsed = db_url.parse(url)
-    path = parsed.pop("database", "")
+    """`sqlite:///relative.db` or `sqlite:////absolute.db` (`sqlite:///:memory:` for a throwaway store);
+    nothing else: a host, a user or options in a SQLite URL are mistakes worth a clear message."""
+    hint = "use sqlite:///relative/path.db or sqlite:////absolute/path.db"
+    if not url.startswith("sqlite:///"):
+        raise StoreError(f"store URL {url!r}: a SQLite URL has three slashes before the path; {hint}")
+    path, _, query = url[len("sqlite:///"):].partition("?")
+    if query:
+        raise StoreError(f"store URL {url!r}: SQLite URLs take no options; {hint}")
     if not path:
-        raise StoreError(f"store URL {url!r} names no file; use sqlite:///path/to/trainkit.db")
+        raise StoreError(f"store URL {url!r} names no file; {hint}")
     if path != ":memory:":
         file = Path(path)
         if not create and not file.exists():
@@ -342,7 +356,7 @@ def _connect_sqlite(url: str, *, create: bool) -> pw.Database:
                              "or point --db / store.url at an existing store")
         if not file.parent.is_dir():
             raise StoreError(f"store {url}: folder {file.parent} does not exist; create it first")
-    database = pw.SqliteDatabase(path, pragmas=SQLITE_PRAGMAS, timeout=60, **parsed)
+    database = pw.SqliteDatabase(path, pragmas=SQLITE_PRAGMAS, timeout=60)
     try:
         database.connect()
     except pw.OperationalError as exc:

@@ -9,13 +9,14 @@ Positions name the line where each record starts.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
 from dspy_trainkit import hookimpl
 from dspy_trainkit.exporting import export_record
-from dspy_trainkit.formats import FormatError, ReadOptions, WriteOptions
+from dspy_trainkit.formats import FormatError, ReadOptions, RecordError, WriteOptions
 
 MAX_NODES = 1_000_000
 
@@ -49,9 +50,25 @@ def expanded_size(node: Any, limit: int) -> int:
     return size(node)
 
 
+def _loader_class(yaml: Any) -> Any:
+    """The safe loader with YAML 1.2 booleans: only true/false. YAML 1.1 also reads yes/no/on/off/y/n as
+    booleans, which turns an answer "no" into False and changes the example."""
+    base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+    class Loader(base):  # type: ignore[misc, valid-type]
+        pass
+
+    Loader.yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+        for first, resolvers in base.yaml_implicit_resolvers.items()}
+    Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                                 list("tTfF"))
+    return Loader
+
+
 def read_yaml(path: Path, options: ReadOptions) -> Iterator[tuple[str, Any]]:
     yaml = _yaml()
-    loader_class = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    loader_class = _loader_class(yaml)
     try:
         text = path.read_text(encoding=options.encoding or "utf-8-sig")
     except UnicodeDecodeError:
@@ -60,21 +77,25 @@ def read_yaml(path: Path, options: ReadOptions) -> Iterator[tuple[str, Any]]:
         raise FormatError(f"cannot read: {exc}") from None
     loader = loader_class(text)
     try:
-        node = loader.get_single_node()
+        try:
+            node = loader.get_single_node()
+        except yaml.YAMLError as exc:
+            raise FormatError(f"not valid YAML: {' '.join(str(exc).split())}; nothing was imported from it") \
+                from None
         if node is None:
             return
         if expanded_size(node, MAX_NODES) > MAX_NODES:
             raise FormatError(f"the document expands to more than {MAX_NODES:,} nodes through aliases "
                               "(an alias bomb?); refusing to load it")
-        items = _record_nodes(node, path)
-        for item in items:
-            record = loader.construct_document(item)
-            line = item.start_mark.line + 1
-            yield f"line {line}", record if isinstance(record, dict) else ValueError(
+        for item in _record_nodes(node, path):
+            position = f"line {item.start_mark.line + 1}"
+            try:
+                record = loader.construct_document(item)
+            except yaml.YAMLError as exc:  # e.g. a tag safe loading refuses: this record only
+                yield position, RecordError(f"cannot load this record: {' '.join(str(exc).split())}")
+                continue
+            yield position, record if isinstance(record, dict) else RecordError(
                 f"expected a mapping, got {type(record).__name__}")
-    except yaml.YAMLError as exc:
-        raise FormatError(f"not valid YAML: {' '.join(str(exc).split())}; nothing was imported from it") \
-            from None
     finally:
         loader.dispose()
 
