@@ -1,7 +1,10 @@
 """Import speed and memory: `trainkit import` of a large JSONL file against raw sqlite3 in the same run.
 
 (a) import: `trainkit import FILE --task problems` in a subprocess on a fresh SQLite store: streaming read,
-    mapping, validation (basic_checks), exact dedup by content hash, status, batched store with audit events.
+    mapping, validation (basic_checks: declared fields, empty values), exact dedup by content hash, status,
+    batched store with audit events. The quality plugins (scorers, near-duplicates, ...) are switched off with
+    TRAINKIT_LOAD_PLUGINS for this figure, which is the issue's target; --all-plugins also times the default
+    plugin set on --all-rows records, to show what full judging costs.
 (b) raw: a subprocess that reads the same file line by line, parses it with orjson, builds the same rows (id,
     sha256, JSON columns) and inserts them with stdlib sqlite3 `executemany` into the same schema with the same
     pragmas, one transaction per batch of 1000: the floor for storing these rows.
@@ -85,11 +88,15 @@ def write_jsonl(path: Path, rows: int, seed: int = 7) -> None:
                 "answer": str(a * b)}) + b"\n")
 
 
-def run_child_rss(args: list[str], cwd: Path) -> tuple[float, int, str]:
+BASIC = {"TRAINKIT_LOAD_PLUGINS": "basic_checks,jsonl,dspy"}
+
+
+def run_child_rss(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple[float, int, str]:
     """Run a child; return wall seconds, its peak RSS in MiB (os.wait4: subprocess does not expose rusage),
     and its stdout."""
     start = time.perf_counter()
-    proc = subprocess.Popen(args, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(args, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            env={**os.environ, **(env or {})})
     out = proc.stdout.read()
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
@@ -104,6 +111,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--dir", type=Path, help="Work folder (default: a temporary one).")
+    parser.add_argument("--all-plugins", action="store_true",
+                        help="Also time an import with every default plugin (scorers, near-duplicates, ...).")
+    parser.add_argument("--all-rows", type=int, default=20_000, help="Records for --all-plugins (default 20,000).")
     args = parser.parse_args()
     folder = args.dir or Path(tempfile.mkdtemp(prefix="trainkit-ingest-"))
     folder.mkdir(parents=True, exist_ok=True)
@@ -121,7 +131,8 @@ def main() -> None:
         subprocess.run([*trainkit, "--db", "sqlite:///ingest.db", "init", "--force"], cwd=folder, check=True,
                        capture_output=True)
         (folder / "trainkit.toml").write_text(CONFIG, encoding="utf-8")
-        seconds, rss, out = run_child_rss([*trainkit, "import", str(source), "--task", TASK, "-q", "--json"], folder)
+        seconds, rss, out = run_child_rss([*trainkit, "import", str(source), "--task", TASK, "-q", "--json"], folder,
+                                          BASIC)
         summary = orjson.loads(out)
         assert summary["imported"] == args.rows, summary
         import_rate = args.rows / seconds
@@ -135,7 +146,6 @@ def main() -> None:
               f"start-up) | raw sqlite3 {raw_rate:,.0f} rec/s (peak RSS {raw_rss} MiB) | ratio {ratios[-1]:.2f}",
               flush=True)
     print(f"import/raw ratio (median of {len(ratios)}): {statistics.median(ratios):.2f}  (target >= 0.5)")
-
     # (c) conversion and export of 100k stored examples
     count = min(100_000, args.rows)
     import dspy_trainkit as tk
@@ -150,10 +160,25 @@ def main() -> None:
           "including reading the store and importing dspy)")
     export_seconds, export_rss, _ = run_child_rss(
         [*trainkit, "export", "--format", "dspy", "--task", TASK, "-o", str(folder / "train.dspy.json"), "-q"],
-        folder)
+        folder, BASIC)
     print(f"trainkit export --format dspy of {args.rows:,} examples: {export_seconds:.1f} s "
           f"({args.rows / export_seconds:,.0f}/s, peak RSS {export_rss} MiB)")
 
+    if args.all_plugins:
+        part = folder / "part.jsonl"
+        with source.open("rb") as full, part.open("wb") as out:
+            for _, line in zip(range(args.all_rows), full, strict=False):
+                out.write(line)
+        remove_db(folder / "ingest.db")
+        subprocess.run([*trainkit, "--db", "sqlite:///ingest.db", "init", "--force"], cwd=folder, check=True,
+                       capture_output=True)
+        (folder / "trainkit.toml").write_text(CONFIG, encoding="utf-8")
+        env = {"TRAINKIT_DISABLE_PLUGINS": "llm_judge"}
+        seconds, rss, out = run_child_rss([*trainkit, "import", str(part), "--task", TASK, "-q", "--json"], folder,
+                                          env)
+        print(f"with every default plugin (scorers, near-duplicates, pii, ...), {args.all_rows:,} records: "
+              f"{args.all_rows / seconds:,.0f} rec/s (peak RSS {rss} MiB); against raw: "
+              f"{args.all_rows / seconds / raw_rate:.2f}")
 
 if __name__ == "__main__":
     main()
