@@ -34,6 +34,44 @@ class DomainSettings:
     weights: dict[str, float] | None = None
 
 
+LM_KEYS = ("model", "api_base", "api_key_env", "temperature", "max_tokens", "concurrency", "rpm", "retries",
+           "timeout", "cache")
+CLEANUP_KEYS = ("max_age_days", "min_quality", "superseded", "over_full")
+
+
+@attrs.frozen
+class LMSettings:
+    """How to reach and use one LM (a `dspy.LM` model string): for a purpose such as generation or judging.
+
+    The API key is never in settings: `api_key_env` names the environment variable that holds it.
+    `concurrency` is how many calls run at once, `rpm` a cap on requests per minute, `retries` how often a failed
+    call is tried again (with backoff that honours Retry-After), `timeout` seconds per call.
+    """
+
+    model: str | None = None
+    api_base: str | None = None
+    api_key_env: str | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+    concurrency: int = 4
+    rpm: int | None = None
+    retries: int = 3
+    timeout: float = 60.0
+    cache: bool = True
+
+
+@attrs.frozen
+class CleanupSettings:
+    """Policies `trainkit cleanup` applies; each archives (never deletes) and names itself as the reason.
+    `max_age_days`: older than that; `min_quality`: scored below; `superseded`: a near-duplicate of a better
+    example; `over_full`: beyond a cell's `cell_cap`."""
+
+    max_age_days: int | None = None
+    min_quality: float | None = None
+    superseded: bool = False
+    over_full: bool = False
+
+
 @attrs.frozen
 class TaskSettings:
     """What trainkit knows about one task: its fields, labels and quality rules."""
@@ -50,6 +88,25 @@ class TaskSettings:
     topics: tuple[str, ...] = ()
     difficulties: tuple[str, ...] = ()
     domains: dict[str, DomainSettings] = attrs.field(factory=dict)
+    program: str | None = None  # "package.module:factory" building the task's DSPy program (generation)
+    per_cell: int = 1  # examples bootstrap makes per domain x topic x difficulty cell
+    cell_target: int | None = None  # examples wanted per cell (balance reports and selection)
+    cell_cap: int | None = None  # most examples per cell (balanced selection, over-full cleanup)
+    max_synthetic_ratio: float | None = None  # most accepted data that may be synthetic
+    lm: dict[str, dict[str, Any]] = attrs.field(factory=dict)  # purpose -> LMSettings overrides
+    cleanup: dict[str, Any] = attrs.field(factory=dict)  # CleanupSettings overrides
+
+    def cells(self) -> list[tuple[str | None, str | None, str | None]]:
+        """Every (domain, topic, difficulty) cell the task's settings define, domains overriding topics and
+        difficulties; a task without domains has one domain None."""
+        rows = []
+        for domain in sorted(self.domains) or [None]:
+            override = self.domains.get(domain) if domain else None
+            topics = (override.topics if override and override.topics is not None else self.topics) or (None,)
+            levels = (override.difficulties if override and override.difficulties is not None
+                      else self.difficulties) or (None,)
+            rows.extend((domain, topic, level) for topic in topics for level in levels)
+        return rows
 
     def fields(self) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
         """Declared (inputs, outputs): explicit lists win over a string signature "a, b -> c"; None if unknown.
@@ -86,10 +143,23 @@ class Settings:
     default_task: str | None = None
     tasks: dict[str, TaskSettings] = attrs.field(factory=dict)
     plugin_config: dict[str, dict[str, Any]] = attrs.field(factory=dict)
+    lm: dict[str, LMSettings] = attrs.field(factory=dict)  # purpose ("generation", "judging") -> LM
+    cleanup: CleanupSettings = attrs.field(factory=CleanupSettings)
 
     def task(self, name: str) -> TaskSettings:
         """The settings of task `name`; a task not in the file gets the defaults."""
         return self.tasks.get(name) or TaskSettings(name=name)
+
+    def lm_for(self, task: str | None, purpose: str) -> LMSettings:
+        """The LM for a purpose: `[lm.PURPOSE]` with the task's `[tasks.T.lm.PURPOSE]` overrides."""
+        base = self.lm.get(purpose, LMSettings())
+        overrides = self.task(task).lm.get(purpose, {}) if task else {}
+        return attrs.evolve(base, **overrides) if overrides else base
+
+    def cleanup_for(self, task: str | None) -> CleanupSettings:
+        """The cleanup policies: `[cleanup]` with the task's `[tasks.T.cleanup]` overrides."""
+        overrides = self.task(task).cleanup if task else {}
+        return attrs.evolve(self.cleanup, **overrides) if overrides else self.cleanup
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -177,10 +247,54 @@ class _Reader:
         return value
 
 
-_TOP_KEYS = ("store", "plugins", "intake", "default_task", "tasks", "plugin")
+_TOP_KEYS = ("store", "plugins", "intake", "default_task", "tasks", "plugin", "lm", "cleanup")
 _TASK_KEYS = ("signature", "inputs", "outputs", "collection_mode", "collect", "sample_rate", "min_quality",
-              "weights", "topics", "difficulties", "domains")
+              "weights", "topics", "difficulties", "domains", "program", "per_cell", "cell_target", "cell_cap",
+              "max_synthetic_ratio", "lm", "cleanup")
 _DOMAIN_KEYS = ("topics", "difficulties", "min_quality", "weights")
+
+
+def _read_lm(r: _Reader, data: Any, where: str) -> dict[str, Any]:
+    """An LM table's values (only the keys present), checked."""
+    t = r.table(data, where, LM_KEYS)
+    values: dict[str, Any] = {}
+    for key in ("model", "api_base", "api_key_env"):
+        if key in t:
+            values[key] = r.string(t[key], f"{where}.{key}")
+    if "temperature" in t:
+        value = t["temperature"]
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 2:
+            raise r.fail(f"{where}.temperature", f"must be a number from 0 to 2, got {value!r}")
+        values["temperature"] = float(value)
+    for key in ("max_tokens", "concurrency", "rpm"):
+        if key in t:
+            values[key] = r.positive_int(t[key], f"{where}.{key}")
+    if "retries" in t:
+        value = t["retries"]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise r.fail(f"{where}.retries", f"must be a whole number >= 0, got {value!r}")
+        values["retries"] = value
+    if "timeout" in t:
+        value = t["timeout"]
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise r.fail(f"{where}.timeout", f"must be a number of seconds > 0, got {value!r}")
+        values["timeout"] = float(value)
+    if "cache" in t:
+        values["cache"] = r.boolean(t["cache"], f"{where}.cache")
+    return values
+
+
+def _read_cleanup(r: _Reader, data: Any, where: str) -> dict[str, Any]:
+    t = r.table(data, where, CLEANUP_KEYS)
+    values: dict[str, Any] = {}
+    if "max_age_days" in t:
+        values["max_age_days"] = r.positive_int(t["max_age_days"], f"{where}.max_age_days")
+    if "min_quality" in t:
+        values["min_quality"] = r.unit(t["min_quality"], f"{where}.min_quality")
+    for key in ("superseded", "over_full"):
+        if key in t:
+            values[key] = r.boolean(t[key], f"{where}.{key}")
+    return values
 
 
 def _read_task(r: _Reader, name: str, data: Any) -> TaskSettings:
@@ -216,6 +330,17 @@ def _read_task(r: _Reader, name: str, data: Any) -> TaskSettings:
             weights=r.weights(d["weights"], f"{dwhere}.weights") if "weights" in d else None,
         )
     values["domains"] = domains
+    if "program" in t:
+        values["program"] = r.string(t["program"], f"{where}.program")
+    for key in ("per_cell", "cell_target", "cell_cap"):
+        if key in t:
+            values[key] = r.positive_int(t[key], f"{where}.{key}")
+    if "max_synthetic_ratio" in t:
+        values["max_synthetic_ratio"] = r.unit(t["max_synthetic_ratio"], f"{where}.max_synthetic_ratio")
+    values["lm"] = {purpose: _read_lm(r, table, f"{where}.lm.{purpose}")
+                    for purpose, table in r.table(t.get("lm", {}), f"{where}.lm", None).items()}
+    if "cleanup" in t:
+        values["cleanup"] = _read_cleanup(r, t["cleanup"], f"{where}.cleanup")
     return TaskSettings(**values)
 
 
@@ -242,6 +367,10 @@ def _from_document(doc: Mapping[str, Any], r: _Reader) -> dict[str, Any]:
     values["tasks"] = {name: _read_task(r, name, data) for name, data in tasks.items()}
     values["plugin_config"] = {name: r.table(data, f"plugin.{name}", None)
                                for name, data in r.table(top.get("plugin", {}), "plugin", None).items()}
+    values["lm"] = {purpose: LMSettings(**_read_lm(r, table, f"lm.{purpose}"))
+                    for purpose, table in r.table(top.get("lm", {}), "lm", None).items()}
+    if "cleanup" in top:
+        values["cleanup"] = CleanupSettings(**_read_cleanup(r, top["cleanup"], "cleanup"))
     return values
 
 

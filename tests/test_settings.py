@@ -127,3 +127,54 @@ def test_error_line_is_the_key_inside_its_own_table(tmp_path):
 def test_typed_string_signatures_declare_fields(tmp_path):
     write(tmp_path, '[tasks.qa]\nsignature = "question: str, context: list[str] -> answer: str"\n')
     assert load_settings(env={}, cwd=tmp_path).task("qa").fields() == (("question", "context"), ("answer",))
+
+
+def test_lm_and_cleanup_settings_with_task_overrides(tmp_path):
+    write(tmp_path, """
+[lm.generation]
+model = "openai/gpt-4o-mini"
+api_key_env = "OPENAI_API_KEY"
+concurrency = 8
+rpm = 600
+
+[cleanup]
+max_age_days = 90
+
+[tasks.qa]
+topics = ["a", "b"]
+difficulties = ["easy", "hard"]
+per_cell = 3
+cell_cap = 50
+max_synthetic_ratio = 0.5
+
+[tasks.qa.lm.generation]
+temperature = 0.9
+
+[tasks.qa.cleanup]
+min_quality = 0.4
+
+[tasks.qa.domains.algebra]
+topics = ["x"]
+""")
+    s = load_settings(env={}, cwd=tmp_path)
+    lm = s.lm_for("qa", "generation")
+    assert (lm.model, lm.concurrency, lm.rpm, lm.temperature, lm.retries) == ("openai/gpt-4o-mini", 8, 600, 0.9, 3)
+    assert s.lm_for("other", "generation").temperature is None and s.lm_for("qa", "judging").model is None
+    assert s.cleanup_for("qa").max_age_days == 90 and s.cleanup_for("qa").min_quality == 0.4
+    assert s.cleanup_for(None).min_quality is None
+    task = s.task("qa")
+    assert (task.per_cell, task.cell_cap, task.max_synthetic_ratio) == (3, 50, 0.5)
+    assert task.cells() == [("algebra", "x", "easy"), ("algebra", "x", "hard")]
+    assert s.task("none").cells() == [(None, None, None)]
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("[lm.generation]\nconcurrency = 0\n", "lm.generation.concurrency: must be a whole number >= 1"),
+    ("[lm.generation]\nmodle = 'x'\n", "lm.generation.modle: unknown key"),
+    ("[tasks.qa.lm.generation]\ntemperature = 5\n", "tasks.qa.lm.generation.temperature"),
+    ("[cleanup]\nmax_age_days = -1\n", "cleanup.max_age_days"),
+])
+def test_bad_lm_and_cleanup_settings(tmp_path, text, expected):
+    write(tmp_path, text)
+    with pytest.raises(ConfigError, match=expected.replace(".", r"\.")):
+        load_settings(env={}, cwd=tmp_path)
