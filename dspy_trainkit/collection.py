@@ -84,6 +84,7 @@ class Collector:
         self._thread: threading.Thread | None = None
         self._closed = False
         self._stopping = False  # set by close(): a batch the store refuses is spilled instead of retried
+        self._wake = threading.Event()  # ends a retry's wait early when the kit closes
         atexit.register(self._at_exit)
 
     # -- the pipeline side -----------------------------------------------------------------------------
@@ -133,6 +134,7 @@ class Collector:
             return
         self.flush(timeout)
         self._closed = self._stopping = True
+        self._wake.set()
         if self._thread is not None:
             self._queue.put(None)
             self._thread.join(max(RETRY_DELAYS) + 5)
@@ -142,16 +144,22 @@ class Collector:
         atexit.unregister(self._at_exit)
 
     def _drain(self) -> list[tuple[str, dict[str, Any]]]:
-        items = []
+        """Take every queued record (waking flush() waiters); a stop signal found on the way is put back."""
+        items, stop = [], False
         while True:
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:
-                return items
+                break
             if isinstance(item, tuple):
                 items.append(item)
             elif isinstance(item, threading.Event):
                 item.set()
+            elif item is None:
+                stop = True
+        if stop:
+            self._queue.put(None)
+        return items
 
     def _at_exit(self) -> None:
         try:
@@ -217,7 +225,7 @@ class Collector:
         delay = RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)]
         self.stats.retries += 1
         log.error("collected examples not written yet (%s); retrying in %.1f s", exc, delay)
-        time.sleep(delay)
+        self._wake.wait(delay)
 
     def _spill(self, batch: list[tuple[str, dict[str, Any]]], exc: Exception) -> None:
         folder = Path(self._settings.project_dir) / ".trainkit"
