@@ -21,7 +21,7 @@ import attrs
 from . import changes
 from .collection import Collector, collector_decorator, dspy_callback
 from .conversion import ConversionResult, convert
-from .errors import NotFoundError, PluginError, ValidationError
+from .errors import ConfigError, NotFoundError, PluginError, ValidationError
 from .exporting import export_examples
 from .formats import ReadOptions
 from .importing import ImportReport, import_files
@@ -47,6 +47,7 @@ class Kit:
         self._intake = Intake(self)
         self._task_fields: dict[str, tuple[tuple[str, ...], tuple[str, ...]] | None] = {}
         self._collector: Collector | None = None
+        self._plugin_state: dict[str, dict[str, Any]] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------------------
     def close(self) -> None:
@@ -180,9 +181,27 @@ class Kit:
                              for k, n in self.store.group_counts(["domain", "topic", "difficulty"], query)]
         return result
 
-    def plugin_settings(self, plugin: str, task: str | None = None, domain: str | None = None) -> dict[str, Any]:
+    def plugin_settings(self, plugin: str, task: str | None = None, domain: str | None = None, *,
+                        known: Iterable[str] | None = None) -> dict[str, Any]:
         """A plugin's `[plugin.NAME]` table with its per-task and per-domain overrides applied:
-        `[plugin.NAME]` < `[plugin.NAME.tasks.TASK]` < `[plugin.NAME.tasks.TASK.domains.DOMAIN]`."""
+        `[plugin.NAME]` < `[plugin.NAME.tasks.TASK]` < `[plugin.NAME.tasks.TASK.domains.DOMAIN]`.
+        With `known` (the plugin's keys), an unknown key is a ConfigError naming it and the known ones."""
+        merged = self._plugin_settings(plugin, task, domain)
+        if known is not None:
+            known = list(known)
+            unknown = sorted(set(merged) - set(known))
+            if unknown:
+                where = f" (task {task!r})" if task else ""
+                raise ConfigError(f"[plugin.{plugin}]{where}: unknown key {unknown[0]!r}; known keys: "
+                                  f"{', '.join(known)}")
+        return merged
+
+    def plugin_state(self, plugin: str) -> dict[str, Any]:
+        """Scratch space a plugin may keep for as long as this kit is open (caches, indexes); nothing in it
+        outlives the kit or leaks into another one."""
+        return self._plugin_state.setdefault(plugin, {})
+
+    def _plugin_settings(self, plugin: str, task: str | None, domain: str | None) -> dict[str, Any]:
         base = dict(self.settings.plugin_config.get(plugin, {}))
         tasks = base.pop("tasks", {}) or {}
         if task is None or task not in tasks:

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 import dspy_trainkit as tk
-from dspy_trainkit import Example, PluginError, load_settings
+from dspy_trainkit import ConfigError, Example, load_settings
 from dspy_trainkit.assessment import validate
 from dspy_trainkit.cli.main import cli
 
@@ -150,10 +150,10 @@ def test_lengths_task_and_domain_overrides(tmp_path):
 
 def test_lengths_bad_settings_are_errors_naming_the_key(tmp_path):
     with open_kit(tmp_path, "[plugin.lengths]\nmax_char = 10\n") as kit, \
-            pytest.raises(PluginError, match=r"lengths.*unknown key\(s\) max_char"):
+            pytest.raises(ConfigError, match=r"lengths.*unknown key\(s\) max_char"):
         validate(kit, [math("What is 1 + 1?")])
     with open_kit(tmp_path, "[plugin.lengths]\nmin_chars = 10\nmax_chars = 5\n") as kit, \
-            pytest.raises(PluginError, match="min_chars = 10 is above max_chars = 5"):
+            pytest.raises(ConfigError, match="min_chars = 10 is above max_chars = 5"):
         validate(kit, [math("What is 1 + 1?")])
 
 
@@ -227,7 +227,7 @@ def test_consistency_field_names_severities_and_overrides(tmp_path):
 
 def test_consistency_bad_settings_are_errors(tmp_path):
     with open_kit(tmp_path, "[plugin.consistency]\nno_question = \"loud\"\n") as kit, \
-            pytest.raises(PluginError, match="consistency.*no_question = 'loud'"):
+            pytest.raises(ConfigError, match="consistency.*no_question = 'loud'"):
         validate(kit, [math("What is 1 + 1?")])
 
 

@@ -246,11 +246,7 @@ def verify(function: Callable[[Any], Any], spec: str, example: Any) -> float | N
 
 def read_options(kit: Any, task: str, domain: str | None) -> dict[str, Any]:
     """This plugin's settings for a task and domain, checked, with defaults filled in."""
-    raw = kit.plugin_settings("accuracy", task, domain)
-    unknown = sorted(set(raw) - set(DEFAULTS))
-    if unknown:
-        raise ConfigError(f"[plugin.accuracy] (task {task!r}): unknown key {unknown[0]!r}; "
-                          f"known keys: {', '.join(DEFAULTS)}")
+    raw = kit.plugin_settings("accuracy", task, domain, known=DEFAULTS)
     options = {**DEFAULTS, **raw}
     for key in ("verifier", "answer_field", "expression_field"):
         if options[key] is not None and (not isinstance(options[key], str) or not options[key].strip()):

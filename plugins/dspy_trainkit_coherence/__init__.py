@@ -178,11 +178,7 @@ def task_norm(kit: Any, task: str, options: dict[str, Any]) -> tuple[float, floa
 
 def read_options(kit: Any, task: str, domain: str | None) -> dict[str, Any]:
     """This plugin's settings for a task and domain, checked, with defaults filled in."""
-    raw = kit.plugin_settings("coherence", task, domain)
-    unknown = sorted(set(raw) - set(DEFAULTS))
-    if unknown:
-        raise ConfigError(f"[plugin.coherence] (task {task!r}): unknown key {unknown[0]!r}; "
-                          f"known keys: {', '.join(DEFAULTS)}")
+    raw = kit.plugin_settings("coherence", task, domain, known=DEFAULTS)
     weights = raw.get("weights", {})
     if not isinstance(weights, dict) or set(weights) - set(PARTS) or any(
             isinstance(w, bool) or not isinstance(w, int | float) or w < 0 for w in weights.values()):

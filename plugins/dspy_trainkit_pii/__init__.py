@@ -32,6 +32,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from dspy_trainkit import ConfigError, Finding, hookimpl
+from dspy_trainkit.pluginkit import check_each
 
 if TYPE_CHECKING:
     from dspy_trainkit import Example, Kit
@@ -216,15 +217,4 @@ def check_example(example: Any, rules: Rules) -> list[Finding]:
 @hookimpl
 def validate(examples: list[Example], context: Kit) -> dict[int, list[Finding]]:
     """Findings per index in `examples`, with each example's task and domain settings."""
-    rules_for: dict[tuple[str, str | None], Rules] = {}
-    found: dict[int, list[Finding]] = {}
-    for index, example in enumerate(examples):
-        key = (example.task, example.domain)
-        rules = rules_for.get(key)
-        if rules is None:
-            rules = rules_for[key] = Rules(context.plugin_settings(NAME, example.task, example.domain))
-        if rules.emails or rules.phones:
-            findings = check_example(example, rules)
-            if findings:
-                found[index] = findings
-    return found
+    return check_each(examples, context, NAME, Rules, check_example)

@@ -104,11 +104,7 @@ def relevance(text_terms: set[str], name_terms: frozenset[str], phrases: list[fr
 
 def read_options(kit: Any, task: str, domain: str | None) -> dict[str, Any]:
     """This plugin's settings for a task and domain, checked, with keyword phrases stemmed."""
-    raw = kit.plugin_settings("relevance", task, domain)
-    unknown = sorted(set(raw) - set(DEFAULTS))
-    if unknown:
-        raise ConfigError(f"[plugin.relevance] (task {task!r}): unknown key {unknown[0]!r}; "
-                          f"known keys: {', '.join(DEFAULTS)}")
+    raw = kit.plugin_settings("relevance", task, domain, known=DEFAULTS)
     keywords = raw.get("keywords", {})
     if not isinstance(keywords, dict) or not all(
             isinstance(v, list) and all(isinstance(k, str) and k.strip() for k in v) for v in keywords.values()):
