@@ -31,9 +31,15 @@ BROKEN = ("the answer is the answer is the answer is the answer is the answer is
           "add the numbers and then we")
 
 
-def open_kit(tmp_path, toml: str = "", *, only: tuple[str, ...] = (), plugins=()) -> tk.Kit:
-    """A kit in tmp_path with `toml` as its settings and, of the quality plugins, only `only` loaded."""
-    (tmp_path / "trainkit.toml").write_text(textwrap.dedent(toml))
+def open_kit(tmp_path, toml: str = "", *, only: tuple[str, ...] = (), plugins=(), label_words: bool = True
+             ) -> tk.Kit:
+    """A kit in tmp_path with `toml` as its settings and, of the quality plugins, only `only` loaded.
+    `label_words` turns on relevance by label names (off by default in the plugin), which most tests here use."""
+    toml = textwrap.dedent(toml)
+    if label_words and "label_words" not in toml:
+        toml = (toml.replace("[plugin.relevance]\n", "[plugin.relevance]\nlabel_words = true\n")
+                if "[plugin.relevance]\n" in toml else toml + "\n[plugin.relevance]\nlabel_words = true\n")
+    (tmp_path / "trainkit.toml").write_text(toml)
     settings = load_settings(env={}, cwd=tmp_path)
     return tk.open(settings=settings, plugins=plugins, disable=[p for p in QUALITY_PLUGINS if p not in only])
 
@@ -581,3 +587,13 @@ def test_rescore_uses_new_verifier_settings(tmp_path):
     with open_kit(tmp_path, NUMERIC, only=("accuracy",)) as kit:
         assert kit.rescore() == 1
         assert kit.get(ex.id).scores == {"accuracy": 0.0}
+
+
+def test_relevance_by_default_scores_only_labels_with_keywords(tmp_path):
+    toml = '[plugin.relevance]\nkeywords = { fractions = ["numerator", "denominator"] }\n'
+    with open_kit(tmp_path, toml, only=("relevance",), label_words=False) as kit:
+        kit.add_many([record("7/8", question="Which numerator and denominator give 7/8?", topic="fractions"),
+                      record("56", question="What is 7 * 8?", topic="arithmetic")])
+        by_topic = {ex.topic: ex.scores for ex in kit.examples()}
+    assert by_topic["fractions"]["relevance"] == 1.0
+    assert "relevance" not in by_topic["arithmetic"]  # no keywords, no name-based guess

@@ -12,8 +12,10 @@ The label that decides is the most specific one the example has: its topic, else
     relevance = max(names, keywords)       (just `names` when no keywords are given for the label)
 
 Keywords come from ``[plugin.relevance] keywords = { fractions = ["numerator", "denominator"] }``, keyed by
-topic or domain name. An example with neither topic nor domain, or without text to look at, gets no relevance
-score (its index is left out).
+topic or domain name. By default only labels with keywords are scored: a label's own name is rarely in a good
+example's text ("What is 7 * 8?" never says "arithmetic"), so scoring by names alone would mark sound examples
+irrelevant. ``label_words = true`` scores every labelled example by its label's name too. An example with
+neither topic nor domain, a label without keywords (unless label_words), or no text gets no relevance score.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import Any
 from dspy_trainkit import ConfigError, hookimpl
 
 DIMENSION = "relevance"
-DEFAULTS: dict[str, Any] = {"keywords": {}, "min_hits": 2, "fields": None}
+DEFAULTS: dict[str, Any] = {"keywords": {}, "min_hits": 2, "fields": None, "label_words": False}
 STOPWORDS = frozenset("a an and are as at be by for from in into is it of on or the to with".split())
 
 _WORD = re.compile(r"[^\W_]+")
@@ -116,8 +118,11 @@ def read_options(kit: Any, task: str, domain: str | None) -> dict[str, Any]:
     fields = raw.get("fields")
     if fields is not None and (not isinstance(fields, list) or not all(isinstance(f, str) for f in fields)):
         raise ConfigError(f"[plugin.relevance] fields: must be a list of field names, got {fields!r}")
+    label_words = raw.get("label_words", False)
+    if not isinstance(label_words, bool):
+        raise ConfigError(f"[plugin.relevance] label_words: must be true or false, got {label_words!r}")
     phrases = {label: [p for p in (label_terms(k) for k in words) if p] for label, words in keywords.items()}
-    return {"keywords": phrases, "min_hits": min_hits, "fields": fields}
+    return {"keywords": phrases, "min_hits": min_hits, "fields": fields, "label_words": label_words}
 
 
 @hookimpl
@@ -132,10 +137,13 @@ def score(examples, context):
         if key not in by_label:
             by_label[key] = read_options(context, example.task, example.domain)
         options = by_label[key]
+        keywords = options["keywords"].get(label, [])
+        if not keywords and not options["label_words"]:
+            continue
         hints = frozenset().union(*(label_terms(x) for x in (example.topic, example.domain, example.difficulty)
                                     if x))
         value = relevance(example_terms(example, options["fields"], hints), label_terms(label),
-                          options["keywords"].get(label, []), options["min_hits"])
+                          keywords, options["min_hits"])
         if value is not None:
             scores[index] = {DIMENSION: value}
     return scores
