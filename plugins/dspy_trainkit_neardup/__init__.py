@@ -1,1 +1,42 @@
-"""Built-in plugin 'neardup' (being written)."""
+"""Built-in plugin 'neardup': near-duplicate detection and a `novelty` score, with MinHash LSH (rensa).
+
+* `validate`: an example whose estimated Jaccard similarity (word sets of its input and output values) to a
+  stored example of the same task, or to an earlier example of the batch, is at least `threshold` gets a
+  `near-duplicate` finding naming the other example and the similarity; severity `error` (default) rejects it,
+  `warning` sends it to review. Identical content is left to the core's exact dedup.
+* `score`: dimension `novelty` = 1 - the largest estimated similarity to a stored example of the same task
+  (similarities below the index's floor, 0.70 by default, count as 0).
+* `on_data_changed`: keeps the per-kit, per-task in-memory index current.
+
+Settings: `[plugin.neardup]` `threshold` (0.85) and `severity` ("error"), overridable per task and per domain.
+See docs/neardup.md. rensa is imported on first use, not when plugins load.
+"""
+
+from __future__ import annotations
+
+from dspy_trainkit import hookimpl
+
+
+@hookimpl
+def validate(examples, context):
+    from .check import validate as check
+
+    return check(context, examples)
+
+
+@hookimpl
+def score(examples, context):
+    from .check import novelty
+
+    return novelty(context, examples)
+
+
+@hookimpl
+def on_data_changed(event, context):
+    from .index import existing_state
+
+    state = existing_state(context)
+    if state is None or not state.indexes:  # nothing built yet: a later build reads the store as it is then
+        return
+    with state.lock:
+        state.changed(context, event.kind, list(event.example_ids))

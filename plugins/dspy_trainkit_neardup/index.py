@@ -1,0 +1,334 @@
+"""The near-duplicate index of one open kit: per task, the MinHash signatures of its stored examples in a
+locality-sensitive hashing (LSH) index (rensa, a Rust implementation), kept in memory.
+
+An index is built the first time a task is checked, from the task's stored examples with status accepted or
+candidate, and then kept current from `on_data_changed` events: added examples go in (with the sketches
+`validate` already made for them, or fetched by id when there are none), examples that are rejected, archived,
+edited or gone are taken out or re-indexed. Indexes live in a `WeakKeyDictionary` keyed by the kit, so two kits
+(or two tests) never share one and an index goes away with its kit.
+
+The LSH cuts each MinHash of `num_perm` slots into `bands` bands of `rows` slots; two examples become candidates
+when one band is equal. The shape is chosen per task from the lowest threshold its settings use (`lsh_shape`).
+Per indexed example the index holds its id, a 64-bit prefix of its content hash (to tell exact duplicates, which
+the core handles, from near ones), its band entries (in rensa) and a compact signature: one byte of each MinHash
+slot ("b-bit MinHash", `num_perm` bytes), from which the similarity of a candidate is estimated. Keeping rensa's
+MinHash objects instead would make that estimate about 1 us faster per candidate but cost ~1.2 KB per example.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+import weakref
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from dspy_trainkit.store import ExampleQuery
+
+from . import rules
+from .text import words
+
+if TYPE_CHECKING:
+    from dspy_trainkit.kit import Kit
+    from dspy_trainkit.models import Example
+
+SEED = 20240601  # fixed, so that signatures made at different times compare (rensa's algorithm version aside)
+#: Chance that two different slot values agree in the byte a compact signature keeps: b-bit MinHash corrects it.
+_CHANCE = 1 / 256
+#: MinHash sizes an index may use: at least 128 slots (standard error of the estimate <= 0.032 near 0.85).
+MIN_PERM, MAX_PERM = 128, 192
+#: The LSH finds a pair whose similarity equals the threshold with at least this probability.
+RECALL = 0.99
+#: Statuses that are indexed: accepted and candidate (rejected and archived examples are not compared against).
+LIVE = (("status", "!=", "rejected"), ("status", "!=", "archived"))
+BUILD_CHUNK = 5_000  # examples sketched at a time while building from the store
+ID_CHUNK = 500  # ids per store query
+#: Kinds of change that leave content and status as they were: nothing to update.
+UNCHANGED = frozenset({"rescored", "skipped"})
+#: Kinds of change that only move statuses: content stays, so indexed signatures stay valid.
+STATUS_ONLY = frozenset({"status_changed"})
+
+
+def lsh_shape(threshold: float) -> tuple[int, int]:
+    """`(num_perm, bands)` for an index that must find pairs of similarity `threshold`: the most rows per band
+    (the fewest chance candidates below the threshold) such that a pair at the threshold shares a band with
+    probability >= RECALL within MAX_PERM slots. 0.85 gives 18 bands of 9 rows (162 slots): a pair is found with
+    probability 0.991 at 0.85, 0.92 at 0.8, 0.52 at 0.7, 0.035 at 0.5."""
+    for rows in range(MAX_PERM // 2, 0, -1):
+        share = threshold ** rows  # chance that one band of a pair at the threshold is equal
+        if share < 1e-9:
+            continue
+        bands = 1 if share >= 1 else math.ceil(math.log(1 - RECALL) / math.log1p(-share))
+        bands = max(bands, math.ceil(MIN_PERM / rows))
+        if bands * rows <= MAX_PERM:
+            return bands * rows, bands
+    return MAX_PERM, MAX_PERM
+
+
+def found_probability(similarity: float, num_perm: int, bands: int) -> float:
+    """The chance that an index of this shape makes a pair of this similarity a candidate."""
+    return 1 - (1 - similarity ** (num_perm // bands)) ** bands
+
+
+def half_found(num_perm: int, bands: int) -> float:
+    """The similarity at which an index of this shape finds half of the pairs."""
+    return (1 - 0.5 ** (1 / bands)) ** (bands / num_perm)
+
+
+def similarity(a: int, b: int, num_perm: int) -> float:
+    """Estimated Jaccard similarity from two compact signatures (as integers): the share of equal bytes,
+    corrected for the 1/256 chance that one byte of two different slot values agrees."""
+    equal = (a ^ b).to_bytes(num_perm, "little").count(0) / num_perm
+    return max(0.0, (equal - _CHANCE) / (1 - _CHANCE))
+
+
+def hash_prefix(content_hash: str) -> int:
+    """The first 64 bits of a content hash: equal prefixes mean the same content (the core's exact dedup)."""
+    return int(content_hash[:16], 16)
+
+
+@attrs.define(eq=False)
+class Sketch:
+    """One example's MinHash and compact signature, made once per batch and shared by validate, score and the
+    index."""
+
+    example_id: str
+    task: str
+    hash_prefix: int
+    minhash: Any  # rensa.RMinHash, or None when the example has no words (nothing to compare)
+    signature: int = 0  # the compact signature (num_perm bytes) as an integer
+    stored_similarity: float | None = None  # the largest similarity to an indexed example (set by validate)
+
+
+def sketch(examples: Sequence[Example], num_perm: int) -> list[Sketch]:
+    """Sketches of `examples` (one call into rensa for all of them)."""
+    from rensa import RMinHash
+
+    word_lists = [words(ex.inputs, ex.outputs) for ex in examples]
+    made = RMinHash.from_token_sets([w for w in word_lists if w], num_perm=num_perm, seed=SEED)
+    sketches, position = [], 0
+    for ex, found in zip(examples, word_lists, strict=True):
+        minhash, signature = None, 0
+        if found:
+            minhash, position = made[position], position + 1
+            # one byte of each 32-bit slot (the lowest on little-endian machines; any fixed one serves)
+            signature = int.from_bytes(array("I", minhash.digest()).tobytes()[::4], "little")
+        sketches.append(Sketch(ex.id, ex.task, hash_prefix(ex.content_hash), minhash, signature))
+    return sketches
+
+
+class TaskIndex:
+    """The indexed examples of one task: ids, content-hash prefixes and compact signatures by key, and the LSH."""
+
+    def __init__(self, task: str, num_perm: int, bands: int):
+        from rensa import RMinHashLSH
+
+        self.task = task
+        self.num_perm = num_perm
+        self.bands = bands
+        self.lsh = RMinHashLSH(threshold=0.5, num_perm=num_perm, num_bands=bands)  # threshold unused by query
+        self.ids: list[str | None] = []  # key -> example id; None once removed
+        self.keys: dict[str, int] = {}  # example id -> key
+        self.hashes = array("Q")  # key -> content hash prefix
+        self.signatures = bytearray()  # key -> num_perm bytes
+        self.build_seconds: dict[str, float] = {}
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def new_batch(self) -> Any:
+        """An empty LSH of this index's shape, for comparing the examples of one batch with each other."""
+        from rensa import RMinHashLSH
+
+        return RMinHashLSH(threshold=0.5, num_perm=self.num_perm, num_bands=self.bands)
+
+    def add(self, sketches: Iterable[Sketch]) -> None:
+        pairs = []
+        for sk in sketches:
+            if sk.minhash is None:
+                continue
+            if sk.example_id in self.keys:
+                self.remove(sk.example_id)
+            key = len(self.ids)
+            self.ids.append(sk.example_id)
+            self.keys[sk.example_id] = key
+            self.hashes.append(sk.hash_prefix)
+            self.signatures += sk.signature.to_bytes(self.num_perm, "little")
+            pairs.append((key, sk.minhash))
+        if pairs:
+            self.lsh.insert_pairs(pairs)
+
+    def remove(self, example_id: str) -> bool:
+        key = self.keys.pop(example_id, None)
+        if key is None:
+            return False
+        self.lsh.remove(key)
+        self.ids[key] = None
+        return True
+
+    def hash_of(self, example_id: str) -> int | None:
+        key = self.keys.get(example_id)
+        return self.hashes[key] if key is not None else None
+
+    def neighbours(self, sk: Sketch) -> Iterator[tuple[str, int, float]]:
+        """`(example id, content hash prefix, estimated similarity)` of the LSH candidates for `sk`, leaving out
+        the example itself (same id: an edited or re-scored example is not its own near-duplicate)."""
+        if sk.minhash is None:
+            return
+        signatures, size = self.signatures, self.num_perm
+        for key in self.lsh.query(sk.minhash):
+            other = self.ids[key]
+            if other is not None and other != sk.example_id:
+                stored = int.from_bytes(signatures[key * size:(key + 1) * size], "little")
+                yield other, self.hashes[key], similarity(sk.signature, stored, size)
+
+
+class KitState:
+    """Everything the plugin keeps for one open kit."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.indexes: dict[str, TaskIndex] = {}
+        self.pending: dict[str, Sketch] = {}  # sketches made by validate, until their 'added' event arrives
+        self.rules: dict[tuple[str, str | None], rules.Rule] = {}
+        self.checked = False
+
+    def rule(self, kit: Kit, task: str, domain: str | None) -> rules.Rule:
+        found = self.rules.get((task, domain))
+        if found is None:
+            if not self.checked:
+                rules.check_all(kit)
+                self.checked = True
+            found = self.rules[(task, domain)] = rules.rule(kit, task, domain)
+        return found
+
+    def index(self, kit: Kit, task: str) -> TaskIndex:
+        """The task's index, built from the store the first time it is asked for."""
+        index = self.indexes.get(task)
+        if index is None:
+            self.rule(kit, task, None)  # checks the settings first
+            index = build(kit, task, *lsh_shape(rules.lowest_threshold(kit, task)))
+            self.indexes[task] = index
+        return index
+
+    def remember(self, sketches: Iterable[Sketch], limit: int) -> None:
+        if len(self.pending) > limit:  # left over from batches that were dry runs or failed: start afresh
+            self.pending.clear()
+        self.pending.update((sk.example_id, sk) for sk in sketches)
+
+    # -- keeping indexes current -------------------------------------------------------------------------
+    def changed(self, kit: Kit, kind: str, example_ids: Sequence[str]) -> None:
+        if kind in UNCHANGED or not example_ids:
+            return
+        for start in range(0, len(example_ids), ID_CHUNK):
+            chunk = tuple(example_ids[start:start + ID_CHUNK])
+            if kind == "added":
+                self._added(kit, chunk)
+            else:
+                self._refresh(kit, chunk, content_may_change=kind not in STATUS_ONLY)
+
+    def _live(self, kit: Kit, ids: tuple[str, ...]) -> set[str]:
+        return set(kit.store.iter_ids(ExampleQuery(ids=ids, where=LIVE)))
+
+    def _sketch_indexed(self, kit: Kit, ids: list[str]) -> Iterator[Sketch]:
+        """Sketches of the stored examples with these ids whose task has an index (in that index's shape)."""
+        by_task: dict[str, list[Example]] = {}
+        for example in kit.store.iter_examples(ExampleQuery(ids=tuple(ids))):
+            by_task.setdefault(example.task, []).append(example)
+        for task, examples in by_task.items():
+            index = self.indexes.get(task)
+            if index is not None:
+                yield from sketch(examples, index.num_perm)
+            else:
+                for example in examples:  # its task changed (not possible today, but cheap to honour)
+                    for other in self.indexes.values():
+                        other.remove(example.id)
+
+    def _added(self, kit: Kit, ids: tuple[str, ...]) -> None:
+        live = self._live(kit, ids)
+        ready: dict[str, list[Sketch]] = {}
+        missing = []
+        for example_id in ids:
+            sk = self.pending.pop(example_id, None)
+            if example_id not in live:
+                continue
+            if sk is None:
+                missing.append(example_id)
+            elif sk.task in self.indexes:
+                ready.setdefault(sk.task, []).append(sk)
+        if missing:  # added by a path that did not validate here (another kit object on the same store)
+            for sk in self._sketch_indexed(kit, missing):
+                ready.setdefault(sk.task, []).append(sk)
+        for task, sketches in ready.items():
+            self.indexes[task].add(sketches)
+
+    def _refresh(self, kit: Kit, ids: tuple[str, ...], *, content_may_change: bool) -> None:
+        live = self._live(kit, ids)
+        fetch = []
+        for example_id in ids:
+            self.pending.pop(example_id, None)
+            indexed = [index for index in self.indexes.values() if example_id in index.keys]
+            if example_id not in live:
+                for index in indexed:
+                    index.remove(example_id)
+            elif content_may_change or not indexed:
+                fetch.append(example_id)
+        for sk in self._sketch_indexed(kit, fetch) if fetch else ():
+            for task, index in self.indexes.items():
+                if task != sk.task:
+                    index.remove(sk.example_id)
+            index = self.indexes[sk.task]
+            if index.hash_of(sk.example_id) != sk.hash_prefix:
+                index.add([sk])
+
+
+_STATES: weakref.WeakKeyDictionary[Any, KitState] = weakref.WeakKeyDictionary()
+_STATES_LOCK = threading.Lock()
+
+
+def state_for(kit: Kit) -> KitState:
+    """This kit's state, made on first use."""
+    state = _STATES.get(kit)
+    if state is None:
+        with _STATES_LOCK:
+            state = _STATES.setdefault(kit, KitState())
+    return state
+
+
+def existing_state(kit: Kit) -> KitState | None:
+    return _STATES.get(kit)
+
+
+def build(kit: Kit, task: str, num_perm: int, bands: int) -> TaskIndex:
+    """An index of the task's stored examples with status accepted or candidate, streamed from the store.
+    Its `build_seconds` say where the time went (reading the store, words and MinHashes, LSH insert)."""
+    started = time.perf_counter()
+    index = TaskIndex(task, num_perm, bands)
+    spent = {"sketch": 0.0, "insert": 0.0}
+
+    def add(chunk: list[Example]) -> None:
+        t0 = time.perf_counter()
+        sketches = sketch(chunk, num_perm)
+        t1 = time.perf_counter()
+        index.add(sketches)
+        spent["sketch"] += t1 - t0
+        spent["insert"] += time.perf_counter() - t1
+
+    chunk: list[Example] = []
+    for example in kit.store.iter_examples(ExampleQuery(task=task, where=LIVE)):
+        chunk.append(example)
+        if len(chunk) >= BUILD_CHUNK:
+            add(chunk)
+            chunk = []
+    if chunk:
+        add(chunk)
+    total = time.perf_counter() - started
+    index.build_seconds = {"total": total, "read": total - spent["sketch"] - spent["insert"], **spent}
+    kit.log.info("neardup: indexed %d stored examples of task %r in %.2f s (reading the store %.2f s, words and "
+                 "MinHashes %.2f s, LSH %.2f s; %d bands of %d rows)", len(index), task, total,
+                 index.build_seconds["read"], spent["sketch"], spent["insert"], bands, num_perm // bands)
+    return index
