@@ -135,7 +135,8 @@ class _BatchRun:
             inserted = {ex.id for ex in decided}
         elif decided:
             event = Event(kind="added", example_ids=[ex.id for ex in decided], actor=self.actor,
-                          reason=self.reason, details={"sources": sources, "tasks": tasks})
+                          reason=self.reason, details={"sources": sources, "tasks": tasks, "rejected": [
+                              ex.id for ex in decided if ex.status == "rejected"]})
             result = self.kit.store.insert_examples(decided, self._counted(event, batch, before))
             report.duplicates += len(result.duplicates)
             inserted = set(result.inserted)

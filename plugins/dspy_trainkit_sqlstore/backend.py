@@ -53,11 +53,13 @@ def example_row(ex: Example) -> tuple[Any, ...]:
 
 def row_example(row: Sequence[Any]) -> Example:
     values = dict(zip(schema.EXAMPLE_COLUMNS, row, strict=True))
-    values.pop("content_hash")
+    stored_hash = values.pop("content_hash")
     for key in ("inputs", "outputs", "scores", "provenance", "metadata"):
         values[key] = orjson.loads(values[key])
     values["findings"] = [Finding.from_dict(f) for f in orjson.loads(values["findings"])]
-    return Example(**values)
+    example = Example(**values)
+    object.__setattr__(example, "content_hash", stored_hash)  # computed by the same code when it was stored
+    return example
 
 
 class PeeweeStore(Store):
