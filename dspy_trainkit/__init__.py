@@ -1,21 +1,48 @@
 """dspy-trainkit: training data for DSPy programs, collected, imported, curated and handed over reproducibly.
 
-The public API is re-exported here; importing it is cheap (DSPy is imported only by the features that need it).
+The public API is re-exported here and loaded on first use (PEP 562), so that `trainkit --help` and a plugin's
+`from dspy_trainkit import hookimpl` do not pay for the whole package; DSPy is imported only by the features
+that need it.
 """
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .errors import ConfigError, ConversionError, NotFoundError, PluginError, StoreError, TrainkitError, ValidationError
 from .hookspecs import hookimpl
-from .intake import IntakeReport, Problem
-from .kit import Kit, open
-from .models import Event, Example, Finding, Snapshot
-from .settings import Settings, TaskSettings, load_settings
-from .store import ExampleQuery, InsertResult, Store
+
+if TYPE_CHECKING:
+    from .intake import IntakeReport, Problem
+    from .kit import Kit, open
+    from .models import Event, Example, Finding, Snapshot
+    from .settings import Settings, TaskSettings, load_settings
+    from .store import ExampleQuery, InsertResult, Store
 
 __version__ = "0.1.0"
+
+_LAZY = {
+    "IntakeReport": "intake", "Problem": "intake", "Kit": "kit", "open": "kit", "Event": "models",
+    "Example": "models", "Finding": "models", "Snapshot": "models", "Settings": "settings",
+    "TaskSettings": "settings", "load_settings": "settings", "ExampleQuery": "store", "InsertResult": "store",
+    "Store": "store",
+}
+
 __all__ = [
     "ConfigError", "ConversionError", "Event", "Example", "ExampleQuery", "Finding", "InsertResult", "IntakeReport",
     "Kit", "NotFoundError", "PluginError", "Problem", "Settings", "Snapshot", "Store", "StoreError", "TaskSettings",
     "TrainkitError", "ValidationError", "hookimpl", "load_settings", "open",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'dspy_trainkit' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
