@@ -251,13 +251,27 @@ class Kit:
         return convert(self, list(examples), target, options)
 
     def trainset(self, task: str, *, status: str | None = "accepted", signature: Any = None,
-                 **filters: Any) -> list[Any]:
+                 snapshot: str | None = None, balanced: bool = False, cap: int | None = None,
+                 mark_used: bool = True, **filters: Any) -> list[Any]:
         """`dspy.Example` objects (inputs marked) for `task`, checked against its Signature.
 
+        With `snapshot`, the task's examples of that snapshot as they were when it was taken (status and
+        filters do not apply); with `balanced`, at most `cap` (default: the task's `cell_cap`) per cell, best
+        quality first. The examples used get `last_used_at` set (one `used` event) unless mark_used=False.
         Examples that lack a field the signature needs are skipped with a logged warning naming each; a
         signature field that no example has raises ConversionError before any optimizer runs.
         """
-        examples = list(self.examples(task=task, status=status, **filters))
+        from .lifecycle import balance, freshness, snapshots
+
+        if snapshot is not None:
+            examples = list(snapshots.examples(self, snapshot, task=task))
+        elif balanced:
+            examples = balance.select(self, ExampleQuery(task=task, status=status, **filters), cap=cap)
+        else:
+            examples = list(self.examples(task=task, status=status, **filters))
+        if examples and mark_used:
+            freshness.mark_used(self, [ex.id for ex in examples],
+                                what={"task": task, "snapshot": snapshot, "balanced": balanced})
         if not examples:
             self.log.warning("trainset %s: no %s examples match (known tasks: %s)", task, status or "stored",
                              ", ".join(sorted(self.stats()["by_task"])) or "none")
@@ -268,6 +282,33 @@ class Kit:
 
     def events(self, example_id: str | None = None, since: float | None = None) -> Iterator[Event]:
         return self.store.iter_events(example_id=example_id, since=since)
+
+    # -- lifecycle (dspy_trainkit.lifecycle) ------------------------------------------------------------
+    def snapshot(self, name: str, *, balanced: bool = False, cap: int | None = None, total: int | None = None,
+                 status: str | None = "accepted", actor: str = "api", reason: str = "", **filters: Any) -> Any:
+        """Take the immutable snapshot `name` of the selected examples (default: accepted ones); see
+        docs/lifecycle.md. Returns the Snapshot (ids with content hashes, and the config that chose them)."""
+        from .lifecycle import snapshots
+
+        return snapshots.create(self, name, ExampleQuery(status=status, **filters), balanced=balanced, cap=cap,
+                                total=total, actor=actor, reason=reason)
+
+    def split(self, snapshot: str, dev_fraction: float = 0.2, seed: int = 0, *, task: str | None = None,
+              signature: Any = None) -> tuple[list[Any], list[Any]]:
+        """A deterministic, seeded train/dev split of a snapshot, stratified by task and cell, as two lists of
+        `dspy.Example` (for one task: give `task` when the snapshot holds several)."""
+        from .lifecycle import snapshots
+
+        train, dev = snapshots.split(self, snapshot, dev_fraction=dev_fraction, seed=seed, task=task)
+        return (self.convert(train, "dspy", signature=signature).items,
+                self.convert(dev, "dspy", signature=signature).items)
+
+    @property
+    def manager(self) -> Any:
+        """The TrainingDataManager of this kit: cleanup policies, freshness and balance reports."""
+        from .lifecycle.cleanup import TrainingDataManager
+
+        return TrainingDataManager(self)
 
 
 def open(url: str | None = None, *, config: str | Path | None = None, settings: Settings | None = None,  # noqa: A001

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -20,7 +21,7 @@ from .registry import Registration, collect_registrations
 if TYPE_CHECKING:
     import pluggy
 
-    from .models import Event, Example
+    from .models import Event, Example, Snapshot
     from .settings import Settings
 
 #: Columns `stats` can group by, and `ExampleQuery` can filter on.
@@ -117,6 +118,63 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def applied_migrations(self) -> list[str]:
         """Names of the schema migrations applied to this store, in order."""
+
+    # -- lifecycle: snapshots, usage, backup (see dspy_trainkit.lifecycle) ---------------------------------
+    @abc.abstractmethod
+    def create_snapshot(self, snapshot: Snapshot, examples: Sequence[Example], event: Event | None,
+                        digest: str) -> None:
+        """Store a new snapshot holding `examples` as they are now (full content, in order) with `event`, in
+        one transaction. A name that exists already is a StoreError: snapshots never change."""
+
+    @abc.abstractmethod
+    def snapshot_info(self, name: str) -> dict[str, Any] | None:
+        """`{name, created_at, config, size, digest}` of a snapshot, or None."""
+
+    @abc.abstractmethod
+    def list_snapshots(self) -> list[dict[str, Any]]:
+        """Every snapshot's info, oldest first."""
+
+    @abc.abstractmethod
+    def snapshot_members(self, name: str) -> Iterator[tuple[str, str, str, str | None, str | None, str | None]]:
+        """Stream `(example id, content hash, task, domain, topic, difficulty)` of a snapshot, in its order."""
+
+    @abc.abstractmethod
+    def iter_snapshot_examples(self, name: str) -> Iterator[Example]:
+        """Stream a snapshot's examples as they were when it was taken, in its order."""
+
+    @abc.abstractmethod
+    def snapshots_holding(self, example_ids: Sequence[str]) -> dict[str, list[str]]:
+        """Example id -> the names of the snapshots holding it (only ids held by one)."""
+
+    @abc.abstractmethod
+    def mark_used(self, example_ids: Sequence[str], when: float, event: Event) -> None:
+        """Set `last_used_at` of these examples to `when` and record `event`, in one transaction."""
+
+    @abc.abstractmethod
+    def group_quality(self, columns: Sequence[str], query: ExampleQuery) -> list[tuple[tuple[Any, ...], int,
+                                                                                      float | None]]:
+        """`(group key, count, mean quality)` of matching examples grouped by `columns`."""
+
+    @abc.abstractmethod
+    def iter_times(self, query: ExampleQuery) -> Iterator[tuple[Any, ...]]:
+        """Stream `(task, domain, topic, difficulty, created_at, last_used_at)` of the matching examples."""
+
+    @abc.abstractmethod
+    def consistent_read(self) -> AbstractContextManager[None]:
+        """A context in which every read sees one committed state while writers keep working (backups)."""
+
+    @abc.abstractmethod
+    def load_examples(self, examples: Sequence[Example]) -> int:
+        """Store restored examples exactly as given (ids, statuses, times, hashes), skipping stored ids, with
+        no event; returns how many were new."""
+
+    @abc.abstractmethod
+    def load_events(self, events: Sequence[Event]) -> None:
+        """Append restored audit-trail events as they are (skipping ids already present)."""
+
+    @abc.abstractmethod
+    def is_empty(self) -> bool:
+        """True when the store holds no examples and no snapshots."""
 
     @abc.abstractmethod
     def close(self) -> None:

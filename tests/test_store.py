@@ -11,10 +11,10 @@ from dspy_trainkit import Event, Example, ExampleQuery, NotFoundError, StoreErro
 
 def test_migrations_are_recorded_and_reopening_applies_nothing(store_url):
     with tk.open(store_url) as kit:
-        assert kit.store.applied_migrations() == ["0001_initial"]
+        assert kit.store.applied_migrations() == ["0001_initial", "0002_snapshots"]
         kit.add(qa("kept?"))
     with tk.open(store_url) as kit:
-        assert kit.store.applied_migrations() == ["0001_initial"]
+        assert kit.store.applied_migrations() == ["0001_initial", "0002_snapshots"]
         assert kit.count() == 1
 
 

@@ -33,6 +33,12 @@ BUILTIN_COMMANDS = {
     "report": ("dspy_trainkit.cli.report", "report"),
     "plugins": ("dspy_trainkit.cli.plugins", "plugins"),
     "config": ("dspy_trainkit.cli.project", "config"),
+    "snapshot": ("dspy_trainkit.cli.lifecycle", "snapshot"),
+    "balance": ("dspy_trainkit.cli.lifecycle", "balance"),
+    "cleanup": ("dspy_trainkit.cli.lifecycle", "cleanup"),
+    "freshness": ("dspy_trainkit.cli.lifecycle", "freshness"),
+    "backup": ("dspy_trainkit.cli.lifecycle", "backup"),
+    "restore": ("dspy_trainkit.cli.lifecycle", "restore"),
 }
 
 

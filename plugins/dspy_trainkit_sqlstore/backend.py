@@ -28,6 +28,7 @@ from dspy_trainkit.models import Event, Example, Finding
 from dspy_trainkit.store import GROUP_COLUMNS, ExampleQuery, InsertResult, Store
 
 from . import schema
+from .snapshots import SnapshotStoreMixin
 
 PAGE_SIZE = 1000
 SQLITE_PRAGMAS = {
@@ -62,7 +63,7 @@ def row_example(row: Sequence[Any]) -> Example:
     return example
 
 
-class PeeweeStore(Store):
+class PeeweeStore(SnapshotStoreMixin, Store):
     """A store in one SQLite file or one PostgreSQL database (schema chosen by the URL's search_path)."""
 
     def __init__(self, url: str, database: pw.Database):

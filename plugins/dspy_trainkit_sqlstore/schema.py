@@ -86,9 +86,16 @@ def _initial(models: SimpleNamespace) -> None:
     models.Event.create_table(safe=True)
 
 
+def _snapshots(models: SimpleNamespace) -> None:
+    from .snapshots import create_tables  # snapshot tables live with the snapshot code
+
+    create_tables(models)
+
+
 #: Append only. Never rename or reorder an entry once released: stores record these names.
 MIGRATIONS: list[tuple[str, Callable[[SimpleNamespace], None]]] = [
     ("0001_initial", _initial),
+    ("0002_snapshots", _snapshots),
 ]
 
 

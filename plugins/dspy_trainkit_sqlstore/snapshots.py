@@ -1,0 +1,230 @@
+"""Snapshot tables and the lifecycle half of `PeeweeStore` (a mixin): snapshots, last-used marks, grouped
+quality, consistent reads for backups, and loading restored records.
+
+A snapshot member row keeps the example's full stored record as it was when the snapshot was taken, so a
+snapshot reads the same examples byte for byte after edits and archiving. Member rows are written in one
+transaction with the snapshot row and its event; a snapshot is never updated afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from types import SimpleNamespace
+from typing import Any
+
+import orjson
+import peewee as pw
+
+from dspy_trainkit.errors import StoreError
+from dspy_trainkit.models import Event, Example, Snapshot
+from dspy_trainkit.store import ExampleQuery
+
+from . import schema
+
+SNAPSHOT_COLUMNS = ("name", "created_at", "config", "size", "digest")
+MEMBER_COLUMNS = ("snapshot", "position", "example_id", "content_hash", "task", "domain", "topic", "difficulty",
+                  "record")
+
+
+def define_snapshot_models(database: pw.Database) -> SimpleNamespace:
+    """The `snapshots` and `snapshot_members` tables bound to `database`."""
+
+    class Base(pw.Model):
+        class Meta:
+            legacy_table_names = False
+
+    class SnapshotRow(Base):
+        name = pw.CharField(primary_key=True)
+        created_at = pw.DoubleField()
+        config = pw.TextField()
+        size = pw.IntegerField()
+        digest = pw.CharField(max_length=64)
+
+        class Meta:
+            table_name = "snapshots"
+
+    class MemberRow(Base):
+        snapshot = pw.CharField()
+        position = pw.IntegerField()
+        example_id = pw.CharField(max_length=32)
+        content_hash = pw.CharField(max_length=64)
+        task = pw.CharField()
+        domain = pw.CharField(null=True)
+        topic = pw.CharField(null=True)
+        difficulty = pw.CharField(null=True)
+        record = pw.TextField()  # the example's stored row (schema.EXAMPLE_COLUMNS) as a JSON list
+
+        class Meta:
+            table_name = "snapshot_members"
+            primary_key = pw.CompositeKey("snapshot", "position")
+            indexes = ((("snapshot", "example_id"), True), (("example_id",), False))
+
+    for model in (SnapshotRow, MemberRow):
+        model.bind(database, bind_refs=False, bind_backrefs=False)
+    return SimpleNamespace(Snapshot=SnapshotRow, Member=MemberRow)
+
+
+def create_tables(models: SimpleNamespace) -> None:
+    """Migration 0002_snapshots."""
+    snap = define_snapshot_models(models.Example._meta.database)
+    snap.Snapshot.create_table(safe=True)
+    snap.Member.create_table(safe=True)
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+class SnapshotStoreMixin:
+    """Lifecycle methods of the Store interface for peewee stores; PeeweeStore inherits them."""
+
+    db: pw.Database
+    models: SimpleNamespace
+    is_sqlite: bool
+
+    @property
+    def _snap(self) -> SimpleNamespace:
+        models = getattr(self, "_snapshot_models", None)
+        if models is None:
+            models = self._snapshot_models = define_snapshot_models(self.db)
+        return models
+
+    # -- snapshots ---------------------------------------------------------------------------------------
+    def create_snapshot(self, snapshot: Snapshot, examples: Sequence[Example], event: Event | None,
+                        digest: str) -> None:
+        from .backend import example_row
+
+        rows = [(snapshot.name, n, ex.id, ex.content_hash, ex.task, ex.domain, ex.topic, ex.difficulty,
+                 _dumps(list(example_row(ex)))) for n, ex in enumerate(examples)]
+        columns = ", ".join(MEMBER_COLUMNS)
+        with self._transaction():  # type: ignore[attr-defined]
+            model = self._snap.Snapshot
+            if model.get_or_none(model.name == snapshot.name) is not None:
+                raise StoreError(f"snapshot {snapshot.name!r} exists already; snapshots never change, so pick "
+                                 "another name (see `trainkit snapshot list`)")
+            model.insert(name=snapshot.name, created_at=snapshot.created_at, config=_dumps(snapshot.config),
+                         size=len(rows), digest=digest).execute()
+            cursor = self.db.cursor()
+            for start in range(0, len(rows), 500):
+                chunk = rows[start:start + 500]
+                if self.is_sqlite:
+                    marks = ", ".join("?" * len(MEMBER_COLUMNS))
+                    cursor.executemany(f"INSERT INTO snapshot_members ({columns}) VALUES ({marks})", chunk)
+                else:
+                    from psycopg2.extras import execute_values
+
+                    execute_values(cursor, f"INSERT INTO snapshot_members ({columns}) VALUES %s", chunk,
+                                   page_size=len(chunk))
+            if event is not None:
+                self._append_event(event)  # type: ignore[attr-defined]
+
+    def snapshot_info(self, name: str) -> dict[str, Any] | None:
+        model = self._snap.Snapshot
+        row = model.select(*(getattr(model, c) for c in SNAPSHOT_COLUMNS)).where(model.name == name).tuples().first()
+        return _info(row) if row else None
+
+    def list_snapshots(self) -> list[dict[str, Any]]:
+        model = self._snap.Snapshot
+        select = model.select(*(getattr(model, c) for c in SNAPSHOT_COLUMNS)).order_by(model.created_at, model.name)
+        return [_info(row) for row in select.tuples()]
+
+    def snapshot_members(self, name: str) -> Iterator[tuple[str, str, str, str | None, str | None, str | None]]:
+        """`(example id, content hash, task, domain, topic, difficulty)` in snapshot order."""
+        model = self._snap.Member
+        select = (model.select(model.example_id, model.content_hash, model.task, model.domain, model.topic,
+                               model.difficulty).where(model.snapshot == name).order_by(model.position))
+        sql, params = select.sql()
+        yield from self._stream(sql, params)  # type: ignore[attr-defined]
+
+    def iter_snapshot_examples(self, name: str) -> Iterator[Example]:
+        from .backend import row_example
+
+        model = self._snap.Member
+        sql, params = model.select(model.record).where(model.snapshot == name).order_by(model.position).sql()
+        for (record,) in self._stream(sql, params):  # type: ignore[attr-defined]
+            yield row_example(orjson.loads(record))
+
+    def snapshots_holding(self, example_ids: Sequence[str]) -> dict[str, list[str]]:
+        """Example id -> names of the snapshots that hold it (for ids that are in one)."""
+        model = self._snap.Member
+        found: dict[str, list[str]] = {}
+        for start in range(0, len(example_ids), 500):
+            chunk = list(example_ids[start:start + 500])
+            for example_id, snapshot in (model.select(model.example_id, model.snapshot)
+                                         .where(model.example_id.in_(chunk)).tuples()):
+                found.setdefault(example_id, []).append(snapshot)
+        return found
+
+    # -- usage and statistics ------------------------------------------------------------------------------
+    def mark_used(self, example_ids: Sequence[str], when: float, event: Event) -> None:
+        with self._transaction():  # type: ignore[attr-defined]
+            model = self.models.Example
+            for start in range(0, len(example_ids), 500):
+                chunk = list(example_ids[start:start + 500])
+                model.update(last_used_at=when).where(model.id.in_(chunk)).execute()
+            self._append_event(event)  # type: ignore[attr-defined]
+
+    def group_quality(self, columns: Sequence[str],
+                      query: ExampleQuery) -> list[tuple[tuple[Any, ...], int, float | None]]:
+        model = self.models.Example
+        fields = [getattr(model, c) for c in columns]
+        select = self._where(model.select(*fields, pw.fn.COUNT(model.id), pw.fn.AVG(model.quality)),  # type: ignore[attr-defined]
+                             query).group_by(*fields).order_by(*fields)
+        return [(tuple(r[:-2]), r[-2], r[-1]) for r in select.tuples()]
+
+    def iter_times(self, query: ExampleQuery) -> Iterator[tuple[Any, ...]]:
+        """`(task, domain, topic, difficulty, created_at, last_used_at)` of the matching examples, streamed."""
+        model = self.models.Example
+        cols = [model.task, model.domain, model.topic, model.difficulty, model.created_at, model.last_used_at]
+        sql, params = self._where(model.select(*cols), query).order_by(model.id).sql()  # type: ignore[attr-defined]
+        yield from self._stream(sql, params)  # type: ignore[attr-defined]
+
+    # -- backup and restore ----------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def consistent_read(self) -> Iterator[None]:
+        """Every read inside sees one committed state of the store while writers keep working (one read
+        transaction: WAL snapshot on SQLite, REPEATABLE READ on PostgreSQL)."""
+        with self.db.atomic():
+            if not self.is_sqlite:
+                self.db.execute_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            else:
+                self.db.execute_sql("SELECT count(*) FROM examples")  # starts the read snapshot now
+            yield
+
+    def load_examples(self, examples: Sequence[Example]) -> int:
+        """Store examples exactly as given (ids, statuses, times, hashes); ones whose id is stored are skipped.
+        No event: restore copies the audit trail itself."""
+        from .backend import example_row
+
+        rows = [example_row(ex) for ex in examples]
+        columns = ", ".join(schema.EXAMPLE_COLUMNS)
+        with self._transaction():  # type: ignore[attr-defined]
+            before = self.models.Example.select().count()
+            cursor = self.db.cursor()
+            if self.is_sqlite:
+                marks = ", ".join("?" * len(schema.EXAMPLE_COLUMNS))
+                cursor.executemany(f"INSERT INTO examples ({columns}) VALUES ({marks}) ON CONFLICT DO NOTHING", rows)
+            else:
+                from psycopg2.extras import execute_values
+
+                execute_values(cursor, f"INSERT INTO examples ({columns}) VALUES %s ON CONFLICT DO NOTHING", rows,
+                               page_size=len(rows) or 1)
+            return self.models.Example.select().count() - before
+
+    def load_events(self, events: Sequence[Event]) -> None:
+        with self._transaction():  # type: ignore[attr-defined]
+            model = self.models.Event
+            present = {r[0] for r in model.select(model.id).where(model.id.in_([e.id for e in events])).tuples()}
+            for event in events:
+                if event.id not in present:
+                    self._append_event(event)  # type: ignore[attr-defined]
+
+    def is_empty(self) -> bool:
+        return (self.models.Example.select().count() == 0 and self._snap.Snapshot.select().count() == 0)
+
+
+def _info(row: Sequence[Any]) -> dict[str, Any]:
+    info = dict(zip(SNAPSHOT_COLUMNS, row, strict=True))
+    info["config"] = orjson.loads(info["config"])
+    return info
