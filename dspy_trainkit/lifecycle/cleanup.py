@@ -1,0 +1,198 @@
+"""Cleanup: the `TrainingDataManager` plans and applies the policies of `[cleanup]` (per task overrides in
+`[tasks.T.cleanup]`) to live examples (accepted and candidate):
+
+* `max_age_days`: created more than N days ago;
+* `min_quality`: scored below the threshold (unscored examples are left alone);
+* `superseded`: a near-duplicate (the neardup plugin's MinHash and threshold) of a better example: higher
+  quality, then accepted before candidate, then older; each cluster keeps its best;
+* `over_full`: accepted examples beyond the cell's `cell_cap`, the lowest quality first.
+
+Nothing is deleted: examples are archived through the changes API, batch by batch, with `cleanup: POLICY` as
+the reason, so the audit trail and `on_data_changed` see every one. A snapshot holding an archived example
+still reads it (it keeps its own copy). A cleanup interrupted at any point is finished by running it again:
+the plan is made afresh from what is live.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from .. import changes
+from ..store import ExampleQuery
+from .balance import CELL_COLUMNS, cell_where
+
+if TYPE_CHECKING:
+    from ..kit import Kit
+    from ..models import Example
+
+POLICIES = ("max_age_days", "min_quality", "superseded", "over_full")
+LIVE = (("status", "!=", "rejected"), ("status", "!=", "archived"))
+DAY = 86400.0
+
+
+@attrs.frozen
+class Action:
+    """One example the cleanup archives, the policy that decided it and why."""
+
+    example_id: str
+    task: str
+    policy: str
+    detail: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return attrs.asdict(self)
+
+
+class TrainingDataManager:
+    """Cleanup and freshness for one open kit: `plan()` says what the policies would archive, `apply()` does it.
+
+        manager = kit.manager
+        actions = manager.plan(task="qa")          # a dry run
+        manager.apply(actions, actor="nightly")    # archives them, reason "cleanup: <policy>"
+    """
+
+    def __init__(self, kit: Kit):
+        self.kit = kit
+
+    # -- planning ------------------------------------------------------------------------------------------
+    def plan(self, *, task: str | None = None, policies: Iterable[str] | None = None,
+             now: float | None = None) -> list[Action]:
+        """What the configured policies would archive now (nothing is changed)."""
+        now = time.time() if now is None else now
+        chosen = tuple(policies) if policies is not None else POLICIES
+        unknown = [p for p in chosen if p not in POLICIES]
+        if unknown:
+            from ..errors import ConfigError
+
+            raise ConfigError(f"unknown cleanup policy {unknown[0]!r}; policies: {', '.join(POLICIES)}")
+        tasks = [task] if task else [k[0] for k, _ in self.kit.store.group_counts(["task"], ExampleQuery(where=LIVE))]
+        actions: list[Action] = []
+        for name in tasks:
+            actions.extend(self._plan_task(name, chosen, now))
+        return actions
+
+    def _plan_task(self, task: str, policies: tuple[str, ...], now: float) -> list[Action]:
+        settings = self.kit.settings.cleanup_for(task)
+        planned: dict[str, Action] = {}
+        store = self.kit.store
+        if "max_age_days" in policies and settings.max_age_days is not None:
+            cutoff = now - settings.max_age_days * DAY
+            for ex_id in store.iter_ids(ExampleQuery(task=task, where=(*LIVE, ("created_at", "<", cutoff)))):
+                planned[ex_id] = Action(ex_id, task, "max_age_days", f"older than {settings.max_age_days} days")
+        if "min_quality" in policies and settings.min_quality is not None:
+            for ex_id in store.iter_ids(ExampleQuery(task=task,
+                                                     where=(*LIVE, ("quality", "<", settings.min_quality)))):
+                planned.setdefault(ex_id, Action(ex_id, task, "min_quality", f"quality below {settings.min_quality}"))
+        if "superseded" in policies and settings.superseded:
+            for action in self._superseded(task, set(planned)):
+                planned.setdefault(action.example_id, action)
+        if "over_full" in policies and settings.over_full:
+            for action in self._over_full(task, set(planned)):
+                planned.setdefault(action.example_id, action)
+        return sorted(planned.values(), key=lambda a: (POLICIES.index(a.policy), a.example_id))
+
+    def _superseded(self, task: str, excluded: set[str]) -> list[Action]:
+        try:
+            from dspy_trainkit_neardup import index as nd
+            from dspy_trainkit_neardup import rules
+        except ImportError:  # pragma: no cover - the built-in plugin is part of the distribution
+            self.kit.log.warning("cleanup: the neardup plugin is not installed; policy 'superseded' skipped")
+            return []
+        live = [ex for ex in self.kit.store.iter_examples(ExampleQuery(task=task, where=LIVE))
+                if ex.id not in excluded]
+        if len(live) < 2:
+            return []
+        num_perm, bands = nd.lsh_shape(rules.lowest_threshold(self.kit, task))
+        ranked = sorted(live, key=_better_first)
+        sketches = nd.sketch(ranked, num_perm)
+        index = nd.TaskIndex(task, num_perm, bands)
+        thresholds: dict[str | None, float] = {}
+        actions = []
+        for example, sk in zip(ranked, sketches, strict=True):
+            if example.domain not in thresholds:
+                thresholds[example.domain] = rules.rule(self.kit, task, example.domain).threshold
+            best = max(((sim, other) for other, _, sim in index.neighbours(sk)), default=None)
+            if best is not None and best[0] >= thresholds[example.domain]:
+                actions.append(Action(example.id, task, "superseded",
+                                      f"near-duplicate ({best[0]:.2f}) of better example {best[1]}"))
+            else:
+                index.add([sk])  # kept: later (worse) examples are compared with it
+        return actions
+
+    def _over_full(self, task: str, excluded: set[str]) -> list[Action]:
+        cap = self.kit.settings.task(task).cell_cap
+        if cap is None:
+            self.kit.log.warning("cleanup: policy over_full needs tasks.%s.cell_cap; skipped for %s", task, task)
+            return []
+        query = ExampleQuery(task=task, status="accepted")
+        actions = []
+        for key, count in self.kit.store.group_counts(list(CELL_COLUMNS), query):
+            if count <= cap:
+                continue
+            ids = [i for i in self.kit.store.iter_ids(attrs.evolve(query, where=cell_where(tuple(key)),
+                                                                   order="-quality")) if i not in excluded]
+            label = "/".join(v or "-" for v in key)
+            actions.extend(Action(i, task, "over_full", f"beyond cell_cap {cap} of cell {label}")
+                           for i in ids[cap:])
+        return actions
+
+    # -- applying ------------------------------------------------------------------------------------------
+    def apply(self, actions: list[Action], *, actor: str = "cleanup",
+              progress: Callable[[int], None] | None = None) -> dict[str, int]:
+        """Archive the planned examples, one batch (transaction and event) at a time, each policy named as the
+        reason; returns how many each policy archived."""
+        by_policy: dict[str, list[str]] = defaultdict(list)
+        for action in actions:
+            by_policy[action.policy].append(action.example_id)
+        done: dict[str, int] = {}
+        total = 0
+        for policy, ids in by_policy.items():
+            done[policy] = 0
+            for start in range(0, len(ids), changes.BATCH):
+                chunk = tuple(ids[start:start + changes.BATCH])
+                query = ExampleQuery(ids=chunk, where=LIVE)  # anything archived meanwhile is left as it is
+                done[policy] += changes.set_status(self.kit, query, "archived", actor=actor,
+                                                   reason=f"cleanup: {policy}")
+                total += len(chunk)
+                if progress is not None:
+                    progress(total)
+        return done
+
+    def run(self, *, task: str | None = None, dry_run: bool = False, actor: str = "cleanup",
+            progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+        """Plan and (unless `dry_run`) apply; the result lists every action and how many snapshots keep them."""
+        actions = self.plan(task=task)
+        held = self.kit.store.snapshots_holding([a.example_id for a in actions]) if actions else {}
+        result: dict[str, Any] = {"dry_run": dry_run, "actions": [a.to_dict() for a in actions],
+                                  "by_policy": dict(sorted(_count(actions).items())),
+                                  "in_snapshots": len(held)}
+        if not dry_run and actions:
+            result["archived"] = self.apply(actions, actor=actor, progress=progress)
+        return result
+
+    def freshness(self, *, task: str | None = None, status: str | None = "accepted") -> dict[str, Any]:
+        from . import freshness
+
+        return freshness.report(self.kit, task=task, status=status)
+
+    def balance(self, *, task: str | None = None) -> list[dict[str, Any]]:
+        from . import balance
+
+        return [row.to_dict() for row in balance.report(self.kit, task=task)]
+
+
+def _count(actions: list[Action]) -> dict[str, int]:
+    counts: dict[str, int] = defaultdict(int)
+    for action in actions:
+        counts[action.policy] += 1
+    return counts
+
+
+def _better_first(example: Example) -> tuple[Any, ...]:
+    return (-(example.quality if example.quality is not None else -1.0),
+            0 if example.status == "accepted" else 1, example.created_at, example.id)

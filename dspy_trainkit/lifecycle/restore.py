@@ -1,0 +1,231 @@
+"""Restore: check a backup completely before anything is written, then load it into an empty store.
+
+Checks, in order: the file is a readable gzip'd tar; every member is a regular file with a plain name (no
+absolute path, no `..`, no folder, no symlink or hard link) that the format knows, and none appears twice;
+`manifest.json` is a trainkit backup manifest naming exactly the other members; each member's size and sha256
+match the manifest (a truncated or altered file fails here); a SQLite copy passes `PRAGMA integrity_check`.
+Members are read into a private temporary folder under names chosen here, never under the archive's names.
+Only then is the target opened; it must be empty. Examples keep their ids, statuses, times and content hashes;
+snapshots keep their members' content; the audit trail is copied as it was. Counts are compared at the end.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import tarfile
+import tempfile
+import zlib
+from collections.abc import Callable, Iterator
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import orjson
+
+from ..errors import TrainkitError
+from ..models import Event, Example, Snapshot
+from .backup import CHUNK, FORMAT, MANIFEST, PORTABLE_FILES, SQLITE_FILE, VERSION
+
+BATCH = 1000
+
+
+class BackupError(TrainkitError):
+    """A backup file that cannot be restored: damaged, truncated, altered, unsafe, or not a backup."""
+
+
+def _refuse(path: Path, why: str) -> BackupError:
+    return BackupError(f"cannot restore {path}: {why}; nothing was written")
+
+
+def _safe_name(name: str) -> bool:
+    pure = PurePosixPath(name)
+    return (bool(name) and not name.startswith(("/", "\\")) and "\\" not in name and ".." not in pure.parts
+            and len(pure.parts) == 1 and ":" not in name)
+
+
+def verify(path: Path, folder: Path) -> dict[str, Any]:
+    """Check the backup at `path` and unpack its members into `folder`; returns the manifest."""
+    path = Path(path)
+    if not path.is_file():
+        raise BackupError(f"no backup file at {path}")
+    allowed = {MANIFEST, SQLITE_FILE, *PORTABLE_FILES}
+    digests: dict[str, tuple[str, int]] = {}
+    manifest_data = None
+    try:
+        with tarfile.open(path, "r:gz") as tar:
+            for member in tar:
+                name = member.name
+                if not _safe_name(name):
+                    raise _refuse(path, f"archive member {name!r} has a path that leaves the target folder")
+                if not member.isreg():
+                    raise _refuse(path, f"archive member {name!r} is not a regular file (links and folders "
+                                        "are refused)")
+                if name not in allowed:
+                    raise _refuse(path, f"archive member {name!r} is not part of a trainkit backup")
+                if name in digests:
+                    raise _refuse(path, f"archive member {name!r} appears twice")
+                source = tar.extractfile(member)
+                if source is None:  # pragma: no cover - isreg() members always have data
+                    raise _refuse(path, f"archive member {name!r} has no data")
+                sha, size = hashlib.sha256(), 0
+                with open(folder / (name + ".data"), "wb") as out:
+                    while chunk := source.read(CHUNK):
+                        sha.update(chunk)
+                        size += len(chunk)
+                        out.write(chunk)
+                if size != member.size:
+                    raise _refuse(path, f"archive member {name!r} is truncated")
+                digests[name] = (sha.hexdigest(), size)
+    except BackupError:
+        raise
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
+        raise _refuse(path, f"the file is damaged or truncated, or not a trainkit backup ({exc})") from None
+    if MANIFEST not in digests:
+        raise _refuse(path, "it has no manifest.json (not a trainkit backup)")
+    try:
+        manifest_data = orjson.loads((folder / (MANIFEST + ".data")).read_bytes())
+    except orjson.JSONDecodeError as exc:
+        raise _refuse(path, f"manifest.json is not valid JSON ({exc})") from None
+    if not isinstance(manifest_data, dict) or manifest_data.get("format") != FORMAT:
+        raise _refuse(path, "manifest.json is not a trainkit backup manifest")
+    if manifest_data.get("version") != VERSION:
+        raise _refuse(path, f"backup version {manifest_data.get('version')!r} is not supported (this trainkit "
+                            f"reads version {VERSION})")
+    files = manifest_data.get("files")
+    kind = manifest_data.get("kind")
+    expected = {SQLITE_FILE} if kind == "sqlite" else set(PORTABLE_FILES) if kind == "portable" else None
+    if expected is None or not isinstance(files, dict) or set(files) != expected:
+        raise _refuse(path, f"manifest.json lists {sorted(files) if isinstance(files, dict) else files!r} "
+                            f"for a backup of kind {kind!r}")
+    present = set(digests) - {MANIFEST}
+    if present != expected:
+        missing = sorted(expected - present)
+        raise _refuse(path, f"member(s) {', '.join(missing) or sorted(present - expected)} missing (truncated?)")
+    for name in sorted(expected):
+        sha, size = digests[name]
+        want = files[name]
+        if not isinstance(want, dict) or want.get("size") != size or want.get("sha256") != sha:
+            raise _refuse(path, f"{name} does not match its checksum in manifest.json (altered or damaged)")
+    if kind == "sqlite":
+        db = folder / (SQLITE_FILE + ".data")
+        try:
+            conn = sqlite3.connect(db)
+            try:
+                check = conn.execute("PRAGMA integrity_check").fetchone()[0]
+            finally:
+                conn.close()
+        except sqlite3.DatabaseError as exc:
+            raise _refuse(path, f"{SQLITE_FILE} is not a SQLite database ({exc})") from None
+        if check != "ok":
+            raise _refuse(path, f"{SQLITE_FILE} fails its integrity check ({check})")
+    return manifest_data
+
+
+def restore(path: Path, target: Any, *, open_store: Callable[[str], Any] | None = None,
+            progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Restore the backup at `path` into `target` (an open Kit whose store must be empty). `open_store` opens
+    a SQLite copy as a kit (needed for backups of kind sqlite). Returns the counts restored."""
+    with tempfile.TemporaryDirectory(prefix="trainkit-restore-") as work:
+        folder = Path(work)
+        manifest = verify(path, folder)
+        store = target.store
+        if not store.is_empty():
+            raise BackupError(f"cannot restore {path}: the store {store.url.split('@')[-1]} is not empty; "
+                              "restore into a new store with --into URL; nothing was written")
+        if manifest["kind"] == "portable":
+            source = _PortableSource(folder)
+            counts = _load(source, store, progress)
+        else:
+            if open_store is None:  # pragma: no cover - the CLI and API always pass one
+                raise BackupError("restoring a SQLite backup needs a way to open it")
+            copy = folder / SQLITE_FILE
+            (folder / (SQLITE_FILE + ".data")).rename(copy)
+            with open_store(f"sqlite:///{copy}") as source_kit:
+                counts = _load(_StoreSource(source_kit.store), store, progress)
+    want = {k: int(v) for k, v in manifest.get("counts", {}).items()}
+    if counts != want:
+        raise BackupError(f"restored {counts} but the manifest of {path} says {want}; the target store holds a "
+                          "partial copy, remove it and restore again")
+    return {"kind": manifest["kind"], "counts": counts, "created_at": manifest.get("created_at")}
+
+
+def _example(data: dict[str, Any]) -> Example:
+    stored = data.get("content_hash")
+    example = Example.from_dict(data)
+    if stored:
+        object.__setattr__(example, "content_hash", stored)  # as the source store recorded it
+    return example
+
+
+class _PortableSource:
+    def __init__(self, folder: Path):
+        self.folder = folder
+
+    def _lines(self, name: str) -> Iterator[dict[str, Any]]:
+        with open(self.folder / (name + ".data"), "rb") as stream:
+            for line in stream:
+                if line.strip():
+                    yield orjson.loads(line)
+
+    def examples(self) -> Iterator[Example]:
+        return (_example(d) for d in self._lines("examples.jsonl"))
+
+    def snapshots(self) -> Iterator[tuple[dict[str, Any], list[Example]]]:
+        for data in self._lines("snapshots.jsonl"):
+            yield data, [_example(e) for e in data["examples"]]
+
+    def events(self) -> Iterator[Event]:
+        for data in self._lines("events.jsonl"):
+            yield Event(**{**data, "example_ids": tuple(data["example_ids"])})
+
+
+class _StoreSource:
+    def __init__(self, store: Any):
+        self.store = store
+
+    def examples(self) -> Iterator[Example]:
+        from ..store import ExampleQuery
+
+        return self.store.iter_examples(ExampleQuery())
+
+    def snapshots(self) -> Iterator[tuple[dict[str, Any], list[Example]]]:
+        for info in self.store.list_snapshots():
+            yield info, list(self.store.iter_snapshot_examples(info["name"]))
+
+    def events(self) -> Iterator[Event]:
+        return self.store.iter_events()
+
+
+def _load(source: Any, store: Any, progress: Callable[[int], None] | None) -> dict[str, int]:
+    counts = {"examples": 0, "snapshots": 0, "events": 0}
+    done = 0
+
+    def batches(items: Iterator[Any]) -> Iterator[list[Any]]:
+        batch: list[Any] = []
+        for item in items:
+            batch.append(item)
+            if len(batch) >= BATCH:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    for batch in batches(source.examples()):
+        store.load_examples(batch)
+        counts["examples"] += len(batch)
+        done += len(batch)
+        if progress is not None:
+            progress(done)
+    for info, examples in source.snapshots():
+        members = [(ex.id, ex.content_hash) for ex in examples]
+        snapshot = Snapshot(name=info["name"], members=members, config=info["config"],
+                            created_at=info["created_at"])
+        store.create_snapshot(snapshot, examples, None, info["digest"])
+        counts["snapshots"] += 1
+    for batch in batches(source.events()):
+        store.load_events(batch)
+        counts["events"] += len(batch)
+        done += len(batch)
+        if progress is not None:
+            progress(done)
+    return counts
