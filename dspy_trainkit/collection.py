@@ -43,7 +43,7 @@ RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0, 5.0, 10.0)  # seconds; the last repeats unti
 
 @attrs.define
 class CollectionStats:
-    """Live counters of one collector (what `kit.collection_stats()` returns)."""
+    """Live counters of one collector (`kit.collection.stats`)."""
 
     submitted: int = 0
     sampled_out: int = 0
@@ -323,7 +323,10 @@ def dspy_callback(kit: Kit, task: str, module: Any = None, *, labels: Mapping[st
         named = {k: v for k, v in inputs.items() if k not in ("args", "kwargs")}
         if args:
             try:
-                bound = inspect.signature(instance.forward).bind_partial(*args, **kwargs)
+                # the unbound method: reading `instance.forward` makes DSPy warn about calling forward directly
+                forward = type(instance).forward
+                bound = inspect.signature(forward).bind_partial(instance, *args, **kwargs)
+                bound.arguments.pop(next(iter(bound.arguments)), None)  # drop self
                 return {**named, **bound.arguments}
             except (TypeError, ValueError, AttributeError):
                 named.update({f"arg{i}": value for i, value in enumerate(args)})

@@ -123,10 +123,14 @@ class Kit:
         return self._collector.flush(timeout) if self._collector is not None else True
 
     def set_status(self, new_status: str, /, *, actor: str = "api", reason: str = "", progress: Any = None,
-                   **filters: Any) -> int:
-        """Give the examples matching `filters` (ExampleQuery fields: ids=..., status=..., where=...) the status
-        `new_status` (accepted, rejected, archived, candidate); recorded with actor and reason. Returns how many
-        changed."""
+                   all: bool = False, **filters: Any) -> int:  # noqa: A002
+        """Give the examples matching `filters` (ExampleQuery fields: ids=..., status=..., where="quality<0.5")
+        the status `new_status` (accepted, rejected, archived, candidate); recorded with actor and reason.
+        Without filters nothing is changed unless `all=True`, so a forgotten filter cannot archive a whole store.
+        Returns how many changed."""
+        if not all and not any(value not in (None, ()) for value in filters.values()):
+            raise ValidationError("set_status: say which examples (ids=, task=, where=, ...) or pass all=True "
+                                  "to change every example")
         return changes.set_status(self, ExampleQuery(**filters), new_status, actor=actor, reason=reason,
                                   progress=progress)
 

@@ -28,6 +28,21 @@ if TYPE_CHECKING:
 GROUP_COLUMNS = ("task", "status", "source", "domain", "topic", "difficulty")
 
 
+def _as_ids(value: Any) -> tuple[str, ...] | None:
+    """`ids="0192..."` or any iterable of ids -> a tuple, so API callers need not build one."""
+    if value is None or isinstance(value, tuple):
+        return value
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
+def _as_conditions(value: Any) -> tuple[tuple[str, str, object], ...]:
+    """`where="quality<0.5"`, a list of such strings, or parsed (field, op, value) triples -> parsed triples."""
+    from .where import parse_where
+
+    items = [value] if isinstance(value, str) else list(value or ())
+    return tuple(parse_where(item) if isinstance(item, str) else tuple(item) for item in items)
+
+
 @attrs.frozen(kw_only=True)
 class ExampleQuery:
     """A filter over examples: exact matches on the label columns, a minimum quality, paging and order."""
@@ -39,8 +54,9 @@ class ExampleQuery:
     topic: str | None = None
     difficulty: str | None = None
     min_quality: float | None = None
-    ids: tuple[str, ...] | None = None
-    where: tuple[tuple[str, str, object], ...] = ()  # (field, op, value) from dspy_trainkit.where, ANDed
+    ids: tuple[str, ...] | None = attrs.field(default=None, converter=lambda v: _as_ids(v))
+    # (field, op, value) from dspy_trainkit.where, ANDed; "quality<0.5" strings are parsed here
+    where: tuple[tuple[str, str, object], ...] = attrs.field(default=(), converter=lambda v: _as_conditions(v))
     limit: int | None = None
     offset: int = 0
     order: str = "created"  # "created" | "-created" | "-quality"

@@ -53,6 +53,23 @@ def test_status_changes_are_batched_audited_and_need_a_reason_to_reject(store_ur
         assert all(change == {"status": ["candidate", "rejected"]} for change in event.details["changes"].values())
 
 
+def test_api_status_change_needs_a_selection_and_takes_plain_where_strings_and_ids(tmp_path):
+    with open_kit(f"sqlite:///{tmp_path}/s.db", tmp_path, "[tasks.qa]\ncollection_mode = 'manual'\n") as kit:
+        stored = kit.add_many([qa(f"q{i}", topic="geometry" if i < 3 else "algebra") for i in range(5)])
+        with pytest.raises(tk.ValidationError, match="all=True"):
+            kit.set_status("archived")
+        assert kit.count(status="archived") == 0
+        assert kit.set_status("archived", where="topic=geometry") == 3
+        first_algebra = next(kit.examples(topic="algebra")).id
+        assert kit.set_status("accepted", ids=first_algebra) == 1  # one id as a plain string
+        assert kit.set_status("accepted", ids=[first_algebra]) == 0  # a list works, and it is accepted already
+        assert kit.count(where=["topic=algebra", "status=candidate"]) == 1
+        with pytest.raises(tk.TrainkitError, match="unknown field"):
+            kit.count(where="colour=red")
+        assert kit.set_status("candidate", all=True) == 4
+        assert stored.stored == 5
+
+
 def test_edit_revalidates_rescores_keeps_status_and_records_before_after(store_url, tmp_path):
     with open_kit(store_url, tmp_path, "", [("length", AnswerLength())]) as kit:
         ex = kit.add(qa("q", "ab"))

@@ -40,7 +40,7 @@ def _status_command(name: str, status: str, verb: str, summary: str) -> click.Co
         bar = Progress(verb, quiet=quiet)
         try:
             kit = state.kit()
-            changed = kit.set_status(status, actor=actor, reason=reason, progress=bar.update,
+            changed = kit.set_status(status, actor=actor, reason=reason, progress=bar.update, all=all_,
                                      **resolve_ids(kit, fields))
         finally:
             bar.close()
