@@ -126,8 +126,8 @@ def test_cli_bulk_accept_reject_archive(project):
     result = run("accept", "--where", "topic=t0", "--json")
     assert json.loads(result.output) == {"status": "accepted", "changed": 1}
     assert run("reject", "--where", "topic=t1").exit_code == 2  # no reason
-    assert "1 examples now rejected" in run("reject", "--where", "topic=t1", "--reason", "dull").output
-    assert "1 examples now archived" in run("archive", "--all", "--status", "candidate").output
+    assert "1 example now rejected" in run("reject", "--where", "topic=t1", "--reason", "dull").output
+    assert "1 example now archived" in run("archive", "--all", "--status", "candidate").output
     stats = json.loads(run("stats", "--json").output)
     assert stats["by_status"] == {"accepted": 1, "archived": 1, "rejected": 1}
     assert run("accept", "--where", "colour=red").exit_code == 1

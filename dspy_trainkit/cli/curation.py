@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from .output import echo_json, echo_json_stream, json_option, when
+from .output import count_of, echo_json, echo_json_stream, json_option, when
 from .progress import Progress
 from .selection import query_fields, resolve_ids, selection_options
 from .state import CliState, pass_state
@@ -47,7 +47,7 @@ def _status_command(name: str, status: str, verb: str, summary: str) -> click.Co
         if as_json:
             echo_json({"status": status, "changed": changed})
         else:
-            click.echo(f"{changed} examples now {status}")
+            click.echo(f"{count_of(changed, 'example')} now {status}")
 
     return command
 
@@ -84,7 +84,7 @@ def score(state: CliState, rescore: bool, reason: str, quiet: bool, as_json: boo
     if as_json:
         echo_json({"selected": total, "changed": changed})
     else:
-        click.echo(f"scored {total} examples; {changed} changed")
+        click.echo(f"scored {count_of(total, 'example')}; {changed} changed")
 
 
 def _unscored() -> tuple[tuple[str, str, object], ...]:
@@ -110,7 +110,7 @@ def log(state: CliState, example_id: str | None, since: str | None, limit: int, 
         return
     for event in events:
         count = len(event.example_ids)
-        click.echo(f"{when(event.time)}  {event.kind:<15} {event.actor:<10} {count} example(s)"
+        click.echo(f"{when(event.time)}  {event.kind:<15} {event.actor:<10} {count_of(count, 'example')}"
                    + (f"  reason: {event.reason}" if event.reason else ""))
         changes = event.details.get("changes", {})
         for changed_id, fields in list(changes.items())[:5 if not example_id else None]:

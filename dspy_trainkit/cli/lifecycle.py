@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from .output import echo_json, echo_table, json_option, when
+from .output import count_of, echo_json, echo_table, json_option, when
 from .progress import Progress
 from .selection import query_fields, resolve_ids, selection_options
 from .state import CliState, pass_state
@@ -49,7 +49,7 @@ def snapshot_create(state: CliState, name: str, balanced: bool, cap: int | None,
     if as_json:
         echo_json({"name": snap.name, "size": len(snap.members), "config": snap.config})
     else:
-        click.echo(f"snapshot {snap.name}: {len(snap.members)} examples")
+        click.echo(f"snapshot {snap.name}: {count_of(len(snap.members), 'example')}")
 
 
 @snapshot.command("list")
@@ -83,7 +83,7 @@ def snapshot_show(state: CliState, name: str, as_json: bool) -> None:
         echo_json({**info, "members": [{"id": m[0], "content_hash": m[1], "task": m[2], "domain": m[3],
                                         "topic": m[4], "difficulty": m[5]} for m in members]})
         return
-    click.echo(f"snapshot {name}: {info['size']} examples, taken {when(info['created_at'])}, "
+    click.echo(f"snapshot {name}: {count_of(info['size'], 'example')}, taken {when(info['created_at'])}, "
                f"digest {info['digest'][:16]}")
     click.echo(f"selection: {info['config'].get('query')}" + ("  (balanced)" if info["config"].get("balanced") else ""))
     counts: dict[tuple[Any, ...], int] = {}
@@ -130,7 +130,7 @@ def snapshot_export(state: CliState, name: str, output: str, format_name: str | 
     target = None if output == "-" else Path(output)
     count = snapshots.export(state.kit(), name, target, format_name=format_name, provenance=provenance, task=task)
     if target is not None:
-        click.echo(f"wrote {count} examples of snapshot {name} to {output}", err=True)
+        click.echo(f"wrote {count_of(count, 'example')} of snapshot {name} to {output}", err=True)
 
 
 @click.group()
@@ -160,7 +160,7 @@ def balance_report(state: CliState, task: str | None, status: str, as_json: bool
                  r["state"]) for r in rows])
     short = [r for r in rows if r["state"] == "short"]
     full = [r for r in rows if r["state"] == "over-full"]
-    click.echo(f"{len(short)} short cell(s), {len(full)} over-full cell(s)")
+    click.echo(f"{count_of(len(short), 'short cell')}, {count_of(len(full), 'over-full cell')}")
 
 
 @click.command()
@@ -238,7 +238,7 @@ def backup(state: CliState, file: str, portable: bool | None, quiet: bool, as_js
         echo_json({"file": file, **manifest})
     else:
         counts = manifest["counts"]
-        click.echo(f"backup {file} ({manifest['kind']}): {counts['examples']} examples, "
+        click.echo(f"backup {file} ({manifest['kind']}): {count_of(counts['examples'], 'example')}, "
                    f"{counts['snapshots']} snapshots, {counts['events']} events")
 
 
@@ -268,5 +268,5 @@ def restore(state: CliState, file: str, into: str | None, quiet: bool, as_json: 
         echo_json(result)
     else:
         counts = result["counts"]
-        click.echo(f"restored {counts['examples']} examples, {counts['snapshots']} snapshots, "
+        click.echo(f"restored {count_of(counts['examples'], 'example')}, {counts['snapshots']} snapshots, "
                    f"{counts['events']} events from {file}")

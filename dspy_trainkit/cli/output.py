@@ -45,3 +45,8 @@ def when(timestamp: float | None) -> str:
 def preview(value: Any, width: int = 40) -> str:
     text = " ".join(str(value).split())
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def count_of(n: int, noun: str, plural: str | None = None) -> str:
+    """`count_of(1, "example")` -> "1 example", `count_of(3, "example")` -> "3 examples"."""
+    return f"{n} {noun if n == 1 else (plural or noun + 's')}"

@@ -9,7 +9,7 @@ from typing import IO, Any
 import click
 import orjson
 
-from .output import echo_json, json_option
+from .output import count_of, echo_json, json_option
 from .progress import Progress
 from .selection import query_fields, resolve_ids, selection_options
 from .state import CliState, pass_state
@@ -183,4 +183,4 @@ def export(state: CliState, format_name: str | None, output: Path, provenance: b
     if as_json:
         echo_json({"exported": count, "output": str(output)})
     else:
-        click.echo(f"exported {count} examples to {output}")
+        click.echo(f"exported {count_of(count, 'example')} to {output}")
