@@ -81,6 +81,10 @@ def test_edit_revalidates_rescores_keeps_status_and_records_before_after(store_u
         assert empty.status == "candidate" and [f.code for f in empty.findings] == ["empty-value"]
         event = [e for e in kit.events(example_id=ex.id) if e.kind == "edited"][0]
         assert event.details["changes"][ex.id]["outputs"] == [{"answer": "ab"}, {"answer": "a longer answer"}]
+        kit.edit(ex.id, outputs={"answer": "fixed again"}, status="accepted")
+        broken = kit.edit(ex.id, outputs={"answer": "  "}, actor="bob", reason="slip")  # no status given
+        assert broken.status == "rejected" and "empty-value" in [f.code for f in broken.findings]
+        assert kit.count(status="accepted") == 0  # a broken edit does not stay in the training data
         with pytest.raises(tk.ValidationError, match="cannot be edited"):
             kit.edit(ex.id, status_reason="x")
 
