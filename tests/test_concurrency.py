@@ -134,6 +134,22 @@ def _no_duplicates(db: Path) -> tuple[int, int, int]:
         conn.close()
 
 
+def _wait_until_started(db: Path, proc: subprocess.Popen, *, archived: bool) -> None:
+    """Poll (read-only) until the process has stored or archived something, or has ended."""
+    column = "status = 'archived'" if archived else "1"
+    while proc.poll() is None:
+        try:
+            conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)
+            try:
+                if conn.execute(f"SELECT count(*) FROM examples WHERE {column}").fetchone()[0] > 0:
+                    return
+            finally:
+                conn.close()
+        except sqlite3.OperationalError:  # not created yet, or busy for a moment
+            pass
+        time.sleep(0.005)
+
+
 @pytest.mark.slow
 def test_kill_9_during_import_or_cleanup_then_rerun_gives_exact_counts(tmp_path):
     rows = 10000
@@ -160,7 +176,10 @@ def test_kill_9_during_import_or_cleanup_then_rerun_gives_exact_counts(tmp_path)
             script, args = IMPORTER, [url, str(source)]
         proc = subprocess.Popen([sys.executable, "-c", script, *args], cwd=tmp_path,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(0.35, 0.6 if cleanup_run else 0.8))  # start-up ~0.3 s, then the work
+        # Start-up time varies a lot on a loaded machine: wait until the work has visibly begun (the first
+        # rows stored, or archived), then kill at a random moment within it.
+        _wait_until_started(db, proc, archived=cleanup_run)
+        time.sleep(rng.uniform(0.0, 0.3 if cleanup_run else 0.5))
         proc.kill()  # SIGKILL
         proc.wait()
         assert integrity(db) == "ok", f"run {run}"
