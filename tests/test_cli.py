@@ -159,6 +159,7 @@ def test_config_show(project):
     assert data["store_url"].endswith("trainkit.db")
     text = run("config", "show", env={"TRAINKIT_BATCH_SIZE": "7"}).output
     assert "batch_size=7" in text and "task qa: question -> answer" in text
+    assert "collect=True sample_rate=1.0" in text
 
 
 def test_help_lists_commands_and_usage_errors_exit_2(project):

@@ -136,5 +136,6 @@ def config_show(state: CliState, as_json: bool) -> None:
     for name, task in sorted(settings.tasks.items()):
         fields = task.fields()
         shown = f"{', '.join(fields[0])} -> {', '.join(fields[1])}" if fields else task.signature or "-"
-        click.echo(f"task {name}: {shown}; mode={task.collection_mode} min_quality={task.min_quality}"
+        click.echo(f"task {name}: {shown}; mode={task.collection_mode} collect={task.collect} "
+                   f"sample_rate={task.sample_rate} min_quality={task.min_quality}"
                    + (f" domains={', '.join(sorted(task.domains))}" if task.domains else ""))
