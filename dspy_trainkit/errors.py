@@ -40,3 +40,7 @@ class ValidationError(TrainkitError):
 
 class ConversionError(TrainkitError):
     """Examples cannot be converted as asked (a signature that does not fit, an unknown target)."""
+
+
+class LMError(TrainkitError):
+    """An LM cannot be used: not configured, its API key variable unset, unreachable, or refusing the model."""

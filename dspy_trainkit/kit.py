@@ -314,6 +314,20 @@ class Kit:
 
         return TrainingDataManager(self)
 
+    # -- generation (LMs) --------------------------------------------------------------------------------
+    def lm(self, task: str | None = None, purpose: str = "generation") -> Any:
+        """A `dspy.LM` for `purpose` ("generation", "judging", ...) with the task's overrides; the API key is
+        read now from the variable `api_key_env` names. Not configured or key unset: LMError."""
+        from .generation.lm import build_lm
+
+        return build_lm(self.settings.lm_for(task, purpose), purpose=purpose, task=task)
+
+    def lm_calls(self, task: str | None = None, purpose: str = "generation") -> Any:
+        """An `LMCalls` over `kit.lm(task, purpose)`: concurrency, rpm, retries and accounting from settings."""
+        from .generation.calls import LMCalls
+
+        return LMCalls(self.lm(task, purpose), self.settings.lm_for(task, purpose))
+
 
 def open(url: str | None = None, *, config: str | Path | None = None, settings: Settings | None = None,  # noqa: A001
          plugins: Sequence[tuple[str, Any]] = (), disable: Iterable[str] = (),
