@@ -542,3 +542,13 @@ def test_close_with_the_store_down_spills_what_is_left(kit: tk.Kit, monkeypatch:
     finally:
         down[0] = False  # let the writer thread finish and stop
         kit.collection._thread.join(10)
+
+
+def test_in_memory_store_is_one_database_for_the_writer_thread_too() -> None:
+    with tk.open("sqlite:///:memory:") as kit:
+        for i in range(20):
+            kit.collect("qa", {"question": f"what is {i} + 1?"}, {"answer": str(i + 1)})
+        assert kit.flush(30)
+        assert kit.count(task="qa") == 20
+        with tk.open("sqlite:///:memory:") as other:  # and each in-memory store is its own
+            assert other.count() == 0

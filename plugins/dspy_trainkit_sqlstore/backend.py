@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import sqlite3
+import uuid
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -373,7 +374,14 @@ def _connect_sqlite(url: str, *, create: bool) -> pw.Database:
                              "or point --db / store.url at an existing store")
         if not file.parent.is_dir():
             raise StoreError(f"store {url}: folder {file.parent} does not exist; create it first")
-    database = pw.SqliteDatabase(path, pragmas=SQLITE_PRAGMAS, timeout=60)
+    if path == ":memory:":
+        # peewee opens a connection per thread, and a plain :memory: database is private to its connection:
+        # the collector's writer thread would see an empty store. A named shared-cache memory database is one
+        # database for every connection of this process, and lives while the opening connection is open.
+        database = pw.SqliteDatabase(f"file:trainkit-{uuid.uuid4().hex}?mode=memory&cache=shared", uri=True,
+                                     pragmas=SQLITE_PRAGMAS, timeout=60)
+    else:
+        database = pw.SqliteDatabase(path, pragmas=SQLITE_PRAGMAS, timeout=60)
     try:
         database.connect()
     except pw.OperationalError as exc:
