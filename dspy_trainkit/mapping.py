@@ -142,11 +142,13 @@ class FieldMap:
         outputs_spec = self.output_fields or (declared[1] if declared else None)
         preset_inputs = dict(fields.pop("inputs", None) or {})
         preset_outputs = dict(fields.pop("outputs", None) or {})
+        # a `metadata` mapping is the record's own metadata (as an export writes it), not a field to nest
+        preset_metadata = dict(fields.pop("metadata")) if isinstance(fields.get("metadata"), dict) else {}
         if inputs_spec is None and outputs_spec is None and not preset_inputs:
             raise FieldsUnknown(f"cannot tell input fields from outputs for task {task!r}: give --input-fields "
                                 "and/or --output-fields, or declare the task's signature in trainkit.toml")
         values: dict[str, Any] = {"task": task} if task else {}
-        inputs, outputs, metadata = preset_inputs, preset_outputs, {}
+        inputs, outputs, metadata = preset_inputs, preset_outputs, preset_metadata
         for name, value in fields.items():
             if name == "task":
                 continue

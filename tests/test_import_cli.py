@@ -443,3 +443,14 @@ def test_dry_run_stores_nothing_but_reports_counts(project):
 
     result = run("import", "data.jsonl")  # the real run does what the dry run said
     assert result.stdout == "read 6, imported 2, duplicates 2, rejected 2\n"
+
+
+def test_a_flat_records_metadata_mapping_is_its_metadata_not_a_nested_field():
+    from dspy_trainkit.mapping import FieldMap
+
+    fields = FieldMap(task="qa", input_fields=("question",), output_fields=("answer",)).apply(
+        {"question": "q", "answer": "a", "metadata": {"origin": "sheet"}, "note": "x"})
+    assert fields["metadata"] == {"origin": "sheet", "note": "x"}
+    only_inputs = FieldMap(task="qa", input_fields=("question",)).apply(
+        {"question": "q", "answer": "a", "metadata": {"origin": "sheet"}})
+    assert only_inputs["outputs"] == {"answer": "a"} and only_inputs["metadata"] == {"origin": "sheet"}
