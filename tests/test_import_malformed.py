@@ -302,7 +302,7 @@ def test_yaml_with_ordinary_anchors_is_imported(project):
     result, summary = import_json("anchors.yaml")
     assert result.exit_code == 0 and summary["imported"] == 2
     with tk.open(f"sqlite:///{project / 'trainkit.db'}") as kit:
-        assert [ex.metadata for ex in kit.examples()] == [{"metadata": {"author": "bob", "book": "algebra"}}] * 2
+        assert [ex.metadata for ex in kit.examples()] == [{"author": "bob", "book": "algebra"}] * 2
 
 
 # -- whole-file JSON errors ----------------------------------------------------------------------------------
