@@ -48,7 +48,7 @@ LIVE = (("status", "!=", "rejected"), ("status", "!=", "archived"))
 BUILD_CHUNK = 5_000  # examples sketched at a time while building from the store
 ID_CHUNK = 500  # ids per store query
 #: Kinds of change that leave content and status as they were: nothing to update.
-UNCHANGED = frozenset({"rescored", "skipped"})
+UNCHANGED = frozenset({"rescored", "skipped", "used", "snapshot_created"})
 #: Kinds of change that only move statuses: content stays, so indexed signatures stay valid.
 STATUS_ONLY = frozenset({"status_changed"})
 
