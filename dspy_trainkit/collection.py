@@ -14,6 +14,7 @@ that fails for another reason (a plugin bug) is written to a spill file in the p
 from __future__ import annotations
 
 import atexit
+import copy
 import functools
 import inspect
 import itertools
@@ -62,12 +63,18 @@ class CollectionStats:
 
 
 def as_fields(value: Any, single_name: str = "output") -> dict[str, Any]:
-    """A pipeline's value as named fields: a mapping, a dspy.Prediction/Example (`toDict`), or one value."""
+    """A pipeline's value as named fields: a mapping, a dspy.Prediction/Example (`toDict`), or one value.
+
+    Container values are deep-copied: the writer stores the record later, and a pipeline that goes on to
+    change a list or dict it passed in must not change what was collected. Strings and numbers (the usual
+    case) are immutable and cost nothing."""
     if isinstance(value, Mapping):
-        return dict(value)
-    if hasattr(value, "toDict"):
-        return {k: v for k, v in value.toDict().items() if k not in ("dspy_uuid", "dspy_split")}
-    return {single_name: value}
+        fields = dict(value)
+    elif hasattr(value, "toDict"):
+        fields = {k: v for k, v in value.toDict().items() if k not in ("dspy_uuid", "dspy_split")}
+    else:
+        fields = {single_name: value}
+    return {k: copy.deepcopy(v) if isinstance(v, (dict, list, set)) else v for k, v in fields.items()}
 
 
 class Collector:
@@ -105,7 +112,7 @@ class Collector:
                 self.stats.sampled_out += 1
                 return False
             record = {"task": task, "inputs": as_fields(inputs, "input"), "outputs": as_fields(outputs),
-                      "source": "collected", "metadata": dict(metadata or {}),
+                      "source": "collected", "metadata": copy.deepcopy(dict(metadata or {})),
                       "provenance": {"origin": "pipeline", "collected_at": time.time(), **(provenance or {})},
                       **{k: v for k, v in (labels or {}).items() if k in LABELS and v is not None}}
             self._ensure_thread()

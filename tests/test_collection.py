@@ -552,3 +552,13 @@ def test_in_memory_store_is_one_database_for_the_writer_thread_too() -> None:
         assert kit.count(task="qa") == 20
         with tk.open("sqlite:///:memory:") as other:  # and each in-memory store is its own
             assert other.count() == 0
+
+
+def test_collected_values_are_detached_from_the_pipelines_later_changes(kit: tk.Kit) -> None:
+    steps, extra = ["add 2", "add 3"], {"tags": ["a"]}
+    kit.collect("qa", {"question": "2+3?", "steps": steps}, {"answer": "5"}, metadata=extra)
+    steps.append("mutated after collect")
+    extra["tags"].append("mutated")
+    kit.flush()
+    stored = only(kit, task="qa")
+    assert stored.inputs["steps"] == ["add 2", "add 3"] and stored.metadata["tags"] == ["a"]
