@@ -1,0 +1,321 @@
+"""Re-optimization triggers: their settings, what they observe in the store, and when they fire.
+
+A trigger answers "has the data changed enough since the last optimization run to be worth another one?".
+Nothing here is remembered outside the store: the baseline is the snapshot of the task's latest finished run
+(champion or a challenger that lost, so a loss never causes a re-run on the same data), and the present is
+read from the examples table. Restarting `trainkit watch` or the pipeline therefore loses no trigger state, and
+two processes evaluating the same store agree.
+
+Evaluation is split in two so that thresholds can be tested exactly without a store: `observe` reads numbers
+(counts, mean quality, times) into an `Observation`; `evaluate` compares them with `TriggerSettings`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from ..store import ExampleQuery
+
+if TYPE_CHECKING:
+    from ..kit import Kit
+    from ..models import Event
+
+#: The keys of `[optimize.triggers]` and `[tasks.T.optimize.triggers]`.
+TRIGGER_KEYS = ("new_accepted", "growth", "quality_shift", "every", "on_ready")
+#: Thresholds are compared with this much slack, so that 0.6 - 0.5 counts as a shift of 0.1.
+EPSILON = 1e-9
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
+
+
+@attrs.frozen
+class TriggerSettings:
+    """When a task is due for re-optimization; `None` switches a trigger off. Any one firing is enough.
+
+    `new_accepted`: at least this many accepted examples that the last run's snapshot did not hold.
+    `growth`: accepted examples grew by at least this fraction of the last run's snapshot (0.2 = 20%).
+    `quality_shift`: the mean quality of the accepted examples moved at least this much (up or down, on the
+    0..1 scale) from the mean of the last run's snapshot.
+    `every`: seconds since the last run (a schedule; fires whether or not data changed).
+    `on_ready`: optimize the first time as soon as readiness is met and no run exists (collecting -> optimized).
+    """
+
+    new_accepted: int | None = None
+    growth: float | None = None
+    quality_shift: float | None = None
+    every: float | None = None
+    on_ready: bool = True
+
+    def active(self) -> list[str]:
+        """Names of the triggers that are switched on."""
+        return [k for k in TRIGGER_KEYS if getattr(self, k) not in (None, False)]
+
+
+@attrs.frozen
+class Observation:
+    """What the store says about one task now, against the baseline of its latest finished run."""
+
+    task: str
+    now: float
+    ready: bool  # readiness met for the task's optimizer
+    accepted: int  # accepted examples of the task now
+    mean_quality: float | None  # their mean quality (examples without a quality left out)
+    last_run_id: str | None = None
+    last_run_at: float | None = None
+    last_snapshot: str | None = None
+    baseline_size: int = 0  # the task's examples in the last run's snapshot
+    baseline_quality: float | None = None  # their mean quality
+    new_accepted: int = 0  # accepted now and not in the last run's snapshot
+
+    def to_dict(self) -> dict[str, Any]:
+        return attrs.asdict(self)
+
+
+@attrs.frozen
+class TriggerHit:
+    """One trigger that fired for a task, with the observed value, the threshold and a sentence saying why."""
+
+    task: str
+    trigger: str
+    value: float | None
+    threshold: float | None
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return attrs.asdict(self)
+
+
+# ---- settings --------------------------------------------------------------------------------------------
+
+def parse_duration(value: Any) -> float:
+    """Seconds from a number of seconds or text such as "90s", "30m", "12h", "1d", "1w", "1h30m".
+
+    Raises ValueError with the accepted forms when the value is none of them."""
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a duration")
+    if isinstance(value, int | float):
+        if value <= 0 or not math.isfinite(value):
+            raise ValueError(f"{value!r} must be more than 0 seconds")
+        return float(value)
+    if isinstance(value, str):
+        text = value.strip().lower().replace(" ", "")
+        parts = _DURATION.findall(text)
+        if parts and "".join(n + u for n, u in parts) == text:
+            seconds = sum(float(n) * _UNITS[u] for n, u in parts)
+            if seconds > 0:
+                return seconds
+    raise ValueError(f"{value!r} is not a duration; use seconds or text such as \"30m\", \"12h\", \"1d\", "
+                     "\"1h30m\"")
+
+
+def read_triggers(r: Any, data: Any, where: str) -> dict[str, Any]:
+    """Check a triggers table with the settings reader `r` (file:line errors) and return the keys present.
+
+    `false` switches a trigger off (so a task can drop a project-wide trigger)."""
+    t = r.table(data, where, TRIGGER_KEYS)
+    values: dict[str, Any] = {}
+    for key, raw in t.items():
+        dotted = f"{where}.{key}"
+        if key == "on_ready":
+            values[key] = r.boolean(raw, dotted)
+        elif raw is False:
+            values[key] = None
+        elif key == "new_accepted":
+            values[key] = r.positive_int(raw, dotted)
+        elif key == "growth":
+            if isinstance(raw, bool) or not isinstance(raw, int | float) or raw <= 0 or not math.isfinite(raw):
+                raise r.fail(dotted, f"must be a fraction > 0 (0.2 = 20% more accepted examples) or false, "
+                                     f"got {raw!r}")
+            values[key] = float(raw)
+        elif key == "quality_shift":
+            if isinstance(raw, bool) or not isinstance(raw, int | float) or not 0 < raw <= 1:
+                raise r.fail(dotted, f"must be a number above 0 and at most 1 (a change of mean quality) or "
+                                     f"false, got {raw!r}")
+            values[key] = float(raw)
+        elif key == "every":
+            try:
+                values[key] = parse_duration(raw)
+            except ValueError as exc:
+                raise r.fail(dotted, str(exc)) from None
+    return values
+
+
+def merge(project: Mapping[str, Any] | None, task: Mapping[str, Any] | None) -> TriggerSettings:
+    """The project's `[optimize.triggers]` values with a task's `[tasks.T.optimize.triggers]` on top."""
+    return TriggerSettings(**{**(project or {}), **(task or {})})
+
+
+def triggers_for(kit: Kit, task: str) -> TriggerSettings:
+    """The trigger settings of `task` in this kit's settings."""
+    settings = kit.settings
+    project = getattr(settings, "triggers", None)
+    task_values = getattr(settings.task(task), "triggers", None)
+    return merge(project, task_values)
+
+
+# ---- evaluation ------------------------------------------------------------------------------------------
+
+def evaluate(settings: TriggerSettings, obs: Observation) -> list[TriggerHit]:
+    """The triggers that fire for this observation. Nothing fires while readiness is not met (the run would
+    only fall back); before a first run only `on_ready` can fire, since there is no baseline to compare."""
+    if not obs.ready:
+        return []
+    hit = _hitter(obs.task)
+    if obs.last_run_at is None:
+        if settings.on_ready:
+            return [hit("on_ready", None, None, f"readiness is met ({obs.accepted} accepted examples) and the "
+                                                "task has no optimization run yet")]
+        return []
+    hits: list[TriggerHit] = []
+    since = f"since run {obs.last_run_id} (snapshot {obs.last_snapshot})"
+    if settings.new_accepted is not None and obs.new_accepted >= settings.new_accepted:
+        hits.append(hit("new_accepted", obs.new_accepted, settings.new_accepted,
+                        f"{obs.new_accepted} new accepted examples {since}, threshold {settings.new_accepted}"))
+    if settings.growth is not None:
+        growth = _growth(obs)
+        if growth is not None and growth + EPSILON >= settings.growth:
+            grown = "from none" if math.isinf(growth) else f"by {growth:.1%}"
+            hits.append(hit("growth", growth, settings.growth,
+                            f"accepted examples grew {grown} ({obs.baseline_size} -> {obs.accepted}) {since}, "
+                            f"threshold {settings.growth:.0%}"))
+    if settings.quality_shift is not None and obs.mean_quality is not None and obs.baseline_quality is not None:
+        shift = abs(obs.mean_quality - obs.baseline_quality)
+        if shift + EPSILON >= settings.quality_shift:
+            hits.append(hit("quality_shift", shift, settings.quality_shift,
+                            f"mean quality of accepted examples moved {obs.baseline_quality:.3f} -> "
+                            f"{obs.mean_quality:.3f} {since}, threshold {settings.quality_shift}"))
+    if settings.every is not None:
+        elapsed = obs.now - obs.last_run_at
+        if elapsed + EPSILON >= settings.every:
+            hits.append(hit("every", elapsed, settings.every,
+                            f"{format_duration(elapsed)} since the last run, schedule every "
+                            f"{format_duration(settings.every)}"))
+    return hits
+
+
+def _growth(obs: Observation) -> float | None:
+    if obs.baseline_size == 0:
+        return math.inf if obs.accepted > 0 else None
+    return obs.accepted / obs.baseline_size - 1
+
+
+def _hitter(task: str) -> Any:
+    def hit(trigger: str, value: float | None, threshold: float | None, reason: str) -> TriggerHit:
+        return TriggerHit(task=task, trigger=trigger, value=value, threshold=threshold, reason=reason)
+
+    return hit
+
+
+def format_duration(seconds: float) -> str:
+    """"1d 2h", "45m", "30s": the largest two units."""
+    parts = []
+    rest = int(round(seconds))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if rest >= size or (unit == "s" and not parts):
+            parts.append(f"{rest // size}{unit}")
+            rest %= size
+        if len(parts) == 2:
+            break
+    return " ".join(parts)
+
+
+# ---- observing the store ---------------------------------------------------------------------------------
+
+def observe(kit: Kit, task: str, *, now: float, ready: bool, last_run_id: str | None = None,
+            last_run_at: float | None = None, last_snapshot: str | None = None) -> Observation:
+    """Read the task's accepted examples now and its baseline (the snapshot of its latest finished run)."""
+    accepted_query = ExampleQuery(task=task, status="accepted")
+    groups = kit.store.group_quality(["task"], accepted_query)
+    accepted = groups[0][1] if groups else 0
+    mean_quality = groups[0][2] if groups else None
+    obs = Observation(task=task, now=now, ready=ready, accepted=accepted, mean_quality=mean_quality,
+                      last_run_id=last_run_id, last_run_at=last_run_at, last_snapshot=last_snapshot)
+    if last_snapshot is None:
+        return obs
+    baseline = snapshot_baseline(kit, last_snapshot, task)
+    held = baseline["ids"]
+    new = sum(1 for example_id in kit.store.iter_ids(accepted_query) if example_id not in held)
+    return attrs.evolve(obs, baseline_size=len(held), baseline_quality=baseline["mean_quality"], new_accepted=new)
+
+
+def snapshot_baseline(kit: Kit, snapshot: str, task: str) -> dict[str, Any]:
+    """The task's example ids and mean quality in a snapshot. Snapshots never change, so this is cached for
+    as long as the kit is open."""
+    cache = kit.plugin_state("triggers").setdefault("baselines", {})
+    key = (snapshot, task)
+    if key not in cache:
+        ids: set[str] = set()
+        total, scored = 0.0, 0
+        if kit.store.snapshot_info(snapshot) is not None:
+            for example in kit.store.iter_snapshot_examples(snapshot):
+                if example.task != task:
+                    continue
+                ids.add(example.id)
+                if example.quality is not None:
+                    total += example.quality
+                    scored += 1
+        cache[key] = {"ids": frozenset(ids), "mean_quality": total / scored if scored else None}
+    return cache[key]
+
+
+# ---- change marks (filled by the triggers plugin's on_data_changed) --------------------------------------
+
+#: Event kinds that change which examples are accepted or how good they are.
+DATA_EVENT_KINDS = ("added", "status_changed", "edited", "rescored")
+
+
+class ChangeMarks:
+    """Per-kit record of committed data changes, kept by the built-in `triggers` plugin.
+
+    Marking is a counter increment under a lock and a condition notify: it never blocks the writer that
+    commits data. A builder embedded in the same process waits on it, so it evaluates triggers soon after its
+    pipeline's data changes instead of only at its polling interval; changes made by other processes are seen
+    at the next poll, since evaluation always reads the store.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self.version = 0
+        self.by_task: dict[str, int] = {}  # task ("*" when the event does not say) -> changes seen
+
+    def mark(self, tasks: Iterable[str]) -> None:
+        with self._cond:
+            for task in tasks:
+                self.by_task[task] = self.by_task.get(task, 0) + 1
+            self.version += 1
+            self._cond.notify_all()
+
+    def wake(self) -> None:
+        """Wake waiters without a change (a builder being stopped)."""
+        with self._cond:
+            self._cond.notify_all()
+
+    def wait(self, seen: int, timeout: float, stop: Callable[[], bool]) -> int:
+        """Wait until a change newer than version `seen`, `stop()` is true, or `timeout` seconds pass;
+        returns the version now."""
+        with self._cond:
+            self._cond.wait_for(lambda: self.version > seen or stop(), timeout=timeout)
+            return self.version
+
+
+def change_marks(kit: Kit) -> ChangeMarks:
+    """The kit's ChangeMarks (made on first use)."""
+    state = kit.plugin_state("triggers")
+    marks = state.get("marks")
+    if marks is None:
+        marks = state.setdefault("marks", ChangeMarks())
+    return marks
+
+
+def mark_event(kit: Kit, event: Event) -> None:
+    """Record a committed event in the kit's ChangeMarks when it changes data."""
+    if event.kind not in DATA_EVENT_KINDS or not event.example_ids:
+        return
+    tasks = event.details.get("tasks") if event.kind == "added" else None
+    change_marks(kit).mark(tasks if isinstance(tasks, list) and tasks else ["*"])
