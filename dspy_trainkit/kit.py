@@ -314,6 +314,47 @@ class Kit:
 
         return TrainingDataManager(self)
 
+    # -- optimization (dspy_trainkit.optimization) -----------------------------------------------------
+    def readiness(self, task: str | None = None, optimizer: str | None = None) -> list[Any]:
+        """Is there enough accepted data to optimize? One `Readiness` per task and per domain of it: counts per
+        cell against the optimizer's minimums, quality distribution, balance gaps, verdict and next steps."""
+        from .optimization.readiness import readiness
+
+        return readiness(self, task=task, optimizer=optimizer)
+
+    def optimize(self, task: str, program: Any = None, metric: Any = None, optimizer: str | None = None,
+                 snapshot: str | None = None, **options: Any) -> Any:
+        """Optimize `task`'s DSPy program on a snapshot (the named one, or a new one of its accepted examples),
+        keep it if it beats the champion, and return the recorded `Run`; see docs/optimization.md."""
+        from .optimization.runs import optimize
+
+        return optimize(self, task, program, metric, optimizer, snapshot, **options)
+
+    def runs(self, task: str | None = None) -> list[Any]:
+        """Optimization runs (of `task`), oldest first."""
+        from .optimization.runs import list_runs
+
+        return list_runs(self, task)
+
+    def run(self, run_id: str) -> Any:
+        """One run with its per-example dev results and random-search candidates."""
+        from .optimization.runs import get_run
+
+        return get_run(self, run_id)
+
+    def champion(self, task: str) -> Any:
+        """The champion `Run` of `task`, or None."""
+        from .optimization.runs import champion
+
+        return champion(self, task)
+
+    def program(self, task: str, factory: Any = None) -> Any:
+        """The DSPy program to run for `task`: the champion loaded from its saved JSON, or the unoptimized program
+        (from `factory` or the task's configured program) while there is no champion."""
+        from .optimization.runs import load_program
+
+        return load_program(self, task, factory)
+
     # -- generation (LMs) --------------------------------------------------------------------------------
     def lm(self, task: str | None = None, purpose: str = "generation") -> Any:
         """A `dspy.LM` for `purpose` ("generation", "judging", ...) with the task's overrides; the API key is

@@ -18,6 +18,7 @@ import attrs
 
 from .errors import ConfigError
 from .models import TASK_NAME
+from .optimization.config import OptimizeSettings, read_optimize
 
 CONFIG_FILE = "trainkit.toml"
 DEFAULT_DB_FILE = "trainkit.db"
@@ -95,6 +96,7 @@ class TaskSettings:
     max_synthetic_ratio: float | None = None  # most accepted data that may be synthetic
     lm: dict[str, dict[str, Any]] = attrs.field(factory=dict)  # purpose -> LMSettings overrides
     cleanup: dict[str, Any] = attrs.field(factory=dict)  # CleanupSettings overrides
+    optimize: dict[str, Any] = attrs.field(factory=dict)  # OptimizeSettings overrides ([tasks.T.optimize])
 
     def cells(self) -> list[tuple[str | None, str | None, str | None]]:
         """Every (domain, topic, difficulty) cell the task's settings define, domains overriding topics and
@@ -145,6 +147,7 @@ class Settings:
     plugin_config: dict[str, dict[str, Any]] = attrs.field(factory=dict)
     lm: dict[str, LMSettings] = attrs.field(factory=dict)  # purpose ("generation", "judging") -> LM
     cleanup: CleanupSettings = attrs.field(factory=CleanupSettings)
+    optimize: OptimizeSettings = attrs.field(factory=OptimizeSettings)
 
     def task(self, name: str) -> TaskSettings:
         """The settings of task `name`; a task not in the file gets the defaults."""
@@ -160,6 +163,13 @@ class Settings:
         """The cleanup policies: `[cleanup]` with the task's `[tasks.T.cleanup]` overrides."""
         overrides = self.task(task).cleanup if task else {}
         return attrs.evolve(self.cleanup, **overrides) if overrides else self.cleanup
+
+    def optimize_for(self, task: str | None) -> OptimizeSettings:
+        """How to optimize: `[optimize]` with the task's `[tasks.T.optimize]` overrides (min_examples merged)."""
+        overrides = dict(self.task(task).optimize) if task else {}
+        if "min_examples" in overrides:
+            overrides["min_examples"] = {**self.optimize.min_examples, **overrides["min_examples"]}
+        return attrs.evolve(self.optimize, **overrides) if overrides else self.optimize
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -247,10 +257,10 @@ class _Reader:
         return value
 
 
-_TOP_KEYS = ("store", "plugins", "intake", "default_task", "tasks", "plugin", "lm", "cleanup")
+_TOP_KEYS = ("store", "plugins", "intake", "default_task", "tasks", "plugin", "lm", "cleanup", "optimize")
 _TASK_KEYS = ("signature", "inputs", "outputs", "collection_mode", "collect", "sample_rate", "min_quality",
               "weights", "topics", "difficulties", "domains", "program", "per_cell", "cell_target", "cell_cap",
-              "max_synthetic_ratio", "lm", "cleanup")
+              "max_synthetic_ratio", "lm", "cleanup", "optimize")
 _DOMAIN_KEYS = ("topics", "difficulties", "min_quality", "weights")
 
 
@@ -341,6 +351,8 @@ def _read_task(r: _Reader, name: str, data: Any) -> TaskSettings:
                     for purpose, table in r.table(t.get("lm", {}), f"{where}.lm", None).items()}
     if "cleanup" in t:
         values["cleanup"] = _read_cleanup(r, t["cleanup"], f"{where}.cleanup")
+    if "optimize" in t:
+        values["optimize"] = read_optimize(r, t["optimize"], f"{where}.optimize")
     return TaskSettings(**values)
 
 
@@ -371,6 +383,8 @@ def _from_document(doc: Mapping[str, Any], r: _Reader) -> dict[str, Any]:
                     for purpose, table in r.table(top.get("lm", {}), "lm", None).items()}
     if "cleanup" in top:
         values["cleanup"] = CleanupSettings(**_read_cleanup(r, top["cleanup"], "cleanup"))
+    if "optimize" in top:
+        values["optimize"] = OptimizeSettings(**read_optimize(r, top["optimize"], "optimize"))
     return values
 
 

@@ -192,6 +192,33 @@ class Store(abc.ABC):
     def is_empty(self) -> bool:
         """True when the store holds no examples and no snapshots."""
 
+    # -- optimization runs (see dspy_trainkit.optimization); not abstract, so older backends still open ---------
+    def save_run(self, record: dict[str, Any], results: Sequence[dict[str, Any]] | None = None,
+                 candidates: Sequence[dict[str, Any]] | None = None, event: Event | None = None) -> None:
+        """Insert or replace run `record["id"]` (a `Run.record()`), and when given its per-example results and
+        candidates (replacing earlier ones), with `event`, in one transaction."""
+        raise StoreError(f"the store backend of {self.url!r} does not keep optimization runs")
+
+    def get_run(self, run_id: str) -> dict[str, Any] | None:
+        """The record of run `run_id`, or None."""
+        raise StoreError(f"the store backend of {self.url!r} does not keep optimization runs")
+
+    def list_runs(self, task: str | None = None) -> list[dict[str, Any]]:
+        """Every run record (optionally of one task), oldest first."""
+        raise StoreError(f"the store backend of {self.url!r} does not keep optimization runs")
+
+    def run_details(self, run_id: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """(per-example results, candidates) of a run, in the order saved."""
+        raise StoreError(f"the store backend of {self.url!r} does not keep optimization runs")
+
+    def set_champion(self, task: str, run_id: str, since: float, event: Event | None = None) -> None:
+        """Make run `run_id` the champion of `task`, with `event`, in one transaction."""
+        raise StoreError(f"the store backend of {self.url!r} does not keep optimization runs")
+
+    def champion_id(self, task: str) -> str | None:
+        """The id of the champion run of `task`, or None."""
+        raise StoreError(f"the store backend of {self.url!r} does not keep optimization runs")
+
     @abc.abstractmethod
     def close(self) -> None:
         """Release connections. Idempotent."""

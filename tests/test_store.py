@@ -7,14 +7,15 @@ from helpers import qa
 
 import dspy_trainkit as tk
 from dspy_trainkit import Event, Example, ExampleQuery, NotFoundError, StoreError
+from dspy_trainkit_sqlstore.schema import MIGRATIONS
 
 
 def test_migrations_are_recorded_and_reopening_applies_nothing(store_url):
     with tk.open(store_url) as kit:
-        assert kit.store.applied_migrations() == ["0001_initial", "0002_snapshots"]
+        assert kit.store.applied_migrations() == [name for name, _ in MIGRATIONS]
         kit.add(qa("kept?"))
     with tk.open(store_url) as kit:
-        assert kit.store.applied_migrations() == ["0001_initial", "0002_snapshots"]
+        assert kit.store.applied_migrations() == [name for name, _ in MIGRATIONS]
         assert kit.count() == 1
 
 

@@ -92,10 +92,17 @@ def _snapshots(models: SimpleNamespace) -> None:
     create_tables(models)
 
 
+def _optimization_runs(models: SimpleNamespace) -> None:
+    from .runs import create_tables  # run tables live with the run code
+
+    create_tables(models)
+
+
 #: Append only. Never rename or reorder an entry once released: stores record these names.
 MIGRATIONS: list[tuple[str, Callable[[SimpleNamespace], None]]] = [
     ("0001_initial", _initial),
     ("0002_snapshots", _snapshots),
+    ("0004_optimization_runs", _optimization_runs),
 ]
 
 

@@ -1,0 +1,114 @@
+"""The `[optimize]` settings: which optimizer, how much data it needs, how to split and compare, where programs go.
+
+They are read by `dspy_trainkit.settings` (so errors name the file and line like every other key) and live here
+because only optimization uses them. `[tasks.T.optimize]` overrides any key for one task.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+FALLBACKS = ("unoptimized", "labeled")
+AUTO_LEVELS = ("light", "medium", "heavy")
+
+#: Accepted examples (train + dev) an optimizer needs by default, following DSPy's guidance: a handful for
+#: LabeledFewShot / BootstrapFewShot, ~50 for random search, ~200 for MIPROv2 (which also carves its own
+#: validation set), SIMBA at least its mini-batch size (32) plus dev, GEPA a few dozen (it also needs a
+#: reflection LM).
+DEFAULT_MIN_EXAMPLES = {"labeled": 5, "bootstrap": 10, "random-search": 50, "mipro": 200, "simba": 40, "gepa": 30}
+
+OPTIMIZE_KEYS = ("optimizer", "min_examples", "min_per_cell", "min_dev", "dev_fraction", "val_fraction", "margin",
+                 "fallback", "output_dir", "seed", "program", "metric", "max_bootstrapped_demos",
+                 "max_labeled_demos", "num_candidates", "num_threads", "auto", "triggers")
+
+
+@attrs.frozen
+class OptimizeSettings:
+    """How `trainkit optimize` runs for a task (see docs/configuration.md, `[optimize]`).
+
+    `min_examples` maps optimizer names to the accepted examples they need (merged over the defaults);
+    `min_per_cell` is the least every defined domain x topic x difficulty cell must hold (0: no rule);
+    `min_dev` the least dev examples; `dev_fraction` the share of a snapshot held out for evaluation and
+    `val_fraction` the share of the rest given to optimizers that select on a validation set (random search,
+    MIPROv2, GEPA); `margin` how many points (scores are 0-100, as dspy.Evaluate reports) a challenger must gain
+    over the champion; `fallback` what a run does with too little data; `output_dir` where saved programs go
+    (relative to the project folder); `program` / `metric` import paths ("pkg.module:name").
+    """
+
+    optimizer: str = "bootstrap"
+    min_examples: dict[str, int] = attrs.field(factory=dict)
+    min_per_cell: int = 0
+    min_dev: int = 2
+    dev_fraction: float = 0.2
+    val_fraction: float = 0.2
+    margin: float = 0.0
+    fallback: str = "unoptimized"
+    output_dir: str = "programs"
+    seed: int = 0
+    program: str | None = None
+    metric: str | None = None
+    max_bootstrapped_demos: int = 4
+    max_labeled_demos: int = 16
+    num_candidates: int = 8
+    num_threads: int = 1
+    auto: str = "light"
+    triggers: dict[str, Any] = attrs.field(factory=dict)  # [optimize.triggers], checked by triggers.read_triggers
+
+    def minimum(self, optimizer: str) -> int:
+        """Accepted examples `optimizer` needs: the configured value, else the default."""
+        return self.min_examples.get(optimizer, DEFAULT_MIN_EXAMPLES.get(optimizer, 1))
+
+    def to_dict(self) -> dict[str, Any]:
+        data = attrs.asdict(self)
+        data["min_examples"] = {**DEFAULT_MIN_EXAMPLES, **self.min_examples}
+        return data
+
+
+def read_optimize(r: Any, data: Any, where: str) -> dict[str, Any]:
+    """An `[optimize]` table's values (only the keys present), checked; `r` is settings' `_Reader`."""
+    from .optimizers import OPTIMIZERS
+
+    t = r.table(data, where, OPTIMIZE_KEYS)
+    values: dict[str, Any] = {}
+    if "optimizer" in t:
+        values["optimizer"] = r.string(t["optimizer"], f"{where}.optimizer", tuple(OPTIMIZERS))
+    if "min_examples" in t:
+        table = r.table(t["min_examples"], f"{where}.min_examples", tuple(OPTIMIZERS))
+        values["min_examples"] = {k: r.positive_int(v, f"{where}.min_examples.{k}") for k, v in table.items()}
+    for key in ("min_per_cell", "min_dev", "seed"):
+        if key in t:
+            value = t[key]
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise r.fail(f"{where}.{key}", f"must be a whole number >= 0, got {value!r}")
+            values[key] = value
+    for key in ("dev_fraction", "val_fraction"):
+        if key in t:
+            value = t[key]
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1:
+                raise r.fail(f"{where}.{key}", f"must be a number above 0 and below 1, got {value!r}")
+            values[key] = float(value)
+    if "margin" in t:
+        value = t["margin"]
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 100:
+            raise r.fail(f"{where}.margin", f"must be a number of points from 0 to 100, got {value!r}")
+        values["margin"] = float(value)
+    if "fallback" in t:
+        values["fallback"] = r.string(t["fallback"], f"{where}.fallback", FALLBACKS)
+    if "auto" in t:
+        values["auto"] = r.string(t["auto"], f"{where}.auto", AUTO_LEVELS)
+    for key in ("output_dir", "program", "metric"):
+        if key in t:
+            values[key] = r.string(t[key], f"{where}.{key}")
+    for key in ("program", "metric"):
+        if key in values and ":" not in values[key]:
+            raise r.fail(f"{where}.{key}", f"must be an import path 'package.module:name', got {values[key]!r}")
+    for key in ("max_bootstrapped_demos", "max_labeled_demos", "num_candidates", "num_threads"):
+        if key in t:
+            values[key] = r.positive_int(t[key], f"{where}.{key}")
+    if "triggers" in t:  # re-optimization triggers (O2, dspy_trainkit.optimization.triggers)
+        from .triggers import read_triggers
+
+        values["triggers"] = read_triggers(r, t["triggers"], f"{where}.triggers")
+    return values
