@@ -369,6 +369,16 @@ class Kit:
 
         return LMCalls(self.lm(task, purpose), self.settings.lm_for(task, purpose))
 
+    def bootstrap(self, task: str, *, domain: str | None = None, per_cell: int | None = None,
+                  dry_run: bool = False, concurrency: int | None = None, **options: Any) -> Any:
+        """Fill the task's domain x topic x difficulty plan with examples from its DSPy program, through intake
+        (source "bootstrap"); resumable, parallel, safe with several workers. Returns a BootstrapReport; see
+        docs/generation.md. Options: plan, lease, max_attempts, progress, check."""
+        from .generation.bootstrap import bootstrap
+
+        return bootstrap(self, task, domain=domain, per_cell=per_cell, dry_run=dry_run, concurrency=concurrency,
+                         **options)
+
 
 def open(url: str | None = None, *, config: str | Path | None = None, settings: Settings | None = None,  # noqa: A001
          plugins: Sequence[tuple[str, Any]] = (), disable: Iterable[str] = (),

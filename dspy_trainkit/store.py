@@ -21,6 +21,7 @@ from .registry import Registration, collect_registrations
 if TYPE_CHECKING:
     import pluggy
 
+    from .generation.plan import PlanSlot, SlotResult
     from .models import Event, Example, Snapshot
     from .settings import Settings
 
@@ -187,6 +188,56 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def load_events(self, events: Sequence[Event]) -> None:
         """Append restored audit-trail events as they are (skipping ids already present)."""
+
+    # -- generation plans (see dspy_trainkit.generation.plan); not abstract, so older backends still open -------
+    def ensure_plan(self, plan: str, task: str, config: dict[str, Any],
+                    slots: Sequence[tuple[str | None, str | None, str | None, int]]) -> int:
+        """Create plan `plan` of `task` if new and add the `(domain, topic, difficulty, index)` slots it lacks
+        (pending), in one transaction; returns how many slots were added."""
+        raise StoreError(f"the store backend of {self.url!r} does not keep generation plans")
+
+    def plan_info(self, plan: str) -> dict[str, Any] | None:
+        """`{name, task, created_at, config}` of a plan, or None."""
+        raise StoreError(f"the store backend of {self.url!r} does not keep generation plans")
+
+    def plan_slots(self, plan: str, *, state: str | None = None, domain: str | None = None,
+                   max_index: int | None = None) -> list[PlanSlot]:
+        """The plan's slots (optionally in one state, of one domain, with index < max_index), in cell order."""
+        raise StoreError(f"the store backend of {self.url!r} does not keep generation plans")
+
+    def slot_counts(self, plan: str, *, domain: str | None = None, max_index: int | None = None) -> dict[str, int]:
+        """How many of the plan's (matching) slots are in each state."""
+        raise StoreError(f"the store backend of {self.url!r} does not keep generation plans")
+
+    def reopen_failed_slots(self, plan: str, *, domain: str | None = None, max_index: int | None = None) -> int:
+        """Make failed slots pending again (attempts reset), for a re-run; returns how many."""
+        raise StoreError(f"the store backend of {self.url!r} does not keep generation plans")
+
+    def release_claims(self, plan: str, owner: str | None = None, *, owner_is_dead: Any = None) -> int:
+        """Make claimed slots pending again: those of `owner`, or of every owner for which `owner_is_dead(owner)`
+        is true; returns how many."""
+        raise StoreError(f"the store backend of {self.url!r} does not keep generation plans")
+
+    def claim_slots(self, plan: str, owner: str, limit: int, lease_seconds: float, *, domain: str | None = None,
+                    max_index: int | None = None) -> list[PlanSlot]:
+        """Atomically claim up to `limit` pending (or lease-expired) slots for `owner` for `lease_seconds`; two
+        concurrent claimers never get the same slot. Each claim counts an attempt."""
+        raise StoreError(f"the store backend of {self.url!r} does not keep generation plans")
+
+    def renew_claims(self, plan: str, owner: str, lease_seconds: float) -> int:
+        """Extend the leases of `owner`'s claimed slots to now + lease_seconds; returns how many."""
+        raise StoreError(f"the store backend of {self.url!r} does not keep generation plans")
+
+    def attach_slot_examples(self, plan: str, owner: str,
+                             attached: Iterable[tuple[str | None, str | None, str | None, int, str]]) -> None:
+        """Record `(domain, topic, difficulty, index, example_id)`: the id a claimed slot's example will be stored
+        under, before storing it, so a crash in between is recognised on resume."""
+        raise StoreError(f"the store backend of {self.url!r} does not keep generation plans")
+
+    def finish_slots(self, plan: str, owner: str, results: Iterable[SlotResult]) -> int:
+        """Move `owner`'s claimed slots to the results' states in one transaction; a slot no longer claimed by
+        `owner` is left alone. Returns how many changed."""
+        raise StoreError(f"the store backend of {self.url!r} does not keep generation plans")
 
     @abc.abstractmethod
     def is_empty(self) -> bool:

@@ -39,6 +39,8 @@ BUILTIN_COMMANDS = {
     "freshness": ("dspy_trainkit.cli.lifecycle", "freshness"),
     "backup": ("dspy_trainkit.cli.lifecycle", "backup"),
     "restore": ("dspy_trainkit.cli.lifecycle", "restore"),
+    "lm": ("dspy_trainkit.cli.generation", "lm"),
+    "bootstrap": ("dspy_trainkit.cli.generation", "bootstrap"),
     "ready": ("dspy_trainkit.cli.optimization", "ready"),
     "optimize": ("dspy_trainkit.cli.optimization", "optimize"),
     "runs": ("dspy_trainkit.cli.optimization", "runs"),

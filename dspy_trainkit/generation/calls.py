@@ -68,11 +68,15 @@ class Outcome:
         return self.error is None
 
 
+class OutputError(ValueError):
+    """A program's answer lacks a field or has one that cannot be stored: malformed output, worth a retry."""
+
+
 def classify(exc: BaseException) -> str:
     """The reason for a failed attempt, from DSPy's structured errors (and HTTP status when that is all)."""
     from dspy.utils import exceptions as dx
 
-    if isinstance(exc, dx.AdapterParseError):
+    if isinstance(exc, dx.AdapterParseError | OutputError):
         return "malformed"
     if isinstance(exc, dx.LMRateLimitError):
         return "rate_limit"
@@ -188,10 +192,13 @@ class LMCalls:
     LMSettings. `lm` is the metered copy to use (or `.copy(...)`) inside `fn`; `stats` the running counts.
     `backoff` is the first retry's upper bound in seconds (doubling each attempt, jittered)."""
 
-    def __init__(self, lm: dspy.LM, settings: LMSettings, *, backoff: float = 1.0, seed: int | None = None):
+    #: The first retry's upper bound in seconds when none is given (tests make it small).
+    DEFAULT_BACKOFF = 1.0
+
+    def __init__(self, lm: dspy.LM, settings: LMSettings, *, backoff: float | None = None, seed: int | None = None):
         self.settings = settings
         self.stats = CallStats()
-        self.backoff = backoff
+        self.backoff = self.DEFAULT_BACKOFF if backoff is None else backoff
         self._stop = threading.Event()
         self._random = random.Random(seed)
         self._random_lock = threading.Lock()

@@ -29,6 +29,7 @@ from dspy_trainkit.models import Event, Example, Finding
 from dspy_trainkit.store import GROUP_COLUMNS, ExampleQuery, InsertResult, Store
 
 from . import schema
+from .plans import PlanStoreMixin
 from .runs import RunStoreMixin
 from .snapshots import SnapshotStoreMixin
 
@@ -65,7 +66,7 @@ def row_example(row: Sequence[Any]) -> Example:
     return example
 
 
-class PeeweeStore(SnapshotStoreMixin, RunStoreMixin, Store):
+class PeeweeStore(SnapshotStoreMixin, PlanStoreMixin, RunStoreMixin, Store):
     """A store in one SQLite file or one PostgreSQL database (schema chosen by the URL's search_path)."""
 
     def __init__(self, url: str, database: pw.Database):

@@ -98,10 +98,17 @@ def _optimization_runs(models: SimpleNamespace) -> None:
     create_tables(models)
 
 
+def _generation_plans(models: SimpleNamespace) -> None:
+    from .plans import create_tables  # plan tables live with the plan code
+
+    create_tables(models)
+
+
 #: Append only. Never rename or reorder an entry once released: stores record these names.
 MIGRATIONS: list[tuple[str, Callable[[SimpleNamespace], None]]] = [
     ("0001_initial", _initial),
     ("0002_snapshots", _snapshots),
+    ("0003_generation_plans", _generation_plans),
     ("0004_optimization_runs", _optimization_runs),
 ]
 

@@ -1,0 +1,128 @@
+"""Generation commands: `lm check` and `bootstrap`. The work is done in `dspy_trainkit.generation`; this
+module parses options, shows progress and prints the summary."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from .output import echo_json, echo_table, json_option
+from .state import CliState, pass_state
+
+
+@click.group()
+def lm() -> None:
+    """The LMs trainkit calls ([lm.PURPOSE] in trainkit.toml, per-task overrides in [tasks.T.lm.PURPOSE])."""
+
+
+@lm.command("check")
+@click.option("--task", "-t", help="Use this task's overrides of the LM settings.")
+@click.option("--purpose", "-p", default="generation", show_default=True,
+              help="Which LM: generation, judging, or any [lm.PURPOSE] table.")
+@json_option
+@pass_state
+def lm_check(state: CliState, task: str | None, purpose: str, as_json: bool) -> None:
+    """Make one tiny call to the configured LM; a missing key, unreachable server or unknown model is one error."""
+    from ..generation.lm import check_lm
+
+    settings = state.settings()
+    task = task or settings.default_task
+    lm_settings = settings.lm_for(task, purpose)
+    answer = check_lm(lm_settings, purpose=purpose, task=task)
+    if as_json:
+        echo_json({"ok": True, "purpose": purpose, "task": task, "model": lm_settings.model,
+                   "api_base": lm_settings.api_base, "answer": answer})
+    else:
+        click.echo(f"ok: {answer}")
+
+
+@click.command()
+@click.option("--task", "-t", help="The task to bootstrap (default: default_task).")
+@click.option("--domain", help="Only this domain's cells.")
+@click.option("--per-cell", type=click.IntRange(min=1), help="Examples per cell (default: the task's per_cell).")
+@click.option("--dry-run", is_flag=True, help="Print the plan and the LM calls it would make; call nothing.")
+@click.option("--concurrency", type=click.IntRange(min=1), help="LM calls at once (default: [lm.generation] "
+              "concurrency).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress line.")
+@json_option
+@pass_state
+def bootstrap(state: CliState, task: str | None, domain: str | None, per_cell: int | None, dry_run: bool,
+              concurrency: int | None, quiet: bool, as_json: bool) -> None:
+    """Generate examples for every domain x topic x difficulty cell of a task with its DSPy program, through
+    intake. The plan is stored: a re-run (after a crash, or beside another worker) makes only what is missing.
+    Exits with 1 when slots failed or remain (re-run to try them again)."""
+    from ..errors import ConfigError
+
+    task = task or state.settings().default_task
+    if not task:
+        raise ConfigError("bootstrap: say which task (--task T, or default_task in trainkit.toml)")
+    kit = state.kit(create=True)
+    bar = _Bar(quiet or as_json or dry_run)
+    try:
+        report = kit.bootstrap(task, domain=domain, per_cell=per_cell, dry_run=dry_run, concurrency=concurrency,
+                               progress=bar.update)
+    except KeyboardInterrupt:
+        bar.close()
+        click.echo(f"interrupted; finished slots are stored. Re-run `trainkit bootstrap --task {task}` to make "
+                   "the rest.", err=True)
+        sys.exit(130)
+    finally:
+        bar.close()
+    if as_json:
+        echo_json(report.to_dict())
+    elif dry_run:
+        _print_dry_run(report)
+    else:
+        _print_summary(report)
+    if not dry_run and not report.complete:
+        sys.exit(1)
+
+
+class _Bar:
+    """cells done/total, accepted, rejected, retries, LM calls and tokens on one live line (a terminal only)."""
+
+    def __init__(self, quiet: bool):
+        from .progress import Progress
+
+        self.progress = Progress("bootstrap", quiet=quiet, unit="slot")
+
+    def update(self, report: Any) -> None:
+        if self.progress.bar is not None and report.planned:
+            self.progress.bar.total = report.planned - report.done_before
+        lm = report.lm
+        self.progress.update(report.made + report.recovered, accepted=report.accepted, rejected=report.rejected,
+                             failed=sum(report.failures.values()), retries=lm.get("retries", 0),
+                             calls=lm.get("calls", 0), tokens=lm.get("total_tokens", 0))
+
+    def close(self) -> None:
+        self.progress.close()
+
+
+def _print_dry_run(report: Any) -> None:
+    echo_table(["domain", "topic", "difficulty", "planned", "done", "to make"],
+               [(c["domain"] or "-", c["topic"] or "-", c["difficulty"] or "-", c["planned"], c["done"], c["to_make"])
+                for c in report.cells])
+    calls = "1 LM call each" if report.program.startswith("dspy.Predict(") else "at least 1 LM call each"
+    click.echo(f"plan {report.plan}: {report.planned} slots, {report.done} done; would make {report.to_make} "
+               f"example(s) with {report.program} on {report.model or '(no model configured)'}: {calls}, "
+               f"{report.to_make} call(s) before retries. Nothing was called or stored.")
+
+
+def _print_summary(report: Any) -> None:
+    lm = report.lm
+    click.echo(f"plan {report.plan}: {report.planned} slots: {report.done} done, {report.failed} failed, "
+               f"{report.pending} pending, {report.in_progress} held by other workers")
+    click.echo(f"this run: {report.made} stored ({report.accepted} accepted, {report.candidates} candidates, "
+               f"{report.rejected} rejected), {report.recovered} recovered, {report.duplicates} duplicate "
+               f"result(s) generated again; done before: {report.done_before}, by other workers: {report.by_others}")
+    click.echo(f"LM: {lm.get('calls', 0)} calls, {lm.get('retries', 0)} retries, {lm.get('prompt_tokens', 0)} prompt + "
+               f"{lm.get('completion_tokens', 0)} completion tokens; errors by reason: {lm.get('errors') or {}}")
+    if report.failed_slots:
+        echo_table(["slot", "reason", "attempts", "error"],
+                   [(f["slot"], f["reason"], f["attempts"], f["error"][:80]) for f in report.failed_slots[:20]])
+    if not report.complete:
+        reasons = ", ".join(f"{k}: {v}" for k, v in sorted(report.failures.items())) or "interrupted"
+        click.echo(f"incomplete ({reasons}); re-run `trainkit bootstrap --task {report.task}` to try the failed and "
+                   "pending slots again", err=True)
