@@ -240,6 +240,10 @@ def evaluate(program: Any, devset: list[Any], ids: list[str], metric: Callable[.
         results.append(ExampleResult(example_id=example_id, phase=phase, score=value, prediction=fields,
                                      error=None if fields else "no prediction (the program or metric raised; "
                                                                "see the log)"))
+    if all(r.error for r in results):
+        raise OptimizationError(f"the program produced no prediction for any of the {len(results)} dev examples "
+                                f"({phase}): the LM, the program or the metric fails every time (run with -v to "
+                                "see DSPy's errors)")
     total = sum(r.score for r in results)
     return round(100 * total / len(results), 4), results
 

@@ -1,0 +1,309 @@
+"""Optimization runs end to end on the example problem task: readiness -> data -> optimize -> a saved program that
+loads with DSPy and answers; champion and challenger; fallbacks; optional dependencies checked before any LM call;
+run records on SQLite and PostgreSQL; the same scores from the LM cache. LMs are the loopback server (real HTTP)
+and DummyLM; DSPy's cache is off or in a temporary folder."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import dspy
+import pytest
+from click.testing import CliRunner
+from optimize_support import (
+    METRIC,
+    PROGRAM,
+    TASK,
+    bad_answer,
+    cell_records,
+    dspy_cache,
+    good_answer,
+    import_generated,
+    make_project,
+    open_project,
+)
+
+import dspy_trainkit as tk
+from dspy_trainkit.cli.main import cli
+from dspy_trainkit.optimization.runs import OptimizationError
+from dspy_trainkit.testing import OpenAIServer, make_lm, server_error
+
+#: 2 per cell of the math domain's 9 cells and 3 in two physics cells: 24 examples, 2 dev examples
+DATA = {**{(d, t, lvl): 2 for d, t, lvl in [("math", t, lvl) for t in ("fractions", "percentages", "linear equations")
+                                            for lvl in ("easy", "medium", "hard")]},
+        ("physics", "kinematics", "easy"): 3, ("physics", "energy", "easy"): 3}
+
+
+@pytest.fixture(autouse=True)
+def no_dspy_cache():
+    with dspy_cache(None):
+        yield
+
+
+@pytest.fixture
+def project(tmp_path, store_url):
+    config = make_project(tmp_path / "project", store_url)
+    with open_project(config) as kit:
+        yield kit
+
+
+def fill(kit: tk.Kit, folder: Path, data=None, start: int = 0, name: str = "generated.jsonl") -> int:
+    return import_generated(kit, folder, cell_records(data or DATA, start=start), name)
+
+
+def test_not_ready_then_data_then_optimize_saves_a_program_that_loads_and_answers(project, tmp_path):
+    kit = project
+    assert kit.readiness(TASK)[0].verdict == "not ready"
+    fill(kit, tmp_path)
+    assert kit.readiness(TASK)[0].verdict == "ready"
+    with OpenAIServer(good_answer) as server:
+        run = kit.optimize(TASK, program=PROGRAM, metric=METRIC, lm=make_lm(server))
+        assert server.counts["requests"] > 0
+    assert run.status == "succeeded" and run.used == "bootstrap" and run.promoted
+    assert run.score == 100.0 and run.baseline_score == 100.0 and run.lm == "openai/test-model"
+    assert len(run.dev_ids) == 2 and len(run.train_ids) == 22
+    assert set(run.dev_ids).isdisjoint(run.train_ids)
+    # demos are mapped back to stored training examples; bootstrapped ones came from distinct examples
+    assert run.demos and all(d["example_id"] in run.train_ids for d in run.demos)
+    bootstrapped = [d["example_id"] for d in run.demos if d["augmented"]]
+    assert len(bootstrapped) == 4 and len(set(bootstrapped)) == 4
+    assert {r.phase for r in run.results} == {"baseline", "optimized"}
+    assert [r.example_id for r in run.results_for("optimized")] == run.dev_ids
+    # stored and read back
+    stored = kit.run(run.id[-8:])
+    assert stored.to_dict() == run.to_dict()
+    assert kit.champion(TASK).id == run.id and [r.id for r in kit.runs(TASK)] == [run.id]
+    # the saved JSON loads into a fresh program with plain DSPy, and the program answers
+    path = Path(run.program_path)
+    assert path.suffix == ".json" and json.loads(path.read_text())["generate"]["demos"]
+    import pipeline
+
+    fresh = pipeline.ProblemGenerator()
+    fresh.load(str(path))
+    assert len(fresh.generate.demos) == len(run.demos)
+    program = kit.program(TASK)
+    assert [dict(d) for d in program.generate.demos] == [dict(d) for d in fresh.generate.demos]
+    with OpenAIServer(good_answer) as server, dspy.context(lm=make_lm(server)):
+        answer = program(domain="math", topic="fractions", difficulty="easy")
+        assert answer.answer == "42"
+        prompt = json.dumps(server.requests[-1]["messages"])
+    assert "Practice" in prompt  # the demos (stored problems) are in the prompt
+
+
+def test_a_worse_challenger_keeps_the_champion(project, tmp_path):
+    kit = project
+    fill(kit, tmp_path)
+    with OpenAIServer(good_answer) as server:
+        champion = kit.optimize(TASK, program=PROGRAM, metric=METRIC, lm=make_lm(server))
+    with OpenAIServer(bad_answer) as server:  # same snapshot, same dev set: the stored champion score counts
+        challenger = kit.optimize(TASK, program=PROGRAM, metric=METRIC, lm=make_lm(server),
+                                  snapshot=champion.snapshot)
+    assert challenger.status == "succeeded" and not challenger.promoted
+    assert challenger.score == pytest.approx(200 / 3, abs=0.01) and challenger.score < champion.score
+    assert challenger.champion_run == champion.id and challenger.champion_score == champion.score
+    assert not challenger.results_for("champion")  # same dev set: no re-evaluation
+    assert "champion" in challenger.message and "kept" in challenger.message
+    assert kit.champion(TASK).id == champion.id
+    assert kit.program(TASK).generate.demos  # still the champion's program
+
+
+def test_a_champion_is_scored_again_on_a_new_dev_set(project, tmp_path):
+    kit = project
+    fill(kit, tmp_path)
+    with OpenAIServer(bad_answer) as server:
+        first = kit.optimize(TASK, program=PROGRAM, metric=METRIC, lm=make_lm(server))
+    assert first.promoted and first.score == pytest.approx(200 / 3, abs=0.01)  # as good as unoptimized
+    fill(kit, tmp_path, {("physics", "energy", "medium"): 3, ("math", "fractions", "easy"): 3}, start=100,
+         name="more.jsonl")
+    with OpenAIServer(good_answer) as server:
+        second = kit.optimize(TASK, program=PROGRAM, metric=METRIC, lm=make_lm(server))
+    assert second.snapshot != first.snapshot and len(second.dev_ids) == 4
+    scored = second.results_for("champion")
+    assert [r.example_id for r in scored] == second.dev_ids  # the champion was run on the new dev set
+    assert second.champion_score == 100.0 and second.score == 100.0
+    assert not second.promoted  # a tie on the same dev set is not a win
+    assert kit.champion(TASK).id == first.id
+
+
+def test_margin_decides_promotion(tmp_path):
+    config = make_project(tmp_path / "p", extra="[optimize]\nmargin = 40\n")
+    with open_project(config) as kit:
+        fill(kit, tmp_path)
+        with OpenAIServer(bad_answer) as server:
+            first = kit.optimize(TASK, program=PROGRAM, metric=METRIC, lm=make_lm(server))
+        with OpenAIServer(good_answer) as server:  # gains 33.3 points on the same dev set: below the margin
+            second = kit.optimize(TASK, program=PROGRAM, metric=METRIC, lm=make_lm(server), snapshot=first.snapshot)
+        assert second.score - second.champion_score == pytest.approx(100 / 3, abs=0.01)
+        assert not second.promoted and kit.champion(TASK).id == first.id
+
+
+def test_too_little_data_gives_the_configured_fallback_and_says_so(tmp_path, caplog):
+    config = make_project(tmp_path / "p")
+    with open_project(config) as kit:
+        fill(kit, tmp_path, {("math", "fractions", "easy"): 3, ("math", "fractions", "hard"): 2})
+        with OpenAIServer(good_answer) as server, caplog.at_level(logging.WARNING):
+            run = kit.optimize(TASK, program=PROGRAM, metric=METRIC, lm=make_lm(server))
+        assert run.status == "succeeded" and run.optimizer == "bootstrap" and run.used == "unoptimized"
+        assert run.fallback_reason == (f"5 usable examples in snapshot {run.snapshot!r}, bootstrap needs 10; "
+                                       "1 dev examples, at least 2 needed")
+        assert "fallback" in run.message and "not promoted" in run.message
+        assert "using the fallback 'unoptimized' instead of bootstrap" in caplog.text
+        assert not run.promoted and kit.champion(TASK) is None and run.demos == []
+        assert run.score == run.baseline_score == 100.0
+    labeled = make_project(tmp_path / "q", extra="[optimize]\nfallback = \"labeled\"\n")
+    with open_project(labeled) as kit:
+        fill(kit, tmp_path, {("math", "fractions", "easy"): 3, ("math", "fractions", "hard"): 2})
+        with OpenAIServer(good_answer) as server:
+            run = kit.optimize(TASK, program=PROGRAM, metric=METRIC, lm=make_lm(server))
+        assert run.used == "labeled" and run.fallback_reason
+        # labeled demos are the training examples themselves, mapped back exactly
+        assert sorted(d["example_id"] for d in run.demos) == sorted(run.train_ids)
+        assert not any(d["augmented"] for d in run.demos) and run.promoted
+
+
+def test_mipro_without_optuna_fails_before_any_lm_call(project, tmp_path):
+    kit = project
+    fill(kit, tmp_path)
+    with OpenAIServer(good_answer) as server:
+        with pytest.raises(tk.ConfigError, match=r"'mipro' \(MIPROv2\) needs the optional package\(s\) optuna.*"
+                                                 r"pip install optuna.*Nothing was run"):
+            kit.optimize(TASK, program=PROGRAM, metric=METRIC, optimizer="mipro", lm=make_lm(server))
+        assert server.counts["requests"] == 0
+    assert kit.runs() == [] and kit.store.list_snapshots() == []
+
+
+def test_gepa_without_a_reflection_lm_fails_before_any_lm_call(project, tmp_path):
+    kit = project
+    fill(kit, tmp_path)
+    with OpenAIServer(good_answer) as server:
+        with pytest.raises(tk.ConfigError, match=r"needs a reflection LM: set model in \[lm.reflection\]"):
+            kit.optimize(TASK, program=PROGRAM, metric=METRIC, optimizer="gepa", lm=make_lm(server))
+        assert server.counts["requests"] == 0
+
+
+def test_bad_program_metric_and_a_failing_lm_are_clear_errors(project, tmp_path):
+    kit = project
+    fill(kit, tmp_path)
+    with pytest.raises(tk.ConfigError, match=r"program 'pipeline:Nope': cannot import it"):
+        kit.optimize(TASK, program="pipeline:Nope", metric=METRIC, lm=dspy.utils.DummyLM([]))
+    with pytest.raises(tk.ConfigError, match=r"no metric; give --metric"):
+        kit.optimize(TASK, program=PROGRAM, lm=dspy.utils.DummyLM([]))
+    with pytest.raises(tk.ConfigError, match="unknown optimizer 'fast'; known optimizers: labeled, bootstrap"):
+        kit.optimize(TASK, program=PROGRAM, metric=METRIC, optimizer="fast")
+    assert kit.runs() == []
+    with OpenAIServer(lambda _body: server_error()) as server:
+        with pytest.raises(OptimizationError, match="no prediction for any of the 2 dev examples"):
+            kit.optimize(TASK, program=PROGRAM, metric=METRIC, lm=make_lm(server))
+    (failed,) = kit.runs(TASK)
+    assert failed.status == "failed" and "no prediction" in failed.error and kit.champion(TASK) is None
+
+
+def test_dummy_lm_end_to_end_and_random_search_candidates(tmp_path):
+    config = make_project(tmp_path / "p", extra="[optimize]\nmin_examples = { random-search = 20 }\n"
+                                                "num_candidates = 2\n")
+    with open_project(config) as kit:
+        fill(kit, tmp_path)
+        answers = {"fractions": {"problem": "Add 1/4 and 2/4 of a pizza: how much pizza is that together?",
+                                 "solution": "Same denominator, add numerators. The sum is 3/4", "answer": "3/4"}}
+        lm = dspy.utils.DummyLM([answers["fractions"]] * 2000)
+        run = kit.optimize(TASK, program=PROGRAM, metric=METRIC, optimizer="random-search", lm=lm)
+        assert run.status == "succeeded" and run.score == 100.0
+        assert len(run.val_ids) == 4 and set(run.val_ids).isdisjoint(run.train_ids + run.dev_ids)
+        stored = kit.run(run.id)
+        seeds = [c.seed for c in stored.candidates]
+        assert sorted(seeds) == [-3, -2, -1, 0, 1]  # zero-shot, labeled, unshuffled, 2 random candidates
+        for candidate in stored.candidates:
+            assert len(candidate.subscores) == len(run.val_ids)
+            assert all(d in run.train_ids for d in candidate.demo_ids)
+        zero_shot = next(c for c in stored.candidates if c.seed == -3)
+        assert zero_shot.demo_ids == []
+
+
+def test_runs_json_shows_snapshot_ids_and_the_champion(project, tmp_path, monkeypatch):
+    kit = project
+    fill(kit, tmp_path)
+    with OpenAIServer(good_answer) as server:
+        first = kit.optimize(TASK, program=PROGRAM, metric=METRIC, lm=make_lm(server))
+    with OpenAIServer(bad_answer) as server:
+        second = kit.optimize(TASK, program=PROGRAM, metric=METRIC, lm=make_lm(server), snapshot=first.snapshot)
+    monkeypatch.chdir(Path(kit.settings.project_dir))
+    result = CliRunner().invoke(cli, ["runs", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert [(r["id"], r["snapshot"], r["champion"]) for r in data] == [(first.id, first.snapshot, True),
+                                                                     (second.id, first.snapshot, False)]
+    assert data[0]["snapshot_digest"] == kit.store.snapshot_info(first.snapshot)["digest"]
+    text = CliRunner().invoke(cli, ["runs"]).output
+    assert f"*  {first.id[-8:]}" in text and second.id[-8:] in text
+    detail = CliRunner().invoke(cli, ["runs", "--run", second.id[-8:], "--json"])
+    assert json.loads(detail.stdout)["results"][0]["example_id"] in first.dev_ids
+
+
+def test_optimize_command_with_lm_settings(tmp_path, monkeypatch):
+    with OpenAIServer(good_answer) as server:
+        config = make_project(tmp_path / "p", extra=(
+            f"[lm.program]\nmodel = \"openai/test-model\"\napi_base = \"{server.url}\"\ncache = false\n"
+            "api_key_env = \"LOOPBACK_KEY\"\n"
+            f"retries = 0\n\n[optimize]\nprogram = \"{PROGRAM}\"\nmetric = \"{METRIC}\"\n"))
+        with open_project(config) as kit:
+            fill(kit, tmp_path)
+        monkeypatch.chdir(tmp_path / "p")
+        monkeypatch.setenv("LOOPBACK_KEY", "loopback-test-key")
+        monkeypatch.setenv("TRAINKIT_DISABLE_PLUGINS", "lengths,consistency,pii,neardup,coherence,relevance,"
+                                                       "accuracy,llm_judge")
+        result = CliRunner().invoke(cli, ["optimize", "--task", TASK, "--json"])
+        assert result.exit_code == 0, result.output
+        run = json.loads(result.stdout)
+        assert run["status"] == "succeeded" and run["promoted"] and run["lm"] == "openai/test-model"
+        assert server.counts["requests"] > 0
+        text = CliRunner().invoke(cli, ["optimize", "--task", TASK, "--snapshot", run["snapshot"]])
+        assert text.exit_code == 0, text.output
+        assert f"champion {run['id'][-8:]} kept" in text.output
+        missing = CliRunner().invoke(cli, ["optimize", "--task", TASK, "--optimizer", "mipro"])
+        assert missing.exit_code == 1 and missing.output.startswith("Error: optimizer 'mipro'")
+        assert "Traceback" not in missing.output
+
+
+def test_same_snapshot_with_the_lm_cache_gives_the_same_scores(tmp_path):
+    config = make_project(tmp_path / "p")
+    with open_project(config) as kit, dspy_cache(tmp_path / "dspy-cache"):
+        fill(kit, tmp_path)
+        with OpenAIServer(good_answer) as server:
+            first = kit.optimize(TASK, program=PROGRAM, metric=METRIC, lm=make_lm(server, cache=True),
+                                 promote=False)
+            calls = server.counts["requests"]
+            again = kit.optimize(TASK, program=PROGRAM, metric=METRIC, lm=make_lm(server, cache=True),
+                                 snapshot=first.snapshot, promote=False)
+            assert server.counts["requests"] == calls  # every answer came from the cache
+    assert (again.baseline_score, again.score) == (first.baseline_score, first.score)
+    assert [(r.example_id, r.phase, r.score, r.prediction) for r in again.results] == \
+           [(r.example_id, r.phase, r.score, r.prediction) for r in first.results]
+    assert again.demos == first.demos and again.train_ids == first.train_ids
+    assert not first.promoted and not again.promoted and kit.champion(TASK) is None
+
+
+def test_run_records_round_trip_in_the_store(store_url):
+    from dspy_trainkit.optimization.records import Candidate, ExampleResult, Run
+
+    with tk.open(store_url) as kit:
+        assert "0004_optimization_runs" in kit.store.applied_migrations()
+        run = Run(task="qa", optimizer="random-search", snapshot="s", dev_ids=["a", "b"], score=50.0,
+                  demos=[{"predictor": "p", "example_id": "x", "augmented": True}],
+                  results=[ExampleResult("a", "baseline", 1.0, {"answer": "4"}),
+                           ExampleResult("b", "baseline", 0.0, {}, "no prediction")],
+                  candidates=[Candidate(seed=-3, score=10.0, demo_ids=[], subscores=[0.0, 1.0])])
+        kit.store.save_run(run.record(), [r.to_dict() for r in run.results], [c.to_dict() for c in run.candidates])
+        back = kit.run(run.id)
+        assert back.to_dict() == run.to_dict() and back.demo_ids == ["x"]
+        done = Run.from_record({**run.record(), "status": "succeeded"})
+        kit.store.save_run(done.record(), [], None)  # results replaced, candidates kept
+        back = kit.run(run.id)
+        assert back.status == "succeeded" and back.results == [] and len(back.candidates) == 1
+        assert kit.champion("qa") is None
+        kit.store.set_champion("qa", run.id, 1.0)
+        assert kit.champion("qa").id == run.id and [r.id for r in kit.runs("qa")] == [run.id]
+        assert kit.runs("other") == []
+        with pytest.raises(tk.NotFoundError):
+            kit.run("nope")
