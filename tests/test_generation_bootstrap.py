@@ -326,3 +326,54 @@ def test_killed_midway_and_rerun_makes_exactly_the_plan(tmp_path: Path) -> None:
             examples = list(kit.examples(task="problems"))
             assert len(examples) == 60 == stored_before + report.made
             assert len({ex.provenance["slot"] for ex in examples}) == 60
+
+
+def test_two_bootstrap_workers_on_one_postgresql_store(tmp_path: Path, postgres_schema_url: str) -> None:
+    """Two bootstraps of one plan at once against one PostgreSQL store: together they make exactly the plan,
+    one example per slot, and each worker's report counts the other's work as by_others."""
+    with OpenAIServer(unique_answers(), latency=0.02) as server:
+        write_project(tmp_path, server.url, topics=4, difficulties=3, per_cell=4, concurrency=4)  # 60 slots
+        text = (tmp_path / "trainkit.toml").read_text().replace('url = "sqlite:///trainkit.db"',
+                                                                 f'url = "{postgres_schema_url}"')
+        (tmp_path / "trainkit.toml").write_text(text)
+        reports = []
+        start = threading.Barrier(2)
+
+        def worker() -> None:
+            with open_kit(tmp_path) as kit:
+                start.wait()
+                reports.append(kit.bootstrap("problems", check=False))
+
+        threads = [threading.Thread(target=worker) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+        assert len(reports) == 2
+        assert sum(r.made for r in reports) == 60 and all(r.made > 0 for r in reports)
+        assert all(r.failed == 0 and r.pending == 0 for r in reports)
+        assert server.counts["requests"] == 60  # no slot was generated twice
+    with open_kit(tmp_path) as kit:
+        examples = list(kit.examples(task="problems"))
+        assert len(examples) == 60 and len({ex.provenance["slot"] for ex in examples}) == 60
+        assert kit.store.slot_counts(PLAN) == {"done": 60}
+
+
+def test_ctrl_c_releases_claims_and_exits_130(tmp_path: Path) -> None:
+    with OpenAIServer(unique_answers(), latency=0.05) as server:
+        write_project(tmp_path, server.url, topics=4, difficulties=3, per_cell=4, concurrency=2)
+        env = {**os.environ, KEY: "loopback-key", "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+        child = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT], cwd=tmp_path, env=env, stderr=subprocess.PIPE,
+                                 text=True)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and child.poll() is None and server.counts["ok"] < 6:
+            time.sleep(0.05)
+        child.send_signal(signal.SIGINT)
+        _, err = child.communicate(timeout=60)
+        assert child.returncode == 130
+        assert "interrupted; finished slots are stored. Re-run `trainkit bootstrap --task problems`" in err
+        assert "Traceback" not in err
+        with open_kit(tmp_path) as kit:
+            counts = kit.store.slot_counts(PLAN)
+            assert "claimed" not in counts and counts.get("done", 0) >= 1  # nothing left locked
+            assert kit.count(task="problems") == counts["done"]

@@ -101,10 +101,9 @@ class PlanStoreMixin:
                 for d, t, lvl, i in slots]
         columns = ", ".join(SLOT_COLUMNS)
         with self._transaction():  # type: ignore[attr-defined]
-            model = self._plans.Plan
-            existing = model.get_or_none(model.name == plan)
-            if existing is None:
-                model.insert(name=plan, task=task, created_at=now, config=orjson.dumps(config).decode()).execute()
+            model = self._plans.Plan  # two workers may create the plan at once: the second one's insert is a no-op
+            (model.insert(name=plan, task=task, created_at=now, config=orjson.dumps(config).decode())
+             .on_conflict_ignore().execute())
             before = self._plans.Slot.select().where(self._plans.Slot.plan == plan).count()
             cursor = self.db.cursor()
             for start in range(0, len(rows), 500):
