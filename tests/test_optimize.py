@@ -307,3 +307,56 @@ def test_run_records_round_trip_in_the_store(store_url):
         assert kit.runs("other") == []
         with pytest.raises(tk.NotFoundError):
             kit.run("nope")
+
+
+def test_bootstrap_generation_makes_the_task_ready_and_optimizable(tmp_path, monkeypatch):
+    """The issue's whole path with trainkit's own generation: not ready -> `kit.bootstrap` (the task's program
+    over the loopback server) -> ready -> optimize -> champion program answers."""
+    import itertools
+    import threading
+
+    from dspy_trainkit.testing import dspy_reply, input_fields
+
+    counter, lock = itertools.count(1), threading.Lock()
+
+    def unique(body):
+        with lock:
+            n = next(counter)
+        topic = input_fields(body).get("topic", "numbers")
+        return dspy_reply({"problem": f"Exercise {n} about {topic}: {n} crates hold 12 bottles each. How many "
+                                      "bottles are there?",
+                           "solution": f"Multiply {n} by 12. The crates hold {12 * n}", "answer": str(12 * n)})
+
+    monkeypatch.setenv("LOOPBACK_KEY", "loopback-test-key")
+    with OpenAIServer(unique) as server:
+        config = make_project(tmp_path / "p", extra=(
+            f"[lm.generation]\nmodel = \"openai/test-model\"\napi_base = \"{server.url}\"\ncache = false\n"
+            "api_key_env = \"LOOPBACK_KEY\"\n"))
+        with open_project(config) as kit:
+            before = kit.readiness(TASK)[0]
+            assert not before.ready and before.accepted == 0
+            report = kit.bootstrap(TASK, per_cell=3, check=False)
+            assert report.made == 39
+            after = kit.readiness(TASK)[0]
+            assert after.ready and after.accepted == 39 and after.dev == 13
+            run = kit.optimize(TASK, program=PROGRAM, metric=METRIC)  # the LM: [lm.generation]
+            assert run.status == "succeeded" and run.promoted and run.score == 100.0
+            assert run.lm == "openai/test-model" and len(run.dev_ids) == 13
+            assert all(kit.get(i).source == "bootstrap" for i in run.demo_ids)
+            program = kit.program(TASK)
+            with dspy.context(lm=make_lm(server)):
+                assert program(domain="physics", topic="energy", difficulty="easy").answer.isdigit()
+
+
+def test_a_rerun_without_new_data_reads_the_same_snapshot(tmp_path):
+    config = make_project(tmp_path / "p")
+    with open_project(config) as kit:
+        fill(kit, tmp_path)
+        lm = dspy.utils.DummyLM([{"problem": "Two boxes hold 3 apples each. How many apples in all?",
+                                  "solution": "Add 3 and 3. There are 6", "answer": "6"}] * 500)
+        first = kit.optimize(TASK, program=PROGRAM, metric=METRIC, lm=lm)
+        again = kit.optimize(TASK, program=PROGRAM, metric=METRIC, lm=lm)
+        assert again.snapshot == first.snapshot and len(kit.store.list_snapshots()) == 1
+        fill(kit, tmp_path, {("physics", "energy", "medium"): 1}, start=500, name="one.jsonl")
+        third = kit.optimize(TASK, program=PROGRAM, metric=METRIC, lm=lm)
+        assert third.snapshot != first.snapshot and len(third.train_ids) + len(third.dev_ids) == 25

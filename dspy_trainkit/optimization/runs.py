@@ -393,8 +393,10 @@ def optimize(kit: Kit, task: str, program: Any = None, metric: Any = None, optim
         if kit.count(task=task, status="accepted") == 0:
             raise NotFoundError(f"task {task!r} has no accepted examples to optimize on; see `trainkit ready "
                                 f"--task {task}` for what to add")
-        snapshot = _snapshot_name(task)
-        snapshots.create(kit, snapshot, _query(task), actor=actor, reason="optimize")
+        snapshot = _reusable_snapshot(kit, task)
+        if snapshot is None:
+            snapshot = _snapshot_name(task)
+            snapshots.create(kit, snapshot, _query(task), actor=actor, reason="optimize")
     snap_info = snapshots.info(kit, snapshot)
     train_examples, dev_examples = snapshots.split(kit, snapshot, dev_fraction=cfg.dev_fraction, seed=cfg.seed,
                                                    task=task)
@@ -444,6 +446,20 @@ def optimize(kit: Kit, task: str, program: Any = None, metric: Any = None, optim
         raise OptimizationError(message) from exc
     freshness_mark(kit, run, actor)
     return run
+
+
+def _reusable_snapshot(kit: Kit, task: str) -> str | None:
+    """The newest snapshot an earlier optimize run of `task` took, when it holds exactly the task's accepted
+    examples as they are now (same ids and content): a re-run after an interruption, or with nothing new,
+    reads it instead of taking another copy."""
+    from ..lifecycle.snapshots import digest_of
+
+    earlier = [s for s in kit.store.list_snapshots() if s["name"].startswith(f"{task}-opt-")]
+    if not earlier:
+        return None
+    digest = digest_of([(ex.id, ex.content_hash) for ex in kit.store.iter_examples(_query(task))])
+    matching = [s for s in earlier if s["digest"] == digest]
+    return matching[-1]["name"] if matching else None
 
 
 def _query(task: str) -> Any:
