@@ -377,3 +377,30 @@ def test_ctrl_c_releases_claims_and_exits_130(tmp_path: Path) -> None:
             counts = kit.store.slot_counts(PLAN)
             assert "claimed" not in counts and counts.get("done", 0) >= 1  # nothing left locked
             assert kit.count(task="problems") == counts["done"]
+
+
+def test_unrecoverable_failures_exit_1_and_a_rerun_finishes_them(tmp_path: Path) -> None:
+    """Every request about topic1 gets a 500 until the server is "fixed": those slots fail with their reason
+    after the retries, the exit status is 1 and the message says how to re-run; the re-run makes only them."""
+    broken = {"on": True}
+    good = unique_answers()
+
+    def respond(body):
+        if broken["on"] and input_fields(body).get("topic") == "topic1":
+            return server_error()
+        return good(body)
+
+    with OpenAIServer(respond) as server:
+        write_project(tmp_path, server.url, retries=2)  # math: topic0, topic1 x 2 levels; physics: 2 cells
+        code, out, err = run_cli(tmp_path, "bootstrap", "--task", "problems")
+        assert code == 1
+        assert "plan bootstrap:problems: 6 slots: 4 done, 2 failed, 0 pending" in out
+        assert "math/topic1/level0#0  server_error  3" in out  # three tries each
+        assert "incomplete (server_error: 2); re-run `trainkit bootstrap --task problems`" in err
+        assert server.counts["server_error"] == 2 * 3  # two slots, each tried 1 + 2 times
+        broken["on"] = False
+        before = server.counts["requests"]
+        code, out, _ = run_cli(tmp_path, "bootstrap", "--task", "problems", "--json")
+        report = json.loads(out)
+        assert code == 0 and report["made"] == 2 and report["done_before"] == 4 and report["done"] == 6
+        assert server.counts["requests"] - before == 2 + 1  # the two failed slots and the check call

@@ -134,7 +134,7 @@ class _Run:
         for outcome in outcomes:
             slot: PlanSlot = outcome.item
             if outcome.error is not None:
-                results.append(self._failed(slot, outcome.error.reason, outcome.error.message))
+                results.append(self._failed(slot, outcome.error.reason, outcome.error.message, outcome.attempts))
                 continue
             value = outcome.value
             try:
@@ -180,11 +180,13 @@ class _Run:
         if self.progress is not None:
             self.progress(self.report)
 
-    def _failed(self, slot: PlanSlot, reason: str, message: str) -> SlotResult:
+    def _failed(self, slot: PlanSlot, reason: str, message: str, attempts: int | None = None) -> SlotResult:
+        """A failed slot, counted and listed; `attempts` are the LM tries of its last generation, else how
+        often the slot was generated (duplicates)."""
         self.report.failures[reason] = self.report.failures.get(reason, 0) + 1
         if len(self.report.failed_slots) < MAX_LISTED_FAILURES:
             self.report.failed_slots.append({"slot": slot.key, "reason": reason, "error": message,
-                                             "attempts": slot.attempts})
+                                             "attempts": attempts if attempts is not None else slot.attempts})
         return SlotResult(*slot.cell, slot.index, "failed", reason=reason, error=message)
 
     def _finish(self, results: list[SlotResult]) -> None:
