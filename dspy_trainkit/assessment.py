@@ -86,6 +86,55 @@ def decide(kit: Kit, ex: Example, findings: list[Finding], scores: Scores, *, st
                            scores={**ex.scores, **{d: v for d, (v, _) in scores.items()}})
 
 
+#: Sources whose accepted examples count as synthetic for a task's `max_synthetic_ratio`.
+SYNTHETIC_SOURCES = ("synthetic", "bootstrap")
+SYNTHETIC_CAP_CODE = "synthetic-cap"
+
+
+def cap_synthetic(kit: Kit, examples: list[Example]) -> list[Example]:
+    """Keep as `candidate` (with a `synthetic-cap` warning) each accepted synthetic or bootstrap example that
+    would lift its task's synthetic share of accepted examples above the task's `max_synthetic_ratio`.
+
+    The share counts the task's accepted examples in the store plus those accepted earlier in `examples`; real
+    examples of the same batch count first, so the order within a batch does not decide. Two writers at once
+    may each see the other's batch late and overshoot by up to a batch; the next batch corrects it."""
+    from .store import ExampleQuery
+
+    ratios = {ex.task: kit.settings.task(ex.task).max_synthetic_ratio for ex in examples
+              if ex.status == "accepted" and ex.source in SYNTHETIC_SOURCES}
+    ratios = {task: ratio for task, ratio in ratios.items() if ratio is not None}
+    if not ratios:
+        return examples
+    counts: dict[str, list[int]] = {}  # task -> [synthetic, real] accepted
+    for task in ratios:
+        synthetic = real = 0
+        for (source,), n in kit.store.group_counts(["source"], ExampleQuery(task=task, status="accepted")):
+            if source in SYNTHETIC_SOURCES:
+                synthetic += n
+            else:
+                real += n
+        counts[task] = [synthetic, real]
+    for ex in examples:
+        if ex.status == "accepted" and ex.task in counts and ex.source not in SYNTHETIC_SOURCES:
+            counts[ex.task][1] += 1
+    capped = []
+    for ex in examples:
+        if ex.status == "accepted" and ex.task in ratios and ex.source in SYNTHETIC_SOURCES:
+            synthetic, real = counts[ex.task]
+            ratio = ratios[ex.task]
+            if synthetic + 1 > ratio * (synthetic + 1 + real) + 1e-9:
+                finding = Finding(severity="warning", code=SYNTHETIC_CAP_CODE, plugin="intake", message=(
+                    f"accepting it would make {synthetic + 1} of {synthetic + 1 + real} accepted examples of task "
+                    f"{ex.task!r} synthetic, above max_synthetic_ratio {ratio:g}; kept for review (add real "
+                    "examples, or raise the cap)"))
+                ex = ex.with_verdict(status="candidate", findings=[*ex.findings, finding], quality=ex.quality,
+                                     scores=dict(ex.scores), provenance=dict(ex.provenance))
+            else:
+                counts[ex.task][0] += 1
+        capped.append(ex)
+    return capped
+
+
 def reassess(kit: Kit, examples: list[Example], *, keep_status: bool = True) -> list[Example]:
     """Validate, score and decide stored examples afresh (their old findings and scores are replaced)."""
     fresh = [ex.with_verdict(status=ex.status, findings=[], quality=None, scores={}, provenance={

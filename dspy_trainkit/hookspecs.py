@@ -135,11 +135,24 @@ def export_format(register: Callable[..., None]) -> None:
 def synthesize(register: Callable[..., None]) -> None:
     """Register strategies that make new examples from existing ones or from templates.
 
-    Called when synthesis lists its strategies (the ``trainkit synthesize`` command and API arrive with the
-    generation work; the hook is specified now so that plugins can be written against it). Call
-    ``register(strategy)`` with an object that has a ``name``
-    attribute and a ``generate(seeds, count, context)`` method returning candidate examples; they enter the
-    intake pipeline like any other source.
+    Called whenever synthesis lists its strategies (`trainkit synthesize`, `kit.synthesize`, `--list`). Call
+    ``register(strategy)`` once per strategy, with an object that has:
+
+    * ``name``: the strategy's name, a lower-case word (``-`` and ``_`` allowed), as users type it;
+    * ``description``: one line saying what the strategy is for;
+    * ``needs_lm``: ``True`` when it calls an LM (synthesis then checks the generation LM before any work and
+      records the model in each example's provenance);
+    * ``needs_seeds`` (optional, default ``True``): whether it works from seed examples;
+    * ``generate(seeds, count, context, **options)``: returns or yields up to ``count`` candidates, each an
+      :class:`Example` or a mapping of example fields. ``seeds`` are the selected stored examples (empty when
+      ``needs_seeds`` is false), ``context`` a :class:`~dspy_trainkit.generation.synthesis.SynthesisContext`
+      (``kit``, ``task``, ``cells``, ``random(...)``, ``lm_calls()``, ``fail(reason, message, parent=...)``),
+      ``options`` the user's ``--option KEY=VALUE`` values. Put the seed's id in ``provenance["parent"]``.
+      Report what could not be made with ``context.fail``; raise only for bad input (a ConfigError naming it).
+
+    Candidates enter the intake pipeline with source ``synthetic`` and provenance ``strategy``, ``plugin``,
+    ``random_seed`` (and ``model``), like any other source. A bad registration or a name registered by two
+    plugins is an error naming the plugin(s).
 
     Calling mode: all plugins are called; return value ignored.
     """

@@ -129,6 +129,7 @@ class _BatchRun:
                 scored = assessment.score(self.kit, examples, findings)
                 decided = [assessment.decide(self.kit, ex, list(ex.findings) + findings.get(ex.id, []), scores)
                            for ex, scores in zip(examples, scored, strict=True)]
+                decided = assessment.cap_synthetic(self.kit, decided)
         inserted: set[str] = set()
         event = None
         if decided and self.dry_run:

@@ -175,7 +175,8 @@ class Kit:
         return self.store.count(ExampleQuery(**filters))
 
     def stats(self, **filters: Any) -> dict[str, Any]:
-        """Counts in total and by task, status, source, and domain/topic/difficulty."""
+        """Counts in total and by task, status, source, and domain/topic/difficulty; `synthetic_share`: the
+        synthetic/real mix of the accepted examples per task and domain, with each task's cap."""
         query = ExampleQuery(**filters)
         result: dict[str, Any] = {"total": self.store.count(query)}
         for column in GROUP_COLUMNS:
@@ -183,6 +184,9 @@ class Kit:
                                       for key, n in self.store.group_counts([column], query)}
         result["by_cell"] = [{"domain": k[0], "topic": k[1], "difficulty": k[2], "count": n}
                              for k, n in self.store.group_counts(["domain", "topic", "difficulty"], query)]
+        from .generation.mixing import synthetic_share  # accepted synthetic vs real, per task and domain
+
+        result["synthetic_share"] = synthetic_share(self, query)
         return result
 
     def plugin_settings(self, plugin: str, task: str | None = None, domain: str | None = None, *,
@@ -368,6 +372,18 @@ class Kit:
         from .generation.calls import LMCalls
 
         return LMCalls(self.lm(task, purpose), self.settings.lm_for(task, purpose))
+
+    def synthesize(self, task: str, strategy: str, count: int, *, seed: int = 0, dry_run: bool = False,
+                   options: Mapping[str, Any] | None = None, lm: Any = None, check_lm: bool = True,
+                   progress: Any = None, **filters: Any) -> Any:
+        """Make `count` synthetic examples of `task` with a registered strategy ("template", "paraphrase",
+        "harder", ...) through intake; `filters` (ExampleQuery fields: where=, status=, topic=, ...) select the
+        seed examples and target cells; `lm` replaces the generation LM. Returns a SynthesisReport (made,
+        accepted, rejected by reason, duplicates, failures, diversity); see docs/synthesis.md."""
+        from .generation.synthesis import synthesize
+
+        return synthesize(self, task, strategy, count, query=ExampleQuery(**filters), seed=seed, dry_run=dry_run,
+                          options=options, lm=lm, check_lm=check_lm, progress=progress)
 
     def bootstrap(self, task: str, *, domain: str | None = None, per_cell: int | None = None,
                   dry_run: bool = False, concurrency: int | None = None, **options: Any) -> Any:

@@ -186,6 +186,13 @@ def stats(state: CliState, task: str | None, collection: bool, source: str | Non
         echo_table(["domain", "topic", "difficulty", "count"],
                    ((c["domain"] or "-", c["topic"] or "-", c["difficulty"] or "-", c["count"])
                     for c in result["by_cell"]))
+    share = [row for row in result.get("synthetic_share", []) if row["synthetic"]]
+    if share:  # only when some accepted data is synthetic: the mix against max_synthetic_ratio
+        click.echo("")
+        click.echo("accepted synthetic/real:")
+        echo_table(["task", "domain", "synthetic", "real", "ratio", "cap"],
+                   ((r["task"], r["domain"] or "(all)", r["synthetic"], r["real"], f"{r['ratio']:.2f}",
+                     "-" if r["cap"] is None else f"{r['cap']:g}") for r in result["synthetic_share"]))
 
 
 def _collection_stats(state: CliState, task: str | None, source: str | None, as_json: bool) -> None:

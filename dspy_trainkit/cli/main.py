@@ -39,6 +39,7 @@ BUILTIN_COMMANDS = {
     "freshness": ("dspy_trainkit.cli.lifecycle", "freshness"),
     "backup": ("dspy_trainkit.cli.lifecycle", "backup"),
     "restore": ("dspy_trainkit.cli.lifecycle", "restore"),
+    "synthesize": ("dspy_trainkit.cli.synthesis", "synthesize"),
     "lm": ("dspy_trainkit.cli.generation", "lm"),
     "bootstrap": ("dspy_trainkit.cli.generation", "bootstrap"),
     "ready": ("dspy_trainkit.cli.optimization", "ready"),
