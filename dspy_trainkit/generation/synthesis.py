@@ -217,12 +217,8 @@ def synthesize(kit: Kit, task: str, strategy: str, count: int, *, query: Example
     context = SynthesisContext(kit=kit, task=task, strategy=strategy, seed=seed, cells=_cells(kit, task, query),
                                dry_run=dry_run, lm=lm)
     report = SynthesisReport(task=task, strategy=strategy, count=count, seed=seed, dry_run=dry_run)
-    if registration.extra["needs_lm"]:
-        report.model = context.model
-        if lm is None and check_lm and not dry_run:
-            from .lm import check_lm as check
-
-            check(kit.settings.lm_for(task, "generation"), purpose="generation", task=task)
+    if registration.extra["needs_lm"] and lm is None:
+        kit.lm(task, "generation")  # a missing model or key variable is an LMError now, before anything else
     seeds: list[Example] = []
     if registration.extra["needs_seeds"]:
         seeds = load_seeds(kit, query, max(count, SEED_POOL), random.Random(f"{seed}:seeds"))
@@ -231,6 +227,12 @@ def synthesize(kit: Kit, task: str, strategy: str, count: int, *, query: Example
                                 f"({_describe_query(query)}); add or accept examples first, or select others "
                                 "with --from / --where / --status")
     report.seeds = len(seeds)
+    if registration.extra["needs_lm"]:  # after the seeds: an empty selection costs no LM call
+        report.model = context.model
+        if lm is None and check_lm and not dry_run:
+            from .lm import check_lm as check
+
+            check(kit.settings.lm_for(task, "generation"), purpose="generation", task=task)
     counter = DiversityCounter(cells=context.cells)
     reasons: Counter[str] = Counter()
 
