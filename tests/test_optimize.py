@@ -360,3 +360,32 @@ def test_a_rerun_without_new_data_reads_the_same_snapshot(tmp_path):
         fill(kit, tmp_path, {("physics", "energy", "medium"): 1}, start=500, name="one.jsonl")
         third = kit.optimize(TASK, program=PROGRAM, metric=METRIC, lm=lm)
         assert third.snapshot != first.snapshot and len(third.train_ids) + len(third.dev_ids) == 25
+
+
+def test_program_falls_back_to_unoptimized_without_a_usable_champion(tmp_path, caplog):
+    config = make_project(tmp_path / "p", extra=f"[tasks.problems.optimize]\nprogram = \"{PROGRAM}\"\n")
+    with open_project(config) as kit:
+        unoptimized = kit.program(TASK)  # no champion yet: the task's program, no demos
+        assert type(unoptimized).__name__ == "ProblemGenerator" and unoptimized.generate.demos == []
+        fill(kit, tmp_path)
+        with OpenAIServer(good_answer) as server:
+            run = kit.optimize(TASK, metric=METRIC, lm=make_lm(server))
+        assert run.program == PROGRAM and kit.program(TASK).generate.demos
+        Path(run.program_path).unlink()
+        with caplog.at_level(logging.WARNING):
+            program = kit.program(TASK)
+        assert program.generate.demos == [] and "using the unoptimized program" in caplog.text
+        assert "saved program" in caplog.text and "missing" in caplog.text
+
+
+def test_gepa_runs_with_a_reflection_lm_and_a_plain_metric(tmp_path):
+    config = make_project(tmp_path / "p", extra="[optimize]\nmin_examples = { gepa = 20 }\n")
+    with open_project(config) as kit:
+        fill(kit, tmp_path)
+        answer = {"problem": "Two boxes hold 3 apples each. How many apples in all?",
+                  "solution": "Add 3 and 3. There are 6", "answer": "6"}
+        reflection = dspy.utils.DummyLM([{"improved_instruction": "Write one clear practice problem."}] * 500)
+        run = kit.optimize(TASK, program=PROGRAM, metric=METRIC, optimizer="gepa",
+                           lm=dspy.utils.DummyLM([answer] * 5000), reflection_lm=reflection)
+        assert run.status == "succeeded" and run.used == "gepa" and run.score == 100.0
+        assert len(run.val_ids) == 4 and Path(run.program_path).is_file()

@@ -615,10 +615,16 @@ def load_saved(make_program: Callable[[], Any], run: Run) -> Any:
 
 def load_program(kit: Kit, task: str, factory: Any = None) -> Any:
     """The program a pipeline should run for `task`: the champion loaded from its saved JSON, or the
-    unoptimized program from the task's factory when there is no champion yet."""
+    unoptimized program from the task's factory when there is no champion yet. A champion whose saved file is
+    gone or no longer fits the program is logged as a warning and the unoptimized program returned, so a
+    running pipeline keeps working."""
     current = champion(kit, task)
     spec = factory if factory is not None else (current.program if current and current.program else None)
     make, _ = program_factory(kit, task, spec)
     if current is None:
         return make()
-    return load_saved(make, current)
+    try:
+        return load_saved(make, current)
+    except TrainkitError as exc:
+        log.warning("task %s: using the unoptimized program: %s", task, exc)
+        return make()
