@@ -246,7 +246,8 @@ def test_optimize_command_with_lm_settings(tmp_path, monkeypatch):
         config = make_project(tmp_path / "p", extra=(
             f"[lm.program]\nmodel = \"openai/test-model\"\napi_base = \"{server.url}\"\ncache = false\n"
             "api_key_env = \"LOOPBACK_KEY\"\n"
-            f"retries = 0\n\n[optimize]\nprogram = \"{PROGRAM}\"\nmetric = \"{METRIC}\"\n"))
+            f"retries = 0\n\n[optimize]\nprogram = \"{PROGRAM}\"\nmetric = \"{METRIC}\"\n"
+            "min_examples = { random-search = 20 }\nnum_candidates = 1\n"))
         with open_project(config) as kit:
             fill(kit, tmp_path)
         monkeypatch.chdir(tmp_path / "p")
@@ -261,6 +262,10 @@ def test_optimize_command_with_lm_settings(tmp_path, monkeypatch):
         text = CliRunner().invoke(cli, ["optimize", "--task", TASK, "--snapshot", run["snapshot"]])
         assert text.exit_code == 0, text.output
         assert f"champion {run['id'][-8:]} kept" in text.output
+        search = CliRunner().invoke(cli, ["optimize", "--task", TASK, "--optimizer", "random-search", "--json",
+                                          "--no-promote"])
+        assert search.exit_code == 0, search.output
+        assert json.loads(search.stdout)["candidates"]  # DSPy's own prints stayed off stdout
         missing = CliRunner().invoke(cli, ["optimize", "--task", TASK, "--optimizer", "mipro"])
         assert missing.exit_code == 1 and missing.output.startswith("Error: optimizer 'mipro'")
         assert "Traceback" not in missing.output

@@ -8,6 +8,9 @@ and `runs` (history with scores, snapshot ids and the champion). The work is don
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import sys
 from typing import Any
 
@@ -97,8 +100,14 @@ def optimize(state: CliState, task: str | None, program: str | None, metric: str
         if show:
             click.echo(f"optimize {task}: {stage}…", err=True)
 
-    run = kit.optimize(task, program, metric, optimizer, snapshot, dev_fraction=dev_fraction, seed=seed,
-                       promote=not no_promote, progress=progress, actor="cli")
+    captured = io.StringIO()  # DSPy's optimizers print() their progress; stdout is for the result (--json)
+    try:
+        with contextlib.redirect_stdout(captured):
+            run = kit.optimize(task, program, metric, optimizer, snapshot, dev_fraction=dev_fraction, seed=seed,
+                               promote=not no_promote, progress=progress, actor="cli")
+    finally:
+        if captured.getvalue().strip():
+            logging.getLogger("dspy_trainkit").debug("DSPy printed: %s", captured.getvalue().strip())
     if as_json:
         echo_json(run.to_dict())
         return

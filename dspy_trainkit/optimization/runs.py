@@ -19,9 +19,7 @@ error, or interrupted), so `trainkit runs` shows every attempt.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import io
 import logging
 import os
 import time
@@ -208,19 +206,6 @@ def _prediction_dict(prediction: Any) -> dict[str, Any]:
     return {str(k): _jsonable(v) for k, v in items.items()}
 
 
-@contextlib.contextmanager
-def _quiet_stdout() -> Any:
-    """DSPy's optimizers print progress with print(); keep it off stdout (where --json goes), in the log."""
-    buffer = io.StringIO()
-    with contextlib.redirect_stdout(buffer):
-        try:
-            yield
-        finally:
-            text = buffer.getvalue().strip()
-            if text:
-                log.debug("DSPy said: %s", text)
-
-
 def evaluate(program: Any, devset: list[Any], ids: list[str], metric: Callable[..., Any], phase: str,
              num_threads: int = 1) -> tuple[float | None, list[ExampleResult]]:
     """Score `program` on `devset` with dspy.Evaluate: (score 0-100 or None for an empty dev set, per-example
@@ -231,8 +216,7 @@ def evaluate(program: Any, devset: list[Any], ids: list[str], metric: Callable[.
 
     evaluator = dspy.Evaluate(devset=devset, metric=metric, num_threads=num_threads, display_progress=False,
                               display_table=False, max_errors=max(10, len(devset)))
-    with _quiet_stdout():
-        outcome = evaluator(program)
+    outcome = evaluator(program)
     results = []
     for example_id, (_example, prediction, score) in zip(ids, outcome.results, strict=True):
         fields = _prediction_dict(prediction)
@@ -496,8 +480,7 @@ def _execute(kit: Kit, run: Run, spec: optimizers.OptimizerSpec, cfg: Any, stude
             sources = tracer.sources
             build = optimizers.Build(metric=tracer, settings=cfg, train=train, val=val, seed=cfg.seed,
                                      reflection_lm=reflection_lm)
-            with _quiet_stdout():
-                compiled = used_spec.compile(build, make_program())
+            compiled = used_spec.compile(build, make_program())
             for found in getattr(compiled, "candidate_programs", None) or []:
                 candidates.append(Candidate(seed=int(found.get("seed", 0)), score=float(found.get("score", 0.0)),
                                             demo_ids=[d["example_id"] for d in
