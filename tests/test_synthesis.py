@@ -231,9 +231,13 @@ def test_paraphrases_too_close_to_the_seed_or_to_each_other_are_rejected(tmp_pat
         ]
         report = kit.synthesize("problems", "paraphrase", 3, seed=0, lm=dspy.utils.DummyLM(answers),
                                 ids=[coat.id, seeds[0].id, seeds[1].id])
+        rejected = [kit.get(i) for i in report.ids if kit.get(i).status == "rejected"]
     assert report.made == 3
     assert report.rejected_by_reason == {"near-duplicate": 2}
     assert report.accepted == 1 and report.rejected == 2
+    messages = sorted(f.message for ex in rejected for f in ex.findings if f.code == "near-duplicate")
+    assert f"stored example {coat.id}" in messages[0] or f"stored example {coat.id}" in messages[1]
+    assert any("in this batch" in m for m in messages)  # the reworded fresh one, against the earlier candidate
 
 
 def test_no_usable_seed_is_a_clear_error(tmp_path: Path) -> None:
