@@ -63,6 +63,9 @@ def test_dev_count_is_what_the_split_gives(tmp_path):
         cells = {(c["domain"], c["topic"], c["difficulty"]): c["accepted"] for c in overall.cells}
         assert cells[("math", "fractions", "easy")] == 7 and cells[("physics", "kinematics", "medium")] == 0
         assert overall.quality["scored"] + overall.quality["unscored"] == 12
+        math, physics = kit.readiness(TASK)[1:]
+        assert math.quality["scored"] + math.quality["unscored"] == 9
+        assert physics.quality["scored"] + physics.quality["unscored"] == 3
 
 
 def test_optimizer_minimums_packages_and_reflection_lm(tmp_path):
@@ -132,3 +135,28 @@ def test_optimize_settings_are_read_and_checked(tmp_path):
         with pytest.raises(tk.ConfigError, match=re.escape(message)) as info:
             tk.load_settings(bad)
         assert re.search(r"trainkit\.toml:\d+:", str(info.value))
+
+
+class _ScoreByNumber:
+    """Scores each problem by its practice number (1..n) / 10, so the quality distribution is known."""
+
+    @tk.hookimpl
+    def score(self, examples, context):
+        return {i: {"made_up": min(1.0, int(ex.outputs["problem"].split()[1]) / 10)} for i, ex in enumerate(examples)}
+
+
+def test_quality_distribution_per_task_and_domain(tmp_path):
+    from helpers import QUALITY_PLUGINS
+
+    config = make_project(tmp_path / "p")
+    with tk.open(config=config, disable=QUALITY_PLUGINS, plugins=[("score_by_number", _ScoreByNumber())]) as kit:
+        import_generated(kit, tmp_path, cell_records({("math", "fractions", "easy"): 5,
+                                                      ("physics", "energy", "easy"): 3}))
+        overall, math, physics = kit.readiness(TASK)  # min_quality 0.5 rejected practice 1-4
+        assert overall.accepted == 4
+        assert overall.quality == {"scored": 4, "unscored": 0, "mean": 0.65, "min": 0.5, "p25": 0.575,
+                                   "median": 0.65, "p75": 0.725, "max": 0.8}
+        assert (math.quality["min"], math.quality["max"]) == (0.5, 0.5)
+        assert (physics.quality["min"], physics.quality["max"]) == (0.6, 0.8)
+        cell = next(c for c in overall.cells if c["topic"] == "energy" and c["difficulty"] == "easy")
+        assert cell["mean_quality"] == 0.7

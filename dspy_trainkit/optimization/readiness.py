@@ -125,13 +125,14 @@ def _task_readiness(kit: Kit, task: str, optimizer: str | None) -> list[Readines
     for key, count in kit.store.group_counts(["domain", "topic", "difficulty"],
                                              ExampleQuery(task=task, status="candidate")):
         candidates[tuple(key)] += count  # type: ignore[index]
-    values: list[float] = []
-    unscored = 0
+    values: dict[str | None, list[float]] = defaultdict(list)  # by domain
+    unscored: dict[str | None, int] = defaultdict(int)
     for example in kit.store.iter_examples(ExampleQuery(task=task, status="accepted")):
         if example.quality is None:
-            unscored += 1
+            unscored[example.domain] += 1
         else:
-            values.append(example.quality)
+            values[example.domain].append(example.quality)
+    mean_quality = {row.cell: row.quality for row in rows}
     settings = kit.settings.task(task)
     share = math.ceil(need / len(cells)) if cells else need
     cell_rows = []
@@ -141,7 +142,8 @@ def _task_readiness(kit: Kit, task: str, optimizer: str | None) -> list[Readines
         domain, topic, difficulty = cell
         cell_rows.append({"domain": domain, "topic": topic, "difficulty": difficulty, "accepted": count,
                           "candidates": candidates.get(cell, 0), "needed": wanted, "target": settings.cell_target,
-                          "missing": max(0, wanted - count)})
+                          "missing": max(0, wanted - count),
+                          "mean_quality": None if mean_quality.get(cell) is None else round(mean_quality[cell], 4)})
     gaps = [row.to_dict() for row in rows if row.state != "ok"]
     total = sum(accepted.values())
     dev = sum(_dev_count(n, cfg.dev_fraction) for n in accepted.values())
@@ -207,17 +209,20 @@ def _task_readiness(kit: Kit, task: str, optimizer: str | None) -> list[Readines
     if not problems:
         steps.append(f"run `trainkit optimize --task {task} --optimizer {name}`")
     overall = Readiness(task=task, domain=None, optimizer=name, accepted=total, needed=need, dev=dev,
-                        min_dev=cfg.min_dev, candidates=pending, quality=_quality(values, unscored),
+                        min_dev=cfg.min_dev, candidates=pending,
+                        quality=_quality([v for vs in values.values() for v in vs], sum(unscored.values())),
                         cells=cell_rows, gaps=gaps, problems=problems, next_steps=steps)
     result = [overall]
     domains = sorted({c[0] for c in cells if c[0] is not None})
     for domain in domains:
-        result.append(_domain_readiness(task, domain, name, cfg, cell_rows, gaps, additions, share))
+        result.append(_domain_readiness(task, domain, name, cfg, cell_rows, gaps, additions, share,
+                                        _quality(values.get(domain, []), unscored.get(domain, 0))))
     return result
 
 
 def _domain_readiness(task: str, domain: str, name: str, cfg: Any, cell_rows: list[dict[str, Any]],
-                      gaps: list[dict[str, Any]], additions: dict[Cell, int], share: int) -> Readiness:
+                      gaps: list[dict[str, Any]], additions: dict[Cell, int], share: int,
+                      quality: dict[str, Any]) -> Readiness:
     rows = [r for r in cell_rows if r["domain"] == domain]
     count = sum(r["accepted"] for r in rows)
     problems = []
@@ -234,6 +239,6 @@ def _domain_readiness(task: str, domain: str, name: str, cfg: Any, cell_rows: li
     return Readiness(task=task, domain=domain, optimizer=name, accepted=count,
                      needed=max(cfg.min_per_cell * len(rows), 1),
                      dev=sum(_dev_count(r["accepted"], cfg.dev_fraction) for r in rows), min_dev=0,
-                     candidates=sum(r["candidates"] for r in rows), quality={},
+                     candidates=sum(r["candidates"] for r in rows), quality=quality,
                      cells=rows, gaps=[g for g in gaps if g["domain"] == domain], problems=problems,
                      next_steps=steps)
