@@ -224,13 +224,15 @@ def _percentages(rng: random.Random, level: int) -> Made:
         return Made(problem, solution, f"${new}",
                     {"percent": percent, "price": price, "sign": 1 if up else -1, "new": new})
     percent = rng.choice((10, 20, 25, 30, 40, 60, 75))
-    original = (100 // math.gcd(percent, 100)) * rng.randint(2, 30)
+    original = (100 // math.gcd(percent, 100)) * rng.randint(2, 60)
     sale = original * (100 - percent) // 100
     shop = rng.choice(("In a sale", "At a market stall", "Online", "At the end of the season", "In a shop"))
     problem = rng.choice((
         f"After a {percent}% discount, a {good} costs ${sale}. What was the price before the discount?",
         f"{shop}, a {good} is sold for ${sale}, which is {percent}% off its usual price. What is the usual price?",
-        f"{rng.choice(NAMES)} paid ${sale} for a {good} after a {percent}% reduction. Find the original price."))
+        f"{rng.choice(NAMES)} paid ${sale} for a {good} after a {percent}% reduction. Find the original price.",
+        f"A {good} now sells for ${sale} because its price was cut by {percent}%. How much did it cost before?",
+        f"Which price, reduced by {percent}%, gives ${sale} for a {good} in {rng.choice(NAMES)}'s shop?"))
     solution = (f"After the discount the price is {100 - percent}% of the original, so the original is "
                 f"{sale} ÷ {100 - percent}/100 = {sale} × 100 ÷ {100 - percent} = {original} dollars, so "
                 f"${original}.")
@@ -353,7 +355,7 @@ def _kinematics(rng: random.Random, level: int) -> Made:
         solution = f"Distance = speed × time = {speed} m/s × {time} s = {distance} m."
         return Made(problem, solution, f"{distance} m", {"kind": "distance", "speed": speed, "time": time})
     if level == 1:
-        u, a, t = rng.randint(0, 20), rng.randint(1, 6), rng.randint(2, 15)
+        u, a, t = rng.randint(0, 30), rng.randint(1, 9), rng.randint(2, 20)
         v = u + a * t
         problem = rng.choice((
             f"A {vehicle} moving at {u} m/s accelerates uniformly at {a} m/s² for {t} s. What is its final speed?",
@@ -362,7 +364,10 @@ def _kinematics(rng: random.Random, level: int) -> Made:
             f"{rng.choice(NAMES)} times a {vehicle} that gains {a} m/s every second, starting from {u} m/s. "
             f"Find its speed {t} s later.",
             f"What speed does a {vehicle} reach if it starts at {u} m/s and accelerates at {a} m/s² for {t} s?"))
-        solution = f"Use v = u + at: v = {u} + {a} × {t} = {u} + {a * t} = {v} m/s."
+        solution = rng.choice((
+            f"Use v = u + at: v = {u} + {a} × {t} = {u} + {a * t} = {v} m/s.",
+            f"In {t} s the speed grows by {a} × {t} = {a * t} m/s, so the final speed is {u} + {a * t} = {v} m/s.",
+            f"Final speed = initial speed + acceleration × time = {u} + {a * t} = {v} m/s."))
         return Made(problem, solution, f"{v} m/s", {"kind": "speed", "u": u, "a": a, "t": t})
     u, a, t = rng.randint(0, 15), rng.choice((2, 4, 6, 8, 1, 3)), rng.randint(2, 12)
     s = Fraction(u * t) + Fraction(a * t * t, 2)
