@@ -359,6 +359,30 @@ class Kit:
 
         return load_program(self, task, factory)
 
+    def task_state(self, task: str, optimizer: str | None = None) -> Any:
+        """Is `task` still "collecting" data or "optimized" (readiness met and a champion exists)? A
+        `TaskState` (`.state`, `.ready`, `.champion`, `.next_steps`); see docs/incremental.md."""
+        from .optimization.incremental import task_state
+
+        return task_state(self, task, optimizer)
+
+    def builder(self, task: str | None = None, program: Any = None, metric: Any = None,
+                optimizer: str | None = None, **options: Any) -> Any:
+        """An `IncrementalBuilder` that re-optimizes when the triggers in settings fire: `.due()`, `.step()`,
+        `.start(interval)` in a background thread, `.stop()`; see docs/incremental.md."""
+        from .optimization.incremental import IncrementalBuilder
+
+        return IncrementalBuilder(self, task, program, metric, optimizer, **options)
+
+    def plot_runs(self, path: str | Path, task: str | None = None) -> Path:
+        """Write the score trend of the optimization runs (of `task`) to `path` (.html, or .png with the `plot`
+        extra): baseline and optimized score per run over time, champions marked."""
+        from .optimization.plot import plot_kit_runs
+
+        return plot_kit_runs(self, path, task)
+
+    # -- generation (LMs) --------------------------------------------------------------------------------
+
     # -- generation (LMs) --------------------------------------------------------------------------------
     def lm(self, task: str | None = None, purpose: str = "generation") -> Any:
         """A `dspy.LM` for `purpose` ("generation", "judging", ...) with the task's overrides; the API key is

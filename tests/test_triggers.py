@@ -200,3 +200,47 @@ def test_marks_wait_returns_on_change_or_stop():
     marks.mark(["qa"])
     assert marks.wait(0, timeout=60.0, stop=lambda: False) == 1  # already newer: returns at once
     assert marks.wait(1, timeout=60.0, stop=lambda: True) == 1  # stopping: returns at once
+
+
+# ---- settings ---------------------------------------------------------------------------------------------
+
+def test_trigger_settings_merge_per_key_and_false_switches_one_off(tmp_path):
+    (tmp_path / "trainkit.toml").write_text("""
+[optimize.triggers]
+new_accepted = 50
+growth = 0.2
+every = "1d"
+
+[tasks.qa.optimize.triggers]
+new_accepted = 10
+every = false
+quality_shift = 0.05
+on_ready = false
+""")
+    settings = load_settings(env={}, cwd=tmp_path)
+    with tk.open(f"sqlite:///{tmp_path / 's.db'}", settings=settings) as kit:
+        assert triggers.triggers_for(kit, "qa") == TriggerSettings(new_accepted=10, growth=0.2, quality_shift=0.05,
+                                                                   every=None, on_ready=False)
+        assert triggers.triggers_for(kit, "other") == TriggerSettings(new_accepted=50, growth=0.2, every=DAY)
+        assert triggers.triggers_for(kit, "qa").active() == ["new_accepted", "growth", "quality_shift"]
+
+
+@pytest.mark.parametrize(("table", "line", "message"), [
+    ("new_accepted = 0", 3, "optimize.triggers.new_accepted: must be a whole number >= 1"),
+    ("growth = -0.1", 3, "optimize.triggers.growth: must be a fraction > 0"),
+    ("quality_shift = 2", 3, "optimize.triggers.quality_shift: must be a number above 0 and at most 1"),
+    ("every = \"sometimes\"", 3, "optimize.triggers.every: 'sometimes' is not a duration"),
+    ("on_ready = 1", 3, "optimize.triggers.on_ready: must be true or false"),
+    ("new_acepted = 5", 3, "optimize.triggers.new_acepted: unknown key; known keys here: new_accepted, growth"),
+])
+def test_bad_trigger_settings_name_the_file_line_and_key(tmp_path, table, line, message):
+    (tmp_path / "trainkit.toml").write_text(f"\n[optimize.triggers]\n{table}\n")
+    with pytest.raises(tk.ConfigError) as caught:
+        load_settings(env={}, cwd=tmp_path)
+    assert f"trainkit.toml:{line}: {message}" in str(caught.value)
+
+
+def test_task_trigger_errors_name_the_task_table(tmp_path):
+    (tmp_path / "trainkit.toml").write_text("[tasks.qa.optimize.triggers]\ngrowth = \"lots\"\n")
+    with pytest.raises(tk.ConfigError, match=r"trainkit.toml:2: tasks.qa.optimize.triggers.growth: must be a fraction"):
+        load_settings(env={}, cwd=tmp_path)

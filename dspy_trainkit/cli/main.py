@@ -45,6 +45,7 @@ BUILTIN_COMMANDS = {
     "ready": ("dspy_trainkit.cli.optimization", "ready"),
     "optimize": ("dspy_trainkit.cli.optimization", "optimize"),
     "runs": ("dspy_trainkit.cli.optimization", "runs"),
+    "watch": ("dspy_trainkit.cli.watch", "watch"),
 }
 
 

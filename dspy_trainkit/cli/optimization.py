@@ -39,15 +39,19 @@ def ready(state: CliState, task: str | None, optimizer: str | None, as_json: boo
     Exits 0 when ready, 3 when not."""
     kit = state.kit()
     found = kit.readiness(task=task, optimizer=optimizer)
+    from ..optimization.incremental import state_of  # O2: each task's "collecting" / "optimized" state
+
+    states = {r.task: state_of(kit, r.task, r.ready) for r in found if r.domain is None}
     if as_json:
-        echo_json([r.to_dict() for r in found])
+        echo_json([{**r.to_dict(), **({"state": states[r.task]} if r.domain is None else {})} for r in found])
     elif not found:
         click.echo("no tasks yet: configure one in trainkit.toml or add examples")
     for r in found if not as_json else []:
         if r.domain is None:
             click.echo(f"task {r.task}: {r.verdict.upper()} for {r.optimizer} — {r.accepted} accepted of "
                        f"{r.needed} needed, {r.dev} dev (at least {r.min_dev})"
-                       + (f", {r.candidates} waiting for review" if r.candidates else ""))
+                       + (f", {r.candidates} waiting for review" if r.candidates else "")
+                       + f"; state: {states[r.task]}")
             q = r.quality
             if q.get("scored"):
                 click.echo(f"  quality: median {q['median']}, p25 {q['p25']}, p75 {q['p75']}, min {q['min']} "
@@ -123,11 +127,17 @@ def optimize(state: CliState, task: str | None, program: str | None, metric: str
 @click.option("--task", help="Only this task's runs.")
 @click.option("--run", "run_id", metavar="ID", help="Show one run (a unique end of its id) with its per-example "
               "dev results and candidates.")
+@click.option("--plot", "plot_path", metavar="FILE", type=click.Path(dir_okay=False), help="Also draw the score "
+              "trend to FILE: .html (self-contained) or .png (needs the plot extra).")
 @json_option
 @pass_state
-def runs(state: CliState, task: str | None, run_id: str | None, as_json: bool) -> None:
+def runs(state: CliState, task: str | None, run_id: str | None, as_json: bool, plot_path: str | None = None) -> None:
     """Optimization history, oldest first: snapshot, optimizer, status, dev scores; * marks each task's champion."""
     kit = state.kit()
+    if plot_path is not None:  # O2's score-trend plot (dspy_trainkit.optimization.plot)
+        written = kit.plot_runs(plot_path, task)
+        if not as_json:
+            click.echo(f"score trend written to {written}", err=True)
     if run_id is not None:
         _show_run(kit, run_id, as_json)
         return

@@ -245,3 +245,18 @@ def _write_png(runs: Sequence[RunPoint], path: Path, title: str) -> None:
         fig.savefig(path, format="png", dpi=100)
     finally:
         plt.close(fig)
+
+
+def kit_points(kit: Any, task: str | None = None) -> list[RunPoint]:
+    """The plot's points for a kit's finished runs (of `task`), the current champion of each task marked."""
+    runs = [r for r in kit.runs(task) if r.status == "succeeded"]
+    champions = {name: getattr(kit.champion(name), "id", None) for name in {r.task for r in runs}}
+    return points(RunPoint(run_id=r.id, task=r.task, time=r.finished_at or r.created_at, baseline=r.baseline_score,
+                           score=r.score, champion=r.id == champions.get(r.task), optimizer=r.used or r.optimizer,
+                           snapshot=r.snapshot, status=r.status) for r in runs)
+
+
+def plot_kit_runs(kit: Any, path: str | Path, task: str | None = None) -> Path:
+    """Write the score trend of a kit's runs (see `write_plot`)."""
+    return write_plot(kit_points(kit, task), path,
+                      title=f"Optimization score trend: {task}" if task else "Optimization score trend")

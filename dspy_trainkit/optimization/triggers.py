@@ -154,9 +154,7 @@ def merge(project: Mapping[str, Any] | None, task: Mapping[str, Any] | None) -> 
 def triggers_for(kit: Kit, task: str) -> TriggerSettings:
     """The trigger settings of `task` in this kit's settings."""
     settings = kit.settings
-    project = getattr(settings, "triggers", None)
-    task_values = getattr(settings.task(task), "triggers", None)
-    return merge(project, task_values)
+    return merge(settings.optimize.triggers, settings.task(task).optimize.get("triggers"))
 
 
 # ---- evaluation ------------------------------------------------------------------------------------------

@@ -1,0 +1,143 @@
+"""`trainkit watch`: evaluate re-optimization triggers and re-optimize due tasks, once (cron) or in a loop.
+
+The work is done by `dspy_trainkit.optimization.incremental.IncrementalBuilder`; this module parses options and
+prints. `--once` exits 0 when every due task was optimized (or nothing was due) and 1 when a re-optimization
+failed; the loop stops cleanly on Ctrl-C (a run in progress is recorded as interrupted by the run engine).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+import click
+
+from .optimization import OPTIMIZER_NAMES
+from .output import echo_json, when
+from .state import CliState, pass_state
+
+FAILED_EXIT = 1
+
+
+class Duration(click.ParamType):
+    """Seconds, or text such as "30s", "5m", "1h"."""
+
+    name = "duration"
+
+    def __init__(self, *, zero: bool = False):
+        self.zero = zero  # whether 0 ("no wait") is allowed
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> float:
+        from ..optimization.triggers import parse_duration
+
+        if self.zero and isinstance(value, str | int | float) and _is_number(str(value)) and float(value) == 0:
+            return 0.0
+        try:
+            return parse_duration(float(value) if isinstance(value, str) and _is_number(value) else value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+@click.command()
+@click.option("--task", help="Only this task (default: every task in settings or with runs).")
+@click.option("--interval", type=Duration(), default="60", show_default=True,
+              help="Seconds between evaluations (or 30s, 5m, 1h).")
+@click.option("--once", is_flag=True, help="Evaluate once, re-optimize what is due, and exit (for cron).")
+@click.option("--dry-run", is_flag=True, help="Only show the task states and which triggers fire; run nothing.")
+@click.option("--program", metavar="PKG.MODULE:FACTORY", help="What makes the DSPy program (default: "
+              "[optimize] program, else the task's program).")
+@click.option("--metric", metavar="PKG.MODULE:FUNCTION", help="metric(example, prediction, trace=None) "
+              "(default: [optimize] metric).")
+@click.option("--optimizer", type=click.Choice(OPTIMIZER_NAMES), help="Default: [optimize] optimizer.")
+@click.option("--retry-after", type=Duration(zero=True), default="15m", show_default=True,
+              help="How long a task whose re-optimization failed waits before the next attempt (0: no wait).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress lines; in the loop, print only runs.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print JSON: one object with --once/--dry-run, one line per step in the loop.")
+@pass_state
+def watch(state: CliState, task: str | None, interval: float, once: bool, dry_run: bool, program: str | None,
+          metric: str | None, optimizer: str | None, retry_after: float, quiet: bool, as_json: bool) -> None:
+    """Re-optimize tasks when their triggers fire ([optimize.triggers]: new_accepted, growth, quality_shift,
+    every, on_ready). A task is "collecting" until readiness is met and it has a champion, then "optimized"."""
+    kit = state.kit()
+    builder = kit.builder(task, program=program, metric=metric, optimizer=optimizer, actor="watch",
+                          retry_after=retry_after)
+    show = not quiet and sys.stderr.isatty()
+
+    def progress(name: str, stage: str) -> None:
+        if show:
+            click.echo(f"optimize {name}: {stage}…", err=True)
+
+    if dry_run:
+        checks = builder.check()
+        _print(checks, [], as_json=as_json, quiet=False)
+        return
+    if once:
+        results = builder.step(progress=progress)
+        _print(builder.last_checks, results, as_json=as_json, quiet=False)
+        if any(r.status == "failed" for r in results):
+            sys.exit(FAILED_EXIT)
+        return
+
+    def on_step(results: list[Any]) -> None:
+        if as_json:
+            click.echo(_json_line({"time": time.time(), "checks": [c.to_dict() for c in builder.last_checks],
+                                   "results": [r.to_dict() for r in results]}))
+        elif results or not quiet:
+            _print(builder.last_checks, results, as_json=False, quiet=quiet, stamp=True)
+
+    if not as_json and not quiet:
+        click.echo(f"watching {task or 'every task'} every {interval:g} s; Ctrl-C stops", err=True)
+    try:
+        builder.run_forever(interval, on_step=on_step, progress=progress)
+    except KeyboardInterrupt:
+        if not as_json:
+            click.echo("stopped", err=True)
+
+
+def _json_line(data: Any) -> str:
+    import orjson
+
+    return orjson.dumps(data).decode()
+
+
+def _print(checks: list[Any], results: list[Any], *, as_json: bool, quiet: bool, stamp: bool = False) -> None:
+    if as_json:
+        echo_json({"checks": [c.to_dict() for c in checks], "results": [r.to_dict() for r in results]})
+        return
+    prefix = f"[{when(time.time())}] " if stamp else ""
+    ran = {r.task: r for r in results}
+    if not checks:
+        click.echo(f"{prefix}no tasks to watch: configure one in trainkit.toml")
+    for check in checks:
+        if quiet and check.task not in ran:
+            continue
+        state = check.state
+        head = f"{prefix}task {check.task}: {state.state}"
+        if state.champion:
+            score = f" ({state.champion_score:.1f})" if state.champion_score is not None else ""
+            head += f", champion {state.champion[-8:]}{score}"
+        if not state.ready:
+            head += ", not ready"
+        if check.hits:
+            head += "; due: " + "; ".join(h.reason for h in check.hits)
+        elif state.ready:
+            head += "; no trigger fired"
+        click.echo(head)
+        if check.blocked:
+            click.echo(f"  waiting: {check.blocked}")
+        if not state.ready:
+            for step in state.next_steps[:3]:
+                click.echo(f"  next: {step}")
+        result = ran.get(check.task)
+        if result is not None:
+            click.echo(f"  {'failed: ' + result.error if result.status == 'failed' else result.message}")

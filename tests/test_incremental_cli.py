@@ -1,0 +1,174 @@
+"""`trainkit watch` (--once exit codes and --json, --dry-run, the loop stopped by Ctrl-C) and `trainkit runs
+--plot` (HTML with one point per run; PNG without matplotlib is one clear error), with DummyLM."""
+
+from __future__ import annotations
+
+import json
+import sys
+from html.parser import HTMLParser
+
+import dspy
+import pytest
+from click.testing import CliRunner
+from helpers import QUALITY_PLUGINS
+from incremental_program import dummy_lm, record
+
+import dspy_trainkit as tk
+from dspy_trainkit import load_settings
+from dspy_trainkit.cli.main import cli
+from dspy_trainkit.optimization import triggers
+
+TOML = """
+[plugins]
+disable = [{disabled}]
+
+[tasks.qa]
+inputs = ["question"]
+outputs = ["answer"]
+
+[optimize]
+optimizer = "labeled"
+program = "incremental_program:QA"
+metric = "incremental_program:exact"
+
+[optimize.triggers]
+new_accepted = 5
+"""
+
+
+@pytest.fixture
+def project(tmp_path):
+    disabled = ", ".join(f'"{name}"' for name in QUALITY_PLUGINS)
+    (tmp_path / "trainkit.toml").write_text(TOML.format(disabled=disabled))
+    return tmp_path
+
+
+def add(project, numbers, **options):
+    with tk.open(settings=load_settings(env={}, cwd=project)) as kit:
+        kit.add_many([record(i, **options) for i in numbers])
+
+
+def trainkit(*args, lm=True):
+    runner = CliRunner()
+    if lm:
+        with dspy.context(lm=dummy_lm()):
+            return runner.invoke(cli, list(args), catch_exceptions=False)
+    return runner.invoke(cli, list(args), catch_exceptions=False)
+
+
+def test_watch_once_json_runs_what_is_due_and_reports_states(project):
+    add(project, range(3))
+    first = trainkit("watch", "--once", "--json")
+    assert first.exit_code == 0, first.output
+    data = json.loads(first.stdout)
+    [check] = data["checks"]
+    assert (check["task"], check["state"], check["ready"], check["due"]) == ("qa", "collecting", False, False)
+    assert check["next_steps"] and data["results"] == []
+
+    add(project, range(3, 10))
+    second = trainkit("watch", "--once", "--json")
+    assert second.exit_code == 0, second.output
+    data = json.loads(second.stdout)
+    [result] = data["results"]
+    assert result["status"] == "succeeded" and result["promoted"] and result["hits"][0]["trigger"] == "on_ready"
+
+    add(project, range(4), poisoned=True)
+    after = json.loads(trainkit("watch", "--dry-run", "--json").stdout)
+    [check] = after["checks"]
+    assert (check["state"], check["champion"], check["due"]) == ("optimized", result["run_id"], False)
+    assert check["observation"]["new_accepted"] == 4
+
+
+def test_watch_once_exits_1_when_a_reoptimization_fails(project):
+    add(project, range(10))
+    failed = trainkit("watch", "--once", "--json", "--program", "no_such_module:factory")
+    assert failed.exit_code == 1
+    [result] = json.loads(failed.stdout)["results"]
+    assert result["status"] == "failed" and "no_such_module" in result["error"]
+    text = trainkit("watch", "--once")  # within retry_after: waits instead of failing again
+    assert text.exit_code == 0
+    assert "waiting: the last attempt failed" in text.output
+    retried = trainkit("watch", "--once", "--json", "--retry-after", "0")  # no wait: the config's program runs
+    assert retried.exit_code == 0
+    assert [r["status"] for r in json.loads(retried.stdout)["results"]] == ["succeeded"]
+
+
+def test_watch_text_output_says_state_and_next_steps(project):
+    add(project, range(2))
+    result = trainkit("watch", "--once", lm=False)
+    assert result.exit_code == 0
+    assert "task qa: collecting, not ready" in result.output
+    assert "next:" in result.output
+
+
+def test_watch_refuses_a_bad_interval(project):
+    result = CliRunner().invoke(cli, ["watch", "--interval", "soon"])
+    assert result.exit_code == 2
+    assert "'soon' is not a duration" in result.output
+
+
+def test_watch_loop_runs_a_step_and_stops_cleanly_on_ctrl_c(project, monkeypatch):
+    add(project, range(10))
+
+    def interrupted(self, seen, timeout, stop):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(triggers.ChangeMarks, "wait", interrupted)
+    result = trainkit("watch", "--json", "--interval", "5m")
+    assert result.exit_code == 0
+    [line] = result.stdout.strip().splitlines()
+    step = json.loads(line)
+    assert [r["status"] for r in step["results"]] == ["succeeded"]
+    assert "Traceback" not in result.output
+
+
+class Circles(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.found = []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "circle" and "point" in attrs.get("class", ""):
+            self.found.append(attrs)
+
+
+def test_runs_plot_draws_one_point_per_run_with_its_scores(project):
+    add(project, range(10))
+    assert trainkit("watch", "--once").exit_code == 0
+    add(project, range(5), poisoned=True)
+    assert trainkit("watch", "--once").exit_code == 0
+    listed = json.loads(trainkit("runs", "--json", "--plot", str(project / "trend.html")).stdout)
+    parser = Circles()
+    parser.feed((project / "trend.html").read_text(encoding="utf-8"))
+    optimized = {c["data-run"]: c for c in parser.found if c["data-kind"] == "optimized"}
+    baseline = {c["data-run"]: c for c in parser.found if c["data-kind"] == "baseline"}
+    assert set(optimized) == set(baseline) == {r["id"] for r in listed}
+    for run in listed:
+        assert float(optimized[run["id"]]["data-value"]) == run["score"]
+        assert float(baseline[run["id"]]["data-value"]) == run["baseline_score"]
+        assert optimized[run["id"]]["data-champion"] == str(run["champion"]).lower()
+    assert [r["champion"] for r in listed] == [True, False]  # the worse challenger did not take over
+
+
+def test_runs_plot_png_without_matplotlib_is_one_clear_error(project, monkeypatch):
+    add(project, range(10))
+    assert trainkit("watch", "--once").exit_code == 0
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    result = CliRunner().invoke(cli, ["runs", "--plot", str(project / "trend.png")])
+    assert result.exit_code == 1
+    assert "PNG plots need matplotlib" in result.output and "dspy-trainkit[plot]" in result.output
+    assert "Traceback" not in result.output
+    assert not (project / "trend.png").exists()
+
+
+def test_ready_shows_the_collecting_then_optimized_state(project):
+    add(project, range(10))
+    before = CliRunner().invoke(cli, ["ready", "--json", "--task", "qa"])
+    [task_level] = [r for r in json.loads(before.stdout) if r["domain"] is None]
+    assert (task_level["ready"], task_level["state"]) == (True, "collecting")
+    assert "state: collecting" in CliRunner().invoke(cli, ["ready", "--task", "qa"]).output
+    assert trainkit("watch", "--once").exit_code == 0
+    after = CliRunner().invoke(cli, ["ready", "--json", "--task", "qa"])
+    [task_level] = [r for r in json.loads(after.stdout) if r["domain"] is None]
+    assert task_level["state"] == "optimized"
