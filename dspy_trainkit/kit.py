@@ -382,8 +382,6 @@ class Kit:
         return plot_kit_runs(self, path, task)
 
     # -- generation (LMs) --------------------------------------------------------------------------------
-
-    # -- generation (LMs) --------------------------------------------------------------------------------
     def lm(self, task: str | None = None, purpose: str = "generation") -> Any:
         """A `dspy.LM` for `purpose` ("generation", "judging", ...) with the task's overrides; the API key is
         read now from the variable `api_key_env` names. Not configured or key unset: LMError."""
