@@ -36,7 +36,6 @@ def parse_from(text: str | None) -> tuple[str, ...]:
 
 
 @click.command()
-@selection_options
 @click.option("--strategy", "-s", metavar="NAME", help="The strategy: template, paraphrase, harder, easier, "
               "topic-transfer, persona, or one a plugin adds (see --list).")
 @click.option("--from", "from_", metavar="SELECTION",
@@ -51,6 +50,7 @@ def parse_from(text: str | None) -> tuple[str, ...]:
 @click.option("--list", "list_", is_flag=True, help="List the strategies and exit.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress line.")
 @json_option
+@selection_options
 @pass_state
 def synthesize(state: CliState, strategy: str | None, from_: str | None, count: int | None, seed: int,
                options: tuple[str, ...], dry_run: bool, list_: bool, quiet: bool, as_json: bool, **selection: Any
@@ -139,3 +139,10 @@ def _print(r: dict[str, Any]) -> None:
                    f"items, {lm.get('total_tokens', 0)} tokens")
     for note in r["notes"]:
         click.echo(f"note: {note}", err=True)
+
+
+for _param in synthesize.params:  # the shared selection options, worded for what they mean here
+    if _param.name == "task":
+        _param.help = "The task to make examples of (default: default_task)."
+    elif _param.name in ("status", "source", "min_quality", "ids"):
+        _param.help = (_param.help or "").replace("Only", "Seeds: only")
