@@ -162,6 +162,7 @@ def test_lm_strategy_outputs_land_with_parent_provenance(tmp_path: Path, key: No
         requests = [input_fields(body) for body in server.requests]
     assert report.failures == 0 and report.made == 4 and report.accepted == 4, report
     assert report.model == "openai/test-model" and report.lm["calls"] >= 4
+    assert report.parents == len({ex.provenance["parent"] for ex in made}) >= 2
     rewrite_requests = [r for r in requests if "request" in r]
     assert len(rewrite_requests) == 4  # plus the one check call before the work
     assert {r["original_problem"] for r in rewrite_requests} <= {s[2] for s in SEEDS}
@@ -370,3 +371,16 @@ def test_cli_exit_4_when_some_could_not_be_made(tmp_path: Path, key: None) -> No
     assert result.exit_code == 4, result.output
     assert "could not make 1: malformed 1" in result.output
     assert "made 3 of 4" in result.output
+
+
+def test_a_task_with_its_own_request_field_keeps_it_apart_from_the_rewrite_request(tmp_path: Path) -> None:
+    extra = '[tasks.support]\nsignature = "request -> reply"\n[lm.generation]\nconcurrency = 1\n'
+    with tk.open(config=write_config(tmp_path, extra)) as kit:
+        seed = kit.add(task="support", inputs={"request": "My parcel from last week never arrived at my flat."},
+                       outputs={"reply": "Sorry to hear that; we have sent a replacement parcel today."})
+        lm = dspy.utils.DummyLM([{"request": "The package I ordered seven days ago has not reached my home yet.",
+                                  "reply": "Apologies: a new package is on its way to you as of this morning."}])
+        report = kit.synthesize("support", "paraphrase", 1, lm=lm)
+        made = kit.get(report.ids[0])
+    assert report.accepted == 1 and made.provenance["parent"] == seed.id
+    assert made.inputs == {"request": "The package I ordered seven days ago has not reached my home yet."}

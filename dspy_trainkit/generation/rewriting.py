@@ -89,7 +89,9 @@ class RewriteStrategy:
         def call(job: Job) -> Any:
             program, _, _ = program_for(job.seed)
             fields = {**job.seed.inputs, **job.seed.outputs}
-            return program(request=job.request, **{f"original_{k}": _text(v) for k, v in fields.items()})
+            arguments = {f"original_{k}": _text(v) for k, v in fields.items()}
+            arguments[request_field(fields)] = job.request
+            return program(**arguments)
 
         for outcome in context.lm_calls().run(call, jobs):
             job: Job = outcome.item
@@ -109,7 +111,7 @@ class RewriteStrategy:
         fields: dict[str, Any] = {}
         for name in (*shape[0], *shape[1]):
             fields[f"original_{name}"] = (str, dspy.InputField(desc=f"the original example's {name}"))
-        fields["request"] = (str, dspy.InputField(desc=REQUEST_DESC))
+        fields[request_field((*shape[0], *shape[1]))] = (str, dspy.InputField(desc=REQUEST_DESC))
         for name in (*shape[0], *shape[1]):
             if name not in fixed:
                 fields[name] = (str, dspy.OutputField(desc=f"the new example's {name}"))
@@ -136,6 +138,11 @@ class RewriteStrategy:
             provenance["changed"] = changes
         provenance.update(job.note)
         return {"inputs": inputs, "outputs": outputs, **labels, "provenance": provenance}
+
+
+def request_field(names: Any) -> str:
+    """The name of the request input: `request`, or `rewrite_request` when the task has a field `request`."""
+    return "rewrite_request" if "request" in names else "request"
 
 
 def _fixed_labels(context: SynthesisContext) -> frozenset[str]:

@@ -168,7 +168,8 @@ class SynthesisContext:
 class SynthesisReport:
     """What one synthesis run did. `made` = candidates the strategy produced = accepted + candidate + rejected +
     duplicates + invalid; `failures` counts what it was asked for but could not make. `held` counts accepted
-    candidates kept as `candidate` by the task's `max_synthetic_ratio` (included in `candidate`)."""
+    candidates kept as `candidate` by the task's `max_synthetic_ratio` (included in `candidate`). `seeds` is how
+    many seed examples were selected, `parents` how many of them the made candidates came from."""
 
     task: str
     strategy: str
@@ -177,6 +178,7 @@ class SynthesisReport:
     dry_run: bool = False
     model: str | None = None
     seeds: int = 0
+    parents: int = 0
     made: int = 0
     accepted: int = 0
     candidate: int = 0
@@ -234,6 +236,7 @@ def synthesize(kit: Kit, task: str, strategy: str, count: int, *, query: Example
 
             check(kit.settings.lm_for(task, "generation"), purpose="generation", task=task)
     counter = DiversityCounter(cells=context.cells)
+    parents: set[str] = set()
     reasons: Counter[str] = Counter()
 
     def on_reject(_position: str, _record: Any, messages: list[str]) -> None:
@@ -246,7 +249,7 @@ def synthesize(kit: Kit, task: str, strategy: str, count: int, *, query: Example
         if progress is not None:
             progress(report)
 
-    made = _candidates(registration, seeds, count, context, options or {}, report, counter)
+    made = _candidates(registration, seeds, count, context, options or {}, report, counter, parents)
     intake_report = kit.intake(((f"candidate {n}", record) for n, record in enumerate(made, start=1)),
                                defaults={"task": task, "source": "synthetic"}, actor=actor,
                                reason=f"synthesize {strategy}", dry_run=dry_run, on_reject=on_reject,
@@ -257,6 +260,7 @@ def synthesize(kit: Kit, task: str, strategy: str, count: int, *, query: Example
     if not dry_run:
         report.held = _held(kit, report.ids)
     report.diversity = counter.metrics()
+    report.parents = len(parents)
     if context._calls is not None and hasattr(context._calls, "stats"):
         report.lm = _stats_dict(context._calls.stats)
     return report
@@ -273,7 +277,8 @@ def _copy_counts(report: SynthesisReport, intake_report: Any, context: Synthesis
 
 
 def _candidates(registration: Registration, seeds: list[Example], count: int, context: SynthesisContext,
-                options: Mapping[str, Any], report: SynthesisReport, counter: DiversityCounter) -> Iterator[Any]:
+                options: Mapping[str, Any], report: SynthesisReport, counter: DiversityCounter,
+                parents: set[str]) -> Iterator[Any]:
     """The strategy's candidates as intake records: task, source "synthetic" and provenance set, at most
     `count` of them, each counted for the diversity metrics. A strategy that raises something other than a
     TrainkitError is reported as a PluginError naming its plugin."""
@@ -288,6 +293,9 @@ def _candidates(registration: Registration, seeds: list[Example], count: int, co
             if record is None:
                 continue
             report.made += 1
+            parent = record["provenance"].get("parent")
+            if isinstance(parent, str):
+                parents.add(parent)
             counter.add(record.get("inputs") or {}, record.get("outputs") or {},
                         (record.get("domain"), record.get("topic"), record.get("difficulty")))
             yield record
