@@ -100,8 +100,8 @@ def main() -> int:
     per_cell = args.count // cells
     os.environ[KEY] = "benchmark-key"
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "true")
-    print(f"bootstrap of {args.count} examples ({cells} cells x {per_cell}), server latency {args.latency * 1000:.0f} ms "
-          f"per request, DSPy cache off, store SQLite")
+    print(f"bootstrap of {args.count} examples ({cells} cells x {per_cell}), server latency "
+          f"{args.latency * 1000:.0f} ms per request, DSPy cache off, store SQLite")
     with OpenAIServer(responder(), latency=args.latency) as server, tempfile.TemporaryDirectory() as tmp:
         one, many = Path(tmp, "c1"), Path(tmp, "cN")
         one.mkdir()

@@ -229,9 +229,12 @@ class Store(abc.ABC):
         raise StoreError(f"the store backend of {self.url!r} does not keep generation plans")
 
     def attach_slot_examples(self, plan: str, owner: str,
-                             attached: Iterable[tuple[str | None, str | None, str | None, int, str]]) -> None:
-        """Record `(domain, topic, difficulty, index, example_id)`: the id a claimed slot's example will be stored
-        under, before storing it, so a crash in between is recognised on resume."""
+                             attached: Iterable[tuple[str | None, str | None, str | None, int, str, int]],
+                             ) -> list[tuple[str | None, str | None, str | None, int]]:
+        """Record `(domain, topic, difficulty, index, example_id, attempt)`: the id a claimed slot's example will
+        be stored under, before storing it, so a crash in between is recognised on resume. Returns the slots
+        `owner` still holds in that attempt (for the others the lease ran out and the slot was claimed again:
+        their results must be dropped)."""
         raise StoreError(f"the store backend of {self.url!r} does not keep generation plans")
 
     def finish_slots(self, plan: str, owner: str, results: Iterable[SlotResult]) -> int:

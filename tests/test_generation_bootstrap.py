@@ -404,3 +404,24 @@ def test_unrecoverable_failures_exit_1_and_a_rerun_finishes_them(tmp_path: Path)
         report = json.loads(out)
         assert code == 0 and report["made"] == 2 and report["done_before"] == 4 and report["done"] == 6
         assert server.counts["requests"] - before == 2 + 1  # the two failed slots and the check call
+
+
+def test_leases_are_renewed_while_a_slow_call_runs(tmp_path: Path) -> None:
+    """Calls take longer than the lease: the worker's heartbeat renews its claims, so a second worker never
+    takes over a slot that is still being made (every slot costs exactly one request)."""
+    with OpenAIServer(unique_answers(), latency=0.6) as server:
+        write_project(tmp_path, server.url, concurrency=3)  # 6 slots
+        reports = []
+
+        def worker(delay: float) -> None:
+            time.sleep(delay)
+            with open_kit(tmp_path) as kit:
+                reports.append(kit.bootstrap("problems", check=False, lease=0.3))
+
+        threads = [threading.Thread(target=worker, args=(d,)) for d in (0.0, 0.35)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert len(reports) == 2 and sum(r.made for r in reports) == 6
+        assert server.counts["requests"] == 6 and sum(r.lost for r in reports) == 0

@@ -99,3 +99,22 @@ def test_two_workers_never_claim_the_same_slot(store_url: str) -> None:
     assert claimed["w0"] and claimed["w1"]  # both really worked
     with tk.open(store_url) as kit:
         assert kit.store.slot_counts("p") == {"done": 400}
+
+
+def test_a_result_of_an_older_claim_changes_nothing(kit: tk.Kit) -> None:
+    """A slot whose lease ran out and was claimed again (even by the same worker) only takes the result of the
+    newest claim: an old in-flight result is neither attached nor finished, so a slot never gets two examples."""
+    kit.store.ensure_plan("p", "problems", {}, [("d", "t", "easy", 0)])
+    (old,) = kit.store.claim_slots("p", "w", 1, 0.01)
+    time.sleep(0.05)
+    (new,) = kit.store.claim_slots("p", "w", 1, 60)
+    assert (old.attempts, new.attempts) == (1, 2)
+    assert kit.store.attach_slot_examples("p", "w", [(*old.cell, old.index, "e-old", old.attempts)]) == []
+    assert kit.store.finish_slots("p", "w", [SlotResult(*old.cell, old.index, "done", example_id="e-old",
+                                                        attempt=old.attempts)]) == 0
+    assert kit.store.attach_slot_examples("p", "w", [(*new.cell, new.index, "e-new", new.attempts)]) == [
+        ("d", "t", "easy", 0)]
+    assert kit.store.finish_slots("p", "w", [SlotResult(*new.cell, new.index, "done", example_id="e-new",
+                                                        attempt=new.attempts)]) == 1
+    (done,) = kit.store.plan_slots("p")
+    assert (done.state, done.example_id) == ("done", "e-new")

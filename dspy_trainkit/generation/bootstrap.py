@@ -46,7 +46,8 @@ class BootstrapReport:
     claimed by another worker still running), and
     `done = done_before + made + recovered + by_others`, where `made = accepted + candidates + rejected`
     (examples this run stored) and `recovered` are slots whose example a crashed run had stored already.
-    `duplicates` counts generations dropped as duplicates (their slots were generated again or failed)."""
+    `duplicates` counts generations dropped as duplicates (their slots were generated again or failed), `lost`
+    results dropped because the slot's lease ran out and another worker took it over."""
 
     task: str
     plan: str
@@ -65,6 +66,7 @@ class BootstrapReport:
     candidates: int = 0
     rejected: int = 0
     duplicates: int = 0
+    lost: int = 0
     failures: dict[str, int] = attrs.field(factory=dict)
     failed_slots: list[dict[str, Any]] = attrs.field(factory=list)
     lm: dict[str, Any] = attrs.field(factory=dict)
@@ -109,7 +111,8 @@ class _Run:
                 return
             for slot in claimed:
                 if slot.example_id and self.store.get(slot.example_id) is not None:
-                    self._finish([SlotResult(*slot.cell, slot.index, "done", example_id=slot.example_id)])
+                    self._finish([SlotResult(*slot.cell, slot.index, "done", example_id=slot.example_id,
+                                             attempt=slot.attempts)])
                     self.report.recovered += 1
                     continue
                 yield slot
@@ -147,8 +150,11 @@ class _Run:
                 continue
             made.append((slot, example))
         if made:
-            self.store.attach_slot_examples(self.plan, self.owner,
-                                            [(*s.cell, s.index, ex.id) for s, ex in made])
+            held = set(self.store.attach_slot_examples(self.plan, self.owner,
+                                                       [(*s.cell, s.index, ex.id, s.attempts) for s, ex in made]))
+            self.report.lost += sum(1 for s, _ex in made if (*s.cell, s.index) not in held)
+            made = [(s, ex) for s, ex in made if (*s.cell, s.index) in held]  # a lost lease: the slot is not ours
+        if made:
             problems: dict[str, str] = {}
 
             def on_reject(position: str, _record: Any, reasons: list[str]) -> None:
@@ -163,7 +169,8 @@ class _Run:
             self.report.made += intake.stored
             for slot, example in made:
                 if example.id in stored:
-                    results.append(SlotResult(*slot.cell, slot.index, "done", example_id=example.id))
+                    results.append(SlotResult(*slot.cell, slot.index, "done", example_id=example.id,
+                                              attempt=slot.attempts))
                 elif slot.key in problems:  # never became an example: a field the task cannot take
                     results.append(self._failed(slot, "invalid", problems[slot.key]))
                 else:
@@ -171,7 +178,8 @@ class _Run:
                     if slot.attempts < self.max_attempts:
                         self.retry_pending = True
                         results.append(SlotResult(*slot.cell, slot.index, "pending", reason="duplicate",
-                                                  error="the result duplicated a stored example"))
+                                                  error="the result duplicated a stored example",
+                                                  attempt=slot.attempts))
                     else:
                         results.append(self._failed(slot, "duplicate", f"every one of {slot.attempts} results "
                                                     "duplicated a stored example"))
@@ -187,7 +195,7 @@ class _Run:
         if len(self.report.failed_slots) < MAX_LISTED_FAILURES:
             self.report.failed_slots.append({"slot": slot.key, "reason": reason, "error": message,
                                              "attempts": attempts if attempts is not None else slot.attempts})
-        return SlotResult(*slot.cell, slot.index, "failed", reason=reason, error=message)
+        return SlotResult(*slot.cell, slot.index, "failed", reason=reason, error=message, attempt=slot.attempts)
 
     def _finish(self, results: list[SlotResult]) -> None:
         if results:
@@ -233,11 +241,16 @@ class _Run:
             self.store.release_claims(self.plan, self.owner)
 
     def _heartbeat(self, stop: threading.Event) -> None:
+        renewed = False
         while not stop.wait(self.lease / 3):
             try:
                 self.store.renew_claims(self.plan, self.owner, self.lease)
+                renewed = True
             except Exception:  # noqa: BLE001 - a missed renewal only risks a lease; the run goes on
                 self.kit.log.warning("could not renew the leases of plan %s", self.plan, exc_info=True)
+        database = getattr(self.store, "db", None)
+        if renewed and database is not None and not database.is_closed():
+            database.close()  # this thread's own connection (peewee keeps one per thread)
 
 
 def bootstrap(kit: Kit, task: str, *, domain: str | None = None, per_cell: int | None = None,

@@ -65,7 +65,9 @@ class PlanSlot:
 
 @attrs.frozen
 class SlotResult:
-    """How a worker finished a claimed slot: the new state, the stored example, and why it failed."""
+    """How a worker finished a claimed slot: the new state, the stored example, and why it failed. With
+    `attempt`, only the claim of that attempt is finished: a result from an older claim of the same slot (the
+    lease ran out and the slot was claimed again) changes nothing."""
 
     domain: str | None
     topic: str | None
@@ -75,6 +77,7 @@ class SlotResult:
     example_id: str | None = None
     reason: str | None = None
     error: str | None = None
+    attempt: int | None = None  # the claim (its attempts count) this result belongs to; None: any
 
 
 def default_plan_name(task: str) -> str:

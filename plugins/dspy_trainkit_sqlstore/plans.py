@@ -192,13 +192,19 @@ class PlanStoreMixin:
                     .where((slot.plan == plan) & (slot.owner == owner) & (slot.state == "claimed")).execute())
 
     def attach_slot_examples(self, plan: str, owner: str,
-                             attached: Iterable[tuple[str | None, str | None, str | None, int, str]]) -> None:
+                             attached: Iterable[tuple[str | None, str | None, str | None, int, str, int]],
+                             ) -> list[tuple[str | None, str | None, str | None, int]]:
         slot = self._plans.Slot
+        held = []
         with self._transaction():  # type: ignore[attr-defined]
-            for domain, topic, difficulty, index, example_id in attached:
-                (slot.update(example_id=example_id)
-                 .where((slot.plan == plan) & (slot.cell == _cell(domain, topic, difficulty))
-                        & (slot.slot == index) & (slot.owner == owner) & (slot.state == "claimed")).execute())
+            for domain, topic, difficulty, index, example_id, attempt in attached:
+                if (slot.update(example_id=example_id)
+                        .where((slot.plan == plan) & (slot.cell == _cell(domain, topic, difficulty))
+                               & (slot.slot == index) & (slot.owner == owner) & (slot.state == "claimed")
+                               & (slot.attempts == attempt))
+                        .execute()):
+                    held.append((domain, topic, difficulty, index))
+        return held
 
     def finish_slots(self, plan: str, owner: str, results: Iterable[SlotResult]) -> int:
         slot = self._plans.Slot
@@ -211,10 +217,11 @@ class PlanStoreMixin:
                 if r.state != "claimed":
                     values["owner"] = None if r.state == "pending" else owner
                 values["example_id"] = r.example_id
-                changed += (slot.update(**values)
-                            .where((slot.plan == plan) & (slot.cell == _cell(r.domain, r.topic, r.difficulty))
-                                   & (slot.slot == r.index) & (slot.owner == owner) & (slot.state == "claimed"))
-                            .execute())
+                mine = ((slot.plan == plan) & (slot.cell == _cell(r.domain, r.topic, r.difficulty))
+                        & (slot.slot == r.index) & (slot.owner == owner) & (slot.state == "claimed"))
+                if r.attempt is not None:
+                    mine &= slot.attempts == r.attempt
+                changed += slot.update(**values).where(mine).execute()
         return changed
 
     def _slot_filter(self, query: Any, plan: str, domain: str | None, max_index: int | None) -> Any:
