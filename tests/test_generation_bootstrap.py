@@ -425,3 +425,16 @@ def test_leases_are_renewed_while_a_slow_call_runs(tmp_path: Path) -> None:
             thread.join(60)
         assert len(reports) == 2 and sum(r.made for r in reports) == 6
         assert server.counts["requests"] == 6 and sum(r.lost for r in reports) == 0
+
+
+def test_a_slot_claimed_too_often_fails_with_reason_lease(tmp_path: Path) -> None:
+    with OpenAIServer(unique_answers()) as server:
+        write_project(tmp_path, server.url)
+        with open_kit(tmp_path) as kit:
+            kit.bootstrap("problems", per_cell=1, dry_run=True)
+            kit.store.ensure_plan(PLAN, "problems", {}, [("math", "topic0", "level0", 0)])
+            kit.store.db.execute_sql("UPDATE plan_slots SET attempts = 10")  # claimed 10 times, never finished
+            report = kit.bootstrap("problems", check=False)
+            assert report.failures == {"lease": 1} and report.made == 5 and not report.complete
+            assert report.failed_slots[0]["slot"] == "math/topic0/level0#0"
+            assert server.counts["requests"] == 5

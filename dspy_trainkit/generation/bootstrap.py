@@ -36,6 +36,9 @@ from .program import Generator, check_cells, load_generator
 if TYPE_CHECKING:
     from ..kit import Kit
 
+#: A slot claimed this often in one run without being finished fails with reason "lease" instead of being
+#: claimed again (otherwise workers whose leases run out during their calls would take it from each other forever).
+MAX_CLAIMS = 10
 #: How many failed slots a report lists one by one (all are counted, and all are in the plan's rows).
 MAX_LISTED_FAILURES = 100
 
@@ -110,6 +113,10 @@ class _Run:
             if not claimed:
                 return
             for slot in claimed:
+                if slot.attempts > MAX_CLAIMS:
+                    self._finish([self._failed(slot, "lease", f"claimed {slot.attempts - 1} times without being "
+                                               "finished: workers crash, or calls outlast the lease (raise it)")])
+                    continue
                 if slot.example_id and self.store.get(slot.example_id) is not None:
                     self._finish([SlotResult(*slot.cell, slot.index, "done", example_id=slot.example_id,
                                              attempt=slot.attempts)])
