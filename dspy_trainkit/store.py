@@ -265,8 +265,11 @@ class Store(abc.ABC):
         """(per-example results, candidates) of a run, in the order saved."""
         raise StoreError(f"the store backend of {self.url!r} does not keep optimization runs")
 
-    def set_champion(self, task: str, run_id: str, since: float, event: Event | None = None) -> None:
-        """Make run `run_id` the champion of `task`, with `event`, in one transaction."""
+    def set_champion(self, task: str, run_id: str, since: float, event: Event | None = None, *,
+                     replacing: str | None = None) -> bool:
+        """Make run `run_id` the champion of `task`, with `event`, in one serialised transaction, but only when
+        the current champion is still `replacing` (None: no champion); returns whether it did. Two runs
+        finishing at once cannot both win against the same champion."""
         raise StoreError(f"the store backend of {self.url!r} does not keep optimization runs")
 
     def champion_id(self, task: str) -> str | None:

@@ -307,8 +307,12 @@ def test_run_records_round_trip_in_the_store(store_url):
         back = kit.run(run.id)
         assert back.status == "succeeded" and back.results == [] and len(back.candidates) == 1
         assert kit.champion("qa") is None
-        kit.store.set_champion("qa", run.id, 1.0)
+        assert kit.store.set_champion("qa", run.id, 1.0)
         assert kit.champion("qa").id == run.id and [r.id for r in kit.runs("qa")] == [run.id]
+        assert not kit.store.set_champion("qa", "other", 2.0)  # the champion is no longer "none"
+        assert not kit.store.set_champion("qa", "other", 2.0, replacing="someone-else")
+        assert kit.store.set_champion("qa", "other", 2.0, replacing=run.id)
+        assert kit.store.champion_id("qa") == "other"
         assert kit.runs("other") == []
         with pytest.raises(tk.NotFoundError):
             kit.run("nope")
@@ -394,3 +398,60 @@ def test_gepa_runs_with_a_reflection_lm_and_a_plain_metric(tmp_path):
                            lm=dspy.utils.DummyLM([answer] * 5000), reflection_lm=reflection)
         assert run.status == "succeeded" and run.used == "gepa" and run.score == 100.0
         assert len(run.val_ids) == 4 and Path(run.program_path).is_file()
+
+
+def _compile_then(monkeypatch, action):
+    """Make the bootstrap optimizer run `action(kit)` at compile time (the middle of a run)."""
+    import attrs
+
+    from dspy_trainkit.optimization import optimizers
+
+    spec = optimizers.OPTIMIZERS["bootstrap"]
+
+    def compile_(build, student):
+        action()
+        return spec.compile(build, student)
+
+    monkeypatch.setitem(optimizers.OPTIMIZERS, "bootstrap", attrs.evolve(spec, compile=compile_))
+
+
+def test_a_champion_set_meanwhile_is_not_overwritten(tmp_path, monkeypatch):
+    config = make_project(tmp_path / "p")
+    with open_project(config) as kit:
+        fill(kit, tmp_path)
+        from dspy_trainkit.optimization import runs
+
+        compare = runs._compare
+
+        def compare_then_another_wins(*args, **kwargs):  # another run wins between comparing and promoting
+            decided = compare(*args, **kwargs)
+            assert kit.store.set_champion(TASK, "other-run", 1.0)
+            return decided
+
+        monkeypatch.setattr(runs, "_compare", compare_then_another_wins)
+        with OpenAIServer(good_answer) as server:
+            run = kit.optimize(TASK, program=PROGRAM, metric=METRIC, lm=make_lm(server))
+        assert run.status == "succeeded" and not run.promoted
+        assert "another run became champion meanwhile" in run.message
+        assert kit.store.champion_id(TASK) == "other-run" and not kit.run(run.id).promoted
+
+
+def test_an_interrupted_run_is_recorded_and_a_rerun_reuses_its_snapshot(tmp_path, monkeypatch):
+    config = make_project(tmp_path / "p")
+    with open_project(config) as kit:
+        fill(kit, tmp_path)
+
+        def interrupt():
+            raise KeyboardInterrupt
+
+        with monkeypatch.context() as patch:
+            _compile_then(patch, interrupt)
+            with OpenAIServer(good_answer) as server, pytest.raises(KeyboardInterrupt):
+                kit.optimize(TASK, program=PROGRAM, metric=METRIC, lm=make_lm(server))
+        (stopped,) = kit.runs(TASK)
+        assert stopped.status == "interrupted" and stopped.finished_at and kit.champion(TASK) is None
+        with OpenAIServer(good_answer) as server:
+            run = kit.optimize(TASK, program=PROGRAM, metric=METRIC, lm=make_lm(server))
+        assert run.status == "succeeded" and run.promoted and run.snapshot == stopped.snapshot
+        assert len(kit.store.list_snapshots()) == 1 and [r.status for r in kit.runs(TASK)] == ["interrupted",
+                                                                                                "succeeded"]

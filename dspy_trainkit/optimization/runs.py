@@ -508,8 +508,13 @@ def _execute(kit: Kit, run: Run, spec: optimizers.OptimizerSpec, cfg: Any, stude
     if run.promoted:
         promoted = Event(kind="champion_changed", actor=actor, reason=run.message,
                          details={"task": run.task, "run": run.id, "previous": run.champion_run, "score": run.score})
-        kit.store.set_champion(run.task, run.id, time.time(), promoted)
-        kit.notify(promoted)
+        if kit.store.set_champion(run.task, run.id, time.time(), promoted, replacing=run.champion_run):
+            kit.notify(promoted)
+        else:  # another run became champion while this one ran: it was not compared with that one
+            run = attrs.evolve(run, promoted=False,
+                               message=run.message.split("; new champion")[0] + "; not promoted: another run became "
+                               "champion meanwhile (optimize again to compare with it)")
+            kit.store.save_run(run.record())
     kit.notify(event)
     return run
 

@@ -159,13 +159,18 @@ class RunStoreMixin:
                       .where(m.Candidate.run_id == run_id).order_by(m.Candidate.position).tuples()]
         return results, candidates
 
-    def set_champion(self, task: str, run_id: str, since: float, event: Event | None = None) -> None:
+    def set_champion(self, task: str, run_id: str, since: float, event: Event | None = None, *,
+                     replacing: str | None = None) -> bool:
         m = self._runs
-        with self._transaction():  # type: ignore[attr-defined]
+        with self.write_transaction():  # type: ignore[attr-defined]  # serialised: compare, then set
+            row = m.Champion.select(m.Champion.run_id).where(m.Champion.task == task).tuples().first()
+            if (row[0] if row else None) != replacing:
+                return False
             m.Champion.delete().where(m.Champion.task == task).execute()
             m.Champion.insert(task=task, run_id=run_id, since=since).execute()
             if event is not None:
                 self._append_event(event)  # type: ignore[attr-defined]
+        return True
 
     def champion_id(self, task: str) -> str | None:
         m = self._runs
