@@ -455,3 +455,46 @@ def test_an_interrupted_run_is_recorded_and_a_rerun_reuses_its_snapshot(tmp_path
         assert run.status == "succeeded" and run.promoted and run.snapshot == stopped.snapshot
         assert len(kit.store.list_snapshots()) == 1 and [r.status for r in kit.runs(TASK)] == ["interrupted",
                                                                                                 "succeeded"]
+
+
+def test_issue_path_with_template_data_dummy_lm_and_the_cli_over_the_loopback_server(tmp_path, monkeypatch):
+    """not ready -> `template` synthesis (no LM) -> ready -> optimize -> saved program loads and answers; once
+    from Python with DummyLM, once through the commands with the loopback server as [lm.program]."""
+    config = make_project(tmp_path / "api")
+    with open_project(config) as kit:
+        assert kit.readiness(TASK)[0].verdict == "not ready"
+        assert kit.synthesize(TASK, "template", 39, seed=1).accepted == 39
+        assert kit.readiness(TASK)[0].verdict == "ready"
+        answer = {"problem": "What is 1/3 + 1/3? Give the answer in lowest terms.",
+                  "solution": "Add the numerators: 1 + 1 = 2, giving 2/3", "answer": "2/3"}
+        run = kit.optimize(TASK, program=PROGRAM, metric=METRIC, lm=dspy.utils.DummyLM([answer] * 500))
+        assert run.promoted and run.score == 100.0 and all(kit.get(i).source == "synthetic" for i in run.demo_ids)
+        with dspy.context(lm=dspy.utils.DummyLM([answer])):
+            assert kit.program(TASK)(domain="math", topic="fractions", difficulty="easy").answer == "2/3"
+
+    monkeypatch.setenv("LOOPBACK_KEY", "loopback-test-key")
+    with OpenAIServer(good_answer) as server:
+        make_project(tmp_path / "cli", extra=(
+            f"[lm.program]\nmodel = \"openai/test-model\"\napi_base = \"{server.url}\"\ncache = false\n"
+            "api_key_env = \"LOOPBACK_KEY\"\n"))
+        monkeypatch.chdir(tmp_path / "cli")
+        runner = CliRunner()
+        assert runner.invoke(cli, ["init"]).exit_code == 0
+        assert runner.invoke(cli, ["ready", "--task", TASK]).exit_code == 3
+        made = runner.invoke(cli, ["synthesize", "--task", TASK, "--strategy", "template", "--count", "39",
+                                   "--seed", "1"])
+        assert made.exit_code == 0, made.output
+        assert runner.invoke(cli, ["ready", "--task", TASK]).exit_code == 0
+        result = runner.invoke(cli, ["optimize", "--task", TASK, "--program", PROGRAM, "--metric", METRIC,
+                                     "--json"])
+        assert result.exit_code == 0, result.output
+        run = json.loads(result.stdout)
+        assert run["promoted"] and run["score"] == 100.0 and server.counts["requests"] > 0
+        history = json.loads(runner.invoke(cli, ["runs", "--json"]).stdout)
+        assert [(r["id"], r["snapshot"], r["champion"]) for r in history] == [(run["id"], run["snapshot"], True)]
+        import pipeline
+
+        loaded = pipeline.ProblemGenerator()
+        loaded.load(run["program_path"])
+        with dspy.context(lm=make_lm(server)):
+            assert loaded(domain="physics", topic="energy", difficulty="easy").answer == "42"
