@@ -34,8 +34,6 @@ if TYPE_CHECKING:
     from ..settings import TaskSettings
 
 STRATEGY_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
-#: Sources that count as synthetic for `max_synthetic_ratio` and the synthetic/real ratio in stats.
-SYNTHETIC_SOURCES = ("synthetic", "bootstrap")
 MAX_KEPT_FAILURES = 100
 SEED_ID_CHUNK = 500
 #: At least this many seeds are drawn (when that many match), so strategies that can use only some seeds
