@@ -183,11 +183,11 @@ class IncrementalBuilder:
         runs = self.kit.runs(task)
         finished = [r for r in runs if r.status == "succeeded"]
         last = max(finished, key=lambda r: (r.finished_at or r.created_at, r.id)) if finished else None
+        settings = self.triggers if self.triggers is not None else rules.triggers_for(self.kit, task)
         observation = rules.observe(
             self.kit, task, now=now, ready=state.ready, last_run_id=last.id if last else None,
             last_run_at=(last.finished_at or last.created_at) if last else None,
-            last_snapshot=last.snapshot if last else None)
-        settings = self.triggers if self.triggers is not None else rules.triggers_for(self.kit, task)
+            last_snapshot=last.snapshot if last else None, quality=settings.quality_shift is not None)
         hits = tuple(rules.evaluate(settings, observation))
         return TaskCheck(task=task, state=state, hits=hits, observation=observation,
                          blocked=self._blocked(task, runs, now) if hits else None)

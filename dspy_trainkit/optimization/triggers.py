@@ -226,8 +226,11 @@ def format_duration(seconds: float) -> str:
 # ---- observing the store ---------------------------------------------------------------------------------
 
 def observe(kit: Kit, task: str, *, now: float, ready: bool, last_run_id: str | None = None,
-            last_run_at: float | None = None, last_snapshot: str | None = None) -> Observation:
-    """Read the task's accepted examples now and its baseline (the snapshot of its latest finished run)."""
+            last_run_at: float | None = None, last_snapshot: str | None = None,
+            quality: bool = True) -> Observation:
+    """Read the task's accepted examples now and its baseline (the snapshot of its latest finished run).
+    `quality=False` skips the snapshot's mean quality (it reads every member's content; only `quality_shift`
+    needs it)."""
     accepted_query = ExampleQuery(task=task, status="accepted")
     groups = kit.store.group_quality(["task"], accepted_query)
     accepted = groups[0][1] if groups else 0
@@ -236,30 +239,39 @@ def observe(kit: Kit, task: str, *, now: float, ready: bool, last_run_id: str | 
                       last_run_id=last_run_id, last_run_at=last_run_at, last_snapshot=last_snapshot)
     if last_snapshot is None:
         return obs
-    baseline = snapshot_baseline(kit, last_snapshot, task)
-    held = baseline["ids"]
+    held = snapshot_ids(kit, last_snapshot, task)
     new = sum(1 for example_id in kit.store.iter_ids(accepted_query) if example_id not in held)
-    return attrs.evolve(obs, baseline_size=len(held), baseline_quality=baseline["mean_quality"], new_accepted=new)
+    return attrs.evolve(obs, baseline_size=len(held), new_accepted=new,
+                        baseline_quality=snapshot_quality(kit, last_snapshot, task) if quality else None)
 
 
-def snapshot_baseline(kit: Kit, snapshot: str, task: str) -> dict[str, Any]:
-    """The task's example ids and mean quality in a snapshot. Snapshots never change, so this is cached for
-    as long as the kit is open."""
-    cache = kit.plugin_state("triggers").setdefault("baselines", {})
-    key = (snapshot, task)
-    if key not in cache:
-        ids: set[str] = set()
+def _cache(kit: Kit, kind: str) -> dict[Any, Any]:
+    """Per-kit cache of snapshot facts: snapshots never change, so nothing in it goes stale."""
+    return kit.plugin_state("triggers").setdefault(kind, {})
+
+
+def snapshot_ids(kit: Kit, snapshot: str, task: str) -> frozenset[str]:
+    """The ids of the task's examples in a snapshot (empty when the snapshot is gone)."""
+    cache = _cache(kit, "snapshot_ids")
+    if (snapshot, task) not in cache:
+        found = kit.store.snapshot_info(snapshot) is not None
+        cache[(snapshot, task)] = frozenset(
+            member[0] for member in (kit.store.snapshot_members(snapshot) if found else ()) if member[2] == task)
+    return cache[(snapshot, task)]
+
+
+def snapshot_quality(kit: Kit, snapshot: str, task: str) -> float | None:
+    """The mean quality of the task's examples in a snapshot, as they were when it was taken."""
+    cache = _cache(kit, "snapshot_quality")
+    if (snapshot, task) not in cache:
         total, scored = 0.0, 0
         if kit.store.snapshot_info(snapshot) is not None:
             for example in kit.store.iter_snapshot_examples(snapshot):
-                if example.task != task:
-                    continue
-                ids.add(example.id)
-                if example.quality is not None:
+                if example.task == task and example.quality is not None:
                     total += example.quality
                     scored += 1
-        cache[key] = {"ids": frozenset(ids), "mean_quality": total / scored if scored else None}
-    return cache[key]
+        cache[(snapshot, task)] = total / scored if scored else None
+    return cache[(snapshot, task)]
 
 
 # ---- change marks (filled by the triggers plugin's on_data_changed) --------------------------------------
