@@ -48,10 +48,13 @@ class Kit:
         self._task_fields: dict[str, tuple[tuple[str, ...], tuple[str, ...]] | None] = {}
         self._collector: Collector | None = None
         self._plugin_state: dict[str, dict[str, Any]] = {}
+        self.on_close: list[Any] = []  # callables close() runs first (a running IncrementalBuilder's stop)
 
     # -- lifecycle ---------------------------------------------------------------------------------------
     def close(self) -> None:
-        """Write what collection has queued, then release the store."""
+        """Stop background builders, write what collection has queued, then release the store."""
+        for stop in list(reversed(self.on_close)):
+            stop()
         if self._collector is not None:
             self._collector.close()
         self.store.close()

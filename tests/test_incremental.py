@@ -171,3 +171,12 @@ def test_builder_refuses_a_second_start(tmp_path):
         with b.start(interval=3600):
             with pytest.raises(tk.TrainkitError, match="running already"):
                 b.start()
+
+
+def test_closing_the_kit_stops_a_running_builder(tmp_path):
+    kit = open_kit(sqlite(tmp_path), tmp_path)
+    b = Observed(kit, "qa", QA, exact, lm=dummy_lm())
+    b.start(interval=3600, settle=0)
+    assert b.steps.get(timeout=60) == []
+    kit.close()
+    assert not b.running and kit.on_close == []

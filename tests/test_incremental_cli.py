@@ -172,3 +172,28 @@ def test_ready_shows_the_collecting_then_optimized_state(project):
     after = CliRunner().invoke(cli, ["ready", "--json", "--task", "qa"])
     [task_level] = [r for r in json.loads(after.stdout) if r["domain"] is None]
     assert task_level["state"] == "optimized"
+
+
+def test_watch_over_real_http_records_an_lm_outage_then_recovers(project):
+    from dspy_trainkit.testing import OpenAIServer, by_inputs, dspy_reply, make_lm, server_error
+
+    add(project, range(10))
+    with OpenAIServer(lambda _body: server_error()) as down, dspy.context(lm=make_lm(down)):
+        failed = CliRunner().invoke(cli, ["watch", "--once"])
+    assert failed.exit_code == 1
+    assert "  failed: the program produced no prediction" in failed.output and "Traceback" not in failed.output
+    assert "re-optimizing task qa failed" not in failed.output  # printed once, not logged as well
+    with tk.open(settings=load_settings(env={}, cwd=project)) as kit:
+        assert [r.status for r in kit.runs("qa")] == ["failed"] and kit.champion("qa") is None
+
+    answers = by_inputs([({"question": f"question {i:03d}"}, dspy_reply({"answer": f"answer {i:03d}"}))
+                         for i in range(10)])
+    with OpenAIServer(answers) as up, dspy.context(lm=make_lm(up)):
+        waiting = CliRunner().invoke(cli, ["watch", "--once", "--json"])
+        assert waiting.exit_code == 0 and up.counts["requests"] == 0  # within --retry-after: no LM call
+        assert "the last attempt failed" in json.loads(waiting.stdout)["checks"][0]["blocked"]
+        recovered = CliRunner().invoke(cli, ["watch", "--once", "--json", "--retry-after", "0"])
+        assert up.counts["requests"] > 0
+    assert recovered.exit_code == 0, recovered.output
+    [result] = json.loads(recovered.stdout)["results"]
+    assert result["status"] == "succeeded" and result["promoted"] and result["score"] == 100.0

@@ -7,8 +7,11 @@ failed; the loop stops cleanly on Ctrl-C (a run in progress is recorded as inter
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import click
@@ -68,7 +71,25 @@ def watch(state: CliState, task: str | None, interval: float, once: bool, dry_ru
           metric: str | None, optimizer: str | None, retry_after: float, quiet: bool, as_json: bool) -> None:
     """Re-optimize tasks when their triggers fire ([optimize.triggers]: new_accepted, growth, quality_shift,
     every, on_ready). A task is "collecting" until readiness is met and it has a champion, then "optimized"."""
-    kit = state.kit()
+    with _failures_printed_once():
+        _watch(state.kit(), task, interval, once, dry_run, program, metric, optimizer, retry_after, quiet, as_json)
+
+
+@contextlib.contextmanager
+def _failures_printed_once() -> Iterator[None]:
+    """Without -v the builder's failure log lines would repeat what the command prints: hold them back."""
+    builder_log = logging.getLogger("dspy_trainkit.incremental")
+    level = builder_log.level
+    if logging.getLogger().getEffectiveLevel() >= logging.WARNING:
+        builder_log.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        builder_log.setLevel(level)
+
+
+def _watch(kit: Any, task: str | None, interval: float, once: bool, dry_run: bool, program: str | None,
+           metric: str | None, optimizer: str | None, retry_after: float, quiet: bool, as_json: bool) -> None:
     builder = kit.builder(task, program=program, metric=metric, optimizer=optimizer, actor="watch",
                           retry_after=retry_after)
     show = not quiet and sys.stderr.isatty()

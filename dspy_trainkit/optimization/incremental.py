@@ -298,6 +298,7 @@ class IncrementalBuilder:
         self._thread = threading.Thread(target=self._background, args=(interval, settle),
                                         name="trainkit-builder", daemon=True)
         self._thread.start()
+        self.kit.on_close.append(self.stop)  # closing the kit stops the builder first
         return self
 
     def _background(self, interval: float, settle: float) -> None:
@@ -317,6 +318,8 @@ class IncrementalBuilder:
         stopped = not self._thread.is_alive()
         if stopped:
             self._thread = None
+            if self.stop in self.kit.on_close:
+                self.kit.on_close.remove(self.stop)
         return stopped
 
     @property
