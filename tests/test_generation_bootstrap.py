@@ -181,7 +181,7 @@ def test_300_examples_with_30_percent_faults(tmp_path: Path) -> None:
         assert report["done"] == report["done_before"] + report["made"] + report["recovered"] + report["by_others"]
         assert report["made"] == report["accepted"] + report["candidates"] + report["rejected"]
         assert report["pending"] == 0 and report["in_progress"] == 0
-        assert code == (0 if report["failed"] == 0 else 1)
+        assert code == (0 if report["failed"] == 0 else 4)
         # every failed attempt was retried or recorded as the item's failure
         assert sum(lm["errors"].values()) == lm["retries"] + lm["failed"]
         assert set(lm["errors"]) <= {"rate_limit", "server_error", "timeout", "malformed"}
@@ -379,9 +379,9 @@ def test_ctrl_c_releases_claims_and_exits_130(tmp_path: Path) -> None:
             assert kit.count(task="problems") == counts["done"]
 
 
-def test_unrecoverable_failures_exit_1_and_a_rerun_finishes_them(tmp_path: Path) -> None:
+def test_unrecoverable_failures_exit_4_and_a_rerun_finishes_them(tmp_path: Path) -> None:
     """Every request about topic1 gets a 500 until the server is "fixed": those slots fail with their reason
-    after the retries, the exit status is 1 and the message says how to re-run; the re-run makes only them."""
+    after the retries, the exit status is 4 and the message says how to re-run; the re-run makes only them."""
     broken = {"on": True}
     good = unique_answers()
 
@@ -393,7 +393,7 @@ def test_unrecoverable_failures_exit_1_and_a_rerun_finishes_them(tmp_path: Path)
     with OpenAIServer(respond) as server:
         write_project(tmp_path, server.url, retries=2)  # math: topic0, topic1 x 2 levels; physics: 2 cells
         code, out, err = run_cli(tmp_path, "bootstrap", "--task", "problems")
-        assert code == 1
+        assert code == 4
         assert "plan bootstrap:problems: 6 slots: 4 done, 2 failed, 0 pending" in out
         assert "math/topic1/level0#0  server_error  3" in out  # three tries each
         assert "incomplete (server_error: 2); re-run `trainkit bootstrap --task problems`" in err

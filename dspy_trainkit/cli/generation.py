@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from .exits import EXIT_INCOMPLETE, EXIT_INTERRUPTED
 from .output import echo_json, echo_table, json_option
 from .state import CliState, pass_state
 
@@ -52,7 +53,7 @@ def bootstrap(state: CliState, task: str | None, domain: str | None, per_cell: i
               concurrency: int | None, quiet: bool, as_json: bool) -> None:
     """Generate examples for every domain x topic x difficulty cell of a task with its DSPy program, through
     intake. The plan is stored: a re-run (after a crash, or beside another worker) makes only what is missing.
-    Exits with 1 when slots failed or remain (re-run to try them again)."""
+    Exits with 4 when slots failed or remain (re-run to try them again)."""
     from ..errors import ConfigError
 
     task = task or state.settings().default_task
@@ -67,7 +68,7 @@ def bootstrap(state: CliState, task: str | None, domain: str | None, per_cell: i
         bar.close()
         click.echo(f"interrupted; finished slots are stored. Re-run `trainkit bootstrap --task {task}` to make "
                    "the rest.", err=True)
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
     finally:
         bar.close()
     if as_json:
@@ -77,7 +78,7 @@ def bootstrap(state: CliState, task: str | None, domain: str | None, per_cell: i
     else:
         _print_summary(report)
     if not dry_run and not report.complete:
-        sys.exit(1)
+        sys.exit(EXIT_INCOMPLETE)
 
 
 class _Bar:

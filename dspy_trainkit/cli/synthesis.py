@@ -14,13 +14,11 @@ from typing import Any
 
 import click
 
+from .exits import EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_REJECTED
 from .output import echo_json, echo_table, json_option
 from .selection import query_fields, resolve_ids, selection_options
 from .state import CliState, pass_state
 
-EXIT_REJECTED = 3
-EXIT_FAILURES = 4
-EXIT_INTERRUPTED = 130
 
 
 def parse_from(text: str | None) -> tuple[str, ...]:
@@ -98,7 +96,7 @@ def synthesize(state: CliState, strategy: str | None, from_: str | None, count: 
     else:
         _print(data)
     if report.failures:
-        sys.exit(EXIT_FAILURES)
+        sys.exit(EXIT_INCOMPLETE)
     if report.rejected or report.invalid:
         sys.exit(EXIT_REJECTED)
 
