@@ -6,21 +6,18 @@ which is imported here only when such a signature is actually used.
 
 from __future__ import annotations
 
-import importlib
-import sys
 from pathlib import Path
 from typing import Any
 
 from .conversion import ConversionError
+from .imports import import_module, is_import_path
+
+__all__ = ["SignatureError", "is_import_path", "resolve_signature", "signature_fields"]
 
 
 class SignatureError(ConversionError):
     """A signature that cannot be imported or is not a DSPy signature (a ConversionError, since converting is
     what it stops)."""
-
-
-def is_import_path(spec: Any) -> bool:
-    return isinstance(spec, str) and "->" not in spec and ":" in spec
 
 
 def resolve_signature(spec: Any, project_dir: Path | None = None) -> Any:
@@ -31,7 +28,7 @@ def resolve_signature(spec: Any, project_dir: Path | None = None) -> Any:
     if is_import_path(spec):
         module_name, _, attr = spec.partition(":")
         try:
-            spec = getattr(_import(module_name, project_dir), attr)
+            spec = getattr(import_module(module_name, project_dir), attr)
         except (ImportError, AttributeError) as exc:
             raise SignatureError(f"signature {spec!r}: cannot import it ({exc}); check the module path, and that "
                                  f"the module is installed or in the project folder {project_dir}") from None
@@ -39,16 +36,6 @@ def resolve_signature(spec: Any, project_dir: Path | None = None) -> Any:
         return dspy.ensure_signature(spec)
     except Exception as exc:  # DSPy raises several types for a malformed signature
         raise SignatureError(f"signature {spec!r} is not a DSPy signature: {exc}") from None
-
-
-def _import(module_name: str, project_dir: Path | None) -> Any:
-    try:
-        return importlib.import_module(module_name)
-    except ImportError:
-        if project_dir is None or str(project_dir) in sys.path:
-            raise
-    sys.path.append(str(project_dir))
-    return importlib.import_module(module_name)
 
 
 def signature_fields(spec: Any, project_dir: Path | None = None) -> tuple[tuple[str, ...], tuple[str, ...]]:

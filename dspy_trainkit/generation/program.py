@@ -16,8 +16,9 @@ from typing import Any
 import attrs
 
 from ..errors import ConfigError
+from ..imports import import_object
 from ..settings import TaskSettings
-from ..signatures import _import, is_import_path, resolve_signature
+from ..signatures import resolve_signature
 from .calls import OutputError
 
 CELL_FIELDS = ("domain", "topic", "difficulty")
@@ -61,14 +62,7 @@ def load_generator(task: TaskSettings, fields: tuple[tuple[str, ...], tuple[str,
 
     where = f"[tasks.{task.name}]"
     if task.program:
-        if not is_import_path(task.program):
-            raise ConfigError(f"{where} program = {task.program!r}: use \"package.module:factory\"")
-        module_name, _, attr = task.program.partition(":")
-        try:
-            factory = getattr(_import(module_name, project_dir), attr)
-        except (ImportError, AttributeError) as exc:
-            raise ConfigError(f"{where} program = {task.program!r}: cannot import it ({exc}); check the module "
-                              f"path, and that it is installed or in the project folder {project_dir}") from None
+        factory = import_object(task.program, project_dir, f"{where} program =")
         try:
             program = factory if isinstance(factory, dspy.Module) else factory()
         except Exception as exc:  # noqa: BLE001 - the user's factory: any failure is theirs to fix

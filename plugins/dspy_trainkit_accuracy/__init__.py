@@ -20,16 +20,15 @@ from __future__ import annotations
 
 import ast
 import functools
-import importlib
 import math
 import re
-import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from dspy_trainkit import ConfigError, hookimpl
+from dspy_trainkit.imports import import_module
 
 DIMENSION = "accuracy"
 DEFAULTS: dict[str, Any] = {"verifier": None, "answer_field": "answer", "expression_field": "expression",
@@ -192,7 +191,7 @@ def load_verifier(spec: str, project_dir: Path) -> Callable[[Any], Any]:
         raise ConfigError(f"[plugin.accuracy] verifier {spec!r}: expected \"numeric\" or an import path "
                           "\"package.module:function\"")
     try:
-        module = _import(module_name, project_dir)
+        module = import_module(module_name, project_dir)
     except ModuleNotFoundError as exc:
         raise ConfigError(f"[plugin.accuracy] verifier {spec!r}: cannot import {module_name!r} ({exc}); put the "
                           f"module in the project folder {project_dir} or install it") from None
@@ -207,18 +206,6 @@ def load_verifier(spec: str, project_dir: Path) -> Callable[[Any], Any]:
                           f"{attr!r}")
     _loaded[key] = function
     return function
-
-
-def _import(module_name: str, project_dir: Path) -> Any:
-    try:
-        return importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        missing = exc.name or ""
-        if not (module_name == missing or module_name.startswith(missing + ".")) or str(project_dir) in sys.path:
-            raise  # something the verifier's module imports is missing: say so, don't guess
-        sys.path.append(str(project_dir))
-        importlib.invalidate_caches()
-        return importlib.import_module(module_name)
 
 
 def _where(exc: BaseException) -> str:

@@ -10,13 +10,12 @@ repeated. Candidates are yielded round-robin over the cells, so an interrupted r
 
 from __future__ import annotations
 
-import importlib
 import string
-import sys
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from dspy_trainkit.errors import ConfigError
+from dspy_trainkit.imports import import_object
 
 from .library import BUILTIN, LEVELS, Template, answer_value
 
@@ -161,7 +160,7 @@ def templates(config: Mapping[str, Any], context: SynthesisContext) -> list[Temp
                           "such as [\"my_project.templates:TEMPLATES\"]")
     found = list(BUILTIN) if builtin else []
     for path in paths:
-        loaded = _load(path, str(context.kit.settings.project_dir))
+        loaded = import_object(path, context.kit.settings.project_dir, f"[plugin.{PLUGIN}] templates:")
         items = loaded if isinstance(loaded, list | tuple) else [loaded]
         for item in items:
             if not isinstance(item, Template):
@@ -169,25 +168,6 @@ def templates(config: Mapping[str, Any], context: SynthesisContext) -> list[Temp
                                   "dspy_trainkit_template.Template")
             found.append(item)
     return found
-
-
-def _load(path: str, project_dir: str) -> Any:
-    module_name, sep, attribute = path.partition(":")
-    if not sep or not module_name or not attribute:
-        raise ConfigError(f"[plugin.{PLUGIN}] templates: {path!r} is not an import path like 'package.module:NAME'")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError:
-        if project_dir not in sys.path:
-            sys.path.append(project_dir)
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as exc:
-            raise ConfigError(f"[plugin.{PLUGIN}] templates: cannot import {module_name!r}: {exc}") from None
-    try:
-        return getattr(module, attribute)
-    except AttributeError:
-        raise ConfigError(f"[plugin.{PLUGIN}] templates: module {module_name!r} has no {attribute!r}") from None
 
 
 def _for(library: list[Template], cell: tuple[Any, Any, Any]) -> list[Template]:
