@@ -31,8 +31,8 @@ import attrs
 import orjson
 
 from ..errors import ConfigError, LMError, NotFoundError, TrainkitError
+from ..imports import import_object
 from ..models import Event
-from ..signatures import _import
 from . import optimizers
 from .records import Candidate, ExampleResult, Run
 
@@ -53,23 +53,6 @@ class OptimizationError(TrainkitError):
 
 
 # ---- resolving what the user named ------------------------------------------------------------------------
-
-def import_object(spec: str, project_dir: Path | None, what: str) -> Any:
-    """The object an import path "package.module:name" names (modules also looked up in the project folder)."""
-    if not isinstance(spec, str) or ":" not in spec:
-        raise ConfigError(f"{what} {spec!r}: give an import path 'package.module:name'")
-    module_name, _, attr = spec.partition(":")
-    try:
-        value: Any = _import(module_name, project_dir)
-        for part in attr.split("."):
-            value = getattr(value, part)
-    except (ImportError, AttributeError) as exc:
-        raise ConfigError(f"{what} {spec!r}: cannot import it ({exc}); check the path, and that the module is "
-                          f"installed or in the project folder {project_dir}") from None
-    except Exception as exc:  # the user's module raised while importing
-        raise ConfigError(f"{what} {spec!r}: importing it failed: {type(exc).__name__}: {exc}") from None
-    return value
-
 
 def program_factory(kit: Kit, task: str, program: Any = None) -> tuple[Callable[[], Any], str | None]:
     """A zero-argument callable making a fresh program, and its import path when it has one: `program` (a path,
