@@ -247,6 +247,12 @@ class Store(abc.ABC):
         """True when the store holds no examples and no snapshots."""
 
     # -- optimization runs (see dspy_trainkit.optimization); not abstract, so older backends still open ---------
+    def iter_qualities(self, query: ExampleQuery) -> Iterator[tuple[str | None, float | None]]:
+        """Stream `(domain, quality)` of the matching examples (readiness's quality distribution). This default
+        reads whole examples; a backend should read the two columns only."""
+        for example in self.iter_examples(query):
+            yield example.domain, example.quality
+
     def save_run(self, record: dict[str, Any], results: Sequence[dict[str, Any]] | None = None,
                  candidates: Sequence[dict[str, Any]] | None = None, event: Event | None = None) -> None:
         """Insert or replace run `record["id"]` (a `Run.record()`), and when given its per-example results and

@@ -498,3 +498,15 @@ def test_issue_path_with_template_data_dummy_lm_and_the_cli_over_the_loopback_se
         loaded.load(run["program_path"])
         with dspy.context(lm=make_lm(server)):
             assert loaded(domain="physics", topic="energy", difficulty="easy").answer == "42"
+
+
+def test_narrow_quality_read_matches_the_default(store_url):
+    from dspy_trainkit.store import ExampleQuery, Store
+
+    with tk.open(store_url) as kit:
+        for i in range(5):
+            kit.add(task="qa", inputs={"question": f"q{i}?"}, outputs={"answer": str(i)}, domain=f"d{i % 2}")
+        query = ExampleQuery(task="qa")
+        narrow = sorted(kit.store.iter_qualities(query), key=repr)
+        assert len(narrow) == 5 and narrow == sorted(Store.iter_qualities(kit.store, query), key=repr)
+        assert {d for d, _ in narrow} == {"d0", "d1"}

@@ -127,11 +127,11 @@ def _task_readiness(kit: Kit, task: str, optimizer: str | None) -> list[Readines
         candidates[tuple(key)] += count  # type: ignore[index]
     values: dict[str | None, list[float]] = defaultdict(list)  # by domain
     unscored: dict[str | None, int] = defaultdict(int)
-    for example in kit.store.iter_examples(ExampleQuery(task=task, status="accepted")):
-        if example.quality is None:
-            unscored[example.domain] += 1
+    for domain, quality in kit.store.iter_qualities(ExampleQuery(task=task, status="accepted")):
+        if quality is None:
+            unscored[domain] += 1
         else:
-            values[example.domain].append(example.quality)
+            values[domain].append(quality)
     mean_quality = {row.cell: row.quality for row in rows}
     settings = kit.settings.task(task)
     share = math.ceil(need / len(cells)) if cells else need

@@ -9,7 +9,7 @@ candidates in the same transaction, so a re-saved run never holds a mix of two v
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from types import SimpleNamespace
 from typing import Any
 
@@ -17,6 +17,7 @@ import orjson
 import peewee as pw
 
 from dspy_trainkit.models import Event
+from dspy_trainkit.store import ExampleQuery
 
 RUN_COLUMNS = ("id", "task", "status", "created_at", "finished_at", "snapshot", "optimizer", "score", "promoted",
                "record")
@@ -107,6 +108,13 @@ class RunStoreMixin:
         if models is None:
             models = self._run_models = define_run_models(self.db)
         return models
+
+    def iter_qualities(self, query: ExampleQuery) -> Iterator[tuple[str | None, float | None]]:
+        """`(domain, quality)` of the matching examples, streamed: two narrow columns instead of whole rows
+        (benchmarks/readiness.py measures the difference)."""
+        model = self.models.Example  # type: ignore[attr-defined]
+        sql, params = self._where(model.select(model.domain, model.quality), query).sql()  # type: ignore[attr-defined]
+        yield from self._stream(sql, params)  # type: ignore[attr-defined]
 
     def save_run(self, record: dict[str, Any], results: Sequence[dict[str, Any]] | None = None,
                  candidates: Sequence[dict[str, Any]] | None = None, event: Event | None = None) -> None:
