@@ -180,3 +180,17 @@ def test_closing_the_kit_stops_a_running_builder(tmp_path):
     assert b.steps.get(timeout=60) == []
     kit.close()
     assert not b.running and kit.on_close == []
+
+
+def test_a_manual_fallback_run_does_not_stop_the_first_real_optimization(tmp_path):
+    with open_kit(sqlite(tmp_path), tmp_path) as kit:
+        add(kit, range(3))
+        fallback = kit.optimize("qa", program=QA, metric=exact, lm=dummy_lm())  # too little data
+        assert fallback.fallback_reason and kit.champion("qa") is None
+        b = builder(kit, triggers=TriggerSettings(new_accepted=50))
+        add(kit, range(3, 10))
+        [hit] = b.due()
+        assert hit.trigger == "on_ready" and "only fallback runs so far" in hit.reason
+        [result] = b.step()
+        assert result.promoted and kit.task_state("qa").state == "optimized"
+        assert b.due() == []

@@ -38,7 +38,8 @@ def add(kit, start, n, **extra):
 
 def obs(**values):
     base = dict(task="qa", now=1000.0, ready=True, accepted=10, mean_quality=0.5, last_run_id="r1",
-                last_run_at=0.0, last_snapshot="s1", baseline_size=10, baseline_quality=0.5, new_accepted=0)
+                last_run_at=0.0, last_snapshot="s1", baseline_size=10, baseline_quality=0.5, new_accepted=0,
+                optimized_before=True)
     return Observation(**{**base, **values})
 
 
@@ -81,13 +82,22 @@ def test_schedule_uses_the_given_clock():
 
 
 def test_first_run_fires_on_readiness_only_and_nothing_fires_while_not_ready():
-    first = obs(last_run_id=None, last_run_at=None, last_snapshot=None, baseline_size=0, new_accepted=0)
+    first = obs(last_run_id=None, last_run_at=None, last_snapshot=None, baseline_size=0, new_accepted=0,
+                optimized_before=False)
     assert fired(TriggerSettings(new_accepted=1), first) == ["on_ready"]
     assert fired(TriggerSettings(on_ready=False, new_accepted=1), first) == []
     everything = TriggerSettings(new_accepted=1, growth=0.01, quality_shift=0.01, every=1)
     assert fired(everything, obs(ready=False, new_accepted=50, accepted=60, mean_quality=0.9)) == []
     assert fired(everything, obs(new_accepted=50, accepted=60, mean_quality=0.9)) == [
         "new_accepted", "growth", "quality_shift", "every"]
+
+
+def test_on_ready_fires_again_when_every_earlier_run_was_a_fallback():
+    fallback_only = obs(optimized_before=False, new_accepted=3)
+    [hit] = evaluate(TriggerSettings(new_accepted=5), fallback_only)
+    assert hit.trigger == "on_ready" and "only fallback runs so far" in hit.reason
+    assert fired(TriggerSettings(new_accepted=3), fallback_only) == ["on_ready", "new_accepted"]
+    assert fired(TriggerSettings(new_accepted=5), obs(optimized_before=True, new_accepted=3)) == []
 
 
 @pytest.mark.parametrize(("text", "seconds"), [("90s", 90), ("30m", 1800), ("12h", 43200), ("1d", DAY),

@@ -187,7 +187,8 @@ class IncrementalBuilder:
         observation = rules.observe(
             self.kit, task, now=now, ready=state.ready, last_run_id=last.id if last else None,
             last_run_at=(last.finished_at or last.created_at) if last else None,
-            last_snapshot=last.snapshot if last else None, quality=settings.quality_shift is not None)
+            last_snapshot=last.snapshot if last else None, quality=settings.quality_shift is not None,
+            optimized_before=any(not r.fallback_reason for r in finished))
         hits = tuple(rules.evaluate(settings, observation))
         return TaskCheck(task=task, state=state, hits=hits, observation=observation,
                          blocked=self._blocked(task, runs, now) if hits else None)

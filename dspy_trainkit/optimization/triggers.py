@@ -43,7 +43,8 @@ class TriggerSettings:
     `quality_shift`: the mean quality of the accepted examples moved at least this much (up or down, on the
     0..1 scale) from the mean of the last run's snapshot.
     `every`: seconds since the last run (a schedule; fires whether or not data changed).
-    `on_ready`: optimize the first time as soon as readiness is met and no run exists (collecting -> optimized).
+    `on_ready`: optimize the first time as soon as readiness is met and no run exists, or only fallback runs
+    made while data was short (collecting -> optimized).
     """
 
     new_accepted: int | None = None
@@ -72,6 +73,7 @@ class Observation:
     baseline_size: int = 0  # the task's examples in the last run's snapshot
     baseline_quality: float | None = None  # their mean quality
     new_accepted: int = 0  # accepted now and not in the last run's snapshot
+    optimized_before: bool = False  # a run that was not a fallback (too little data) has succeeded
 
     def to_dict(self) -> dict[str, Any]:
         return attrs.asdict(self)
@@ -161,16 +163,18 @@ def triggers_for(kit: Kit, task: str) -> TriggerSettings:
 
 def evaluate(settings: TriggerSettings, obs: Observation) -> list[TriggerHit]:
     """The triggers that fire for this observation. Nothing fires while readiness is not met (the run would
-    only fall back); before a first run only `on_ready` can fire, since there is no baseline to compare."""
+    only fall back); before a first run only `on_ready` can fire, since there is no baseline to compare.
+    `on_ready` also fires when every earlier run was a fallback (made while the data was short)."""
     if not obs.ready:
         return []
     hit = _hitter(obs.task)
-    if obs.last_run_at is None:
-        if settings.on_ready:
-            return [hit("on_ready", None, None, f"readiness is met ({obs.accepted} accepted examples) and the "
-                                                "task has no optimization run yet")]
-        return []
     hits: list[TriggerHit] = []
+    if settings.on_ready and not obs.optimized_before:
+        never = "no optimization run yet" if obs.last_run_at is None else "only fallback runs so far"
+        hits.append(hit("on_ready", None, None, f"readiness is met ({obs.accepted} accepted examples) and the "
+                                                f"task has {never}"))
+    if obs.last_run_at is None:
+        return hits
     since = f"since run {obs.last_run_id} (snapshot {obs.last_snapshot})"
     if settings.new_accepted is not None and obs.new_accepted >= settings.new_accepted:
         hits.append(hit("new_accepted", obs.new_accepted, settings.new_accepted,
@@ -227,7 +231,7 @@ def format_duration(seconds: float) -> str:
 
 def observe(kit: Kit, task: str, *, now: float, ready: bool, last_run_id: str | None = None,
             last_run_at: float | None = None, last_snapshot: str | None = None,
-            quality: bool = True) -> Observation:
+            quality: bool = True, optimized_before: bool | None = None) -> Observation:
     """Read the task's accepted examples now and its baseline (the snapshot of its latest finished run).
     `quality=False` skips the snapshot's mean quality (it reads every member's content; only `quality_shift`
     needs it)."""
@@ -236,7 +240,8 @@ def observe(kit: Kit, task: str, *, now: float, ready: bool, last_run_id: str | 
     accepted = groups[0][1] if groups else 0
     mean_quality = groups[0][2] if groups else None
     obs = Observation(task=task, now=now, ready=ready, accepted=accepted, mean_quality=mean_quality,
-                      last_run_id=last_run_id, last_run_at=last_run_at, last_snapshot=last_snapshot)
+                      last_run_id=last_run_id, last_run_at=last_run_at, last_snapshot=last_snapshot,
+                      optimized_before=last_run_id is not None if optimized_before is None else optimized_before)
     if last_snapshot is None:
         return obs
     held = snapshot_ids(kit, last_snapshot, task)
