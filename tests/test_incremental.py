@@ -194,3 +194,20 @@ def test_a_manual_fallback_run_does_not_stop_the_first_real_optimization(tmp_pat
         [result] = b.step()
         assert result.promoted and kit.task_state("qa").state == "optimized"
         assert b.due() == []
+
+
+def test_a_success_after_a_failure_ends_the_wait(tmp_path):
+    def broken():
+        raise RuntimeError("no such model")
+
+    with open_kit(sqlite(tmp_path), tmp_path) as kit:
+        b = kit.builder("qa", program=broken, metric=exact, lm=dummy_lm(), retry_after=3600,
+                        triggers=TriggerSettings(new_accepted=3))
+        add(kit, range(10))
+        [failed] = b.step()
+        assert failed.status == "failed" and b.check()[0].blocked
+        kit.optimize("qa", program=QA, metric=exact, lm=dummy_lm())  # fixed by hand, within retry_after
+        b.program = QA
+        add(kit, range(10, 13))
+        [check] = b.check()
+        assert check.due and check.blocked is None and [h.trigger for h in check.hits] == ["new_accepted"]

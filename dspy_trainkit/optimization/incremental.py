@@ -191,10 +191,11 @@ class IncrementalBuilder:
             optimized_before=any(not r.fallback_reason for r in finished))
         hits = tuple(rules.evaluate(settings, observation))
         return TaskCheck(task=task, state=state, hits=hits, observation=observation,
-                         blocked=self._blocked(task, runs, now) if hits else None)
+                         blocked=self._blocked(task, runs, now, observation.last_run_at) if hits else None)
 
-    def _blocked(self, task: str, runs: Sequence[Any], now: float) -> str | None:
-        """Why a due task must not run now: a run in progress, or a recent failure (retried later)."""
+    def _blocked(self, task: str, runs: Sequence[Any], now: float, succeeded_at: float | None) -> str | None:
+        """Why a due task must not run now: a run in progress, or a failure within `retry_after` that no
+        successful run has followed."""
         latest = max(runs, key=lambda r: (r.created_at, r.id)) if runs else None
         if latest is not None and latest.status == "running" and now - latest.created_at < BUSY_FOR:
             return f"run {latest.id} is in progress (started {rules.format_duration(now - latest.created_at)} ago)"
@@ -205,6 +206,8 @@ class IncrementalBuilder:
         if latest is not None and latest.status == "failed":
             failures.append((latest.finished_at or latest.created_at, latest.error or latest.message))
         for when, message in sorted(failures, reverse=True)[:1]:
+            if succeeded_at is not None and when <= succeeded_at:
+                break  # a run succeeded after that failure: whatever failed works again
             wait = self.retry_after - (now - when)
             if wait > 0:
                 return (f"the last attempt failed {rules.format_duration(now - when)} ago ({message}); "
