@@ -154,7 +154,8 @@ def test_runs_plot_draws_one_point_per_run_with_its_scores(project):
 def test_runs_plot_png_without_matplotlib_is_one_clear_error(project, monkeypatch):
     add(project, range(10))
     assert trainkit("watch", "--once").exit_code == 0
-    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    for name in ("matplotlib", "matplotlib.figure"):  # as if not installed
+        monkeypatch.setitem(sys.modules, name, None)
     result = CliRunner().invoke(cli, ["runs", "--plot", str(project / "trend.png")])
     assert result.exit_code == 1
     assert "PNG plots need matplotlib" in result.output and "dspy-trainkit[plot]" in result.output

@@ -111,7 +111,8 @@ def test_points_accept_objects_with_run_attributes():
 
 
 def test_png_without_matplotlib_names_the_plot_extra(tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if not installed
+    for name in ("matplotlib", "matplotlib.figure"):  # as if not installed (even when another test loaded it)
+        monkeypatch.setitem(sys.modules, name, None)
     with pytest.raises(PlotError, match=r"matplotlib.*pip install 'dspy-trainkit\[plot\]'"):
         write_plot(runs(), tmp_path / "trend.png")
     assert not (tmp_path / "trend.png").exists()
@@ -127,3 +128,15 @@ def test_bad_paths_are_clear_errors(tmp_path, name, message):
 def test_no_runs_is_a_clear_error(tmp_path):
     with pytest.raises(PlotError, match="no optimization runs to plot yet"):
         write_plot([], tmp_path / "trend.html")
+
+
+def test_png_with_matplotlib_draws_one_panel_per_task(tmp_path):
+    pytest.importorskip("matplotlib", reason="the plot extra (in the test extra, so CI has it)")
+    import struct
+
+    path = write_plot(runs(), tmp_path / "trend.png")
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", data[16:24])  # the IHDR chunk
+    assert (width, height) == (800, 640)  # 8 x 3.2 inches per task at 100 dpi, two tasks
+    assert "matplotlib.pyplot" not in sys.modules  # the object API: the caller's backend is left alone

@@ -214,37 +214,33 @@ def _date(timestamp: float, *, short: bool = False) -> str:
 # ---- PNG -------------------------------------------------------------------------------------------------
 
 def _write_png(runs: Sequence[RunPoint], path: Path, title: str) -> None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")  # no display needed
-        import matplotlib.pyplot as plt
+    try:  # the object API, not pyplot: no global backend switch in the caller's process, no display needed
+        from matplotlib.figure import Figure
     except ImportError:
         raise PlotError(f"{path}: PNG plots need matplotlib; install the plot extra "
                         "(pip install 'dspy-trainkit[plot]') or write an .html file instead") from None
     tasks = sorted({p.task for p in runs})
-    fig, axes = plt.subplots(len(tasks), 1, figsize=(8, 3.2 * len(tasks)), squeeze=False)
-    try:
-        for ax, task in zip(axes[:, 0], tasks, strict=True):
-            mine = [p for p in runs if p.task == task]
-            xs = [dt.datetime.fromtimestamp(p.time, dt.UTC) for p in mine]
-            for kind, colour in (("baseline", BASELINE_COLOUR), ("optimized", OPTIMIZED_COLOUR)):
-                pairs = [(x, p.baseline if kind == "baseline" else p.score) for x, p in zip(xs, mine, strict=True)]
-                pairs = [(x, v) for x, v in pairs if v is not None]
-                if pairs:
-                    ax.plot([x for x, _ in pairs], [v for _, v in pairs], marker="o", color=colour, label=kind)
-            champs = [(x, p.score) for x, p in zip(xs, mine, strict=True) if p.champion and p.score is not None]
-            if champs:
-                ax.scatter([x for x, _ in champs], [v for _, v in champs], s=160, facecolors="none",
-                           edgecolors=CHAMPION_COLOUR, linewidths=2, label="champion", zorder=3)
-            ax.set_title(task)
-            ax.set_ylabel("score")
-            ax.legend(loc="best")
-        fig.suptitle(title)
-        fig.tight_layout()
-        fig.savefig(path, format="png", dpi=100)
-    finally:
-        plt.close(fig)
+    fig = Figure(figsize=(8, 3.2 * len(tasks)))
+    axes = fig.subplots(len(tasks), 1, squeeze=False)
+    for ax, task in zip(axes[:, 0], tasks, strict=True):
+        mine = [p for p in runs if p.task == task]
+        xs = [dt.datetime.fromtimestamp(p.time, dt.UTC) for p in mine]
+        for kind, colour in (("baseline", BASELINE_COLOUR), ("optimized", OPTIMIZED_COLOUR)):
+            pairs = [(x, p.baseline if kind == "baseline" else p.score) for x, p in zip(xs, mine, strict=True)]
+            pairs = [(x, v) for x, v in pairs if v is not None]
+            if pairs:
+                ax.plot([x for x, _ in pairs], [v for _, v in pairs], marker="o", color=colour, label=kind)
+        champs = [(x, p.score) for x, p in zip(xs, mine, strict=True) if p.champion and p.score is not None]
+        if champs:
+            ax.scatter([x for x, _ in champs], [v for _, v in champs], s=160, facecolors="none",
+                       edgecolors=CHAMPION_COLOUR, linewidths=2, label="champion", zorder=3)
+        ax.set_ylim(*_y_range([v for p in mine for v in (p.baseline, p.score) if v is not None]))
+        ax.set_title(task)
+        ax.set_ylabel("score")
+        ax.legend(loc="best")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, format="png", dpi=100)
 
 
 def kit_points(kit: Any, task: str | None = None) -> list[RunPoint]:
