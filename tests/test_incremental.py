@@ -211,3 +211,24 @@ def test_a_success_after_a_failure_ends_the_wait(tmp_path):
         add(kit, range(10, 13))
         [check] = b.check()
         assert check.due and check.blocked is None and [h.trigger for h in check.hits] == ["new_accepted"]
+
+
+def test_pipeline_collection_goes_on_while_the_builder_optimizes(tmp_path):
+    with open_kit(sqlite(tmp_path), tmp_path) as kit:
+        b = Observed(kit, "qa", QA, exact, lm=dummy_lm())
+        with b.start(interval=3600, settle=0):
+            assert b.steps.get(timeout=60) == []
+            for i in range(10):  # the pipeline collects through the background writer
+                kit.collect("qa", {"question": f"question {i:03d}"}, {"answer": f"answer {i:03d}"})
+            assert kit.flush(timeout=60)
+            results = b.steps.get(timeout=120)
+            while not results:  # a wake-up may come before the last batch: wait for the step that ran
+                results = b.steps.get(timeout=120)
+            for i in range(10, 40):  # and goes on collecting while (or after) the builder works
+                kit.collect("qa", {"question": f"question {i:03d}"}, {"answer": f"answer {i:03d}"})
+            assert kit.flush(timeout=60)
+        [result] = results
+        assert result.promoted
+        stats = kit.collection.stats
+        assert (stats.written, stats.accepted, stats.retries) == (40, 40, 0)
+        assert kit.count(task="qa", status="accepted") == 40
