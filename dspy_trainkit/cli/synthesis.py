@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from .exits import EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_REJECTED
-from .output import echo_json, echo_table, json_option
+from .output import count_of, echo_json, echo_table, json_option
 from .selection import query_fields, resolve_ids, selection_options
 from .state import CliState, pass_state
 
@@ -113,11 +113,12 @@ def _list(rows: list[dict[str, Any]], as_json: bool) -> None:
 def _print(r: dict[str, Any]) -> None:
     verb = "would store" if r["dry_run"] else "stored"
     model = f", model {r['model']}" if r["model"] else ""
-    seeds = f", from {r['seeds']} seed example(s)" if r["seeds"] else ""
+    seeds = f", from {count_of(r['seeds'], 'seed example')}" if r["seeds"] else ""
     click.echo(f"synthesize {r['strategy']} for task {r['task']} (seed {r['seed']}{model}{seeds}): "
                f"made {r['made']} of {r['count']}")
-    click.echo(f"{verb}: accepted {r['accepted']}, candidate {r['candidate']} (held by max_synthetic_ratio "
-               f"{r['held']}), rejected {r['rejected']}; duplicates {r['duplicates']}, invalid {r['invalid']}")
+    held = f" ({r['held']} held by max_synthetic_ratio)" if r["held"] else ""
+    click.echo(f"{verb}: accepted {r['accepted']}, candidate {r['candidate']}{held}, rejected {r['rejected']}; "
+               f"duplicates {r['duplicates']}, invalid {r['invalid']}")
     if r["rejected_by_reason"]:
         click.echo("rejected by reason: " + ", ".join(f"{k} {v}" for k, v in r["rejected_by_reason"].items()))
     if r["failures"]:
