@@ -198,3 +198,21 @@ def test_watch_over_real_http_records_an_lm_outage_then_recovers(project):
     assert recovered.exit_code == 0, recovered.output
     [result] = json.loads(recovered.stdout)["results"]
     assert result["status"] == "succeeded" and result["promoted"] and result["score"] == 100.0
+
+
+def test_ctrl_c_during_a_run_exits_130_and_the_run_is_recorded_as_interrupted(project, monkeypatch):
+    from dspy_trainkit.optimization import runs
+
+    add(project, range(10))
+
+    def interrupted_compile(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runs, "_execute", interrupted_compile)
+    result = trainkit("watch", "--interval", "5m")
+    assert result.exit_code == 130
+    assert "interrupted while optimizing task qa" in result.output and "Traceback" not in result.output
+    with tk.open(settings=load_settings(env={}, cwd=project)) as kit:
+        assert [r.status for r in kit.runs("qa")] == ["interrupted"]
+    once = trainkit("watch", "--once")
+    assert once.exit_code == 130

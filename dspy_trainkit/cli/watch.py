@@ -2,7 +2,8 @@
 
 The work is done by `dspy_trainkit.optimization.incremental.IncrementalBuilder`; this module parses options and
 prints. `--once` exits 0 when every due task was optimized (or nothing was due) and 1 when a re-optimization
-failed; the loop stops cleanly on Ctrl-C (a run in progress is recorded as interrupted by the run engine).
+failed. Ctrl-C between runs is the normal way to stop the loop (exit 0); during a run it exits 130, and the run
+engine records that run as interrupted.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ from typing import Any
 
 import click
 
+from .exits import EXIT_ERROR, EXIT_INTERRUPTED
 from .optimization import OPTIMIZER_NAMES
 from .output import echo_json, when
 from .state import CliState, pass_state
 
-FAILED_EXIT = 1
+FAILED_EXIT = EXIT_ERROR  # --once: a re-optimization failed
 
 
 class Duration(click.ParamType):
@@ -103,7 +105,11 @@ def _watch(kit: Any, task: str | None, interval: float, once: bool, dry_run: boo
         _print(checks, [], as_json=as_json, quiet=False)
         return
     if once:
-        results = builder.step(progress=progress)
+        try:
+            results = builder.step(progress=progress)
+        except KeyboardInterrupt:
+            _interrupted(builder)
+            sys.exit(EXIT_INTERRUPTED)  # a one-shot command cut short
         _print(builder.last_checks, results, as_json=as_json, quiet=False)
         if any(r.status == "failed" for r in results):
             sys.exit(FAILED_EXIT)
@@ -121,8 +127,17 @@ def _watch(kit: Any, task: str | None, interval: float, once: bool, dry_run: boo
     try:
         builder.run_forever(interval, on_step=on_step, progress=progress)
     except KeyboardInterrupt:
-        if not as_json:
-            click.echo("stopped", err=True)
+        _interrupted(builder)
+        click.echo("stopped", err=True)
+
+
+def _interrupted(builder: Any) -> None:
+    """Ctrl-C during a run exits 130 (the run is recorded as interrupted; the next watch evaluates again);
+    between runs it is the normal way to stop and exits 0."""
+    if builder.interrupted is not None:
+        click.echo(f"interrupted while optimizing task {builder.interrupted}; the run is recorded as "
+                   "interrupted, and the next `trainkit watch` evaluates its triggers again", err=True)
+        sys.exit(EXIT_INTERRUPTED)
 
 
 def _json_line(data: Any) -> str:

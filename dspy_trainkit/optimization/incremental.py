@@ -158,6 +158,7 @@ class IncrementalBuilder:
         self.failures: dict[str, tuple[float, str]] = {}  # task -> (when, message) of its last failure
         self.history: list[StepResult] = []  # every run attempt of this builder, oldest first
         self.last_checks: list[TaskCheck] = []  # what the latest step saw
+        self.interrupted: str | None = None  # the task whose run Ctrl-C interrupted (recorded as interrupted)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._marks = rules.change_marks(kit)
@@ -243,6 +244,7 @@ class IncrementalBuilder:
             run = self.kit.optimize(task, program=self.program, metric=self.metric, optimizer=self.optimizer,
                                     **options)
         except KeyboardInterrupt:
+            self.interrupted = task
             raise
         except Exception as exc:  # never into the pipeline: log, record, retry after retry_after
             message = str(exc) if isinstance(exc, TrainkitError) else f"{type(exc).__name__}: {exc}"
