@@ -322,12 +322,21 @@ class Kit:
         return TrainingDataManager(self)
 
     # -- optimization (dspy_trainkit.optimization) -----------------------------------------------------
+    def require_task(self, task: str) -> str:
+        """`task` when it is declared in settings or has stored examples; otherwise a ConfigError naming the
+        known tasks, so a misspelt name is not reported as a task with no data."""
+        if task in self.settings.tasks or self.store.count(ExampleQuery(task=task)) > 0:
+            return task
+        known = sorted(set(self.settings.tasks) | {k[0] for k, _ in self.store.group_counts(["task"], ExampleQuery())})
+        raise ConfigError(f"unknown task {task!r}: not declared in the settings ([tasks.{task}]) and no examples "
+                          f"stored; known tasks: {', '.join(known) or 'none yet'}")
+
     def readiness(self, task: str | None = None, optimizer: str | None = None) -> list[Any]:
         """Is there enough accepted data to optimize? One `Readiness` per task and per domain of it: counts per
         cell against the optimizer's minimums, quality distribution, balance gaps, verdict and next steps."""
         from .optimization.readiness import readiness
 
-        return readiness(self, task=task, optimizer=optimizer)
+        return readiness(self, task=self.require_task(task) if task is not None else None, optimizer=optimizer)
 
     def optimize(self, task: str, program: Any = None, metric: Any = None, optimizer: str | None = None,
                  snapshot: str | None = None, **options: Any) -> Any:
@@ -335,7 +344,7 @@ class Kit:
         keep it if it beats the champion, and return the recorded `Run`; see docs/optimization.md."""
         from .optimization.runs import optimize
 
-        return optimize(self, task, program, metric, optimizer, snapshot, **options)
+        return optimize(self, self.require_task(task), program, metric, optimizer, snapshot, **options)
 
     def runs(self, task: str | None = None) -> list[Any]:
         """Optimization runs (of `task`), oldest first."""
@@ -367,7 +376,7 @@ class Kit:
         `TaskState` (`.state`, `.ready`, `.champion`, `.next_steps`); see docs/incremental.md."""
         from .optimization.incremental import task_state
 
-        return task_state(self, task, optimizer)
+        return task_state(self, self.require_task(task), optimizer)
 
     def builder(self, task: str | None = None, program: Any = None, metric: Any = None,
                 optimizer: str | None = None, **options: Any) -> Any:
@@ -375,7 +384,8 @@ class Kit:
         `.start(interval)` in a background thread, `.stop()`; see docs/incremental.md."""
         from .optimization.incremental import IncrementalBuilder
 
-        return IncrementalBuilder(self, task, program, metric, optimizer, **options)
+        return IncrementalBuilder(self, self.require_task(task) if task is not None else None, program, metric,
+                                  optimizer, **options)
 
     def plot_runs(self, path: str | Path, task: str | None = None) -> Path:
         """Write the score trend of the optimization runs (of `task`) to `path` (.html, or .png with the `plot`

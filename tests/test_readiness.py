@@ -115,6 +115,10 @@ def test_ready_command_exit_codes_and_json(tmp_path, monkeypatch):
     assert runner.invoke(cli, ["ready", "--task", TASK, "--optimizer", "mipro"]).exit_code == 3
     bad = runner.invoke(cli, ["ready", "--optimizer", "nope"])
     assert bad.exit_code == 2
+    for command in (["ready", "--task", "problemz"], ["watch", "--once", "--task", "problemz"]):
+        typo = runner.invoke(cli, command)
+        assert typo.exit_code == 1 and "unknown task 'problemz'" in typo.output and "known tasks: problems" in \
+            typo.output, typo.output
 
 
 def test_optimize_settings_are_read_and_checked(tmp_path):
