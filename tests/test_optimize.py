@@ -510,3 +510,24 @@ def test_narrow_quality_read_matches_the_default(store_url):
         narrow = sorted(kit.store.iter_qualities(query), key=repr)
         assert len(narrow) == 5 and narrow == sorted(Store.iter_qualities(kit.store, query), key=repr)
         assert {d for d, _ in narrow} == {"d0", "d1"}
+
+
+def test_a_run_whose_process_was_killed_is_recorded_as_interrupted(store_url):
+    import subprocess
+    import sys
+
+    from dspy_trainkit.optimization.records import Run
+    from dspy_trainkit.workers import new_owner
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    host = new_owner().split(":")[0]
+    with tk.open(store_url) as kit:
+        killed = Run(task="qa", optimizer="bootstrap", owner=f"{host}:{child.pid}:gone")
+        alive = Run(task="qa", optimizer="bootstrap", owner=new_owner())  # this process: still running
+        kit.store.save_run(killed.record())
+        kit.store.save_run(alive.record())
+        statuses = {run.id: run.status for run in kit.runs("qa")}
+        assert statuses == {killed.id: "interrupted", alive.id: "running"}
+        assert "ended without finishing" in kit.run(killed.id).message
+        assert kit.store.get_run(killed.id)["status"] == "interrupted"  # recorded, not only shown

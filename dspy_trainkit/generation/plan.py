@@ -18,9 +18,6 @@ This module holds the plain data and the planning arithmetic; the SQL lives in t
 
 from __future__ import annotations
 
-import os
-import socket
-import uuid
 from collections.abc import Iterable
 from typing import Any
 
@@ -28,6 +25,9 @@ import attrs
 
 from ..errors import ConfigError
 from ..settings import TaskSettings
+from ..workers import new_owner, owner_is_dead
+
+__all__ = ["PlanSlot", "SlotResult", "default_plan_name", "new_owner", "owner_is_dead", "plan_cells", "plan_slots"]
 
 SLOT_STATES = ("pending", "claimed", "done", "failed")
 Cell = tuple[str | None, str | None, str | None]
@@ -98,36 +98,3 @@ def plan_cells(task: TaskSettings, domain: str | None = None) -> list[Cell]:
 def plan_slots(cells: Iterable[Cell], per_cell: int) -> list[tuple[str | None, str | None, str | None, int]]:
     """`(domain, topic, difficulty, index)` for `per_cell` slots of every cell."""
     return [(*cell, index) for cell in cells for index in range(per_cell)]
-
-
-def new_owner() -> str:
-    """A worker's name: `host:pid:random`, so a re-run on the same host can tell a dead worker's claims."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
-def owner_is_dead(owner: str) -> bool:
-    """True when `owner` is a process of this host that no longer runs (its claims can be taken at once);
-    False when it lives, or runs elsewhere (then only its lease expiring frees its slots)."""
-    host, _, rest = owner.partition(":")
-    pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return False
-    pid = int(pid_text)
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:  # alive, another user's
-        return False
-    return _is_zombie(pid)
-
-
-def _is_zombie(pid: int) -> bool:
-    """A killed child not yet reaped by its parent still answers kill(pid, 0); /proc says it is a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except (OSError, IndexError):
-        return False

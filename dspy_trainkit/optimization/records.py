@@ -86,6 +86,7 @@ class Run:
     error: str | None = None
     created_at: float = attrs.field(factory=time.time)
     finished_at: float | None = None
+    owner: str | None = None  # the process running it (dspy_trainkit.workers), to tell a killed run
     results: list[ExampleResult] = attrs.field(factory=list, eq=False)
     candidates: list[Candidate] = attrs.field(factory=list, eq=False)
 

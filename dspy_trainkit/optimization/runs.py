@@ -33,6 +33,7 @@ import orjson
 from ..errors import ConfigError, LMError, NotFoundError, TrainkitError
 from ..imports import import_object
 from ..models import Event
+from ..workers import new_owner, owner_is_dead
 from . import optimizers
 from .records import Candidate, ExampleResult, Run
 
@@ -378,7 +379,7 @@ def optimize(kit: Kit, task: str, program: Any = None, metric: Any = None, optim
     run = Run(task=task, optimizer=name, used=name, snapshot=snapshot, snapshot_digest=snap_info["digest"],
               train_ids=train_ids, val_ids=val_ids, dev_ids=dev_ids,
               settings={**cfg.to_dict(), "dev_digest": dev_digest(dev_examples)}, program=program_ref,
-              metric=metric_ref, lm=model_name(run_lm))
+              metric=metric_ref, lm=model_name(run_lm), owner=new_owner())
     # 3. too little data: the configured fallback, said plainly
     have, need = len(train) + len(val) + len(dev), cfg.minimum(name)
     short = []
@@ -555,14 +556,25 @@ def get_run(kit: Kit, run_id: str, *, details: bool = True) -> Run:
             raise NotFoundError(f"no single run matches {run_id!r} (see `trainkit runs`)")
         record = matches[0]
     if not details:
-        return Run.from_record(record)
+        return _settled(kit, Run.from_record(record))
     results, candidates = kit.store.run_details(record["id"])
-    return Run.from_record(record, results, candidates)
+    return _settled(kit, Run.from_record(record, results, candidates))
 
 
 def list_runs(kit: Kit, task: str | None = None) -> list[Run]:
     """Every run (of `task`), oldest first, without per-example results (see get_run for those)."""
-    return [Run.from_record(r) for r in kit.store.list_runs(task)]
+    return [_settled(kit, Run.from_record(r)) for r in kit.store.list_runs(task)]
+
+
+def _settled(kit: Kit, run: Run) -> Run:
+    """A run still marked "running" whose process on this host is gone (killed with kill -9, or the machine
+    lost power) is recorded as interrupted, so it neither shows as running forever nor blocks re-optimization."""
+    if run.status != "running" or not run.owner or not owner_is_dead(run.owner):
+        return run
+    run = attrs.evolve(run, status="interrupted", message=f"{run.message} its process {run.owner} ended without "
+                       "finishing (killed?); optimize again".strip())
+    kit.store.save_run(run.record())
+    return run
 
 
 def champion(kit: Kit, task: str) -> Run | None:
