@@ -24,6 +24,8 @@ import peewee as pw
 
 from dspy_trainkit.generation.plan import PlanSlot, SlotResult
 
+from . import schema
+
 SLOT_COLUMNS = ("plan", "cell", "slot", "domain", "topic", "difficulty", "state", "owner", "lease_until",
                 "attempts", "reason", "last_error", "example_id", "updated_at")
 
@@ -31,9 +33,7 @@ SLOT_COLUMNS = ("plan", "cell", "slot", "domain", "topic", "difficulty", "state"
 def define_plan_models(database: pw.Database) -> SimpleNamespace:
     """The `generation_plans` and `plan_slots` tables bound to `database`."""
 
-    class Base(pw.Model):
-        class Meta:
-            legacy_table_names = False
+    Base = schema.TableModel
 
     class PlanRow(Base):
         name = pw.CharField(primary_key=True)
@@ -65,9 +65,7 @@ def define_plan_models(database: pw.Database) -> SimpleNamespace:
             primary_key = pw.CompositeKey("plan", "cell", "slot")
             indexes = ((("plan", "state"), False),)
 
-    for model in (PlanRow, SlotRow):
-        model.bind(database, bind_refs=False, bind_backrefs=False)
-    return SimpleNamespace(Plan=PlanRow, Slot=SlotRow)
+    return schema.bound(database, Plan=PlanRow, Slot=SlotRow)
 
 
 def create_tables(models: SimpleNamespace) -> None:

@@ -19,6 +19,8 @@ import peewee as pw
 from dspy_trainkit.models import Event
 from dspy_trainkit.store import ExampleQuery
 
+from . import schema
+
 RUN_COLUMNS = ("id", "task", "status", "created_at", "finished_at", "snapshot", "optimizer", "score", "promoted",
                "record")
 
@@ -26,9 +28,7 @@ RUN_COLUMNS = ("id", "task", "status", "created_at", "finished_at", "snapshot", 
 def define_run_models(database: pw.Database) -> SimpleNamespace:
     """The `optimization_runs`, `optimization_results`, `optimization_candidates` and `champions` tables."""
 
-    class Base(pw.Model):
-        class Meta:
-            legacy_table_names = False
+    Base = schema.TableModel
 
     class RunRow(Base):
         id = pw.CharField(primary_key=True, max_length=32)
@@ -80,10 +80,7 @@ def define_run_models(database: pw.Database) -> SimpleNamespace:
         class Meta:
             table_name = "champions"
 
-    models = (RunRow, ResultRow, CandidateRow, ChampionRow)
-    for model in models:
-        model.bind(database, bind_refs=False, bind_backrefs=False)
-    return SimpleNamespace(Run=RunRow, Result=ResultRow, Candidate=CandidateRow, Champion=ChampionRow)
+    return schema.bound(database, Run=RunRow, Result=ResultRow, Candidate=CandidateRow, Champion=ChampionRow)
 
 
 def create_tables(models: SimpleNamespace) -> None:

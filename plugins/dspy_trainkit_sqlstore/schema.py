@@ -21,12 +21,24 @@ EXAMPLE_COLUMNS = ("id", "task", "content_hash", "inputs", "outputs", "domain", 
 EVENT_COLUMNS = ("id", "time", "kind", "actor", "reason", "example_ids", "details")
 
 
+class TableModel(pw.Model):
+    """The parent of every trainkit table model: snake_case table names (peewee's current naming)."""
+
+    class Meta:
+        legacy_table_names = False
+
+
+def bound(database: pw.Database, **models: type[pw.Model]) -> SimpleNamespace:
+    """`models` bound to `database` (each store binds classes of its own), as a namespace by name."""
+    for model in models.values():
+        model.bind(database, bind_refs=False, bind_backrefs=False)
+    return SimpleNamespace(**models)
+
+
 def define_models(database: pw.Database) -> SimpleNamespace:
     """The Example, Event and Migration tables bound to `database`."""
 
-    class Base(pw.Model):
-        class Meta:
-            legacy_table_names = False
+    Base = TableModel
 
     class ExampleRow(Base):
         id = pw.CharField(primary_key=True, max_length=32)
@@ -76,9 +88,7 @@ def define_models(database: pw.Database) -> SimpleNamespace:
         class Meta:
             table_name = "trainkit_migrations"
 
-    for model in (ExampleRow, EventRow, MigrationRow):
-        model.bind(database, bind_refs=False, bind_backrefs=False)
-    return SimpleNamespace(Example=ExampleRow, Event=EventRow, Migration=MigrationRow)
+    return bound(database, Example=ExampleRow, Event=EventRow, Migration=MigrationRow)
 
 
 def _initial(models: SimpleNamespace) -> None:

@@ -30,9 +30,7 @@ MEMBER_COLUMNS = ("snapshot", "position", "example_id", "content_hash", "task", 
 def define_snapshot_models(database: pw.Database) -> SimpleNamespace:
     """The `snapshots` and `snapshot_members` tables bound to `database`."""
 
-    class Base(pw.Model):
-        class Meta:
-            legacy_table_names = False
+    Base = schema.TableModel
 
     class SnapshotRow(Base):
         name = pw.CharField(primary_key=True)
@@ -60,9 +58,7 @@ def define_snapshot_models(database: pw.Database) -> SimpleNamespace:
             primary_key = pw.CompositeKey("snapshot", "position")
             indexes = ((("snapshot", "example_id"), True), (("example_id",), False))
 
-    for model in (SnapshotRow, MemberRow):
-        model.bind(database, bind_refs=False, bind_backrefs=False)
-    return SimpleNamespace(Snapshot=SnapshotRow, Member=MemberRow)
+    return schema.bound(database, Snapshot=SnapshotRow, Member=MemberRow)
 
 
 def create_tables(models: SimpleNamespace) -> None:
