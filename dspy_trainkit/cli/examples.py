@@ -8,12 +8,12 @@ from typing import Any
 import click
 import orjson
 
+from .exits import EXIT_REJECTED
 from .output import echo_json, echo_json_stream, echo_table, json_option, preview, when
 from .selection import query_fields, resolve_ids, selection_options
 from .state import CliState, pass_state
 
 #: Exit status when the data was stored but (some of it) rejected, as `trainkit import` does.
-EXIT_REJECTED = 3
 
 label_options = [
     click.option("--domain", help="Domain label, e.g. algebra."),

@@ -4,5 +4,6 @@ be done" from an error (docs/cli.md, "Exit status and errors")."""
 EXIT_ERROR = 1  # an error the user can fix; one `Error: ...` line (main.py)
 EXIT_USAGE = 2  # click's usage errors
 EXIT_REJECTED = 3  # the work was done, but some records were rejected
+EXIT_NOT_READY = 3  # `trainkit ready`: a task lacks data for its optimizer (a check that failed, like a rejection)
 EXIT_INCOMPLETE = 4  # some of the asked-for examples could not be made (LM failures); a re-run tries again
 EXIT_INTERRUPTED = 130  # Ctrl-C: what was finished is kept

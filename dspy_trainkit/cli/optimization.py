@@ -16,10 +16,10 @@ from typing import Any
 
 import click
 
+from .exits import EXIT_NOT_READY
 from .output import echo_json, echo_table, json_option, when
 from .state import CliState, pass_state
 
-NOT_READY_EXIT = 3
 OPTIMIZER_NAMES = ("labeled", "bootstrap", "random-search", "mipro", "simba", "gepa")  # = optimizers.OPTIMIZERS
 
 
@@ -68,7 +68,7 @@ def ready(state: CliState, task: str | None, optimizer: str | None, as_json: boo
             click.echo(f"  domain {r.domain}: {r.verdict} — {r.accepted} accepted, {r.dev} dev"
                        + "".join(f"; {p}" for p in r.problems))
     if any(not r.ready for r in found if r.domain is None):
-        sys.exit(NOT_READY_EXIT)
+        sys.exit(EXIT_NOT_READY)
 
 
 @click.command()

@@ -9,14 +9,13 @@ from typing import IO, Any
 import click
 import orjson
 
+from .exits import EXIT_INTERRUPTED, EXIT_REJECTED
 from .output import count_of, echo_json, json_option
 from .progress import Progress
 from .selection import query_fields, resolve_ids, selection_options
 from .state import CliState, pass_state
 
 #: Exit status of an import that stored the good records but rejected some.
-EXIT_SOME_REJECTED = 3
-EXIT_INTERRUPTED = 130
 
 
 def _split_names(value: str | None) -> list[str] | None:
@@ -127,7 +126,7 @@ def import_(state: CliState, files: tuple[Path, ...], task: str | None, format_n
     else:
         _print_summary(report, dry_run, rejects, reject_sink)
     if report.rejected:
-        sys.exit(EXIT_SOME_REJECTED)
+        sys.exit(EXIT_REJECTED)
 
 
 def _print_summary(report: Any, dry_run: bool, rejects: Path | None, sink: RejectsFile) -> None:
