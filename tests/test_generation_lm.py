@@ -143,3 +143,20 @@ def test_kit_lm_uses_task_overrides(tmp_path) -> None:
         assert kit.lm_calls("qa").concurrency == 7
         with pytest.raises(LMError, match=r"\[lm.judging\]"):
             kit.lm("qa", purpose="judging")
+
+
+def test_with_the_cache_on_a_retry_goes_to_the_server_instead_of_replaying_a_cached_bad_answer(tmp_path) -> None:
+    from optimize_support import dspy_cache
+
+    schedule = {1: malformed_reply(), 2: malformed_reply()}
+    with dspy_cache(tmp_path / "cache"), OpenAIServer(counting_replies(), faults=Faults(schedule=schedule)) as server:
+        settings = settings_for(server, cache=True, concurrency=1, retries=2)
+        predict = dspy.Predict("question -> answer")
+        first = list(LMCalls(build_lm(settings), settings, backoff=0.001).run(lambda q: predict(question=q).answer,
+                                                                              ["q1"]))
+        # attempt 1: the ChatAdapter's answer and the JSONAdapter fallback's are both malformed; attempt 2 works
+        assert first[0].ok and first[0].attempts == 2 and server.counts["requests"] == 3
+        # a re-run: the first attempt may come from the cache (the malformed answer was cached), the retry not
+        again = list(LMCalls(build_lm(settings), settings, backoff=0.001).run(lambda q: predict(question=q).answer,
+                                                                              ["q1"]))
+        assert again[0].ok and again[0].attempts == 2 and server.counts["requests"] == 4

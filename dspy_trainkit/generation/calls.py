@@ -204,6 +204,9 @@ class LMCalls:
         self._random_lock = threading.Lock()
         self.lm = lm.copy()
         self.lm.callbacks.append(_meter_class()(self.stats, RateLimiter(settings.rpm, self._stop)))
+        # Retries must reach the server: with DSPy's cache on, the same request would get the cached bad
+        # answer (a malformed one) back on every attempt and on every re-run.
+        self._retry_lm = self.lm.copy(cache=False) if getattr(self.lm, "cache", False) else self.lm
 
     @property
     def concurrency(self) -> int:
@@ -255,7 +258,7 @@ class LMCalls:
         while True:
             attempts += 1
             try:
-                with dspy.context(lm=self.lm), track_usage() as tracker:
+                with dspy.context(lm=self.lm if attempts == 1 else self._retry_lm), track_usage() as tracker:
                     try:
                         value = fn(item)
                     finally:
