@@ -12,6 +12,7 @@ example's problem program (domain, topic, difficulty -> problem, solution, answe
 from __future__ import annotations
 
 import argparse
+import collections
 import hashlib
 import random
 import signal
@@ -19,17 +20,27 @@ import sys
 import threading
 from typing import Any
 
-from dspy_trainkit.testing import OpenAIServer, dspy_reply, input_fields
 from dspy_trainkit_template.library import BUILTIN, LEVELS
+
+from dspy_trainkit.testing import OpenAIServer, dspy_reply, input_fields
+
+_asked: collections.Counter[str] = collections.Counter()
+_lock = threading.Lock()
 
 
 def answer(body: dict[str, Any]) -> Any:
-    """A problem for the cell named in the request; the same request gets the same problem."""
+    """A problem for the cell named in the request. The first request for a cell always gets the same problem
+    (so re-runs and evaluations repeat); asking again for the same cell (bootstrap's `per_cell` > 1, or a
+    retry at another temperature) gets the next one, as a sampling LM would answer differently."""
     fields = input_fields(body)
     topic, difficulty = fields.get("topic", ""), fields.get("difficulty", "")
     level = LEVELS.index(difficulty) if difficulty in LEVELS else 0
     template = next((t for t in BUILTIN if t.topic == topic), BUILTIN[0])
-    seed = int(hashlib.sha256(repr(sorted(fields.items())).encode()).hexdigest()[:8], 16)
+    key = repr(sorted(fields.items()))
+    with _lock:
+        nth = _asked[key]
+        _asked[key] += 1
+    seed = int(hashlib.sha256(f"{key}#{nth}".encode()).hexdigest()[:8], 16)
     made = template.make(random.Random(seed), level)
     return dspy_reply({"problem": made.problem, "solution": made.solution, "answer": made.answer})
 
