@@ -108,7 +108,7 @@ def main() -> int:
         many.mkdir()
         rows = [("(a) concurrency 1", run(server, one, 1, per_cell)),
                 (f"(b) concurrency {args.concurrency}", run(server, many, args.concurrency, per_cell)),
-                (f"(c) re-run of (b)'s plan", run(server, many, args.concurrency, per_cell))]
+                ("(c) re-run of (b)'s plan", run(server, many, args.concurrency, per_cell))]
     print(f"{'run':<26} {'seconds':>8} {'examples/s':>11} {'made':>5} {'stored':>7} {'LM calls':>9} "
           f"{'server requests':>16} {'tokens':>7}")
     for name, r in rows:

@@ -107,10 +107,11 @@ def import_format(register: Callable[..., None]) -> None:
     ``reader(path, options)`` returns an iterator of ``(position, record)`` pairs, where ``position`` names the
     place in the file (``"line 12"``, ``"row 3"``) for error messages and ``record`` is a mapping, or an
     exception saying why that record could not be read (the import goes on with the next one). ``options`` is a
-    :class:`~dspy_trainkit.formats.ReadOptions` (``encoding``). Readers should stream where the format allows it, so
-    that memory does not grow with the file (the built-in ``jsonl`` and ``csv`` readers do; a JSON or YAML
-    document has to be parsed whole, so those readers hold one document, then yield its records one by one). A problem with the whole file (wrong encoding) is raised as
-    :class:`~dspy_trainkit.formats.FormatError` with a message saying what to do.
+    :class:`~dspy_trainkit.formats.ReadOptions` (``encoding``). Readers should stream where the format allows
+    it, so that memory does not grow with the file (the built-in ``jsonl`` and ``csv`` readers do; a JSON or YAML
+    document has to be parsed whole, so those readers hold one document, then yield its records one by one). A
+    problem with the whole file (wrong encoding) is raised as :class:`~dspy_trainkit.formats.FormatError` with a
+    message saying what to do.
 
     Calling mode: all plugins are called; a name registered twice is an error naming both plugins.
     """

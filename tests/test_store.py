@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from dspy_trainkit_sqlstore.schema import MIGRATIONS
 from helpers import qa
 
 import dspy_trainkit as tk
 from dspy_trainkit import Event, Example, ExampleQuery, NotFoundError, StoreError
-from dspy_trainkit_sqlstore.schema import MIGRATIONS
 
 
 def test_migrations_are_recorded_and_reopening_applies_nothing(store_url):
