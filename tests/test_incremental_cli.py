@@ -93,6 +93,28 @@ def test_watch_once_exits_1_when_a_reoptimization_fails(project):
     assert [r["status"] for r in json.loads(retried.stdout)["results"]] == ["succeeded"]
 
 
+def test_watch_json_stays_valid_json_while_dspy_prints_its_progress(project):
+    add(project, range(20))  # BootstrapFewShot print()s "Bootstrapped N full traces ..." while it compiles
+    once = trainkit("watch", "--once", "--json", "--optimizer", "bootstrap")
+    assert once.exit_code == 0, once.output
+    [result] = json.loads(once.stdout)["results"]
+    assert result["status"] == "succeeded"
+    assert "Bootstrapped" not in once.output
+
+
+def test_watch_loop_json_lines_stay_valid_while_dspy_prints(project, monkeypatch):
+    add(project, range(20))
+
+    def interrupted(self, seen, timeout, stop):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(triggers.ChangeMarks, "wait", interrupted)
+    result = trainkit("watch", "--json", "--interval", "5m", "--optimizer", "bootstrap")
+    assert result.exit_code == 0, result.output
+    [line] = result.stdout.strip().splitlines()
+    assert [r["status"] for r in json.loads(line)["results"]] == ["succeeded"]
+
+
 def test_watch_text_output_says_state_and_next_steps(project):
     add(project, range(2))
     result = trainkit("watch", "--once", lm=False)

@@ -12,7 +12,8 @@ import contextlib
 import io
 import logging
 import sys
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, TextIO
 
 import click
 
@@ -21,6 +22,21 @@ from .output import echo_json, echo_table, json_option, when
 from .state import CliState, pass_state
 
 OPTIMIZER_NAMES = ("labeled", "bootstrap", "random-search", "mipro", "simba", "gepa")  # = optimizers.OPTIMIZERS
+
+
+@contextlib.contextmanager
+def dspy_prints_to_log() -> Iterator[TextIO]:
+    """Keep stdout for the command's result (--json): DSPy's optimizers print() their progress ("Bootstrapped 4
+    full traces..."), so stdout is captured while a run works and what was printed goes to the debug log.
+    Yields the real stdout, for output that must reach it meanwhile (`contextlib.redirect_stdout(real)`)."""
+    real = sys.stdout
+    captured = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(captured):
+            yield real
+    finally:
+        if captured.getvalue().strip():
+            logging.getLogger("dspy_trainkit").debug("DSPy printed: %s", captured.getvalue().strip())
 
 
 def _score(value: float | None) -> str:
@@ -104,14 +120,9 @@ def optimize(state: CliState, task: str | None, program: str | None, metric: str
         if show:
             click.echo(f"optimize {task}: {stage}…", err=True)
 
-    captured = io.StringIO()  # DSPy's optimizers print() their progress; stdout is for the result (--json)
-    try:
-        with contextlib.redirect_stdout(captured):
-            run = kit.optimize(task, program, metric, optimizer, snapshot, dev_fraction=dev_fraction, seed=seed,
-                               promote=not no_promote, progress=progress, actor="cli")
-    finally:
-        if captured.getvalue().strip():
-            logging.getLogger("dspy_trainkit").debug("DSPy printed: %s", captured.getvalue().strip())
+    with dspy_prints_to_log():
+        run = kit.optimize(task, program, metric, optimizer, snapshot, dev_fraction=dev_fraction, seed=seed,
+                           promote=not no_promote, progress=progress, actor="cli")
     if as_json:
         echo_json(run.to_dict())
         return

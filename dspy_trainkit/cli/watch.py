@@ -18,7 +18,7 @@ from typing import Any
 import click
 
 from .exits import EXIT_ERROR, EXIT_INTERRUPTED
-from .optimization import OPTIMIZER_NAMES
+from .optimization import OPTIMIZER_NAMES, dspy_prints_to_log
 from .output import echo_json, when
 from .state import CliState, pass_state
 
@@ -106,7 +106,8 @@ def _watch(kit: Any, task: str | None, interval: float, once: bool, dry_run: boo
         return
     if once:
         try:
-            results = builder.step(progress=progress)
+            with dspy_prints_to_log():  # DSPy's print()s would break --json
+                results = builder.step(progress=progress)
         except KeyboardInterrupt:
             _interrupted(builder)
             sys.exit(EXIT_INTERRUPTED)  # a one-shot command cut short
@@ -116,6 +117,10 @@ def _watch(kit: Any, task: str | None, interval: float, once: bool, dry_run: boo
         return
 
     def on_step(results: list[Any]) -> None:
+        with contextlib.redirect_stdout(real_stdout):
+            _on_step(results)
+
+    def _on_step(results: list[Any]) -> None:
         if as_json:
             click.echo(_json_line({"time": time.time(), "checks": [c.to_dict() for c in builder.last_checks],
                                    "results": [r.to_dict() for r in results]}))
@@ -125,7 +130,8 @@ def _watch(kit: Any, task: str | None, interval: float, once: bool, dry_run: boo
     if not as_json and not quiet:
         click.echo(f"watching {task or 'every task'} every {interval:g} s; Ctrl-C stops", err=True)
     try:
-        builder.run_forever(interval, on_step=on_step, progress=progress)
+        with dspy_prints_to_log() as real_stdout:  # DSPy's print()s would break --json; each step prints to it
+            builder.run_forever(interval, on_step=on_step, progress=progress)
     except KeyboardInterrupt:
         _interrupted(builder)
         click.echo("stopped", err=True)
