@@ -127,6 +127,35 @@ def test_a_champion_is_scored_again_on_a_new_dev_set(project, tmp_path):
     assert kit.champion(TASK).id == first.id
 
 
+def lenient(example, prediction, trace=None):
+    """A metric that passes everything."""
+    return 1.0
+
+
+def test_a_champion_is_scored_again_with_another_metric_or_lm(project, tmp_path):
+    kit = project
+    fill(kit, tmp_path)
+    with OpenAIServer(bad_answer) as server:
+        champion = kit.optimize(TASK, program=PROGRAM, metric=METRIC, lm=make_lm(server))
+    assert champion.promoted and champion.score == pytest.approx(200 / 3, abs=0.01)
+    with OpenAIServer(bad_answer) as server:  # same dev set, but a metric that passes everything
+        challenger = kit.optimize(TASK, program=PROGRAM, metric=lenient, lm=make_lm(server),
+                                  snapshot=champion.snapshot)
+    assert challenger.score == 100.0
+    assert [r.example_id for r in challenger.results_for("champion")] == challenger.dev_ids  # re-scored
+    assert challenger.champion_score == 100.0 and not challenger.promoted  # a tie keeps the champion
+    assert kit.champion(TASK).id == champion.id
+    with OpenAIServer(good_answer) as server:  # metric A again: the champion's stored score (metric A) counts
+        fair = kit.optimize(TASK, program=PROGRAM, metric=METRIC, lm=make_lm(server), snapshot=champion.snapshot)
+    assert not fair.results_for("champion") and fair.champion_score == champion.score
+    assert fair.score == 100.0 and fair.promoted and kit.champion(TASK).id == fair.id
+    answers = {"problem": "Add 1/4 and 2/4 of a pizza: how much pizza is that together?",
+               "solution": "Same denominator, add numerators. The sum is 3/4", "answer": "3/4"}
+    other_lm = kit.optimize(TASK, program=PROGRAM, metric=METRIC, lm=dspy.utils.DummyLM([answers] * 2000),
+                            snapshot=champion.snapshot, promote=False)
+    assert [r.example_id for r in other_lm.results_for("champion")] == other_lm.dev_ids  # another LM: re-scored
+
+
 def test_margin_decides_promotion(tmp_path):
     config = make_project(tmp_path / "p", extra="[optimize]\nmargin = 40\n")
     with open_project(config) as kit:

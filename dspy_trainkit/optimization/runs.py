@@ -10,8 +10,8 @@ One run, in order (nothing that can be checked up front waits until LM money is 
 4. too little data -> the configured fallback (the unoptimized program or LabeledFewShot), said plainly;
 5. evaluate the unoptimized program on dev (`dspy.Evaluate`, per-example results kept), compile, evaluate the
    result on the same dev set, save it with `program.save(path)` (JSON);
-6. compare with the champion on the same dev set (re-evaluating the champion when its dev set differs) and
-   promote the run only when it wins by the configured margin.
+6. compare with the champion on the same dev set (re-evaluating the champion when its dev set, metric or LM
+   differs) and promote the run only when it wins by the configured margin.
 
 The run is stored as "running" before the first LM call and updated when it ends (succeeded, failed with the
 error, or interrupted), so `trainkit runs` shows every attempt.
@@ -512,9 +512,9 @@ def _compare(kit: Kit, run: Run, cfg: Any, make_program: Any, metric: Callable[.
     if current is None:
         wins = run.baseline_score is None or run.score >= run.baseline_score
         return attrs.evolve(run, promoted=promote and wins)
-    if current.settings.get("dev_digest") == run.settings.get("dev_digest") and current.score is not None:
+    if _scored_alike(current, run) and current.score is not None:
         champion_score = current.score
-    else:  # another dev set: score the champion on this one
+    else:  # another dev set, metric or LM: score the champion on this run's dev set with its metric and LM
         try:
             program = load_saved(make_program, current)
         except TrainkitError as exc:
@@ -524,6 +524,16 @@ def _compare(kit: Kit, run: Run, cfg: Any, make_program: Any, metric: Callable[.
         run = attrs.evolve(run, results=[*run.results, *champion_results])
     wins = champion_score is None or (run.score > champion_score and run.score - champion_score >= cfg.margin)
     return attrs.evolve(run, champion_run=current.id, champion_score=champion_score, promoted=promote and wins)
+
+
+def _scored_alike(champion_run: Run, run: Run) -> bool:
+    """Whether the champion's stored score can be compared with this run's: the same dev set (by content), the
+    same metric (by import path; a metric passed as an object without one never counts as the same) and the
+    same LM."""
+    metric = run.metric
+    return (champion_run.settings.get("dev_digest") == run.settings.get("dev_digest")
+            and metric is not None and ":" in metric and champion_run.metric == metric
+            and run.lm is not None and champion_run.lm == run.lm)
 
 
 def _message(run: Run) -> str:
