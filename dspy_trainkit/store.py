@@ -201,15 +201,19 @@ class Store(abc.ABC):
         raise StoreError(f"the store backend of {self.url!r} does not keep generation plans")
 
     def plan_slots(self, plan: str, *, state: str | None = None, domain: str | None = None,
-                   max_index: int | None = None) -> list[PlanSlot]:
-        """The plan's slots (optionally in one state, of one domain, with index < max_index), in cell order."""
+                   max_index: int | None = None, cells: Sequence[Any] | None = None) -> list[PlanSlot]:
+        """The plan's slots (optionally in one state, of one domain, with index < max_index, in the given
+        `(domain, topic, difficulty)` cells), in cell order. `cells` is the task's current grid, so slots of
+        cells since removed from the settings are left out; the same holds for the slot methods below."""
         raise StoreError(f"the store backend of {self.url!r} does not keep generation plans")
 
-    def slot_counts(self, plan: str, *, domain: str | None = None, max_index: int | None = None) -> dict[str, int]:
+    def slot_counts(self, plan: str, *, domain: str | None = None, max_index: int | None = None,
+                    cells: Sequence[Any] | None = None) -> dict[str, int]:
         """How many of the plan's (matching) slots are in each state."""
         raise StoreError(f"the store backend of {self.url!r} does not keep generation plans")
 
-    def reopen_failed_slots(self, plan: str, *, domain: str | None = None, max_index: int | None = None) -> int:
+    def reopen_failed_slots(self, plan: str, *, domain: str | None = None, max_index: int | None = None,
+                            cells: Sequence[Any] | None = None) -> int:
         """Make failed slots pending again (attempts reset), for a re-run; returns how many."""
         raise StoreError(f"the store backend of {self.url!r} does not keep generation plans")
 
@@ -219,7 +223,7 @@ class Store(abc.ABC):
         raise StoreError(f"the store backend of {self.url!r} does not keep generation plans")
 
     def claim_slots(self, plan: str, owner: str, limit: int, lease_seconds: float, *, domain: str | None = None,
-                    max_index: int | None = None) -> list[PlanSlot]:
+                    max_index: int | None = None, cells: Sequence[Any] | None = None) -> list[PlanSlot]:
         """Atomically claim up to `limit` pending (or lease-expired) slots for `owner` for `lease_seconds`; two
         concurrent claimers never get the same slot. Each claim counts an attempt."""
         raise StoreError(f"the store backend of {self.url!r} does not keep generation plans")

@@ -438,3 +438,55 @@ def test_a_slot_claimed_too_often_fails_with_reason_lease(tmp_path: Path) -> Non
             assert report.failures == {"lease": 1} and report.made == 5 and not report.complete
             assert report.failed_slots[0]["slot"] == "math/topic0/level0#0"
             assert server.counts["requests"] == 5
+
+
+def test_changed_topics_fill_only_the_new_cells_and_counts_add_up(tmp_path: Path) -> None:
+    """After a bootstrap, the task's topics change (topic1 removed, topic2 and topic3 added): the dry run and
+    the real run count only the current cells, the run fills only the new ones, the counts identity holds,
+    and the removed cell's slots are reported as stale, not claimed or counted."""
+    with OpenAIServer(unique_answers()) as server:
+        write_project(tmp_path, server.url, per_cell=2)  # math: topic0, topic1 x 2 levels; physics: 2 cells
+        with open_kit(tmp_path) as kit:
+            assert kit.bootstrap("problems", check=False).made == 12
+        text = (tmp_path / "trainkit.toml").read_text()
+        (tmp_path / "trainkit.toml").write_text(text.replace('topics = ["topic0", "topic1"]',
+                                                             'topics = ["topic0", "topic2", "topic3"]'))
+        code, out, _ = run_cli(tmp_path, "bootstrap", "--task", "problems", "--dry-run", "--json")
+        dry = json.loads(out)
+        assert code == 0
+        # math: 3 topics x 2 levels + physics: 2 cells = 8 cells x 2 = 16 slots; 8 done (topic0, kinematics)
+        assert (dry["planned"], dry["done"], dry["to_make"], dry["stale"]) == (16, 8, 8, 4)
+        assert dry["to_make"] == sum(c["to_make"] for c in dry["cells"])
+        code, out, _ = run_cli(tmp_path, "bootstrap", "--task", "problems", "--dry-run")
+        assert "plan bootstrap:problems: 16 slots, 8 done; would make 8 example(s)" in out
+        assert "4 slot(s) of the stored plan belong to cells no longer in the task's settings" in out
+        before = server.counts["requests"]
+        with open_kit(tmp_path) as kit:
+            report = kit.bootstrap("problems", check=False)
+            assert (report.planned, report.done_before, report.made, report.done, report.stale) == (16, 8, 8, 16, 4)
+            assert report.planned == report.done + report.failed + report.pending + report.in_progress
+            assert report.done == report.done_before + report.made + report.recovered + report.by_others
+            assert report.complete and server.counts["requests"] - before == 8
+            made = [ex for ex in kit.examples(task="problems") if ex.provenance["plan"] == PLAN]
+            assert len(made) == 20
+            new = {(ex.topic, ex.difficulty) for ex in made if ex.topic in ("topic2", "topic3")}
+            assert new == {(t, d) for t in ("topic2", "topic3") for d in ("level0", "level1")}
+            assert sum(1 for ex in made if ex.topic == "topic1") == 4  # the removed cell's examples stay
+
+
+def test_progress_line_counts_whole_slots(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from dspy_trainkit.cli.generation import _Bar
+    from dspy_trainkit.generation.bootstrap import BootstrapReport
+
+    terminal = io.StringIO()
+    terminal.isatty = lambda: True  # type: ignore[method-assign]
+    monkeypatch.setattr(sys, "stderr", terminal)
+    bar = _Bar(quiet=False)
+    report = BootstrapReport(task="problems", plan=PLAN, planned=13, made=5, accepted=5)
+    bar.update(report)
+    bar.progress.bar.refresh()
+    bar.close()
+    line = terminal.getvalue()
+    assert "| 5/13 [" in line and "0slot [" in line and "/13.0" not in line

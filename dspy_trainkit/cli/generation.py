@@ -87,7 +87,7 @@ class _Bar:
     def __init__(self, quiet: bool):
         from .progress import Progress
 
-        self.progress = Progress("bootstrap", quiet=quiet, unit="slot")
+        self.progress = Progress("bootstrap", quiet=quiet, unit="slot", unit_scale=False)  # "5/13", not "5.00/13.0"
 
     def update(self, report: Any) -> None:
         if self.progress.bar is not None and report.planned:
@@ -109,12 +109,20 @@ def _print_dry_run(report: Any) -> None:
     click.echo(f"plan {report.plan}: {report.planned} slots, {report.done} done; would make {report.to_make} "
                f"example(s) with {report.program} on {report.model or '(no model configured)'}: {calls}, "
                f"{report.to_make} call(s) before retries. Nothing was called or stored.")
+    _print_stale(report)
+
+
+def _print_stale(report: Any) -> None:
+    if report.stale:
+        click.echo(f"{report.stale} slot(s) of the stored plan belong to cells no longer in the task's settings "
+                   "(a topic, difficulty or domain was removed): kept with their examples, not counted or filled")
 
 
 def _print_summary(report: Any) -> None:
     lm = report.lm
     click.echo(f"plan {report.plan}: {report.planned} slots: {report.done} done, {report.failed} failed, "
                f"{report.pending} pending, {report.in_progress} held by other workers")
+    _print_stale(report)
     click.echo(f"this run: {report.made} stored ({report.accepted} accepted, {report.candidates} candidates, "
                f"{report.rejected} rejected), {report.recovered} recovered, {report.duplicates} duplicate "
                f"result(s) generated again; done before: {report.done_before}, by other workers: {report.by_others}")

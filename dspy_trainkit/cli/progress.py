@@ -9,14 +9,14 @@ from typing import Any
 class Progress:
     """Counts records as batches finish; silent unless stderr is a terminal and not --quiet."""
 
-    def __init__(self, label: str, *, quiet: bool = False, unit: str = "rec"):
+    def __init__(self, label: str, *, quiet: bool = False, unit: str = "rec", unit_scale: bool = True):
         self.enabled = not quiet and sys.stderr.isatty()
         self.bar: Any = None
         self.done = 0
         if self.enabled:
             from tqdm import tqdm
 
-            self.bar = tqdm(desc=label, unit=unit, unit_scale=True, file=sys.stderr, leave=True, dynamic_ncols=True)
+            self.bar = tqdm(desc=label, unit=unit, unit_scale=unit_scale, file=sys.stderr, leave=True, dynamic_ncols=True)
 
     def update(self, done: int, **counts: int) -> None:
         if self.bar is not None:

@@ -30,7 +30,7 @@ import attrs
 from ..errors import TrainkitError
 from ..models import Example
 from .calls import LMCalls, Outcome
-from .plan import PlanSlot, SlotResult, default_plan_name, new_owner, owner_is_dead, plan_cells, plan_slots
+from .plan import Cell, PlanSlot, SlotResult, default_plan_name, new_owner, owner_is_dead, plan_cells, plan_slots
 from .program import Generator, check_cells, load_generator
 
 if TYPE_CHECKING:
@@ -50,7 +50,9 @@ class BootstrapReport:
     `done = done_before + made + recovered + by_others`, where `made = accepted + candidates + rejected`
     (examples this run stored) and `recovered` are slots whose example a crashed run had stored already.
     `duplicates` counts generations dropped as duplicates (their slots were generated again or failed), `lost`
-    results dropped because the slot's lease ran out and another worker took it over."""
+    results dropped because the slot's lease ran out and another worker took it over. `stale` counts the stored
+    plan's slots of cells no longer in the task's settings (a topic or difficulty was removed): they are kept
+    with their examples but neither filled nor counted in the other numbers."""
 
     task: str
     plan: str
@@ -77,6 +79,7 @@ class BootstrapReport:
     to_make: int = 0
     cells: list[dict[str, Any]] = attrs.field(factory=list)
     interrupted: bool = False
+    stale: int = 0
 
     @property
     def complete(self) -> bool:
@@ -92,8 +95,9 @@ class _Run:
 
     def __init__(self, kit: Kit, task: str, plan: str, generator: Generator, calls: LMCalls, report: BootstrapReport,
                  *, domain: str | None, per_cell: int, lease: float, max_attempts: int,
-                 progress: Callable[[BootstrapReport], None] | None):
+                 progress: Callable[[BootstrapReport], None] | None, cells: list[Cell]):
         self.kit, self.task, self.plan, self.generator, self.calls = kit, task, plan, generator, calls
+        self.cells = cells
         self.report, self.domain, self.per_cell, self.lease = report, domain, per_cell, lease
         self.max_attempts, self.progress = max_attempts, progress
         self.store = kit.store
@@ -109,7 +113,7 @@ class _Run:
         batch = max(1, self.calls.concurrency)
         while True:
             claimed = self.store.claim_slots(self.plan, self.owner, batch, self.lease, domain=self.domain,
-                                             max_index=self.per_cell)
+                                             max_index=self.per_cell, cells=self.cells)
             if not claimed:
                 return
             for slot in claimed:
@@ -287,21 +291,23 @@ def bootstrap(kit: Kit, task: str, *, domain: str | None = None, per_cell: int |
         check_lm(lm_settings, purpose="generation", task=task)  # one clear error now, not a failed run later
     kit.store.ensure_plan(name, task, {"per_cell": per_cell, "program": generator.name, "model": lm.model}, slots)
     kit.store.release_claims(name, owner_is_dead=owner_is_dead)
-    kit.store.reopen_failed_slots(name, domain=domain, max_index=per_cell)
-    report.done_before = kit.store.slot_counts(name, domain=domain, max_index=per_cell).get("done", 0)
+    kit.store.reopen_failed_slots(name, domain=domain, max_index=per_cell, cells=cells)
+    report.done_before = kit.store.slot_counts(name, domain=domain, max_index=per_cell, cells=cells).get("done", 0)
     calls = LMCalls(lm, lm_settings)
     run = _Run(kit, task, name, generator, calls, report, domain=domain, per_cell=per_cell, lease=lease,
-               max_attempts=max_attempts, progress=progress)
+               max_attempts=max_attempts, progress=progress, cells=cells)
     try:
         run.run()
     finally:
-        _count(kit, report, domain, per_cell)
+        _count(kit, report, domain, per_cell, cells)
         report.lm = calls.stats.to_dict()
     return report
 
 
-def _count(kit: Kit, report: BootstrapReport, domain: str | None, per_cell: int) -> None:
-    counts = kit.store.slot_counts(report.plan, domain=domain, max_index=per_cell)
+def _count(kit: Kit, report: BootstrapReport, domain: str | None, per_cell: int, cells: list[Cell]) -> None:
+    counts = kit.store.slot_counts(report.plan, domain=domain, max_index=per_cell, cells=cells)
+    report.stale = sum(kit.store.slot_counts(report.plan, domain=domain, max_index=per_cell).values()) \
+        - sum(counts.values())
     report.done = counts.get("done", 0)
     report.failed = counts.get("failed", 0)
     report.pending = counts.get("pending", 0)
@@ -315,8 +321,11 @@ def _dry_run(kit: Kit, report: BootstrapReport, cells: list[Any], per_cell: int,
     and no LM is built or called."""
     done: dict[tuple[Any, Any, Any], int] = {}
     if kit.store.plan_info(report.plan) is not None:
-        for slot in kit.store.plan_slots(report.plan, state="done", domain=domain, max_index=per_cell):
+        for slot in kit.store.plan_slots(report.plan, state="done", domain=domain, max_index=per_cell, cells=cells):
             done[slot.cell] = done.get(slot.cell, 0) + 1
+        everything = sum(kit.store.slot_counts(report.plan, domain=domain, max_index=per_cell).values())
+        report.stale = everything - sum(kit.store.slot_counts(report.plan, domain=domain, max_index=per_cell,
+                                                              cells=cells).values())
     for cell in cells:
         have = done.get(tuple(cell), 0)
         report.cells.append({"domain": cell[0], "topic": cell[1], "difficulty": cell[2], "planned": per_cell,

@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 import peewee as pw
 
-from dspy_trainkit.generation.plan import PlanSlot, SlotResult
+from dspy_trainkit.generation.plan import Cell, PlanSlot, SlotResult
 
 from . import schema
 
@@ -125,23 +125,26 @@ class PlanStoreMixin:
         return {"name": row.name, "task": row.task, "created_at": row.created_at, "config": orjson.loads(row.config)}
 
     def plan_slots(self, plan: str, *, state: str | None = None, domain: str | None = None,
-                   max_index: int | None = None) -> list[PlanSlot]:
+                   max_index: int | None = None, cells: Sequence[Cell] | None = None) -> list[PlanSlot]:
         slot = self._plans.Slot
-        select = self._slot_filter(slot.select(*(getattr(slot, c) for c in SLOT_COLUMNS)), plan, domain, max_index)
+        select = self._slot_filter(slot.select(*(getattr(slot, c) for c in SLOT_COLUMNS)), plan, domain, max_index,
+                                   cells)
         if state is not None:
             select = select.where(slot.state == state)
         return [_slot(row) for row in select.order_by(slot.cell, slot.slot).tuples()]
 
-    def slot_counts(self, plan: str, *, domain: str | None = None, max_index: int | None = None) -> dict[str, int]:
+    def slot_counts(self, plan: str, *, domain: str | None = None, max_index: int | None = None,
+                    cells: Sequence[Cell] | None = None) -> dict[str, int]:
         slot = self._plans.Slot
-        select = self._slot_filter(slot.select(slot.state, pw.fn.COUNT(slot.slot)), plan, domain, max_index)
+        select = self._slot_filter(slot.select(slot.state, pw.fn.COUNT(slot.slot)), plan, domain, max_index, cells)
         return dict(select.group_by(slot.state).tuples())
 
-    def reopen_failed_slots(self, plan: str, *, domain: str | None = None, max_index: int | None = None) -> int:
+    def reopen_failed_slots(self, plan: str, *, domain: str | None = None, max_index: int | None = None,
+                            cells: Sequence[Cell] | None = None) -> int:
         slot = self._plans.Slot
         with self._transaction():  # type: ignore[attr-defined]
             update = slot.update(state="pending", attempts=0, updated_at=time.time())
-            return self._slot_filter(update, plan, domain, max_index).where(slot.state == "failed").execute()
+            return self._slot_filter(update, plan, domain, max_index, cells).where(slot.state == "failed").execute()
 
     def release_claims(self, plan: str, owner: str | None = None, *,
                        owner_is_dead: Callable[[str], bool] | None = None) -> int:
@@ -159,11 +162,11 @@ class PlanStoreMixin:
                     .where((slot.plan == plan) & (slot.state == "claimed") & slot.owner.in_(owners)).execute())
 
     def claim_slots(self, plan: str, owner: str, limit: int, lease_seconds: float, *, domain: str | None = None,
-                    max_index: int | None = None) -> list[PlanSlot]:
+                    max_index: int | None = None, cells: Sequence[Cell] | None = None) -> list[PlanSlot]:
         now = time.time()
         slot = self._plans.Slot
         claimable = (slot.state == "pending") | ((slot.state == "claimed") & (slot.lease_until < now))
-        keys = self._slot_filter(slot.select(slot.plan, slot.cell, slot.slot), plan, domain, max_index)
+        keys = self._slot_filter(slot.select(slot.plan, slot.cell, slot.slot), plan, domain, max_index, cells)
         keys = keys.where(claimable).order_by(slot.cell, slot.slot).limit(limit)
         values = {"state": "claimed", "owner": owner, "lease_until": now + lease_seconds,
                   "attempts": slot.attempts + 1, "updated_at": now}
@@ -222,13 +225,18 @@ class PlanStoreMixin:
                 changed += slot.update(**values).where(mine).execute()
         return changed
 
-    def _slot_filter(self, query: Any, plan: str, domain: str | None, max_index: int | None) -> Any:
+    def _slot_filter(self, query: Any, plan: str, domain: str | None, max_index: int | None,
+                     cells: Sequence[Cell] | None = None) -> Any:
+        """The plan's slots, of `domain`, with index < `max_index`, and in `cells` (the task's current grid:
+        slots of cells since removed from the settings are neither claimed nor counted), each when given."""
         slot = self._plans.Slot
         query = query.where(slot.plan == plan)
         if domain is not None:
             query = query.where(slot.domain == domain)
         if max_index is not None:
             query = query.where(slot.slot < max_index)
+        if cells is not None:
+            query = query.where(slot.cell.in_(sorted({_cell(*cell) for cell in cells})) if cells else pw.SQL("1 = 0"))
         return query
 
 
