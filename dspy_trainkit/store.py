@@ -246,9 +246,23 @@ class Store(abc.ABC):
         `owner` is left alone. Returns how many changed."""
         raise StoreError(f"the store backend of {self.url!r} does not keep generation plans")
 
+    def list_plans(self) -> list[dict[str, Any]]:
+        """Every plan's `{name, task, created_at, config}`, oldest first (backups)."""
+        raise StoreError(f"the store backend of {self.url!r} does not keep generation plans")
+
+    def plan_slot_records(self, plan: str) -> list[dict[str, Any]]:
+        """Every slot of the plan with all it holds (`domain, topic, difficulty, index, state, owner,
+        lease_until, attempts, reason, last_error, example_id, updated_at`), in cell order (backups)."""
+        raise StoreError(f"the store backend of {self.url!r} does not keep generation plans")
+
+    def load_plan(self, info: dict[str, Any], slots: Sequence[dict[str, Any]]) -> None:
+        """Store a restored plan (`plan_info`) and its slots (`plan_slot_records`) exactly as given, in one
+        transaction, with no event. A plan of that name stored already is a StoreError."""
+        raise StoreError(f"the store backend of {self.url!r} does not keep generation plans")
+
     @abc.abstractmethod
     def is_empty(self) -> bool:
-        """True when the store holds no examples and no snapshots."""
+        """True when the store holds no examples, snapshots, optimization runs or generation plans."""
 
     # -- optimization runs (see dspy_trainkit.optimization); not abstract, so older backends still open ---------
     def iter_qualities(self, query: ExampleQuery) -> Iterator[tuple[str | None, float | None]]:
@@ -284,6 +298,10 @@ class Store(abc.ABC):
 
     def champion_id(self, task: str) -> str | None:
         """The id of the champion run of `task`, or None."""
+        raise StoreError(f"the store backend of {self.url!r} does not keep optimization runs")
+
+    def list_champions(self) -> list[dict[str, Any]]:
+        """Every task's champion as `{task, run_id, since}`, by task (backups)."""
         raise StoreError(f"the store backend of {self.url!r} does not keep optimization runs")
 
     @abc.abstractmethod

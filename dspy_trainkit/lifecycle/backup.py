@@ -7,8 +7,10 @@ Two kinds, told apart by the manifest:
   writers keep working, the copy holds exactly what was committed when it began), checked with
   `PRAGMA integrity_check` before it is packed;
 * `portable`: JSON lines of examples (`examples.jsonl`), snapshots with their members' content
-  (`snapshots.jsonl`) and the audit trail (`events.jsonl`), read in one consistent read transaction from any
-  backend; restorable into any backend.
+  (`snapshots.jsonl`), the audit trail (`events.jsonl`), optimization runs with their per-example results,
+  candidates, champion mark and (for champions) the saved program file's content (`runs.jsonl`), and generation
+  plans with their slots (`plans.jsonl`), read in one consistent read transaction from any backend; restorable
+  into any backend. Version 1 archives (made before runs and plans were added) have the first three only.
 
 The backup is written beside its destination and renamed into place when complete.
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import os
 import sqlite3
 import tarfile
@@ -33,11 +36,16 @@ from ..errors import TrainkitError
 if TYPE_CHECKING:
     from ..kit import Kit
 
+log = logging.getLogger(__name__)
+
 FORMAT = "trainkit-backup"
-VERSION = 1
+VERSION = 2
+#: Versions restore reads: 1 had no runs.jsonl and plans.jsonl.
+READABLE_VERSIONS = (1, 2)
 MANIFEST = "manifest.json"
 SQLITE_FILE = "store.db"
-PORTABLE_FILES = ("examples.jsonl", "snapshots.jsonl", "events.jsonl")
+PORTABLE_FILES = ("examples.jsonl", "snapshots.jsonl", "events.jsonl", "runs.jsonl", "plans.jsonl")
+PORTABLE_FILES_V1 = PORTABLE_FILES[:3]
 CHUNK = 1 << 20
 
 
@@ -127,7 +135,8 @@ def _copy_sqlite(source: Path, target: Path) -> tuple[dict[str, Any], dict[str, 
         if check != "ok":  # pragma: no cover - a damaged source store
             raise TrainkitError(f"the store {source} fails its integrity check ({check}); backup not written")
         counts = {"examples": _count(dst, "examples"), "events": _count(dst, "events"),
-                  "snapshots": _count(dst, "snapshots")}
+                  "snapshots": _count(dst, "snapshots"), "runs": _count(dst, "optimization_runs"),
+                  "plans": _count(dst, "generation_plans")}
     finally:
         dst.close()
         src.close()
@@ -147,7 +156,7 @@ def _write_portable(kit: Kit, folder: Path,
     from ..store import ExampleQuery
 
     store = kit.store
-    counts = {"examples": 0, "snapshots": 0, "events": 0}
+    counts = {"examples": 0, "snapshots": 0, "events": 0, "runs": 0, "plans": 0}
     files: dict[str, Any] = {}
     done = 0
 
@@ -167,6 +176,8 @@ def _write_portable(kit: Kit, folder: Path,
         write("examples.jsonl", (ex.to_dict() for ex in store.iter_examples(ExampleQuery())), "examples")
         write("snapshots.jsonl", _snapshot_lines(kit), "snapshots")
         write("events.jsonl", (e.to_dict() for e in store.iter_events()), "events")
+        write("runs.jsonl", _run_lines(kit), "runs")
+        write("plans.jsonl", _plan_lines(kit), "plans")
     if progress is not None:
         progress(done)
     return files, counts
@@ -175,3 +186,46 @@ def _write_portable(kit: Kit, folder: Path,
 def _snapshot_lines(kit: Kit) -> Iterator[dict[str, Any]]:
     for info in kit.store.list_snapshots():
         yield {**info, "examples": [ex.to_dict() for ex in kit.store.iter_snapshot_examples(info["name"])]}
+
+
+def _run_lines(kit: Kit) -> Iterator[dict[str, Any]]:
+    """Each run's record, results and candidates, whether it is its task's champion (and since when), and for
+    a champion its saved program: a name inside the programs folder and the file's content."""
+    store = kit.store
+    champions = {c["run_id"]: c for c in store.list_champions()}
+    for record in store.list_runs():
+        results, candidates = store.run_details(record["id"])
+        champion = champions.get(record["id"])
+        yield {"record": record, "results": results, "candidates": candidates,
+               "champion": {"since": champion["since"]} if champion else None,
+               "program": _program_file(kit, record) if champion else None}
+
+
+def program_folder(kit: Kit, task: str) -> Path:
+    """Where `kit` saves the programs of `task`: `[optimize] output_dir`, relative to the project folder."""
+    folder = Path(kit.settings.optimize_for(task).output_dir)
+    return folder if folder.is_absolute() else kit.settings.project_dir / folder
+
+
+def _program_file(kit: Kit, record: dict[str, Any]) -> dict[str, Any] | None:
+    """`{name, content}` of a champion's saved program file, or None (logged) when it cannot be read. `name` is
+    its path inside the programs folder (`TASK/RUN.json`), whatever folder it was saved in."""
+    path = record.get("program_path")
+    if not path:
+        return None
+    path = Path(path)
+    try:
+        content = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        log.warning("run %s: its saved program %s is not in the backup (%s)", record["id"], path, exc)
+        return None
+    try:
+        name = path.resolve().relative_to(program_folder(kit, record["task"]).resolve()).as_posix()
+    except ValueError:  # saved elsewhere (the setting changed since): the task's folder in the target
+        name = f"{record['task']}/{path.name}"
+    return {"name": name, "content": content}
+
+
+def _plan_lines(kit: Kit) -> Iterator[dict[str, Any]]:
+    for info in kit.store.list_plans():
+        yield {**info, "slots": kit.store.plan_slot_records(info["name"])}

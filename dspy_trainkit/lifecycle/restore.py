@@ -6,12 +6,23 @@ absolute path, no `..`, no folder, no symlink or hard link) that the format know
 match the manifest (a truncated or altered file fails here); a SQLite copy passes `PRAGMA integrity_check`.
 Members are read into a private temporary folder under names chosen here, never under the archive's names.
 Only then is the target opened; it must be empty. Examples keep their ids, statuses, times and content hashes;
-snapshots keep their members' content; the audit trail is copied as it was. Counts are compared at the end.
+snapshots keep their members' content; the audit trail is copied as it was; optimization runs keep their ids,
+scores, results, candidates and champion marks; generation plans keep every slot's state. Counts are compared
+at the end.
+
+A champion's saved program file (its content is in `runs.jsonl`) is written under the target project's programs
+folder (`[optimize] output_dir` of the target kit's settings), and the run's `program_path` updated to it, only
+when that path is inside the target project folder; a name in the archive that is absolute or climbs out with
+`..` is refused before anything is written, like an unsafe member name. When the programs folder itself lies
+outside the project folder the file is not written and the run keeps its old `program_path` (listed in the
+result under `programs.not_written`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
+import os
 import sqlite3
 import tarfile
 import tempfile
@@ -24,9 +35,19 @@ import orjson
 
 from ..errors import TrainkitError
 from ..models import Event, Example, Snapshot
-from .backup import CHUNK, FORMAT, MANIFEST, PORTABLE_FILES, SQLITE_FILE, VERSION
+from .backup import (
+    CHUNK,
+    FORMAT,
+    MANIFEST,
+    PORTABLE_FILES,
+    PORTABLE_FILES_V1,
+    READABLE_VERSIONS,
+    SQLITE_FILE,
+    program_folder,
+)
 
 BATCH = 1000
+log = logging.getLogger(__name__)
 
 
 class BackupError(TrainkitError):
@@ -88,12 +109,14 @@ def verify(path: Path, folder: Path) -> dict[str, Any]:
         raise _refuse(path, f"manifest.json is not valid JSON ({exc})") from None
     if not isinstance(manifest_data, dict) or manifest_data.get("format") != FORMAT:
         raise _refuse(path, "manifest.json is not a trainkit backup manifest")
-    if manifest_data.get("version") != VERSION:
-        raise _refuse(path, f"backup version {manifest_data.get('version')!r} is not supported (this trainkit "
-                            f"reads version {VERSION})")
+    version = manifest_data.get("version")
+    if version not in READABLE_VERSIONS:
+        raise _refuse(path, f"backup version {version!r} is not supported (this trainkit reads versions "
+                            f"{', '.join(map(str, READABLE_VERSIONS))}; a newer trainkit made it?)")
     files = manifest_data.get("files")
     kind = manifest_data.get("kind")
-    expected = {SQLITE_FILE} if kind == "sqlite" else set(PORTABLE_FILES) if kind == "portable" else None
+    portable = set(PORTABLE_FILES_V1 if version == 1 else PORTABLE_FILES)
+    expected = {SQLITE_FILE} if kind == "sqlite" else portable if kind == "portable" else None
     if expected is None or not isinstance(files, dict) or set(files) != expected:
         raise _refuse(path, f"manifest.json lists {sorted(files) if isinstance(files, dict) else files!r} "
                             f"for a backup of kind {kind!r}")
@@ -134,19 +157,22 @@ def restore(path: Path, target: Any, *, open_store: Callable[[str], Any] | None 
                               "restore into a new store with --into URL; nothing was written")
         if manifest["kind"] == "portable":
             source = _PortableSource(folder)
-            counts = _load(source, store, progress)
+            programs = _ProgramTargets(path, target, source)
+            counts = _load(source, store, progress, programs)
         else:
             if open_store is None:  # pragma: no cover - the CLI and API always pass one
                 raise BackupError("restoring a SQLite backup needs a way to open it")
             copy = folder / SQLITE_FILE
             (folder / (SQLITE_FILE + ".data")).rename(copy)
+            programs = None
             with open_store(f"sqlite:///{copy}") as source_kit:
-                counts = _load(_StoreSource(source_kit.store), store, progress)
+                counts = _load(_StoreSource(source_kit.store), store, progress, None)
     want = {k: int(v) for k, v in manifest.get("counts", {}).items()}
-    if counts != want:
+    if {k: counts.get(k, 0) for k in want} != want:  # a version 1 manifest counts no runs and plans
         raise BackupError(f"restored {counts} but the manifest of {path} says {want}; the target store holds a "
                           "partial copy, remove it and restore again")
-    return {"kind": manifest["kind"], "counts": counts, "created_at": manifest.get("created_at")}
+    return {"kind": manifest["kind"], "counts": counts, "created_at": manifest.get("created_at"),
+            "programs": programs.summary() if programs is not None else {"written": [], "not_written": []}}
 
 
 def _example(data: dict[str, Any]) -> Example:
@@ -178,6 +204,16 @@ class _PortableSource:
         for data in self._lines("events.jsonl"):
             yield Event(**{**data, "example_ids": tuple(data["example_ids"])})
 
+    def runs(self) -> Iterator[dict[str, Any]]:
+        """`{record, results, candidates, champion, program}` per run (none in a version 1 archive)."""
+        if (self.folder / "runs.jsonl.data").exists():
+            yield from self._lines("runs.jsonl")
+
+    def plans(self) -> Iterator[dict[str, Any]]:
+        """`{name, task, created_at, config, slots}` per plan (none in a version 1 archive)."""
+        if (self.folder / "plans.jsonl.data").exists():
+            yield from self._lines("plans.jsonl")
+
 
 class _StoreSource:
     def __init__(self, store: Any):
@@ -195,9 +231,83 @@ class _StoreSource:
     def events(self) -> Iterator[Event]:
         return self.store.iter_events()
 
+    def runs(self) -> Iterator[dict[str, Any]]:
+        """Runs of the SQLite copy; their program files stay where they are (program_path unchanged)."""
+        champions = {c["run_id"]: c for c in self.store.list_champions()}
+        for record in self.store.list_runs():
+            results, candidates = self.store.run_details(record["id"])
+            champion = champions.get(record["id"])
+            yield {"record": record, "results": results, "candidates": candidates,
+                   "champion": {"since": champion["since"]} if champion else None, "program": None}
 
-def _load(source: Any, store: Any, progress: Callable[[int], None] | None) -> dict[str, int]:
-    counts = {"examples": 0, "snapshots": 0, "events": 0}
+    def plans(self) -> Iterator[dict[str, Any]]:
+        for info in self.store.list_plans():
+            yield {**info, "slots": self.store.plan_slot_records(info["name"])}
+
+
+def _safe_program_name(name: Any) -> bool:
+    if not isinstance(name, str) or not name or name.startswith(("/", "\\")) or "\\" in name or ":" in name:
+        return False
+    parts = PurePosixPath(name).parts
+    return bool(parts) and all(part not in ("..", ".", "") for part in parts)
+
+
+class _ProgramTargets:
+    """Where each champion's program file from a portable archive goes in the target project. Every name is
+    checked when this is built, before the store is written; files are written as their runs are loaded."""
+
+    def __init__(self, path: Path, kit: Any, source: _PortableSource):
+        self.targets: dict[str, Path | None] = {}
+        self.written: list[str] = []
+        self.not_written: list[str] = []
+        project = Path(kit.settings.project_dir).resolve()
+        for line in source.runs():
+            program, record = line.get("program"), line["record"]
+            if not program:
+                continue
+            name = program.get("name")
+            if not _safe_program_name(name) or not isinstance(program.get("content"), str):
+                raise _refuse(path, f"the program file {name!r} of run {record['id']} has a path that leaves the "
+                                    "programs folder")
+            folder = program_folder(kit, record["task"]).resolve()
+            target = (folder / name).resolve()
+            if not target.is_relative_to(folder):  # a symlink in the target project pointing out of it
+                raise _refuse(path, f"the program file {name!r} of run {record['id']} would be written to "
+                                    f"{target}, outside the programs folder {folder}")
+            if not target.is_relative_to(project):
+                self.targets[record["id"]] = None
+                continue
+            if target.exists() and (not target.is_file()
+                                    or target.read_text(encoding="utf-8") != program["content"]):
+                raise _refuse(path, f"{target} exists with other content (the program of run {record['id']}); "
+                                    "move it away first")
+            self.targets[record["id"]] = target
+
+    def place(self, line: dict[str, Any]) -> dict[str, Any]:
+        """Write the run's program file (when it has one to write) and return its record pointing to it."""
+        record = line["record"]
+        if record["id"] not in self.targets:
+            return record
+        target = self.targets[record["id"]]
+        if target is None:
+            log.warning("run %s: its program file is not restored: the programs folder is outside the project "
+                        "folder; program_path stays %s", record["id"], record.get("program_path"))
+            self.not_written.append(record["id"])
+            return record
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{target.name}.part")
+        partial.write_text(line["program"]["content"], encoding="utf-8")
+        os.replace(partial, target)
+        self.written.append(str(target))
+        return {**record, "program_path": str(target)}
+
+    def summary(self) -> dict[str, list[str]]:
+        return {"written": self.written, "not_written": self.not_written}
+
+
+def _load(source: Any, store: Any, progress: Callable[[int], None] | None,
+          programs: _ProgramTargets | None) -> dict[str, int]:
+    counts = {"examples": 0, "snapshots": 0, "events": 0, "runs": 0, "plans": 0}
     done = 0
 
     def batches(items: Iterator[Any]) -> Iterator[list[Any]]:
@@ -222,6 +332,16 @@ def _load(source: Any, store: Any, progress: Callable[[int], None] | None) -> di
                             created_at=info["created_at"])
         store.create_snapshot(snapshot, examples, None, info["digest"])
         counts["snapshots"] += 1
+    for line in source.runs():
+        record = programs.place(line) if programs is not None else line["record"]
+        store.save_run(record, line["results"], line["candidates"])
+        if line.get("champion") and not store.set_champion(record["task"], record["id"], line["champion"]["since"]):
+            raise BackupError(f"task {record['task']!r} has two champions in the backup; the target store holds "
+                              "a partial copy, remove it and restore again")
+        counts["runs"] += 1
+    for plan in source.plans():
+        store.load_plan({k: v for k, v in plan.items() if k != "slots"}, plan["slots"])
+        counts["plans"] += 1
     for batch in batches(source.events()):
         store.load_events(batch)
         counts["events"] += len(batch)

@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 import peewee as pw
 
+from dspy_trainkit.errors import StoreError
 from dspy_trainkit.generation.plan import Cell, PlanSlot, SlotResult
 
 from . import schema
@@ -224,6 +225,49 @@ class PlanStoreMixin:
                     mine &= slot.attempts == r.attempt
                 changed += slot.update(**values).where(mine).execute()
         return changed
+
+    def list_plans(self) -> list[dict[str, Any]]:
+        model = self._plans.Plan
+        rows = model.select(model.name, model.task, model.created_at, model.config).order_by(model.created_at,
+                                                                                           model.name)
+        return [{"name": name, "task": task, "created_at": created_at, "config": orjson.loads(config)}
+                for name, task, created_at, config in rows.tuples()]
+
+    def plan_slot_records(self, plan: str) -> list[dict[str, Any]]:
+        slot = self._plans.Slot
+        select = slot.select(*(getattr(slot, c) for c in SLOT_COLUMNS)).where(slot.plan == plan)
+        records = []
+        for row in select.order_by(slot.cell, slot.slot).tuples():
+            values = dict(zip(SLOT_COLUMNS, row, strict=True))
+            del values["plan"], values["cell"]
+            values["index"] = values.pop("slot")
+            records.append(values)
+        return records
+
+    def load_plan(self, info: dict[str, Any], slots: Sequence[dict[str, Any]]) -> None:
+        name = info["name"]
+        rows = [(name, _cell(s["domain"], s["topic"], s["difficulty"]), int(s["index"]), s["domain"], s["topic"],
+                 s["difficulty"], s["state"], s.get("owner"), s.get("lease_until"), int(s.get("attempts") or 0),
+                 s.get("reason"), s.get("last_error"), s.get("example_id"), s.get("updated_at") or info["created_at"])
+                for s in slots]
+        columns = ", ".join(SLOT_COLUMNS)
+        with self._transaction():  # type: ignore[attr-defined]
+            model = self._plans.Plan
+            if model.select().where(model.name == name).exists():
+                raise StoreError(f"plan {name!r} is stored already")
+            model.insert(name=name, task=info["task"], created_at=info["created_at"],
+                         config=orjson.dumps(info.get("config") or {}).decode()).execute()
+            cursor = self.db.cursor()
+            for start in range(0, len(rows), 500):
+                chunk = rows[start:start + 500]
+                if self.is_sqlite:
+                    marks = ", ".join("?" * len(SLOT_COLUMNS))
+                    cursor.executemany(f"INSERT INTO plan_slots ({columns}) VALUES ({marks})", chunk)
+                else:
+                    from psycopg2.extras import execute_values
+
+                    execute_values(cursor, f"INSERT INTO plan_slots ({columns}) VALUES %s", chunk,
+                                   page_size=len(chunk))
 
     def _slot_filter(self, query: Any, plan: str, domain: str | None, max_index: int | None,
                      cells: Sequence[Cell] | None = None) -> Any:

@@ -181,3 +181,8 @@ class RunStoreMixin:
         m = self._runs
         row = m.Champion.select(m.Champion.run_id).where(m.Champion.task == task).tuples().first()
         return row[0] if row else None
+
+    def list_champions(self) -> list[dict[str, Any]]:
+        m = self._runs
+        rows = m.Champion.select(m.Champion.task, m.Champion.run_id, m.Champion.since).order_by(m.Champion.task)
+        return [{"task": task, "run_id": run_id, "since": since} for task, run_id, since in rows.tuples()]

@@ -217,7 +217,10 @@ class SnapshotStoreMixin:
                     self._append_event(event)  # type: ignore[attr-defined]
 
     def is_empty(self) -> bool:
-        return (self.models.Example.select().count() == 0 and self._snap.Snapshot.select().count() == 0)
+        """No examples, snapshots, optimization runs or generation plans (a restore target)."""
+        return (self.models.Example.select().count() == 0 and self._snap.Snapshot.select().count() == 0
+                and self._runs.Run.select().count() == 0  # type: ignore[attr-defined]
+                and self._plans.Plan.select().count() == 0)  # type: ignore[attr-defined]
 
 
 def _info(row: Sequence[Any]) -> dict[str, Any]:
