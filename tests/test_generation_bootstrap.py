@@ -490,3 +490,36 @@ def test_progress_line_counts_whole_slots(monkeypatch: pytest.MonkeyPatch) -> No
     bar.close()
     line = terminal.getvalue()
     assert "| 5/13 [" in line and "0slot [" in line and "/13.0" not in line
+
+
+def test_bootstrap_reports_the_diversity_of_what_it_stored(tmp_path: Path) -> None:
+    """Distinct-1/-2 over the stored examples' texts and coverage of the run's cells, in --json and the summary;
+    a generator that repeats itself scores lower distinct-n than one that does not."""
+    with OpenAIServer(unique_answers()) as server:
+        write_project(tmp_path, server.url, per_cell=2)  # 6 cells x 2
+        code, out, _ = run_cli(tmp_path, "bootstrap", "--task", "problems", "--domain", "math", "--json")
+        diversity = json.loads(out)["diversity"]
+        assert code == 0
+        assert (diversity["examples"], diversity["cells_total"], diversity["cells_covered"]) == (8, 4, 4)
+        assert (diversity["coverage"], diversity["min_per_cell"], diversity["max_per_cell"]) == (1.0, 2, 2)
+        assert diversity["outside_cells"] == 0
+        varied = diversity["distinct_2"]
+        assert 0 < diversity["distinct_1"] < 1 and 0 < varied <= 1
+        code, out, _ = run_cli(tmp_path, "bootstrap", "--task", "problems", "--domain", "physics")
+        assert code == 0
+        assert "diversity of the 4 stored: distinct-1 " in out and "cells 2/2 covered (2-2 per cell)" in out
+
+    def same_words(body):  # every answer says the same thing apart from a number
+        fields = input_fields(body)
+        number = next(counter)
+        return dspy_reply({"problem": f"Compute the sum {number}", "solution": "Add them up",
+                           "answer": f"{fields.get('topic')} {fields.get('difficulty')}"})
+
+    counter = itertools.count(1)
+    other = tmp_path / "repetitive"
+    other.mkdir()
+    with OpenAIServer(same_words) as server:
+        write_project(other, server.url, per_cell=2)
+        with open_kit(other) as kit:
+            report = kit.bootstrap("problems", domain="math", check=False)
+    assert report.diversity["examples"] == 8 and report.diversity["distinct_2"] < varied

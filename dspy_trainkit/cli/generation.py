@@ -128,6 +128,11 @@ def _print_summary(report: Any) -> None:
                f"result(s) generated again; done before: {report.done_before}, by other workers: {report.by_others}")
     click.echo(f"LM: {lm.get('calls', 0)} calls, {lm.get('retries', 0)} retries, {lm.get('prompt_tokens', 0)} prompt + "
                f"{lm.get('completion_tokens', 0)} completion tokens; errors by reason: {lm.get('errors') or {}}")
+    d = report.diversity
+    if d.get("examples"):
+        click.echo(f"diversity of the {d['examples']} stored: distinct-1 {d['distinct_1']}, distinct-2 "
+                   f"{d['distinct_2']}, cells {d['cells_covered']}/{d['cells_total']} covered "
+                   f"({d['min_per_cell']}-{d['max_per_cell']} per cell)")
     if report.failed_slots:
         echo_table(["slot", "reason", "attempts", "error"],
                    [(f["slot"], f["reason"], f["attempts"], f["error"][:80]) for f in report.failed_slots[:20]])

@@ -30,6 +30,7 @@ import attrs
 from ..errors import TrainkitError
 from ..models import Example
 from .calls import LMCalls, Outcome
+from .diversity import DiversityCounter
 from .plan import Cell, PlanSlot, SlotResult, default_plan_name, new_owner, owner_is_dead, plan_cells, plan_slots
 from .program import Generator, check_cells, load_generator
 
@@ -52,7 +53,8 @@ class BootstrapReport:
     `duplicates` counts generations dropped as duplicates (their slots were generated again or failed), `lost`
     results dropped because the slot's lease ran out and another worker took it over. `stale` counts the stored
     plan's slots of cells no longer in the task's settings (a topic or difficulty was removed): they are kept
-    with their examples but neither filled nor counted in the other numbers."""
+    with their examples but neither filled nor counted in the other numbers. `diversity` measures the examples
+    this run stored (see diversity.py: distinct-1/-2 and coverage of the run's cells)."""
 
     task: str
     plan: str
@@ -80,6 +82,7 @@ class BootstrapReport:
     cells: list[dict[str, Any]] = attrs.field(factory=list)
     interrupted: bool = False
     stale: int = 0
+    diversity: dict[str, Any] = attrs.field(factory=dict)
 
     @property
     def complete(self) -> bool:
@@ -98,6 +101,7 @@ class _Run:
                  progress: Callable[[BootstrapReport], None] | None, cells: list[Cell]):
         self.kit, self.task, self.plan, self.generator, self.calls = kit, task, plan, generator, calls
         self.cells = cells
+        self.diversity = DiversityCounter(cells=cells)
         self.report, self.domain, self.per_cell, self.lease = report, domain, per_cell, lease
         self.max_attempts, self.progress = max_attempts, progress
         self.store = kit.store
@@ -180,6 +184,7 @@ class _Run:
             self.report.made += intake.stored
             for slot, example in made:
                 if example.id in stored:
+                    self.diversity.add(example.inputs, example.outputs, slot.cell)
                     results.append(SlotResult(*slot.cell, slot.index, "done", example_id=example.id,
                                               attempt=slot.attempts))
                 elif slot.key in problems:  # never became an example: a field the task cannot take
@@ -196,6 +201,7 @@ class _Run:
                                                     "duplicated a stored example"))
         self._finish(results)
         self.report.lm = self.calls.stats.to_dict()
+        self.report.diversity = self.diversity.metrics()
         if self.progress is not None:
             self.progress(self.report)
 
@@ -300,6 +306,7 @@ def bootstrap(kit: Kit, task: str, *, domain: str | None = None, per_cell: int |
         run.run()
     finally:
         _count(kit, report, domain, per_cell, cells)
+        report.diversity = run.diversity.metrics()
         report.lm = calls.stats.to_dict()
     return report
 
