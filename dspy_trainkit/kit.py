@@ -321,6 +321,15 @@ class Kit:
 
         return TrainingDataManager(self)
 
+    def backup(self, output: str | Path, *, portable: bool | None = None, progress: Any = None) -> dict[str, Any]:
+        """Back the store up to `output` while writers go on; returns the manifest (checksums and counts).
+        `portable=None`: SQLite's online-backup copy for a SQLite store, else the portable archive (examples,
+        snapshots, events, runs with champions' programs, plans). Restore with `trainkit restore` or
+        `dspy_trainkit.lifecycle.restore.restore(path, kit)` into an empty store."""
+        from .lifecycle.backup import backup
+
+        return backup(self, Path(output), portable=portable, progress=progress)
+
     # -- optimization (dspy_trainkit.optimization) -----------------------------------------------------
     def require_task(self, task: str) -> str:
         """`task` when it is declared in settings or has stored examples; otherwise a ConfigError naming the

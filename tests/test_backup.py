@@ -314,6 +314,12 @@ def test_cli_backup_and_restore(tmp_path):
     out = runner.invoke(cli, ["--db", src, "restore", str(tmp_path / "b.tgz"), "--into", dst, "--json"])
     assert out.exit_code == 0, out.output
     assert json.loads(out.output)["counts"]["snapshots"] == 1
+    text = runner.invoke(cli, ["--db", src, "backup", str(tmp_path / "c.tgz"), "--portable"])
+    counts = json.loads(runner.invoke(cli, ["--db", src, "backup", str(tmp_path / "d.tgz"), "--portable",
+                                            "--json"]).output)["counts"]
+    assert text.exit_code == 0 and f"{counts['runs']} run" in text.output and f"{counts['plans']} plan" in text.output
+    with opener(f"sqlite:///{tmp_path / 'api.db'}") as empty:  # the Python API makes the same archive
+        assert empty.backup(tmp_path / "e.tgz", portable=True)["counts"]["examples"] == 0
     missing = runner.invoke(cli, ["--db", src, "restore", str(tmp_path / "nope.tgz")])
     assert missing.exit_code == 1 and "no backup file" in missing.output
 

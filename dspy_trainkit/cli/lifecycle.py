@@ -238,8 +238,7 @@ def backup(state: CliState, file: str, portable: bool | None, quiet: bool, as_js
         echo_json({"file": file, **manifest})
     else:
         counts = manifest["counts"]
-        click.echo(f"backup {file} ({manifest['kind']}): {count_of(counts['examples'], 'example')}, "
-                   f"{counts['snapshots']} snapshots, {counts['events']} events")
+        click.echo(f"backup {file} ({manifest['kind']}): {_counted(counts)}")
 
 
 @click.command()
@@ -268,5 +267,11 @@ def restore(state: CliState, file: str, into: str | None, quiet: bool, as_json: 
         echo_json(result)
     else:
         counts = result["counts"]
-        click.echo(f"restored {count_of(counts['examples'], 'example')}, {counts['snapshots']} snapshots, "
-                   f"{counts['events']} events from {file}")
+        click.echo(f"restored {_counted(counts)} from {file}")
+
+
+def _counted(counts: dict[str, int]) -> str:
+    """"3 examples, 1 snapshot, 7 events, 2 runs, 1 plan": what a backup or restore holds."""
+    nouns = (("examples", "example"), ("snapshots", "snapshot"), ("events", "event"), ("runs", "run"),
+             ("plans", "plan"))
+    return ", ".join(count_of(counts[key], noun) for key, noun in nouns if key in counts)
