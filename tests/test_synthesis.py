@@ -384,3 +384,19 @@ def test_a_task_with_its_own_request_field_keeps_it_apart_from_the_rewrite_reque
         made = kit.get(report.ids[0])
     assert report.accepted == 1 and made.provenance["parent"] == seed.id
     assert made.inputs == {"request": "The package I ordered seven days ago has not reached my home yet."}
+
+
+def test_coverage_counts_the_cells_examples_land_in_not_the_seeds_cells(tmp_path: Path) -> None:
+    """`harder` from the easy seeds makes medium examples: coverage is over the task's cells, so the medium
+    cell counts as covered and nothing is outside the cells."""
+    answers = [{"problem": f"Solve for x: {n}x + 3 = {n * 5 + 3}, then check the answer by substituting it back.",
+                "solution": f"Subtract 3 and divide by {n}: x = 5.", "answer": "x = 5"} for n in (2, 3)]
+    with tk.open(config=write_config(tmp_path, "[lm.generation]\nconcurrency = 1\n")) as kit:
+        add_seeds(kit)
+        report = kit.synthesize("problems", "harder", 2, difficulty="easy", lm=dspy.utils.DummyLM(answers))
+    assert report.accepted == 2, report
+    diversity = report.diversity
+    assert (diversity["cells_total"], diversity["cells_covered"], diversity["outside_cells"]) == (9, 1, 0)
+    assert diversity["coverage"] == round(1 / 9, 4)
+    (medium,) = [c for c in diversity["by_cell"] if c["count"]]
+    assert (medium["topic"], medium["difficulty"], medium["count"]) == ("linear equations", "medium", 2)

@@ -233,7 +233,9 @@ def synthesize(kit: Kit, task: str, strategy: str, count: int, *, query: Example
             from .lm import check_lm as check
 
             check(kit.settings.lm_for(task, "generation"), purpose="generation", task=task)
-    counter = DiversityCounter(cells=context.cells)
+    # coverage of the task's cells, not of the selection's: harder/easier/topic-transfer make examples in other
+    # cells than their seeds'
+    counter = DiversityCounter(cells=context.settings.cells())
     parents: set[str] = set()
     reasons: Counter[str] = Counter()
 
