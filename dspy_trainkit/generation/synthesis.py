@@ -233,9 +233,11 @@ def synthesize(kit: Kit, task: str, strategy: str, count: int, *, query: Example
             from .lm import check_lm as check
 
             check(kit.settings.lm_for(task, "generation"), purpose="generation", task=task)
-    # coverage of the task's cells, not of the selection's: harder/easier/topic-transfer make examples in other
-    # cells than their seeds'
-    counter = DiversityCounter(cells=context.settings.cells())
+    # coverage: a strategy without seeds (template) makes examples in the selection's cells, so those are its
+    # target; one with seeds is measured over the task's cells, since harder/easier/topic-transfer make
+    # examples in other cells than their seeds'
+    counter = DiversityCounter(cells=context.settings.cells() if registration.extra["needs_seeds"]
+                               else context.cells)
     parents: set[str] = set()
     reasons: Counter[str] = Counter()
 
