@@ -229,7 +229,10 @@ def test_bad_program_metric_and_a_failing_lm_are_clear_errors(project, tmp_path)
     assert failed.status == "failed" and "no prediction" in failed.error and kit.champion(TASK) is None
 
 
-def test_dummy_lm_end_to_end_and_random_search_candidates(tmp_path):
+def test_dummy_lm_end_to_end_and_random_search_candidates(tmp_path, monkeypatch):
+    from dspy_trainkit.optimization import runs
+    from dspy_trainkit.optimization.runs import demo_records
+
     config = make_project(tmp_path / "p", extra="[optimize]\nmin_examples = { random-search = 20 }\n"
                                                 "num_candidates = 2\n")
     with open_project(config) as kit:
@@ -237,6 +240,14 @@ def test_dummy_lm_end_to_end_and_random_search_candidates(tmp_path):
         answers = {"fractions": {"problem": "Add 1/4 and 2/4 of a pizza: how much pizza is that together?",
                                  "solution": "Same denominator, add numerators. The sum is 3/4", "answer": "3/4"}}
         lm = dspy.utils.DummyLM([answers["fractions"]] * 2000)
+        mapped = []
+
+        def spy(program, *args):
+            records = demo_records(program, *args)
+            mapped.append((program, records))
+            return records
+
+        monkeypatch.setattr(runs, "demo_records", spy)
         run = kit.optimize(TASK, program=PROGRAM, metric=METRIC, optimizer="random-search", lm=lm)
         assert run.status == "succeeded" and run.score == 100.0
         assert len(run.val_ids) == 4 and set(run.val_ids).isdisjoint(run.train_ids + run.dev_ids)
@@ -248,6 +259,43 @@ def test_dummy_lm_end_to_end_and_random_search_candidates(tmp_path):
             assert all(d in run.train_ids for d in candidate.demo_ids)
         zero_shot = next(c for c in stored.candidates if c.seed == -3)
         assert zero_shot.demo_ids == []
+        # demos of equal content (DummyLM answers alike; a cell's inputs are alike) still name distinct examples
+        for candidate in stored.candidates:
+            named = [d for d in candidate.demo_ids if d is not None]
+            assert len(named) == len(set(named)), candidate
+        # each candidate program's demo is credited to an example with the demo's inputs
+        checked = 0
+        for program, records in mapped:
+            demos = [demo for _name, predictor in program.named_predictors() for demo in predictor.demos]
+            for demo, record in zip(demos, records, strict=True):
+                if record["example_id"] is not None:
+                    assert kit.get(record["example_id"]).inputs == {k: demo[k] for k in ("domain", "topic",
+                                                                                          "difficulty")}
+                    checked += 1
+        assert checked > 4
+
+
+def test_demos_of_equal_content_name_distinct_examples_from_their_own_candidate():
+    from dspy_trainkit.optimization.runs import DemoTracer, demo_records
+
+    train = [dspy.Example(question="same", answer=f"a{i}").with_inputs("question") for i in range(3)]
+    ids = ["e0", "e1", "e2"]
+    tracer = DemoTracer(lambda example, prediction, trace=None: 1.0, train, ids)
+    step = lambda: [(None, {"question": "same"}, dspy.Prediction(answer="x"))]  # noqa: E731 - what the LM said
+    tracer(train[0], None, step())  # candidate seed -1 bootstraps e0 and e1 ...
+    tracer(train[1], None, step())
+    tracer(train[2], None)  # ... and is evaluated (no trace)
+    tracer(train[0], None, step())  # candidate seed 0 bootstraps e0 and e2
+    tracer(train[2], None, step())
+    by_seed = tracer.candidate_sources([{"seed": -3}, {"seed": -2}, {"seed": 0}, {"seed": -1}])
+    program = dspy.Predict("question -> answer")
+    program.demos = [dspy.Example(augmented=True, question="same", answer="x") for _ in range(2)]
+    assert [d["example_id"] for d in demo_records(program, train, ids, by_seed[-1])] == ["e0", "e1"]
+    assert [d["example_id"] for d in demo_records(program, train, ids, by_seed[0])] == ["e0", "e2"]
+    # all traces together (e0, e1, e0, e2): still never the same example twice in one program
+    assert [d["example_id"] for d in demo_records(program, train, ids, tracer.sources)] == ["e0", "e1"]
+    program.demos.append(dspy.Example(augmented=True, question="same", answer="x"))
+    assert [d["example_id"] for d in demo_records(program, train, ids, by_seed[-1])] == ["e0", "e1", None]
 
 
 def test_runs_json_shows_snapshot_ids_and_the_champion(project, tmp_path, monkeypatch):

@@ -231,7 +231,11 @@ class DemoTracer:
     A bootstrapped demo is a new `dspy.Example` built from the teacher's trace, with no link back to the
     training example that produced it, and inputs alone are ambiguous when examples share them (every problem of
     one cell has the same domain, topic and difficulty). The metric sees the training example and the trace of
-    each successful bootstrap, so it records (trace step content -> example id) there."""
+    each successful bootstrap, so it records (trace step content -> example id) there.
+
+    Random search bootstraps one candidate after another, each followed by its evaluation on the validation set
+    (metric calls without a trace), so the traces also come in `segments`, one per bootstrapped candidate in
+    order (`candidate_sources`): a candidate's demos are matched with its own traces only."""
 
     def __init__(self, metric: Callable[..., Any], train: list[Any], train_ids: list[str]):
         import inspect
@@ -239,6 +243,8 @@ class DemoTracer:
         self.metric = metric
         self.ids = {id(example): example_id for example, example_id in zip(train, train_ids, strict=True)}
         self.sources: dict[Any, list[str]] = {}
+        self.segments: list[dict[Any, list[str]]] = []
+        self._tracing = False
         try:
             params = list(inspect.signature(metric).parameters.values())
         except (TypeError, ValueError):
@@ -250,21 +256,37 @@ class DemoTracer:
     def __call__(self, example: Any, prediction: Any, *args: Any) -> Any:
         value = self.metric(example, prediction, *(args if self.accepts is None else args[:max(0, self.accepts - 2)]))
         trace = args[0] if args else None
+        if bool(args) and not self._tracing:  # the first bootstrap call after an evaluation: a new candidate
+            self.segments.append({})
+        self._tracing = bool(args)
         if trace and value and id(example) in self.ids:
             for step in trace:
                 try:
                     _predictor, inputs, outputs = step
-                    self.sources.setdefault(_key({**inputs, **dict(outputs.items())}), []).append(self.ids[id(example)])
+                    key = _key({**inputs, **dict(outputs.items())})
                 except (TypeError, ValueError, AttributeError):
                     continue
+                self.sources.setdefault(key, []).append(self.ids[id(example)])
+                if self.segments:
+                    self.segments[-1].setdefault(key, []).append(self.ids[id(example)])
         return value
+
+    def candidate_sources(self, candidates: Sequence[dict[str, Any]]) -> dict[int, dict[Any, list[str]]]:
+        """The traces of each random-search candidate that bootstrapped (seed -1 and up, in seed order), by seed;
+        empty when the segments do not line up with them (then `sources`, all traces, is what is known)."""
+        seeds = sorted(int(c.get("seed", 0)) for c in candidates if int(c.get("seed", 0)) >= -1)
+        if len(seeds) != len(self.segments):
+            return {}
+        return dict(zip(seeds, self.segments, strict=True))
 
 
 def demo_records(program: Any, train: list[Any], train_ids: list[str],
                  sources: dict[Any, list[str]] | None = None) -> list[dict[str, Any]]:
     """Every demo of every predictor, mapped back to the stored example it came from by content: a labeled demo
     by its fields, a bootstrapped one (augmented) by the trace that made it (`DemoTracer.sources`), else by its
-    inputs when only one training example has them; `example_id` is None when nothing identifies it."""
+    inputs when only one training example has them; `example_id` is None when nothing identifies it. One
+    program's demos never name the same example twice: demos of equal content take the traced examples in
+    order, each once."""
     if not train:
         return []
     by_content = {_key(example): example_id for example, example_id in zip(train, train_ids, strict=True)}
@@ -273,19 +295,21 @@ def demo_records(program: Any, train: list[Any], train_ids: list[str],
     for example, example_id in zip(train, train_ids, strict=True):
         by_inputs.setdefault(_key(example, input_keys), []).append(example_id)
     records = []
-    taken: dict[Any, int] = {}  # demos of equal content came from the traced examples in bootstrap order
+    used: set[str] = set()  # demos of equal content came from distinct traced examples, in bootstrap order
     for name, predictor in program.named_predictors():
         for demo in getattr(predictor, "demos", []) or []:
             augmented = bool(demo.get("augmented", False)) if hasattr(demo, "get") else False
             key = _key(demo)
             found = by_content.get(key)
-            traced = (sources or {}).get(key)
-            if found is None and traced:
-                found = traced[min(taken.get(key, 0), len(traced) - 1)]
-                taken[key] = taken.get(key, 0) + 1
+            if found is None:
+                found = next((i for i in (sources or {}).get(key, []) if i not in used), None)
             if found is None:
                 same_inputs = by_inputs.get(_key(demo, input_keys), [])
                 found = same_inputs[0] if len(same_inputs) == 1 else None
+            if found is not None and found in used:
+                found = None
+            if found is not None:
+                used.add(found)
             records.append({"predictor": name, "example_id": found, "augmented": augmented})
     return records
 
@@ -465,10 +489,16 @@ def _execute(kit: Kit, run: Run, spec: optimizers.OptimizerSpec, cfg: Any, stude
             build = optimizers.Build(metric=tracer, settings=cfg, train=train, val=val, seed=cfg.seed,
                                      reflection_lm=reflection_lm)
             compiled = used_spec.compile(build, make_program())
-            for found in getattr(compiled, "candidate_programs", None) or []:
-                candidates.append(Candidate(seed=int(found.get("seed", 0)), score=float(found.get("score", 0.0)),
+            found_candidates = getattr(compiled, "candidate_programs", None) or []
+            by_seed = tracer.candidate_sources(found_candidates)
+            for found in found_candidates:
+                seed = int(found.get("seed", 0))
+                own = by_seed.get(seed, sources)
+                if found["program"] is compiled:
+                    sources = own  # the winner's demos came from its own bootstrap
+                candidates.append(Candidate(seed=seed, score=float(found.get("score", 0.0)),
                                             demo_ids=[d["example_id"] for d in
-                                                      demo_records(found["program"], train, train_ids, sources)],
+                                                      demo_records(found["program"], train, train_ids, own)],
                                             subscores=[float(s) for s in found.get("subscores", [])]))
         say("evaluate")
         score, results = ((baseline, [attrs.evolve(r, phase="optimized") for r in baseline_results])
