@@ -67,6 +67,11 @@ def test_task_collects_until_ready_then_the_first_run_makes_it_optimized(store_u
         assert program.answer.demos  # the champion, loaded from its saved JSON
         assert b.due() == [] and b.step() == []  # nothing new since that run's snapshot
 
+        # readiness lost again (examples rejected): "collecting" is informational, the champion still runs
+        kit.set_status("rejected", ids=[e.id for e in kit.examples(task="qa", status="accepted")][:6], reason="test")
+        assert kit.task_state("qa").state == "collecting" and kit.task_state("qa").champion == result.run_id
+        assert kit.program("qa", QA).answer.demos == program.answer.demos
+
 
 def test_new_data_reoptimizes_at_the_threshold_and_a_worse_challenger_keeps_the_champion(tmp_path):
     with open_kit(sqlite(tmp_path), tmp_path) as kit:
