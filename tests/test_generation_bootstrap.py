@@ -523,3 +523,23 @@ def test_bootstrap_reports_the_diversity_of_what_it_stored(tmp_path: Path) -> No
         with open_kit(other) as kit:
             report = kit.bootstrap("problems", domain="math", check=False)
     assert report.diversity["examples"] == 8 and report.diversity["distinct_2"] < varied
+
+
+def test_unknown_task_is_one_error_naming_the_known_tasks(tmp_path: Path) -> None:
+    """`lm check -t`, `bootstrap -t` and `bootstrap --dry-run -t` with a misspelt task: exit 1 and one line
+    saying the task is unknown, before any LM call; `lm check` too when no store exists yet."""
+    with OpenAIServer(unique_answers()) as server:
+        write_project(tmp_path, server.url)
+        expected = "Error: unknown task 'problem': not declared in the settings ([tasks.problem]) and no"
+        code, _, err = run_cli(tmp_path, "lm", "check", "-t", "problem")  # no store yet
+        assert code == 1 and err.startswith(expected) and err.rstrip().endswith("known tasks: problems")
+        assert not (tmp_path / "trainkit.db").exists()
+        for args in (["bootstrap", "-t", "problem"], ["bootstrap", "-t", "problem", "--dry-run"],
+                     ["lm", "check", "-t", "problem"]):
+            code, out, err = run_cli(tmp_path, *args)
+            assert code == 1, args
+            assert err.strip().splitlines() == [f"{expected} examples stored; known tasks: problems"], args
+            assert "Traceback" not in out + err
+        assert server.counts["requests"] == 0
+        code, _, _ = run_cli(tmp_path, "lm", "check", "-t", "problems")
+        assert code == 0

@@ -400,3 +400,13 @@ def test_coverage_counts_the_cells_examples_land_in_not_the_seeds_cells(tmp_path
     assert diversity["coverage"] == round(1 / 9, 4)
     (medium,) = [c for c in diversity["by_cell"] if c["count"]]
     assert (medium["topic"], medium["difficulty"], medium["count"]) == ("linear equations", "medium", 2)
+
+
+def test_cli_unknown_task_is_one_error(tmp_path: Path) -> None:
+    write_config(tmp_path)
+    run(tmp_path, "init")
+    result = run(tmp_path, "synthesize", "-t", "problem", "-s", "paraphrase", "-n", "2")
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        "Error: unknown task 'problem': not declared in the settings ([tasks.problem]) and no examples stored; "
+        "known tasks: problems"]

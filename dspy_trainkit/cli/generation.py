@@ -29,6 +29,8 @@ def lm_check(state: CliState, task: str | None, purpose: str, as_json: bool) -> 
     from ..generation.lm import check_lm
 
     settings = state.settings()
+    if task is not None and task not in settings.tasks:
+        _require_task(state, task)
     task = task or settings.default_task
     lm_settings = settings.lm_for(task, purpose)
     answer = check_lm(lm_settings, purpose=purpose, task=task)
@@ -37,6 +39,20 @@ def lm_check(state: CliState, task: str | None, purpose: str, as_json: bool) -> 
                    "api_base": lm_settings.api_base, "answer": answer})
     else:
         click.echo(f"ok: {answer}")
+
+
+def _require_task(state: CliState, task: str) -> None:
+    """`--task` names a task declared in the settings or with stored examples (else one error naming the known
+    tasks); without a store there are no stored examples, so the declared tasks are all there are."""
+    from ..errors import ConfigError, StoreError
+
+    try:
+        kit = state.kit()
+    except StoreError:
+        known = ", ".join(sorted(state.settings().tasks)) or "none yet"
+        raise ConfigError(f"unknown task {task!r}: not declared in the settings ([tasks.{task}]) and no store with "
+                          f"examples of it; known tasks: {known}") from None
+    kit.require_task(task)
 
 
 @click.command()

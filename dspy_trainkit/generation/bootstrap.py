@@ -276,7 +276,7 @@ def bootstrap(kit: Kit, task: str, *, domain: str | None = None, per_cell: int |
               progress: Callable[[BootstrapReport], None] | None = None, check: bool = True) -> BootstrapReport:
     """Fill `task`'s plan (see the module docstring); returns the report. Raises ConfigError/LMError before
     any work when the task or its LM cannot be used; LM failures during the run end up in the report."""
-    settings = kit.settings.task(task)
+    settings = kit.settings.task(kit.require_task(task))  # a misspelt task is "unknown task", not "no signature"
     per_cell = per_cell or settings.per_cell
     name = plan or default_plan_name(task)
     cells = plan_cells(settings, domain)

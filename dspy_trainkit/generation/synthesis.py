@@ -213,6 +213,7 @@ def synthesize(kit: Kit, task: str, strategy: str, count: int, *, query: Example
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise TrainkitError(f"count must be a whole number >= 1, got {count!r}")
     registration = get_strategy(kit.pm, strategy)
+    kit.require_task(task)  # a misspelt task is "unknown task", not "no seed examples match"
     query = attrs.evolve(query or ExampleQuery(), task=task, limit=None, offset=0)
     context = SynthesisContext(kit=kit, task=task, strategy=strategy, seed=seed, cells=_cells(kit, task, query),
                                dry_run=dry_run, lm=lm)
