@@ -4,7 +4,11 @@ really give, optional packages and needs, next steps that are enough when follow
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -46,7 +50,9 @@ def test_empty_task_is_not_ready_and_following_the_next_steps_makes_it_ready(tmp
         overall, *domains = kit.readiness(TASK)
         assert overall.ready, overall.problems
         assert overall.accepted == sum(wanted.values())
-        assert overall.next_steps == ["run `trainkit optimize --task problems --optimizer bootstrap`"]
+        assert overall.next_steps == ["run `trainkit optimize --task problems --optimizer bootstrap --program "
+                                      "PKG.MODULE:FACTORY --metric PKG.MODULE:FUNCTION` (set program and metric in "
+                                      "[optimize] of trainkit.toml to leave them out)"]
 
 
 def test_dev_count_is_what_the_split_gives(tmp_path):
@@ -119,6 +125,32 @@ def test_ready_command_exit_codes_and_json(tmp_path, monkeypatch):
         typo = runner.invoke(cli, command)
         assert typo.exit_code == 1 and "unknown task 'problemz'" in typo.output and "known tasks: problems" in \
             typo.output, typo.output
+
+
+def test_next_steps_are_the_same_in_every_process_and_name_what_optimize_needs(tmp_path):
+    config = make_project(tmp_path / "p")  # the example sets no [optimize] program or metric
+    cells = {("math", t, lvl): 1 for t in ("fractions", "percentages", "linear equations")
+             for lvl in ("easy", "medium", "hard")}
+    cells.update({("physics", "energy", "easy"): 1, ("physics", "kinematics", "easy"): 1})
+    with open_project(config) as kit:  # 11 accepted, but no cell gives a dev example: many cells tie
+        import_generated(kit, tmp_path, cell_records(cells))
+    runs = set()
+    for hash_seed in ("1", "2", "3", "4", "5"):  # set order follows the string hash seed of the process
+        done = subprocess.run([str(Path(sys.executable).parent / "trainkit"), "ready", "--task", TASK, "--json"],
+                              cwd=tmp_path / "p", env={**os.environ, "PYTHONHASHSEED": hash_seed},
+                              capture_output=True, text=True, check=False)
+        assert done.returncode == 3, done.stderr
+        runs.add(tuple(json.loads(done.stdout)[0]["next_steps"]))
+    assert len(runs) == 1, runs
+    # the cheapest cells for the dev set, in the task's cell order
+    assert list(runs)[0][:2] == ("bootstrap 2 more easy fractions problems in math",
+                                 "bootstrap 2 more medium fractions problems in math")
+    with open_project(config) as kit:
+        import_generated(kit, tmp_path, cell_records({("math", "fractions", "easy"): 12}, start=100), "more.jsonl")
+        [step] = kit.readiness(TASK)[0].next_steps
+    assert step == ("run `trainkit optimize --task problems --optimizer bootstrap --program PKG.MODULE:FACTORY "
+                    "--metric PKG.MODULE:FUNCTION` (set program and metric in [optimize] of trainkit.toml to "
+                    "leave them out)")
 
 
 def test_optimize_settings_are_read_and_checked(tmp_path):

@@ -183,7 +183,8 @@ def _task_readiness(kit: Kit, task: str, optimizer: str | None) -> list[Readines
                     deficit -= 1
         else:
             additions[(None, None, None)] += deficit
-    planned = {c: accepted.get(c, 0) + additions.get(c, 0) for c in set(cells) | set(additions)}
+    # in the task's cell order (then any cell only the additions name), so ties always go the same way
+    planned = {c: accepted.get(c, 0) + additions.get(c, 0) for c in [*cells, *(c for c in additions if c not in cells)]}
     planned_dev = sum(_dev_count(n, cfg.dev_fraction) for n in planned.values())
     if dev < cfg.min_dev:
         problems.append(f"the split would give {dev} dev examples (dev_fraction {cfg.dev_fraction}), at least "
@@ -207,7 +208,7 @@ def _task_readiness(kit: Kit, task: str, optimizer: str | None) -> list[Readines
         steps.append(f"review {pending} waiting candidate(s) with `trainkit review --task {task}`: accepted ones "
                      "count")
     if not problems:
-        steps.append(f"run `trainkit optimize --task {task} --optimizer {name}`")
+        steps.append(_optimize_step(kit, task, name, cfg))
     overall = Readiness(task=task, domain=None, optimizer=name, accepted=total, needed=need, dev=dev,
                         min_dev=cfg.min_dev, candidates=pending,
                         quality=_quality([v for vs in values.values() for v in vs], sum(unscored.values())),
@@ -218,6 +219,21 @@ def _task_readiness(kit: Kit, task: str, optimizer: str | None) -> list[Readines
         result.append(_domain_readiness(task, domain, name, cfg, cell_rows, gaps, additions, share,
                                         _quality(values.get(domain, []), unscored.get(domain, 0))))
     return result
+
+
+def _optimize_step(kit: Kit, task: str, name: str, cfg: Any) -> str:
+    """The `trainkit optimize` command to run next, with placeholders for what the settings do not name."""
+    missing = []
+    if not (cfg.program or kit.settings.task(task).program):
+        missing.append("--program PKG.MODULE:FACTORY")
+    if not cfg.metric:
+        missing.append("--metric PKG.MODULE:FUNCTION")
+    command = " ".join([f"trainkit optimize --task {task} --optimizer {name}", *missing])
+    if not missing:
+        return f"run `{command}`"
+    what = " and ".join(option.split()[0].removeprefix("--") for option in missing)
+    pronoun = "them" if len(missing) > 1 else "it"
+    return f"run `{command}` (set {what} in [optimize] of trainkit.toml to leave {pronoun} out)"
 
 
 def _domain_readiness(task: str, domain: str, name: str, cfg: Any, cell_rows: list[dict[str, Any]],
