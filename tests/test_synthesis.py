@@ -250,6 +250,15 @@ def test_no_usable_seed_is_a_clear_error(tmp_path: Path) -> None:
             kit.synthesize("problems", "paraphrase", 2, topic="geometry", lm=dspy.utils.DummyLM([{}]))
         with pytest.raises(TrainkitError, match="option steps = 0"):
             kit.synthesize("problems", "easier", 2, options={"steps": 0}, lm=dspy.utils.DummyLM([{}]))
+        with pytest.raises(TrainkitError) as raised:  # more steps than the scale has: not "already at the top"
+            kit.synthesize("problems", "harder", 2, options={"steps": 5}, lm=dspy.utils.DummyLM([{}]))
+        assert str(raised.value) == ("strategy 'harder': option steps = 5 exceeds the difficulty scale, which allows "
+                                     "at most 2 step(s) (the task's levels: math: easy, medium, hard); use a smaller "
+                                     "--option steps")
+        report = kit.synthesize("problems", "harder", 1, options={"steps": 2}, difficulty="easy", dry_run=True,
+                                lm=dspy.utils.DummyLM([{"problem": "Solve 3x + 4 = 19 and then check by substituting.",
+                                                        "solution": "3x = 15, so x = 5.", "answer": "x = 5"}]))
+        assert report.made == 1  # the full scale is still allowed
 
 
 def test_topic_transfer_option_limits_targets_and_checks_names(tmp_path: Path) -> None:

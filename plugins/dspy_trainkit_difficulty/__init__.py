@@ -46,6 +46,14 @@ class Shift(RewriteStrategy):
         steps = options.get("steps", 1)
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
             raise ConfigError(f"strategy {self.name!r}: option steps = {steps!r}: use a whole number >= 1")
+        scales = {seed.domain: list(context.difficulties(seed.domain)) for seed in seeds}
+        longest = max((len(levels) for levels in scales.values()), default=0)
+        if longest > 1 and steps > longest - 1:  # no seed anywhere on the scale can move that far
+            shown = "; ".join(f"{d or 'all'}: {', '.join(v)}"
+                              for d, v in sorted(scales.items(), key=lambda i: str(i[0])) if v)
+            raise ConfigError(f"strategy {self.name!r}: option steps = {steps} exceeds the difficulty scale, which "
+                              f"allows at most {longest - 1} step(s) (the task's levels: {shown}); use a smaller "
+                              "--option steps")
         usable = [(seed, target) for seed in seeds if (target := self.target(seed, context, steps)) is not None]
         if len(usable) < len(seeds):
             context.note(f"{len(seeds) - len(usable)} seed(s) skipped: no difficulty {steps} level(s) "
