@@ -229,6 +229,30 @@ def test_bad_program_metric_and_a_failing_lm_are_clear_errors(project, tmp_path)
     assert failed.status == "failed" and "no prediction" in failed.error and kit.champion(TASK) is None
 
 
+def test_a_failing_lm_on_a_large_dev_set_and_a_broken_metric_are_clear_errors(project, tmp_path):
+    kit = project
+    fill(kit, tmp_path)
+    with OpenAIServer(lambda _body: server_error()) as server:  # more dev examples than DSPy's 10-error limit
+        with pytest.raises(OptimizationError, match=r"no prediction for any of the 1\d dev examples \(baseline\)"):
+            kit.optimize(TASK, program=PROGRAM, metric=METRIC, lm=make_lm(server), dev_fraction=0.5)
+
+    def raising(example, prediction, trace=None):
+        raise KeyError("score")
+
+    def nothing(example, prediction, trace=None):
+        return None
+
+    with OpenAIServer(good_answer) as server:
+        with pytest.raises(OptimizationError, match=r"^the metric .*raising raised KeyError: 'score' \(on dev "
+                                                    r"example \w+\) \(baseline evaluation\); fix the metric"):
+            kit.optimize(TASK, program=PROGRAM, metric=raising, lm=make_lm(server))
+        with pytest.raises(OptimizationError, match=r"^the metric .*nothing returned None on dev example \w+; "
+                                                    r"it must return a number or a bool"):
+            kit.optimize(TASK, program=PROGRAM, metric=nothing, lm=make_lm(server))
+    assert [r.status for r in kit.runs(TASK)] == ["failed"] * 3
+    assert "the metric" in kit.runs(TASK)[1].error and kit.champion(TASK) is None
+
+
 def test_dummy_lm_end_to_end_and_random_search_candidates(tmp_path, monkeypatch):
     from dspy_trainkit.optimization import runs
     from dspy_trainkit.optimization.runs import demo_records
@@ -532,6 +556,27 @@ def test_an_interrupted_run_is_recorded_and_a_rerun_reuses_its_snapshot(tmp_path
         assert run.status == "succeeded" and run.promoted and run.snapshot == stopped.snapshot
         assert len(kit.store.list_snapshots()) == 1 and [r.status for r in kit.runs(TASK)] == ["interrupted",
                                                                                                 "succeeded"]
+
+
+def test_ctrl_c_during_the_optimize_command_exits_130_and_says_the_run_is_recorded(tmp_path, monkeypatch):
+    from dspy_trainkit.optimization import runs
+
+    config = make_project(tmp_path / "p")
+    with open_project(config) as kit:
+        fill(kit, tmp_path)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runs, "_execute", interrupted)
+    monkeypatch.chdir(tmp_path / "p")
+    with dspy.context(lm=dspy.utils.DummyLM([])):
+        result = CliRunner().invoke(cli, ["optimize", "--task", TASK, "--program", PROGRAM, "--metric", METRIC])
+    assert result.exit_code == 130, result.output
+    assert "interrupted while optimizing task problems; the run is recorded as interrupted" in result.output
+    assert "Traceback" not in result.output and "Aborted" not in result.output
+    with open_project(config) as kit:
+        assert [r.status for r in kit.runs(TASK)] == ["interrupted"]
 
 
 def test_issue_path_with_template_data_dummy_lm_and_the_cli_over_the_loopback_server(tmp_path, monkeypatch):

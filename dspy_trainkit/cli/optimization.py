@@ -17,7 +17,7 @@ from typing import Any, TextIO
 
 import click
 
-from .exits import EXIT_NOT_READY
+from .exits import EXIT_INTERRUPTED, EXIT_NOT_READY
 from .output import echo_json, echo_table, json_option, when
 from .state import CliState, pass_state
 
@@ -120,9 +120,15 @@ def optimize(state: CliState, task: str | None, program: str | None, metric: str
         if show:
             click.echo(f"optimize {task}: {stage}…", err=True)
 
-    with dspy_prints_to_log():
-        run = kit.optimize(task, program, metric, optimizer, snapshot, dev_fraction=dev_fraction, seed=seed,
-                           promote=not no_promote, progress=progress, actor="cli")
+    try:
+        with dspy_prints_to_log():
+            run = kit.optimize(task, program, metric, optimizer, snapshot, dev_fraction=dev_fraction, seed=seed,
+                               promote=not no_promote, progress=progress, actor="cli")
+    except KeyboardInterrupt:
+        click.echo(f"interrupted while optimizing task {task}; the run is recorded as interrupted (`trainkit "
+                   "runs`), and running the same command again starts over (on the same snapshot when the data "
+                   "did not change)", err=True)
+        sys.exit(EXIT_INTERRUPTED)
     if as_json:
         echo_json(run.to_dict())
         return

@@ -190,17 +190,47 @@ def _prediction_dict(prediction: Any) -> dict[str, Any]:
     return {str(k): _jsonable(v) for k, v in items.items()}
 
 
+class _MetricGuard:
+    """The metric as dspy.Evaluate calls it, noting the first dev example on which it raised or returned None
+    (dspy.Evaluate would count either as a program failure, or a 0)."""
+
+    def __init__(self, metric: Callable[..., Any], devset: list[Any], ids: list[str]):
+        self.metric = metric
+        self.ids = {id(example): example_id for example, example_id in zip(devset, ids, strict=True)}
+        self.failure: str | None = None
+        self.__name__ = getattr(metric, "__name__", "metric")
+
+    def __call__(self, example: Any, prediction: Any, *args: Any) -> Any:
+        where = f"dev example {self.ids.get(id(example), '?')}"
+        try:
+            value = self.metric(example, prediction, *args)
+        except Exception as exc:
+            self.failure = self.failure or f"raised {type(exc).__name__}: {exc} (on {where})"
+            raise
+        if value is None:  # 0 lets dspy.Evaluate finish; evaluate() then reports the metric
+            self.failure = self.failure or f"returned None on {where}; it must return a number or a bool"
+            return 0.0
+        return value
+
+
 def evaluate(program: Any, devset: list[Any], ids: list[str], metric: Callable[..., Any], phase: str,
-             num_threads: int = 1) -> tuple[float | None, list[ExampleResult]]:
+             num_threads: int = 1, metric_name: str | None = None) -> tuple[float | None, list[ExampleResult]]:
     """Score `program` on `devset` with dspy.Evaluate: (score 0-100 or None for an empty dev set, per-example
-    results). An example whose program call raised gets score 0 and an error note."""
+    results). An example whose program call raised gets score 0 and an error note; a metric that raises or
+    returns None is an OptimizationError naming the metric (`metric_name`)."""
     if not devset:
         return None, []
     import dspy
 
-    evaluator = dspy.Evaluate(devset=devset, metric=metric, num_threads=num_threads, display_progress=False,
-                              display_table=False, max_errors=max(10, len(devset)))
+    guard = _MetricGuard(metric, devset, ids)
+    # never cancelled for errors: a program failing on every example gets the clear message below
+    evaluator = dspy.Evaluate(devset=devset, metric=guard, num_threads=num_threads, display_progress=False,
+                              display_table=False, max_errors=len(devset) + 1)
     outcome = evaluator(program)
+    if guard.failure:
+        name = metric_name or getattr(metric, "__qualname__", None) or guard.__name__
+        raise OptimizationError(f"the metric {name} {guard.failure} ({phase} evaluation); fix the metric, which "
+                                "is called as metric(example, prediction, trace=None)")
     results = []
     for example_id, (_example, prediction, score) in zip(ids, outcome.results, strict=True):
         fields = _prediction_dict(prediction)
@@ -475,7 +505,8 @@ def _execute(kit: Kit, run: Run, spec: optimizers.OptimizerSpec, cfg: Any, stude
 
     with dspy.context(lm=run_lm):
         say("baseline")
-        baseline, baseline_results = evaluate(student, dev, dev_ids, metric, "baseline", cfg.num_threads)
+        baseline, baseline_results = evaluate(student, dev, dev_ids, metric, "baseline", cfg.num_threads,
+                                                    run.metric)
         candidates: list[Candidate] = []
         sources: dict[Any, list[str]] = {}
         if run.used == "unoptimized":
@@ -503,7 +534,7 @@ def _execute(kit: Kit, run: Run, spec: optimizers.OptimizerSpec, cfg: Any, stude
         say("evaluate")
         score, results = ((baseline, [attrs.evolve(r, phase="optimized") for r in baseline_results])
                           if compiled is student else
-                          evaluate(compiled, dev, dev_ids, metric, "optimized", cfg.num_threads))
+                          evaluate(compiled, dev, dev_ids, metric, "optimized", cfg.num_threads, run.metric))
         say("save")
         folder = Path(cfg.output_dir)
         folder = folder if folder.is_absolute() else kit.settings.project_dir / folder
@@ -550,7 +581,8 @@ def _compare(kit: Kit, run: Run, cfg: Any, make_program: Any, metric: Callable[.
         except TrainkitError as exc:
             log.warning("task %s: the champion %s cannot be compared: %s; keeping it", run.task, current.id, exc)
             return attrs.evolve(run, champion_run=current.id)
-        champion_score, champion_results = evaluate(program, dev, dev_ids, metric, "champion", cfg.num_threads)
+        champion_score, champion_results = evaluate(program, dev, dev_ids, metric, "champion", cfg.num_threads,
+                                                      run.metric)
         run = attrs.evolve(run, results=[*run.results, *champion_results])
     wins = champion_score is None or (run.score > champion_score and run.score - champion_score >= cfg.margin)
     return attrs.evolve(run, champion_run=current.id, champion_score=champion_score, promoted=promote and wins)
