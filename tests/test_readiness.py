@@ -119,9 +119,11 @@ def test_ready_command_exit_codes_and_json(tmp_path, monkeypatch):
     assert data[0]["verdict"] == "ready" and data[0]["accepted"] == 12 and data[0]["dev"] == 2
     assert [d["domain"] for d in data] == [None, "math", "physics"]
     assert runner.invoke(cli, ["ready", "--task", TASK, "--optimizer", "mipro"]).exit_code == 3
+    assert runner.invoke(cli, ["runs", "--task", TASK]).output.startswith("no optimization runs yet")
     bad = runner.invoke(cli, ["ready", "--optimizer", "nope"])
     assert bad.exit_code == 2
-    for command in (["ready", "--task", "problemz"], ["watch", "--once", "--task", "problemz"]):
+    for command in (["ready", "--task", "problemz"], ["watch", "--once", "--task", "problemz"],
+                    ["runs", "--task", "problemz"]):
         typo = runner.invoke(cli, command)
         assert typo.exit_code == 1 and "unknown task 'problemz'" in typo.output and "known tasks: problems" in \
             typo.output, typo.output

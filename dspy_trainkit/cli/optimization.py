@@ -151,6 +151,8 @@ def optimize(state: CliState, task: str | None, program: str | None, metric: str
 def runs(state: CliState, task: str | None, run_id: str | None, as_json: bool, plot_path: str | None = None) -> None:
     """Optimization history, oldest first: snapshot, optimizer, status, dev scores; * marks each task's champion."""
     kit = state.kit()
+    if task is not None and not kit.runs(task):
+        kit.require_task(task)  # a misspelt task is an error, not "no runs yet"
     if plot_path is not None:  # O2's score-trend plot (dspy_trainkit.optimization.plot)
         written = kit.plot_runs(plot_path, task)
         if not as_json:
