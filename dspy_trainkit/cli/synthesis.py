@@ -20,7 +20,6 @@ from .selection import query_fields, resolve_ids, selection_options
 from .state import CliState, pass_state
 
 
-
 def parse_from(text: str | None) -> tuple[str, ...]:
     """`--from "topic=fractions difficulty=easy"`: conditions as `--where` takes them, separated by spaces (quote
     a value with spaces: "topic='linear equations'"); a lone `and` between them is allowed."""
