@@ -16,7 +16,8 @@ class Progress:
         if self.enabled:
             from tqdm import tqdm
 
-            self.bar = tqdm(desc=label, unit=unit, unit_scale=unit_scale, file=sys.stderr, leave=True, dynamic_ncols=True)
+            self.bar = tqdm(desc=label, unit=unit, unit_scale=unit_scale, file=sys.stderr, leave=True,
+                            dynamic_ncols=True)
 
     def update(self, done: int, **counts: int) -> None:
         if self.bar is not None:
