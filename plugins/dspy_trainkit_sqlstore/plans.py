@@ -98,24 +98,12 @@ class PlanStoreMixin:
         now = time.time()
         rows = [(plan, _cell(d, t, lvl), i, d, t, lvl, "pending", None, None, 0, None, None, None, now)
                 for d, t, lvl, i in slots]
-        columns = ", ".join(SLOT_COLUMNS)
         with self._transaction():  # type: ignore[attr-defined]
             model = self._plans.Plan  # two workers may create the plan at once: the second one's insert is a no-op
             (model.insert(name=plan, task=task, created_at=now, config=orjson.dumps(config).decode())
              .on_conflict_ignore().execute())
             before = self._plans.Slot.select().where(self._plans.Slot.plan == plan).count()
-            cursor = self.db.cursor()
-            for start in range(0, len(rows), 500):
-                chunk = rows[start:start + 500]
-                if self.is_sqlite:
-                    marks = ", ".join("?" * len(SLOT_COLUMNS))
-                    cursor.executemany(f"INSERT INTO plan_slots ({columns}) VALUES ({marks}) ON CONFLICT DO NOTHING",
-                                       chunk)
-                else:
-                    from psycopg2.extras import execute_values
-
-                    execute_values(cursor, f"INSERT INTO plan_slots ({columns}) VALUES %s ON CONFLICT DO NOTHING",
-                                   chunk, page_size=len(chunk))
+            schema.insert_rows(self.db, "plan_slots", SLOT_COLUMNS, rows, ignore_conflicts=True)
             return self._plans.Slot.select().where(self._plans.Slot.plan == plan).count() - before
 
     def plan_info(self, plan: str) -> dict[str, Any] | None:
@@ -250,24 +238,13 @@ class PlanStoreMixin:
                  s["difficulty"], s["state"], s.get("owner"), s.get("lease_until"), int(s.get("attempts") or 0),
                  s.get("reason"), s.get("last_error"), s.get("example_id"), s.get("updated_at") or info["created_at"])
                 for s in slots]
-        columns = ", ".join(SLOT_COLUMNS)
         with self._transaction():  # type: ignore[attr-defined]
             model = self._plans.Plan
             if model.select().where(model.name == name).exists():
                 raise StoreError(f"plan {name!r} is stored already")
             model.insert(name=name, task=info["task"], created_at=info["created_at"],
                          config=orjson.dumps(info.get("config") or {}).decode()).execute()
-            cursor = self.db.cursor()
-            for start in range(0, len(rows), 500):
-                chunk = rows[start:start + 500]
-                if self.is_sqlite:
-                    marks = ", ".join("?" * len(SLOT_COLUMNS))
-                    cursor.executemany(f"INSERT INTO plan_slots ({columns}) VALUES ({marks})", chunk)
-                else:
-                    from psycopg2.extras import execute_values
-
-                    execute_values(cursor, f"INSERT INTO plan_slots ({columns}) VALUES %s", chunk,
-                                   page_size=len(chunk))
+            schema.insert_rows(self.db, "plan_slots", SLOT_COLUMNS, rows)
 
     def _slot_filter(self, query: Any, plan: str, domain: str | None, max_index: int | None,
                      cells: Sequence[Cell] | None = None) -> Any:

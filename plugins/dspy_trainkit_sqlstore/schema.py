@@ -9,9 +9,10 @@ opened by a newer trainkit applies the missing ones in order, each in its own tr
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager as ContextManager
 from types import SimpleNamespace
+from typing import Any
 
 import peewee as pw
 
@@ -33,6 +34,24 @@ def bound(database: pw.Database, **models: type[pw.Model]) -> SimpleNamespace:
     for model in models.values():
         model.bind(database, bind_refs=False, bind_backrefs=False)
     return SimpleNamespace(**models)
+
+
+def insert_rows(database: pw.Database, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], *,
+                ignore_conflicts: bool = False, chunk: int = 500) -> None:
+    """Bulk INSERT through the driver (sqlite3 `executemany`, psycopg2 `execute_values`), in chunks, inside
+    the caller's transaction: peewee's `insert_many` builds SQL text and was measured ~2.5x slower."""
+    names = ", ".join(columns)
+    tail = " ON CONFLICT DO NOTHING" if ignore_conflicts else ""
+    cursor = database.cursor()
+    for start in range(0, len(rows), chunk):
+        part = rows[start:start + chunk]
+        if isinstance(database, pw.SqliteDatabase):
+            marks = ", ".join("?" * len(columns))
+            cursor.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks}){tail}", part)
+        else:
+            from psycopg2.extras import execute_values
+
+            execute_values(cursor, f"INSERT INTO {table} ({names}) VALUES %s{tail}", part, page_size=len(part))
 
 
 def define_models(database: pw.Database) -> SimpleNamespace:

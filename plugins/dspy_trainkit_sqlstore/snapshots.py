@@ -93,7 +93,6 @@ class SnapshotStoreMixin:
 
         rows = [(snapshot.name, n, ex.id, ex.content_hash, ex.task, ex.domain, ex.topic, ex.difficulty,
                  _dumps(list(example_row(ex)))) for n, ex in enumerate(examples)]
-        columns = ", ".join(MEMBER_COLUMNS)
         with self._transaction():  # type: ignore[attr-defined]
             model = self._snap.Snapshot
             if model.get_or_none(model.name == snapshot.name) is not None:
@@ -101,17 +100,7 @@ class SnapshotStoreMixin:
                                  "another name (see `trainkit snapshot list`)")
             model.insert(name=snapshot.name, created_at=snapshot.created_at, config=_dumps(snapshot.config),
                          size=len(rows), digest=digest).execute()
-            cursor = self.db.cursor()
-            for start in range(0, len(rows), 500):
-                chunk = rows[start:start + 500]
-                if self.is_sqlite:
-                    marks = ", ".join("?" * len(MEMBER_COLUMNS))
-                    cursor.executemany(f"INSERT INTO snapshot_members ({columns}) VALUES ({marks})", chunk)
-                else:
-                    from psycopg2.extras import execute_values
-
-                    execute_values(cursor, f"INSERT INTO snapshot_members ({columns}) VALUES %s", chunk,
-                                   page_size=len(chunk))
+            schema.insert_rows(self.db, "snapshot_members", MEMBER_COLUMNS, rows)
             if event is not None:
                 self._append_event(event)  # type: ignore[attr-defined]
 
@@ -194,18 +183,9 @@ class SnapshotStoreMixin:
         from .backend import example_row
 
         rows = [example_row(ex) for ex in examples]
-        columns = ", ".join(schema.EXAMPLE_COLUMNS)
         with self._transaction():  # type: ignore[attr-defined]
             before = self.models.Example.select().count()
-            cursor = self.db.cursor()
-            if self.is_sqlite:
-                marks = ", ".join("?" * len(schema.EXAMPLE_COLUMNS))
-                cursor.executemany(f"INSERT INTO examples ({columns}) VALUES ({marks}) ON CONFLICT DO NOTHING", rows)
-            else:
-                from psycopg2.extras import execute_values
-
-                execute_values(cursor, f"INSERT INTO examples ({columns}) VALUES %s ON CONFLICT DO NOTHING", rows,
-                               page_size=len(rows) or 1)
+            schema.insert_rows(self.db, "examples", schema.EXAMPLE_COLUMNS, rows, ignore_conflicts=True)
             return self.models.Example.select().count() - before
 
     def load_events(self, events: Sequence[Event]) -> None:
