@@ -78,6 +78,10 @@ def test_not_ready_then_data_then_optimize_saves_a_program_that_loads_and_answer
     # the saved JSON loads into a fresh program with plain DSPy, and the program answers
     path = Path(run.program_path)
     assert path.suffix == ".json" and json.loads(path.read_text())["generate"]["demos"]
+    meta = json.loads(path.with_suffix(".meta.json").read_text())  # what made the file, beside it
+    assert (meta["id"], meta["snapshot"], meta["snapshot_digest"], meta["score"], meta["lm"]) == (
+        run.id, run.snapshot, run.snapshot_digest, run.score, run.lm)
+    assert meta["demo_ids"] == run.demo_ids and meta["settings"] == run.settings and meta["promoted"]
     import pipeline
 
     fresh = pipeline.ProblemGenerator()

@@ -560,8 +560,25 @@ def _execute(kit: Kit, run: Run, spec: optimizers.OptimizerSpec, cfg: Any, stude
                                message=run.message.split("; new champion")[0] + "; not promoted: another run became "
                                "champion meanwhile (optimize again to compare with it)")
             kit.store.save_run(run.record())
+    if run.program_path:
+        _write_meta(run)
     kit.notify(event)
     return run
+
+
+def _write_meta(run: Run) -> None:
+    """`RUN.meta.json` beside the saved program: its run record (snapshot and digest, settings, optimizer, LM,
+    scores, demo example ids, promotion), so the file says what made it even away from the store. The store's
+    record stays the reference (it also holds per-example results); a failure here is logged, not raised."""
+    path = Path(run.program_path).with_suffix(".meta.json")
+    partial = path.with_name(f".{path.name}.part")
+    try:
+        partial.write_bytes(orjson.dumps({**run.record(), "demo_ids": run.demo_ids},
+                                         option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
+        os.replace(partial, path)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        log.warning("run %s: could not write %s: %s", run.id, path, exc)
 
 
 def _compare(kit: Kit, run: Run, cfg: Any, make_program: Any, metric: Callable[..., Any], dev: list[Any],
