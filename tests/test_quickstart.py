@@ -40,10 +40,14 @@ def test_quickstart_runs_the_whole_loop_and_can_be_run_again(tmp_path):
     assert len(examples) == 39
     runs = trainkit_json(problems, "runs")
     assert len(runs) == 1 and runs[0]["champion"] and runs[0]["snapshot"] == "v1"
+    assert runs[0]["score"] > runs[0]["baseline_score"]  # the stand-in answers better with the demos
     assert Path(runs[0]["program_path"]).is_file()
 
     again = run_quickstart(demo)  # nothing is stored twice; a second run is recorded against the same snapshot
     assert again.returncode == 0, again.stdout + again.stderr
     assert trainkit_json(demo, "stats")["total"] == 6
     assert trainkit_json(problems, "stats")["total"] == 39
-    assert [r["snapshot"] for r in trainkit_json(problems, "runs")] == ["v1", "v1"]
+    again_runs = trainkit_json(problems, "runs")
+    assert [r["snapshot"] for r in again_runs] == ["v1", "v1"]
+    assert [r["champion"] for r in again_runs] == [True, False]  # the same score again: the champion stays
+    assert again_runs[1]["score"] == runs[0]["score"]  # same snapshot, same split, same answers
