@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -75,6 +76,14 @@ class IntakeReport:
 Positioned = tuple[str, Any]
 RejectCallback = Callable[[str, Any, list[str]], None]
 _STATUS_COUNTERS = {"accepted": "accepted", "candidate": "candidates", "rejected": "rejected"}
+UNKNOWN = "(unknown)"  # the task of a record that names none, in per-task counts
+
+
+def _by_key(read: Counter[tuple[str, str]], invalid: Counter[tuple[str, str]],
+            duplicates: Counter[tuple[str, str]]) -> list[list[Any]]:
+    """`[task, source, read, invalid, duplicates]` per (task, source); `read` includes the invalid records."""
+    return [[task, source, read[(task, source)] + invalid[(task, source)], invalid[(task, source)],
+             duplicates[(task, source)]] for task, source in sorted(set(read) | set(invalid))]
 
 
 class Intake:
@@ -111,20 +120,25 @@ class _BatchRun:
         self.dry_run, self.on_reject, self.report = dry_run, on_reject, report
         self.seen: set[tuple[str, str]] = set()  # a dry run stores nothing, so it remembers what it would have
         self.skipped: dict[str, Any] = {"sources": set(), "tasks": set(), "read": 0, "invalid": 0, "duplicates": 0}
+        self.skipped_by: dict[tuple[str, str], list[int]] = {}
 
     def run(self, batch: list[Positioned]) -> None:
         report = self.report
         before = (report.invalid, report.duplicates)
         report.read += len(batch)
         origins: dict[str, Positioned] = {}
-        examples = list(self._normalise(batch, origins))
+        invalid_keys: Counter[tuple[str, str]] = Counter()
+        examples = list(self._normalise(batch, origins, invalid_keys))
         sources = sorted({ex.source for ex in examples})
         tasks = sorted({ex.task for ex in examples})
+        read_keys = Counter((ex.task, ex.source) for ex in examples)
+        duplicate_keys: Counter[tuple[str, str]] = Counter()
         decided: list[Example] = []
         if examples:
             findings = assessment.validate(self.kit, examples)
             examples, duplicates = self._dedup(examples)
             report.duplicates += duplicates
+            duplicate_keys = read_keys - Counter((ex.task, ex.source) for ex in examples)
             if examples:
                 scored = assessment.score(self.kit, examples, findings)
                 decided = [assessment.decide(self.kit, ex, list(ex.findings) + findings.get(ex.id, []), scores)
@@ -138,7 +152,8 @@ class _BatchRun:
             event = Event(kind="added", example_ids=[ex.id for ex in decided], actor=self.actor,
                           reason=self.reason, details={"sources": sources, "tasks": tasks, "rejected": [
                               ex.id for ex in decided if ex.status == "rejected"]})
-            result = self.kit.store.insert_examples(decided, self._counted(event, batch, before))
+            by = _by_key(read_keys, invalid_keys, duplicate_keys)
+            result = self.kit.store.insert_examples(decided, self._counted(event, batch, before, by))
             report.duplicates += len(result.duplicates)
             inserted = set(result.inserted)
             event = attrs.evolve(event, example_ids=result.inserted)
@@ -156,11 +171,15 @@ class _BatchRun:
         if event is not None and event.example_ids:
             self.kit.notify(event)
         elif not self.dry_run:  # the batch changed nothing: its counts still belong in the record
-            counted = self._counted(Event(kind="skipped"), batch, before).details
+            counted = self._counted(Event(kind="skipped"), batch, before, []).details
             self.skipped["sources"].update(sources)
             self.skipped["tasks"].update(tasks)
             for key in ("read", "invalid", "duplicates"):
                 self.skipped[key] += counted[key]
+            for task, source, *counts in _by_key(read_keys, invalid_keys, duplicate_keys):
+                totals = self.skipped_by.setdefault((task, source), [0, 0, 0])
+                for i, n in enumerate(counts):
+                    totals[i] += n
 
     def finish(self) -> None:
         """One "skipped" event for all the batches of the run that stored nothing (not one per batch: a re-run
@@ -169,18 +188,24 @@ class _BatchRun:
             self.kit.store.append_event(Event(
                 kind="skipped", actor=self.actor, reason=self.reason,
                 details={"sources": sorted(self.skipped["sources"]), "tasks": sorted(self.skipped["tasks"]),
-                         **{k: self.skipped[k] for k in ("read", "invalid", "duplicates")}}))
+                         **{k: self.skipped[k] for k in ("read", "invalid", "duplicates")},
+                         "by": [[*key, *counts] for key, counts in sorted(self.skipped_by.items())]}))
 
-    def _counted(self, event: Event, batch: list[Positioned], before: tuple[int, int]) -> Event:
-        """The event with this batch's intake counts (read, duplicates, invalid) in its details."""
+    def _counted(self, event: Event, batch: list[Positioned], before: tuple[int, int],
+                 by: list[list[Any]]) -> Event:
+        """The event with this batch's intake counts (read, duplicates, invalid) in its details, in total and
+        `by` (task, source): `[task, source, read, invalid, duplicates]` rows, since one batch of collected
+        records can hold several tasks and sources."""
         counts = {"read": len(batch), "invalid": self.report.invalid - before[0],
-                  "duplicates": self.report.duplicates - before[1]}
+                  "duplicates": self.report.duplicates - before[1], "by": by}
         return attrs.evolve(event, details={**event.details, **counts})
 
-    def _normalise(self, batch: list[Positioned], origins: dict[str, Positioned]) -> Iterator[Example]:
+    def _normalise(self, batch: list[Positioned], origins: dict[str, Positioned],
+                   invalid_keys: Counter[tuple[str, str]]) -> Iterator[Example]:
         for position, record in batch:
             if isinstance(record, BaseException):  # a reader's or mapper's complaint, maybe with the raw record
                 self._problem(position, str(record), getattr(record, "record", None))
+                invalid_keys[self._key_of(getattr(record, "record", None))] += 1
                 continue
             try:
                 for candidate in self._candidates(record):
@@ -189,6 +214,13 @@ class _BatchRun:
                     yield example
             except TrainkitError as exc:
                 self._problem(position, str(exc), record)
+                invalid_keys[self._key_of(record)] += 1
+
+    def _key_of(self, record: Any) -> tuple[str, str]:
+        """(task, source) a record that never became an example was meant for, as far as it says."""
+        fields = {**self.defaults, **(record if isinstance(record, Mapping) else {})}
+        task = fields.get("task") or self.kit.settings.default_task or UNKNOWN
+        return str(task), str(fields.get("source") or "manual")
 
     def _candidates(self, record: Any) -> list[Any]:
         return candidates(self.kit, record)

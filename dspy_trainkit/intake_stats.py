@@ -24,6 +24,16 @@ def intake_summary(kit: Kit, task: str | None = None, source: str | None = None)
     for event in kit.events():
         if event.kind not in ("added", "skipped") or "read" not in event.details:
             continue
+        if "by" in event.details:  # per (task, source) counts: batches of collected records mix tasks
+            for t, s, read, invalid, duplicates in event.details["by"]:
+                if (task and t != task) or (source and s != source):
+                    continue
+                entry = row(t, s)
+                entry["received"] += read
+                entry["invalid"] += invalid
+                entry["duplicates"] += duplicates
+            continue
+        # events written before the per-(task, source) counts: a batch of several tasks shows as "(mixed)"
         tasks, sources = event.details.get("tasks") or ["(unknown)"], event.details.get("sources") or ["(unknown)"]
         t = tasks[0] if len(tasks) == 1 else "(mixed)"
         s = sources[0] if len(sources) == 1 else "(mixed)"

@@ -562,3 +562,21 @@ def test_collected_values_are_detached_from_the_pipelines_later_changes(kit: tk.
     kit.flush()
     stored = only(kit, task="qa")
     assert stored.inputs["steps"] == ["add 2", "add 3"] and stored.metadata["tags"] == ["a"]
+
+
+def test_collection_stats_count_each_task_of_a_mixed_batch(kit: tk.Kit) -> None:
+    from dspy_trainkit.intake_stats import intake_summary
+
+    for i in range(6):  # one writer batch holds both tasks
+        kit.collect("qa", {"question": f"q{i}?"}, {"answer": str(i)})
+        kit.collect("problems", {"domain": "math", "topic": "sums", "difficulty": "easy"},
+                    {"problem": f"{i} + 1?", "answer": str(i + 1)})
+    kit.collect("qa", {"question": "q0?"}, {"answer": "0"})  # a duplicate of qa's first
+    kit.collect("problems", {"domain": "math", "topic": "sums", "difficulty": "easy"},
+                {"problem": "bad", "answer": object()})  # cannot be stored: invalid, for task problems
+    assert kit.flush(30)
+    rows = {(r["task"], r["source"]): r for r in intake_summary(kit)}
+    assert set(rows) == {("qa", "collected"), ("problems", "collected")}  # no "(mixed)" row
+    qa, problems = rows["qa", "collected"], rows["problems", "collected"]
+    assert (qa["received"], qa["stored"], qa["duplicates"], qa["invalid"]) == (7, 6, 1, 0)
+    assert (problems["received"], problems["stored"], problems["duplicates"], problems["invalid"]) == (7, 6, 0, 1)
