@@ -146,7 +146,13 @@ def main() -> None:
               f"start-up) | raw sqlite3 {raw_rate:,.0f} rec/s (peak RSS {raw_rss} MiB) | ratio {ratios[-1]:.2f}",
               flush=True)
     print(f"import/raw ratio (median of {len(ratios)}): {statistics.median(ratios):.2f}  (target >= 0.5)")
-    # (c) conversion and export of 100k stored examples
+    # (c) export, then conversion of 100k stored examples. The export runs first: a child forked from this
+    # process counts this process's pages in its peak RSS until it execs, so it must not follow the trainset.
+    export_seconds, export_rss, _ = run_child_rss(
+        [*trainkit, "export", "--format", "dspy", "--task", TASK, "-o", str(folder / "train.dspy.json"), "-q"],
+        folder, BASIC)
+    print(f"trainkit export --format dspy of {args.rows:,} examples: {export_seconds:.1f} s "
+          f"({args.rows / export_seconds:,.0f}/s, peak RSS {export_rss} MiB)")
     count = min(100_000, args.rows)
     import dspy_trainkit as tk
     from dspy_trainkit.settings import load_settings
@@ -158,11 +164,6 @@ def main() -> None:
     assert len(trainset) == count and set(trainset[0].inputs().keys()) == {"domain", "topic", "difficulty"}
     print(f"kit.trainset -> {count:,} dspy.Example in {convert_seconds:.2f} s ({count / convert_seconds:,.0f}/s, "
           "including reading the store and importing dspy)")
-    export_seconds, export_rss, _ = run_child_rss(
-        [*trainkit, "export", "--format", "dspy", "--task", TASK, "-o", str(folder / "train.dspy.json"), "-q"],
-        folder, BASIC)
-    print(f"trainkit export --format dspy of {args.rows:,} examples: {export_seconds:.1f} s "
-          f"({args.rows / export_seconds:,.0f}/s, peak RSS {export_rss} MiB)")
 
     if args.all_plugins:
         part = folder / "part.jsonl"
