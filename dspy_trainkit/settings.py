@@ -165,10 +165,12 @@ class Settings:
         return attrs.evolve(self.cleanup, **overrides) if overrides else self.cleanup
 
     def optimize_for(self, task: str | None) -> OptimizeSettings:
-        """How to optimize: `[optimize]` with the task's `[tasks.T.optimize]` overrides (min_examples merged)."""
+        """How to optimize: `[optimize]` with the task's `[tasks.T.optimize]` overrides; the nested tables
+        (`min_examples`, `triggers`) are merged key by key, so a task overrides one value without losing the rest."""
         overrides = dict(self.task(task).optimize) if task else {}
-        if "min_examples" in overrides:
-            overrides["min_examples"] = {**self.optimize.min_examples, **overrides["min_examples"]}
+        for table in ("min_examples", "triggers"):
+            if table in overrides:
+                overrides[table] = {**getattr(self.optimize, table), **overrides[table]}
         return attrs.evolve(self.optimize, **overrides) if overrides else self.optimize
 
 

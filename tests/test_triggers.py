@@ -233,6 +233,9 @@ on_ready = false
                                                                    every=None, on_ready=False)
         assert triggers.triggers_for(kit, "other") == TriggerSettings(new_accepted=50, growth=0.2, every=DAY)
         assert triggers.triggers_for(kit, "qa").active() == ["new_accepted", "growth", "quality_shift"]
+        # the task's settings (which a run records) merge the tables key by key as well
+        assert kit.settings.optimize_for("qa").triggers == {"new_accepted": 10, "growth": 0.2, "every": None,
+                                                           "quality_shift": 0.05, "on_ready": False}
 
 
 @pytest.mark.parametrize(("table", "line", "message"), [

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import re
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -148,15 +148,9 @@ def read_triggers(r: Any, data: Any, where: str) -> dict[str, Any]:
     return values
 
 
-def merge(project: Mapping[str, Any] | None, task: Mapping[str, Any] | None) -> TriggerSettings:
-    """The project's `[optimize.triggers]` values with a task's `[tasks.T.optimize.triggers]` on top."""
-    return TriggerSettings(**{**(project or {}), **(task or {})})
-
-
 def triggers_for(kit: Kit, task: str) -> TriggerSettings:
     """The trigger settings of `task` in this kit's settings."""
-    settings = kit.settings
-    return merge(settings.optimize.triggers, settings.task(task).optimize.get("triggers"))
+    return TriggerSettings(**kit.settings.optimize_for(task).triggers)
 
 
 # ---- evaluation ------------------------------------------------------------------------------------------
