@@ -13,8 +13,6 @@ from .output import echo_json, echo_json_stream, echo_table, json_option, previe
 from .selection import query_fields, resolve_ids, selection_options
 from .state import CliState, pass_state
 
-#: Exit status when the data was stored but (some of it) rejected, as `trainkit import` does.
-
 label_options = [
     click.option("--domain", help="Domain label, e.g. algebra."),
     click.option("--topic", help="Topic label within the domain."),
