@@ -135,14 +135,25 @@ def cap_synthetic(kit: Kit, examples: list[Example]) -> list[Example]:
     return capped
 
 
-def reassess(kit: Kit, examples: list[Example], *, keep_status: bool = True) -> list[Example]:
-    """Validate, score and decide stored examples afresh (their old findings and scores are replaced)."""
+def reassess(kit: Kit, examples: list[Example], *, keep_status: bool | str = True,
+             status: str | None = None) -> list[Example]:
+    """Validate, score and decide stored examples afresh (their old findings and scores are replaced).
+
+    `keep_status`: True keeps each example's status (a re-score); "unless_rejected" keeps it unless the rules
+    now reject the example (an edit that broke it must not stay in the training data); False decides afresh.
+    `status`, when given, is the status outright (a reviewer's decision)."""
     fresh = [ex.with_verdict(status=ex.status, findings=[], quality=None, scores={}, provenance={
         k: v for k, v in ex.provenance.items() if k != "scorers"}) for ex in examples]
     findings = validate(kit, fresh)
     scored = score(kit, fresh, findings)
-    return [decide(kit, ex, findings.get(ex.id, []), s, status=ex.status if keep_status else None)
-            for ex, s in zip(fresh, scored, strict=True)]
+    decided = []
+    for ex, s in zip(fresh, scored, strict=True):
+        fixed = status or (ex.status if keep_status is True else None)
+        verdict = decide(kit, ex, findings.get(ex.id, []), s, status=fixed)
+        if keep_status == "unless_rejected" and fixed is None and verdict.status != "rejected":
+            verdict = attrs.evolve(verdict, status=ex.status)
+        decided.append(verdict)
+    return decided
 
 
 def _versioned(kit: Kit, plugin: str) -> dict[str, str | None]:

@@ -73,19 +73,14 @@ def set_status(kit: Kit, query: ExampleQuery, status: str, *, actor: str, reason
 def edit(kit: Kit, example_id: str, changes: dict[str, Any], *, actor: str, reason: str = "",
          status: str | None = None) -> Example:
     """Change an example's content or labels; it is validated and scored again, and keeps its status unless
-    `status` is given, or unless an accepted example now has an error finding (an emptied answer): then it is
-    rejected like any new example with that error, with the finding saying why. Returns the stored result."""
+    `status` is given, or unless the rules now reject it (an emptied answer, quality below the threshold): then
+    it is rejected like a new example would be, with the finding saying why. Returns the stored result."""
     before = kit.get(example_id)
     unknown = sorted(set(changes) - set(EDITABLE))
     if unknown:
         raise ValidationError(f"{unknown[0]}: cannot be edited (editable: {', '.join(EDITABLE)})")
     edited = before.evolve(**changes)  # validates the new values
-    [after] = assessment.reassess(kit, [edited])
-    if status is None and after.status == "accepted" and any(f.severity == "error" for f in after.findings):
-        status = "rejected"  # an edit must not leave a broken example in the training data
-    if status is not None:
-        after = after.with_verdict(status=status, findings=list(after.findings), quality=after.quality,
-                                   scores=after.scores, provenance=after.provenance)
+    [after] = assessment.reassess(kit, [edited], keep_status="unless_rejected", status=status)
     fields = (*EDITABLE, "status", "scores", "quality", "findings")
     if _write(kit, [(before, after)], "edited", actor, reason, fields) == 0:
         return before

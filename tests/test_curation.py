@@ -194,3 +194,13 @@ def test_stats_collection_counts_duplicates_and_reasons(project):
     assert rows == [{"task": "qa", "source": "manual", "received": 5, "stored": 4, "accepted": 0, "candidate": 3,
                      "rejected": 1, "archived": 0, "duplicates": 1, "invalid": 0,
                      "rejected_by_reason": {"empty-value": 1}}]
+
+
+def test_an_edit_keeps_the_status_unless_the_rules_now_reject_it(tmp_path):
+    with open_kit(f"sqlite:///{tmp_path}/e.db", tmp_path, "[tasks.qa]\ncollection_mode = 'manual'\n") as kit:
+        waiting = kit.add(qa("q1", "first"))
+        assert waiting.status == "candidate"
+        assert kit.edit(waiting.id, outputs={"answer": "better"}).status == "candidate"  # still for review
+        broken = kit.edit(waiting.id, outputs={"answer": ""})
+        assert broken.status == "rejected" and "empty-value" in [f.code for f in broken.findings]
+        assert kit.edit(waiting.id, outputs={"answer": "fixed"}, status="accepted").status == "accepted"
