@@ -285,7 +285,7 @@ class Kit:
                                 what={"task": task, "snapshot": snapshot, "balanced": balanced})
         if not examples:
             self.log.warning("trainset %s: no %s examples match (known tasks: %s)", task, status or "stored",
-                             ", ".join(sorted(self.stats()["by_task"])) or "none")
+                             ", ".join(self._stored_tasks()) or "none")
         result = self.convert(examples, "dspy", signature=signature)
         for example_id, reason in result.skipped:
             self.log.warning("trainset %s: skipped example %s: %s", task, example_id, reason)
@@ -336,9 +336,13 @@ class Kit:
         known tasks, so a misspelt name is not reported as a task with no data."""
         if task in self.settings.tasks or self.store.count(ExampleQuery(task=task)) > 0:
             return task
-        known = sorted(set(self.settings.tasks) | {k[0] for k, _ in self.store.group_counts(["task"], ExampleQuery())})
+        known = sorted(set(self.settings.tasks) | set(self._stored_tasks()))
         raise ConfigError(f"unknown task {task!r}: not declared in the settings ([tasks.{task}]) and no examples "
                           f"stored; known tasks: {', '.join(known) or 'none yet'}")
+
+    def _stored_tasks(self) -> list[str]:
+        """The tasks that have stored examples (one GROUP BY, not the whole stats)."""
+        return sorted(key[0] for key, _ in self.store.group_counts(["task"], ExampleQuery()))
 
     def readiness(self, task: str | None = None, optimizer: str | None = None) -> list[Any]:
         """Is there enough accepted data to optimize? One `Readiness` per task and per domain of it: counts per
