@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import attrs
 import pytest
 from dspy_trainkit_sqlstore.schema import MIGRATIONS
 from helpers import qa
@@ -123,3 +124,22 @@ def test_unreachable_postgres_is_one_clear_error():
     with pytest.raises(StoreError, match="cannot connect to PostgreSQL store postgresql://nobody:\\*\\*\\*@"
                                          "127.0.0.1:1/x.*server is running"):
         tk.open("postgresql://nobody:secret@127.0.0.1:1/x")
+
+
+def test_loading_restored_rows_counts_new_ones_and_skips_stored_ids(kit):
+    a, b, c = (Example(task="qa", inputs={"question": q}, outputs={"answer": q}) for q in "abc")
+    assert kit.store.load_examples([a, b]) == 2
+    assert kit.store.load_examples([b, c]) == 1  # b's id is stored: skipped, not counted
+    assert kit.store.load_examples([]) == 0 and kit.count() == 3
+    first = Event(kind="added", actor="old", reason="r", example_ids=(a.id, b.id), details={"n": [1, None]},
+                  time=100.0)
+    second = Event(kind="archived", actor="old", example_ids=(c.id,), time=200.0)
+    kit.store.load_events([first])
+    kit.store.load_events([attrs.evolve(first, reason="changed"), second])  # first's id is stored: kept as it was
+    assert list(kit.events()) == [first, second]
+
+
+def test_is_empty_sees_each_kind_of_record(kit):
+    assert kit.store.is_empty()
+    kit.add(qa("one"))
+    assert not kit.store.is_empty()

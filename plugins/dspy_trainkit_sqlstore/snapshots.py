@@ -184,23 +184,19 @@ class SnapshotStoreMixin:
 
         rows = [example_row(ex) for ex in examples]
         with self._transaction():  # type: ignore[attr-defined]
-            before = self.models.Example.select().count()
-            schema.insert_rows(self.db, "examples", schema.EXAMPLE_COLUMNS, rows, ignore_conflicts=True)
-            return self.models.Example.select().count() - before
+            return schema.insert_rows(self.db, "examples", schema.EXAMPLE_COLUMNS, rows, ignore_conflicts=True)
 
     def load_events(self, events: Sequence[Event]) -> None:
+        rows = [(e.id, e.time, e.kind, e.actor, e.reason, _dumps(list(e.example_ids)), _dumps(e.details))
+                for e in events]  # as _append_event writes them
         with self._transaction():  # type: ignore[attr-defined]
-            model = self.models.Event
-            present = {r[0] for r in model.select(model.id).where(model.id.in_([e.id for e in events])).tuples()}
-            for event in events:
-                if event.id not in present:
-                    self._append_event(event)  # type: ignore[attr-defined]
+            schema.insert_rows(self.db, "events", schema.EVENT_COLUMNS, rows, ignore_conflicts=True)
 
     def is_empty(self) -> bool:
         """No examples, snapshots, optimization runs or generation plans (a restore target)."""
-        return (self.models.Example.select().count() == 0 and self._snap.Snapshot.select().count() == 0
-                and self._runs.Run.select().count() == 0  # type: ignore[attr-defined]
-                and self._plans.Plan.select().count() == 0)  # type: ignore[attr-defined]
+        return not (self.models.Example.select().exists() or self._snap.Snapshot.select().exists()
+                    or self._runs.Run.select().exists()  # type: ignore[attr-defined]
+                    or self._plans.Plan.select().exists())  # type: ignore[attr-defined]
 
 
 def _info(row: Sequence[Any]) -> dict[str, Any]:
