@@ -49,7 +49,9 @@ MAX_KEPT_IDS = 10_000
 @attrs.define
 class IntakeReport:
     """Counts and problems of one intake run. `read` = stored + duplicates + invalid (+ would-store in a dry
-    run); `rejected` counts examples stored with status rejected; `invalid` records that never became examples."""
+    run); `rejected` counts examples stored with status rejected; `invalid` records that never became examples.
+    `held` counts the `candidates` the synthetic-share cap kept from being accepted; `rejected_by_code` counts
+    the error findings of the rejected examples by code, and the invalid records as "invalid"."""
 
     read: int = 0
     stored: int = 0
@@ -58,14 +60,20 @@ class IntakeReport:
     rejected: int = 0
     duplicates: int = 0
     invalid: int = 0
+    held: int = 0
+    rejected_by_code: dict[str, int] = attrs.field(factory=dict)
     problems: list[Problem] = attrs.field(factory=list)
     ids: list[str] = attrs.field(factory=list)
     dry_run: bool = False
 
     def add_problem(self, problem: Problem) -> None:
         self.invalid += 1
+        self.count_code("invalid")
         if len(self.problems) < MAX_KEPT_PROBLEMS:
             self.problems.append(problem)
+
+    def count_code(self, code: str) -> None:
+        self.rejected_by_code[code] = self.rejected_by_code.get(code, 0) + 1
 
     def to_dict(self) -> dict[str, Any]:
         data = attrs.asdict(self, recurse=False)
@@ -164,6 +172,12 @@ class _BatchRun:
                     report.ids.append(ex.id)
                 counter = _STATUS_COUNTERS[ex.status]
                 setattr(report, counter, getattr(report, counter) + 1)
+                if ex.status == "candidate" and any(f.code == assessment.SYNTHETIC_CAP_CODE for f in ex.findings):
+                    report.held += 1
+                if ex.status == "rejected":
+                    for finding in ex.findings:
+                        if finding.severity == "error":
+                            report.count_code(finding.code)
                 if ex.status == "rejected" and self.on_reject is not None:
                     position, record = origins[ex.id]
                     self.on_reject(position, record, [f"{f.field or 'example'}: {f.message} [{f.code}]"

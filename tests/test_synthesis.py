@@ -282,6 +282,8 @@ def test_max_synthetic_ratio_holds_the_excess_as_candidates(store_url: str, tmp_
     (tmp_path / "trainkit.toml").write_text(config, encoding="utf-8")
     with tk.open(store_url, config=tmp_path / "trainkit.toml") as kit:
         add_seeds(kit)  # 4 real accepted examples
+        dry = kit.synthesize("problems", "template", 9, seed=4, dry_run=True)  # counted by intake, not read back
+        assert dry.candidate == 5 and dry.held == 5
         report = kit.synthesize("problems", "template", 9, seed=4)
         assert report.made == 9 and report.accepted == 4 and report.candidate == 5 and report.held == 5
         held = list(kit.examples(task="problems", source="synthetic", status="candidate"))

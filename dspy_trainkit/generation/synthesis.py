@@ -39,7 +39,6 @@ SEED_ID_CHUNK = 500
 #: At least this many seeds are drawn (when that many match), so strategies that can use only some seeds
 #: (harder: not those at the top level) still find enough; seeds beyond `count` are simply not asked for.
 SEED_POOL = 1000
-_CODE = re.compile(r"\[([\w.-]+)\]$")
 
 
 # ---- the registry -------------------------------------------------------------------------------------------
@@ -240,12 +239,6 @@ def synthesize(kit: Kit, task: str, strategy: str, count: int, *, query: Example
     counter = DiversityCounter(cells=context.settings.cells() if registration.extra["needs_seeds"]
                                else context.cells)
     parents: set[str] = set()
-    reasons: Counter[str] = Counter()
-
-    def on_reject(_position: str, _record: Any, messages: list[str]) -> None:
-        for message in messages or ["invalid"]:
-            match = _CODE.search(message)
-            reasons[match.group(1) if match else "invalid"] += 1
 
     def on_progress(intake_report: Any) -> None:
         _copy_counts(report, intake_report, context)
@@ -255,24 +248,22 @@ def synthesize(kit: Kit, task: str, strategy: str, count: int, *, query: Example
     made = _candidates(registration, seeds, count, context, options or {}, report, counter, parents)
     intake_report = kit.intake(((f"candidate {n}", record) for n, record in enumerate(made, start=1)),
                                defaults={"task": task, "source": "synthetic"}, actor=actor,
-                               reason=f"synthesize {strategy}", dry_run=dry_run, on_reject=on_reject,
+                               reason=f"synthesize {strategy}", dry_run=dry_run,
                                progress=on_progress)
     _copy_counts(report, intake_report, context)
-    report.rejected_by_reason = dict(reasons.most_common())
     report.ids = list(intake_report.ids)
-    if not dry_run:
-        report.held = _held(kit, report.ids)
     report.diversity = counter.metrics()
     report.parents = len(parents)
-    if context._calls is not None and hasattr(context._calls, "stats"):
-        report.lm = _stats_dict(context._calls.stats)
+    if context._calls is not None:
+        report.lm = context._calls.stats.to_dict()
     return report
 
 
 def _copy_counts(report: SynthesisReport, intake_report: Any, context: SynthesisContext) -> None:
     report.accepted, report.candidate = intake_report.accepted, intake_report.candidates
     report.rejected, report.duplicates = intake_report.rejected, intake_report.duplicates
-    report.invalid = intake_report.invalid
+    report.invalid, report.held = intake_report.invalid, intake_report.held
+    report.rejected_by_reason = dict(Counter(intake_report.rejected_by_code).most_common())
     report.failures = sum(context.failures.values())
     report.failures_by_reason = dict(context.failures.most_common())
     report.failure_samples = list(context.failure_samples)
@@ -380,34 +371,12 @@ def interleave(examples: Sequence[Example]) -> list[Example]:
     return ordered
 
 
-def _held(kit: Kit, ids: Sequence[str]) -> int:
-    """How many of the stored examples the synthetic-share cap kept as candidates."""
-    from ..assessment import SYNTHETIC_CAP_CODE
-
-    held = 0
-    for start in range(0, len(ids), SEED_ID_CHUNK):
-        for ex in kit.store.iter_examples(ExampleQuery(ids=tuple(ids[start:start + SEED_ID_CHUNK]),
-                                                       status="candidate")):
-            held += any(f.code == SYNTHETIC_CAP_CODE for f in ex.findings)
-    return held
-
-
 def _describe_query(query: ExampleQuery) -> str:
     parts = [f"{k}={v}" for k, v in query.equalities().items()]
     parts += [f"{f}{op}{'' if v is None else v}" for f, op, v in query.where]
     if query.status is None:
         parts.append("status=accepted")
     return ", ".join(parts)
-
-
-def _stats_dict(stats: Any) -> dict[str, Any]:
-    if isinstance(stats, Mapping):
-        return dict(stats)
-    if attrs.has(type(stats)):
-        return attrs.asdict(stats)
-    if hasattr(stats, "to_dict"):
-        return stats.to_dict()
-    return {k: v for k, v in vars(stats).items() if not k.startswith("_")}
 
 
 def parse_options(pairs: Iterable[str]) -> dict[str, Any]:
