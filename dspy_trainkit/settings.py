@@ -103,12 +103,19 @@ class TaskSettings:
         difficulties; a task without domains has one domain None."""
         rows = []
         for domain in sorted(self.domains) or [None]:
-            override = self.domains.get(domain) if domain else None
-            topics = (override.topics if override and override.topics is not None else self.topics) or (None,)
-            levels = (override.difficulties if override and override.difficulties is not None
-                      else self.difficulties) or (None,)
+            topics, levels = self.topics_for(domain) or (None,), self.difficulties_for(domain) or (None,)
             rows.extend((domain, topic, level) for topic in topics for level in levels)
         return rows
+
+    def topics_for(self, domain: str | None) -> tuple[str, ...]:
+        """The topics of `domain`: its override, else the task's."""
+        override = self.domains.get(domain) if domain else None
+        return override.topics if override and override.topics is not None else self.topics
+
+    def difficulties_for(self, domain: str | None) -> tuple[str, ...]:
+        """The difficulty levels of `domain`, easiest first: its override, else the task's."""
+        override = self.domains.get(domain) if domain else None
+        return override.difficulties if override and override.difficulties is not None else self.difficulties
 
     def fields(self) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
         """Declared (inputs, outputs): explicit lists win over a string signature "a, b -> c"; None if unknown.

@@ -117,14 +117,11 @@ class SynthesisContext:
 
     def topics(self, domain: str | None) -> tuple[str, ...]:
         """The task's topics for `domain` (the domain's override, else the task's)."""
-        override = self.settings.domains.get(domain) if domain else None
-        return override.topics if override and override.topics is not None else self.settings.topics
+        return self.settings.topics_for(domain)
 
     def difficulties(self, domain: str | None) -> tuple[str, ...]:
         """The task's difficulty levels for `domain`, easiest first."""
-        override = self.settings.domains.get(domain) if domain else None
-        return (override.difficulties if override and override.difficulties is not None
-                else self.settings.difficulties)
+        return self.settings.difficulties_for(domain)
 
     def lm_calls(self) -> Any:
         """The LM calls engine for the task's generation LM (made once per run): `run(fn, items)` yields
