@@ -23,6 +23,8 @@ from . import schema
 
 RUN_COLUMNS = ("id", "task", "status", "created_at", "finished_at", "snapshot", "optimizer", "score", "promoted",
                "record")
+RESULT_COLUMNS = ("run_id", "phase", "position", "example_id", "score", "prediction", "error")
+CANDIDATE_COLUMNS = ("run_id", "position", "seed", "score", "demo_ids", "subscores")
 
 
 def define_run_models(database: pw.Database) -> SimpleNamespace:
@@ -125,18 +127,14 @@ class RunStoreMixin:
             m.Run.insert(**row).execute()
             if results is not None:
                 m.Result.delete().where(m.Result.run_id == record["id"]).execute()
-                rows = [{"run_id": record["id"], "phase": r["phase"], "position": n, "example_id": r["example_id"],
-                         "score": float(r["score"]), "prediction": _dumps(r.get("prediction") or {}),
-                         "error": r.get("error")} for n, r in enumerate(results)]
-                for start in range(0, len(rows), 200):
-                    m.Result.insert_many(rows[start:start + 200]).execute()
+                rows = [(record["id"], r["phase"], n, r["example_id"], float(r["score"]),
+                         _dumps(r.get("prediction") or {}), r.get("error")) for n, r in enumerate(results)]
+                schema.insert_rows(self.db, "optimization_results", RESULT_COLUMNS, rows)
             if candidates is not None:
                 m.Candidate.delete().where(m.Candidate.run_id == record["id"]).execute()
-                rows = [{"run_id": record["id"], "position": n, "seed": int(c["seed"]), "score": float(c["score"]),
-                         "demo_ids": _dumps(c.get("demo_ids") or []), "subscores": _dumps(c.get("subscores") or [])}
-                        for n, c in enumerate(candidates)]
-                for start in range(0, len(rows), 200):
-                    m.Candidate.insert_many(rows[start:start + 200]).execute()
+                rows = [(record["id"], n, int(c["seed"]), float(c["score"]), _dumps(c.get("demo_ids") or []),
+                         _dumps(c.get("subscores") or [])) for n, c in enumerate(candidates)]
+                schema.insert_rows(self.db, "optimization_candidates", CANDIDATE_COLUMNS, rows)
             if event is not None:
                 self._append_event(event)  # type: ignore[attr-defined]
 
