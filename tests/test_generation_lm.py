@@ -6,6 +6,7 @@ All LM traffic goes to the loopback OpenAI-compatible server; DSPy's cache is of
 from __future__ import annotations
 
 import itertools
+import re
 
 import pytest
 
@@ -70,6 +71,8 @@ def test_check_lm_answers_and_unreachable_is_lm_error() -> None:
         unreachable = settings_for(server, retries=0)
     with pytest.raises(LMError, match="cannot be used: connection"):
         check_lm(unreachable, purpose="generation")  # the server is stopped: nothing listens on its port
+    with pytest.raises(LMError, match=f"at {re.escape(unreachable.api_base)} .*cannot be used: connection"):
+        check_lm(build_lm(unreachable), purpose="generation")  # a built dspy.LM: its api_base is still named
 
 
 def test_retry_after_of_a_429_is_found_and_honoured() -> None:

@@ -294,7 +294,7 @@ def bootstrap(kit: Kit, task: str, *, domain: str | None = None, per_cell: int |
 
     lm = build_lm(lm_settings, purpose="generation", task=task)
     if check:
-        check_lm(lm_settings, purpose="generation", task=task)  # one clear error now, not a failed run later
+        check_lm(lm, purpose="generation", task=task, settings=lm_settings)  # one clear error now, not later
     kit.store.ensure_plan(name, task, {"per_cell": per_cell, "program": generator.name, "model": lm.model}, slots)
     kit.store.release_claims(name, owner_is_dead=owner_is_dead)
     kit.store.reopen_failed_slots(name, domain=domain, max_index=per_cell, cells=cells)

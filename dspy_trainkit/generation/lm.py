@@ -80,18 +80,19 @@ def build_lm(lm: LMSettings, *, purpose: str | None = None, task: str | None = N
 
 
 def check_lm(lm: LMSettings | dspy.LM, *, purpose: str | None = None, task: str | None = None,
-             env: Mapping[str, str] | None = None) -> str:
+             env: Mapping[str, str] | None = None, settings: LMSettings | None = None) -> str:
     """Make one tiny call (with the configured retries) and return a one-line description of the answer.
-    A missing key, an unreachable server or an unknown model is one LMError naming the model and where it
-    is configured, so a long run fails before it starts rather than after its first hundred calls."""
+    A missing key, an unreachable server or an unknown model is one LMError naming the model (and api_base)
+    and where it is configured, so a long run fails before it starts rather than after its first hundred calls.
+    `lm` is the settings, or a `dspy.LM` already built (from `settings`, when given: their retries are used)."""
     from .calls import LMCalls
 
-    settings = lm if isinstance(lm, LMSettings) else None
-    if settings is not None:
+    if isinstance(lm, LMSettings):
+        settings = lm
         model = build_lm(attrs.evolve(settings, cache=False), purpose=purpose, task=task, env=env)
     else:
         model = lm.copy(cache=False)
-        settings = LMSettings(model=model.model)
+        settings = settings or LMSettings(model=model.model, api_base=getattr(model, "kwargs", {}).get("api_base"))
     calls = LMCalls(model, attrs.evolve(settings, concurrency=1, rpm=None), backoff=0.5)
     started = time.monotonic()
     outcome = next(iter(calls.run(lambda _item: model(CHECK_PROMPT), [None])))

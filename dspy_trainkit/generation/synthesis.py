@@ -96,7 +96,7 @@ class SynthesisContext:
     seed: int
     cells: list[Cell]
     dry_run: bool = False
-    lm: Any = None  # a dspy.LM to use instead of the task's generation LM settings (tests, programs)
+    lm: Any = None  # the generation dspy.LM: the caller's (tests, programs), or built once from the settings
     failures: Counter[str] = attrs.field(factory=Counter)
     failure_samples: list[dict[str, Any]] = attrs.field(factory=list)
     notes: list[str] = attrs.field(factory=list)
@@ -127,13 +127,11 @@ class SynthesisContext:
         """The LM calls engine for the task's generation LM (made once per run): `run(fn, items)` yields
         outcomes with concurrency, rpm limits and retries; `stats` counts calls, retries and tokens."""
         if self._calls is None:
-            if self.lm is not None:
-                from .calls import LMCalls
+            from .calls import LMCalls
 
-                lm_settings = self.kit.settings.lm_for(self.task, "generation")
-                self._calls = LMCalls(self.lm, attrs.evolve(lm_settings, model=getattr(self.lm, "model", None)))
-            else:
-                self._calls = self.kit.lm_calls(self.task, purpose="generation")
+            lm = self.lm if self.lm is not None else self.kit.lm(self.task, "generation")
+            lm_settings = self.kit.settings.lm_for(self.task, "generation")
+            self._calls = LMCalls(lm, attrs.evolve(lm_settings, model=getattr(lm, "model", None)))
         return self._calls
 
     @property
@@ -211,11 +209,12 @@ def synthesize(kit: Kit, task: str, strategy: str, count: int, *, query: Example
     registration = get_strategy(kit.pm, strategy)
     kit.require_task(task)  # a misspelt task is "unknown task", not "no seed examples match"
     query = attrs.evolve(query or ExampleQuery(), task=task, limit=None, offset=0)
+    given_lm = lm
+    if registration.extra["needs_lm"] and lm is None:
+        lm = kit.lm(task, "generation")  # built once; a missing model or key variable is an LMError now
     context = SynthesisContext(kit=kit, task=task, strategy=strategy, seed=seed, cells=_cells(kit, task, query),
                                dry_run=dry_run, lm=lm)
     report = SynthesisReport(task=task, strategy=strategy, count=count, seed=seed, dry_run=dry_run)
-    if registration.extra["needs_lm"] and lm is None:
-        kit.lm(task, "generation")  # a missing model or key variable is an LMError now, before anything else
     seeds: list[Example] = []
     if registration.extra["needs_seeds"]:
         seeds = load_seeds(kit, query, max(count, SEED_POOL), random.Random(f"{seed}:seeds"))
@@ -226,10 +225,10 @@ def synthesize(kit: Kit, task: str, strategy: str, count: int, *, query: Example
     report.seeds = len(seeds)
     if registration.extra["needs_lm"]:  # after the seeds: an empty selection costs no LM call
         report.model = context.model
-        if lm is None and check_lm and not dry_run:
+        if given_lm is None and check_lm and not dry_run:
             from .lm import check_lm as check
 
-            check(kit.settings.lm_for(task, "generation"), purpose="generation", task=task)
+            check(lm, purpose="generation", task=task, settings=kit.settings.lm_for(task, "generation"))
     # coverage: a strategy without seeds (template) makes examples in the selection's cells, so those are its
     # target; one with seeds is measured over the task's cells, since harder/easier/topic-transfer make
     # examples in other cells than their seeds'
