@@ -9,6 +9,7 @@ the audit trail can never miss a committed change. Reads stream.
 from __future__ import annotations
 
 import abc
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
@@ -307,6 +308,19 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def close(self) -> None:
         """Release connections. Idempotent."""
+
+
+def redact_url(url: str) -> str:
+    """`url` with its password shown as `***` (in the user part and in a `password=` option), for messages,
+    manifests and snapshot configs; everything else as given."""
+    scheme, sep, rest = url.partition("://")
+    if sep:
+        authority = rest.split("/", 1)[0]
+        userinfo, at, host = authority.rpartition("@")
+        if at and ":" in userinfo:
+            rest = f"{userinfo.split(':', 1)[0]}:***@{host}{rest[len(authority):]}"
+        url = f"{scheme}://{rest}"
+    return re.sub(r"([?&]password=)[^&#]*", r"\1***", url, flags=re.IGNORECASE)
 
 
 def storage_schemes(pm: pluggy.PluginManager) -> dict[str, Registration]:

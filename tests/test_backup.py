@@ -300,6 +300,9 @@ def test_restore_refuses_a_store_that_is_not_empty(portable_backup, tmp_path):
         with pytest.raises(BackupError, match="not empty"):
             restore(portable_backup, target, open_store=opener)
         assert target.count() == 1
+        target.store.url = "postgresql://team:secret@db.example/tk"  # how the message shows a password
+        with pytest.raises(BackupError, match=r"the store postgresql://team:\*\*\*@db.example/tk is not empty"):
+            restore(portable_backup, target, open_store=opener)
 
 
 def test_cli_backup_and_restore(tmp_path):

@@ -155,3 +155,6 @@ def test_snapshot_query_config_is_recorded(tmp_path):
         snapshots.create(kit, "x", ExampleQuery(task="qa", status="accepted", where=(("topic", "=", "algebra"),)))
         info = snapshots.info(kit, "x")
         assert info["config"]["query"]["where"] == [["topic", "=", "algebra"]] and info["size"] == 1
+        kit.store.url = "postgresql://team:secret@db.example/tk?sslmode=require"  # the password is not recorded
+        snapshots.create(kit, "y", ExampleQuery(task="qa"))
+        assert snapshots.info(kit, "y")["config"]["store"] == "postgresql://team:***@db.example/tk?sslmode=require"

@@ -143,3 +143,17 @@ def test_is_empty_sees_each_kind_of_record(kit):
     assert kit.store.is_empty()
     kit.add(qa("one"))
     assert not kit.store.is_empty()
+
+
+@pytest.mark.parametrize(("url", "shown"), [
+    ("postgresql://nobody:secret@127.0.0.1:1/x", "postgresql://nobody:***@127.0.0.1:1/x"),
+    ("postgresql://u:p@ss@host/db?options=-csearch_path%3Dteam", "postgresql://u:***@host/db?options=-csearch_path%3Dteam"),
+    ("postgresql://host/db?user=u&Password=pw&sslmode=require", "postgresql://host/db?user=u&Password=***&sslmode=require"),
+    ("postgresql://postgres@127.0.0.1:5432/test", "postgresql://postgres@127.0.0.1:5432/test"),
+    ("sqlite:////abs/store.db", "sqlite:////abs/store.db"),
+    ("sqlite:///:memory:", "sqlite:///:memory:"),
+])
+def test_redact_url_hides_only_the_password(url, shown):
+    from dspy_trainkit.store import redact_url
+
+    assert redact_url(url) == shown

@@ -32,6 +32,7 @@ from typing import IO, TYPE_CHECKING, Any
 import orjson
 
 from ..errors import TrainkitError
+from ..store import redact_url
 
 if TYPE_CHECKING:
     from ..kit import Kit
@@ -55,13 +56,6 @@ def sqlite_path(url: str) -> Path | None:
         return None
     path = url[len("sqlite:///"):].split("?")[0]
     return None if path in ("", ":memory:") else Path(path)
-
-
-def _safe_url(url: str) -> str:
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        return f"{scheme}://***@{rest.split('@', 1)[1]}"
-    return url
 
 
 class _Hashing:
@@ -96,7 +90,7 @@ def backup(kit: Kit, output: Path, *, portable: bool | None = None,
     if portable is None:
         portable = source is None
     if not portable and source is None:
-        raise TrainkitError(f"store {_safe_url(kit.store.url)} is not a SQLite file; use a portable backup "
+        raise TrainkitError(f"store {redact_url(kit.store.url)} is not a SQLite file; use a portable backup "
                             "(--portable)")
     with tempfile.TemporaryDirectory(prefix=".trainkit-backup-", dir=output.parent) as work:
         folder = Path(work)
@@ -105,7 +99,7 @@ def backup(kit: Kit, output: Path, *, portable: bool | None = None,
         else:
             files, counts = _copy_sqlite(source, folder / SQLITE_FILE)  # type: ignore[arg-type]
         manifest = {"format": FORMAT, "version": VERSION, "kind": "portable" if portable else "sqlite",
-                    "created_at": time.time(), "source": _safe_url(kit.store.url), "counts": counts,
+                    "created_at": time.time(), "source": redact_url(kit.store.url), "counts": counts,
                     "files": files}
         partial = folder / "backup.part"
         with tarfile.open(partial, "w:gz") as tar:

@@ -35,6 +35,7 @@ import orjson
 
 from ..errors import TrainkitError
 from ..models import Event, Example, Snapshot
+from ..store import redact_url
 from .backup import (
     CHUNK,
     FORMAT,
@@ -153,7 +154,7 @@ def restore(path: Path, target: Any, *, open_store: Callable[[str], Any] | None 
         manifest = verify(path, folder)
         store = target.store
         if not store.is_empty():
-            raise BackupError(f"cannot restore {path}: the store {store.url.split('@')[-1]} is not empty; "
+            raise BackupError(f"cannot restore {path}: the store {redact_url(store.url)} is not empty; "
                               "restore into a new store with --into URL; nothing was written")
         if manifest["kind"] == "portable":
             source = _PortableSource(folder)

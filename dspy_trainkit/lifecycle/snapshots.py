@@ -18,7 +18,7 @@ import attrs
 
 from ..errors import NotFoundError, TrainkitError, ValidationError
 from ..models import TASK_NAME, Event, Example, Snapshot
-from ..store import ExampleQuery
+from ..store import ExampleQuery, redact_url
 from . import balance
 
 if TYPE_CHECKING:
@@ -66,7 +66,7 @@ def create(kit: Kit, name: str, query: ExampleQuery, *, balanced: bool = False, 
         config.update(cap=cap if cap is not None else kit.settings.task(query.task or "").cell_cap, total=total)
     config["tasks"] = {t: {"cell_target": kit.settings.task(t).cell_target, "cell_cap": kit.settings.task(t).cell_cap,
                            "min_quality": kit.settings.task(t).min_quality} for t in tasks}
-    config["store"] = kit.store.url.split("?")[0].split("@")[-1]
+    config["store"] = redact_url(kit.store.url)
     members = [(ex.id, ex.content_hash) for ex in examples]
     snapshot = Snapshot(name=name, members=members, config=config)
     digest = digest_of(members)

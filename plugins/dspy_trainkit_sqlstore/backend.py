@@ -26,7 +26,7 @@ from playhouse import db_url
 
 from dspy_trainkit.errors import StoreError
 from dspy_trainkit.models import Event, Example, Finding
-from dspy_trainkit.store import GROUP_COLUMNS, ExampleQuery, InsertResult, Store
+from dspy_trainkit.store import GROUP_COLUMNS, ExampleQuery, InsertResult, Store, redact_url
 
 from . import schema
 from .plans import PlanStoreMixin
@@ -88,7 +88,7 @@ class PeeweeStore(SnapshotStoreMixin, PlanStoreMixin, RunStoreMixin, Store):
         store = cls(url, database)
         if not create and not store.models.Example.table_exists():
             store.close()
-            raise StoreError(f"store {_safe(url)} has no trainkit tables; run `trainkit init` first")
+            raise StoreError(f"store {redact_url(url)} has no trainkit tables; run `trainkit init` first")
         schema.migrate(store.models, store.write_transaction)
         return store
 
@@ -325,14 +325,6 @@ _OPERATORS = {"=": lambda c, v: c == v,  # peewee: == None is IS NULL
               "<=": lambda c, v: c <= v, ">": lambda c, v: c > v, ">=": lambda c, v: c >= v}
 
 
-def _safe(url: str) -> str:
-    """The URL without a password, for messages."""
-    parsed = db_url.urlparse(url)
-    if parsed.password:
-        return url.replace(f":{parsed.password}@", ":***@")
-    return url
-
-
 def _connect(url: str, *, create: bool) -> pw.Database:
     scheme = url.split(":", 1)[0]
     if scheme == "sqlite":
@@ -340,20 +332,20 @@ def _connect(url: str, *, create: bool) -> pw.Database:
     try:
         import psycopg2
     except ImportError:
-        raise StoreError(f"store {_safe(url)}: PostgreSQL support needs psycopg2; "
+        raise StoreError(f"store {redact_url(url)}: PostgreSQL support needs psycopg2; "
                          "install it with: pip install 'dspy-trainkit[postgres]'") from None
     try:
         database = db_url.connect(url.replace("postgres://", "postgresql://", 1))
     except (ValueError, TypeError) as exc:
-        raise StoreError(f"store URL {_safe(url)} is not a PostgreSQL URL ({exc}); use "
+        raise StoreError(f"store URL {redact_url(url)} is not a PostgreSQL URL ({exc}); use "
                          "postgresql://user[:password]@host[:port]/dbname") from None
     if not database.database:
-        raise StoreError(f"store URL {_safe(url)} names no database; use postgresql://user@host:5432/dbname")
+        raise StoreError(f"store URL {redact_url(url)} names no database; use postgresql://user@host:5432/dbname")
     try:
         database.connect()
     except (pw.OperationalError, pw.ProgrammingError, psycopg2.Error) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise StoreError(f"cannot connect to PostgreSQL store {_safe(url)}: {reason}. "
+        raise StoreError(f"cannot connect to PostgreSQL store {redact_url(url)}: {reason}. "
                          "Check the URL and that the server is running.") from None
     return database
 
