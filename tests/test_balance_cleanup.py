@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 
+import pytest
 from click.testing import CliRunner
 from helpers import QUALITY_PLUGINS, qa
 
@@ -23,9 +24,12 @@ cell_cap = 3
 """
 
 
-def open_kit(store_url, tmp_path, toml=TOML):
+def open_kit(store_url, tmp_path, toml=TOML, disable=QUALITY_PLUGINS):
     (tmp_path / "trainkit.toml").write_text(toml)
-    return tk.open(store_url, settings=load_settings(env={}, cwd=tmp_path), disable=QUALITY_PLUGINS)
+    return tk.open(store_url, settings=load_settings(env={}, cwd=tmp_path), disable=disable)
+
+
+WITH_NEARDUP = tuple(p for p in QUALITY_PLUGINS if p != "neardup")  # the superseded policy uses it
 
 
 def set_quality(kit, pairs):
@@ -63,7 +67,7 @@ def test_cleanup_archives_by_policy_with_reasons_and_dry_run_changes_nothing(sto
                     + [(ex_id, 0.5 + i / 10) for i, ex_id in enumerate(full)])
         kit.snapshot("before")
         export_before = [ex.to_dict() for ex in snapshots.examples(kit, "before")]
-
+    with open_kit(store_url, tmp_path, toml, disable=WITH_NEARDUP) as kit:  # added above without its checks
         plan = kit.manager.run(dry_run=True)
         expected = {old.id: "max_age_days", low.id: "min_quality", near.id: "superseded",
                     full[0]: "over_full", full[1]: "over_full"}
@@ -78,6 +82,35 @@ def test_cleanup_archives_by_policy_with_reasons_and_dry_run_changes_nothing(sto
         assert all(e.actor == "nightly" for e in kit.events() if e.kind == "status_changed")
         assert [ex.to_dict() for ex in snapshots.examples(kit, "before")] == export_before
         assert kit.manager.run()["actions"] == []  # nothing left: a re-run changes nothing
+
+
+def test_superseded_policy_without_the_neardup_plugin_is_one_clear_error(store_url, tmp_path):
+    toml = TOML + "[cleanup]\nmin_quality = 0.3\nsuperseded = true\n"
+    with open_kit(store_url, tmp_path, toml) as kit:  # neardup disabled
+        ids = kit.add_many([qa("same question here"), qa("same question here too")]).ids
+        set_quality(kit, [(ids[0], 0.1)])
+        with pytest.raises(tk.ConfigError, match="'superseded'.*neardup plugin, which is disabled"):
+            kit.manager.run()
+        assert kit.count(status="archived") == 0  # refused while planning: nothing archived
+        assert [a.policy for a in kit.manager.plan(policies=["min_quality"])] == ["min_quality"]
+
+
+def test_cleanup_progress_counts_up_across_policies_in_store_batches(store_url, tmp_path, monkeypatch):
+    from dspy_trainkit import changes
+
+    monkeypatch.setattr(changes, "BATCH", 2)
+    with open_kit(store_url, tmp_path, "[cleanup]\nmin_quality = 0.5\nmax_age_days = 30\n") as kit:
+        ids = kit.add_many([qa(f"question {i}") for i in range(7)]).ids
+        set_quality(kit, [(i, 0.1) for i in ids[:5]])
+        for ex_id in ids[5:]:
+            kit.store.update_examples([kit.get(ex_id).evolve(created_at=time.time() - 40 * 86400)],
+                                      tk.Event(kind="aged"))
+        seen = []
+        result = kit.manager.run(progress=seen.append)
+        assert result["archived"] == {"max_age_days": 2, "min_quality": 5}
+        assert seen == sorted(seen) and seen[-1] == 7
+        batches = [e for e in kit.events() if e.kind == "status_changed"]
+        assert sorted(len(e.example_ids) for e in batches) == [1, 2, 2, 2]  # 2 + 5 in batches of 2
 
 
 def test_cleanup_cli_dry_run_and_json(tmp_path):

@@ -97,12 +97,17 @@ class TrainingDataManager:
         return sorted(planned.values(), key=lambda a: (POLICIES.index(a.policy), a.example_id))
 
     def _superseded(self, task: str, excluded: set[str]) -> list[Action]:
-        try:
-            from dspy_trainkit_neardup import index as nd
-            from dspy_trainkit_neardup import rules
-        except ImportError:  # pragma: no cover - the built-in plugin is part of the distribution
-            self.kit.log.warning("cleanup: the neardup plugin is not installed; policy 'superseded' skipped")
-            return []
+        info = getattr(self.kit.pm, "infos", {}).get("neardup")
+        if info is None or info.status != "loaded":
+            from ..errors import ConfigError
+
+            state = "not installed" if info is None else info.status
+            raise ConfigError(f"cleanup policy 'superseded' (task {task!r}) uses the neardup plugin, which is "
+                              f"{state}: enable the plugin, or set superseded = false in [cleanup] "
+                              f"(or [tasks.{task}.cleanup])")
+        from dspy_trainkit_neardup import index as nd
+        from dspy_trainkit_neardup import rules
+
         live = [ex for ex in self.kit.store.iter_examples(ExampleQuery(task=task, where=LIVE))
                 if ex.id not in excluded]
         if len(live) < 2:
@@ -144,23 +149,21 @@ class TrainingDataManager:
     # -- applying ------------------------------------------------------------------------------------------
     def apply(self, actions: list[Action], *, actor: str = "cleanup",
               progress: Callable[[int], None] | None = None) -> dict[str, int]:
-        """Archive the planned examples, one batch (transaction and event) at a time, each policy named as the
-        reason; returns how many each policy archived."""
+        """Archive the planned examples, one batch (transaction and event) at a time (`changes.set_status`
+        batches), each policy named as the reason; returns how many each policy archived."""
         by_policy: dict[str, list[str]] = defaultdict(list)
         for action in actions:
             by_policy[action.policy].append(action.example_id)
         done: dict[str, int] = {}
         total = 0
         for policy, ids in by_policy.items():
-            done[policy] = 0
-            for start in range(0, len(ids), changes.BATCH):
-                chunk = tuple(ids[start:start + changes.BATCH])
-                query = ExampleQuery(ids=chunk, where=LIVE)  # anything archived meanwhile is left as it is
-                done[policy] += changes.set_status(self.kit, query, "archived", actor=actor,
-                                                   reason=f"cleanup: {policy}")
-                total += len(chunk)
-                if progress is not None:
-                    progress(total)
+            query = ExampleQuery(ids=tuple(ids), where=LIVE)  # anything archived meanwhile is left as it is
+            step = None if progress is None else (lambda seen, before=total: progress(before + seen))
+            done[policy] = changes.set_status(self.kit, query, "archived", actor=actor, reason=f"cleanup: {policy}",
+                                              progress=step)
+            total += len(ids)
+            if progress is not None:
+                progress(total)  # planned examples archived meanwhile count as handled too
         return done
 
     def run(self, *, task: str | None = None, dry_run: bool = False, actor: str = "cleanup",
