@@ -85,13 +85,23 @@ Positioned = tuple[str, Any]
 RejectCallback = Callable[[str, Any, list[str]], None]
 _STATUS_COUNTERS = {"accepted": "accepted", "candidate": "candidates", "rejected": "rejected"}
 UNKNOWN = "(unknown)"  # the task of a record that names none, in per-task counts
+#: Intake counts per (task, source): [read, invalid, duplicates]; `read` counts records, invalid ones included.
+KeyCounts = dict[tuple[str, str], list[int]]
+_READ, _INVALID, _DUPLICATES = range(3)
 
 
-def _by_key(read: Counter[tuple[str, str]], invalid: Counter[tuple[str, str]],
-            duplicates: Counter[tuple[str, str]]) -> list[list[Any]]:
-    """`[task, source, read, invalid, duplicates]` per (task, source); `read` includes the invalid records."""
-    return [[task, source, read[(task, source)] + invalid[(task, source)], invalid[(task, source)],
-             duplicates[(task, source)]] for task, source in sorted(set(read) | set(invalid))]
+def _count(counts: KeyCounts, key: tuple[str, str], column: int, n: int = 1) -> None:
+    counts.setdefault(key, [0, 0, 0])[column] += n
+
+
+def _rows(counts: KeyCounts) -> list[list[Any]]:
+    """`[task, source, read, invalid, duplicates]` rows, as events record them."""
+    return [[*key, *values] for key, values in sorted(counts.items())]
+
+
+def _totals(counts: KeyCounts) -> dict[str, int]:
+    return {name: sum(values[column] for values in counts.values())
+            for name, column in (("read", _READ), ("invalid", _INVALID), ("duplicates", _DUPLICATES))}
 
 
 class Intake:
@@ -127,26 +137,26 @@ class _BatchRun:
         self.kit, self.defaults, self.actor, self.reason = kit, defaults, actor, reason
         self.dry_run, self.on_reject, self.report = dry_run, on_reject, report
         self.seen: set[tuple[str, str]] = set()  # a dry run stores nothing, so it remembers what it would have
-        self.skipped: dict[str, Any] = {"sources": set(), "tasks": set(), "read": 0, "invalid": 0, "duplicates": 0}
-        self.skipped_by: dict[tuple[str, str], list[int]] = {}
+        self.skipped: dict[str, set[str]] = {"sources": set(), "tasks": set()}
+        self.skipped_by: KeyCounts = {}  # the counts of the batches that stored nothing
 
     def run(self, batch: list[Positioned]) -> None:
         report = self.report
-        before = (report.invalid, report.duplicates)
         report.read += len(batch)
         origins: dict[str, Positioned] = {}
-        invalid_keys: Counter[tuple[str, str]] = Counter()
-        examples = list(self._normalise(batch, origins, invalid_keys))
+        counts: KeyCounts = {}
+        examples = list(self._normalise(batch, origins, counts))
         sources = sorted({ex.source for ex in examples})
         tasks = sorted({ex.task for ex in examples})
-        read_keys = Counter((ex.task, ex.source) for ex in examples)
-        duplicate_keys: Counter[tuple[str, str]] = Counter()
         decided: list[Example] = []
         if examples:
             findings = assessment.validate(self.kit, examples)
-            examples, duplicates = self._dedup(examples)
+            kept, duplicates = self._dedup(examples)
             report.duplicates += duplicates
-            duplicate_keys = read_keys - Counter((ex.task, ex.source) for ex in examples)
+            dropped = Counter((ex.task, ex.source) for ex in examples) - Counter((ex.task, ex.source) for ex in kept)
+            for key, n in dropped.items():
+                _count(counts, key, _DUPLICATES, n)
+            examples = kept
             if examples:
                 scored = assessment.score(self.kit, examples, findings)
                 decided = [assessment.decide(self.kit, ex, list(ex.findings) + findings.get(ex.id, []), scores)
@@ -160,8 +170,8 @@ class _BatchRun:
             event = Event(kind="added", example_ids=[ex.id for ex in decided], actor=self.actor,
                           reason=self.reason, details={"sources": sources, "tasks": tasks, "rejected": [
                               ex.id for ex in decided if ex.status == "rejected"]})
-            by = _by_key(read_keys, invalid_keys, duplicate_keys)
-            result = self.kit.store.insert_examples(decided, self._counted(event, batch, before, by))
+            event = attrs.evolve(event, details={**event.details, **_totals(counts), "by": _rows(counts)})
+            result = self.kit.store.insert_examples(decided, event)
             report.duplicates += len(result.duplicates)
             inserted = set(result.inserted)
             event = attrs.evolve(event, example_ids=result.inserted)
@@ -185,56 +195,52 @@ class _BatchRun:
         if event is not None and event.example_ids:
             self.kit.notify(event)
         elif not self.dry_run:  # the batch changed nothing: its counts still belong in the record
-            counted = self._counted(Event(kind="skipped"), batch, before, []).details
             self.skipped["sources"].update(sources)
             self.skipped["tasks"].update(tasks)
-            for key in ("read", "invalid", "duplicates"):
-                self.skipped[key] += counted[key]
-            for task, source, *counts in _by_key(read_keys, invalid_keys, duplicate_keys):
-                totals = self.skipped_by.setdefault((task, source), [0, 0, 0])
-                for i, n in enumerate(counts):
-                    totals[i] += n
+            for key, values in counts.items():
+                for column, n in enumerate(values):
+                    _count(self.skipped_by, key, column, n)
 
     def finish(self) -> None:
         """One "skipped" event for all the batches of the run that stored nothing (not one per batch: a re-run
         of a million-record import would otherwise add a thousand events)."""
-        if self.skipped["read"]:
+        if self.skipped_by:
             self.kit.store.append_event(Event(
                 kind="skipped", actor=self.actor, reason=self.reason,
                 details={"sources": sorted(self.skipped["sources"]), "tasks": sorted(self.skipped["tasks"]),
-                         **{k: self.skipped[k] for k in ("read", "invalid", "duplicates")},
-                         "by": [[*key, *counts] for key, counts in sorted(self.skipped_by.items())]}))
-
-    def _counted(self, event: Event, batch: list[Positioned], before: tuple[int, int],
-                 by: list[list[Any]]) -> Event:
-        """The event with this batch's intake counts (read, duplicates, invalid) in its details, in total and
-        `by` (task, source): `[task, source, read, invalid, duplicates]` rows, since one batch of collected
-        records can hold several tasks and sources."""
-        counts = {"read": len(batch), "invalid": self.report.invalid - before[0],
-                  "duplicates": self.report.duplicates - before[1], "by": by}
-        return attrs.evolve(event, details={**event.details, **counts})
+                         **_totals(self.skipped_by), "by": _rows(self.skipped_by)}))
 
     def _normalise(self, batch: list[Positioned], origins: dict[str, Positioned],
-                   invalid_keys: Counter[tuple[str, str]]) -> Iterator[Example]:
+                   counts: KeyCounts) -> Iterator[Example]:
+        """The batch's examples; each record is counted as read (and invalid) under one (task, source): that of
+        the first example it made, else the one its fields name, since one batch can hold several."""
         for position, record in batch:
             if isinstance(record, BaseException):  # a reader's or mapper's complaint, maybe with the raw record
                 self._problem(position, str(record), getattr(record, "record", None))
-                invalid_keys[self._key_of(getattr(record, "record", None))] += 1
+                key = self._key_of(getattr(record, "record", None))
+                _count(counts, key, _READ)
+                _count(counts, key, _INVALID)
                 continue
+            key = None
             try:
                 for candidate in self._candidates(record):
                     example = to_example(candidate, self.defaults, self.kit.settings.default_task)
                     origins[example.id] = (position, record)
+                    if key is None:
+                        key = (example.task, example.source)
+                        _count(counts, key, _READ)
                     yield example
             except TrainkitError as exc:
                 self._problem(position, str(exc), record)
-                invalid_keys[self._key_of(record)] += 1
+                if key is None:
+                    key = self._key_of(record)
+                    _count(counts, key, _READ)
+                _count(counts, key, _INVALID)
 
     def _key_of(self, record: Any) -> tuple[str, str]:
         """(task, source) a record that never became an example was meant for, as far as it says."""
-        fields = {**self.defaults, **(record if isinstance(record, Mapping) else {})}
-        task = fields.get("task") or self.kit.settings.default_task or UNKNOWN
-        return str(task), str(fields.get("source") or "manual")
+        values = _fields(record if isinstance(record, Mapping) else {}, self.defaults, self.kit.settings.default_task)
+        return str(values.get("task") or UNKNOWN), str(values.get("source") or _DEFAULT_SOURCE)
 
     def _candidates(self, record: Any) -> list[Any]:
         return candidates(self.kit, record)
@@ -279,11 +285,20 @@ def to_example(record: Any, defaults: Mapping[str, Any], default_task: str | Non
         return record
     if not isinstance(record, Mapping):
         raise TrainkitError(f"expected a mapping of example fields, got {type(record).__name__}")
-    values = {**defaults, **record}
-    if "task" not in values and default_task:
-        values["task"] = default_task
+    values = _fields(record, defaults, default_task)
     if "task" not in values:
         raise TrainkitError("task: missing (give --task, a 'task' field, or default_task in settings)")
     example = Example.from_dict(values)
     example.content_hash  # noqa: B018 - computing it now reports values that are not JSON, per record
     return example
+
+
+_DEFAULT_SOURCE: str = attrs.fields(Example).source.default
+
+
+def _fields(record: Mapping[str, Any], defaults: Mapping[str, Any], default_task: str | None) -> dict[str, Any]:
+    """A record's fields as its Example gets them: over `defaults`, with `default_task` when it names no task."""
+    values = {**defaults, **record}
+    if "task" not in values and default_task:
+        values["task"] = default_task
+    return values

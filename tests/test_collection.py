@@ -580,3 +580,25 @@ def test_collection_stats_count_each_task_of_a_mixed_batch(kit: tk.Kit) -> None:
     qa, problems = rows["qa", "collected"], rows["problems", "collected"]
     assert (qa["received"], qa["stored"], qa["duplicates"], qa["invalid"]) == (7, 6, 1, 0)
     assert (problems["received"], problems["stored"], problems["duplicates"], problems["invalid"]) == (7, 6, 0, 1)
+
+
+class Pairs:
+    """A collect plugin that makes two examples of one record (a question and its answers)."""
+
+    @tk.hookimpl
+    def collect(self, record: Any, context: Any) -> list[dict[str, Any]] | None:
+        if not isinstance(record, tuple):
+            return None
+        question, *answers = record
+        return [{"task": "qa", "source": "collected", "inputs": {"question": question}, "outputs": {"answer": a}}
+                for a in answers]
+
+
+def test_intake_counts_a_record_that_makes_several_examples_once(kit: tk.Kit) -> None:
+    from dspy_trainkit.intake_stats import intake_summary
+
+    kit.pm.register_plugin(Pairs(), "pairs")
+    report = kit.add_many([("q1?", "a", "b"), ("q2?", "c", "d")])
+    assert report.read == 2 and report.stored == 4
+    rows = {(r["task"], r["source"]): r for r in intake_summary(kit)}
+    assert rows["qa", "collected"]["received"] == 2 and rows["qa", "collected"]["stored"] == 4
