@@ -124,8 +124,18 @@ def diff(kit: Kit, a: str, b: str) -> dict[str, Any]:
             "by": {g: dict(sorted(v.items())) for g, v in groups.items()}}
 
 
-def _rank(seed: int, example_id: str) -> str:
+def _rank(seed: int | str, example_id: str) -> str:
     return hashlib.sha256(f"{seed}:{example_id}".encode()).hexdigest()
+
+
+def seeded_cut(examples: list[Example], fraction: float, seed: int | str,
+               *, least: int = 0) -> tuple[list[Example], list[Example]]:
+    """(first, rest): `examples` ordered by a seeded hash of their id, the first max(least, round(n * fraction))
+    of them and the others, each list in that order. The same examples, fraction and seed always give the same
+    cut, whatever order they come in."""
+    ranked = sorted(examples, key=lambda ex: _rank(seed, ex.id))
+    cut = max(least, round(len(ranked) * fraction))
+    return ranked[:cut], ranked[cut:]
 
 
 def split(kit: Kit, name: str, *, dev_fraction: float = 0.2, seed: int = 0,
@@ -135,47 +145,29 @@ def split(kit: Kit, name: str, *, dev_fraction: float = 0.2, seed: int = 0,
     snapshot, fraction and seed always give the same split, whatever order the store returns."""
     if not 0 <= dev_fraction < 1:
         raise ValidationError(f"dev_fraction {dev_fraction!r} must be at least 0 and below 1")
-    strata: dict[tuple[Any, ...], list[Example]] = defaultdict(list)
-    for example in examples(kit, name, task=task):
-        strata[(example.task, example.domain or "", example.topic or "", example.difficulty or "")].append(example)
-    train: list[Example] = []
-    dev: list[Example] = []
+    strata: dict[tuple[Any, ...], list[tuple[int, Example]]] = defaultdict(list)
+    for position, example in enumerate(examples(kit, name, task=task)):  # in snapshot order
+        key = (example.task, example.domain or "", example.topic or "", example.difficulty or "")
+        strata[key].append((position, example))
+    train: list[tuple[int, Example]] = []
+    dev: list[tuple[int, Example]] = []
     for key in sorted(strata):
-        ranked = sorted(strata[key], key=lambda ex: _rank(seed, ex.id))
+        ranked = sorted(strata[key], key=lambda pair: _rank(seed, pair[1].id))
         cut = round(len(ranked) * dev_fraction)
         dev.extend(ranked[:cut])
         train.extend(ranked[cut:])
-    order = {ex_id: n for n, (ex_id, _) in enumerate(get(kit, name).members)}
-    return sorted(train, key=lambda ex: order[ex.id]), sorted(dev, key=lambda ex: order[ex.id])
+    train.sort(key=lambda pair: pair[0])  # back in snapshot order
+    dev.sort(key=lambda pair: pair[0])
+    return [ex for _, ex in train], [ex for _, ex in dev]
 
 
 def export(kit: Kit, name: str, output: Path | None, *, format_name: str | None = None, provenance: bool = False,
            task: str | None = None) -> int:
-    """Write a snapshot's examples (as they were) with a registered export format; returns how many."""
-    import os
-    import sys
-    import tempfile
-
-    from ..formats import WriteOptions, export_formats, pick_format
+    """Write a snapshot's examples (as they were) with a registered export format, like `trainkit export`
+    (`exporting.export_examples`); returns how many."""
+    from ..exporting import export_examples
 
     info(kit, name)
-    if output is None and format_name is None:
-        raise TrainkitError("give --format when writing to standard output")
-    registration = pick_format(export_formats(kit.pm), output or Path("-"), format_name, "export")
-    tasks = {m[2] for m in kit.store.snapshot_members(name)}
-    options = WriteOptions(provenance=provenance,
-                           task_fields={t: f for t in tasks if (f := kit.task_fields(t)) is not None})
-    if output is None:
-        return registration.value(examples(kit, name, task=task), sys.stdout.buffer, options)
-    if output.is_dir() or not output.parent.is_dir():
-        raise TrainkitError(f"{output}: give a file name in an existing folder")
-    fd, temporary = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".part", dir=output.parent)
-    try:
-        with os.fdopen(fd, "wb") as stream:
-            count = registration.value(examples(kit, name, task=task), stream, options)
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, output)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return count
+    tasks = {task} if task is not None else {m[2] for m in kit.store.snapshot_members(name)}
+    return export_examples(kit, output, examples=examples(kit, name, task=task), tasks=tasks,
+                           format_name=format_name, provenance=provenance)

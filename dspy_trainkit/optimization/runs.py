@@ -19,7 +19,6 @@ error, or interrupted), so `trainkit runs` shows every attempt.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import time
@@ -103,18 +102,7 @@ def build_lm(kit: Kit, task: str, purpose: str) -> Any:
     settings = kit.settings.lm_for(task, purpose)
     if not settings.model:
         return None
-    try:
-        from ..generation.lm import build_lm as build
-    except ImportError:  # pragma: no cover - the generation package ships with trainkit
-        build = None
-    if build is not None:
-        lm = build(settings, purpose=purpose, task=task)
-    else:  # pragma: no cover
-        import dspy
-
-        key = os.environ.get(settings.api_key_env) if settings.api_key_env else None
-        lm = dspy.LM(settings.model, api_base=settings.api_base, api_key=key, cache=settings.cache,
-                     timeout=settings.timeout)
+    lm = kit.lm(task, purpose)
     lm.num_retries = settings.retries  # DSPy retries inside optimizers; there is no outer retry loop here
     return lm
 
@@ -142,26 +130,22 @@ def model_name(lm: Any) -> str | None:
 
 # ---- the run --------------------------------------------------------------------------------------------
 
-def _rank(seed: int, example_id: str) -> str:
-    return hashlib.sha256(f"val:{seed}:{example_id}".encode()).hexdigest()
-
-
 def carve_val(train: list[Example], fraction: float, seed: int) -> tuple[list[Example], list[Example]]:
     """(train, val): a seeded share of train, by hash of id (deterministic; independent of the dev split)."""
     if len(train) < 4:
         return train, []
-    ranked = sorted(train, key=lambda ex: _rank(seed, ex.id))
-    cut = max(1, round(len(train) * fraction))
-    val_ids = {ex.id for ex in ranked[:cut]}
+    from ..lifecycle.snapshots import seeded_cut
+
+    val, _ = seeded_cut(train, fraction, f"val:{seed}", least=1)
+    val_ids = {ex.id for ex in val}
     return [ex for ex in train if ex.id not in val_ids], [ex for ex in train if ex.id in val_ids]
 
 
 def dev_digest(examples: Sequence[Example]) -> str:
     """Identifies a dev set by content: equal digests mean the same examples with the same content."""
-    sha = hashlib.sha256()
-    for example_id, content in sorted((ex.id, ex.content_hash) for ex in examples):
-        sha.update(f"{example_id}:{content}\n".encode())
-    return sha.hexdigest()
+    from ..lifecycle.snapshots import digest_of
+
+    return digest_of(sorted((ex.id, ex.content_hash) for ex in examples))
 
 
 def _to_dspy(kit: Kit, examples: list[Example]) -> tuple[list[Any], list[str]]:
