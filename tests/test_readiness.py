@@ -164,12 +164,18 @@ def test_optimize_settings_are_read_and_checked(tmp_path):
     assert cfg.optimizer == "random-search" and cfg.margin == 2.5 and cfg.fallback == "labeled"
     assert cfg.dev_fraction == 0.3 and cfg.minimum("bootstrap") == 20 and cfg.minimum("labeled") == 3
     assert cfg.minimum("mipro") == 200 and settings.optimize_for("other").dev_fraction == 0.2
-    for extra, message in (("[optimize]\nmargin = 300\n", "optimize.margin: must be a number of points"),
+    for n, (extra, message) in enumerate((
+                           ("[optimize]\nmargin = 300\n", "optimize.margin: must be a number of points"),
+                           ("[optimize]\nmin_dev = -1\n", "optimize.min_dev: must be a whole number >= 0"),
+                           ("[optimize]\nval_fraction = 1\n", "optimize.val_fraction: must be a number above 0"),
                            ("[optimize]\noptimizer = \"fast\"\n", "optimize.optimizer: 'fast' is not one of"),
                            ("[optimize]\nmin_examples = { quick = 3 }\n", "optimize.min_examples.quick: unknown key"),
                            ("[tasks.problems.optimize]\nmetric = \"nocolon\"\n", "must be an import path"),
-                           ("[optimize]\nfallback = \"none\"\n", "optimize.fallback")):
-        bad = make_project(tmp_path / f"bad{len(message)}", extra=extra)
+                           # a signature string is no import path, though it may hold a ':'
+                           ("[optimize]\nprogram = \"question -> answer: str\"\n",
+                            "optimize.program: must be an import path"),
+                           ("[optimize]\nfallback = \"none\"\n", "optimize.fallback"))):
+        bad = make_project(tmp_path / f"bad{n}", extra=extra)
         with pytest.raises(tk.ConfigError, match=re.escape(message)) as info:
             tk.load_settings(bad)
         assert re.search(r"trainkit\.toml:\d+:", str(info.value))

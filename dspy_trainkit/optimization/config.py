@@ -6,9 +6,12 @@ because only optimization uses them. `[tasks.T.optimize]` overrides any key for 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import attrs
+
+from ..imports import is_import_path
 
 FALLBACKS = ("unoptimized", "labeled")
 AUTO_LEVELS = ("light", "medium", "heavy")
@@ -66,6 +69,15 @@ class OptimizeSettings:
         return data
 
 
+def read_number(r: Any, value: Any, dotted: str, ok: Callable[[Any], bool], must: str, *,
+                whole: bool = False) -> Any:
+    """`value` checked with the settings reader `r`: a number (a whole number when `whole`; never a bool) for
+    which `ok` holds, returned as an int when `whole`, else as a float; otherwise an error "must be MUST"."""
+    if isinstance(value, bool) or not isinstance(value, int if whole else int | float) or not ok(value):
+        raise r.fail(dotted, f"must be {must}, got {value!r}")
+    return value if whole else float(value)
+
+
 def read_optimize(r: Any, data: Any, where: str) -> dict[str, Any]:
     """An `[optimize]` table's values (only the keys present), checked; `r` is settings' `_Reader`."""
     from .optimizers import OPTIMIZERS
@@ -79,21 +91,15 @@ def read_optimize(r: Any, data: Any, where: str) -> dict[str, Any]:
         values["min_examples"] = {k: r.positive_int(v, f"{where}.min_examples.{k}") for k, v in table.items()}
     for key in ("min_per_cell", "min_dev", "seed"):
         if key in t:
-            value = t[key]
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise r.fail(f"{where}.{key}", f"must be a whole number >= 0, got {value!r}")
-            values[key] = value
+            values[key] = read_number(r, t[key], f"{where}.{key}", lambda v: v >= 0, "a whole number >= 0",
+                                      whole=True)
     for key in ("dev_fraction", "val_fraction"):
         if key in t:
-            value = t[key]
-            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1:
-                raise r.fail(f"{where}.{key}", f"must be a number above 0 and below 1, got {value!r}")
-            values[key] = float(value)
+            values[key] = read_number(r, t[key], f"{where}.{key}", lambda v: 0 < v < 1,
+                                      "a number above 0 and below 1")
     if "margin" in t:
-        value = t["margin"]
-        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 100:
-            raise r.fail(f"{where}.margin", f"must be a number of points from 0 to 100, got {value!r}")
-        values["margin"] = float(value)
+        values["margin"] = read_number(r, t["margin"], f"{where}.margin", lambda v: 0 <= v <= 100,
+                                       "a number of points from 0 to 100")
     if "fallback" in t:
         values["fallback"] = r.string(t["fallback"], f"{where}.fallback", FALLBACKS)
     if "auto" in t:
@@ -102,7 +108,7 @@ def read_optimize(r: Any, data: Any, where: str) -> dict[str, Any]:
         if key in t:
             values[key] = r.string(t[key], f"{where}.{key}")
     for key in ("program", "metric"):
-        if key in values and ":" not in values[key]:
+        if key in values and not is_import_path(values[key]):
             raise r.fail(f"{where}.{key}", f"must be an import path 'package.module:name', got {values[key]!r}")
     for key in ("max_bootstrapped_demos", "max_labeled_demos", "num_candidates", "num_threads"):
         if key in t:

@@ -15,12 +15,13 @@ from __future__ import annotations
 import math
 import re
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from ..store import ExampleQuery
+from .config import read_number
 
 if TYPE_CHECKING:
     from ..kit import Kit
@@ -131,15 +132,11 @@ def read_triggers(r: Any, data: Any, where: str) -> dict[str, Any]:
         elif key == "new_accepted":
             values[key] = r.positive_int(raw, dotted)
         elif key == "growth":
-            if isinstance(raw, bool) or not isinstance(raw, int | float) or raw <= 0 or not math.isfinite(raw):
-                raise r.fail(dotted, f"must be a fraction > 0 (0.2 = 20% more accepted examples) or false, "
-                                     f"got {raw!r}")
-            values[key] = float(raw)
+            values[key] = read_number(r, raw, dotted, lambda v: v > 0 and math.isfinite(v),
+                                      "a fraction > 0 (0.2 = 20% more accepted examples) or false")
         elif key == "quality_shift":
-            if isinstance(raw, bool) or not isinstance(raw, int | float) or not 0 < raw <= 1:
-                raise r.fail(dotted, f"must be a number above 0 and at most 1 (a change of mean quality) or "
-                                     f"false, got {raw!r}")
-            values[key] = float(raw)
+            values[key] = read_number(r, raw, dotted, lambda v: 0 < v <= 1,
+                                      "a number above 0 and at most 1 (a change of mean quality) or false")
         elif key == "every":
             try:
                 values[key] = parse_duration(raw)
@@ -291,12 +288,9 @@ class ChangeMarks:
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self.version = 0
-        self.by_task: dict[str, int] = {}  # task ("*" when the event does not say) -> changes seen
 
-    def mark(self, tasks: Iterable[str]) -> None:
+    def mark(self) -> None:
         with self._cond:
-            for task in tasks:
-                self.by_task[task] = self.by_task.get(task, 0) + 1
             self.version += 1
             self._cond.notify_all()
 
@@ -324,7 +318,5 @@ def change_marks(kit: Kit) -> ChangeMarks:
 
 def mark_event(kit: Kit, event: Event) -> None:
     """Record a committed event in the kit's ChangeMarks when it changes data."""
-    if event.kind not in DATA_EVENT_KINDS or not event.example_ids:
-        return
-    tasks = event.details.get("tasks") if event.kind == "added" else None
-    change_marks(kit).mark(tasks if isinstance(tasks, list) and tasks else ["*"])
+    if event.kind in DATA_EVENT_KINDS and event.example_ids:
+        change_marks(kit).mark()

@@ -1,7 +1,7 @@
 """Built-in plugin 'triggers': notes committed data changes for re-optimization triggers.
 
 Why: an `IncrementalBuilder` embedded in a pipeline should look at its triggers soon after the pipeline's data
-changes, not only when its polling interval ends. This plugin's `on_data_changed` counts the change per task in
+changes, not only when its polling interval ends. This plugin's `on_data_changed` counts the change in
 the kit's `ChangeMarks` and wakes waiting builders; that is a counter and a notify under a lock, so it never
 slows the writer. Nothing is decided here: triggers are evaluated from the store (see
 `dspy_trainkit.optimization.triggers`), so disabling this plugin only makes embedded builders wait for their
