@@ -106,20 +106,13 @@ class StepResult:
 def readiness_of(kit: Kit, task: str, optimizer: str | None = None) -> tuple[bool, tuple[str, ...]]:
     """(ready, next steps) of the task as a whole, from `kit.readiness`."""
     entries = kit.readiness(task=task, optimizer=optimizer)
-    whole = [e for e in entries if getattr(e, "domain", None) is None] or list(entries)
+    whole = [e for e in entries if e.domain is None]
     if not whole:
         return False, (f"add accepted examples of task {task!r}",)
-    ready = all(_is_ready(e) for e in whole)
     steps: list[str] = []
     for entry in entries:
-        steps.extend(s for s in (getattr(entry, "next_steps", None) or ()) if s not in steps)
-    return ready, tuple(steps)
-
-
-def _is_ready(entry: Any) -> bool:
-    if hasattr(entry, "ready"):
-        return bool(entry.ready)
-    return getattr(entry, "verdict", None) == "ready"
+        steps.extend(s for s in entry.next_steps if s not in steps)
+    return all(e.ready for e in whole), tuple(steps)
 
 
 def state_of(kit: Kit, task: str, ready: bool) -> str:
@@ -131,8 +124,7 @@ def task_state(kit: Kit, task: str, optimizer: str | None = None) -> TaskState:
     """Whether `task` is still collecting data or optimized (readiness met and a champion exists)."""
     ready, steps = readiness_of(kit, task, optimizer)
     current = kit.champion(task)
-    optimized = ready and current is not None
-    return TaskState(task=task, state="optimized" if optimized else "collecting", ready=ready,
+    return TaskState(task=task, state=state_of(kit, task, ready), ready=ready,
                      champion=current.id if current else None,
                      champion_score=current.score if current else None, next_steps=steps)
 
