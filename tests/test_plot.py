@@ -9,21 +9,21 @@ from html.parser import HTMLParser
 
 import pytest
 
-from dspy_trainkit.optimization.plot import PlotError, RunPoint, points, render_html, write_plot
+from dspy_trainkit.optimization.plot import PlotError, RunPoint, render_html, write_plot
 
 SVG = "{http://www.w3.org/2000/svg}"
 
 
 def runs():
     return [
-        {"id": "run-b", "task": "qa", "created_at": 2000.0, "baseline_score": 40.0, "score": 55.5,
-         "champion": True, "optimizer": "bootstrap", "snapshot": "s2"},
-        {"id": "run-a", "task": "qa", "created_at": 1000.0, "baseline_score": 40.0, "score": 50.0,
-         "champion": False, "optimizer": "labeled", "snapshot": "s1"},
-        {"id": "run-c", "task": "qa", "created_at": 3000.0, "baseline_score": 41.0, "score": 45.25,
-         "champion": False, "optimizer": "bootstrap", "snapshot": "s3"},
-        {"id": "run-x", "task": "math", "created_at": 1500.0, "baseline_score": 0.2, "score": None,
-         "champion": False, "status": "failed"},
+        RunPoint(run_id="run-b", task="qa", time=2000.0, baseline=40.0, score=55.5, champion=True,
+                 optimizer="bootstrap", snapshot="s2"),
+        RunPoint(run_id="run-a", task="qa", time=1000.0, baseline=40.0, score=50.0, champion=False,
+                 optimizer="labeled", snapshot="s1"),
+        RunPoint(run_id="run-c", task="qa", time=3000.0, baseline=41.0, score=45.25, champion=False,
+                 optimizer="bootstrap", snapshot="s3"),
+        RunPoint(run_id="run-x", task="math", time=1500.0, baseline=0.2, score=None, champion=False,
+                 status="failed"),
     ]
 
 
@@ -94,20 +94,10 @@ def test_each_svg_is_valid_xml_with_a_title_per_task():
 
 
 def test_table_repeats_the_numbers_and_text_is_escaped():
-    page = render_html([{"id": "<r&1>", "task": "qa", "created_at": 0.0, "baseline_score": 1.0, "score": 2.0,
-                         "champion": True}])
+    page = render_html([RunPoint(run_id="<r&1>", task="qa", time=0.0, baseline=1.0, score=2.0, champion=True)])
     cells = parse(page).cells
     assert cells[0] == "<r&1>" and cells[-3:] == ["1", "2", "yes"]
     assert "<r&1>" not in page  # escaped in the markup
-
-
-def test_points_accept_objects_with_run_attributes():
-    class Run:
-        id, task, created_at, baseline_score, score, champion = "r", "qa", 5.0, 1.0, 2.0, True
-        optimizer = snapshot = status = None
-
-    [point] = points([Run()])
-    assert point == RunPoint(run_id="r", task="qa", time=5.0, baseline=1.0, score=2.0, champion=True)
 
 
 def test_png_without_matplotlib_names_the_plot_extra(tmp_path, monkeypatch):

@@ -17,11 +17,13 @@ from typing import Any, TextIO
 
 import click
 
+from ..optimization.optimizers import OPTIMIZERS
 from .exits import EXIT_INTERRUPTED, EXIT_NOT_READY
 from .output import echo_json, echo_table, json_option, when
+from .progress import Progress
 from .state import CliState, pass_state
 
-OPTIMIZER_NAMES = ("labeled", "bootstrap", "random-search", "mipro", "simba", "gepa")  # = optimizers.OPTIMIZERS
+OPTIMIZER_NAMES = tuple(OPTIMIZERS)
 
 
 @contextlib.contextmanager
@@ -114,11 +116,10 @@ def optimize(state: CliState, task: str | None, program: str | None, metric: str
     task = task or kit.settings.default_task
     if not task:
         raise ConfigError("give --task (or set default_task in trainkit.toml)")
-    show = not quiet and sys.stderr.isatty()
+    say = Progress.stage_printer(quiet=quiet)
 
     def progress(stage: str) -> None:
-        if show:
-            click.echo(f"optimize {task}: {stage}…", err=True)
+        say(f"optimize {task}: {stage}…")
 
     try:
         with dspy_prints_to_log():
@@ -151,16 +152,18 @@ def optimize(state: CliState, task: str | None, program: str | None, metric: str
 def runs(state: CliState, task: str | None, run_id: str | None, as_json: bool, plot_path: str | None = None) -> None:
     """Optimization history, oldest first: snapshot, optimizer, status, dev scores; * marks each task's champion."""
     kit = state.kit()
-    if task is not None and not kit.runs(task):
+    found = kit.runs(task)
+    if task is not None and not found:
         kit.require_task(task)  # a misspelt task is an error, not "no runs yet"
     if plot_path is not None:  # O2's score-trend plot (dspy_trainkit.optimization.plot)
-        written = kit.plot_runs(plot_path, task)
+        from ..optimization.plot import plot_kit_runs
+
+        written = plot_kit_runs(kit, plot_path, task, found)
         if not as_json:
             click.echo(f"score trend written to {written}", err=True)
     if run_id is not None:
         _show_run(kit, run_id, as_json)
         return
-    found = kit.runs(task)
     champions = {t: kit.store.champion_id(t) for t in {r.task for r in found}}
     if as_json:
         echo_json([{**r.to_dict(details=False), "champion": champions.get(r.task) == r.id} for r in found])

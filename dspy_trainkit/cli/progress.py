@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Any
+
+import click
 
 
 class Progress:
@@ -18,6 +21,17 @@ class Progress:
 
             self.bar = tqdm(desc=label, unit=unit, unit_scale=unit_scale, file=sys.stderr, leave=True,
                             dynamic_ncols=True)
+
+    @staticmethod
+    def stage_printer(*, quiet: bool = False) -> Callable[[str], None]:
+        """A printer of stage lines ("optimize qa: compile…") to stderr, silent by the same rule as the bar."""
+        enabled = not quiet and sys.stderr.isatty()
+
+        def say(line: str) -> None:
+            if enabled:
+                click.echo(line, err=True)
+
+        return say
 
     def update(self, done: int, **counts: int) -> None:
         if self.bar is not None:

@@ -20,6 +20,7 @@ import click
 from .exits import EXIT_ERROR, EXIT_INTERRUPTED
 from .optimization import OPTIMIZER_NAMES, dspy_prints_to_log
 from .output import echo_json, when
+from .progress import Progress
 from .state import CliState, pass_state
 
 FAILED_EXIT = EXIT_ERROR  # --once: a re-optimization failed
@@ -94,11 +95,10 @@ def _watch(kit: Any, task: str | None, interval: float, once: bool, dry_run: boo
            metric: str | None, optimizer: str | None, retry_after: float, quiet: bool, as_json: bool) -> None:
     builder = kit.builder(task, program=program, metric=metric, optimizer=optimizer, actor="watch",
                           retry_after=retry_after)
-    show = not quiet and sys.stderr.isatty()
+    say = Progress.stage_printer(quiet=quiet)
 
     def progress(name: str, stage: str) -> None:
-        if show:
-            click.echo(f"optimize {name}: {stage}…", err=True)
+        say(f"optimize {name}: {stage}…")
 
     if dry_run:
         checks = builder.check()

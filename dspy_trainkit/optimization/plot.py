@@ -43,43 +43,12 @@ class RunPoint:
     status: str | None = None
 
 
-def _field(run: Any, *names: str) -> Any:
-    """The first of `names` that the run (an object or a mapping) has."""
-    for name in names:
-        if isinstance(run, dict):
-            if name in run:
-                return run[name]
-        elif hasattr(run, name):
-            return getattr(run, name)
-    return None
+def points(runs: Iterable[RunPoint]) -> list[RunPoint]:
+    """The runs in drawing order: by task, then time (then id)."""
+    return sorted(runs, key=lambda p: (p.task, p.time, p.run_id))
 
 
-def points(runs: Iterable[Any]) -> list[RunPoint]:
-    """RunPoints from run records (objects or `to_dict()` mappings), oldest first."""
-    made = []
-    for run in runs:
-        if isinstance(run, RunPoint):
-            made.append(run)
-            continue
-        made.append(RunPoint(
-            run_id=str(_field(run, "id", "run_id")),
-            task=str(_field(run, "task")),
-            time=float(_field(run, "finished_at", "created_at", "started_at", "time") or 0.0),
-            baseline=_number(_field(run, "baseline_score", "baseline")),
-            score=_number(_field(run, "score", "optimized_score", "new_score")),
-            champion=bool(_field(run, "champion", "is_champion")),
-            optimizer=_field(run, "optimizer"),
-            snapshot=_field(run, "snapshot", "snapshot_name"),
-            status=_field(run, "status"),
-        ))
-    return sorted(made, key=lambda p: (p.task, p.time, p.run_id))
-
-
-def _number(value: Any) -> float | None:
-    return None if value is None or isinstance(value, bool) else float(value)
-
-
-def write_plot(runs: Iterable[Any], path: str | Path, *, title: str = "Optimization score trend") -> Path:
+def write_plot(runs: Iterable[RunPoint], path: str | Path, *, title: str = "Optimization score trend") -> Path:
     """Write the trend of `runs` to `path`: `.html`/`.htm` (no dependency) or `.png` (needs matplotlib)."""
     path = Path(path)
     suffix = path.suffix.lower()
@@ -99,7 +68,7 @@ def write_plot(runs: Iterable[Any], path: str | Path, *, title: str = "Optimizat
 
 # ---- HTML + SVG ------------------------------------------------------------------------------------------
 
-def render_html(runs: Iterable[Any], *, title: str = "Optimization score trend") -> str:
+def render_html(runs: Iterable[RunPoint], *, title: str = "Optimization score trend") -> str:
     """A complete HTML page with one inline SVG chart and one table per task."""
     drawn = points(runs)
     sections = [_task_section(task, [p for p in drawn if p.task == task])
@@ -243,16 +212,17 @@ def _write_png(runs: Sequence[RunPoint], path: Path, title: str) -> None:
     fig.savefig(path, format="png", dpi=100)
 
 
-def kit_points(kit: Any, task: str | None = None) -> list[RunPoint]:
-    """The plot's points for a kit's finished runs (of `task`), the current champion of each task marked."""
-    runs = [r for r in kit.runs(task) if r.status == "succeeded"]
-    champions = {name: getattr(kit.champion(name), "id", None) for name in {r.task for r in runs}}
+def kit_points(kit: Any, task: str | None = None, runs: Sequence[Any] | None = None) -> list[RunPoint]:
+    """The plot's points for a kit's finished runs (of `task`; `runs`: those runs, listed already), the current
+    champion of each task marked."""
+    finished = [r for r in (kit.runs(task) if runs is None else runs) if r.status == "succeeded"]
+    champions = {name: kit.store.champion_id(name) for name in {r.task for r in finished}}
     return points(RunPoint(run_id=r.id, task=r.task, time=r.finished_at or r.created_at, baseline=r.baseline_score,
                            score=r.score, champion=r.id == champions.get(r.task), optimizer=r.used or r.optimizer,
-                           snapshot=r.snapshot, status=r.status) for r in runs)
+                           snapshot=r.snapshot, status=r.status) for r in finished)
 
 
-def plot_kit_runs(kit: Any, path: str | Path, task: str | None = None) -> Path:
-    """Write the score trend of a kit's runs (see `write_plot`)."""
-    return write_plot(kit_points(kit, task), path,
+def plot_kit_runs(kit: Any, path: str | Path, task: str | None = None, runs: Sequence[Any] | None = None) -> Path:
+    """Write the score trend of a kit's runs (of `task`; `runs`: those runs, listed already; see `write_plot`)."""
+    return write_plot(kit_points(kit, task, runs), path,
                       title=f"Optimization score trend: {task}" if task else "Optimization score trend")
