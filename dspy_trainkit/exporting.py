@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,36 +22,42 @@ if TYPE_CHECKING:
     from .models import Example
 
 
-def export_examples(kit: Kit, output: Path | None, query: ExampleQuery, *, format_name: str | None = None,
-                    provenance: bool = False, progress: Callable[[int], None] | None = None) -> int:
-    """Write the examples matching `query` to `output` (None: standard output); returns how many."""
+def export_examples(kit: Kit, output: Path | None, query: ExampleQuery | None = None, *,
+                    examples: Iterable[Example] | None = None, tasks: Iterable[str] = (),
+                    format_name: str | None = None, provenance: bool = False,
+                    progress: Callable[[int], None] | None = None) -> int:
+    """Write the examples matching `query` to `output` (None: standard output); returns how many. Instead of a
+    query, `examples` (such as a snapshot's) with the `tasks` they belong to (for their field lists)."""
+    if (query is None) == (examples is None):
+        raise TypeError("export_examples takes either a query or examples=")
     formats = export_formats(kit.pm)
     if output is None and format_name is None:
         raise TrainkitError("give --format when writing to standard output")
     registration = pick_format(formats, output or Path("-"), format_name, "export")
-    tasks = {query.task} if query.task else {key[0] for key, _ in kit.store.group_counts(["task"], query)}
+    if query is not None:
+        tasks = {query.task} if query.task else {key[0] for key, _ in kit.store.group_counts(["task"], query)}
     task_fields = {t: f for t in tasks if (f := kit.task_fields(t)) is not None}
     options = WriteOptions(provenance=provenance, task_fields=task_fields)
     if output is not None and output.is_dir():
         raise TrainkitError(f"{output}: is a folder; give a file name")
     if output is not None and not output.parent.exists():
         raise TrainkitError(f"{output}: folder {output.parent} does not exist")
-    examples = _counted(kit.store.iter_examples(query), progress)
+    stream_of = _counted(iter(examples) if query is None else kit.store.iter_examples(query), progress)
     try:
         if output is None:
-            return registration.value(examples, sys.stdout.buffer, options)
+            return registration.value(stream_of, sys.stdout.buffer, options)
         fd, temporary = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".part", dir=output.parent)
         try:
             os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; an export gets a normal file's mode
             with os.fdopen(fd, "wb") as stream:
-                count = registration.value(examples, stream, options)
+                count = registration.value(stream_of, stream, options)
             os.replace(temporary, output)
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise
         return count
     finally:
-        examples.close()  # end the store's read before anything closes the store
+        stream_of.close()  # end the store's read before anything closes the store
 
 
 def _umask() -> int:

@@ -91,6 +91,36 @@ def test_split_is_seeded_stratified_and_stable(store_url, tmp_path):
             snapshots.split(kit, "s", dev_fraction=1.5)
 
 
+def test_split_reads_the_snapshot_once_and_keeps_its_order(store_url, tmp_path, monkeypatch):
+    with open_kit(store_url, tmp_path) as kit:
+        kit.add_many([qa(f"q {i}", domain="d", topic=f"t{i % 3}", difficulty="easy") for i in range(12)])
+        kit.snapshot("s")
+        order = [ex.id for ex in snapshots.examples(kit, "s")]
+        monkeypatch.setattr(kit.store, "snapshot_members", lambda name: pytest.fail("members read again"))
+        train, dev = snapshots.split(kit, "s", dev_fraction=0.25, seed=3)
+        assert len(dev) == 3 and sorted(ex.id for ex in train + dev) == sorted(order)
+        for part in (train, dev):
+            assert [ex.id for ex in part] == [i for i in order if i in {ex.id for ex in part}]
+
+
+def test_snapshot_export_is_a_normal_export(tmp_path):
+    import os
+
+    with open_kit(f"sqlite:///{tmp_path / 's.db'}", tmp_path) as kit:
+        seed(kit, 3)
+        kit.snapshot("s")
+        mask = os.umask(0o027)
+        try:
+            assert snapshots.export(kit, "s", tmp_path / "s.jsonl") == 3
+        finally:
+            os.umask(mask)
+        assert (tmp_path / "s.jsonl").stat().st_mode & 0o777 == 0o640  # the umask, as `trainkit export` does
+        assert len((tmp_path / "s.jsonl").read_text().splitlines()) == 3
+        assert snapshots.export(kit, "s", tmp_path / "one.jsonl", task="none") == 0
+        with pytest.raises(tk.TrainkitError, match="is a folder"):
+            snapshots.export(kit, "s", tmp_path, format_name="jsonl")
+
+
 def test_balanced_snapshot_caps_cells_quality_first(store_url, tmp_path):
     toml = "[tasks.qa]\ncell_cap = 2\n"
     with open_kit(store_url, tmp_path, toml) as kit:
