@@ -322,6 +322,7 @@ def test_distinct_n_and_coverage() -> None:
     assert distinct_n(["a b c", "a b d"], 1) == round(4 / 6, 4)
     assert distinct_n(["a b c", "a b d"], 2) == round(3 / 4, 4)
     assert distinct_n([], 2) is None
+    assert distinct_n(["Paris.", "paris"], 1) == 0.5  # one word, as the near-duplicate check cuts words
     cells = [("m", "t1", "easy"), ("m", "t1", "hard"), ("m", "t2", "easy")]
     result = coverage({cells[0]: 2, cells[2]: 1, ("x", "y", "z"): 4}, cells)
     assert result["cells_covered"] == 2 and result["coverage"] == round(2 / 3, 4)

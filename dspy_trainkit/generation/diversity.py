@@ -6,39 +6,22 @@ two topics). These numbers make that visible per synthesis run, cheaply and with
 * `distinct_1` / `distinct_2`: distinct word unigrams (bigrams) over all unigrams (bigrams) of the batch's texts
   (Li et al., 2016, "A Diversity-Promoting Objective Function for Neural Conversation Models"). 1.0 means no
   word (pair) repeats; values near 0 mean the batch repeats itself. Texts are the string values of inputs and
-  outputs, lowercased and cut into words as the near-duplicate check does.
+  outputs, lowercased and cut into words by `text.words`, as the near-duplicate check does.
 * coverage: how many of the task's (domain, topic, difficulty) cells the batch has at least one example in,
   and how many examples each cell got (`min_per_cell`/`max_per_cell` show how even the spread is).
 """
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
 
+from .text import words
+
 Cell = tuple[str | None, str | None, str | None]
-_WORD = re.compile(r"\w+(?:[.'/]\w+)*|[^\w\s]")
-
-
-def words(value: Any) -> list[str]:
-    """The lowercased words of every string (or number) in a value, nested lists and mappings included."""
-    found: list[str] = []
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            found.extend(_WORD.findall(item.lower()))
-        elif isinstance(item, Mapping):
-            stack.extend(reversed(list(item.values())))
-        elif isinstance(item, list | tuple):
-            stack.extend(reversed(item))
-        elif item is not None:
-            found.append(str(item).lower())
-    return found
 
 
 @attrs.define

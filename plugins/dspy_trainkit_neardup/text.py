@@ -1,47 +1,8 @@
-"""What two examples are compared on: the set of words of their input and output values.
-
-Every string value of `inputs` and `outputs` (numbers and booleans as their text, lists and nested mappings
-flattened, field names left out) is lowercased and cut into words: runs of non-space characters, trimmed of
-punctuation at either end, so "Paris." and "paris" are one word while "2+2" and "2*2" stay apart. The word *set*
-is what MinHash estimates the Jaccard similarity of. Single words rather than 3-word shingles or character
-5-grams, because a changed word removes at most one element of a word set and adds one, whereas it touches up
-to three 3-word shingles (or about ten character 5-grams): on ~55-word problem texts with 1-3 words changed,
-every planted pair had a word-set Jaccard >= 0.867, against >= 0.69 with 3-word shingles (35% of pairs reach
-0.85) and >= 0.79 with character 5-grams (91%); unrelated texts of the same generator stayed <= 0.76.
+"""What two examples are compared on: the set of words of their input and output values, cut by
+`words(inputs, outputs)` from `dspy_trainkit.generation.text` (where the choice of single words is explained),
+the tokenizer the synthesis diversity metrics and the template strategy use too.
 """
 
-from __future__ import annotations
+from dspy_trainkit.generation.text import PUNCTUATION, words
 
-import string
-import unicodedata
-from collections.abc import Mapping
-from typing import Any
-
-#: Stripped from both ends of a word: ASCII punctuation and the common typographic quotes and dashes.
-PUNCTUATION = string.punctuation + "\u2018\u2019\u201c\u201d\u00ab\u00bb\u2013\u2014\u2026\u00bf\u00a1"
-
-
-def _strings(value: Any, out: list[str]) -> None:
-    kind = type(value)
-    if kind is str:
-        out.append(value)
-    elif kind is dict or isinstance(value, Mapping):
-        for item in value.values():
-            _strings(item, out)
-    elif kind is list or kind is tuple:
-        for item in value:
-            _strings(item, out)
-    elif value is not None:
-        out.append(str(value))
-
-
-def words(inputs: Mapping[str, Any], outputs: Mapping[str, Any]) -> list[str]:
-    """The words of an example's input and output values, lowercased (repeats kept: MinHash ignores them)."""
-    parts: list[str] = []
-    _strings(inputs, parts)
-    _strings(outputs, parts)
-    text = " ".join(parts)
-    if not text.isascii():
-        text = unicodedata.normalize("NFC", text)
-    found = [w if w.isalnum() else w.strip(PUNCTUATION) for w in text.lower().split()]
-    return [w for w in found if w] if "" in found else found
+__all__ = ["PUNCTUATION", "words"]

@@ -10,11 +10,11 @@ repeated. Candidates are yielded round-robin over the cells, so an interrupted r
 
 from __future__ import annotations
 
-import string
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from dspy_trainkit.errors import ConfigError
+from dspy_trainkit.generation.text import words
 from dspy_trainkit.imports import import_object
 
 from .library import BUILTIN, LEVELS, Template, answer_value
@@ -33,7 +33,6 @@ DEFAULT_LAYOUT = (("domain", "topic", "difficulty"), ("problem", "solution", "an
 LEVEL_NAMES = {"easy": 0, "basic": 0, "beginner": 0, "simple": 0, "low": 0, "medium": 1, "intermediate": 1,
                "moderate": 1, "normal": 1, "hard": 2, "advanced": 2, "difficult": 2, "high": 2, "expert": 2,
                "challenging": 2}
-PUNCTUATION = string.punctuation + "\u2018\u2019\u201c\u201d\u00ab\u00bb\u2013\u2014\u2026\u00bf\u00a1"
 ATTEMPTS = 50  # draws per wanted example before a cell is declared exhausted
 
 
@@ -217,7 +216,5 @@ def _jsonable(params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _bag(*texts: str | None) -> frozenset[str]:
-    """The word set the near-duplicate check compares (neardup's text.py): lowercased, split on whitespace,
-    punctuation trimmed from both ends of each word."""
-    words = " ".join(t for t in texts if t).lower().split()
-    return frozenset(w.strip(PUNCTUATION) for w in words) - {""}
+    """The word set the near-duplicate check compares (the one tokenizer, `dspy_trainkit.generation.text`)."""
+    return frozenset(words(*texts))
