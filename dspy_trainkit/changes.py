@@ -104,7 +104,13 @@ def rescore(kit: Kit, query: ExampleQuery, *, actor: str, reason: str = "",
 
 def _batches(kit: Kit, query: ExampleQuery) -> Iterator[list[Example]]:
     """The selection's ids first (cheap), then the examples batch by batch: updates never run under an open
-    read cursor, and a change that moves an example out of the selection cannot skip or repeat others."""
-    ids = list(kit.store.iter_ids(query))
+    read cursor, and a change that moves an example out of the selection cannot skip or repeat others. A long
+    `ids` selection (a cleanup policy's thousands) is resolved BATCH ids at a time, so no query carries an
+    unbounded `IN (...)` list (SQLite caps the parameters of a statement)."""
+    if query.ids is not None and len(query.ids) > BATCH:
+        ids = [found for start in range(0, len(query.ids), BATCH)
+               for found in kit.store.iter_ids(attrs.evolve(query, ids=query.ids[start:start + BATCH]))]
+    else:
+        ids = list(kit.store.iter_ids(query))
     for start in range(0, len(ids), BATCH):
         yield list(kit.store.iter_examples(ExampleQuery(ids=tuple(ids[start:start + BATCH]))))

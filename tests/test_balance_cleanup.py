@@ -105,8 +105,12 @@ def test_cleanup_progress_counts_up_across_policies_in_store_batches(store_url, 
         for ex_id in ids[5:]:
             kit.store.update_examples([kit.get(ex_id).evolve(created_at=time.time() - 40 * 86400)],
                                       tk.Event(kind="aged"))
+        asked = []  # the size of every id list a store query carries
+        iter_ids = kit.store.iter_ids
+        monkeypatch.setattr(kit.store, "iter_ids", lambda q: asked.append(len(q.ids or ())) or iter_ids(q))
         seen = []
         result = kit.manager.run(progress=seen.append)
+        assert max(asked) <= 2  # a policy's 5 ids are resolved 2 at a time, never as one long IN (...) list
         assert result["archived"] == {"max_age_days": 2, "min_quality": 5}
         assert seen == sorted(seen) and seen[-1] == 7
         batches = [e for e in kit.events() if e.kind == "status_changed"]
