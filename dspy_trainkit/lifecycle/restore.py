@@ -27,7 +27,7 @@ import sqlite3
 import tarfile
 import tempfile
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -321,12 +321,16 @@ def _load(source: Any, store: Any, progress: Callable[[int], None] | None,
         if batch:
             yield batch
 
-    for batch in batches(source.examples()):
-        store.load_examples(batch)
-        counts["examples"] += len(batch)
-        done += len(batch)
-        if progress is not None:
-            progress(done)
+    def load(items: Iterable[Any], write: Callable[[list[Any]], Any], what: str) -> None:
+        nonlocal done
+        for batch in batches(items):
+            write(batch)
+            counts[what] += len(batch)
+            done += len(batch)
+            if progress is not None:
+                progress(done)
+
+    load(source.examples(), store.load_examples, "examples")
     for info, examples in source.snapshots():
         members = [(ex.id, ex.content_hash) for ex in examples]
         snapshot = Snapshot(name=info["name"], members=members, config=info["config"],
@@ -343,10 +347,5 @@ def _load(source: Any, store: Any, progress: Callable[[int], None] | None,
     for plan in source.plans():
         store.load_plan({k: v for k, v in plan.items() if k != "slots"}, plan["slots"])
         counts["plans"] += 1
-    for batch in batches(source.events()):
-        store.load_events(batch)
-        counts["events"] += len(batch)
-        done += len(batch)
-        if progress is not None:
-            progress(done)
+    load(source.events(), store.load_events, "events")
     return counts
