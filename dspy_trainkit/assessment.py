@@ -14,7 +14,7 @@ import attrs
 
 from .errors import PluginError
 from .models import Example, Finding
-from .plugins import call_each
+from .plugin_manager import call_each
 
 if TYPE_CHECKING:
     from .kit import Kit

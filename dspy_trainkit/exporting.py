@@ -1,97 +1,12 @@
-"""Exporting examples: stream a query's examples through a registered writer into a file, atomically.
+"""Old import path of `dspy_trainkit.files.exporting`, kept for one release (0.2 removes it).
 
-The file is written beside its destination and renamed into place when complete, so an interrupted export
-never leaves a truncated file that looks finished.
+Importing it gives the new module itself, so `isinstance` checks and monkeypatching keep working.
 """
 
-from __future__ import annotations
-
-import os
+import importlib
 import sys
-import tempfile
-from collections.abc import Callable, Iterable, Iterator
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+import warnings
 
-from .errors import TrainkitError
-from .formats import WriteOptions, export_formats, pick_format
-from .store import ExampleQuery
-
-if TYPE_CHECKING:
-    from .kit import Kit
-    from .models import Example
-
-
-def export_examples(kit: Kit, output: Path | None, query: ExampleQuery | None = None, *,
-                    examples: Iterable[Example] | None = None, tasks: Iterable[str] = (),
-                    format_name: str | None = None, provenance: bool = False,
-                    progress: Callable[[int], None] | None = None) -> int:
-    """Write the examples matching `query` to `output` (None: standard output); returns how many. Instead of a
-    query, `examples` (such as a snapshot's) with the `tasks` they belong to (for their field lists)."""
-    if (query is None) == (examples is None):
-        raise TypeError("export_examples takes either a query or examples=")
-    formats = export_formats(kit.pm)
-    if output is None and format_name is None:
-        raise TrainkitError("give --format when writing to standard output")
-    registration = pick_format(formats, output or Path("-"), format_name, "export")
-    if query is not None:
-        tasks = {query.task} if query.task else {key[0] for key, _ in kit.store.group_counts(["task"], query)}
-    task_fields = {t: f for t in tasks if (f := kit.task_fields(t)) is not None}
-    options = WriteOptions(provenance=provenance, task_fields=task_fields)
-    if output is not None and output.is_dir():
-        raise TrainkitError(f"{output}: is a folder; give a file name")
-    if output is not None and not output.parent.exists():
-        raise TrainkitError(f"{output}: folder {output.parent} does not exist")
-    stream_of = _counted(iter(examples) if query is None else kit.store.iter_examples(query), progress)
-    try:
-        if output is None:
-            return registration.value(stream_of, sys.stdout.buffer, options)
-        fd, temporary = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".part", dir=output.parent)
-        try:
-            os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; an export gets a normal file's mode
-            with os.fdopen(fd, "wb") as stream:
-                count = registration.value(stream_of, stream, options)
-            os.replace(temporary, output)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
-        return count
-    finally:
-        stream_of.close()  # end the store's read before anything closes the store
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _counted(examples: Iterator[Example], progress: Callable[[int], None] | None) -> Iterator[Example]:
-    count = 0
-    try:
-        for example in examples:
-            yield example
-            count += 1
-            if progress is not None and count % 1000 == 0:
-                progress(count)
-        if progress is not None:
-            progress(count)
-    finally:
-        close = getattr(examples, "close", None)
-        if close is not None:
-            close()
-
-
-def export_record(example: Example, provenance: bool) -> dict[str, Any]:
-    """The example-shaped record that file formats write (and `trainkit import` reads back)."""
-    record: dict[str, Any] = {"task": example.task, "inputs": example.inputs, "outputs": example.outputs}
-    for label in ("domain", "topic", "difficulty"):
-        if getattr(example, label) is not None:
-            record[label] = getattr(example, label)
-    if example.metadata:
-        record["metadata"] = example.metadata
-    if provenance:
-        record.update(id=example.id, status=example.status, source=example.source, quality=example.quality,
-                      scores=example.scores, provenance=example.provenance, content_hash=example.content_hash,
-                      created_at=example.created_at, updated_at=example.updated_at)
-    return record
+warnings.warn("dspy_trainkit.exporting moved to dspy_trainkit.files.exporting; the old path goes away in 0.2",
+              DeprecationWarning, stacklevel=2)
+sys.modules[__name__] = importlib.import_module("dspy_trainkit.files.exporting")

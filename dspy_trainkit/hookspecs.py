@@ -107,10 +107,10 @@ def import_format(register: Callable[..., None]) -> None:
     ``reader(path, options)`` returns an iterator of ``(position, record)`` pairs, where ``position`` names the
     place in the file (``"line 12"``, ``"row 3"``) for error messages and ``record`` is a mapping, or an
     exception saying why that record could not be read (the import goes on with the next one). ``options`` is a
-    :class:`~dspy_trainkit.formats.ReadOptions` (``encoding``). Readers should stream where the format allows
+    :class:`~dspy_trainkit.files.formats.ReadOptions` (``encoding``). Readers should stream where the format allows
     it, so that memory does not grow with the file (the built-in ``jsonl`` and ``csv`` readers do; a JSON or YAML
     document has to be parsed whole, so those readers hold one document, then yield its records one by one). A
-    problem with the whole file (wrong encoding) is raised as :class:`~dspy_trainkit.formats.FormatError` with a
+    problem with the whole file (wrong encoding) is raised as :class:`~dspy_trainkit.files.formats.FormatError` with a
     message saying what to do.
 
     Calling mode: all plugins are called; a name registered twice is an error naming both plugins.
@@ -124,7 +124,7 @@ def export_format(register: Callable[..., None]) -> None:
     Called whenever the core lists export formats (once per export). Call ``register(name, extensions, writer)`` for
     each format: ``writer(examples, stream, options)`` writes the iterable of :class:`Example` to the binary file
     object ``stream`` as it goes (never collecting them all first) and returns how many it wrote; ``options`` is a
-    :class:`~dspy_trainkit.formats.WriteOptions` (``provenance``: also write id, status, scores, provenance and
+    :class:`~dspy_trainkit.files.formats.WriteOptions` (``provenance``: also write id, status, scores, provenance and
     times; ``task_fields``: declared fields per task). What a writer writes, the reader of the same name should read
     back to the same content hashes.
 

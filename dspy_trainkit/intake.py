@@ -23,7 +23,7 @@ import attrs
 from . import assessment
 from .errors import TrainkitError
 from .models import Event, Example
-from .plugins import call_each
+from .plugin_manager import call_each
 
 if TYPE_CHECKING:
     from .kit import Kit

@@ -18,17 +18,17 @@ from typing import Any
 
 import attrs
 
-from . import changes
+from . import curation as changes
 from .collection import Collector, collector_decorator, dspy_callback
 from .conversion import ConversionResult, convert
 from .errors import ConfigError, NotFoundError, PluginError, ValidationError
-from .exporting import export_examples
-from .formats import ReadOptions
-from .importing import ImportReport, import_files
+from .files.exporting import export_examples
+from .files.formats import ReadOptions
+from .files.importing import ImportReport, import_files
+from .files.mapping import FieldMap
 from .intake import Intake, IntakeReport, candidates, to_example
-from .mapping import FieldMap
 from .models import Event, Example
-from .plugins import TrainkitPluginManager, call_impls, hook_impls, make_plugin_manager
+from .plugin_manager import TrainkitPluginManager, call_impls, hook_impls, make_plugin_manager
 from .settings import Settings, load_settings, resolve_store_url
 from .signatures import is_import_path, signature_fields
 from .store import GROUP_COLUMNS, ExampleQuery, Store, open_store

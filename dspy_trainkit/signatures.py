@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .conversion import ConversionError
-from .imports import import_module, is_import_path
+from .import_paths import import_module, is_import_path
 
 __all__ = ["SignatureError", "is_import_path", "resolve_signature", "signature_fields"]
 

@@ -96,7 +96,7 @@ def test_superseded_policy_without_the_neardup_plugin_is_one_clear_error(store_u
 
 
 def test_cleanup_progress_counts_up_across_policies_in_store_batches(store_url, tmp_path, monkeypatch):
-    from dspy_trainkit import changes
+    from dspy_trainkit import curation as changes
 
     monkeypatch.setattr(changes, "BATCH", 2)
     with open_kit(store_url, tmp_path, "[cleanup]\nmin_quality = 0.5\nmax_age_days = 30\n") as kit:

@@ -565,7 +565,7 @@ def test_collected_values_are_detached_from_the_pipelines_later_changes(kit: tk.
 
 
 def test_collection_stats_count_each_task_of_a_mixed_batch(kit: tk.Kit) -> None:
-    from dspy_trainkit.intake_stats import intake_summary
+    from dspy_trainkit.reports.intake import intake_summary
 
     for i in range(6):  # one writer batch holds both tasks
         kit.collect("qa", {"question": f"q{i}?"}, {"answer": str(i)})
@@ -595,7 +595,7 @@ class Pairs:
 
 
 def test_intake_counts_a_record_that_makes_several_examples_once(kit: tk.Kit) -> None:
-    from dspy_trainkit.intake_stats import intake_summary
+    from dspy_trainkit.reports.intake import intake_summary
 
     kit.pm.register_plugin(Pairs(), "pairs")
     report = kit.add_many([("q1?", "a", "b"), ("q2?", "c", "d")])

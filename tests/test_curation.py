@@ -14,7 +14,7 @@ from helpers import QUALITY_PLUGINS, qa
 import dspy_trainkit as tk
 from dspy_trainkit import hookimpl, load_settings
 from dspy_trainkit.cli.main import cli
-from dspy_trainkit.where import parse_all
+from dspy_trainkit.store.where import parse_all
 
 
 class AnswerLength:
@@ -35,7 +35,7 @@ def open_kit(store_url, tmp_path, toml="", plugins=()):
 
 
 def _installed():
-    from dspy_trainkit.plugins import discover_entry_points
+    from dspy_trainkit.plugin_manager import discover_entry_points
 
     return {ep.name for ep in discover_entry_points()}
 

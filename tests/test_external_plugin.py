@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 import dspy_trainkit
-from dspy_trainkit.plugins import ESSENTIAL_PLUGINS
+from dspy_trainkit.plugin_manager import ESSENTIAL_PLUGINS
 
 pytestmark = pytest.mark.slow
 

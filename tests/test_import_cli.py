@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 import dspy_trainkit as tk
-import dspy_trainkit.plugins as plugins_module
+import dspy_trainkit.plugin_manager as plugins_module
 from dspy_trainkit import hookimpl
 from dspy_trainkit.cli.main import cli
 
@@ -446,7 +446,7 @@ def test_dry_run_stores_nothing_but_reports_counts(project):
 
 
 def test_a_flat_records_metadata_mapping_is_its_metadata_not_a_nested_field():
-    from dspy_trainkit.mapping import FieldMap
+    from dspy_trainkit.files.mapping import FieldMap
 
     fields = FieldMap(task="qa", input_fields=("question",), output_fields=("answer",)).apply(
         {"question": "q", "answer": "a", "metadata": {"origin": "sheet"}, "note": "x"})

@@ -20,7 +20,7 @@ from click.testing import CliRunner
 import dspy_trainkit as tk
 from dspy_trainkit import PluginError, hookimpl
 from dspy_trainkit.cli.main import cli
-from dspy_trainkit.plugins import make_plugin_manager
+from dspy_trainkit.plugin_manager import make_plugin_manager
 from dspy_trainkit.store import storage_schemes
 
 FAKE_MODULES = ("broken_pkg", "typo_pkg", "good_pkg", "halfbad_pkg", "badcommand_pkg")

@@ -194,7 +194,7 @@ def stats(state: CliState, task: str | None, collection: bool, source: str | Non
 
 
 def _collection_stats(state: CliState, task: str | None, source: str | None, as_json: bool) -> None:
-    from ..intake_stats import intake_summary
+    from ..reports.intake import intake_summary
 
     rows = intake_summary(state.kit(), task=task, source=source or None)
     if as_json:

@@ -55,7 +55,7 @@ class TrainkitGroup(click.Group):
     def _plugin_commands(self, ctx: click.Context) -> dict[str, click.Command]:
         """Commands added by plugins, each plugin into its own group so that clashes can name both sides."""
         from ..errors import PluginError, TrainkitError
-        from ..plugins import call_impls, hook_impls
+        from ..plugin_manager import call_impls, hook_impls
 
         state: CliState = ctx.ensure_object(CliState)
         if state.plugin_commands is not None:

@@ -25,7 +25,7 @@ def report() -> None:
 @pass_state
 def quality(state: CliState, html_file: Path | None, as_json: bool, **options: Any) -> None:
     """Score distributions per dimension, and counts and mean quality per domain/topic/difficulty."""
-    from ..quality_report import summarise, to_html
+    from ..reports.quality import summarise, to_html
 
     kit = state.kit()
     summary = summarise(kit.examples(**resolve_ids(kit, query_fields(options))))

@@ -40,7 +40,7 @@ def edit_in_editor(example: Any) -> dict[str, Any] | None:
     """The changed editable fields after $EDITOR, or None if nothing changed or the edit was abandoned."""
     import yaml
 
-    from ..changes import EDITABLE
+    from ..curation import EDITABLE
 
     current = {k: getattr(example, k) for k in EDITABLE}
     text = yaml.safe_dump(current, allow_unicode=True, sort_keys=False, width=1000)

@@ -33,7 +33,7 @@ def selection_options(func: Any) -> Any:
 
 def query_fields(kwargs: dict[str, Any], *, pop: bool = True) -> dict[str, Any]:
     """The ExampleQuery fields the selection options gave (removed from `kwargs` unless pop=False)."""
-    from ..where import parse_all
+    from ..store.where import parse_all
 
     values = {k: (kwargs.pop(k, None) if pop else kwargs.get(k)) for k in SELECTION_KEYS}
     fields = {k: v for k, v in values.items() if v not in (None, (), [])}

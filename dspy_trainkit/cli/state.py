@@ -12,7 +12,7 @@ import click
 
 if TYPE_CHECKING:
     from ..kit import Kit
-    from ..plugins import TrainkitPluginManager
+    from ..plugin_manager import TrainkitPluginManager
     from ..settings import Settings
 
 
@@ -51,7 +51,7 @@ class CliState:
 
     def plugin_manager(self) -> TrainkitPluginManager:
         if self._pm is None:
-            from ..plugins import make_plugin_manager
+            from ..plugin_manager import make_plugin_manager
 
             s = self.settings()
             self._pm = make_plugin_manager(load=s.load_plugins, disable=(*s.disable_plugins, *self.disable),

@@ -75,8 +75,8 @@ def synthesize(state: CliState, strategy: str | None, from_: str | None, count: 
     if not task:
         raise click.UsageError("give --task (or set default_task in trainkit.toml)")
     fields = resolve_ids(kit, fields)
-    from ..cli.progress import Progress
     from ..store import ExampleQuery
+    from .progress import Progress
 
     progress = Progress(f"synthesize {strategy}", quiet=quiet or as_json, unit="ex")
     try:

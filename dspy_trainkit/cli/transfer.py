@@ -90,10 +90,10 @@ def import_(state: CliState, files: tuple[Path, ...], task: str | None, format_n
       trainkit import problems.jsonl --task problems --map problem=body.text --rejects bad.jsonl
     """
     from ..errors import TrainkitError
-    from ..mapping import parse_map_options
+    from ..files.mapping import parse_map_options
 
     kit = state.kit()
-    from ..importing import check_paths
+    from ..files.importing import check_paths
 
     check_paths(kit, list(files), format_name, encoding)  # every path checked before anything is read
     if rejects is not None and any(rejects.resolve() == f.resolve() for f in files):

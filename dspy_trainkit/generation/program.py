@@ -16,7 +16,7 @@ from typing import Any
 import attrs
 
 from ..errors import ConfigError
-from ..imports import import_object
+from ..import_paths import import_object
 from ..settings import TaskSettings
 from ..signatures import resolve_signature
 from .calls import OutputError

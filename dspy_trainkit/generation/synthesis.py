@@ -23,7 +23,7 @@ import attrs
 
 from ..errors import PluginError, TrainkitError, ValidationError
 from ..models import Example
-from ..registry import Registration, collect_registrations
+from ..plugin_manager import Registration, collect_registrations
 from ..store import ExampleQuery
 from .diversity import Cell, DiversityCounter
 

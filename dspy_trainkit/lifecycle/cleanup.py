@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from .. import changes
+from .. import curation as changes
 from ..store import ExampleQuery
 from .balance import CELL_COLUMNS, cell_where
 

@@ -165,7 +165,7 @@ def export(kit: Kit, name: str, output: Path | None, *, format_name: str | None 
            task: str | None = None) -> int:
     """Write a snapshot's examples (as they were) with a registered export format, like `trainkit export`
     (`exporting.export_examples`); returns how many."""
-    from ..exporting import export_examples
+    from ..files.exporting import export_examples
 
     info(kit, name)
     tasks = {task} if task is not None else {m[2] for m in kit.store.snapshot_members(name)}

@@ -11,7 +11,7 @@ from typing import Any
 
 import attrs
 
-from ..imports import is_import_path
+from ..import_paths import is_import_path
 
 FALLBACKS = ("unoptimized", "labeled")
 AUTO_LEVELS = ("light", "medium", "heavy")

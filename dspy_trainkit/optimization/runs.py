@@ -30,7 +30,7 @@ import attrs
 import orjson
 
 from ..errors import ConfigError, LMError, NotFoundError, TrainkitError
-from ..imports import import_object
+from ..import_paths import import_object
 from ..models import Event
 from ..workers import new_owner, owner_is_dead
 from . import optimizers

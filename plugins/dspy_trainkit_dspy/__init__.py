@@ -17,7 +17,7 @@ import orjson
 
 from dspy_trainkit import ValidationError, hookimpl
 from dspy_trainkit.conversion import ConversionError, ConversionResult
-from dspy_trainkit.formats import FormatError, WriteOptions
+from dspy_trainkit.files.formats import FormatError, WriteOptions
 from dspy_trainkit.signatures import signature_fields
 
 #: Keys DSPy adds to examples for its own bookkeeping; they are not part of the content.

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from dspy_trainkit.errors import ConfigError
 from dspy_trainkit.generation.text import words
-from dspy_trainkit.imports import import_object
+from dspy_trainkit.import_paths import import_object
 
 from .library import BUILTIN, LEVELS, Template, answer_value
 

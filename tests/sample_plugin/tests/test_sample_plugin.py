@@ -27,7 +27,7 @@ from click.testing import CliRunner  # noqa: E402
 
 import dspy_trainkit as tk  # noqa: E402
 from dspy_trainkit.cli.main import cli  # noqa: E402
-from dspy_trainkit.plugins import make_plugin_manager  # noqa: E402
+from dspy_trainkit.plugin_manager import make_plugin_manager  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

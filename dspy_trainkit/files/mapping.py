@@ -1,0 +1,182 @@
+"""Turning a record from a file into example fields: field mapping, dotted paths, inputs versus outputs.
+
+Two shapes of record are understood:
+
+* example-shaped: it has an `inputs` mapping (what `trainkit export` writes): taken as it is, with
+  `task`, `outputs`, `domain`, `topic`, `difficulty`, `metadata` when present;
+* flat: `{"question": ..., "answer": ..., "topic": ...}`: each field goes to inputs or outputs by the
+  `--input-fields` / `--output-fields` given, or by the task's declared fields (settings or signature).
+
+`--map dest=source` renames first; `source` may be a dotted path into nested records (`meta.level`), `dest` a
+field name, `inputs.NAME`, `outputs.NAME`, a label (`domain`, `topic`, `difficulty`) or `task`. Labels found
+among the fields are copied to the example's labels (they may be inputs too, as in problem generation). Fields
+that are neither inputs, outputs nor labels are kept in `metadata`, never dropped.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from ..errors import TrainkitError
+from ..models import SOURCES
+
+LABELS = ("domain", "topic", "difficulty")
+#: Keys a rejects file adds to a record (position, reasons); ignored when the file is imported again.
+REJECT_KEY_PREFIX = "_trainkit"
+EXAMPLE_KEYS = ("task", "inputs", "outputs", *LABELS, "metadata", "source", "provenance")
+_MISSING = object()
+
+
+class MappingError(TrainkitError):
+    """A record cannot be mapped to example fields."""
+
+
+class FieldsUnknown(TrainkitError):
+    """Flat records, but nothing says which fields are inputs: a configuration problem that every record would
+    repeat, so it stops the import instead of rejecting each record."""
+
+
+def get_path(record: Mapping[str, Any], path: str) -> Any:
+    """The value at a dotted path (`a.b.0`), or _MISSING."""
+    value: Any = record
+    for part in path.split("."):
+        if isinstance(value, Mapping) and part in value:
+            value = value[part]
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            return _MISSING
+    return value
+
+
+def _remove_path(record: dict[str, Any], path: str) -> None:
+    """Delete the value at a dotted path, and parents left empty by that."""
+    parts = path.split(".")
+    parents = [record]
+    for part in parts[:-1]:
+        child = parents[-1].get(part) if isinstance(parents[-1], dict) else None
+        if not isinstance(child, dict):
+            return
+        parents.append(child)
+    parents[-1].pop(parts[-1], None)
+    for depth in range(len(parts) - 1, 0, -1):
+        if not parents[depth]:
+            parents[depth - 1].pop(parts[depth - 1], None)
+
+
+def parse_map_options(items: tuple[str, ...] | list[str]) -> dict[str, str]:
+    """`("question=q.text", ...)` -> `{"question": "q.text"}`, refusing malformed items."""
+    renames: dict[str, str] = {}
+    for item in items:
+        dest, sep, source = item.partition("=")
+        if not sep or not dest.strip() or not source.strip():
+            raise TrainkitError(f"--map {item!r}: use DEST=SOURCE, e.g. --map question=q.text")
+        renames[dest.strip()] = source.strip()
+    return renames
+
+
+@attrs.frozen(kw_only=True)
+class FieldMap:
+    """How flat records become examples for one import."""
+
+    task: str | None = None
+    renames: dict[str, str] = attrs.field(factory=dict)
+    input_fields: tuple[str, ...] | None = None
+    output_fields: tuple[str, ...] | None = None
+    labels: dict[str, str] = attrs.field(factory=dict)  # defaults for domain/topic/difficulty
+    task_fields: Any = None  # callable task name -> (inputs, outputs) | None, from settings
+
+    def apply(self, record: Mapping[str, Any]) -> dict[str, Any]:
+        """Example fields for `record`; raises MappingError naming the problem."""
+        if not isinstance(record, Mapping):
+            raise MappingError(f"expected a record with named fields, got {type(record).__name__}")
+        record = {k: v for k, v in record.items() if not k.startswith(REJECT_KEY_PREFIX)}
+        if not record:
+            raise MappingError("the record has no fields (an unfixed line from a rejects file?)")
+        example_shaped = isinstance(record.get("inputs"), Mapping) and not self.input_fields
+        fields = self._renamed(record)
+        return self._example_shaped(fields) if example_shaped else self._flat(fields)
+
+    def _renamed(self, record: Mapping[str, Any]) -> dict[str, Any]:
+        """Apply `--map`: each mapped value moves to its destination; the rest of a nested record stays."""
+        if not self.renames:
+            return dict(record)
+        fields = copy.deepcopy(dict(record))
+        moved = {}
+        for dest, source in self.renames.items():
+            value = get_path(record, source)
+            if value is _MISSING:
+                raise MappingError(f"{source}: not found in the record (from --map {dest}={source})")
+            moved[dest] = value
+            _remove_path(fields, source)
+        for dest, value in moved.items():
+            part, _, name = dest.partition(".")
+            if part in ("inputs", "outputs") and name:
+                fields[part] = {**(fields.get(part) or {}), name: value}
+            else:
+                fields[dest] = value
+        return fields
+
+    def _example_shaped(self, fields: dict[str, Any]) -> dict[str, Any]:
+        """Taken as it is. `source` and `provenance` (from an export with --provenance, or a collection spill
+        file) are kept when they are trainkit's own: a `source` that is not one of trainkit's goes to metadata."""
+        fields = dict(fields)
+        foreign = {k: fields.pop(k) for k in ("source", "provenance") if k in fields and not (
+            fields[k] in SOURCES if k == "source" else isinstance(fields[k], dict))}
+        values = {k: fields[k] for k in EXAMPLE_KEYS if k in fields and fields[k] is not None}
+        values.setdefault("outputs", {})
+        extra = {**{k: v for k, v in fields.items() if k not in EXAMPLE_KEYS and k not in _EXPORT_ONLY},
+                 **{k: v for k, v in foreign.items() if v is not None}}
+        if extra:
+            values["metadata"] = {**values.get("metadata", {}), **extra}
+        return self._with_defaults(values)
+
+    def _flat(self, fields: dict[str, Any]) -> dict[str, Any]:
+        task = fields.get("task") or self.task
+        declared = self.task_fields(task) if (self.task_fields and task) else None
+        inputs_spec = self.input_fields or (declared[0] if declared else None)
+        outputs_spec = self.output_fields or (declared[1] if declared else None)
+        preset_inputs = dict(fields.pop("inputs", None) or {})
+        preset_outputs = dict(fields.pop("outputs", None) or {})
+        # a `metadata` mapping is the record's own metadata (as an export writes it), not a field to nest
+        preset_metadata = dict(fields.pop("metadata")) if isinstance(fields.get("metadata"), dict) else {}
+        if inputs_spec is None and outputs_spec is None and not preset_inputs:
+            raise FieldsUnknown(f"cannot tell input fields from outputs for task {task!r}: give --input-fields "
+                                "and/or --output-fields, or declare the task's signature in trainkit.toml")
+        values: dict[str, Any] = {"task": task} if task else {}
+        inputs, outputs, metadata = preset_inputs, preset_outputs, preset_metadata
+        for name, value in fields.items():
+            if name == "task":
+                continue
+            if inputs_spec is not None and name in inputs_spec:
+                inputs[name] = value
+            elif outputs_spec is not None and name in outputs_spec:
+                outputs[name] = value
+            elif inputs_spec is not None and outputs_spec is None and name not in LABELS:
+                outputs[name] = value  # inputs named: the rest are outputs
+            elif outputs_spec is not None and inputs_spec is None and name not in LABELS:
+                inputs[name] = value  # outputs named: the rest are inputs
+            elif name not in LABELS:
+                metadata[name] = value
+            if name in LABELS and value not in (None, ""):
+                values[name] = str(value)
+        values.update(inputs=inputs, outputs=outputs)
+        if metadata:
+            values["metadata"] = metadata
+        return self._with_defaults(values)
+
+    def _with_defaults(self, values: dict[str, Any]) -> dict[str, Any]:
+        if self.task and "task" not in values:
+            values["task"] = self.task
+        for label, default in self.labels.items():
+            values.setdefault(label, default)
+        return values
+
+
+#: Keys that `trainkit export --provenance` adds; they describe the stored copy, not the example's content.
+_EXPORT_ONLY = frozenset({"id", "status", "scores", "quality", "findings", "content_hash", "created_at", "updated_at",
+                          "last_used_at"})

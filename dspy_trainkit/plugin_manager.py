@@ -1,0 +1,227 @@
+"""Making a plugin manager: entry-point discovery, allow/deny lists, loading each plugin on its own, calling
+hooks plugin by plugin, and collecting what the registry hooks (`storage_backend`, `import_format`,
+`synthesize`, ...) register.
+
+There is no import-time global manager: `make_plugin_manager()` builds a fresh one each time, so tests and
+embedded uses are hermetic. One broken plugin does not break every command: it is reported by name with its
+error and the others still load, unless strict mode (`TRAINKIT_STRICT_PLUGINS=1`) makes that fatal, as CI wants.
+A plugin's canonical name is its entry-point name; listing, disabling and configuration all use it.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import attrs
+import pluggy
+
+from . import hookspecs
+from .errors import ConfigError, ConversionError, PluginError, ValidationError
+
+log = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "dspy_trainkit"
+BUILTIN_DISTRIBUTION = "dspy-trainkit"
+#: Hooks called through pluggy as a whole, where wrappers work; the others are called plugin by plugin.
+WRAPPABLE_HOOKS = frozenset({"convert"})
+#: Plugins that load even when `TRAINKIT_LOAD_PLUGINS` is empty: without a store nothing works.
+ESSENTIAL_PLUGINS = frozenset({"sqlstore"})
+
+
+@attrs.frozen
+class PluginInfo:
+    """What `trainkit plugins` shows about one plugin, loaded or not."""
+
+    name: str
+    status: str  # "loaded", "disabled", "failed"
+    version: str | None = None
+    distribution: str | None = None
+    hooks: tuple[str, ...] = ()
+    builtin: bool = False
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return attrs.asdict(self, recurse=False) | {"hooks": list(self.hooks)}
+
+
+class TrainkitPluginManager(pluggy.PluginManager):
+    """A pluggy manager that also remembers what happened to every discovered plugin."""
+
+    def __init__(self) -> None:
+        super().__init__(hookspecs.PROJECT)
+        self.add_hookspecs(hookspecs)
+        self.infos: dict[str, PluginInfo] = {}
+
+    def register_plugin(self, plugin: Any, name: str, *, distribution: str | None = None,
+                        version: str | None = None) -> None:
+        """Register one plugin and check its hook names now, so a typo is blamed on the right plugin."""
+        try:
+            self.register(plugin, name=name)
+        except ValueError as exc:  # name already taken
+            raise PluginError(f"plugin {name!r}: {exc}", plugin=name) from None
+        except pluggy.PluginValidationError as exc:
+            raise PluginError(f"plugin {name!r}: {exc}", plugin=name) from None
+        try:
+            self.check_pending()
+        except pluggy.PluginValidationError as exc:
+            self.unregister(name=name)
+            raise PluginError(f"plugin {name!r}: {exc}. Check the hook name against docs/hooks.md",
+                              plugin=name) from None
+        callers = self.get_hookcallers(plugin) or ()
+        wrapped = sorted(c.name for c in callers if c.name not in WRAPPABLE_HOOKS and any(
+            impl.plugin is plugin and (impl.wrapper or impl.hookwrapper) for impl in c.get_hookimpls()))
+        if wrapped:
+            self.unregister(name=name)
+            raise PluginError(f"plugin {name!r}: hook wrappers are not supported for {', '.join(wrapped)}: the core "
+                              "calls each plugin of these hooks on its own, to attribute results and errors; "
+                              "implement the hook plainly", plugin=name)
+        hooks = tuple(sorted(caller.name for caller in callers))
+        self.infos[name] = PluginInfo(name=name, status="loaded", version=version, distribution=distribution,
+                                      hooks=hooks, builtin=distribution == BUILTIN_DISTRIBUTION)
+
+    def plugin_infos(self) -> list[PluginInfo]:
+        return sorted(self.infos.values(), key=lambda info: info.name)
+
+    def failures(self) -> list[PluginInfo]:
+        return [info for info in self.infos.values() if info.status == "failed"]
+
+
+def parse_name_list(value: str | Sequence[str] | None) -> list[str] | None:
+    """`"a, b"` or `["a", "b"]` -> `["a", "b"]`; `None` stays `None` (no list given); `""` is an empty list."""
+    if value is None:
+        return None
+    items = value.split(",") if isinstance(value, str) else list(value)
+    return [item.strip() for item in items if item.strip()]
+
+
+def discover_entry_points() -> list[importlib.metadata.EntryPoint]:
+    """All entry points in the group, first one per name (a name provided twice is a warning)."""
+    chosen: dict[str, importlib.metadata.EntryPoint] = {}
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name in chosen:
+            log.warning("plugin name %r is provided by two distributions (%s, %s); using the first",
+                        ep.name, _dist_name(chosen[ep.name]), _dist_name(ep))
+            continue
+        chosen[ep.name] = ep
+    return list(chosen.values())
+
+
+def _dist_name(ep: importlib.metadata.EntryPoint) -> str | None:
+    return ep.dist.metadata["Name"] if ep.dist is not None else None
+
+
+def make_plugin_manager(*, load: Sequence[str] | None = None, disable: Iterable[str] = (),
+                        strict: bool = False, extra_plugins: Iterable[tuple[str, Any]] = (),
+                        entry_points: Iterable[importlib.metadata.EntryPoint] | None = None,
+                        ) -> TrainkitPluginManager:
+    """Build a plugin manager from installed entry points.
+
+    `load` is an allow-list of plugin names (`None` = all; empty = only the essential store plugin);
+    `disable` a deny-list. A name in either that no installed plugin has is an error listing the known names.
+    `extra_plugins` are `(name, object)` pairs registered after the entry points (for programs and tests).
+    """
+    pm = TrainkitPluginManager()
+    eps = discover_entry_points() if entry_points is None else list(entry_points)
+    known = {ep.name for ep in eps}
+    disable = set(disable)
+    for label, names in (("the plugin allow-list (plugins.load / TRAINKIT_LOAD_PLUGINS)", load or ()),
+                         ("the plugin deny-list (plugins.disable / TRAINKIT_DISABLE_PLUGINS / --disable-plugin)",
+                          disable)):
+        unknown = sorted(set(names) - known)
+        if unknown:
+            raise PluginError(f"{label} names unknown plugin(s) {', '.join(unknown)}; "
+                              f"installed plugins: {', '.join(sorted(known)) or 'none'} (see `trainkit plugins`)",
+                              plugin=unknown[0])
+    allowed = None if load is None else set(load) | ESSENTIAL_PLUGINS
+    for ep in eps:
+        dist, version = _dist_name(ep), (ep.dist.version if ep.dist is not None else None)
+        if ep.name in disable or (allowed is not None and ep.name not in allowed):
+            pm.infos[ep.name] = PluginInfo(name=ep.name, status="disabled", version=version, distribution=dist,
+                                           builtin=dist == BUILTIN_DISTRIBUTION)
+            continue
+        try:
+            plugin = ep.load()
+            pm.register_plugin(plugin, ep.name, distribution=dist, version=version)
+        except Exception as exc:  # one broken plugin must not break every command
+            message = str(exc) if isinstance(exc, PluginError) else f"plugin {ep.name!r} failed to load: " \
+                f"{type(exc).__name__}: {exc}"
+            if strict:
+                raise PluginError(message + " (strict plugin loading is on)", plugin=ep.name) from exc
+            log.warning("%s; continuing without it (set TRAINKIT_DISABLE_PLUGINS=%s to silence this)",
+                        message, ep.name)
+            pm.infos[ep.name] = PluginInfo(name=ep.name, status="failed", version=version, distribution=dist,
+                                           builtin=dist == BUILTIN_DISTRIBUTION, error=message)
+    for name, plugin in extra_plugins:
+        pm.register_plugin(plugin, name)
+    return pm
+
+
+def call_each(pm: pluggy.PluginManager, hook_name: str, **kwargs: Any) -> list[tuple[str, Any]]:
+    """Call a hook's implementations one at a time, in pluggy's order, pairing each result with its plugin.
+
+    Used where results must be attributed (findings, scores, registrations) and where an exception must name
+    the plugin and hook that raised it.
+    """
+    return call_impls(hook_impls(pm, hook_name), hook_name, **kwargs)
+
+
+def hook_impls(pm: pluggy.PluginManager, hook_name: str) -> list[Any]:
+    """A hook's implementations in the order pluggy calls them (last registered, tryfirst first)."""
+    return list(reversed(getattr(pm.hook, hook_name).get_hookimpls()))
+
+
+def call_impls(impls: Iterable[Any], hook_name: str, **kwargs: Any) -> list[tuple[str, Any]]:
+    """Call the given hook implementations in order; see `call_each`."""
+    results: list[tuple[str, Any]] = []
+    for impl in impls:
+        args = {name: kwargs[name] for name in impl.argnames}
+        try:
+            result = impl.function(**args)
+        except (PluginError, ValidationError, ConversionError, ConfigError):
+            raise  # already says what is wrong: a bad record, a conversion that cannot work
+        except Exception as exc:
+            raise PluginError(f"plugin {impl.plugin_name!r} failed in hook {hook_name!r}: "
+                              f"{type(exc).__name__}: {exc}", plugin=impl.plugin_name, hook=hook_name) from exc
+        if result is not None:
+            results.append((impl.plugin_name, result))
+    return results
+
+@attrs.frozen
+class Registration:
+    """One thing a plugin contributed: its key (scheme, format name, strategy name), the value, the plugin."""
+
+    key: str
+    value: Any
+    plugin: str
+    extra: dict[str, Any] = attrs.field(factory=dict)
+
+
+def collect_registrations(pm: pluggy.PluginManager, hook_name: str,
+                          make: Callable[..., Registration]) -> dict[str, Registration]:
+    """Call `hook_name` on every plugin with a `register` callback that builds entries with `make`.
+
+    `make(plugin_name, *args, **kwargs)` validates one call of `register` and returns its Registration, or
+    raises TypeError/ValueError with a message that is reported against the plugin.
+    """
+    found: dict[str, Registration] = {}
+    for impl in hook_impls(pm, hook_name):
+        plugin = impl.plugin_name
+
+        def register(*args: Any, _plugin: str = plugin, **kwargs: Any) -> None:
+            try:
+                entry = make(_plugin, *args, **kwargs)
+            except (TypeError, ValueError) as exc:
+                raise PluginError(f"plugin {_plugin!r} made a bad registration in hook {hook_name!r}: {exc}",
+                                  plugin=_plugin, hook=hook_name) from None
+            if entry.key in found:
+                raise PluginError(f"{entry.key!r} is registered by both plugin {found[entry.key].plugin!r} and "
+                                  f"plugin {_plugin!r} in hook {hook_name!r}; disable one of them",
+                                  plugin=_plugin, hook=hook_name)
+            found[entry.key] = entry
+
+        call_impls([impl], hook_name, register=register)
+    return found
+

@@ -1,0 +1,28 @@
+"""The store interface that storage plugins implement, and opening a store by URL.
+
+A store keeps examples and the append-only event log, snapshots, generation plans and optimization runs; each
+part of the interface lives in the module named after what it stores. Storage backends are plugins registered
+through the `storage_backend` hook under a URL scheme (`sqlite`, `postgresql`, ...); the core only talks to
+this interface.
+"""
+
+from __future__ import annotations
+
+from ..redaction import redact_url
+from .examples import ExampleStore
+from .plans import PlanStore
+from .queries import GROUP_COLUMNS, ExampleQuery, InsertResult
+from .runs import RunStore
+from .snapshots import SnapshotStore
+
+
+class Store(ExampleStore, SnapshotStore, PlanStore, RunStore):
+    """What every storage backend provides. Methods are called from one thread per store object."""
+
+    url: str
+
+
+from .opening import open_store, storage_schemes  # noqa: E402  (opening checks results against Store)
+
+__all__ = ["GROUP_COLUMNS", "ExampleQuery", "ExampleStore", "InsertResult", "PlanStore", "RunStore",
+           "SnapshotStore", "Store", "open_store", "redact_url", "storage_schemes"]

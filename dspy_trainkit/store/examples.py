@@ -1,0 +1,119 @@
+"""The part of the store interface that keeps examples and the append-only event log.
+
+Writes are batched (one transaction per call) and every mutation writes its Event in the same transaction, so
+the audit trail can never miss a committed change. Reads stream.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..models import Event, Example
+    from .queries import ExampleQuery, InsertResult
+
+
+class ExampleStore(abc.ABC):
+    """Examples, their usage and quality reads, the audit trail, and bulk loading for restores."""
+
+    url: str
+
+    @abc.abstractmethod
+    def insert_examples(self, examples: Sequence[Example], event: Event) -> InsertResult:
+        """Insert a batch in one transaction, skipping examples whose (task, content hash) is stored already,
+        and record `event` (with the ids actually inserted) in the same transaction."""
+
+    @abc.abstractmethod
+    def update_examples(self, examples: Sequence[Example], event: Event) -> None:
+        """Store new values of already stored examples (matched by id) in one transaction, with `event`.
+
+        Raises StoreError when an edit would make an example equal (same task and content hash) to another
+        stored one, naming it; nothing of the batch is written then."""
+
+    @abc.abstractmethod
+    def append_event(self, event: Event) -> None:
+        """Record an event that goes with no change of examples (a batch that was all duplicates)."""
+
+    @abc.abstractmethod
+    def existing_hashes(self, task: str, hashes: Iterable[str]) -> set[str]:
+        """Which of `hashes` are stored for `task` already (for exact dedup before scoring)."""
+
+    @abc.abstractmethod
+    def find_by_hash(self, task: str, content_hash: str) -> Example | None:
+        """The stored example of `task` with this content hash, or None."""
+
+    @abc.abstractmethod
+    def get(self, example_id: str) -> Example | None:
+        """The example with this id, or None."""
+
+    @abc.abstractmethod
+    def ids_matching(self, fragment: str, limit: int = 2) -> list[str]:
+        """Up to `limit` ids that start or end with `fragment`, so users can type a short unique part. Ids are
+        time-ordered, so ids made together share their start; their ends tell them apart."""
+
+    @abc.abstractmethod
+    def iter_examples(self, query: ExampleQuery) -> Iterator[Example]:
+        """Stream the examples matching `query`, without loading them all at once."""
+
+    @abc.abstractmethod
+    def iter_ids(self, query: ExampleQuery) -> Iterator[str]:
+        """Stream the ids of the examples matching `query`, in its order."""
+
+    @abc.abstractmethod
+    def count(self, query: ExampleQuery) -> int:
+        """How many examples match `query` (paging ignored)."""
+
+    @abc.abstractmethod
+    def group_counts(self, columns: Sequence[str], query: ExampleQuery) -> list[tuple[tuple[Any, ...], int]]:
+        """Counts of matching examples grouped by `columns` (a subset of GROUP_COLUMNS)."""
+
+    @abc.abstractmethod
+    def iter_events(self, example_id: str | None = None, since: float | None = None) -> Iterator[Event]:
+        """Stream the audit trail in time order, optionally for one example or after a time."""
+
+    @abc.abstractmethod
+    def applied_migrations(self) -> list[str]:
+        """Names of the schema migrations applied to this store, in order."""
+
+    @abc.abstractmethod
+    def mark_used(self, example_ids: Sequence[str], when: float, event: Event) -> None:
+        """Set `last_used_at` of these examples to `when` and record `event`, in one transaction."""
+
+    @abc.abstractmethod
+    def group_quality(self, columns: Sequence[str], query: ExampleQuery) -> list[tuple[tuple[Any, ...], int,
+                                                                                      float | None]]:
+        """`(group key, count, mean quality)` of matching examples grouped by `columns`."""
+
+    @abc.abstractmethod
+    def iter_times(self, query: ExampleQuery) -> Iterator[tuple[Any, ...]]:
+        """Stream `(task, domain, topic, difficulty, created_at, last_used_at)` of the matching examples."""
+
+    @abc.abstractmethod
+    def consistent_read(self) -> AbstractContextManager[None]:
+        """A context in which every read sees one committed state while writers keep working (backups)."""
+
+    @abc.abstractmethod
+    def load_examples(self, examples: Sequence[Example]) -> int:
+        """Store restored examples exactly as given (ids, statuses, times, hashes), skipping stored ids, with
+        no event; returns how many were new."""
+
+    @abc.abstractmethod
+    def load_events(self, events: Sequence[Event]) -> None:
+        """Append restored audit-trail events as they are (skipping ids already present)."""
+
+    def iter_qualities(self, query: ExampleQuery) -> Iterator[tuple[str | None, float | None]]:
+        """Stream `(domain, quality)` of the matching examples (readiness's quality distribution). This default
+        reads whole examples; a backend should read the two columns only."""
+        for example in self.iter_examples(query):
+            yield example.domain, example.quality
+
+    @abc.abstractmethod
+    def is_empty(self) -> bool:
+        """True when the store holds no examples, snapshots, optimization runs or generation plans."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release connections. Idempotent."""
