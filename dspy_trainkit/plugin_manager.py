@@ -29,6 +29,14 @@ BUILTIN_DISTRIBUTION = "dspy-trainkit"
 WRAPPABLE_HOOKS = frozenset({"convert"})
 #: Plugins that load even when `TRAINKIT_LOAD_PLUGINS` is empty: without a store nothing works.
 ESSENTIAL_PLUGINS = frozenset({"sqlstore"})
+#: The built-ins found by module name when the installed metadata has no entry point for them (a checkout on
+#: PYTHONPATH, a broken egg-info): the store, the file formats, DSPy conversion and the basic checks, so the
+#: tool still works. Module names only: the core never imports a plugin, it asks importlib for one.
+FALLBACK_BUILTINS = {
+    "sqlstore": "dspy_trainkit_sqlstore", "json": "dspy_trainkit_json", "jsonl": "dspy_trainkit_jsonl",
+    "csv": "dspy_trainkit_csv", "yaml": "dspy_trainkit_yaml", "dspy": "dspy_trainkit_dspy",
+    "basic_checks": "dspy_trainkit_basic_checks",
+}
 
 
 @attrs.frozen
@@ -98,7 +106,8 @@ def parse_name_list(value: str | Sequence[str] | None) -> list[str] | None:
 
 
 def discover_entry_points() -> list[importlib.metadata.EntryPoint]:
-    """All entry points in the group, first one per name (a name provided twice is a warning)."""
+    """All entry points in the group, first one per name (a name provided twice is a warning), plus the
+    essential built-ins the metadata lacks (see FALLBACK_BUILTINS)."""
     chosen: dict[str, importlib.metadata.EntryPoint] = {}
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         if ep.name in chosen:
@@ -106,7 +115,31 @@ def discover_entry_points() -> list[importlib.metadata.EntryPoint]:
                         ep.name, _dist_name(chosen[ep.name]), _dist_name(ep))
             continue
         chosen[ep.name] = ep
+    missing = {name: module for name, module in FALLBACK_BUILTINS.items() if name not in chosen}
+    if missing and _builtins_importable(missing.values()):
+        log.info("dspy-trainkit's entry points are missing (a checkout on PYTHONPATH or a broken install); "
+                 "loading the essential built-in plugins by module name: %s", ", ".join(sorted(missing)))
+        for name, module in missing.items():
+            chosen[name] = importlib.metadata.EntryPoint(name=name, value=module, group=ENTRY_POINT_GROUP)
     return list(chosen.values())
+
+
+def _builtins_importable(modules: Iterable[str]) -> bool:
+    """Whether the built-in plugin modules can be imported, adding a source checkout's `plugins/` folder (next
+    to the `dspy_trainkit` package) to `sys.path` when that is where they are."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    modules = list(modules)
+    if all(importlib.util.find_spec(module) is not None for module in modules):
+        return True
+    checkout_plugins = Path(__file__).resolve().parent.parent / "plugins"
+    if not (checkout_plugins / modules[0]).is_dir():
+        return False
+    sys.path.append(str(checkout_plugins))
+    importlib.invalidate_caches()
+    return all(importlib.util.find_spec(module) is not None for module in modules)
 
 
 def _dist_name(ep: importlib.metadata.EntryPoint) -> str | None:
@@ -138,6 +171,8 @@ def make_plugin_manager(*, load: Sequence[str] | None = None, disable: Iterable[
     allowed = None if load is None else set(load) | ESSENTIAL_PLUGINS
     for ep in eps:
         dist, version = _dist_name(ep), (ep.dist.version if ep.dist is not None else None)
+        if ep.dist is None and FALLBACK_BUILTINS.get(ep.name) == ep.value:
+            dist = BUILTIN_DISTRIBUTION
         if ep.name in disable or (allowed is not None and ep.name not in allowed):
             pm.infos[ep.name] = PluginInfo(name=ep.name, status="disabled", version=version, distribution=dist,
                                            builtin=dist == BUILTIN_DISTRIBUTION)

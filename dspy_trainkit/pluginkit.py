@@ -1,13 +1,72 @@
-"""Small helpers for writing plugins, so that built-in and third-party plugins do common things one way."""
+"""The public plugin API: everything a plugin may use, in one place.
+
+A plugin imports from `dspy_trainkit` (hookimpl, the models, the errors, `open`) and from here, and from nothing
+else of this package; the built-in plugins under `plugins/` do exactly that, which is the proof that this surface
+is enough. Everything else in the package may move without notice (like pytest's `pytest` over `_pytest`).
+Tests of a plugin use `dspy_trainkit.testing`.
+
+Names are loaded on first use (PEP 562), so a plugin's `from dspy_trainkit.pluginkit import check_each` costs
+nothing for `trainkit --help`. What is here, by the kind of plugin that needs it:
+
+- every plugin: `hookimpl`, `Kit` (the `context` every data hook gets), `Example`, `Finding`, `Event`,
+  `Snapshot`, the errors, `redact_url` (for any text that may hold a store URL or a key);
+- validators and scorers: `check_each`, `words` and `PUNCTUATION` (the shared word tokeniser),
+  `unknown_settings` (one check of a plugin's settings table);
+- converters: `ConversionResult`, `ConversionError`, `signature_fields`;
+- file formats: `FormatError`, `RecordError`, `ReadOptions`, `WriteOptions`, `export_record`;
+- storage backends: `Store` and its parts, `ExampleQuery`, `InsertResult`, `GROUP_COLUMNS`;
+- synthetic strategies: `RewriteStrategy`, `Job`, `SynthesisContext`, `Cell`, `PlanSlot`, `SlotResult`,
+  `string_list`, `variation_note`;
+- command plugins: `CliState` (the global options, settings, plugins and the open kit) and `pass_state`;
+- anything that loads user code by `"pkg.module:name"`: `import_module`, `import_object`;
+- change listeners: `mark_event` (tells the re-optimization triggers that data changed).
+"""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .kit import Kit
     from .models import Example
+
+#: public name -> module (relative to this package) that defines it
+_LAZY = {
+    "hookimpl": "hookspecs",
+    "Kit": "kit", "Example": "models", "Finding": "models", "Event": "models", "Snapshot": "models",
+    "TrainkitError": "errors", "ConfigError": "errors", "StoreError": "errors", "PluginError": "errors",
+    "NotFoundError": "errors", "ValidationError": "errors", "ConversionError": "errors",
+    "redact_url": "redaction",
+    "words": "generation.text", "PUNCTUATION": "generation.text",
+    "ConversionResult": "conversion", "signature_fields": "signatures",
+    "FormatError": "files.formats", "RecordError": "files.formats", "ReadOptions": "files.formats",
+    "WriteOptions": "files.formats", "export_record": "files.exporting",
+    "Store": "store", "ExampleStore": "store", "SnapshotStore": "store", "PlanStore": "store", "RunStore": "store",
+    "ExampleQuery": "store", "InsertResult": "store", "GROUP_COLUMNS": "store",
+    "RewriteStrategy": "generation.rewriting", "Job": "generation.rewriting",
+    "string_list": "generation.rewriting", "variation_note": "generation.rewriting",
+    "SynthesisContext": "generation.synthesis", "Cell": "generation.plan", "PlanSlot": "generation.plan",
+    "SlotResult": "generation.plan",
+    "CliState": "cli.state", "pass_state": "cli.state",
+    "import_module": "import_paths", "import_object": "import_paths",
+    "mark_event": "optimization.triggers",
+}
+
+__all__ = sorted([*_LAZY, "check_each", "unknown_settings"])
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __package__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'dspy_trainkit.pluginkit' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return list(__all__)
 
 
 def check_each(examples: Sequence[Example], context: Kit, plugin: str, make_rules: Callable[[dict[str, Any]], Any],
@@ -25,3 +84,16 @@ def check_each(examples: Sequence[Example], context: Kit, plugin: str, make_rule
         if findings:
             found[index] = findings
     return found
+
+
+def unknown_settings(plugin: str, config: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    """A plugin's settings table merged over its `defaults`, after refusing keys it does not know (a typo in
+    `[plugin.NAME]` must not be silently ignored). Raises ConfigError naming the table, the keys and the known
+    ones."""
+    unknown = sorted(set(config) - set(defaults))
+    if unknown:
+        from .errors import ConfigError
+
+        raise ConfigError(f"[plugin.{plugin}] has unknown key(s) {', '.join(unknown)}; "
+                          f"known: {', '.join(defaults)}")
+    return {**defaults, **config}

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import StoreError
 from ..plugin_manager import Registration, collect_registrations
+from ..redaction import redact_url
 from . import Store
 
 if TYPE_CHECKING:
@@ -34,8 +35,14 @@ def open_store(url: str, settings: Settings, pm: pluggy.PluginManager, *, create
     scheme = url.split(":", 1)[0] if ":" in url else ""
     schemes = storage_schemes(pm)
     if scheme not in schemes:
-        known = ", ".join(f"{s}://" for s in sorted(schemes)) or "none (is the sqlstore plugin disabled?)"
-        raise StoreError(f"store URL {url!r}: unknown scheme {scheme!r}; known schemes: {known}")
+        if not schemes:
+            raise StoreError(f"store URL {redact_url(url)!r}: no storage backend plugin is loaded, so no store "
+                             "can be opened. The built-in one is `sqlstore`: check that it is not disabled "
+                             "(`trainkit plugins`), and if dspy-trainkit's install lost its metadata, reinstall it "
+                             "(`pip install --force-reinstall dspy-trainkit`)")
+        known = ", ".join(f"{s}://" for s in sorted(schemes))
+        raise StoreError(f"store URL {redact_url(url)!r}: unknown scheme {scheme!r}; known schemes: {known} "
+                         "(a PostgreSQL URL starts with postgresql://, a SQLite one with sqlite:///)")
     store = schemes[scheme].value(url, settings, create=create)
     if not isinstance(store, Store):
         raise StoreError(f"plugin {schemes[scheme].plugin!r} returned {type(store).__name__} for {url!r}, "

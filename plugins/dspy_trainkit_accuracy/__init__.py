@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from dspy_trainkit import ConfigError, hookimpl
-from dspy_trainkit.import_paths import import_module
+from dspy_trainkit.pluginkit import import_module
 
 DIMENSION = "accuracy"
 DEFAULTS: dict[str, Any] = {"verifier": None, "answer_field": "answer", "expression_field": "expression",

@@ -40,7 +40,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from dspy_trainkit import ConfigError, Finding, hookimpl
-from dspy_trainkit.pluginkit import check_each
+from dspy_trainkit.pluginkit import check_each, unknown_settings
 
 if TYPE_CHECKING:
     from dspy_trainkit import Example, Kit
@@ -333,11 +333,7 @@ class Rules:
                  "no_question", "unanswerable", "question_words", "question_phrases")
 
     def __init__(self, config: dict[str, Any]):
-        unknown = sorted(set(config) - set(DEFAULTS))
-        if unknown:
-            raise ConfigError(f"[plugin.{NAME}] has unknown key(s) {', '.join(unknown)}; "
-                              f"known: {', '.join(DEFAULTS)}")
-        merged = {**DEFAULTS, **config}
+        merged = unknown_settings(NAME, config, DEFAULTS)
         self.answer = _names(merged["answer_field"], "answer_field")
         self.solution = _names(merged["solution_field"], "solution_field")
         self.problem = _names(merged["problem_field"], "problem_field")

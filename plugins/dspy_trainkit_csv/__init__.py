@@ -21,7 +21,7 @@ from typing import IO, Any
 import orjson
 
 from dspy_trainkit import hookimpl
-from dspy_trainkit.files.formats import FormatError, ReadOptions, RecordError, WriteOptions
+from dspy_trainkit.pluginkit import FormatError, ReadOptions, RecordError, WriteOptions
 
 LABELS = ("domain", "topic", "difficulty")
 FIELD_LIMIT = 256 * 1024 * 1024  # a cell may hold a long document; the default 128 KiB limit is too small

@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from dspy_trainkit import ConfigError, hookimpl
-from dspy_trainkit.generation.rewriting import Job, RewriteStrategy, variation_note
+from dspy_trainkit.pluginkit import Job, RewriteStrategy, variation_note
 
 HARDER = (
     "Make a training example harder. Write a new example on the same topic that needs more steps, less obvious "

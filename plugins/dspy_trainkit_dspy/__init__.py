@@ -16,9 +16,7 @@ from typing import IO, Any
 import orjson
 
 from dspy_trainkit import ValidationError, hookimpl
-from dspy_trainkit.conversion import ConversionError, ConversionResult
-from dspy_trainkit.files.formats import FormatError, WriteOptions
-from dspy_trainkit.signatures import signature_fields
+from dspy_trainkit.pluginkit import ConversionError, ConversionResult, FormatError, WriteOptions, signature_fields
 
 #: Keys DSPy adds to examples for its own bookkeeping; they are not part of the content.
 DSPY_INTERNAL_KEYS = frozenset({"dspy_uuid", "dspy_split", "augmented"})

@@ -15,8 +15,7 @@ from typing import IO, Any
 import orjson
 
 from dspy_trainkit import hookimpl
-from dspy_trainkit.files.exporting import export_record
-from dspy_trainkit.files.formats import FormatError, ReadOptions, WriteOptions
+from dspy_trainkit.pluginkit import FormatError, ReadOptions, WriteOptions, export_record
 
 
 def load_document(path: Path, options: ReadOptions) -> Any:

@@ -14,8 +14,7 @@ from typing import IO, Any
 import orjson
 
 from dspy_trainkit import hookimpl
-from dspy_trainkit.files.exporting import export_record
-from dspy_trainkit.files.formats import FormatError, ReadOptions, RecordError, WriteOptions
+from dspy_trainkit.pluginkit import FormatError, ReadOptions, RecordError, WriteOptions, export_record
 
 
 def parse_line(raw: bytes | str) -> Any:

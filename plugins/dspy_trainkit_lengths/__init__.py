@@ -25,7 +25,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from dspy_trainkit import ConfigError, Finding, hookimpl
-from dspy_trainkit.pluginkit import check_each
+from dspy_trainkit.pluginkit import check_each, unknown_settings
 
 if TYPE_CHECKING:
     from dspy_trainkit import Example, Kit
@@ -42,11 +42,7 @@ class Rules:
     __slots__ = ("min_chars", "max_chars", "severity", "by_field")
 
     def __init__(self, config: dict[str, Any]):
-        unknown = sorted(set(config) - set(DEFAULTS))
-        if unknown:
-            raise ConfigError(f"[plugin.{NAME}] has unknown key(s) {', '.join(unknown)}; "
-                              f"known: {', '.join(DEFAULTS)}")
-        merged = {**DEFAULTS, **config}
+        merged = unknown_settings(NAME, config, DEFAULTS)
         self.min_chars = _bound(merged["min_chars"], "min_chars")
         self.max_chars = _bound(merged["max_chars"], "max_chars")
         _check_order(self.min_chars, self.max_chars, "")

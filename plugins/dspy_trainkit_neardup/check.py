@@ -16,13 +16,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from dspy_trainkit.models import Finding
+from dspy_trainkit.pluginkit import Finding
 
 from .index import KitState, Sketch, TaskIndex, half_found, hash_prefix, similarity, sketch, state_for
 
 if TYPE_CHECKING:
-    from dspy_trainkit.kit import Kit
-    from dspy_trainkit.models import Example
+    from dspy_trainkit.pluginkit import Example, Kit
 
 CODE = "near-duplicate"
 

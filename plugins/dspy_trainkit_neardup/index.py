@@ -27,14 +27,13 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from dspy_trainkit.store import ExampleQuery
+from dspy_trainkit.pluginkit import ExampleQuery
 
 from . import rules
 from .text import words
 
 if TYPE_CHECKING:
-    from dspy_trainkit.kit import Kit
-    from dspy_trainkit.models import Example
+    from dspy_trainkit.pluginkit import Example, Kit
 
 SEED = 20240601  # fixed, so that signatures made at different times compare (rensa's algorithm version aside)
 #: Chance that two different slot values agree in the byte a compact signature keeps: b-bit MinHash corrects it.

@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from dspy_trainkit.errors import ConfigError
+from dspy_trainkit.pluginkit import ConfigError
 
 if TYPE_CHECKING:
-    from dspy_trainkit.kit import Kit
+    from dspy_trainkit.pluginkit import Kit
 
 PLUGIN = "neardup"
 DEFAULT_THRESHOLD = 0.85

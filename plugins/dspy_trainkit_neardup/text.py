@@ -3,6 +3,6 @@
 the tokenizer the synthesis diversity metrics and the template strategy use too.
 """
 
-from dspy_trainkit.generation.text import PUNCTUATION, words
+from dspy_trainkit.pluginkit import PUNCTUATION, words
 
 __all__ = ["PUNCTUATION", "words"]

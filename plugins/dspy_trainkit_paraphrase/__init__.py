@@ -15,7 +15,7 @@ new. No options.
 from __future__ import annotations
 
 from dspy_trainkit import hookimpl
-from dspy_trainkit.generation.rewriting import RewriteStrategy
+from dspy_trainkit.pluginkit import RewriteStrategy
 
 INSTRUCTIONS = (
     "Paraphrase a training example. Write the same example in different words: keep its meaning, every fact "

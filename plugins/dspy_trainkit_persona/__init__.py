@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from dspy_trainkit import hookimpl
-from dspy_trainkit.generation.rewriting import Job, RewriteStrategy, string_list, variation_note
+from dspy_trainkit.pluginkit import Job, RewriteStrategy, string_list, variation_note
 
 INSTRUCTIONS = (
     "Rewrite a training example for the persona or setting given in the request: change its context, names and "

@@ -32,7 +32,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from dspy_trainkit import ConfigError, Finding, hookimpl
-from dspy_trainkit.pluginkit import check_each
+from dspy_trainkit.pluginkit import check_each, unknown_settings
 
 if TYPE_CHECKING:
     from dspy_trainkit import Example, Kit
@@ -117,11 +117,7 @@ class Rules:
     __slots__ = ("severity", "emails", "phones", "allow", "ignore")
 
     def __init__(self, config: dict[str, Any]):
-        unknown = sorted(set(config) - set(DEFAULTS))
-        if unknown:
-            raise ConfigError(f"[plugin.{NAME}] has unknown key(s) {', '.join(unknown)}; "
-                              f"known: {', '.join(DEFAULTS)}")
-        merged = {**DEFAULTS, **config}
+        merged = unknown_settings(NAME, config, DEFAULTS)
         self.severity = merged["severity"]
         if self.severity not in SEVERITIES:
             raise ConfigError(f"[plugin.{NAME}] severity = {self.severity!r}: use one of {', '.join(SEVERITIES)}")

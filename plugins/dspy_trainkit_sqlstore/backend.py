@@ -24,9 +24,17 @@ import orjson
 import peewee as pw
 from playhouse import db_url
 
-from dspy_trainkit.errors import StoreError
-from dspy_trainkit.models import Event, Example, Finding
-from dspy_trainkit.store import GROUP_COLUMNS, ExampleQuery, InsertResult, Store, redact_url
+from dspy_trainkit.pluginkit import (
+    GROUP_COLUMNS,
+    Event,
+    Example,
+    ExampleQuery,
+    Finding,
+    InsertResult,
+    Store,
+    StoreError,
+    redact_url,
+)
 
 from . import schema
 from .plans import PlanStoreMixin

@@ -22,8 +22,7 @@ from typing import Any
 import orjson
 import peewee as pw
 
-from dspy_trainkit.errors import StoreError
-from dspy_trainkit.generation.plan import Cell, PlanSlot, SlotResult
+from dspy_trainkit.pluginkit import Cell, PlanSlot, SlotResult, StoreError
 
 from . import schema
 

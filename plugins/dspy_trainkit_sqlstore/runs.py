@@ -16,8 +16,7 @@ from typing import Any
 import orjson
 import peewee as pw
 
-from dspy_trainkit.models import Event
-from dspy_trainkit.store import ExampleQuery
+from dspy_trainkit.pluginkit import Event, ExampleQuery
 
 from . import schema
 

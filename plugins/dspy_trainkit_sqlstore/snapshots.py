@@ -16,9 +16,7 @@ from typing import Any
 import orjson
 import peewee as pw
 
-from dspy_trainkit.errors import StoreError
-from dspy_trainkit.models import Event, Example, Snapshot
-from dspy_trainkit.store import ExampleQuery
+from dspy_trainkit.pluginkit import Event, Example, ExampleQuery, Snapshot, StoreError
 
 from . import schema
 

@@ -13,14 +13,12 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from dspy_trainkit.errors import ConfigError
-from dspy_trainkit.generation.text import words
-from dspy_trainkit.import_paths import import_object
+from dspy_trainkit.pluginkit import ConfigError, import_object, words
 
 from .library import BUILTIN, LEVELS, Template, answer_value
 
 if TYPE_CHECKING:
-    from dspy_trainkit.generation.synthesis import SynthesisContext
+    from dspy_trainkit.pluginkit import SynthesisContext
 
 PLUGIN = "template"
 KEYS = ("templates", "builtin", "fields", "levels", "max_similarity")

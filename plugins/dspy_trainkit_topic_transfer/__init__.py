@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from dspy_trainkit import ConfigError, hookimpl
-from dspy_trainkit.generation.rewriting import Job, RewriteStrategy, string_list, variation_note
+from dspy_trainkit.pluginkit import Job, RewriteStrategy, string_list, variation_note
 
 INSTRUCTIONS = (
     "Transfer a training example to another topic. Write a new example about the target topic given in the "

@@ -20,6 +20,6 @@ if TYPE_CHECKING:
 
 @hookimpl
 def on_data_changed(event: Event, context: Kit) -> None:
-    from dspy_trainkit.optimization.triggers import mark_event
+    from dspy_trainkit.pluginkit import mark_event
 
     mark_event(context, event)

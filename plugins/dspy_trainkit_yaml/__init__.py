@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from dspy_trainkit import hookimpl
-from dspy_trainkit.files.exporting import export_record
-from dspy_trainkit.files.formats import FormatError, ReadOptions, RecordError, WriteOptions
+from dspy_trainkit.pluginkit import FormatError, ReadOptions, RecordError, WriteOptions, export_record
 
 MAX_NODES = 1_000_000
 
