@@ -121,29 +121,10 @@ def _task_readiness(kit: Kit, task: str, optimizer: str | None) -> list[Readines
     rows = balance.report(kit, task=task)
     cells: list[Cell] = [row.cell for row in rows]
     accepted = {row.cell: row.count for row in rows}
-    candidates: dict[Cell, int] = defaultdict(int)
-    for key, count in kit.store.group_counts(["domain", "topic", "difficulty"],
-                                             ExampleQuery(task=task, status="candidate")):
-        candidates[tuple(key)] += count  # type: ignore[index]
-    values: dict[str | None, list[float]] = defaultdict(list)  # by domain
-    unscored: dict[str | None, int] = defaultdict(int)
-    for domain, quality in kit.store.iter_qualities(ExampleQuery(task=task, status="accepted")):
-        if quality is None:
-            unscored[domain] += 1
-        else:
-            values[domain].append(quality)
-    mean_quality = {row.cell: row.quality for row in rows}
-    settings = kit.settings.task(task)
+    candidates = _candidates_by_cell(kit, task)
+    values, unscored = _qualities_by_domain(kit, task)
     share = math.ceil(need / len(cells)) if cells else need
-    cell_rows = []
-    for cell in cells:
-        count = accepted.get(cell, 0)
-        wanted = max(cfg.min_per_cell, 0)
-        domain, topic, difficulty = cell
-        cell_rows.append({"domain": domain, "topic": topic, "difficulty": difficulty, "accepted": count,
-                          "candidates": candidates.get(cell, 0), "needed": wanted, "target": settings.cell_target,
-                          "missing": max(0, wanted - count),
-                          "mean_quality": None if mean_quality.get(cell) is None else round(mean_quality[cell], 4)})
+    cell_rows = _cell_rows(kit, task, cfg, rows, candidates)
     gaps = [row.to_dict() for row in rows if row.state != "ok"]
     total = sum(accepted.values())
     dev = sum(_dev_count(n, cfg.dev_fraction) for n in accepted.values())
@@ -166,44 +147,12 @@ def _task_readiness(kit: Kit, task: str, optimizer: str | None) -> list[Readines
         additions[(r["domain"], r["topic"], r["difficulty"])] += r["missing"]
     if total < need:
         problems.append(f"{total} accepted examples, {name} needs {need}")
-        deficit = need - total - sum(additions.values())
-        if cells:  # spread the shortfall over the emptiest cells, up to an even share each
-            for cell in sorted(cells, key=lambda c: accepted.get(c, 0) + additions[c]):
-                if deficit <= 0:
-                    break
-                room = max(0, share - accepted.get(cell, 0) - additions[cell])
-                take = min(room, deficit)
-                additions[cell] += take
-                deficit -= take
-            while deficit > 0:  # shares were full: round-robin
-                for cell in cells:
-                    if deficit <= 0:
-                        break
-                    additions[cell] += 1
-                    deficit -= 1
-        else:
-            additions[(None, None, None)] += deficit
-    # in the task's cell order (then any cell only the additions name), so ties always go the same way
-    planned = {c: accepted.get(c, 0) + additions.get(c, 0) for c in [*cells, *(c for c in additions if c not in cells)]}
-    planned_dev = sum(_dev_count(n, cfg.dev_fraction) for n in planned.values())
+        _spread_shortfall(additions, cells, accepted, need - total - sum(additions.values()), share)
     if dev < cfg.min_dev:
         problems.append(f"the split would give {dev} dev examples (dev_fraction {cfg.dev_fraction}), at least "
                         f"{cfg.min_dev} needed")
-        while planned_dev < cfg.min_dev:  # the cheapest cells to push over the next dev example
-            if not planned:
-                planned[(None, None, None)] = 0
-            cell = min(planned, key=lambda c: _more_for_dev(planned[c], cfg.dev_fraction))
-            extra = _more_for_dev(planned[cell], cfg.dev_fraction)
-            additions[cell] = additions.get(cell, 0) + extra
-            planned[cell] += extra
-            planned_dev = sum(_dev_count(n, cfg.dev_fraction) for n in planned.values())
-    if additions:
-        order = {cell: n for n, cell in enumerate(cells)}
-        for cell, count in sorted(additions.items(), key=lambda item: order.get(item[0], len(order))):
-            if count > 0:
-                steps.append(f"bootstrap {_describe(task, cell, count)}")
-        steps.append(f"generate with `trainkit bootstrap --task {task}` (or import data with `trainkit import "
-                     f"FILE --task {task}`), then check again with `trainkit ready --task {task}`")
+        _add_for_dev(additions, cells, accepted, cfg)
+    steps.extend(_generation_steps(task, cells, additions))
     if problems and pending:
         steps.append(f"review {pending} waiting candidate(s) with `trainkit review --task {task}`: accepted ones "
                      "count")
@@ -219,6 +168,92 @@ def _task_readiness(kit: Kit, task: str, optimizer: str | None) -> list[Readines
         result.append(_domain_readiness(task, domain, name, cfg, cell_rows, gaps, additions, share,
                                         _quality(values.get(domain, []), unscored.get(domain, 0))))
     return result
+
+
+def _candidates_by_cell(kit: Kit, task: str) -> dict[Cell, int]:
+    """How many candidates (waiting for review) each cell holds."""
+    candidates: dict[Cell, int] = defaultdict(int)
+    for key, count in kit.store.group_counts(["domain", "topic", "difficulty"],
+                                             ExampleQuery(task=task, status="candidate")):
+        candidates[(key[0], key[1], key[2])] += count
+    return candidates
+
+
+def _qualities_by_domain(kit: Kit, task: str) -> tuple[dict[str | None, list[float]], dict[str | None, int]]:
+    """The accepted examples' quality values per domain, and how many per domain have none yet."""
+    values: dict[str | None, list[float]] = defaultdict(list)
+    unscored: dict[str | None, int] = defaultdict(int)
+    for domain, quality in kit.store.iter_qualities(ExampleQuery(task=task, status="accepted")):
+        if quality is None:
+            unscored[domain] += 1
+        else:
+            values[domain].append(quality)
+    return values, unscored
+
+
+def _cell_rows(kit: Kit, task: str, cfg: Any, rows: list[Any], candidates: dict[Cell, int]) -> list[dict[str, Any]]:
+    """One row per cell of the task's grid: accepted, waiting, needed and missing counts, mean quality."""
+    target = kit.settings.task(task).cell_target
+    wanted = max(cfg.min_per_cell, 0)
+    cell_rows = []
+    for row in rows:
+        domain, topic, difficulty = row.cell
+        cell_rows.append({"domain": domain, "topic": topic, "difficulty": difficulty, "accepted": row.count,
+                          "candidates": candidates.get(row.cell, 0), "needed": wanted, "target": target,
+                          "missing": max(0, wanted - row.count),
+                          "mean_quality": None if row.quality is None else round(row.quality, 4)})
+    return cell_rows
+
+
+def _spread_shortfall(additions: dict[Cell, int], cells: list[Cell], accepted: dict[Cell, int], deficit: int,
+                      share: int) -> None:
+    """Add `deficit` examples to `additions`: to the emptiest cells first, up to an even share each, then
+    round-robin; with no cells declared, to the task as a whole."""
+    if not cells:
+        if deficit > 0:
+            additions[(None, None, None)] += deficit
+        return
+    for cell in sorted(cells, key=lambda c: accepted.get(c, 0) + additions[c]):
+        if deficit <= 0:
+            break
+        take = min(max(0, share - accepted.get(cell, 0) - additions[cell]), deficit)
+        additions[cell] += take
+        deficit -= take
+    while deficit > 0:  # shares were full: round-robin
+        for cell in cells:
+            if deficit <= 0:
+                break
+            additions[cell] += 1
+            deficit -= 1
+
+
+def _add_for_dev(additions: dict[Cell, int], cells: list[Cell], accepted: dict[Cell, int], cfg: Any) -> None:
+    """Add examples to the cells where the fewest more push the split over the next dev example, until the
+    planned data gives `min_dev` dev examples."""
+    # in the task's cell order (then any cell only the additions name), so ties always go the same way
+    planned = {c: accepted.get(c, 0) + additions.get(c, 0) for c in [*cells, *(c for c in additions if c not in cells)]}
+    planned_dev = sum(_dev_count(n, cfg.dev_fraction) for n in planned.values())
+    while planned_dev < cfg.min_dev:
+        if not planned:
+            planned[(None, None, None)] = 0
+        cell = min(planned, key=lambda c: _more_for_dev(planned[c], cfg.dev_fraction))
+        extra = _more_for_dev(planned[cell], cfg.dev_fraction)
+        additions[cell] = additions.get(cell, 0) + extra
+        planned[cell] += extra
+        planned_dev = sum(_dev_count(n, cfg.dev_fraction) for n in planned.values())
+
+
+def _generation_steps(task: str, cells: list[Cell], additions: dict[Cell, int]) -> list[str]:
+    """The `bootstrap` lines for the planned additions, in the task's cell order, and how to run them."""
+    if not additions:
+        return []
+    order = {cell: n for n, cell in enumerate(cells)}
+    steps = [f"bootstrap {_describe(task, cell, count)}"
+             for cell, count in sorted(additions.items(), key=lambda item: order.get(item[0], len(order)))
+             if count > 0]
+    steps.append(f"generate with `trainkit bootstrap --task {task}` (or import data with `trainkit import "
+                 f"FILE --task {task}`), then check again with `trainkit ready --task {task}`")
+    return steps
 
 
 def _optimize_step(kit: Kit, task: str, name: str, cfg: Any) -> str:

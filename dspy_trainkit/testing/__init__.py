@@ -10,11 +10,16 @@ malformed output), so a pipeline or an LM-using plugin can be tested over real H
         lm = make_lm(server)
         ...
 
+For plugin tests there are hermetic kits (`hermetic_kit`, `open_hermetic_kit`, and the `trainkit_kit` pytest
+fixture that installing dspy-trainkit registers) and `run_cli` to drive the command line in-process.
+
 Nothing here is imported by the library itself; DSPy is imported only by `make_lm`.
 """
 
 from __future__ import annotations
 
+from .commands import run_cli
+from .kits import hermetic_kit, open_hermetic_kit
 from .openai_server import (
     Faults,
     OpenAIServer,
@@ -38,5 +43,5 @@ from .openai_server import (
 __all__ = [
     "Faults", "OpenAIServer", "Reply", "RequestRecord", "by_inputs", "dspy_content", "dspy_reply", "error_reply",
     "input_fields", "json_reply", "make_lm", "malformed_reply", "rate_limited", "scripted", "server_error",
-    "text_reply", "timeout_reply",
+    "text_reply", "timeout_reply", "hermetic_kit", "open_hermetic_kit", "run_cli",
 ]

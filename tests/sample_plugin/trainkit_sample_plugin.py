@@ -52,9 +52,7 @@ def on_data_changed(event, context):
 
 @hookimpl
 def register_commands(cli):
-    from dspy_trainkit.cli.state import CliState
-
-    pass_state = click.make_pass_decorator(CliState, ensure=True)
+    from dspy_trainkit.pluginkit import pass_state
 
     @cli.command("sample-hello")
     @pass_state

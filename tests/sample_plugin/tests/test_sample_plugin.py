@@ -23,11 +23,8 @@ except importlib.metadata.PackageNotFoundError:
                 allow_module_level=True)
 
 import trainkit_sample_plugin as sample  # noqa: E402
-from click.testing import CliRunner  # noqa: E402
-
 import dspy_trainkit as tk  # noqa: E402
-from dspy_trainkit.cli.main import cli  # noqa: E402
-from dspy_trainkit.plugin_manager import make_plugin_manager  # noqa: E402
+from dspy_trainkit.testing import run_cli  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -50,8 +47,8 @@ def test_distribution_metadata_and_entry_point():
     assert eps[0].load() is sample
 
 
-def test_discovered_and_loaded_under_its_entry_point_name():
-    pm = make_plugin_manager()
+def test_discovered_and_loaded_under_its_entry_point_name(trainkit_kit):
+    pm = trainkit_kit(plugins=["sample"]).pm
     info = {i.name: i for i in pm.plugin_infos()}["sample"]
     assert info.status == "loaded"
     assert info.version == "0.3.0"
@@ -59,6 +56,15 @@ def test_discovered_and_loaded_under_its_entry_point_name():
     assert info.builtin is False
     assert info.hooks == ("import_format", "on_data_changed", "register_commands", "score", "validate")
     assert pm.get_plugin("sample") is sample
+    # the hermetic kit loads only what it is told (and the store)
+    assert {i.name for i in pm.plugin_infos() if i.status == "loaded"} == {"sample", "sqlstore"}
+
+
+def test_hermetic_kit_runs_intake_with_only_the_named_plugins(trainkit_kit):
+    kit = trainkit_kit(plugins=["sample"], toml='[tasks.qa]\nsignature = "question -> answer"\n')
+    stored = kit.add(example("TODO"))
+    assert [f.plugin for f in stored.findings] == ["sample"]  # no basic_checks, no other validator
+    assert set(stored.scores) == {"sample_length"}
 
 
 def test_validate_warns_about_todo_only():
@@ -96,17 +102,16 @@ def test_disabled_plugin_takes_no_part(tmp_path):
 
 
 def test_cli_lists_plugin_and_runs_its_command(tmp_path):
-    runner = CliRunner()
-    result = runner.invoke(cli, ["plugins", "--json"])
+    result = run_cli(["plugins", "--json"])
     assert result.exit_code == 0, result.output
     listed = {p["name"]: p for p in json.loads(result.stdout)}
     assert listed["sample"]["status"] == "loaded"
     assert listed["sample"]["version"] == "0.3.0"
 
-    assert runner.invoke(cli, ["init"]).exit_code == 0
-    result = runner.invoke(cli, ["add", "-t", "qa", "-i", "question=2+2?", "-o", "answer=4"])
+    assert run_cli(["init"]).exit_code == 0
+    result = run_cli(["add", "-t", "qa", "-i", "question=2+2?", "-o", "answer=4"])
     assert result.exit_code == 0, result.output
-    result = runner.invoke(cli, ["sample-hello"])
+    result = run_cli(["sample-hello"])
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines() == ["hello from sample", "examples: 1"]
-    assert "sample-hello" in runner.invoke(cli, ["--help"]).stdout
+    assert "sample-hello" in run_cli(["--help"]).stdout
