@@ -125,6 +125,19 @@ def test_wheel_installs_non_editable_and_runs_the_quick_start(wheel, tmp_path):
     assert "champion" in quick.stdout.lower()
     assert (tmp_path / "demo" / "problems" / "trainset.json").is_file()
 
+    # what `tox -e external-plugin` does: a third-party plugin installed beside the wheel, its own tests run
+    # against the installed pair (the trainkit_kit fixture comes from the wheel's pytest11 entry point)
+    sample = tmp_path / "sample_plugin"
+    shutil.copytree(ROOT / "tests" / "sample_plugin", sample,
+                    ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__", ".tox"))
+    run("python", "-m", "pip", "install", "-q", "--disable-pip-version-check", "pytest>=8")
+    run("python", "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-deps", str(sample))
+    environ["TRAINKIT_REQUIRE_SAMPLE_PLUGIN"] = "1"
+    tested = run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(sample),
+                 str(sample / "tests"), check=False)
+    assert tested.returncode == 0, tested.stdout[-4000:] + tested.stderr[-2000:]
+    assert " passed" in tested.stdout and "skipped" not in tested.stdout
+
 
 def test_checkout_without_install_metadata_still_loads_the_essential_builtins(tmp_path):
     """A copy of the source on PYTHONPATH, with no dist-info of dspy-trainkit anywhere on the path: the store,

@@ -85,7 +85,7 @@ def test_takes_part_in_intake_and_hears_about_changes(tmp_path):
         assert todo.status == "candidate"
         assert [(f.code, f.plugin) for f in todo.findings] == [("sample-todo", "sample")]
         assert todo.scores["sample_length"] == pytest.approx(len("TODO later") / 200)
-        assert todo.provenance["scorers"]["sample_length"] == "sample"
+        assert todo.provenance["scorers"]["sample_length"] == {"plugin": "sample", "version": "0.3.0"}
         fine = kit.add(example("4"))
         assert fine.status == "accepted"
         assert not fine.findings
