@@ -162,8 +162,8 @@ class Kit:
         if example is not None:
             return example
         matches = self.store.ids_matching(example_id) if len(example_id) >= 4 else []
-        if len(matches) == 1:
-            return self.store.get(matches[0])
+        if len(matches) == 1 and (found := self.store.get(matches[0])) is not None:
+            return found
         if len(matches) > 1:
             raise NotFoundError(f"example id part {example_id!r} matches several examples; give more characters "
                                 "(the end of an id tells examples made together apart)")

@@ -13,7 +13,7 @@ import hashlib
 import re
 import time
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import attrs
@@ -86,6 +86,21 @@ def _check_unit(field: str, value: Any) -> None:
 def _check_quality(_inst: Any, _attr: Any, value: Any) -> None:
     if value is not None:
         _check_unit("quality", value)
+
+
+def _findings_tuple(value: Iterable[Finding]) -> tuple[Finding, ...]:
+    """Any iterable of findings -> a tuple (typed, so type checkers see what the field accepts)."""
+    return tuple(value)
+
+
+def _ids_tuple(value: Iterable[str]) -> tuple[str, ...]:
+    """Any iterable of example ids -> a tuple."""
+    return tuple(value)
+
+
+def _members_tuple(value: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    """Any iterable of (example id, content hash) pairs -> a tuple."""
+    return tuple(value)
 
 
 def _as_dict(value: Any) -> Any:
@@ -170,7 +185,7 @@ class Example:
     status: str = attrs.field(default="candidate", validator=_check_choice(STATUSES))
     scores: dict[str, float] = attrs.field(factory=dict, validator=_check_scores)
     quality: float | None = attrs.field(default=None, validator=_check_quality)
-    findings: tuple[Finding, ...] = attrs.field(default=(), converter=tuple)
+    findings: tuple[Finding, ...] = attrs.field(default=(), converter=_findings_tuple)
     provenance: dict[str, Any] = attrs.field(factory=dict, converter=_as_dict, validator=_check_json_mapping)
     metadata: dict[str, Any] = attrs.field(factory=dict, converter=_as_dict, validator=_check_json_mapping)
     created_at: float = attrs.field(factory=time.time)
@@ -242,7 +257,7 @@ class Event:
     """
 
     kind: str = attrs.field(validator=attrs.validators.instance_of(str))
-    example_ids: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    example_ids: tuple[str, ...] = attrs.field(default=(), converter=_ids_tuple)
     actor: str = "trainkit"
     reason: str = ""
     details: dict[str, Any] = attrs.field(factory=dict)
@@ -264,6 +279,6 @@ class Snapshot:
     """
 
     name: str = attrs.field(validator=_check_task)
-    members: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=tuple)
+    members: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=_members_tuple)
     config: dict[str, Any] = attrs.field(factory=dict)
     created_at: float = attrs.field(factory=time.time)

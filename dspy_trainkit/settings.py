@@ -101,8 +101,9 @@ class TaskSettings:
     def cells(self) -> list[tuple[str | None, str | None, str | None]]:
         """Every (domain, topic, difficulty) cell the task's settings define, domains overriding topics and
         difficulties; a task without domains has one domain None."""
-        rows = []
-        for domain in sorted(self.domains) or [None]:
+        rows: list[tuple[str | None, str | None, str | None]] = []
+        domains: list[str | None] = [*sorted(self.domains)] or [None]
+        for domain in domains:
             topics, levels = self.topics_for(domain) or (None,), self.difficulties_for(domain) or (None,)
             rows.extend((domain, topic, level) for topic in topics for level in levels)
         return rows
@@ -455,8 +456,9 @@ def load_settings(config: str | Path | None = None, *, env: Mapping[str, str] | 
     env = os.environ if env is None else env
     cwd = Path.cwd() if cwd is None else cwd
     config = config or env.get("TRAINKIT_CONFIG") or None
+    path: Path | None
     if config is not None:
-        path: Path | None = Path(config)
+        path = Path(config)
         if not path.is_file():
             raise ConfigError(f"{path}: configuration file not found (run `trainkit init` to create one)")
     else:

@@ -83,8 +83,8 @@ class RewriteStrategy:
                 programs[shape] = self._program(shape, fixed)
             return programs[shape], shape[0], shape[1]
 
-        for job in jobs:  # build programs before the threads start (DSPy signatures are not made concurrently)
-            program_for(job.seed)
+        for queued in jobs:  # build programs before the threads start (DSPy signatures are not made concurrently)
+            program_for(queued.seed)
 
         def call(job: Job) -> Any:
             program, _, _ = program_for(job.seed)
@@ -122,7 +122,8 @@ class RewriteStrategy:
                    attempts: int) -> dict[str, Any]:
         seed = job.seed
         labels = {label: job.labels.get(label, getattr(seed, label)) for label in LABELS}
-        inputs, outputs = {}, {}
+        inputs: dict[str, Any] = {}
+        outputs: dict[str, Any] = {}
         for part, values, target in (("inputs", seed.inputs, inputs), ("outputs", seed.outputs, outputs)):
             for name, original in values.items():
                 if part == "inputs" and name in fixed and labels.get(name) is not None:

@@ -331,7 +331,7 @@ def _as_record(candidate: Any, context: SynthesisContext, registration: Registra
 def _cells(kit: Kit, task: str, query: ExampleQuery) -> list[Cell]:
     """The task's cells, narrowed by the selection's domain, topic and difficulty (equality filters or `=`
     conditions)."""
-    wanted = {k: v for k, v in query.equalities().items() if k in ("domain", "topic", "difficulty")}
+    wanted: dict[str, object] = {k: v for k, v in query.equalities().items() if k in ("domain", "topic", "difficulty")}
     for field, op, value in query.where:
         if op == "=" and field in ("domain", "topic", "difficulty"):
             wanted[field] = value

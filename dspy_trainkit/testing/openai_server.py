@@ -517,7 +517,8 @@ class OpenAIServer:
             self.counts[kind] += 1
 
     def _completion(self, body: dict[str, Any], reply: Reply, number: int) -> dict[str, Any]:
-        n = body.get("n") if isinstance(body.get("n"), int) and body.get("n", 0) > 0 else 1
+        asked = body.get("n")
+        n = asked if isinstance(asked, int) and asked > 0 else 1
         prompt = sum(len(_message_text(m).split()) for m in body.get("messages", []) if isinstance(m, Mapping))
         completion = len((reply.content or "").split())
         return {
