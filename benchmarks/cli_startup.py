@@ -6,16 +6,24 @@ command alike, and prints the median wall time of each and its ratio to `python 
 command once more with an exit hook and reports which heavy optional modules (dspy, litellm, psycopg2, ...)
 ended up imported.
 
-    python benchmarks/cli_startup.py [--repeat 15]
+    python benchmarks/cli_startup.py [--repeat 15] [--baseline-rev REV]
+
+With `--baseline-rev REV` (a git revision of this repository, e.g. the commit before a change), it also checks
+that revision out into a temporary worktree and times its `trainkit --help` in the same rounds, so a change can
+be shown to make start-up no slower. Both revisions then run the same way: `python -S` with the checkout, its
+plugins folder and this environment's site-packages on PYTHONPATH (no editable-install hook), so only the code
+differs.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 from pathlib import Path
@@ -62,10 +70,37 @@ def imported_heavy(args: list[str], cwd: Path, env: dict[str, str]) -> list[str]
     return text.split(",") if text else []
 
 
+def checkout_command(checkout: Path) -> tuple[list[str], dict[str, str]]:
+    """`trainkit` run from a source checkout with no install hook, and the environment that makes it work."""
+    path = os.pathsep.join([str(checkout), str(checkout / "plugins"), sysconfig.get_paths()["purelib"]])
+    return [sys.executable, "-S", "-c", MAIN], {**clean_env(), "PYTHONPATH": path}
+
+
+@contextlib.contextmanager
+def worktree(rev: str):
+    """A temporary git worktree of `rev` of this repository, removed afterwards."""
+    repo = Path(__file__).resolve().parent.parent
+    with tempfile.TemporaryDirectory(prefix="trainkit-baseline-") as tmp:
+        target = Path(tmp) / "checkout"
+        subprocess.run(["git", "-C", str(repo), "worktree", "add", "--detach", str(target), rev], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            yield target
+        finally:
+            subprocess.run(["git", "-C", str(repo), "worktree", "remove", "--force", str(target)], check=False)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=15, help="rounds of the three commands (default 15)")
+    parser.add_argument("--baseline-rev", help="also time `trainkit --help` of this git revision, same rounds")
     options = parser.parse_args()
+    with contextlib.ExitStack() as stack:
+        baseline = stack.enter_context(worktree(options.baseline_rev)) if options.baseline_rev else None
+        measure(options, baseline)
+
+
+def measure(options: argparse.Namespace, baseline: Path | None) -> None:
 
     env = clean_env()
     trainkit = trainkit_command()
@@ -78,26 +113,36 @@ def main() -> None:
                             "-o", f"answer={2 * n}", "--domain", "arithmetic", "--topic", "addition",
                             "--difficulty", "easy"], cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL)
         commands = {
-            "python -c pass": [sys.executable, "-c", "pass"],
-            "trainkit --help": [*trainkit, "--help"],
-            "trainkit stats": [*trainkit, "stats"],
+            "python -c pass": ([sys.executable, "-c", "pass"], env),
+            "trainkit --help": ([*trainkit, "--help"], env),
+            "trainkit stats": ([*trainkit, "stats"], env),
         }
-        for argv in commands.values():  # warm the OS file cache and .pyc files
-            run(argv, cwd, env)
+        if baseline is not None:
+            here, here_env = checkout_command(Path(__file__).resolve().parent.parent)
+            then, then_env = checkout_command(baseline)
+            commands["--help (this checkout, -S)"] = ([*here, "--help"], here_env)
+            commands[f"--help ({options.baseline_rev}, -S)"] = ([*then, "--help"], then_env)
+        for argv, argv_env in commands.values():  # warm the OS file cache and .pyc files
+            run(argv, cwd, argv_env)
         times: dict[str, list[float]] = {name: [] for name in commands}
         for _ in range(options.repeat):
-            for name, argv in commands.items():
-                times[name].append(run(argv, cwd, env))
+            for name, (argv, argv_env) in commands.items():
+                times[name].append(run(argv, cwd, argv_env))
         heavy = {name: imported_heavy(argv[len(trainkit):], cwd, env)
-                 for name, argv in commands.items() if name != "python -c pass"}
+                 for name, (argv, _) in commands.items() if name in ("trainkit --help", "trainkit stats")}
 
     print(f"command: {' '.join(trainkit)}  ({options.repeat} interleaved rounds, wall time per run)")
     base = statistics.median(times["python -c pass"])
-    print(f"{'':18} {'median':>9} {'min':>9} {'max':>9} {'x python -c pass':>17}")
+    print(f"{'':32} {'median':>9} {'min':>9} {'max':>9} {'x python -c pass':>17}")
     for name, values in times.items():
         median = statistics.median(values)
-        print(f"{name:18} {median * 1000:7.1f}ms {min(values) * 1000:7.1f}ms {max(values) * 1000:7.1f}ms "
+        print(f"{name:32} {median * 1000:7.1f}ms {min(values) * 1000:7.1f}ms {max(values) * 1000:7.1f}ms "
               f"{median / base:16.2f}x")
+    if baseline is not None:
+        now = statistics.median(times["--help (this checkout, -S)"])
+        then = statistics.median(times[f"--help ({options.baseline_rev}, -S)"])
+        print(f"\n--help, this checkout against {options.baseline_rev}: {then / now:.2f} (baseline time / this time; "
+              ">= 1 means no slower)")
     print()
     print(f"heavy modules imported (checked: {', '.join(HEAVY)}):")
     for name, found in heavy.items():
