@@ -198,3 +198,23 @@ def register_commands(cli: click.Group) -> None:
 
     Calling mode: all plugins are called, one at a time; return value ignored.
     """
+
+
+@hookspec
+def value_signals(task: str, evidence: Any, context: Kit) -> list[Any] | None:
+    """Estimate how much each stored example of ``task`` helps the task's program, from recorded evidence.
+
+    Called by ``kit.value(task)`` / ``trainkit value`` once per plugin. ``evidence`` is a
+    :class:`~dspy_trainkit.effectiveness.evidence.Evidence` over the task's stored optimization runs:
+    ``evidence.pools()`` yields the random-search candidates grouped by the validation set they were scored on
+    (each candidate a demo set of example ids and a score), ``evidence.runs`` the run records,
+    ``evidence.example_ids`` the ids of the task's accepted examples. Return a list of
+    :class:`~dspy_trainkit.effectiveness.signals.ValueSignal` (one per example the plugin can say something
+    about: its ``signal`` name, ``value`` with higher meaning "helps", ``stderr`` when the estimator has one,
+    ``observations`` behind it and a JSON-able ``detail``), or ``None`` when the evidence is not enough for this
+    estimator. The core combines the signals of all plugins per example (inverse-variance weighting of those
+    with a standard error), stores the result and marks it stale when the example changes.
+
+    Calling mode: all results, one plugin at a time (a failing plugin is reported with its name; the other
+    estimators still count).
+    """

@@ -359,6 +359,24 @@ class Kit:
 
         return optimize(self, self.require_task(task), program, metric, optimizer, snapshot, **options)
 
+    def value(self, task: str, *, run: str | None = None, actor: str = "api") -> Any:
+        """Estimate each accepted example's value to `task`'s program from the stored optimization runs (or run
+        `run` alone), store it and return a `ValueReport` (lowest value first); see docs/effectiveness.md."""
+        from .effectiveness.valuation import value
+
+        return value(self, self.require_task(task), run=run, actor=actor)
+
+    def values(self, task: str, *, order: str = "value", limit: int | None = None,
+               example_ids: Sequence[str] | None = None) -> list[Any]:
+        """The values the last `value(task)` stored, lowest first (`order="-value"`: highest first), each an
+        `ExampleValue` with `stale` set when the example changed since."""
+        from .effectiveness.valuation import stored_values
+
+        found = stored_values(self, task, example_ids=example_ids, order=order, limit=limit)
+        if not found:
+            self.require_task(task)  # a misspelt task is an error, not "no values yet"
+        return found
+
     def runs(self, task: str | None = None) -> list[Any]:
         """Optimization runs (of `task`), oldest first."""
         from .optimization.runs import list_runs

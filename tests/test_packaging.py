@@ -152,7 +152,8 @@ def test_checkout_without_install_metadata_still_loads_the_essential_builtins(tm
 import importlib.metadata as metadata, sys
 real = metadata.entry_points
 # the checkout has no metadata: hide the editable install's, as a plain PYTHONPATH run would not have it
-metadata.entry_points = lambda **kw: [e for e in real(**kw) if e.dist is None or e.dist.metadata["Name"] != "dspy-trainkit"]
+ours = lambda e: e.dist is not None and e.dist.metadata["Name"] == "dspy-trainkit"
+metadata.entry_points = lambda **kw: [e for e in real(**kw) if not ours(e)]
 import dspy_trainkit as tk
 assert tk.__file__.startswith(sys.argv[1]), tk.__file__
 with tk.open("sqlite:///kit.db") as kit:

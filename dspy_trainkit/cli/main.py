@@ -46,6 +46,7 @@ BUILTIN_COMMANDS = {
     "optimize": ("dspy_trainkit.cli.optimization", "optimize"),
     "runs": ("dspy_trainkit.cli.optimization", "runs"),
     "watch": ("dspy_trainkit.cli.watch", "watch"),
+    "value": ("dspy_trainkit.cli.effectiveness", "value"),
 }
 
 

@@ -1,6 +1,7 @@
 """The store interface that storage plugins implement, and opening a store by URL.
 
-A store keeps examples and the append-only event log, snapshots, generation plans and optimization runs; each
+A store keeps examples and the append-only event log, snapshots, generation plans, optimization runs and
+per-example values; each
 part of the interface lives in the module named after what it stores. Storage backends are plugins registered
 through the `storage_backend` hook under a URL scheme (`sqlite`, `postgresql`, ...); the core only talks to
 this interface.
@@ -14,9 +15,10 @@ from .plans import PlanStore
 from .queries import GROUP_COLUMNS, ExampleQuery, InsertResult
 from .runs import RunStore
 from .snapshots import SnapshotStore
+from .values import ValueStore
 
 
-class Store(ExampleStore, SnapshotStore, PlanStore, RunStore):
+class Store(ExampleStore, SnapshotStore, PlanStore, RunStore, ValueStore):
     """What every storage backend provides. Methods are called from one thread per store object."""
 
     url: str
@@ -25,4 +27,4 @@ class Store(ExampleStore, SnapshotStore, PlanStore, RunStore):
 from .opening import open_store, storage_schemes  # noqa: E402  (opening checks results against Store)
 
 __all__ = ["GROUP_COLUMNS", "ExampleQuery", "ExampleStore", "InsertResult", "PlanStore", "RunStore",
-           "SnapshotStore", "Store", "open_store", "redact_url", "storage_schemes"]
+           "SnapshotStore", "Store", "ValueStore", "open_store", "redact_url", "storage_schemes"]

@@ -5,7 +5,7 @@ Not abstract, so a backend that predates runs still opens; it says so when a run
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..errors import StoreError
@@ -43,6 +43,16 @@ class RunStore:
         the current champion is still `replacing` (None: no champion); returns whether it did. Two runs
         finishing at once cannot both win against the same champion."""
         raise StoreError(f"the store backend of {self.url!r} does not keep optimization runs")
+
+    def iter_candidates(self, task: str) -> Iterator[dict[str, Any]]:
+        """Stream the random-search candidates of `task`'s succeeded runs, oldest run first, each as
+        `{run_id, seed, score, demo_ids, subscores}`. This default reads run by run; a backend should stream
+        them in one query."""
+        for record in self.list_runs(task):
+            if record.get("status") != "succeeded":
+                continue
+            for candidate in self.run_details(record["id"])[1]:
+                yield {"run_id": record["id"], **candidate}
 
     def champion_id(self, task: str) -> str | None:
         """The id of the champion run of `task`, or None."""

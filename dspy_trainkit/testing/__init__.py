@@ -20,12 +20,14 @@ from __future__ import annotations
 
 from .commands import run_cli
 from .kits import hermetic_kit, open_hermetic_kit
+from .learner import FewShotLearner
 from .openai_server import (
     Faults,
     OpenAIServer,
     Reply,
     RequestRecord,
     by_inputs,
+    demonstrations,
     dspy_content,
     dspy_reply,
     error_reply,
@@ -43,5 +45,6 @@ from .openai_server import (
 __all__ = [
     "Faults", "OpenAIServer", "Reply", "RequestRecord", "by_inputs", "dspy_content", "dspy_reply", "error_reply",
     "input_fields", "json_reply", "make_lm", "malformed_reply", "rate_limited", "scripted", "server_error",
-    "text_reply", "timeout_reply", "hermetic_kit", "open_hermetic_kit", "run_cli",
+    "text_reply", "timeout_reply", "hermetic_kit", "open_hermetic_kit", "run_cli", "FewShotLearner",
+    "demonstrations",
 ]

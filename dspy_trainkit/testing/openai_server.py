@@ -175,7 +175,22 @@ def input_fields(body: Mapping[str, Any]) -> dict[str, str]:
     users = [m for m in body.get("messages", []) if isinstance(m, Mapping) and m.get("role") == "user"]
     if not users:
         return {}
-    text = _message_text(users[-1])
+    return message_fields(_message_text(users[-1]))
+
+
+def demonstrations(body: Mapping[str, Any]) -> list[tuple[dict[str, str], dict[str, str]]]:
+    """The few-shot demonstrations DSPy put before the last user message: `(inputs, outputs)` per
+    user/assistant pair, in order. Lets a responder behave like a learner that reads its examples."""
+    messages = [m for m in body.get("messages", []) if isinstance(m, Mapping) and m.get("role") != "system"]
+    shown = []
+    for asked, answered in zip(messages[:-1], messages[1:-1], strict=False):
+        if asked.get("role") == "user" and answered.get("role") == "assistant":
+            shown.append((message_fields(_message_text(asked)), message_fields(_message_text(answered))))
+    return shown
+
+
+def message_fields(text: str) -> dict[str, str]:
+    """The `[[ ## name ## ]]` blocks of one message, by name (the trailing "Respond with ..." line removed)."""
     headers = list(_FIELD_HEADER.finditer(text))
     fields: dict[str, str] = {}
     for index, header in enumerate(headers):
@@ -184,6 +199,7 @@ def input_fields(body: Mapping[str, Any]) -> dict[str, str]:
         if index + 1 == len(headers):
             value = _TRAILER.sub("", value)
         fields[header.group(1)] = value.strip()
+    fields.pop("completed", None)
     return fields
 
 

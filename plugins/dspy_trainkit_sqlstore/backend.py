@@ -40,6 +40,7 @@ from . import schema
 from .plans import PlanStoreMixin
 from .runs import RunStoreMixin
 from .snapshots import SnapshotStoreMixin
+from .values import ValueStoreMixin
 
 PAGE_SIZE = 1000
 SQLITE_PRAGMAS = {
@@ -74,7 +75,7 @@ def row_example(row: Sequence[Any]) -> Example:
     return example
 
 
-class PeeweeStore(SnapshotStoreMixin, PlanStoreMixin, RunStoreMixin, Store):
+class PeeweeStore(SnapshotStoreMixin, PlanStoreMixin, RunStoreMixin, ValueStoreMixin, Store):
     """A store in one SQLite file or one PostgreSQL database (schema chosen by the URL's search_path)."""
 
     def __init__(self, url: str, database: pw.Database):

@@ -174,6 +174,19 @@ class RunStoreMixin:
                 self._append_event(event)  # type: ignore[attr-defined]
         return True
 
+    def iter_candidates(self, task: str) -> Iterator[dict[str, Any]]:
+        """Candidates of the task's succeeded runs in one streamed query (valuation reads thousands)."""
+        m = self._runs
+        select = (m.Candidate.select(m.Candidate.run_id, m.Candidate.seed, m.Candidate.score, m.Candidate.demo_ids,
+                                     m.Candidate.subscores)
+                  .join(m.Run, on=(m.Run.id == m.Candidate.run_id))
+                  .where((m.Run.task == task) & (m.Run.status == "succeeded"))
+                  .order_by(m.Run.created_at, m.Candidate.run_id, m.Candidate.position))
+        sql, params = select.sql()
+        for run_id, seed, score, demo_ids, subscores in self._stream(sql, params):  # type: ignore[attr-defined]
+            yield {"run_id": run_id, "seed": seed, "score": score, "demo_ids": orjson.loads(demo_ids),
+                   "subscores": orjson.loads(subscores)}
+
     def champion_id(self, task: str) -> str | None:
         m = self._runs
         row = m.Champion.select(m.Champion.run_id).where(m.Champion.task == task).tuples().first()

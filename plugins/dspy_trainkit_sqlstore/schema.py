@@ -138,12 +138,19 @@ def _generation_plans(models: SimpleNamespace) -> None:
     create_tables(models)
 
 
+def _example_values(models: SimpleNamespace) -> None:
+    from .values import create_tables  # the values table lives with the values code
+
+    create_tables(models)
+
+
 #: Append only. Never rename or reorder an entry once released: stores record these names.
 MIGRATIONS: list[tuple[str, Callable[[SimpleNamespace], None]]] = [
     ("0001_initial", _initial),
     ("0002_snapshots", _snapshots),
     ("0003_generation_plans", _generation_plans),
     ("0004_optimization_runs", _optimization_runs),
+    ("0005_example_values", _example_values),
 ]
 
 

@@ -23,6 +23,7 @@ except importlib.metadata.PackageNotFoundError:
                 allow_module_level=True)
 
 import trainkit_sample_plugin as sample  # noqa: E402
+
 import dspy_trainkit as tk  # noqa: E402
 from dspy_trainkit.testing import run_cli  # noqa: E402
 

@@ -1,0 +1,79 @@
+"""The evidence value estimators read: a task's stored runs and their random-search candidates, pooled by the
+validation set they were scored on.
+
+Candidates are comparable only when scored on the same validation examples: a score of 80 on an easy set and 60
+on a hard one say nothing about the demos. So candidates are grouped into pools by the content of their run's
+validation set (its example ids, sorted), and an estimator compares candidates within a pool.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+if TYPE_CHECKING:
+    from ..kit import Kit
+
+
+@attrs.frozen
+class CandidatePool:
+    """Candidates scored on one validation set: `val_ids`, and per candidate its run, seed, score (0-100),
+    demo example ids (None for a demo no stored example matched) and per-validation-example scores."""
+
+    key: str
+    val_ids: tuple[str, ...]
+    candidates: list[dict[str, Any]]
+
+    def demo_sets(self) -> list[list[str]]:
+        """Each candidate's stored demo ids, each once."""
+        return [list(dict.fromkeys(d for d in c["demo_ids"] if d)) for c in self.candidates]
+
+
+class Evidence:
+    """What a task's stored optimization runs say, read once per valuation and shared by every estimator."""
+
+    def __init__(self, kit: Kit, task: str, *, run: str | None = None):
+        self.kit = kit
+        self.task = task
+        self.run = run
+        self.runs = [r for r in kit.store.list_runs(task) if r.get("status") == "succeeded"
+                     and (run is None or r["id"] == run)]
+        self._pools: list[CandidatePool] | None = None
+        self._accepted: list[str] | None = None
+
+    @property
+    def example_ids(self) -> list[str]:
+        """Ids of the task's accepted examples: what a valuation should cover."""
+        if self._accepted is None:
+            from ..store import ExampleQuery
+
+            self._accepted = list(self.kit.store.iter_ids(ExampleQuery(task=self.task, status="accepted")))
+        return self._accepted
+
+    def pools(self) -> list[CandidatePool]:
+        """The candidates of the runs, grouped by validation set, largest pool first."""
+        if self._pools is None:
+            self._pools = _pool(self.runs, self.kit.store.iter_candidates(self.task))
+        return self._pools
+
+
+def validation_key(val_ids: list[str]) -> str:
+    """A short digest naming a validation set by its members, whatever their order."""
+    return hashlib.sha256("\n".join(sorted(val_ids)).encode()).hexdigest()[:16]
+
+
+def _pool(runs: list[dict[str, Any]], candidates: Iterator[dict[str, Any]]) -> list[CandidatePool]:
+    val_of = {r["id"]: list(r.get("val_ids") or []) for r in runs}
+    pools: dict[str, CandidatePool] = {}
+    for candidate in candidates:
+        val_ids = val_of.get(candidate["run_id"])
+        if not val_ids:  # a run we skip (not succeeded, not the one asked for) or one without a validation set
+            continue
+        key = validation_key(val_ids)
+        if key not in pools:
+            pools[key] = CandidatePool(key=key, val_ids=tuple(sorted(val_ids)), candidates=[])
+        pools[key].candidates.append(candidate)
+    return sorted(pools.values(), key=lambda p: -len(p.candidates))
