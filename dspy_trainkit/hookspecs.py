@@ -218,3 +218,19 @@ def value_signals(task: str, evidence: Any, context: Kit) -> list[Any] | None:
     Calling mode: all results, one plugin at a time (a failing plugin is reported with its name; the other
     estimators still count).
     """
+
+
+@hookspec
+def recommend(task: str, context: Kit) -> list[Any] | None:
+    """Suggest concrete actions for ``task``'s data, each with its reason and evidence.
+
+    Called by ``kit.recommend(task)`` / ``trainkit recommend`` once per plugin. Read what the rule needs through
+    ``context`` (stored values with ``context.values(task)``, readiness, stats, runs). Return a list of
+    :class:`~dspy_trainkit.effectiveness.recommendations.Recommendation` (``kind``, ``title``, ``reason``,
+    ``evidence``, ``priority`` in 0..1, the ``example_ids`` it concerns, and either a ``status`` to give them
+    when applied or a ``command`` for the user to run), or ``None`` for nothing to suggest. Say "not enough
+    evidence yet" as a recommendation of its own rather than presenting noise as advice.
+
+    Calling mode: all results, one plugin at a time (a failing plugin is reported with its name); the core
+    names each recommendation with a stable id and ranks them by priority.
+    """

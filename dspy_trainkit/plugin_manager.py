@@ -116,6 +116,11 @@ def discover_entry_points() -> list[importlib.metadata.EntryPoint]:
             continue
         chosen[ep.name] = ep
     missing = {name: module for name, module in FALLBACK_BUILTINS.items() if name not in chosen}
+    ours = [ep.value.split(":")[0] for ep in chosen.values() if _dist_name(ep) == BUILTIN_DISTRIBUTION]
+    if ours and not _builtins_importable(ours):  # metadata of a checkout (a stale egg-info) without its plugins
+        log.warning("dspy-trainkit's built-in plugins are registered but cannot be imported (a stale "
+                    "dspy_trainkit.egg-info in a checkout on PYTHONPATH?); reinstall with `pip install -e .` or "
+                    "delete the egg-info folder")
     if missing and _builtins_importable(missing.values()):
         log.info("dspy-trainkit's entry points are missing (a checkout on PYTHONPATH or a broken install); "
                  "loading the essential built-in plugins by module name: %s", ", ".join(sorted(missing)))
@@ -140,6 +145,15 @@ def _builtins_importable(modules: Iterable[str]) -> bool:
     sys.path.append(str(checkout_plugins))
     importlib.invalidate_caches()
     return all(importlib.util.find_spec(module) is not None for module in modules)
+
+
+def _load(ep: importlib.metadata.EntryPoint) -> Any:
+    """Import an entry point's object; a plugin that exits the interpreter while importing (`sys.exit`,
+    KeyboardInterrupt aside) fails like one that raises, instead of ending every command."""
+    try:
+        return ep.load()
+    except SystemExit as exc:
+        raise PluginError(f"plugin {ep.name!r} called sys.exit({exc.code!r}) while loading", plugin=ep.name) from None
 
 
 def _dist_name(ep: importlib.metadata.EntryPoint) -> str | None:
@@ -178,7 +192,7 @@ def make_plugin_manager(*, load: Sequence[str] | None = None, disable: Iterable[
                                            builtin=dist == BUILTIN_DISTRIBUTION)
             continue
         try:
-            plugin = ep.load()
+            plugin = _load(ep)
             pm.register_plugin(plugin, ep.name, distribution=dist, version=version)
         except Exception as exc:  # one broken plugin must not break every command
             message = str(exc) if isinstance(exc, PluginError) else f"plugin {ep.name!r} failed to load: " \

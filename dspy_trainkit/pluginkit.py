@@ -35,7 +35,8 @@ if TYPE_CHECKING:
 #: public name -> module (relative to this package) that defines it
 _LAZY = {
     "hookimpl": "hookspecs",
-    "Kit": "kit", "Example": "models", "Finding": "models", "Event": "models", "Snapshot": "models",
+    "Kit": "kit", "Settings": "settings", "TaskSettings": "settings", "ImportReport": "files.importing",
+    "IntakeReport": "intake", "Example": "models", "Finding": "models", "Event": "models", "Snapshot": "models",
     "TrainkitError": "errors", "ConfigError": "errors", "StoreError": "errors", "PluginError": "errors",
     "NotFoundError": "errors", "ValidationError": "errors", "ConversionError": "errors",
     "redact_url": "redaction",
@@ -47,6 +48,7 @@ _LAZY = {
     "ValueStore": "store", "ExampleQuery": "store", "InsertResult": "store", "GROUP_COLUMNS": "store",
     "ValueSignal": "effectiveness.signals", "ExampleValue": "effectiveness.signals",
     "Evidence": "effectiveness.evidence", "CandidatePool": "effectiveness.evidence",
+    "Recommendation": "effectiveness.recommendations",
     "RewriteStrategy": "generation.rewriting", "Job": "generation.rewriting",
     "string_list": "generation.rewriting", "variation_note": "generation.rewriting",
     "SynthesisContext": "generation.synthesis", "Cell": "generation.plan", "PlanSlot": "generation.plan",

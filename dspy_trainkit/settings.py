@@ -317,15 +317,26 @@ def _read_cleanup(r: _Reader, data: Any, where: str) -> dict[str, Any]:
     return values
 
 
+def _signature(r: _Reader, value: Any, where: str) -> str:
+    """A DSPy signature string ("question -> answer", both sides named) or an import path ("pkg.mod:Sig")."""
+    text = r.string(value, where)
+    if ":" in text and "->" not in text:
+        return text  # an import path, resolved (and checked) by conversion
+    left, arrow, right = text.partition("->")
+    if not arrow or not left.strip() or not right.strip():
+        raise r.fail(where, f"= {text!r} is not a signature: write inputs -> outputs, e.g. \"question -> answer\", "
+                            "or an import path such as \"mypkg.signatures:QA\"")
+    return text
+
+
 def _read_task(r: _Reader, name: str, data: Any) -> TaskSettings:
     where = f"tasks.{name}"
     if not TASK_NAME.match(name):
         raise r.fail(where, "is not a task name (letters, digits, '_', '.', '-')")
     t = r.table(data, where, _TASK_KEYS)
     values: dict[str, Any] = {"name": name}
-    for key in ("signature",):
-        if key in t:
-            values[key] = r.string(t[key], f"{where}.{key}")
+    if "signature" in t:
+        values["signature"] = _signature(r, t["signature"], f"{where}.signature")
     for key in ("inputs", "outputs", "topics", "difficulties"):
         if key in t:
             values[key] = r.strings(t[key], f"{where}.{key}")

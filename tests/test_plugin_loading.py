@@ -23,7 +23,7 @@ from dspy_trainkit.cli.main import cli
 from dspy_trainkit.plugin_manager import make_plugin_manager
 from dspy_trainkit.store import storage_schemes
 
-FAKE_MODULES = ("broken_pkg", "typo_pkg", "good_pkg", "halfbad_pkg", "badcommand_pkg")
+FAKE_MODULES = ("broken_pkg", "typo_pkg", "good_pkg", "halfbad_pkg", "badcommand_pkg", "exiting_pkg")
 
 PLUGIN_SOURCES = {
     # entry-point name: (distribution, module, source)
@@ -57,6 +57,11 @@ PLUGIN_SOURCES = {
         @hookimpl
         def validate(examples, context, extra):
             return None
+    """),
+    "exiting_plugin": ("exiting-pkg", "exiting_pkg", """
+        import sys
+
+        sys.exit("this plugin needs a licence key")
     """),
     "badcommand_plugin": ("badcommand-pkg", "badcommand_pkg", """
         from dspy_trainkit import hookimpl
@@ -328,3 +333,29 @@ def test_a_plugin_failing_in_on_data_changed_is_logged_and_the_change_kept(tmp_p
         assert report.stored == 2
         assert kit.count() == 2
     assert any("'listener'" in r.getMessage() and "on_data_changed" in r.getMessage() for r in caplog.records)
+
+
+def test_a_plugin_that_exits_while_importing_fails_alone(install):
+    """sys.exit() in a plugin's module used to end every command (--help included) with only its message."""
+    install("exiting_plugin", "good_plugin")
+    pm = make_plugin_manager()
+    infos = infos_by_name(pm)
+    assert infos["exiting_plugin"].status == "failed"
+    assert "sys.exit('this plugin needs a licence key')" in infos["exiting_plugin"].error
+    assert infos["good_plugin"].status == "loaded"
+    result = CliRunner().invoke(cli, ["--help"])
+    assert result.exit_code == 0 and "Usage:" in result.stdout
+
+
+def test_run_cli_hides_the_developers_trainkit_variables(tmp_path, monkeypatch):
+    from dspy_trainkit.testing import run_cli
+
+    elsewhere = tmp_path / "developer" / "real.db"
+    elsewhere.parent.mkdir()
+    monkeypatch.setenv("TRAINKIT_STORE_URL", f"sqlite:///{elsewhere}")
+    project = tmp_path / "project"
+    project.mkdir()
+    monkeypatch.chdir(project)
+    assert run_cli(["init"]).exit_code == 0
+    assert not elsewhere.exists() and (project / "trainkit.db").exists()
+    assert run_cli(["stats", "--json"], env={"TRAINKIT_STORE_URL": f"sqlite:///{elsewhere}"}).exit_code == 1

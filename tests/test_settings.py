@@ -178,3 +178,20 @@ def test_bad_lm_and_cleanup_settings(tmp_path, text, expected):
     write(tmp_path, text)
     with pytest.raises(ConfigError, match=expected.replace(".", r"\.")):
         load_settings(env={}, cwd=tmp_path)
+
+
+@pytest.mark.parametrize("signature", ["question answer", "-> answer", "question ->", "question -> "])
+def test_a_signature_without_both_sides_is_a_config_error(tmp_path, signature):
+    config = tmp_path / "trainkit.toml"
+    config.write_text(f'[tasks.qa]\nsignature = "{signature}"\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"trainkit.toml:2: tasks.qa.signature: .* is not a signature"):
+        load_settings(config, env={})
+
+
+def test_signature_import_paths_and_typed_signatures_are_accepted(tmp_path):
+    config = tmp_path / "trainkit.toml"
+    config.write_text('[tasks.a]\nsignature = "pkg.sigs:QA"\n[tasks.b]\nsignature = "question: str -> answer"\n',
+                      encoding="utf-8")
+    settings = load_settings(config, env={})
+    assert settings.tasks["a"].signature == "pkg.sigs:QA" and settings.tasks["b"].fields() == (("question",),
+                                                                                                 ("answer",))
