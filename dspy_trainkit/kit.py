@@ -377,6 +377,20 @@ class Kit:
             self.require_task(task)  # a misspelt task is an error, not "no values yet"
         return found
 
+    def recommend(self, task: str) -> list[Any]:
+        """Ranked `Recommendation`s for `task`'s data from the rule plugins (`recommend` hook), each with its
+        reason, evidence, and a status to apply or a command to run; see docs/effectiveness.md."""
+        from .effectiveness.recommendations import recommend
+
+        return recommend(self, self.require_task(task))
+
+    def apply_recommendation(self, task: str, rec_id: str, *, actor: str = "api") -> tuple[Any, int]:
+        """Apply current recommendation `rec_id` of `task` through curation (the audit trail names it); returns
+        the recommendation and how many examples changed."""
+        from .effectiveness.recommendations import apply
+
+        return apply(self, self.require_task(task), rec_id, actor=actor)
+
     def runs(self, task: str | None = None) -> list[Any]:
         """Optimization runs (of `task`), oldest first."""
         from .optimization.runs import list_runs

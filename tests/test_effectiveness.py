@@ -154,6 +154,84 @@ def test_cli_value_lists_lowest_first_and_json(valued_project):
     assert missing.exit_code == 1 and "nosuch" in missing.output
 
 
+def test_recommend_names_the_mislabeled_examples_and_applying_sends_them_to_review(valued_project):
+    kit, run, planted, _learner = valued_project
+    kit.value("sums")
+    valued = {kit.get(v.example_id).metadata["n"] for v in kit.values("sums")}
+    (harmful,) = [r for r in kit.recommend("sums") if r.kind == "review-harmful-demos"]
+    named = {kit.get(i).metadata["n"] for i in harmful.example_ids}
+    findable = planted & valued
+    precision = len(named & planted) / len(named)
+    recall = len(named & planted) / len(findable)
+    # measured on this setup: precision 0.75, recall 0.86 (examples/effectiveness/run.py, docs/effectiveness.md);
+    # the thresholds leave room for DSPy's sampling while failing an estimator that names clean examples
+    assert precision >= 0.6 and recall >= 0.6, (sorted(named), sorted(findable))
+    assert harmful.applicable and harmful.status == "candidate" and harmful.plugin == "advice"
+    assert len(harmful.id) == 10 and harmful.id == kit.recommend("sums")[0].id  # stable between calls
+    chosen, changed = kit.apply_recommendation("sums", harmful.id[:6], actor="tester")
+    try:
+        assert changed == len(harmful.example_ids)
+        assert {kit.get(i).status for i in harmful.example_ids} == {"candidate"}
+        events = [e for e in kit.events() if e.kind == "status_changed"]
+        assert events[-1].actor == "tester" and events[-1].reason.startswith(f"recommendation {harmful.id}: ")
+        assert not [r for r in kit.recommend("sums") if r.kind == "review-harmful-demos"]
+        with pytest.raises(tk.NotFoundError, match="no current recommendation"):
+            kit.apply_recommendation("sums", harmful.id)
+    finally:
+        kit.set_status("accepted", ids=list(harmful.example_ids), reason="test over")
+
+
+def test_cli_recommend_lists_and_applies(valued_project):
+    kit, _run, _planted, _learner = valued_project
+    kit.value("sums")
+    runner = CliRunner()
+    listed = runner.invoke(cli, ["recommend", "--task", "sums"])
+    assert listed.exit_code == 0, listed.output
+    first = listed.stdout.splitlines()[0]
+    rec_id = first.split()[0]
+    assert re.match(r"[0-9a-f]{10}  \[\d\.\d\d\] review \d+ example\(s\) that lower", first)
+    assert f"apply: trainkit recommend --task sums --apply {rec_id}" in listed.stdout
+    data = json.loads(runner.invoke(cli, ["recommend", "--task", "sums", "--json"]).stdout)
+    assert data[0]["id"] == rec_id and data[0]["applicable"] is True
+    applied = runner.invoke(cli, ["recommend", "--task", "sums", "--apply", rec_id])
+    try:
+        assert applied.exit_code == 0, applied.output
+        assert applied.stdout.startswith(f"applied {rec_id}: review ")
+        assert runner.invoke(cli, ["recommend", "--task", "sums", "--apply", "nosuch"]).exit_code == 1
+    finally:
+        kit.set_status("accepted", ids=data[0]["example_ids"], reason="test over")
+
+
+def test_recommend_without_evidence_says_so_and_asks_for_examples(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "trainkit.toml").write_text(TOML, encoding="utf-8")
+    with tk.open(disable=QUALITY_PLUGINS) as kit:
+        kit.add_many(records(5, set()))
+        found = {r.kind: r for r in kit.recommend("sums")}
+        assert set(found) == {"not-enough-evidence", "add-examples"}
+        assert "random-search" in found["not-enough-evidence"].command
+        assert found["add-examples"].title.startswith("add about 15 example(s)")  # random-search needs 20 here
+        assert not found["add-examples"].applicable
+        with pytest.raises(tk.TrainkitError, match="is not applied by trainkit: run `trainkit bootstrap"):
+            kit.apply_recommendation("sums", found["add-examples"].id)
+
+
+def test_a_rule_plugin_returning_something_else_is_named():
+    from dspy_trainkit.testing import hermetic_kit
+
+    class Sloppy:
+        @tk.hookimpl
+        def recommend(self, task, context):
+            return [{"kind": "oops"}]
+
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder, \
+            hermetic_kit(folder, extra=[("sloppy", Sloppy())], toml="[tasks.qa]\nsignature = \"q -> a\"\n") as kit:
+        with pytest.raises(tk.PluginError, match="plugin 'sloppy' returned dict from recommend"):
+            kit.recommend("qa")
+
+
 def test_no_runs_means_no_values_and_says_what_to_do(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "trainkit.toml").write_text(TOML, encoding="utf-8")

@@ -1,5 +1,6 @@
-"""Effectiveness commands: `value` (which examples help the task's program, from the stored runs). The work is
-done in `dspy_trainkit.effectiveness`; this module parses options and prints."""
+"""Effectiveness commands: `value` (which examples help the task's program, from the stored runs) and `recommend`
+(what to do next, and applying it). The work is done in `dspy_trainkit.effectiveness`; this module parses options
+and prints."""
 
 from __future__ import annotations
 
@@ -56,3 +57,38 @@ def _table(values: list[Any], limit: int) -> None:
                  v.observations, "yes" if v.stale else "") for v in shown])
     if len(values) > limit:
         click.echo(f"... {len(values) - limit} more (--limit, or --json for all)")
+
+
+@click.command()
+@click.option("--task", required=True, help="The task to advise on.")
+@click.option("--apply", "apply_id", metavar="ID", help="Apply this recommendation (its id, or a unique start of "
+              "it) through curation; the audit trail names it.")
+@click.option("--actor", default="cli", show_default=True, help="Who applies it, for the audit trail.")
+@json_option
+@pass_state
+def recommend(state: CliState, task: str, apply_id: str | None, actor: str, as_json: bool) -> None:
+    """What to do next with TASK's data: ranked recommendations (review examples that hurt as demos, add
+    examples to thin cells, value again, ...), each with its reason and either an id to --apply or a command to
+    run."""
+    kit = state.kit()
+    if apply_id is not None:
+        chosen, changed = kit.apply_recommendation(task, apply_id, actor=actor)
+        if as_json:
+            echo_json({"applied": chosen.to_dict(), "changed": changed})
+            return
+        click.echo(f"applied {chosen.id}: {chosen.title}: {changed} example(s) now {chosen.status}")
+        return
+    found = kit.recommend(task)
+    if as_json:
+        echo_json([r.to_dict() for r in found])
+        return
+    if not found:
+        click.echo(f"{task}: nothing to recommend")
+        return
+    for r in found:
+        click.echo(f"{r.id}  [{r.priority:.2f}] {r.title}")
+        click.echo(f"    why: {r.reason}")
+        if r.applicable:
+            click.echo(f"    apply: trainkit recommend --task {task} --apply {r.id}")
+        elif r.command:
+            click.echo(f"    run: {r.command}")

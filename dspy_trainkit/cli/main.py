@@ -47,6 +47,7 @@ BUILTIN_COMMANDS = {
     "runs": ("dspy_trainkit.cli.optimization", "runs"),
     "watch": ("dspy_trainkit.cli.watch", "watch"),
     "value": ("dspy_trainkit.cli.effectiveness", "value"),
+    "recommend": ("dspy_trainkit.cli.effectiveness", "recommend"),
 }
 
 
