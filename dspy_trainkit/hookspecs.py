@@ -234,3 +234,33 @@ def recommend(task: str, context: Kit) -> list[Any] | None:
     Calling mode: all results, one plugin at a time (a failing plugin is reported with its name); the core
     names each recommendation with a stable id and ranks them by priority.
     """
+
+
+@hookspec
+def alert_rules(task: str, context: Kit) -> list[Any] | None:
+    """Check the conditions worth an alert for ``task`` and return those that hold now.
+
+    Called by ``kit.check_alerts()`` (``trainkit alerts check``, after ``trainkit import`` and ``optimize``, by
+    ``trainkit watch``, and by the built-in ``alerts`` plugin after collected data arrives) once per plugin and
+    task. Return a list of :class:`~dspy_trainkit.effectiveness.alerts.AlertSignal` (``rule``, ``severity``
+    ``info``/``warning``/``critical``, ``title``, ``message``, JSON-able ``details``), one per condition that
+    holds, or ``None``/``[]`` when none does. The core keeps one open alert per (task, rule): a condition that
+    still holds updates it (count, last seen) instead of raising a new one, and an open alert of this plugin
+    whose condition no longer holds is resolved.
+
+    Calling mode: all results, one plugin at a time (a failing plugin is reported with its name, and its open
+    alerts are left as they are).
+    """
+
+
+@hookspec
+def on_alert(alert: Any, context: Kit) -> None:
+    """Deliver a new alert: the log, a file, a webhook, a pager.
+
+    Called once per alert when it is raised (not again while its condition keeps holding), with the stored
+    :class:`~dspy_trainkit.effectiveness.alerts.Alert` (``id``, ``task``, ``rule``, ``severity``, ``title``,
+    ``message``, ``details``, times). Must not raise for delivery problems it can retry or report itself; an
+    exception is logged with the plugin's name and the other channels still get the alert.
+
+    Calling mode: all plugins are called, one at a time; return value ignored.
+    """

@@ -21,7 +21,7 @@ import attrs
 from . import curation as changes
 from .collection import Collector, collector_decorator, dspy_callback
 from .conversion import ConversionResult, convert
-from .errors import ConfigError, NotFoundError, PluginError, ValidationError
+from .errors import ConfigError, NotFoundError, PluginError, TrainkitError, ValidationError
 from .files.exporting import export_examples
 from .files.formats import ReadOptions
 from .files.importing import ImportReport, import_files
@@ -357,7 +357,16 @@ class Kit:
         keep it if it beats the champion, and return the recorded `Run`; see docs/optimization.md."""
         from .optimization.runs import optimize
 
-        return optimize(self, self.require_task(task), program, metric, optimizer, snapshot, **options)
+        run = optimize(self, self.require_task(task), program, metric, optimizer, snapshot, **options)
+        self._check_alerts_quietly([run.task])
+        return run
+
+    def _check_alerts_quietly(self, tasks: list[str]) -> None:
+        """Alerts after work that may change them (a run); a failing check is logged, never fails the work."""
+        try:
+            self.check_alerts(tasks)
+        except TrainkitError as exc:
+            self.log.error("alert check after the run failed: %s", exc)
 
     def value(self, task: str, *, run: str | None = None, actor: str = "api") -> Any:
         """Estimate each accepted example's value to `task`'s program from the stored optimization runs (or run
@@ -390,6 +399,24 @@ class Kit:
         from .effectiveness.recommendations import apply
 
         return apply(self, self.require_task(task), rec_id, actor=actor)
+
+    def check_alerts(self, tasks: Iterable[str] | None = None) -> Any:
+        """Run the alert rules for `tasks` (default: every configured or stored task): raise and deliver new
+        alerts, update those still holding, resolve the others; returns a `CheckReport`."""
+        from .effectiveness.alerts import check
+
+        return check(self, tasks)
+
+    def alerts(self, *, task: str | None = None, include_resolved: bool = False) -> list[Any]:
+        """Stored alerts, newest first: open and acknowledged ones (and resolved with `include_resolved`)."""
+        statuses = None if include_resolved else ("open", "acknowledged")
+        return self.store.list_alerts(task=task, statuses=statuses)
+
+    def acknowledge_alert(self, alert_id: str, *, actor: str = "api") -> Any:
+        """Mark an open alert acknowledged (it stays until its condition is gone, and is not delivered again)."""
+        from .effectiveness.alerts import acknowledge
+
+        return acknowledge(self, alert_id, actor=actor)
 
     def runs(self, task: str | None = None) -> list[Any]:
         """Optimization runs (of `task`), oldest first."""

@@ -92,3 +92,68 @@ def recommend(state: CliState, task: str, apply_id: str | None, actor: str, as_j
             click.echo(f"    apply: trainkit recommend --task {task} --apply {r.id}")
         elif r.command:
             click.echo(f"    run: {r.command}")
+
+
+@click.group(invoke_without_command=True)
+@click.option("--task", help="Only this task's alerts.")
+@click.option("--all", "include_resolved", is_flag=True, help="Include resolved alerts.")
+@json_option
+@click.pass_context
+def alerts(ctx: click.Context, task: str | None, include_resolved: bool, as_json: bool) -> None:
+    """Alerts on the data and runs: rejection spikes, stalled collection, quality shifts, lost readiness, failed
+    runs, ... Without a subcommand, lists the open and acknowledged ones (newest first)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    state = ctx.ensure_object(CliState)
+    found = state.kit().alerts(task=task, include_resolved=include_resolved)
+    if as_json:
+        echo_json([a.to_dict() for a in found])
+        return
+    if not found:
+        click.echo("no open alerts" + (f" for {task}" if task else ""))
+        return
+    _alert_table(found)
+
+
+def _alert_table(found: list[Any]) -> None:
+    from .output import when
+
+    echo_table(["alert", "severity", "status", "task", "title", "seen", "last"],
+               [(a.id[-8:], a.severity, a.status, a.task, a.title, a.count, when(a.last_seen)) for a in found])
+
+
+@alerts.command("check")
+@click.option("--task", "tasks", multiple=True, help="Check this task (repeatable; default: every task).")
+@json_option
+@pass_state
+def alerts_check(state: CliState, tasks: tuple[str, ...], as_json: bool) -> None:
+    """Run the alert rules now: raise (and deliver) new alerts, update those still holding, resolve the rest.
+    Exit status 4 when a new alert was raised, so cron can notice."""
+    import sys
+
+    from .exits import EXIT_ALERTED
+
+    report = state.kit().check_alerts(list(tasks) or None)
+    if as_json:
+        echo_json(report.to_dict())
+    else:
+        click.echo(f"{len(report.raised)} new, {len(report.holding)} still holding, {len(report.resolved)} resolved")
+        if report.raised:
+            _alert_table(report.raised)
+    if report.raised:
+        sys.exit(EXIT_ALERTED)
+
+
+@alerts.command("ack")
+@click.argument("alert_id", metavar="ID")
+@click.option("--actor", default="cli", show_default=True, help="Who acknowledges it.")
+@json_option
+@pass_state
+def alerts_ack(state: CliState, alert_id: str, actor: str, as_json: bool) -> None:
+    """Acknowledge alert ID (a unique end of its id): it stays listed while its condition holds, but is not
+    delivered again."""
+    alert = state.kit().acknowledge_alert(alert_id, actor=actor)
+    if as_json:
+        echo_json(alert.to_dict())
+        return
+    click.echo(f"acknowledged {alert.id}: {alert.title}")

@@ -6,4 +6,5 @@ EXIT_USAGE = 2  # click's usage errors
 EXIT_REJECTED = 3  # the work was done, but some records were rejected
 EXIT_NOT_READY = 3  # `trainkit ready`: a task lacks data for its optimizer (a check that failed, like a rejection)
 EXIT_INCOMPLETE = 4  # some of the asked-for examples could not be made (LM failures); a re-run tries again
+EXIT_ALERTED = 4  # `trainkit alerts check`: a new alert was raised (cron notices a non-zero exit)
 EXIT_INTERRUPTED = 130  # Ctrl-C: what was finished is kept

@@ -112,6 +112,7 @@ def _watch(kit: Any, task: str | None, interval: float, once: bool, dry_run: boo
             _interrupted(builder)
             sys.exit(EXIT_INTERRUPTED)  # a one-shot command cut short
         _print(builder.last_checks, results, as_json=as_json, quiet=False)
+        _check_alerts(kit, task)
         if any(r.status == "failed" for r in results):
             sys.exit(FAILED_EXIT)
         return
@@ -121,6 +122,7 @@ def _watch(kit: Any, task: str | None, interval: float, once: bool, dry_run: boo
             _on_step(results)
 
     def _on_step(results: list[Any]) -> None:
+        _check_alerts(kit, task)
         if as_json:
             click.echo(_json_line({"time": time.time(), "checks": [c.to_dict() for c in builder.last_checks],
                                    "results": [r.to_dict() for r in results]}))
@@ -135,6 +137,17 @@ def _watch(kit: Any, task: str | None, interval: float, once: bool, dry_run: boo
     except KeyboardInterrupt:
         _interrupted(builder)
         click.echo("stopped", err=True)
+
+
+def _check_alerts(kit: Any, task: str | None) -> None:
+    """Each watch step also runs the alert rules (new alerts go to their channels: the log, a file, a
+    webhook); a failing check is logged and watching goes on."""
+    from ..errors import TrainkitError
+
+    try:
+        kit.check_alerts([task] if task else None)
+    except TrainkitError as exc:
+        logging.getLogger("dspy_trainkit").error("alert check failed: %s", exc)
 
 
 def _interrupted(builder: Any) -> None:

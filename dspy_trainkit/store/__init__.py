@@ -1,7 +1,7 @@
 """The store interface that storage plugins implement, and opening a store by URL.
 
-A store keeps examples and the append-only event log, snapshots, generation plans, optimization runs and
-per-example values; each
+A store keeps examples and the append-only event log, snapshots, generation plans, optimization runs,
+per-example values and alerts; each
 part of the interface lives in the module named after what it stores. Storage backends are plugins registered
 through the `storage_backend` hook under a URL scheme (`sqlite`, `postgresql`, ...); the core only talks to
 this interface.
@@ -10,6 +10,7 @@ this interface.
 from __future__ import annotations
 
 from ..redaction import redact_url
+from .alerts import AlertStore
 from .examples import ExampleStore
 from .plans import PlanStore
 from .queries import GROUP_COLUMNS, ExampleQuery, InsertResult
@@ -18,7 +19,7 @@ from .snapshots import SnapshotStore
 from .values import ValueStore
 
 
-class Store(ExampleStore, SnapshotStore, PlanStore, RunStore, ValueStore):
+class Store(ExampleStore, SnapshotStore, PlanStore, RunStore, ValueStore, AlertStore):
     """What every storage backend provides. Methods are called from one thread per store object."""
 
     url: str
@@ -26,5 +27,5 @@ class Store(ExampleStore, SnapshotStore, PlanStore, RunStore, ValueStore):
 
 from .opening import open_store, storage_schemes  # noqa: E402  (opening checks results against Store)
 
-__all__ = ["GROUP_COLUMNS", "ExampleQuery", "ExampleStore", "InsertResult", "PlanStore", "RunStore",
+__all__ = ["GROUP_COLUMNS", "AlertStore", "ExampleQuery", "ExampleStore", "InsertResult", "PlanStore", "RunStore",
            "SnapshotStore", "Store", "ValueStore", "open_store", "redact_url", "storage_schemes"]

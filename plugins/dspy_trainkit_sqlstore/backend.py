@@ -37,6 +37,7 @@ from dspy_trainkit.pluginkit import (
 )
 
 from . import schema
+from .alerts import AlertStoreMixin
 from .plans import PlanStoreMixin
 from .runs import RunStoreMixin
 from .snapshots import SnapshotStoreMixin
@@ -75,7 +76,7 @@ def row_example(row: Sequence[Any]) -> Example:
     return example
 
 
-class PeeweeStore(SnapshotStoreMixin, PlanStoreMixin, RunStoreMixin, ValueStoreMixin, Store):
+class PeeweeStore(SnapshotStoreMixin, PlanStoreMixin, RunStoreMixin, ValueStoreMixin, AlertStoreMixin, Store):
     """A store in one SQLite file or one PostgreSQL database (schema chosen by the URL's search_path)."""
 
     def __init__(self, url: str, database: pw.Database):

@@ -144,6 +144,12 @@ def _example_values(models: SimpleNamespace) -> None:
     create_tables(models)
 
 
+def _alerts(models: SimpleNamespace) -> None:
+    from .alerts import create_tables  # the alerts table lives with the alerts code
+
+    create_tables(models)
+
+
 #: Append only. Never rename or reorder an entry once released: stores record these names.
 MIGRATIONS: list[tuple[str, Callable[[SimpleNamespace], None]]] = [
     ("0001_initial", _initial),
@@ -151,6 +157,7 @@ MIGRATIONS: list[tuple[str, Callable[[SimpleNamespace], None]]] = [
     ("0003_generation_plans", _generation_plans),
     ("0004_optimization_runs", _optimization_runs),
     ("0005_example_values", _example_values),
+    ("0006_alerts", _alerts),
 ]
 
 
