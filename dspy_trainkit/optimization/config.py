@@ -1,11 +1,15 @@
 """The `[optimize]` settings: which optimizer, how much data it needs, how to split and compare, where programs go.
 
 They are read by `dspy_trainkit.settings` (so errors name the file and line like every other key) and live here
-because only optimization uses them. `[tasks.T.optimize]` overrides any key for one task.
+because only optimization uses them. `[tasks.T.optimize]` overrides any key for one task. The
+`[optimize.triggers]` table is read here too (durations included), so that `triggers`, which acts on those
+settings, imports this module and never the other way round.
 """
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -13,6 +17,10 @@ import attrs
 
 from ..import_paths import is_import_path
 
+#: The keys of `[optimize.triggers]` and `[tasks.T.optimize.triggers]`.
+TRIGGER_KEYS = ("new_accepted", "growth", "quality_shift", "every", "on_ready")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
 FALLBACKS = ("unoptimized", "labeled")
 AUTO_LEVELS = ("light", "medium", "heavy")
 
@@ -57,7 +65,7 @@ class OptimizeSettings:
     num_candidates: int = 8
     num_threads: int = 1
     auto: str = "light"
-    triggers: dict[str, Any] = attrs.field(factory=dict)  # [optimize.triggers], checked by triggers.read_triggers
+    triggers: dict[str, Any] = attrs.field(factory=dict)  # [optimize.triggers], checked by read_triggers
 
     def minimum(self, optimizer: str) -> int:
         """Accepted examples `optimizer` needs: the configured value, else the default."""
@@ -114,7 +122,54 @@ def read_optimize(r: Any, data: Any, where: str) -> dict[str, Any]:
         if key in t:
             values[key] = r.positive_int(t[key], f"{where}.{key}")
     if "triggers" in t:  # re-optimization triggers (O2, dspy_trainkit.optimization.triggers)
-        from .triggers import read_triggers
-
         values["triggers"] = read_triggers(r, t["triggers"], f"{where}.triggers")
+    return values
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from a number of seconds or text such as "90s", "30m", "12h", "1d", "1w", "1h30m".
+
+    Raises ValueError with the accepted forms when the value is none of them."""
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a duration")
+    if isinstance(value, int | float):
+        if value <= 0 or not math.isfinite(value):
+            raise ValueError(f"{value!r} must be more than 0 seconds")
+        return float(value)
+    if isinstance(value, str):
+        text = value.strip().lower().replace(" ", "")
+        parts = _DURATION.findall(text)
+        if parts and "".join(n + u for n, u in parts) == text:
+            seconds = sum(float(n) * _UNITS[u] for n, u in parts)
+            if seconds > 0:
+                return seconds
+    raise ValueError(f"{value!r} is not a duration; use seconds or text such as \"30m\", \"12h\", \"1d\", "
+                     "\"1h30m\"")
+
+
+def read_triggers(r: Any, data: Any, where: str) -> dict[str, Any]:
+    """Check a triggers table with the settings reader `r` (file:line errors) and return the keys present.
+
+    `false` switches a trigger off (so a task can drop a project-wide trigger)."""
+    t = r.table(data, where, TRIGGER_KEYS)
+    values: dict[str, Any] = {}
+    for key, raw in t.items():
+        dotted = f"{where}.{key}"
+        if key == "on_ready":
+            values[key] = r.boolean(raw, dotted)
+        elif raw is False:
+            values[key] = None
+        elif key == "new_accepted":
+            values[key] = r.positive_int(raw, dotted)
+        elif key == "growth":
+            values[key] = read_number(r, raw, dotted, lambda v: v > 0 and math.isfinite(v),
+                                      "a fraction > 0 (0.2 = 20% more accepted examples) or false")
+        elif key == "quality_shift":
+            values[key] = read_number(r, raw, dotted, lambda v: 0 < v <= 1,
+                                      "a number above 0 and at most 1 (a change of mean quality) or false")
+        elif key == "every":
+            try:
+                values[key] = parse_duration(raw)
+            except ValueError as exc:
+                raise r.fail(dotted, str(exc)) from None
     return values
