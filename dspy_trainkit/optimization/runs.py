@@ -62,27 +62,9 @@ def program_factory(kit: Kit, task: str, program: Any = None) -> tuple[Callable[
     if spec is None:
         raise ConfigError(f"task {task!r} names no program: give --program pkg.module:factory, or set "
                           f"program = \"pkg.module:factory\" in [tasks.{task}] of trainkit.toml")
-    ref = spec if isinstance(spec, str) else None
-    target = import_object(spec, kit.settings.project_dir, "program") if isinstance(spec, str) else spec
-    import dspy
+    from ..generation.program import module_factory
 
-    if isinstance(target, dspy.Module):
-        original = target
-        return (lambda: original.deepcopy()), ref
-    if not callable(target):
-        raise ConfigError(f"program {spec!r} is neither a dspy.Module nor a callable that makes one")
-
-    def make() -> Any:
-        try:
-            made = target()
-        except Exception as exc:
-            raise ConfigError(f"program {spec!r}: calling it to make the program failed: "
-                              f"{type(exc).__name__}: {exc}") from None
-        if not isinstance(made, dspy.Module):
-            raise ConfigError(f"program {spec!r} made a {type(made).__name__}, not a dspy.Module")
-        return made
-
-    return make, ref
+    return module_factory(spec, kit.settings.project_dir, "program"), spec if isinstance(spec, str) else None
 
 
 def resolve_metric(kit: Kit, task: str, metric: Any = None) -> tuple[Callable[..., Any], str | None]:
@@ -97,14 +79,15 @@ def resolve_metric(kit: Kit, task: str, metric: Any = None) -> tuple[Callable[..
     return fn, spec if isinstance(spec, str) else getattr(fn, "__qualname__", None)
 
 
-def build_lm(kit: Kit, task: str, purpose: str) -> Any:
-    """A `dspy.LM` from `[lm.PURPOSE]` (with the task's overrides), or None when that table sets no model."""
+def configured_lm(kit: Kit, task: str, purpose: str) -> Any:
+    """The `dspy.LM` of `[lm.PURPOSE]` (with the task's overrides), or None when that table sets no model. DSPy
+    retries its calls itself (`retries` times): inside optimizers there is no outer retry loop."""
     settings = kit.settings.lm_for(task, purpose)
     if not settings.model:
         return None
-    lm = kit.lm(task, purpose)
-    lm.num_retries = settings.retries  # DSPy retries inside optimizers; there is no outer retry loop here
-    return lm
+    from ..generation.lm import build_lm
+
+    return build_lm(settings, purpose=purpose, task=task, dspy_retries=True)
 
 
 def program_lm(kit: Kit, task: str, lm: Any = None) -> Any:
@@ -117,7 +100,7 @@ def program_lm(kit: Kit, task: str, lm: Any = None) -> Any:
     if dspy.settings.lm is not None:
         return dspy.settings.lm
     for purpose in PROGRAM_LM_PURPOSES:
-        found = build_lm(kit, task, purpose)
+        found = configured_lm(kit, task, purpose)
         if found is not None:
             return found
     raise LMError(f"task {task!r}: no LM to run the program with; set model in [lm.program] of trainkit.toml "
@@ -383,7 +366,7 @@ def optimize(kit: Kit, task: str, program: Any = None, metric: Any = None, optim
         raise ConfigError(f"optimizer {name!r} ({spec.dspy_name}) needs the optional package(s) "
                           f"{', '.join(missing)}, which are not installed: {spec.install}. Nothing was run.")
     if spec.needs_reflection_lm:
-        reflection_lm = reflection_lm or build_lm(kit, task, "reflection")
+        reflection_lm = reflection_lm or configured_lm(kit, task, "reflection")
         if reflection_lm is None:
             raise ConfigError(f"optimizer {name!r} ({spec.dspy_name}) needs a reflection LM: set model in "
                               f"[lm.reflection] of trainkit.toml (a strong model). Nothing was run.")
