@@ -9,7 +9,7 @@ from optimize_support import PROGRAM, TASK, make_project, open_project
 
 from dspy_trainkit.errors import ConfigError
 from dspy_trainkit.generation.program import load_generator, module_factory
-from dspy_trainkit.optimization import runs
+from dspy_trainkit.optimization import resolve, runs
 
 
 def broken_factory():
@@ -24,13 +24,13 @@ def test_bootstrap_and_optimize_make_the_task_program_alike(tmp_path) -> None:
     config = make_project(tmp_path / "p")
     config.write_text(config.read_text().replace("[tasks.problems]\n", f'[tasks.problems]\nprogram = "{PROGRAM}"\n'))
     with open_project(config) as kit:
-        make, ref = runs.program_factory(kit, TASK)
+        make, ref = resolve.program_factory(kit, TASK)
         generator = load_generator(kit.settings.task(TASK), None, kit.settings.project_dir)
         assert ref == PROGRAM and type(make()) is type(generator.program)
         for spec, message in ((broken_factory, "calling it to make the program failed: RuntimeError: no"),
                               (not_a_module, "made a str, not a dspy.Module")):
             with pytest.raises(ConfigError, match=message):
-                runs.program_factory(kit, TASK, spec)[0]()
+                resolve.program_factory(kit, TASK, spec)[0]()
             with pytest.raises(ConfigError, match=rf"^\[tasks.qa\] program = .*{message}"):
                 module_factory(spec, None, "[tasks.qa] program =")()
     made = module_factory(generator.program)
@@ -41,8 +41,8 @@ def test_the_optimization_lm_is_built_by_generation_with_dspy_retries(tmp_path) 
     config = make_project(tmp_path / "p", extra='[lm.program]\nmodel = "openai/m1"\nretries = 2\n'
                                                'api_base = "http://127.0.0.1:9"\n')
     with open_project(config) as kit:
-        lm = runs.configured_lm(kit, TASK, "program")
+        lm = resolve.configured_lm(kit, TASK, "program")
         assert lm.model == "openai/m1" and lm.num_retries == 2
         assert kit.lm(TASK, "program").num_retries == 0  # LMCalls retries generation calls itself
-        assert runs.configured_lm(kit, TASK, "reflection") is None
+        assert resolve.configured_lm(kit, TASK, "reflection") is None
         assert not hasattr(runs, "build_lm")
