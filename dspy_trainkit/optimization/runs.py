@@ -262,6 +262,7 @@ def optimize(kit: Kit, task: str, program: Any = None, metric: Any = None, optim
     if dry_run:
         return plan
     if plan.estimate is not None:
+        log.info("task %s: %s", task, plan.estimate.describe())
         say(plan.estimate.describe())
     cfg = plan.settings
     run = Run(task=task, optimizer=plan.optimizer, used=plan.used, snapshot=plan.snapshot,
