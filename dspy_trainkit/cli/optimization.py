@@ -130,6 +130,10 @@ def optimize(state: CliState, task: str | None, program: str | None, metric: str
     if not task:
         raise ConfigError("give --task (or set default_task in trainkit.toml)")
     say = Progress.stage_printer(quiet=quiet)
+    if quiet:
+        from .logs import no_progress_bars
+
+        no_progress_bars()
 
     def progress(stage: str) -> None:
         say(f"optimize {task}: {stage}…")
