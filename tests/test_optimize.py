@@ -743,5 +743,8 @@ def test_optimize_dry_run_command_says_the_lm_calls_and_records_nothing(tmp_path
     wide = json.loads(CliRunner().invoke(cli, ["optimize", "--task", TASK, "--dry-run", "--max-dev", "0",
                                                "--json"]).stdout)
     assert (wide["dev"], wide["dev_available"], wide["lm_calls"]["least"]) == (13, 13, 30)
+    too_few = CliRunner().invoke(cli, ["optimize", "--task", TASK, "--dry-run", "--max-dev", "1"])
+    assert too_few.exit_code == 1 and too_few.output.startswith("Error: max_dev 1 (--max-dev, or max_dev in")
+    assert "below min_dev 2" in too_few.output and "Traceback" not in too_few.output
     with open_project(config) as kit:
         assert not kit.runs() and not kit.store.list_snapshots()

@@ -192,8 +192,8 @@ def settings_for(kit: Kit, task: str, **overrides: Any) -> OptimizeSettings:
     if cfg.max_dev < 0:
         raise ConfigError(f"max_dev {cfg.max_dev!r} must be a whole number >= 0 (0: no cap)")
     if 0 < cfg.max_dev < cfg.min_dev:
-        raise ConfigError(f"[optimize] max_dev = {cfg.max_dev} is below min_dev = {cfg.min_dev}: every run would "
-                          "fall back; raise max_dev (or 0 for no cap)")
+        raise ConfigError(f"max_dev {cfg.max_dev} (--max-dev, or max_dev in [optimize] of trainkit.toml) is below "
+                          f"min_dev {cfg.min_dev}: every run would fall back; raise it, or give 0 for no cap")
     return cfg
 
 
