@@ -420,26 +420,26 @@ class Kit:
 
     def runs(self, task: str | None = None) -> list[Any]:
         """Optimization runs (of `task`), oldest first."""
-        from .optimization.runs import list_runs
+        from .optimization.champions import list_runs
 
         return list_runs(self, task)
 
     def run(self, run_id: str) -> Any:
         """One run with its per-example dev results and random-search candidates."""
-        from .optimization.runs import get_run
+        from .optimization.champions import get_run
 
         return get_run(self, run_id)
 
     def champion(self, task: str) -> Any:
         """The champion `Run` of `task`, or None."""
-        from .optimization.runs import champion
+        from .optimization.champions import champion
 
         return champion(self, task)
 
     def program(self, task: str, factory: Any = None) -> Any:
         """The DSPy program to run for `task`: the champion loaded from its saved JSON, or the unoptimized program
         (from `factory` or the task's configured program) while there is no champion."""
-        from .optimization.runs import load_program
+        from .optimization.champions import load_program
 
         return load_program(self, task, factory)
 

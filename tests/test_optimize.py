@@ -12,6 +12,7 @@ from pathlib import Path
 import dspy
 import pytest
 from click.testing import CliRunner
+from helpers import QUALITY_PLUGINS
 from optimize_support import (
     METRIC,
     PROGRAM,
@@ -657,3 +658,93 @@ def test_a_run_whose_process_was_killed_is_recorded_as_interrupted(store_url):
         assert statuses == {killed.id: "interrupted", alive.id: "running"}
         assert "ended without finishing" in kit.run(killed.id).message
         assert kit.store.get_run(killed.id)["status"] == "interrupted"  # recorded, not only shown
+
+
+def test_runs_shows_the_champions_latest_score_after_it_was_scored_again(project, tmp_path, monkeypatch):
+    kit = project
+    fill(kit, tmp_path)
+    with OpenAIServer(bad_answer) as server:
+        first = kit.optimize(TASK, program=PROGRAM, metric=METRIC, lm=make_lm(server))
+    fill(kit, tmp_path, {("physics", "energy", "medium"): 3, ("math", "fractions", "easy"): 3}, start=100,
+         name="more.jsonl")
+    with OpenAIServer(good_answer) as server:  # a new dev set: the champion is scored again, and keeps 100.0
+        second = kit.optimize(TASK, program=PROGRAM, metric=METRIC, lm=make_lm(server))
+    assert second.champion_score == 100.0 and not second.promoted
+    current = kit.champion(TASK)
+    assert current.id == first.id and current.score == first.score  # its own measurement stays
+    assert current.latest_score == 100.0 and current.rescored["run"] == second.id
+    monkeypatch.chdir(Path(kit.settings.project_dir))
+    text = CliRunner().invoke(cli, ["runs"]).output
+    row = next(line for line in text.splitlines() if first.id[-8:] in line)
+    assert row.startswith("*") and f"100.0 (re-scored by {second.id[-8:]}; was 66.7)" in row
+    listed = json.loads(CliRunner().invoke(cli, ["runs", "--json"]).stdout)
+    assert [r["latest_score"] for r in listed if r["champion"]] == [100.0]
+    detail = CliRunner().invoke(cli, ["runs", "--run", first.id[-8:]]).output
+    assert f"re-scored: 100.0 by run {second.id[-8:]}" in detail
+    with OpenAIServer(good_answer) as server:  # the same new dev set, metric and LM: that score counts
+        third = kit.optimize(TASK, program=PROGRAM, metric=METRIC, lm=make_lm(server), snapshot=second.snapshot)
+    assert not third.results_for("champion") and third.champion_score == 100.0 and not third.promoted
+
+
+#: dev_fraction 0.5 over DATA: 1 dev example in each of the 9 math cells, 2 in each physics cell: 13 dev.
+CAPPED = "[optimize]\ndev_fraction = 0.5\nmax_dev = 4\n"
+
+
+def test_max_dev_caps_the_dev_set_by_cell_and_the_lm_calls_are_said_first(tmp_path):
+    config = make_project(tmp_path / "p", extra=CAPPED)
+    with open_project(config) as kit, OpenAIServer(good_answer) as server:
+        fill(kit, tmp_path)
+        plan = kit.optimize(TASK, program=PROGRAM, metric=METRIC, lm=make_lm(server), dry_run=True)
+        assert server.counts["requests"] == 0 and not kit.runs() and not kit.store.list_snapshots()
+        assert (len(plan.dev), plan.dev_available, len(plan.train)) == (4, 13, 11)
+        estimate = plan.estimate  # baseline 4, bootstrap 4 (every trace passes) to 11, evaluate 4, no champion
+        assert (estimate.baseline, estimate.compile, estimate.evaluate, estimate.champion) == (4, (4, 11), 4, 0)
+        assert estimate.describe().startswith("about 12 to 19 LM calls")
+        said = []
+        run = kit.optimize(TASK, program=PROGRAM, metric=METRIC, lm=make_lm(server), progress=said.append)
+        assert server.counts["requests"] == 12 and estimate.describe() in said
+        assert said.index(estimate.describe()) < said.index("baseline")
+    assert len(run.dev_ids) == 4 and run.settings["dev_available"] == 13 and run.settings["max_dev"] == 4
+    assert len(run.results_for("baseline")) == 4 and len(run.train_ids) == 11  # left-out dev is not trained on
+    dev = [kit.get(i) for i in run.dev_ids]
+    assert len({ex.domain for ex in dev}) == 2  # math (9 of 13) and physics (4 of 13) both keep a share
+    assert run.dev_ids == plan.dev_ids  # the dry run's split is the run's
+
+
+def test_cap_stratified_keeps_each_cells_share_deterministically():
+    from dspy_trainkit.models import Example
+    from dspy_trainkit.optimization.plan import cap_stratified
+
+    examples = [Example(task="t", inputs={"q": f"{cell}{n}"}, outputs={"a": "x"}, domain=cell)
+                for cell, count in (("a", 60), ("b", 30), ("c", 10)) for n in range(count)]
+    capped = cap_stratified(examples, 10, seed=0)
+    assert [ex.domain for ex in capped].count("a") == 6 and len(capped) == 10
+    assert [ex.domain for ex in capped].count("c") == 1
+    assert capped == cap_stratified(list(reversed(examples)), 10, seed=0)[::-1]  # order-independent choice
+    assert capped != cap_stratified(examples, 10, seed=1)
+    assert cap_stratified(examples, 0, seed=0) == examples and cap_stratified(examples, 500, seed=0) == examples
+
+
+def test_optimize_dry_run_command_says_the_lm_calls_and_records_nothing(tmp_path, monkeypatch):
+    config = make_project(tmp_path / "p", extra=CAPPED + f'program = "{PROGRAM}"\nmetric = "{METRIC}"\n\n'
+                          '[lm.program]\nmodel = "openai/test-model"\napi_base = "http://127.0.0.1:9"\n')
+    with open_project(config) as kit:
+        fill(kit, tmp_path)
+    monkeypatch.chdir(tmp_path / "p")
+    monkeypatch.setenv("TRAINKIT_DISABLE_PLUGINS", ",".join(QUALITY_PLUGINS))
+    result = CliRunner().invoke(cli, ["optimize", "--task", TASK, "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [
+        "optimize problems with bootstrap",
+        "  snapshot a new snapshot of the accepted examples: 11 train, 0 validation, 4 dev (of 13; max_dev 4); "
+        "LM openai/test-model",
+        "  about 12 to 19 LM calls (baseline 4, compile 4 to 11, evaluate 4, champion 0)",
+        "  dry run: no LM was called, no snapshot taken, nothing recorded"]
+    wide = json.loads(CliRunner().invoke(cli, ["optimize", "--task", TASK, "--dry-run", "--max-dev", "0",
+                                               "--json"]).stdout)
+    assert (wide["dev"], wide["dev_available"], wide["lm_calls"]["least"]) == (13, 13, 30)
+    too_few = CliRunner().invoke(cli, ["optimize", "--task", TASK, "--dry-run", "--max-dev", "1"])
+    assert too_few.exit_code == 1 and too_few.output.startswith("Error: max_dev 1 (--max-dev, or max_dev in")
+    assert "below min_dev 2" in too_few.output and "Traceback" not in too_few.output
+    with open_project(config) as kit:
+        assert not kit.runs() and not kit.store.list_snapshots()

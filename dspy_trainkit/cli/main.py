@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-import sys
 from typing import Any
 
 import click
@@ -130,7 +129,7 @@ class TrainkitGroup(click.Group):
               help="Do not load this plugin (repeatable; adds to TRAINKIT_DISABLE_PLUGINS).")
 @click.option("--strict-plugins", is_flag=True, default=None, is_eager=True,
               help="Fail when any plugin cannot load (as TRAINKIT_STRICT_PLUGINS=1).")
-@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.option("-v", "--verbose", count=True, help="More log output, DSPy's included (-vv for debug).")
 @click.version_option(package_name="dspy-trainkit", prog_name="trainkit")
 @click.pass_context
 def cli(ctx: click.Context, db: str | None, config_path: str | None, disable: tuple[str, ...],
@@ -140,9 +139,9 @@ def cli(ctx: click.Context, db: str | None, config_path: str | None, disable: tu
     Collect, import, validate, score and curate examples in one store, and hand reproducible dspy.Example
     trainsets to DSPy optimizers. Start with `trainkit init`, then `trainkit add` and `trainkit stats`.
     """
-    level = logging.WARNING - 10 * verbose
-    logging.basicConfig(level=max(level, logging.DEBUG), format="trainkit: %(levelname)s: %(message)s",
-                        stream=sys.stderr)
+    from .logs import setup
+
+    setup(verbose)  # also keeps DSPy's log lines (until -v) and, off a terminal, its progress bars out of stderr
     ctx.ensure_object(CliState).apply_options(ctx.params)
 
 

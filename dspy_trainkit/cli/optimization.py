@@ -45,6 +45,13 @@ def _score(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
 
+def _latest(run: Any) -> str:
+    """A run's score as `trainkit runs` lists it: the latest, with the run's own when a later run re-scored it."""
+    if not run.rescored:
+        return _score(run.score)
+    return f"{_score(run.latest_score)} (re-scored by {str(run.rescored.get('run'))[-8:]}; was {_score(run.score)})"
+
+
 @click.command()
 @click.option("--task", help="Only this task (default: every configured task and every task with examples).")
 @click.option("--optimizer", type=click.Choice(OPTIMIZER_NAMES), help="Judge against this optimizer's needs "
@@ -101,15 +108,21 @@ def ready(state: CliState, task: str | None, optimizer: str | None, as_json: boo
 @click.option("--dev-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True),
               help="Share held out for evaluation (default: [optimize] dev_fraction).")
 @click.option("--seed", type=click.IntRange(min=0), help="Split seed (default: [optimize] seed).")
+@click.option("--max-dev", type=click.IntRange(min=0), help="Evaluate on at most this many dev examples, a "
+              "stratified share (default: [optimize] max_dev; 0: no cap).")
 @click.option("--no-promote", is_flag=True, help="Record the run but never make it the champion.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
+@click.option("--dry-run", is_flag=True, help="Show the split and the expected number of LM calls; call no LM, "
+              "take no snapshot, record nothing.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress lines, and none of DSPy's progress bars or "
+              "log lines.")
 @json_option
 @pass_state
 def optimize(state: CliState, task: str | None, program: str | None, metric: str | None, optimizer: str | None,
-             snapshot: str | None, dev_fraction: float | None, seed: int | None, no_promote: bool, quiet: bool,
-             as_json: bool) -> None:
+             snapshot: str | None, dev_fraction: float | None, seed: int | None, max_dev: int | None,
+             no_promote: bool, dry_run: bool, quiet: bool, as_json: bool) -> None:
     """Optimize a task's DSPy program on a snapshot: split train/dev, score the current program, compile,
-    score the result on the same dev set, save it as JSON and keep it as champion if it wins by the margin."""
+    score the result on the same dev set, save it as JSON and keep it as champion if it wins by the margin.
+    The expected number of LM calls is said before the first one; --dry-run says only that."""
     from ..errors import ConfigError
 
     kit = state.kit()
@@ -117,6 +130,10 @@ def optimize(state: CliState, task: str | None, program: str | None, metric: str
     if not task:
         raise ConfigError("give --task (or set default_task in trainkit.toml)")
     say = Progress.stage_printer(quiet=quiet)
+    if quiet:
+        from .logs import no_progress_bars
+
+        no_progress_bars()
 
     def progress(stage: str) -> None:
         say(f"optimize {task}: {stage}…")
@@ -124,7 +141,8 @@ def optimize(state: CliState, task: str | None, program: str | None, metric: str
     try:
         with dspy_prints_to_log():
             run = kit.optimize(task, program, metric, optimizer, snapshot, dev_fraction=dev_fraction, seed=seed,
-                               promote=not no_promote, progress=progress, actor="cli")
+                               max_dev=max_dev, promote=not no_promote, dry_run=dry_run, progress=progress,
+                               actor="cli")
     except KeyboardInterrupt:
         click.echo(f"interrupted while optimizing task {task}; the run is recorded as interrupted (`trainkit "
                    "runs`), and running the same command again starts over (on the same snapshot when the data "
@@ -133,11 +151,18 @@ def optimize(state: CliState, task: str | None, program: str | None, metric: str
     if as_json:
         echo_json(run.to_dict())
         return
+    if dry_run:
+        for line in run.describe():
+            click.echo(line)
+        click.echo("  dry run: no LM was called, no snapshot taken, nothing recorded")
+        return
     if run.fallback_reason:
         click.echo(f"fallback: {run.optimizer} not run ({run.fallback_reason}); used {run.used}", err=True)
     click.echo(run.message)
+    available = run.settings.get("dev_available", len(run.dev_ids))
+    capped = f" (of {available}; max_dev {run.settings.get('max_dev')})" if available > len(run.dev_ids) else ""
     click.echo(f"  snapshot {run.snapshot}: {len(run.train_ids)} train, {len(run.val_ids)} validation, "
-               f"{len(run.dev_ids)} dev; LM {run.lm}")
+               f"{len(run.dev_ids)} dev{capped}; LM {run.lm}")
     click.echo(f"  program saved to {run.program_path}; {len(run.demo_ids)} stored examples became demos")
 
 
@@ -174,7 +199,7 @@ def runs(state: CliState, task: str | None, run_id: str | None, as_json: bool, p
     echo_table(["", "run", "when", "task", "snapshot", "optimizer", "status", "baseline", "score"],
                [("*" if champions.get(r.task) == r.id else "", r.id[-8:], when(r.created_at), r.task, r.snapshot,
                  r.used if r.used == r.optimizer else f"{r.used} (for {r.optimizer})", r.status,
-                 _score(r.baseline_score), _score(r.score)) for r in found])
+                 _score(r.baseline_score), _latest(r)) for r in found])
 
 
 def _show_run(kit: Any, run_id: str, as_json: bool) -> None:
@@ -187,7 +212,8 @@ def _show_run(kit: Any, run_id: str, as_json: bool) -> None:
     for label, value in (("id", run.id), ("status", run.status + (" (champion)" if is_champion else "")),
                          ("snapshot", f"{run.snapshot} ({(run.snapshot_digest or '')[:12]})"),
                          ("optimizer", run.used if run.used == run.optimizer else f"{run.used} for {run.optimizer}"),
-                         ("LM", run.lm), ("program", run.program_path), ("error", run.error)):
+                         ("LM", run.lm), ("re-scored", _rescored(run)), ("program", run.program_path),
+                         ("error", run.error)):
         if value:
             click.echo(f"  {label}: {value}")
     rows = {}
@@ -200,3 +226,11 @@ def _show_run(kit: Any, run_id: str, as_json: bool) -> None:
     for candidate in run.candidates:
         click.echo(f"  candidate seed {candidate.seed}: {candidate.score:.1f}, demos "
                    f"{', '.join((d or '?')[-8:] for d in candidate.demo_ids) or 'none'}")
+
+
+def _rescored(run: Any) -> str | None:
+    again = run.rescored
+    if not again:
+        return None
+    return (f"{_score(again.get('score'))} by run {str(again.get('run'))[-8:]} on its dev set (metric "
+            f"{again.get('metric')}, LM {again.get('lm')}); {_score(run.score)} on its own")

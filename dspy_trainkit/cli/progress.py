@@ -20,7 +20,7 @@ class Progress:
             from tqdm import tqdm
 
             self.bar = tqdm(desc=label, unit=unit, unit_scale=unit_scale, file=sys.stderr, leave=True,
-                            dynamic_ncols=True)
+                            dynamic_ncols=True, disable=False)  # decided above, not by TQDM_DISABLE (cli.logs)
 
     @staticmethod
     def stage_printer(*, quiet: bool = False) -> Callable[[str], None]:

@@ -2,9 +2,11 @@
 
 Why here and not in settings: building an LM imports DSPy (over a second) and reads a secret from the
 environment, which only the commands that call an LM should pay for. The API key is read from the variable
-named by `api_key_env` when the LM is built, never stored. DSPy's own retries are turned off
-(`num_retries=0`) because `LMCalls` retries with backoff that honours Retry-After and counts every attempt;
-two retry layers would multiply attempts and hide them from the accounting.
+named by `api_key_env` when the LM is built, never stored. `build_lm` is the one place a `dspy.LM` is made from
+settings. DSPy's own retries are off by default (`num_retries=0`) because `LMCalls` retries with backoff that
+honours Retry-After and counts every attempt; two retry layers would multiply attempts and hide them from the
+accounting. Where DSPy calls the LM itself (inside optimizers, with no `LMCalls` around it) the caller asks for
+the configured retries instead.
 """
 
 from __future__ import annotations
@@ -46,9 +48,10 @@ def api_key(lm: LMSettings, *, env: Mapping[str, str] | None = None, where: str 
 
 
 def lm_kwargs(lm: LMSettings, *, env: Mapping[str, str] | None = None, where: str = "the LM settings",
-              ) -> dict[str, Any]:
-    """The keyword arguments `dspy.LM(model, **kwargs)` gets for these settings (the key included)."""
-    kwargs: dict[str, Any] = {"cache": lm.cache, "num_retries": 0, "timeout": lm.timeout}
+              retries: int = 0) -> dict[str, Any]:
+    """The keyword arguments `dspy.LM(model, **kwargs)` gets for these settings (the key included); `retries`
+    are DSPy's own."""
+    kwargs: dict[str, Any] = {"cache": lm.cache, "num_retries": retries, "timeout": lm.timeout}
     if lm.api_base:
         kwargs["api_base"] = lm.api_base
     key = api_key(lm, env=env, where=where)
@@ -62,14 +65,15 @@ def lm_kwargs(lm: LMSettings, *, env: Mapping[str, str] | None = None, where: st
 
 
 def build_lm(lm: LMSettings, *, purpose: str | None = None, task: str | None = None,
-             env: Mapping[str, str] | None = None) -> dspy.LM:
+             env: Mapping[str, str] | None = None, dspy_retries: bool = False) -> dspy.LM:
     """A `dspy.LM` for these settings. No model, an unset key variable or a model string DSPy refuses is an
-    LMError naming the settings table to fix. `purpose`/`task` only make messages precise."""
+    LMError naming the settings table to fix. `purpose`/`task` only make messages precise. `dspy_retries`
+    lets DSPy retry failed calls itself, `lm.retries` times, for LMs DSPy calls without `LMCalls` around them."""
     where = _where(purpose, task)
     if not lm.model:
         raise LMError(f"{where}: no model is set; add `model = \"provider/name\"` (a dspy.LM model string such "
                       f"as \"openai/gpt-4o-mini\") to {where.split(' ')[0]} in trainkit.toml")
-    kwargs = lm_kwargs(lm, env=env, where=where)
+    kwargs = lm_kwargs(lm, env=env, where=where, retries=lm.retries if dspy_retries else 0)
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "true")  # never fetch model metadata at run time
     import dspy
 

@@ -10,7 +10,7 @@ ConfigError naming the field rather than a run of failing calls.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
@@ -55,6 +55,35 @@ class Generator:
         return values
 
 
+def module_factory(spec: Any, project_dir: Any = None, what: str = "program") -> Callable[[], Any]:
+    """A zero-argument callable making a fresh `dspy.Module` from `spec`: an import path "pkg.module:factory"
+    (modules in `project_dir` are found), a class or factory called with no arguments, or a module instance
+    (deep-copied each time). The one way a task's program is made, for bootstrap and for optimization runs.
+    A spec that cannot be imported, a factory that raises or makes something else than a `dspy.Module` is a
+    ConfigError starting with `what` (e.g. "[tasks.qa] program =")."""
+    target = import_object(spec, project_dir, what) if isinstance(spec, str) else spec
+    import dspy
+
+    if isinstance(target, dspy.Module):
+        original = target
+        return lambda: original.deepcopy()
+    if not callable(target):
+        raise ConfigError(f"{what} {spec!r} is neither a dspy.Module nor a callable that makes one")
+
+    def make() -> Any:
+        try:
+            made = target()
+        except Exception as exc:  # noqa: BLE001 - the user's factory: any failure is theirs to fix
+            raise ConfigError(f"{what} {spec!r}: calling it to make the program failed: "
+                              f"{type(exc).__name__}: {exc}") from None
+        if not isinstance(made, dspy.Module):
+            raise ConfigError(f"{what} {spec!r} made a {type(made).__name__}, not a dspy.Module; the factory must "
+                              "return one")
+        return made
+
+    return make
+
+
 def load_generator(task: TaskSettings, fields: tuple[tuple[str, ...], tuple[str, ...]] | None,
                    project_dir: Any = None) -> Generator:
     """The task's program (or the default Predict) with its cell inputs; ConfigError when it cannot be made."""
@@ -62,15 +91,7 @@ def load_generator(task: TaskSettings, fields: tuple[tuple[str, ...], tuple[str,
 
     where = f"[tasks.{task.name}]"
     if task.program:
-        factory = import_object(task.program, project_dir, f"{where} program =")
-        try:
-            program = factory if isinstance(factory, dspy.Module) else factory()
-        except Exception as exc:  # noqa: BLE001 - the user's factory: any failure is theirs to fix
-            raise ConfigError(f"{where} program = {task.program!r}: calling it failed: "
-                              f"{type(exc).__name__}: {exc}") from None
-        if not callable(program):
-            raise ConfigError(f"{where} program = {task.program!r} made {type(program).__name__}, which cannot be "
-                              "called; the factory must return a dspy.Module")
+        program = module_factory(task.program, project_dir, f"{where} program =")()
         inputs = tuple(f for f in (fields[0] if fields else CELL_FIELDS) if f in CELL_FIELDS)
         return Generator(program, task.program, inputs, tuple(fields[1]) if fields else None)
     if not task.signature:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -140,13 +140,22 @@ def seeded_cut(examples: list[Example], fraction: float, seed: int | str,
 
 def split(kit: Kit, name: str, *, dev_fraction: float = 0.2, seed: int = 0,
           task: str | None = None) -> tuple[list[Example], list[Example]]:
-    """Deterministic train/dev split of a snapshot, stratified by task and cell: in each stratum the examples
-    are ordered by a seeded hash of their id and the first round(n * dev_fraction) go to dev. The same
-    snapshot, fraction and seed always give the same split, whatever order the store returns."""
+    """Deterministic train/dev split of a snapshot, stratified by task and cell (see `split_examples`). The
+    same snapshot, fraction and seed always give the same split, whatever order the store returns."""
+    if not 0 <= dev_fraction < 1:
+        raise ValidationError(f"dev_fraction {dev_fraction!r} must be at least 0 and below 1")
+    return split_examples(list(examples(kit, name, task=task)), dev_fraction=dev_fraction, seed=seed)
+
+
+def split_examples(members: Iterable[Example], *, dev_fraction: float = 0.2,
+                   seed: int = 0) -> tuple[list[Example], list[Example]]:
+    """`split` of examples not (yet) in a snapshot, such as the ones a snapshot would take (a dry run): in each
+    task x cell stratum the examples are ordered by a seeded hash of their id and the first
+    round(n * dev_fraction) go to dev; both lists keep the order of `members`."""
     if not 0 <= dev_fraction < 1:
         raise ValidationError(f"dev_fraction {dev_fraction!r} must be at least 0 and below 1")
     strata: dict[tuple[Any, ...], list[tuple[int, Example]]] = defaultdict(list)
-    for position, example in enumerate(examples(kit, name, task=task)):  # in snapshot order
+    for position, example in enumerate(members):
         key = (example.task, example.domain or "", example.topic or "", example.difficulty or "")
         strata[key].append((position, example))
     train: list[tuple[int, Example]] = []
@@ -156,7 +165,7 @@ def split(kit: Kit, name: str, *, dev_fraction: float = 0.2, seed: int = 0,
         cut = round(len(ranked) * dev_fraction)
         dev.extend(ranked[:cut])
         train.extend(ranked[cut:])
-    train.sort(key=lambda pair: pair[0])  # back in snapshot order
+    train.sort(key=lambda pair: pair[0])  # back in the given order
     dev.sort(key=lambda pair: pair[0])
     return [ex for _, ex in train], [ex for _, ex in dev]
 

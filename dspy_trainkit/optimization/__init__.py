@@ -8,7 +8,12 @@ The pieces, one job each:
   needs such as a reflection LM);
 - `readiness`: is there enough accepted data per task, domain and cell, and what to do next if not;
 - `records`: the run record (`Run`) and its per-example dev results and random-search candidates;
-- `runs`: the run engine (`optimize`), champion/challenger promotion, and loading the champion program.
+- `resolve`: the program factory, metric and LMs a run is given by name or settings;
+- `plan`: everything decided before the first LM call (checks, snapshot, split, dev cap, fallback) and the
+  expected LM calls, which is also what a dry run shows;
+- `runs`: the run engine (`optimize`): evaluate, compile, save, champion/challenger promotion;
+- `champions`: reading runs and the champion, and loading the champion program;
+- `triggers` / `incremental`: when to re-optimize, and the builder that does it.
 """
 
 from __future__ import annotations

@@ -58,6 +58,9 @@ class Run:
     `fallback_reason`); `demos` lists `{predictor, example_id, augmented}` (example_id None when no stored
     example has the demo's inputs); `champion_score` is the champion's score on this run's dev set when one was
     compared; `promoted` whether this run became the champion; `message` says in one line what happened.
+    `rescored` is the latest score of this run's program measured by a later run that had to evaluate it again
+    (another dev set, metric or LM): `{score, run, dev_digest, metric, lm, at}`; `score` stays what this run
+    measured itself, and `latest_score` is the newer of the two.
     """
 
     task: str
@@ -87,6 +90,7 @@ class Run:
     created_at: float = attrs.field(factory=time.time)
     finished_at: float | None = None
     owner: str | None = None  # the process running it (dspy_trainkit.workers), to tell a killed run
+    rescored: dict[str, Any] | None = None
     results: list[ExampleResult] = attrs.field(factory=list, eq=False)
     candidates: list[Candidate] = attrs.field(factory=list, eq=False)
 
@@ -94,6 +98,11 @@ class Run:
     def demo_ids(self) -> list[str]:
         """Stored example ids that became demos (each once, in order)."""
         return list(dict.fromkeys(d["example_id"] for d in self.demos if d.get("example_id")))
+
+    @property
+    def latest_score(self) -> float | None:
+        """The program's latest dev score: the re-scoring by a later run when there is one, else `score`."""
+        return self.rescored["score"] if self.rescored else self.score
 
     @property
     def improvement(self) -> float | None:
@@ -106,6 +115,7 @@ class Run:
         data = attrs.asdict(self, filter=lambda a, _: a.name not in ("results", "candidates"))
         data["demo_ids"] = self.demo_ids
         data["improvement"] = self.improvement
+        data["latest_score"] = self.latest_score
         if details:
             data["results"] = [r.to_dict() for r in self.results]
             data["candidates"] = [c.to_dict() for c in self.candidates]

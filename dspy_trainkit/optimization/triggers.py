@@ -13,7 +13,6 @@ Evaluation is split in two so that thresholds can be tested exactly without a st
 from __future__ import annotations
 
 import math
-import re
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -21,18 +20,16 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from ..store import ExampleQuery
-from .config import read_number
+from .config import TRIGGER_KEYS
+from .config import parse_duration as parse_duration  # re-exported: read with the other trigger settings
+from .config import read_triggers as read_triggers
 
 if TYPE_CHECKING:
     from ..kit import Kit
     from ..models import Event
 
-#: The keys of `[optimize.triggers]` and `[tasks.T.optimize.triggers]`.
-TRIGGER_KEYS = ("new_accepted", "growth", "quality_shift", "every", "on_ready")
 #: Thresholds are compared with this much slack, so that 0.6 - 0.5 counts as a shift of 0.1.
 EPSILON = 1e-9
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
 
 
 @attrs.frozen
@@ -94,56 +91,7 @@ class TriggerHit:
         return attrs.asdict(self)
 
 
-# ---- settings --------------------------------------------------------------------------------------------
-
-def parse_duration(value: Any) -> float:
-    """Seconds from a number of seconds or text such as "90s", "30m", "12h", "1d", "1w", "1h30m".
-
-    Raises ValueError with the accepted forms when the value is none of them."""
-    if isinstance(value, bool):
-        raise ValueError(f"{value!r} is not a duration")
-    if isinstance(value, int | float):
-        if value <= 0 or not math.isfinite(value):
-            raise ValueError(f"{value!r} must be more than 0 seconds")
-        return float(value)
-    if isinstance(value, str):
-        text = value.strip().lower().replace(" ", "")
-        parts = _DURATION.findall(text)
-        if parts and "".join(n + u for n, u in parts) == text:
-            seconds = sum(float(n) * _UNITS[u] for n, u in parts)
-            if seconds > 0:
-                return seconds
-    raise ValueError(f"{value!r} is not a duration; use seconds or text such as \"30m\", \"12h\", \"1d\", "
-                     "\"1h30m\"")
-
-
-def read_triggers(r: Any, data: Any, where: str) -> dict[str, Any]:
-    """Check a triggers table with the settings reader `r` (file:line errors) and return the keys present.
-
-    `false` switches a trigger off (so a task can drop a project-wide trigger)."""
-    t = r.table(data, where, TRIGGER_KEYS)
-    values: dict[str, Any] = {}
-    for key, raw in t.items():
-        dotted = f"{where}.{key}"
-        if key == "on_ready":
-            values[key] = r.boolean(raw, dotted)
-        elif raw is False:
-            values[key] = None
-        elif key == "new_accepted":
-            values[key] = r.positive_int(raw, dotted)
-        elif key == "growth":
-            values[key] = read_number(r, raw, dotted, lambda v: v > 0 and math.isfinite(v),
-                                      "a fraction > 0 (0.2 = 20% more accepted examples) or false")
-        elif key == "quality_shift":
-            values[key] = read_number(r, raw, dotted, lambda v: 0 < v <= 1,
-                                      "a number above 0 and at most 1 (a change of mean quality) or false")
-        elif key == "every":
-            try:
-                values[key] = parse_duration(raw)
-            except ValueError as exc:
-                raise r.fail(dotted, str(exc)) from None
-    return values
-
+# ---- settings ----------------------------------------------------------------------------------------------
 
 def triggers_for(kit: Kit, task: str) -> TriggerSettings:
     """The trigger settings of `task` in this kit's settings."""

@@ -1,0 +1,103 @@
+"""Logging of the `trainkit` command: one format on stderr, -v for more, and DSPy's own output kept in line.
+
+Why this exists: DSPy sets up its loggers when it is imported (a handler of its own, writing INFO lines such as
+"Average Metric: 9.0 / 9 (100.0%)" to stderr, not propagating to the root logger) and its optimizers draw tqdm
+progress bars whatever stderr is. `trainkit optimize` from cron or CI, or with -q, wrote tens of kilobytes of
+them. So the command line:
+
+- routes DSPy's loggers into trainkit's logging as soon as DSPy is imported (it is imported lazily, by the
+  commands that need it, so a one-shot import hook does it then): hidden by default, because trainkit reports
+  what failed itself (a run's per-example errors are in its record); shown with -v (INFO) and -vv (DEBUG);
+- switches tqdm's bars off when stderr is not a terminal, or for -q (`TQDM_DISABLE`, which tqdm reads when it
+  is imported; trainkit's own progress lines follow the same rule, see `progress`).
+
+Only the command line does this: a program using trainkit as a library keeps DSPy's logging as it set it up.
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from types import ModuleType
+from typing import Any
+
+FORMAT = "trainkit: %(levelname)s: %(message)s"
+#: The name of the handler DSPy adds to its "dspy" logger when imported (dspy.utils.logging_utils).
+DSPY_HANDLER = "dspy_handler"
+
+
+def setup(verbose: int) -> None:
+    """Log to stderr at WARNING, INFO with -v, DEBUG with -vv; DSPy's lines only from -v; no progress bars
+    when stderr is not a terminal."""
+    level = max(logging.WARNING - 10 * verbose, logging.DEBUG)
+    logging.basicConfig(level=level, format=FORMAT, stream=sys.stderr)
+    dspy_level = logging.CRITICAL + 1 if verbose == 0 else level
+    after_import("dspy", lambda _module: route_dspy_logs(dspy_level))
+    if not _is_terminal(sys.stderr):
+        no_progress_bars()
+
+
+def route_dspy_logs(level: int) -> None:
+    """DSPy's loggers without DSPy's own stderr handler, propagating to trainkit's, from `level` up."""
+    logger = logging.getLogger("dspy")
+    for handler in list(logger.handlers):
+        if handler.get_name() == DSPY_HANDLER:
+            logger.removeHandler(handler)
+    logger.propagate = True
+    logger.setLevel(level)
+
+
+def no_progress_bars() -> None:
+    """Switch off the tqdm bars DSPy's optimizers draw. tqdm reads `TQDM_DISABLE` when it is imported, which in
+    a `trainkit` process happens after this (DSPy, and with it tqdm, is imported by the command); once tqdm is
+    imported the variable would change nothing, so it is then left alone. trainkit's own bar (`progress`)
+    decides for itself."""
+    if "tqdm" not in sys.modules:
+        os.environ["TQDM_DISABLE"] = "1"
+
+
+def after_import(name: str, then: Callable[[ModuleType], None]) -> None:
+    """Call `then(module)` once module `name` is imported: now if it is already, else right after its first
+    import (a one-shot finder on sys.meta_path, replaced when called again for the same name)."""
+    if name in sys.modules:
+        then(sys.modules[name])
+        return
+    sys.meta_path[:] = [f for f in sys.meta_path if not (isinstance(f, _AfterImport) and f.name == name)]
+    sys.meta_path.insert(0, _AfterImport(name, then))
+
+
+class _AfterImport(importlib.abc.MetaPathFinder):
+    """Finds module `name` with the other finders and runs `then` after the module's code ran; removes itself."""
+
+    def __init__(self, name: str, then: Callable[[ModuleType], None]):
+        self.name, self.then = name, then
+
+    def find_spec(self, fullname: str, path: Sequence[str] | None = None,
+                  target: ModuleType | None = None) -> importlib.machinery.ModuleSpec | None:
+        if fullname != self.name:
+            return None
+        sys.meta_path[:] = [f for f in sys.meta_path if f is not self]
+        spec = importlib.util.find_spec(fullname)
+        loader: Any = spec.loader if spec is not None else None
+        if loader is None or not hasattr(loader, "exec_module"):
+            return spec
+        run_module, then = loader.exec_module, self.then
+
+        def exec_module(module: ModuleType) -> None:
+            run_module(module)
+            then(module)
+
+        loader.exec_module = exec_module  # this spec's own loader instance
+        return spec
+
+
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
