@@ -357,9 +357,11 @@ class Kit:
         keep it if it beats the champion, and return the recorded `Run`; see docs/optimization.md."""
         from .optimization.runs import optimize
 
-        run = optimize(self, self.require_task(task), program, metric, optimizer, snapshot, **options)
-        self._check_alerts_quietly([run.task])
-        return run
+        name = self.require_task(task)
+        result = optimize(self, name, program, metric, optimizer, snapshot, **options)
+        if not options.get("dry_run"):
+            self._check_alerts_quietly([name])
+        return result
 
     def _check_alerts_quietly(self, tasks: list[str]) -> None:
         """Alerts after work that may change them (a run); a failing check is logged, never fails the work."""
@@ -399,6 +401,13 @@ class Kit:
         from .effectiveness.recommendations import apply
 
         return apply(self, self.require_task(task), rec_id, actor=actor)
+
+    def impact(self, task: str, a: str, b: str, *, lm: Any = None) -> Any:
+        """What changed from `a` to `b` (snapshots or runs of `task`): data per cell, the two programs' scores on
+        one dev set, flipped dev examples, and the most valuable added or removed examples (`ImpactReport`)."""
+        from .effectiveness.impact import impact
+
+        return impact(self, self.require_task(task), a, b, lm=lm)
 
     def check_alerts(self, tasks: Iterable[str] | None = None) -> Any:
         """Run the alert rules for `tasks` (default: every configured or stored task): raise and deliver new

@@ -157,3 +157,38 @@ def alerts_ack(state: CliState, alert_id: str, actor: str, as_json: bool) -> Non
         echo_json(alert.to_dict())
         return
     click.echo(f"acknowledged {alert.id}: {alert.title}")
+
+
+@click.command()
+@click.option("--task", required=True, help="The task to compare.")
+@click.option("--from", "a", required=True, metavar="A", help="A snapshot name or an optimization run id.")
+@click.option("--to", "b", required=True, metavar="B", help="A snapshot name or an optimization run id.")
+@json_option
+@pass_state
+def impact(state: CliState, task: str, a: str, b: str, as_json: bool) -> None:
+    """The impact of a change from A to B (snapshots or runs): what changed in the data per cell, the two
+    programs' scores on one common dev set (A scored again on B's dev set when they differ), the dev examples
+    that flipped, and which added or removed examples carry the most value."""
+    report = state.kit().impact(task, a, b)
+    if as_json:
+        echo_json(report.to_dict())
+        return
+    data = report.data
+    click.echo(f"{task}: {report.a['name']} -> {report.b['name']}: {len(data['added'])} added, "
+               f"{len(data['removed'])} removed, {len(data['changed'])} edited, {data['unchanged']} unchanged")
+    if data["cells"]:
+        echo_table(["domain", "topic", "difficulty", "added", "removed", "edited"],
+                   [(c["domain"], c["topic"], c["difficulty"], c["added"], c["removed"], c["changed"])
+                    for c in data["cells"]])
+    if report.scores is None:
+        click.echo("scores: no successful run on both sides; optimize on each snapshot to compare programs")
+    else:
+        s = report.scores
+        click.echo(f"scores on {s['dev_examples']} common dev example(s) ({s['how']}): {s['a']:.1f} -> "
+                   f"{s['b']:.1f} ({s['change']:+.1f}); {len(report.flips['fixed'])} fixed, "
+                   f"{len(report.flips['broken'])} broken")
+    if report.valued_changes:
+        click.echo("changed examples with the largest values:")
+        echo_table(["example", "change", "value", "stderr"],
+                   [(v["example_id"][-8:], v["change"], f"{v['value']:+.2f}",
+                     "-" if v["stderr"] is None else f"{v['stderr']:.2f}") for v in report.valued_changes[:10]])

@@ -48,6 +48,7 @@ BUILTIN_COMMANDS = {
     "value": ("dspy_trainkit.cli.effectiveness", "value"),
     "recommend": ("dspy_trainkit.cli.effectiveness", "recommend"),
     "alerts": ("dspy_trainkit.cli.effectiveness", "alerts"),
+    "impact": ("dspy_trainkit.cli.effectiveness", "impact"),
 }
 
 
