@@ -2,7 +2,8 @@
 
 Built-in commands are imported only when invoked, and plugins only load when a command needs them or help
 lists commands, so `trainkit --help` stays fast. Any TrainkitError becomes one `Error: ...` line on stderr and
-exit status 1; click's usage errors exit with 2.
+exit status 1; click's usage errors exit with 2. Every error line and log line goes through
+`redaction.redact`, so no secret (a store password, an API key) is ever printed.
 """
 
 from __future__ import annotations
@@ -107,12 +108,16 @@ class TrainkitGroup(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         from ..errors import TrainkitError
+        from ..redaction import redact
 
         try:
             return super().invoke(ctx)
         except TrainkitError as exc:
-            click.echo(f"Error: {exc}", err=True)
+            click.echo(f"Error: {redact(str(exc))}", err=True)
             ctx.exit(exc.exit_code)
+        except click.ClickException as exc:  # click prints these itself: redact what it will print
+            exc.message = redact(exc.message)
+            raise
         finally:
             ctx.ensure_object(CliState).close()
 
@@ -137,6 +142,9 @@ def cli(ctx: click.Context, db: str | None, config_path: str | None, disable: tu
     Collect, import, validate, score and curate examples in one store, and hand reproducible dspy.Example
     trainsets to DSPy optimizers. Start with `trainkit init`, then `trainkit add` and `trainkit stats`.
     """
+    from ..redaction import redact_all_log_records
+
+    redact_all_log_records()  # every log line, ours or DSPy's, with secrets masked
     level = logging.WARNING - 10 * verbose
     logging.basicConfig(level=max(level, logging.DEBUG), format="trainkit: %(levelname)s: %(message)s",
                         stream=sys.stderr)
