@@ -252,10 +252,12 @@ class Kit:
                             progress=progress)
 
     def export(self, output: str | Path | None, *, format: str | None = None,  # noqa: A002
-               provenance: bool = False, progress: Any = None, **filters: Any) -> int:
-        """Stream the examples matching `filters` to a file (None: stdout) in a registered format."""
+               provenance: bool = False, keep_formulas: bool = False, progress: Any = None, **filters: Any) -> int:
+        """Stream the examples matching `filters` to a file (None: stdout) in a registered format; CSV cells that
+        start like a spreadsheet formula are neutralised unless `keep_formulas`."""
         return export_examples(self, Path(output) if output is not None else None, ExampleQuery(**filters),
-                               format_name=format, provenance=provenance, progress=progress)
+                               format_name=format, provenance=provenance, keep_formulas=keep_formulas,
+                               progress=progress)
 
     def convert(self, examples: Iterable[Example], target: str, **options: Any) -> ConversionResult:
         """Convert examples with the `convert` plugins; the result lists what was skipped and why."""

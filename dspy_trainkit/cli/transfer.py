@@ -164,11 +164,13 @@ def _print_summary(report: Any, dry_run: bool, rejects: Path | None, sink: Rejec
               help="File to write ('-' for standard output, with --format).")
 @selection_options
 @click.option("--provenance", is_flag=True, help="Add id, status, source, scores, provenance and times.")
+@click.option("--keep-formulas", is_flag=True, help="CSV: write text that starts with = + - @ as it is (by default "
+              "it gets a leading ' so a spreadsheet shows it as text instead of running it).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress line.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary (count, file) as JSON.")
 @pass_state
-def export(state: CliState, format_name: str | None, output: Path, provenance: bool, quiet: bool, as_json: bool,
-           **options: Any) -> None:
+def export(state: CliState, format_name: str | None, output: Path, provenance: bool, keep_formulas: bool,
+           quiet: bool, as_json: bool, **options: Any) -> None:
     """Export examples to a file, streaming (written to a temporary file, renamed when complete).
 
     The selection options choose what is exported (default: every example; for --format dspy: the accepted
@@ -188,7 +190,7 @@ def export(state: CliState, format_name: str | None, output: Path, provenance: b
     bar = Progress(f"export {output.name}", quiet=quiet or to_stdout)
     try:
         count = kit.export(None if to_stdout else output, format=format_name, provenance=provenance,
-                           progress=lambda n: bar.update(n), **fields)
+                           keep_formulas=keep_formulas, progress=lambda n: bar.update(n), **fields)
     finally:
         bar.close()
     if to_stdout:

@@ -24,10 +24,11 @@ if TYPE_CHECKING:
 
 def export_examples(kit: Kit, output: Path | None, query: ExampleQuery | None = None, *,
                     examples: Iterable[Example] | None = None, tasks: Iterable[str] = (),
-                    format_name: str | None = None, provenance: bool = False,
+                    format_name: str | None = None, provenance: bool = False, keep_formulas: bool = False,
                     progress: Callable[[int], None] | None = None) -> int:
     """Write the examples matching `query` to `output` (None: standard output); returns how many. Instead of a
-    query, `examples` (such as a snapshot's) with the `tasks` they belong to (for their field lists)."""
+    query, `examples` (such as a snapshot's) with the `tasks` they belong to (for their field lists).
+    `keep_formulas`: see `WriteOptions`."""
     if (query is None) == (examples is None):
         raise TypeError("export_examples takes either a query or examples=")
     formats = export_formats(kit.pm)
@@ -37,7 +38,7 @@ def export_examples(kit: Kit, output: Path | None, query: ExampleQuery | None = 
     if query is not None:
         tasks = {query.task} if query.task else {key[0] for key, _ in kit.store.group_counts(["task"], query)}
     task_fields = {t: f for t in tasks if (f := kit.task_fields(t)) is not None}
-    options = WriteOptions(provenance=provenance, task_fields=task_fields)
+    options = WriteOptions(provenance=provenance, task_fields=task_fields, keep_formulas=keep_formulas)
     if output is not None:
         check_output(output, "export")
     stream_of = _counted(iter(examples) if query is None else kit.store.iter_examples(query), progress)
