@@ -28,9 +28,10 @@ from pathlib import Path
 QUIET = ("lengths", "consistency", "pii", "neardup", "coherence", "relevance", "accuracy", "llm_judge")
 
 
-def trainkit(*args: str, env: dict[str, str] | None = None, check: bool = True) -> subprocess.CompletedProcess:
+def trainkit(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    """Run the CLI in `cwd` (a scratch folder: `init` writes its trainkit.toml there)."""
     command = [sys.executable, "-m", "dspy_trainkit", *[f"--disable-plugin={p}" for p in QUIET], *args]
-    return subprocess.run(command, capture_output=True, text=True, check=check, env=env)
+    return subprocess.run(command, capture_output=True, text=True, check=check, cwd=cwd)
 
 
 def make_backup(folder: Path, rows: int) -> Path:
@@ -64,8 +65,8 @@ def start_restore(url: str, backup: Path, tmp: Path) -> tuple[subprocess.Popen, 
     tmp.mkdir()
     env = {**os.environ, "TMPDIR": str(tmp)}
     proc = subprocess.Popen([sys.executable, "-m", "dspy_trainkit", *[f"--disable-plugin={p}" for p in QUIET],
-                             "--db", url, "restore", str(backup), "-q"], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+                             "--db", url, "restore", str(backup), "-q"], env=env, cwd=tmp,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     while proc.poll() is None and not list(tmp.glob("trainkit-restore-*/plans.jsonl.data")):
         time.sleep(0.005)
     return proc, time.perf_counter()
@@ -90,10 +91,10 @@ def main() -> None:
         folder = Path(work)
         backup = make_backup(folder, args.rows)
         manifest = json.loads(trainkit("--db", f"sqlite:///{folder / 'probe.db'}", "restore", str(backup),
-                                       "--json", "-q").stdout)
+                                       "--json", "-q", cwd=folder).stdout)
         want = {"examples": manifest["counts"]["examples"], "events": manifest["counts"]["events"]}
         timing, _ = target_url(args.backend, folder, -1)
-        trainkit("--db", timing, "init")
+        trainkit("--db", timing, "init", cwd=folder)
         proc, begun = start_restore(timing, backup, folder / "tmp-timing")
         proc.wait()
         load = time.perf_counter() - begun
@@ -101,7 +102,7 @@ def main() -> None:
         intact = rerun_ok = mid_load = 0
         for n in range(args.runs):
             url, cleanup = target_url(args.backend, folder, n)
-            trainkit("--db", url, "init")
+            trainkit("--db", url, "init", "--force", cwd=folder)
             proc, begun = start_restore(url, backup, folder / f"tmp{n}")
             time.sleep(rng.uniform(0.0, 0.9) * load)
             was_running = proc.poll() is None
@@ -117,7 +118,7 @@ def main() -> None:
                 rerun_ok += 1
                 outcome = "finished before the kill"
             else:
-                again = trainkit("--db", url, "restore", str(backup), "-q", check=False)
+                again = trainkit("--db", url, "restore", str(backup), "-q", cwd=folder, check=False)
                 done = again.returncode == 0 and counts(url) == want
                 rerun_ok += done
                 outcome = "re-run ok" if done else f"re-run FAILED: {again.stderr.strip()}"

@@ -61,12 +61,6 @@ class RejectsFile:
             self.output.commit()
             self.output = None
 
-    def discard(self) -> None:
-        """Close without writing `path` (an import that could not start)."""
-        if self.output is not None:
-            self.output.discard()
-            self.output = None
-
 
 @click.command("import")
 @click.argument("files", nargs=-1, type=click.Path(path_type=Path))

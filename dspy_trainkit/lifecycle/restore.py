@@ -116,9 +116,9 @@ def _unpack(path: Path, folder: Path, limit: int) -> tuple[dict[str, Any], dict[
             if manifest is None:
                 if name != MANIFEST or member.size > MANIFEST_LIMIT:
                     raise _refuse(path, "it does not start with a manifest.json (not a trainkit backup)")
-                data = _read_member(path, tar, member, folder / (MANIFEST + ".data"), MANIFEST_LIMIT)
-                manifest = _check_manifest(path, data[0], limit)
-                digests[name] = data[1:]
+                data, sha, size = _read_member(path, tar, member, folder / (MANIFEST + ".data"), MANIFEST_LIMIT)
+                manifest = _check_manifest(path, data, limit)
+                digests[name] = (sha, size)
                 continue
             want = manifest["files"].get(name)
             if not isinstance(want, dict) or want.get("size") != member.size:
@@ -127,9 +127,9 @@ def _unpack(path: Path, folder: Path, limit: int) -> tuple[dict[str, Any], dict[
                                     f"{want.get('size') if isinstance(want, dict) else 'none'})")
             if used + member.size > limit:
                 raise _too_big(path, limit)
-            _, *digest = _read_member(path, tar, member, folder / (name + ".data"), limit - used)
-            digests[name] = (digest[0], digest[1])
-            used += member.size
+            _, sha, size = _read_member(path, tar, member, folder / (name + ".data"), limit - used)
+            digests[name] = (sha, size)
+            used += size
     if manifest is None:
         raise _refuse(path, "it has no manifest.json (not a trainkit backup)")
     return manifest, digests
@@ -213,7 +213,8 @@ def _check_digests(path: Path, manifest: dict[str, Any], digests: dict[str, tupl
     present = set(digests) - {MANIFEST}
     if present != expected:
         missing = sorted(expected - present)
-        raise _refuse(path, f"member(s) {', '.join(missing) or sorted(present - expected)} missing (truncated?)")
+        raise _refuse(path, f"the file is damaged or truncated: member(s) "
+                            f"{', '.join(missing) or sorted(present - expected)} missing")
     for name in sorted(expected):
         sha, size = digests[name]
         want = manifest["files"][name]
