@@ -72,6 +72,16 @@ def start_restore(url: str, backup: Path, tmp: Path) -> tuple[subprocess.Popen, 
     return proc, time.perf_counter()
 
 
+def drop(schema: object) -> None:
+    """Drop a PostgreSQL schema `target_url` made (None for SQLite)."""
+    if schema is None:
+        return
+    conn, name = schema  # type: ignore[misc]
+    with conn.cursor() as cur:
+        cur.execute(f"DROP SCHEMA {name} CASCADE")
+    conn.close()
+
+
 def counts(url: str) -> dict[str, int]:
     import dspy_trainkit as tk
 
@@ -93,11 +103,12 @@ def main() -> None:
         manifest = json.loads(trainkit("--db", f"sqlite:///{folder / 'probe.db'}", "restore", str(backup),
                                        "--json", "-q", cwd=folder).stdout)
         want = {"examples": manifest["counts"]["examples"], "events": manifest["counts"]["events"]}
-        timing, _ = target_url(args.backend, folder, -1)
+        timing, timing_schema = target_url(args.backend, folder, -1)
         trainkit("--db", timing, "init", cwd=folder)
         proc, begun = start_restore(timing, backup, folder / "tmp-timing")
         proc.wait()
         load = time.perf_counter() - begun
+        drop(timing_schema)
         print(f"backup of {want['examples']} examples, {want['events']} events; its load takes {load:.1f}s")
         intact = rerun_ok = mid_load = 0
         for n in range(args.runs):
@@ -124,11 +135,7 @@ def main() -> None:
                 outcome = "re-run ok" if done else f"re-run FAILED: {again.stderr.strip()}"
             print(f"run {n + 1}: killed {killed_at:.2f}s into the load, store held {after} -> "
                   f"{'intact' if ok else 'PARTIAL'}; {outcome}")
-            if cleanup is not None:
-                conn, schema = cleanup
-                with conn.cursor() as cur:
-                    cur.execute(f"DROP SCHEMA {schema} CASCADE")
-                conn.close()
+            drop(cleanup)
         print(f"intact {intact} / runs {args.runs} ({mid_load} killed mid-load); complete after a re-run "
               f"{rerun_ok} / {args.runs}")
 
