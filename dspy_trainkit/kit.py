@@ -31,7 +31,7 @@ from .models import Event, Example
 from .plugin_manager import TrainkitPluginManager, call_impls, hook_impls, make_plugin_manager
 from .settings import Settings, load_settings, resolve_store_url
 from .signatures import is_import_path, signature_fields
-from .store import GROUP_COLUMNS, ExampleQuery, Store, open_store
+from .store import GROUP_COLUMNS, ExampleQuery, Store, open_store, redact_url
 
 log = logging.getLogger("dspy_trainkit")
 
@@ -167,7 +167,7 @@ class Kit:
         if len(matches) > 1:
             raise NotFoundError(f"example id part {example_id!r} matches several examples; give more characters "
                                 "(the end of an id tells examples made together apart)")
-        raise NotFoundError(f"no example with id {example_id!r} in {self.settings.store_url} "
+        raise NotFoundError(f"no example with id {example_id!r} in {redact_url(self.settings.store_url)} "
                             "(see `trainkit list`)")
 
     def examples(self, **filters: Any) -> Iterator[Example]:
@@ -252,10 +252,12 @@ class Kit:
                             progress=progress)
 
     def export(self, output: str | Path | None, *, format: str | None = None,  # noqa: A002
-               provenance: bool = False, progress: Any = None, **filters: Any) -> int:
-        """Stream the examples matching `filters` to a file (None: stdout) in a registered format."""
+               provenance: bool = False, keep_formulas: bool = False, progress: Any = None, **filters: Any) -> int:
+        """Stream the examples matching `filters` to a file (None: stdout) in a registered format; CSV cells that
+        start like a spreadsheet formula are neutralised unless `keep_formulas`."""
         return export_examples(self, Path(output) if output is not None else None, ExampleQuery(**filters),
-                               format_name=format, provenance=provenance, progress=progress)
+                               format_name=format, provenance=provenance, keep_formulas=keep_formulas,
+                               progress=progress)
 
     def convert(self, examples: Iterable[Example], target: str, **options: Any) -> ConversionResult:
         """Convert examples with the `convert` plugins; the result lists what was skipped and why."""

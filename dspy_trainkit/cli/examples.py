@@ -9,7 +9,7 @@ import click
 import orjson
 
 from .exits import EXIT_REJECTED
-from .output import echo_json, echo_json_stream, echo_table, json_option, preview, when
+from .output import echo_json, echo_json_stream, echo_table, json_option, preview, printable, when
 from .selection import query_fields, resolve_ids, selection_options
 from .state import CliState, pass_state
 
@@ -134,26 +134,30 @@ def show(state: CliState, example_id: str, as_json: bool) -> None:
     if as_json:
         echo_json(example.to_dict())
         return
-    click.echo(f"id:          {example.id}")
-    click.echo(f"task:        {example.task}")
-    click.echo(f"status:      {example.status}    source: {example.source}")
-    click.echo(f"labels:      domain={example.domain or '-'} topic={example.topic or '-'} "
+
+    def echo(line: str) -> None:  # example text may hold terminal escape sequences: show them, never send them
+        click.echo(printable(line))
+
+    echo(f"id:          {example.id}")
+    echo(f"task:        {example.task}")
+    echo(f"status:      {example.status}    source: {example.source}")
+    echo(f"labels:      domain={example.domain or '-'} topic={example.topic or '-'} "
                f"difficulty={example.difficulty or '-'}")
     quality = "-" if example.quality is None else f"{example.quality:.3f}"
-    click.echo(f"quality:     {quality}  " + "  ".join(f"{d}={v:.3f}" for d, v in sorted(example.scores.items())))
-    click.echo(f"created:     {when(example.created_at)}    updated: {when(example.updated_at)}")
-    click.echo(f"hash:        {example.content_hash}")
+    echo(f"quality:     {quality}  " + "  ".join(f"{d}={v:.3f}" for d, v in sorted(example.scores.items())))
+    echo(f"created:     {when(example.created_at)}    updated: {when(example.updated_at)}")
+    echo(f"hash:        {example.content_hash}")
     for part in ("inputs", "outputs"):
-        click.echo(f"{part}:")
+        echo(f"{part}:")
         for name, value in getattr(example, part).items():
-            click.echo(f"  {name}: {value}")
+            echo(f"  {name}: {value}")
     if example.findings:
-        click.echo("findings:")
+        echo("findings:")
         for f in example.findings:
-            click.echo(f"  {f.severity} {f.code} ({f.plugin}): {f.message}")
+            echo(f"  {f.severity} {f.code} ({f.plugin}): {f.message}")
     for part in ("provenance", "metadata"):
         if getattr(example, part):
-            click.echo(f"{part}: {orjson.dumps(getattr(example, part)).decode()}")
+            echo(f"{part}: {orjson.dumps(getattr(example, part)).decode()}")
 
 
 @click.command()

@@ -27,6 +27,7 @@ def lm() -> None:
 def lm_check(state: CliState, task: str | None, purpose: str, as_json: bool) -> None:
     """Make one tiny call to the configured LM; a missing key, unreachable server or unknown model is one error."""
     from ..generation.lm import check_lm
+    from ..redaction import redact, redact_url
 
     settings = state.settings()
     if task is not None and task not in settings.tasks:
@@ -36,9 +37,10 @@ def lm_check(state: CliState, task: str | None, purpose: str, as_json: bool) -> 
     answer = check_lm(lm_settings, purpose=purpose, task=task)
     if as_json:
         echo_json({"ok": True, "purpose": purpose, "task": task, "model": lm_settings.model,
-                   "api_base": lm_settings.api_base, "answer": answer})
+                   "api_base": redact_url(lm_settings.api_base) if lm_settings.api_base else None,
+                   "answer": redact(answer)})
     else:
-        click.echo(f"ok: {answer}")
+        click.echo(f"ok: {redact(answer)}")
 
 
 def _require_task(state: CliState, task: str) -> None:

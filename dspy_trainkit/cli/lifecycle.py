@@ -245,11 +245,16 @@ def backup(state: CliState, file: str, portable: bool | None, quiet: bool, as_js
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--into", "into", metavar="URL", help="Restore into this store (default: the project's store); "
               "it must be empty.")
+@click.option("--max-unpacked", type=click.IntRange(min=1), metavar="MIB",
+              help="Refuse a backup that unpacks to more than this many MiB (default: 200 times the file's "
+                   "size, at least 256 MiB, within the free space of the temporary folder).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress line.")
 @json_option
 @pass_state
-def restore(state: CliState, file: str, into: str | None, quiet: bool, as_json: bool) -> None:
-    """Check a backup's checksums and restore it into an empty store."""
+def restore(state: CliState, file: str, into: str | None, max_unpacked: int | None, quiet: bool,
+            as_json: bool) -> None:
+    """Check a backup's checksums (and signature, with TRAINKIT_BACKUP_KEY) and restore it into an empty store,
+    all or nothing."""
     from ..kit import open as open_kit
     from ..lifecycle.restore import restore as do_restore
 
@@ -258,7 +263,8 @@ def restore(state: CliState, file: str, into: str | None, quiet: bool, as_json: 
     bar = Progress("restore", quiet=quiet)
     try:
         result = do_restore(Path(file), target, progress=bar.update,
-                            open_store=lambda url: open_kit(url, settings=settings, pm=pm))
+                            open_store=lambda url: open_kit(url, settings=settings, pm=pm),
+                            max_bytes=max_unpacked << 20 if max_unpacked else None)
     finally:
         bar.close()
         if into:

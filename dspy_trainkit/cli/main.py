@@ -2,7 +2,8 @@
 
 Built-in commands are imported only when invoked, and plugins only load when a command needs them or help
 lists commands, so `trainkit --help` stays fast. Any TrainkitError becomes one `Error: ...` line on stderr and
-exit status 1; click's usage errors exit with 2.
+exit status 1; click's usage errors exit with 2. Every error line and log line goes through
+`redaction.redact`, so no secret (a store password, an API key) is ever printed.
 """
 
 from __future__ import annotations
@@ -110,12 +111,16 @@ class TrainkitGroup(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         from ..errors import TrainkitError
+        from ..redaction import redact
 
         try:
             return super().invoke(ctx)
         except TrainkitError as exc:
-            click.echo(f"Error: {exc}", err=True)
+            click.echo(f"Error: {redact(str(exc))}", err=True)
             ctx.exit(exc.exit_code)
+        except click.ClickException as exc:  # click prints these itself: redact what it will print
+            exc.message = redact(exc.message)
+            raise
         finally:
             ctx.ensure_object(CliState).close()
 
@@ -140,8 +145,10 @@ def cli(ctx: click.Context, db: str | None, config_path: str | None, disable: tu
     Collect, import, validate, score and curate examples in one store, and hand reproducible dspy.Example
     trainsets to DSPy optimizers. Start with `trainkit init`, then `trainkit add` and `trainkit stats`.
     """
+    from ..redaction import redact_all_log_records
     from .logs import setup
 
+    redact_all_log_records()  # every log line, ours or DSPy's, with secrets masked
     setup(verbose)  # also keeps DSPy's log lines (until -v) and, off a terminal, its progress bars out of stderr
     ctx.ensure_object(CliState).apply_options(ctx.params)
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import attrs
 import click
 
+from ..redaction import redact_data, redact_url
 from .output import echo_json, json_option
 from .state import CliState, pass_state
 
@@ -79,7 +80,7 @@ def init(state: CliState, directory: Path, url: str, task: str | None, signature
         state.config_path = str(path)  # a hand-written config: make its store, change nothing
         kit = state.kit(create=True)
         click.echo(f"using {path} as it is")
-        click.echo(f"store ready at {kit.settings.store_url} (migrations: "
+        click.echo(f"store ready at {redact_url(kit.settings.store_url)} (migrations: "
                    f"{', '.join(kit.store.applied_migrations())})")
         return
     url = url or state.db or os.environ.get("TRAINKIT_STORE_URL") or "sqlite:///trainkit.db"
@@ -102,7 +103,8 @@ def init(state: CliState, directory: Path, url: str, task: str | None, signature
             path.write_bytes(previous)
         raise
     click.echo(f"wrote {path}")
-    click.echo(f"store ready at {kit.settings.store_url} (migrations: {', '.join(kit.store.applied_migrations())})")
+    click.echo(f"store ready at {redact_url(kit.settings.store_url)} "
+               f"(migrations: {', '.join(kit.store.applied_migrations())})")
     click.echo("next: trainkit add -t TASK -i NAME=VALUE -o NAME=VALUE, then trainkit stats")
 
 
@@ -120,15 +122,16 @@ def config() -> None:
 @json_option
 @pass_state
 def config_show(state: CliState, as_json: bool) -> None:
-    """Print the effective settings (file + TRAINKIT_* environment + options)."""
+    """Print the effective settings (file + TRAINKIT_* environment + options), secrets shown as ***."""
     settings = state.settings()
     data = attrs.asdict(settings, value_serializer=lambda _i, _a, v: str(v) if isinstance(v, Path) else v)
+    data = redact_data(data)
     if as_json:
         echo_json(data)
         return
     click.echo(f"config file:     {settings.config_path or '(none found; defaults)'}")
     click.echo(f"project folder:  {settings.project_dir}")
-    click.echo(f"store url:       {settings.store_url}")
+    click.echo(f"store url:       {redact_url(settings.store_url)}")
     click.echo(f"default task:    {settings.default_task or '-'}")
     click.echo(f"plugins:         load={list(settings.load_plugins) if settings.load_plugins is not None else 'all'}"
                f" disable={list(settings.disable_plugins)} strict={settings.strict_plugins}")

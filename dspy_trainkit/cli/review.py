@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from .output import preview
+from .output import preview, printable
 from .selection import query_fields, resolve_ids, selection_options
 from .state import CliState, pass_state
 
@@ -24,12 +24,12 @@ def show(example: Any, position: int, total: int) -> None:
                 f"source={example.source}", bold=True)
     labels = "  ".join(f"{k}={getattr(example, k)}" for k in ("domain", "topic", "difficulty") if getattr(example, k))
     if labels:
-        click.echo(f"  {labels}")
+        click.echo(printable(f"  {labels}"))
     quality = "-" if example.quality is None else f"{example.quality:.2f}"
     dims = "  ".join(f"{d}={v:.2f}" for d, v in sorted(example.scores.items()))
     click.echo(f"  quality {quality}  {dims}")
     for finding in example.findings:
-        click.echo(f"  {finding.severity}: {finding.message} [{finding.code}, {finding.plugin}]")
+        click.echo(printable(f"  {finding.severity}: {finding.message} [{finding.code}, {finding.plugin}]"))
     for part in ("inputs", "outputs"):
         click.echo(f"  {part}:")
         for name, value in getattr(example, part).items():

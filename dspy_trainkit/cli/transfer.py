@@ -24,16 +24,19 @@ def _split_names(value: str | None) -> list[str] | None:
 
 class RejectsFile:
     """Collects every rejected record with its position and reasons: the first few for the summary, all of
-    them as JSON lines in `path` (re-importable after a fix). The file is written beside its destination and
-    renamed into place at the end, so an input file named as the rejects file is never cut short mid-read."""
+    them as JSON lines in `path` (re-importable after a fix). The file is written through `SafeOutput`: beside
+    its destination and renamed into place at the end (so an input file named as the rejects file is never cut
+    short mid-read), or directly to a FIFO or `/dev/stdout`; a device node is never replaced."""
 
     SHOWN = 20
 
     def __init__(self, path: Path | None):
+        from ..files.writing import SafeOutput
+
         self.path, self.count = path, 0
         self.first: list[tuple[str, list[str]]] = []
-        self.partial = path.with_name(f".{path.name}.part") if path else None
-        self.stream: IO[bytes] | None = self.partial.open("wb") if self.partial else None
+        self.output = SafeOutput(path, "--rejects") if path else None
+        self.stream: IO[bytes] | None = self.output.stream if self.output else None
 
     def __call__(self, position: str, record: Any, reasons: list[str]) -> None:
         self.count += 1
@@ -46,12 +49,17 @@ class RejectsFile:
             line = {"_trainkit_reject": info, **record}
         else:
             line = {"_trainkit_reject": info, "_trainkit_raw": record}
-        self.stream.write(orjson.dumps(line, default=str) + b"\n")
+        try:
+            self.stream.write(orjson.dumps(line, default=str) + b"\n")
+        except OSError as exc:  # a full disk, or /dev/full
+            from ..files.writing import OutputError
+
+            raise OutputError(f"--rejects {self.path}: cannot be written ({exc.strerror})") from None
 
     def close(self) -> None:
-        if self.stream is not None:
-            self.stream.close()
-            self.partial.replace(self.path)
+        if self.output is not None:
+            self.output.commit()
+            self.output = None
 
 
 @click.command("import")
@@ -150,11 +158,13 @@ def _print_summary(report: Any, dry_run: bool, rejects: Path | None, sink: Rejec
               help="File to write ('-' for standard output, with --format).")
 @selection_options
 @click.option("--provenance", is_flag=True, help="Add id, status, source, scores, provenance and times.")
+@click.option("--keep-formulas", is_flag=True, help="CSV: write text that starts with = + - @ as it is (by default "
+              "it gets a leading ' so a spreadsheet shows it as text instead of running it).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress line.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary (count, file) as JSON.")
 @pass_state
-def export(state: CliState, format_name: str | None, output: Path, provenance: bool, quiet: bool, as_json: bool,
-           **options: Any) -> None:
+def export(state: CliState, format_name: str | None, output: Path, provenance: bool, keep_formulas: bool,
+           quiet: bool, as_json: bool, **options: Any) -> None:
     """Export examples to a file, streaming (written to a temporary file, renamed when complete).
 
     The selection options choose what is exported (default: every example; for --format dspy: the accepted
@@ -174,7 +184,7 @@ def export(state: CliState, format_name: str | None, output: Path, provenance: b
     bar = Progress(f"export {output.name}", quiet=quiet or to_stdout)
     try:
         count = kit.export(None if to_stdout else output, format=format_name, provenance=provenance,
-                           progress=lambda n: bar.update(n), **fields)
+                           keep_formulas=keep_formulas, progress=lambda n: bar.update(n), **fields)
     finally:
         bar.close()
     if to_stdout:

@@ -1,14 +1,13 @@
 """Exporting examples: stream a query's examples through a registered writer into a file, atomically.
 
-The file is written beside its destination and renamed into place when complete, so an interrupted export
-never leaves a truncated file that looks finished.
+The file is written through `files.writing.SafeOutput`: beside its destination and renamed into place when
+complete (an interrupted export never leaves a truncated file that looks finished), or directly when it is a
+FIFO or character device such as `/dev/stdout`; anything else that is not a regular file is refused.
 """
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import TrainkitError
 from ..store import ExampleQuery
 from .formats import WriteOptions, export_formats, pick_format
+from .writing import SafeOutput, check_output
 
 if TYPE_CHECKING:
     from ..kit import Kit
@@ -24,10 +24,11 @@ if TYPE_CHECKING:
 
 def export_examples(kit: Kit, output: Path | None, query: ExampleQuery | None = None, *,
                     examples: Iterable[Example] | None = None, tasks: Iterable[str] = (),
-                    format_name: str | None = None, provenance: bool = False,
+                    format_name: str | None = None, provenance: bool = False, keep_formulas: bool = False,
                     progress: Callable[[int], None] | None = None) -> int:
     """Write the examples matching `query` to `output` (None: standard output); returns how many. Instead of a
-    query, `examples` (such as a snapshot's) with the `tasks` they belong to (for their field lists)."""
+    query, `examples` (such as a snapshot's) with the `tasks` they belong to (for their field lists).
+    `keep_formulas`: see `WriteOptions`."""
     if (query is None) == (examples is None):
         raise TypeError("export_examples takes either a query or examples=")
     formats = export_formats(kit.pm)
@@ -37,33 +38,17 @@ def export_examples(kit: Kit, output: Path | None, query: ExampleQuery | None = 
     if query is not None:
         tasks = {query.task} if query.task else {key[0] for key, _ in kit.store.group_counts(["task"], query)}
     task_fields = {t: f for t in tasks if (f := kit.task_fields(t)) is not None}
-    options = WriteOptions(provenance=provenance, task_fields=task_fields)
-    if output is not None and output.is_dir():
-        raise TrainkitError(f"{output}: is a folder; give a file name")
-    if output is not None and not output.parent.exists():
-        raise TrainkitError(f"{output}: folder {output.parent} does not exist")
+    options = WriteOptions(provenance=provenance, task_fields=task_fields, keep_formulas=keep_formulas)
+    if output is not None:
+        check_output(output, "export")
     stream_of = _counted(iter(examples) if query is None else kit.store.iter_examples(query), progress)
     try:
         if output is None:
             return registration.value(stream_of, sys.stdout.buffer, options)
-        fd, temporary = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".part", dir=output.parent)
-        try:
-            os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; an export gets a normal file's mode
-            with os.fdopen(fd, "wb") as stream:
-                count = registration.value(stream_of, stream, options)
-            os.replace(temporary, output)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
-        return count
+        with SafeOutput(output, "export") as stream:
+            return registration.value(stream_of, stream, options)
     finally:
         stream_of.close()  # end the store's read before anything closes the store
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _counted(examples: Iterator[Example], progress: Callable[[int], None] | None) -> Iterator[Example]:

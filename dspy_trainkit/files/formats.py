@@ -35,10 +35,13 @@ class ReadOptions:
 @attrs.frozen(kw_only=True)
 class WriteOptions:
     """How to write: `provenance` adds id, status, source, scores, quality, provenance and times per example;
-    `task_fields` maps a task to its declared (inputs, outputs), for formats that need a fixed column set."""
+    `task_fields` maps a task to its declared (inputs, outputs), for formats that need a fixed column set;
+    `keep_formulas` asks spreadsheet formats to write text that starts like a formula (`= + - @`) as it is
+    instead of neutralising it (a spreadsheet would run it)."""
 
     provenance: bool = False
     task_fields: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = attrs.field(factory=dict)
+    keep_formulas: bool = False
 
 
 class FormatError(TrainkitError):

@@ -207,7 +207,10 @@ class _Run:
 
     def _failed(self, slot: PlanSlot, reason: str, message: str, attempts: int | None = None) -> SlotResult:
         """A failed slot, counted and listed; `attempts` are the LM tries of its last generation, else how
-        often the slot was generated (duplicates)."""
+        often the slot was generated (duplicates). The message is redacted: it is stored with the slot."""
+        from ..redaction import redact
+
+        message = redact(message)
         self.report.failures[reason] = self.report.failures.get(reason, 0) + 1
         if len(self.report.failed_slots) < MAX_LISTED_FAILURES:
             self.report.failed_slots.append({"slot": slot.key, "reason": reason, "error": message,

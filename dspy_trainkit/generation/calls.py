@@ -297,7 +297,10 @@ class LMCalls:
 
 
 def _message(exc: BaseException) -> str:
-    """The first line of an error, short enough for a table cell and a stored `last_error`."""
+    """The first line of an error, short enough for a table cell and a stored `last_error`, with its secrets
+    redacted (a provider's error may echo the API key)."""
+    from ..redaction import redact
+
     text = str(exc).strip().splitlines()
-    first = text[0] if text else type(exc).__name__
+    first = redact(text[0]) if text else type(exc).__name__
     return first[:300]

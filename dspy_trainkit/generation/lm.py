@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from ..errors import LMError
+from ..redaction import add_secret, redact_url
 from ..settings import LMSettings
 
 if TYPE_CHECKING:
@@ -44,6 +45,7 @@ def api_key(lm: LMSettings, *, env: Mapping[str, str] | None = None, where: str 
     if not value.strip():
         raise LMError(f"{where}: api_key_env names the environment variable {lm.api_key_env}, which is not set; "
                       f"export {lm.api_key_env}=<your API key> (the key is never stored in settings)")
+    add_secret(value)  # masked in every message and stored error from now on, whatever the variable's name
     return value
 
 
@@ -103,7 +105,7 @@ def check_lm(lm: LMSettings | dspy.LM, *, purpose: str | None = None, task: str 
     elapsed = time.monotonic() - started
     if outcome.error is not None:
         where = _where(purpose, task)
-        base = f" at {settings.api_base}" if settings.api_base else ""
+        base = f" at {redact_url(settings.api_base)}" if settings.api_base else ""
         raise LMError(f"LM {model.model!r}{base} ({where}) cannot be used: {outcome.error.reason}: "
                       f"{outcome.error.message}; check model, api_base and the API key, then run "
                       "`trainkit lm check`")

@@ -143,7 +143,10 @@ class SynthesisContext:
 
     def fail(self, reason: str, message: str = "", *, parent: str | None = None, count: int = 1) -> None:
         """Record `count` candidates that could not be made, under a short `reason` code (`lm-rate-limited`,
-        `malformed-output`, `check-failed`, ...), with a message and the seed example they came from."""
+        `malformed-output`, `check-failed`, ...), with a message (redacted) and the seed example they came from."""
+        from ..redaction import redact
+
+        message = redact(message)
         self.failures[reason] += count
         if len(self.failure_samples) < MAX_KEPT_FAILURES:
             self.failure_samples.append({"reason": reason, "message": message, "parent": parent})

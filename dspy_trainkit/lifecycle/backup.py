@@ -12,7 +12,8 @@ Two kinds, told apart by the manifest:
   plans with their slots (`plans.jsonl`), read in one consistent read transaction from any backend; restorable
   into any backend. Version 1 archives (made before runs and plans were added) have the first three only.
 
-The backup is written beside its destination and renamed into place when complete.
+The backup is written through `files.writing.SafeOutput`: beside its destination and renamed into place when
+complete, or directly into a FIFO or `/dev/stdout`; a device node or folder is never replaced.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-import os
 import sqlite3
 import tarfile
 import tempfile
@@ -32,7 +32,9 @@ from typing import IO, TYPE_CHECKING, Any
 import orjson
 
 from ..errors import TrainkitError
+from ..files.writing import WRITE_ERRORS, SafeOutput, check_output
 from ..store import redact_url
+from .signing import SIGNATURE, backup_key, sign
 
 if TYPE_CHECKING:
     from ..kit import Kit
@@ -82,36 +84,43 @@ def file_digest(path: Path) -> tuple[str, int]:
 def backup(kit: Kit, output: Path, *, portable: bool | None = None,
            progress: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Write a backup of the kit's store to `output`; returns the manifest. `portable=None` chooses the
-    SQLite file copy for SQLite stores and the portable archive otherwise."""
+    SQLite file copy for SQLite stores and the portable archive otherwise. The manifest is signed with
+    `TRAINKIT_BACKUP_KEY` when that is set (see `signing`)."""
     output = Path(output)
-    if output.is_dir() or not output.parent.is_dir():
-        raise TrainkitError(f"{output}: give a backup file name in an existing folder")
+    check_output(output, "backup")
     source = sqlite_path(kit.store.url)
     if portable is None:
         portable = source is None
     if not portable and source is None:
         raise TrainkitError(f"store {redact_url(kit.store.url)} is not a SQLite file; use a portable backup "
                             "(--portable)")
-    with tempfile.TemporaryDirectory(prefix=".trainkit-backup-", dir=output.parent) as work:
-        folder = Path(work)
-        if portable:
-            files, counts = _write_portable(kit, folder, progress)
-        else:
-            files, counts = _copy_sqlite(source, folder / SQLITE_FILE)  # type: ignore[arg-type]
-        manifest = {"format": FORMAT, "version": VERSION, "kind": "portable" if portable else "sqlite",
-                    "created_at": time.time(), "source": redact_url(kit.store.url), "counts": counts,
-                    "files": files}
-        partial = folder / "backup.part"
-        with tarfile.open(partial, "w:gz") as tar:
-            data = orjson.dumps(manifest, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
-            info = tarfile.TarInfo(MANIFEST)
-            info.size, info.mtime, info.mode = len(data), int(manifest["created_at"]), 0o644
-            tar.addfile(info, io.BytesIO(data))
-            for name in files:
-                tar.add(folder / name, arcname=name, recursive=False)
-        with open(partial, "rb") as stream:
-            os.fsync(stream.fileno())
-        os.replace(partial, output)
+    key = backup_key()
+    out = SafeOutput(output, "backup")
+    try:  # the members are made beside the destination (same disk) unless it is a pipe or device
+        with tempfile.TemporaryDirectory(prefix=".trainkit-backup-", dir=out.folder) as work:
+            folder = Path(work)
+            if portable:
+                files, counts = _write_portable(kit, folder, progress)
+            else:
+                files, counts = _copy_sqlite(source, folder / SQLITE_FILE)  # type: ignore[arg-type]
+            manifest = {"format": FORMAT, "version": VERSION, "kind": "portable" if portable else "sqlite",
+                        "created_at": time.time(), "source": redact_url(kit.store.url), "counts": counts,
+                        "files": files}
+            if key is not None:
+                manifest[SIGNATURE] = sign(manifest, key)
+            with tarfile.open(fileobj=out.stream, mode="w|gz") as tar:
+                data = orjson.dumps(manifest, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
+                info = tarfile.TarInfo(MANIFEST)
+                info.size, info.mtime, info.mode = len(data), int(manifest["created_at"]), 0o644
+                tar.addfile(info, io.BytesIO(data))
+                for name in files:
+                    tar.add(folder / name, arcname=name, recursive=False)
+    except BaseException as exc:
+        out.discard()
+        if isinstance(exc, OSError) and exc.errno in WRITE_ERRORS:
+            raise TrainkitError(f"backup {output}: cannot be written ({exc.strerror})") from None
+        raise
+    out.commit()
     return manifest
 
 

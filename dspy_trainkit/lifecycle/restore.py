@@ -1,14 +1,20 @@
 """Restore: check a backup completely before anything is written, then load it into an empty store.
 
-Checks, in order: the file is a readable gzip'd tar; every member is a regular file with a plain name (no
-absolute path, no `..`, no folder, no symlink or hard link) that the format knows, and none appears twice;
-`manifest.json` is a trainkit backup manifest naming exactly the other members; each member's size and sha256
-match the manifest (a truncated or altered file fails here); a SQLite copy passes `PRAGMA integrity_check`.
-Members are read into a private temporary folder under names chosen here, never under the archive's names.
-Only then is the target opened; it must be empty. Examples keep their ids, statuses, times and content hashes;
-snapshots keep their members' content; the audit trail is copied as it was; optimization runs keep their ids,
-scores, results, candidates and champion marks; generation plans keep every slot's state. Counts are compared
-at the end.
+Checks, in order: the file is a readable gzip'd tar whose first member is `manifest.json`, a trainkit backup
+manifest naming exactly the other members with their sizes (and, when `TRAINKIT_BACKUP_KEY` is set, signed with
+it: see `signing`); every member is a regular file with a plain name (no absolute path, no `..`, no folder, no
+symlink or hard link) that the manifest lists with the size its header gives, and none appears twice; each
+member's size and sha256 match the manifest (a truncated or altered file fails here); a SQLite copy passes
+`PRAGMA integrity_check`. Sizes are checked against a limit (`unpack_limit`) from the manifest and each header
+before anything is unpacked, and again while unpacking, so a tar bomb is refused at its first bytes. Members
+are read into a private temporary folder under names chosen here, never under the archive's names.
+
+Only then is the target written, in one write transaction: it must be empty; examples keep their ids,
+statuses, times and content hashes; snapshots keep their members' content; the audit trail is copied as it
+was; optimization runs keep their ids, scores, results, candidates and champion marks; generation plans keep
+every slot's state. A line that is not a valid record, or counts that differ from the manifest's, roll the
+whole restore back; so does a killed process (the transaction never commits), so a restore either completes or
+leaves the store empty and can be run again.
 
 A champion's saved program file (its content is in `runs.jsonl`) is written under the target project's programs
 folder (`[optimize] output_dir` of the target kit's settings), and the run's `program_path` updated to it, only
@@ -23,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import shutil
 import sqlite3
 import tarfile
 import tempfile
@@ -46,8 +53,13 @@ from .backup import (
     SQLITE_FILE,
     program_folder,
 )
+from .signing import backup_key, signature_problem
 
 BATCH = 1000
+#: a backup may unpack to RATIO times its size (at least FLOOR bytes) unless restore is given max_bytes
+RATIO = 200
+FLOOR = 256 << 20
+MANIFEST_LIMIT = 16 << 20
 log = logging.getLogger(__name__)
 
 
@@ -65,113 +77,197 @@ def _safe_name(name: str) -> bool:
             and len(pure.parts) == 1 and ":" not in name)
 
 
-def verify(path: Path, folder: Path) -> dict[str, Any]:
-    """Check the backup at `path` and unpack its members into `folder`; returns the manifest."""
+def unpack_limit(path: Path, folder: Path, max_bytes: int | None = None) -> int:
+    """How many bytes a backup may unpack to: `max_bytes` when given, else RATIO times the archive's size
+    (at least FLOOR), and never more than the free space of `folder`."""
+    limit = max_bytes if max_bytes is not None else max(FLOOR, RATIO * path.stat().st_size)
+    return min(limit, shutil.disk_usage(folder).free)
+
+
+def verify(path: Path, folder: Path, *, max_bytes: int | None = None) -> dict[str, Any]:
+    """Check the backup at `path` and unpack its members into `folder`; returns the manifest. Nothing is
+    unpacked beyond `unpack_limit` (a tar bomb stops at its header, or at the limit while unpacking)."""
     path = Path(path)
     if not path.is_file():
         raise BackupError(f"no backup file at {path}")
-    allowed = {MANIFEST, SQLITE_FILE, *PORTABLE_FILES}
-    digests: dict[str, tuple[str, int]] = {}
-    manifest_data = None
+    limit = unpack_limit(path, folder, max_bytes)
     try:
-        with tarfile.open(path, "r:gz") as tar:
-            for member in tar:
-                name = member.name
-                if not _safe_name(name):
-                    raise _refuse(path, f"archive member {name!r} has a path that leaves the target folder")
-                if not member.isreg():
-                    raise _refuse(path, f"archive member {name!r} is not a regular file (links and folders "
-                                        "are refused)")
-                if name not in allowed:
-                    raise _refuse(path, f"archive member {name!r} is not part of a trainkit backup")
-                if name in digests:
-                    raise _refuse(path, f"archive member {name!r} appears twice")
-                source = tar.extractfile(member)
-                if source is None:  # pragma: no cover - isreg() members always have data
-                    raise _refuse(path, f"archive member {name!r} has no data")
-                sha, size = hashlib.sha256(), 0
-                with open(folder / (name + ".data"), "wb") as out:
-                    while chunk := source.read(CHUNK):
-                        sha.update(chunk)
-                        size += len(chunk)
-                        out.write(chunk)
-                if size != member.size:
-                    raise _refuse(path, f"archive member {name!r} is truncated")
-                digests[name] = (sha.hexdigest(), size)
+        manifest, digests = _unpack(path, folder, limit)
     except BackupError:
         raise
     except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
         raise _refuse(path, f"the file is damaged or truncated, or not a trainkit backup ({exc})") from None
-    if MANIFEST not in digests:
+    _check_digests(path, manifest, digests)
+    if manifest["kind"] == "sqlite":
+        _check_sqlite(path, folder / (SQLITE_FILE + ".data"))
+    return manifest
+
+
+def _unpack(path: Path, folder: Path, limit: int) -> tuple[dict[str, Any], dict[str, tuple[str, int]]]:
+    """Read the manifest (the first member) and check it, then unpack each member the manifest lists with
+    the size the manifest gives, stopping at `limit` bytes in all; returns the manifest and each member's
+    (sha256, size)."""
+    digests: dict[str, tuple[str, int]] = {}
+    manifest: dict[str, Any] | None = None
+    used = 0
+    with tarfile.open(path, "r|gz") as tar:
+        for member in tar:
+            name = _check_member(path, member, digests)
+            if manifest is None:
+                if name != MANIFEST or member.size > MANIFEST_LIMIT:
+                    raise _refuse(path, "it does not start with a manifest.json (not a trainkit backup)")
+                data, sha, size = _read_member(path, tar, member, folder / (MANIFEST + ".data"), MANIFEST_LIMIT)
+                manifest = _check_manifest(path, data, limit)
+                digests[name] = (sha, size)
+                continue
+            want = manifest["files"].get(name)
+            if not isinstance(want, dict) or want.get("size") != member.size:
+                raise _refuse(path, f"{name} does not match its checksum in manifest.json (altered or damaged: "
+                                    f"{member.size} bytes, the manifest gives "
+                                    f"{want.get('size') if isinstance(want, dict) else 'none'})")
+            if used + member.size > limit:
+                raise _too_big(path, limit)
+            _, sha, size = _read_member(path, tar, member, folder / (name + ".data"), limit - used)
+            digests[name] = (sha, size)
+            used += size
+    if manifest is None:
         raise _refuse(path, "it has no manifest.json (not a trainkit backup)")
+    return manifest, digests
+
+
+def _check_member(path: Path, member: tarfile.TarInfo, seen: dict[str, Any]) -> str:
+    """The member's name, after refusing unsafe names, links, folders, unknown and repeated members."""
+    name = member.name
+    if not _safe_name(name):
+        raise _refuse(path, f"archive member {name!r} has a path that leaves the target folder")
+    if not member.isreg():
+        raise _refuse(path, f"archive member {name!r} is not a regular file (links and folders are refused)")
+    if name not in {MANIFEST, SQLITE_FILE, *PORTABLE_FILES}:
+        raise _refuse(path, f"archive member {name!r} is not part of a trainkit backup")
+    if name in seen:
+        raise _refuse(path, f"archive member {name!r} appears twice")
+    return name
+
+
+def _read_member(path: Path, tar: tarfile.TarFile, member: tarfile.TarInfo, target: Path,
+                 limit: int) -> tuple[bytes, str, int]:
+    """Copy one member to `target` (never more than `limit` bytes); returns (the data when it is the
+    manifest, else b"", its sha256, its size)."""
+    source = tar.extractfile(member)
+    if source is None:  # pragma: no cover - isreg() members always have data
+        raise _refuse(path, f"archive member {member.name!r} has no data")
+    sha, size, kept = hashlib.sha256(), 0, bytearray()
+    with open(target, "wb") as out:
+        while chunk := source.read(CHUNK):
+            size += len(chunk)
+            if size > limit:
+                raise _too_big(path, limit)
+            sha.update(chunk)
+            out.write(chunk)
+            if member.name == MANIFEST:
+                kept += chunk
+    if size != member.size:
+        raise _refuse(path, f"archive member {member.name!r} is truncated")
+    return bytes(kept), sha.hexdigest(), size
+
+
+def _too_big(path: Path, limit: int) -> BackupError:
+    return _refuse(path, f"it unpacks to more than {limit // (1 << 20)} MiB (the limit is {RATIO} times the "
+                         "archive's size, at least 256 MiB, and the free space of the temporary folder); if you "
+                         "trust the file, raise the limit with --max-unpacked MiB")
+
+
+def _check_manifest(path: Path, data: bytes, limit: int) -> dict[str, Any]:
+    """The parsed manifest, after checking its format, version, kind, member list, signature (when a key is
+    set) and that the sizes it gives fit in `limit`."""
     try:
-        manifest_data = orjson.loads((folder / (MANIFEST + ".data")).read_bytes())
+        manifest = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise _refuse(path, f"manifest.json is not valid JSON ({exc})") from None
-    if not isinstance(manifest_data, dict) or manifest_data.get("format") != FORMAT:
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise _refuse(path, "manifest.json is not a trainkit backup manifest")
-    version = manifest_data.get("version")
+    version = manifest.get("version")
     if version not in READABLE_VERSIONS:
         raise _refuse(path, f"backup version {version!r} is not supported (this trainkit reads versions "
                             f"{', '.join(map(str, READABLE_VERSIONS))}; a newer trainkit made it?)")
-    files = manifest_data.get("files")
-    kind = manifest_data.get("kind")
+    files, kind = manifest.get("files"), manifest.get("kind")
     portable = set(PORTABLE_FILES_V1 if version == 1 else PORTABLE_FILES)
     expected = {SQLITE_FILE} if kind == "sqlite" else portable if kind == "portable" else None
     if expected is None or not isinstance(files, dict) or set(files) != expected:
         raise _refuse(path, f"manifest.json lists {sorted(files) if isinstance(files, dict) else files!r} "
                             f"for a backup of kind {kind!r}")
+    problem = signature_problem(manifest, backup_key())
+    if problem:
+        raise _refuse(path, problem)
+    sizes = [entry.get("size") if isinstance(entry, dict) else None for entry in files.values()]
+    if not all(isinstance(size, int) and size >= 0 for size in sizes):
+        raise _refuse(path, "manifest.json gives a member without a size")
+    if sum(sizes) > limit:
+        raise _too_big(path, limit)
+    return manifest
+
+
+def _check_digests(path: Path, manifest: dict[str, Any], digests: dict[str, tuple[str, int]]) -> None:
+    """Every member the manifest lists is present with its size and sha256."""
+    expected = set(manifest["files"])
     present = set(digests) - {MANIFEST}
     if present != expected:
         missing = sorted(expected - present)
-        raise _refuse(path, f"member(s) {', '.join(missing) or sorted(present - expected)} missing (truncated?)")
+        raise _refuse(path, f"the file is damaged or truncated: member(s) "
+                            f"{', '.join(missing) or sorted(present - expected)} missing")
     for name in sorted(expected):
         sha, size = digests[name]
-        want = files[name]
-        if not isinstance(want, dict) or want.get("size") != size or want.get("sha256") != sha:
+        want = manifest["files"][name]
+        if want.get("size") != size or want.get("sha256") != sha:
             raise _refuse(path, f"{name} does not match its checksum in manifest.json (altered or damaged)")
-    if kind == "sqlite":
-        db = folder / (SQLITE_FILE + ".data")
+
+
+def _check_sqlite(path: Path, db: Path) -> None:
+    try:
+        conn = sqlite3.connect(db)
         try:
-            conn = sqlite3.connect(db)
-            try:
-                check = conn.execute("PRAGMA integrity_check").fetchone()[0]
-            finally:
-                conn.close()
-        except sqlite3.DatabaseError as exc:
-            raise _refuse(path, f"{SQLITE_FILE} is not a SQLite database ({exc})") from None
-        if check != "ok":
-            raise _refuse(path, f"{SQLITE_FILE} fails its integrity check ({check})")
-    return manifest_data
+            check = conn.execute("PRAGMA integrity_check").fetchone()[0]
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        raise _refuse(path, f"{SQLITE_FILE} is not a SQLite database ({exc})") from None
+    if check != "ok":
+        raise _refuse(path, f"{SQLITE_FILE} fails its integrity check ({check})")
 
 
 def restore(path: Path, target: Any, *, open_store: Callable[[str], Any] | None = None,
-            progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+            progress: Callable[[int], None] | None = None, max_bytes: int | None = None) -> dict[str, Any]:
     """Restore the backup at `path` into `target` (an open Kit whose store must be empty). `open_store` opens
-    a SQLite copy as a kit (needed for backups of kind sqlite). Returns the counts restored."""
+    a SQLite copy as a kit (needed for backups of kind sqlite); `max_bytes` overrides `unpack_limit`. Returns
+    the counts restored.
+
+    The whole load is one write transaction of the target store: a bad line, a count that does not match, an
+    interrupted or killed restore leaves the store as empty as it was, so the same command can simply run
+    again."""
+    path = Path(path)
     with tempfile.TemporaryDirectory(prefix="trainkit-restore-") as work:
         folder = Path(work)
-        manifest = verify(path, folder)
+        manifest = verify(path, folder, max_bytes=max_bytes)
         store = target.store
-        if not store.is_empty():
-            raise BackupError(f"cannot restore {path}: the store {redact_url(store.url)} is not empty; "
-                              "restore into a new store with --into URL; nothing was written")
-        if manifest["kind"] == "portable":
-            source = _PortableSource(folder)
-            programs = _ProgramTargets(path, target, source)
-            counts = _load(source, store, progress, programs)
-        else:
-            if open_store is None:  # pragma: no cover - the CLI and API always pass one
-                raise BackupError("restoring a SQLite backup needs a way to open it")
-            copy = folder / SQLITE_FILE
-            (folder / (SQLITE_FILE + ".data")).rename(copy)
-            programs = None
-            with open_store(f"sqlite:///{copy}") as source_kit:
-                counts = _load(_StoreSource(source_kit.store), store, progress, None)
-    want = {k: int(v) for k, v in manifest.get("counts", {}).items()}
-    if {k: counts.get(k, 0) for k in want} != want:  # a version 1 manifest counts no runs and plans
-        raise BackupError(f"restored {counts} but the manifest of {path} says {want}; the target store holds a "
-                          "partial copy, remove it and restore again")
+        with store.write_transaction():
+            if not store.is_empty():
+                raise BackupError(f"cannot restore {path}: the store {redact_url(store.url)} is not empty; "
+                                  "restore into a new store with --into URL; nothing was written")
+            if manifest["kind"] == "portable":
+                source = _PortableSource(path, folder)
+                programs = _ProgramTargets(path, target, source)
+                counts = _load(source, store, progress, programs)
+            else:
+                if open_store is None:  # pragma: no cover - the CLI and API always pass one
+                    raise BackupError("restoring a SQLite backup needs a way to open it")
+                copy = folder / SQLITE_FILE
+                (folder / (SQLITE_FILE + ".data")).rename(copy)
+                programs = None
+                with open_store(f"sqlite:///{copy}") as source_kit:
+                    counts = _load(_StoreSource(source_kit.store), store, progress, None)
+            want = {k: int(v) for k, v in manifest.get("counts", {}).items()}
+            if {k: counts.get(k, 0) for k in want} != want:  # a version 1 manifest counts no runs and plans
+                raise _refuse(path, f"it holds {counts} but its manifest says {want}")
     return {"kind": manifest["kind"], "counts": counts, "created_at": manifest.get("created_at"),
             "programs": programs.summary() if programs is not None else {"written": [], "not_written": []}}
 
@@ -184,36 +280,62 @@ def _example(data: dict[str, Any]) -> Example:
     return example
 
 
-class _PortableSource:
-    def __init__(self, folder: Path):
-        self.folder = folder
+def _with_keys(*keys: str) -> Callable[[Any], dict[str, Any]]:
+    """A check that a line is a mapping holding `keys` (KeyError otherwise)."""
+    def check(data: Any) -> dict[str, Any]:
+        missing = [key for key in keys if key not in data]
+        if missing or not isinstance(data, dict):
+            raise KeyError(", ".join(missing) or "not a mapping")
+        return data
+    return check
 
-    def _lines(self, name: str) -> Iterator[dict[str, Any]]:
+
+class _PortableSource:
+    """The members of a verified portable archive, line by line. A line that is not JSON or not the record
+    its file holds (valid checksums prove only that the manifest lists it) is one BackupError naming the file
+    and line; the restore's transaction then leaves the target as it was."""
+
+    def __init__(self, path: Path, folder: Path):
+        self.path, self.folder = path, folder
+
+    def _numbered(self, name: str) -> Iterator[tuple[int, Any]]:
         with open(self.folder / (name + ".data"), "rb") as stream:
-            for line in stream:
+            for number, line in enumerate(stream, start=1):
                 if line.strip():
-                    yield orjson.loads(line)
+                    try:
+                        yield number, orjson.loads(line)
+                    except orjson.JSONDecodeError as exc:
+                        raise self._bad(name, number, f"not JSON ({exc})") from None
+
+    def _bad(self, name: str, number: int, why: str) -> BackupError:
+        return _refuse(self.path, f"{name} line {number} is {why}")
+
+    def _parsed(self, name: str, make: Callable[[Any], Any]) -> Iterator[Any]:
+        for number, data in self._numbered(name):
+            try:
+                yield make(data)
+            except (KeyError, TypeError, ValueError, AttributeError, TrainkitError) as exc:
+                raise self._bad(name, number, f"not a valid record ({type(exc).__name__}: {exc})") from None
 
     def examples(self) -> Iterator[Example]:
-        return (_example(d) for d in self._lines("examples.jsonl"))
+        return self._parsed("examples.jsonl", _example)
 
     def snapshots(self) -> Iterator[tuple[dict[str, Any], list[Example]]]:
-        for data in self._lines("snapshots.jsonl"):
-            yield data, [_example(e) for e in data["examples"]]
+        return self._parsed("snapshots.jsonl", lambda data: (data, [_example(e) for e in data["examples"]]))
 
     def events(self) -> Iterator[Event]:
-        for data in self._lines("events.jsonl"):
-            yield Event(**{**data, "example_ids": tuple(data["example_ids"])})
+        return self._parsed("events.jsonl",
+                            lambda data: Event(**{**data, "example_ids": tuple(data["example_ids"])}))
 
     def runs(self) -> Iterator[dict[str, Any]]:
         """`{record, results, candidates, champion, program}` per run (none in a version 1 archive)."""
         if (self.folder / "runs.jsonl.data").exists():
-            yield from self._lines("runs.jsonl")
+            yield from self._parsed("runs.jsonl", _with_keys("record", "results", "candidates"))
 
     def plans(self) -> Iterator[dict[str, Any]]:
         """`{name, task, created_at, config, slots}` per plan (none in a version 1 archive)."""
         if (self.folder / "plans.jsonl.data").exists():
-            yield from self._lines("plans.jsonl")
+            yield from self._parsed("plans.jsonl", _with_keys("name", "slots"))
 
 
 class _StoreSource:
@@ -341,8 +463,7 @@ def _load(source: Any, store: Any, progress: Callable[[int], None] | None,
         record = programs.place(line) if programs is not None else line["record"]
         store.save_run(record, line["results"], line["candidates"])
         if line.get("champion") and not store.set_champion(record["task"], record["id"], line["champion"]["since"]):
-            raise BackupError(f"task {record['task']!r} has two champions in the backup; the target store holds "
-                              "a partial copy, remove it and restore again")
+            raise BackupError(f"task {record['task']!r} has two champions in the backup; nothing was written")
         counts["runs"] += 1
     for plan in source.plans():
         store.load_plan({k: v for k, v in plan.items() if k != "slots"}, plan["slots"])

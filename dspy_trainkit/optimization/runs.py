@@ -31,6 +31,7 @@ import orjson
 
 from ..errors import TrainkitError
 from ..models import Event
+from ..redaction import redact, redact_data
 from ..workers import new_owner
 from . import optimizers
 from .champions import champion, load_saved, record_rescore, scored_alike
@@ -82,7 +83,7 @@ class _MetricGuard:
         try:
             value = self.metric(example, prediction, *args)
         except Exception as exc:
-            self.failure = self.failure or f"raised {type(exc).__name__}: {exc} (on {where})"
+            self.failure = self.failure or redact(f"raised {type(exc).__name__}: {exc} (on {where})")
             raise
         if value is None:  # 0 lets dspy.Evaluate finish; evaluate() then reports the metric
             self.failure = self.failure or f"returned None on {where}; it must return a number or a bool"
@@ -236,8 +237,10 @@ def _save_program(program: Any, folder: Path, run_id: str) -> Path:
 
 
 def _store(kit: Kit, run: Run, *, details: bool = True) -> None:
-    kit.store.save_run(run.record(), [r.to_dict() for r in run.results] if details else None,
-                       [c.to_dict() for c in run.candidates] if details else None)
+    """Save the run; its record and each result's error go through `redact` first (a provider's error may echo
+    an API key, and stored records travel into backups)."""
+    results = [{**r.to_dict(), "error": redact_data(r.error)} for r in run.results] if details else None
+    kit.store.save_run(redact_data(run.record()), results, [c.to_dict() for c in run.candidates] if details else None)
 
 
 def optimize(kit: Kit, task: str, program: Any = None, metric: Any = None, optimizer: str | None = None,
@@ -286,6 +289,7 @@ def optimize(kit: Kit, task: str, program: Any = None, metric: Any = None, optim
         raise
     except Exception as exc:  # DSPy, the program, the metric or the LM failed: record, then one clear message
         detail = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+        detail = redact(detail)  # a provider's error may echo the API key
         message = (f"optimization of task {task!r} with {run.used} failed: {detail}. Check the LM "
                    f"({run.lm}), the program and the metric; the run is recorded as failed (`trainkit runs`)")
         _store(kit, attrs.evolve(run, status="failed", finished_at=time.time(), error=detail, message=message))

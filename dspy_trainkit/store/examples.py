@@ -7,6 +7,7 @@ the audit trail can never miss a committed change. Reads stream.
 from __future__ import annotations
 
 import abc
+import contextlib
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
@@ -94,6 +95,14 @@ class ExampleStore(abc.ABC):
     @abc.abstractmethod
     def consistent_read(self) -> AbstractContextManager[None]:
         """A context in which every read sees one committed state while writers keep working (backups)."""
+
+    def write_transaction(self) -> AbstractContextManager[None]:
+        """An exclusive write transaction: every write made inside (by this store's methods, which nest)
+        commits together when the block ends, or not at all when it raises or the process dies. Restore runs
+        in one, so a failed or killed restore leaves the store as it was. This default is no transaction at
+        all (a backend without transactions: a failed restore then leaves a partial store); backends with
+        transactions override it."""
+        return contextlib.nullcontext()
 
     @abc.abstractmethod
     def load_examples(self, examples: Sequence[Example]) -> int:

@@ -8,12 +8,18 @@ named `metadata` holds the example's metadata as JSON. CSV has no types, so one 
 safe: a cell that starts with `[`, `{` or `"` and parses as JSON is read as that JSON value (a list, a mapping,
 or a string), and export writes text that starts with one of those characters as a JSON string, so it comes
 back as the same text. Numbers are read as text; content hashes treat 4 and "4" alike.
+
+Spreadsheets run a cell that starts with `=`, `+`, `-` or `@` (or a tab or carriage return) as a formula, so
+export writes such text (when it is not a plain number, and also after leading apostrophes) with one more `'`
+in front, which a spreadsheet shows as text; import takes exactly that one `'` off again, so export and import
+round-trip. `WriteOptions.keep_formulas` (`trainkit export --keep-formulas`) writes the text as it is.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -51,9 +57,19 @@ def _dialect(sample: str) -> type[csv.Dialect]:
 
 
 JSON_STARTS = ("[", "{", '"')
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def _formula_like(text: str) -> bool:
+    """Text a spreadsheet would run, once its leading apostrophes are taken off (a plain number is not)."""
+    rest = text.lstrip("'")
+    return rest[:1] in FORMULA_STARTS and not NUMBER.fullmatch(rest)
 
 
 def _cell(value: str) -> Any:
+    if value[:1] == "'" and _formula_like(value):  # neutralised by export: take its apostrophe off
+        return value[1:]
     if value[:1] in JSON_STARTS:
         try:
             parsed = orjson.loads(value)
@@ -134,11 +150,11 @@ def read_csv(path: Path, options: ReadOptions) -> Iterator[tuple[str, Any]]:
             yield f"line {start}", exc
 
 
-def _text(value: Any) -> str:
-    """A cell: text as it is (as a JSON string when it starts like JSON, see the module docstring), other
-    values as JSON."""
+def _text(value: Any, keep_formulas: bool = False) -> str:
+    """A cell: text as it is (as a JSON string when it starts like JSON, with a `'` in front when it starts
+    like a formula; see the module docstring), other values as JSON."""
     if isinstance(value, str) and value[:1] not in JSON_STARTS:
-        return value
+        return value if keep_formulas or not _formula_like(value) else "'" + value
     return orjson.dumps(value).decode()
 
 
@@ -173,7 +189,7 @@ def write_csv(examples: Iterable[Any], stream: IO[bytes], options: WriteOptions)
                               f"({', '.join(columns)}) lack: CSV needs one set of fields, taken from the task's "
                               "declared fields or the first example; declare the task's signature, select with "
                               "--task/--status, or export jsonl")
-        writer.writerow([_text(values.get(c, "")) for c in columns])
+        writer.writerow([_text(values.get(c, ""), options.keep_formulas) for c in columns])
         count += 1
     text.detach()
     return count
