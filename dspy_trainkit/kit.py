@@ -404,6 +404,13 @@ class Kit:
 
         return apply(self, self.require_task(task), rec_id, actor=actor)
 
+    def weak_spots(self, task: str, *, run: str | None = None) -> Any:
+        """Where `task`'s program fails: failure rates per cell and the failed dev examples, from the latest
+        successful run's dev results (or run `run`'s); a `WeakSpots`."""
+        from .effectiveness.weakness import weak_spots
+
+        return weak_spots(self, self.require_task(task), run=run)
+
     def impact(self, task: str, a: str, b: str, *, lm: Any = None) -> Any:
         """What changed from `a` to `b` (snapshots or runs of `task`): data per cell, the two programs' scores on
         one dev set, flipped dev examples, and the most valuable added or removed examples (`ImpactReport`)."""

@@ -167,7 +167,8 @@ def test_recommend_names_the_mislabeled_examples_and_applying_sends_them_to_revi
     # the thresholds leave room for DSPy's sampling while failing an estimator that names clean examples
     assert precision >= 0.6 and recall >= 0.6, (sorted(named), sorted(findable))
     assert harmful.applicable and harmful.status == "candidate" and harmful.plugin == "advice"
-    assert len(harmful.id) == 10 and harmful.id == kit.recommend("sums")[0].id  # stable between calls
+    again = [r for r in kit.recommend("sums") if r.kind == "review-harmful-demos"]
+    assert len(harmful.id) == 10 and [r.id for r in again] == [harmful.id]  # stable between calls
     chosen, changed = kit.apply_recommendation("sums", harmful.id[:6], actor="tester")
     try:
         assert changed == len(harmful.example_ids)
@@ -187,12 +188,13 @@ def test_cli_recommend_lists_and_applies(valued_project):
     runner = CliRunner()
     listed = runner.invoke(cli, ["recommend", "--task", "sums"])
     assert listed.exit_code == 0, listed.output
-    first = listed.stdout.splitlines()[0]
+    first = next(line for line in listed.stdout.splitlines() if " review " in line)
     rec_id = first.split()[0]
     assert re.match(r"[0-9a-f]{10}  \[\d\.\d\d\] review \d+ example\(s\) that lower", first)
     assert f"apply: trainkit recommend --task sums --apply {rec_id}" in listed.stdout
-    data = json.loads(runner.invoke(cli, ["recommend", "--task", "sums", "--json"]).stdout)
-    assert data[0]["id"] == rec_id and data[0]["applicable"] is True
+    data = [r for r in json.loads(runner.invoke(cli, ["recommend", "--task", "sums", "--json"]).stdout)
+            if r["id"] == rec_id]
+    assert data[0]["applicable"] is True and data[0]["kind"] == "review-harmful-demos"
     applied = runner.invoke(cli, ["recommend", "--task", "sums", "--apply", rec_id])
     try:
         assert applied.exit_code == 0, applied.output
@@ -200,6 +202,21 @@ def test_cli_recommend_lists_and_applies(valued_project):
         assert runner.invoke(cli, ["recommend", "--task", "sums", "--apply", "nosuch"]).exit_code == 1
     finally:
         kit.set_status("accepted", ids=data[0]["example_ids"], reason="test over")
+
+
+def test_weak_spots_come_from_the_latest_runs_dev_results(valued_project):
+    kit, run, _planted, _learner = valued_project
+    spots = kit.weak_spots("sums")
+    optimized = [r for r in kit.run(run.id).results if r.phase == "optimized"]
+    assert spots.run == run.id and sum(c["dev"] for c in spots.cells) == len(optimized)
+    assert spots.cells[0]["failure_rate"] == pytest.approx(1 - sum(r.score for r in optimized) / len(optimized),
+                                                          abs=1e-4)
+    assert sorted(f["example_id"] for f in spots.failures) == sorted(r.example_id for r in optimized
+                                                                      if r.score < 1)
+    weak = [r for r in kit.recommend("sums") if r.kind == "strengthen-weak-cell"]
+    assert bool(weak) == (spots.cells[0]["failure_rate"] >= 0.5)
+    shown = CliRunner().invoke(cli, ["value", "--task", "sums", "--weak"])
+    assert shown.exit_code == 0 and f"run {run.id[-8:]}: {len(spots.failures)} of {len(optimized)} dev" in shown.stdout
 
 
 def test_recommend_without_evidence_says_so_and_asks_for_examples(tmp_path, monkeypatch):

@@ -16,12 +16,14 @@ from .state import CliState, pass_state
 @click.option("--task", required=True, help="The task whose examples to value.")
 @click.option("--run", "run_id", metavar="ID", help="Use this optimization run's candidates only.")
 @click.option("--stored", is_flag=True, help="Show the values the last valuation stored, without recomputing.")
+@click.option("--weak", is_flag=True, help="Instead: where the program is weak, failure rates per cell of the "
+              "latest successful run's dev set (or --run's).")
 @click.option("--top", is_flag=True, help="Highest values first (default: lowest first, what hurts most).")
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True,
               help="How many examples to list (--json lists all).")
 @json_option
 @pass_state
-def value(state: CliState, task: str, run_id: str | None, stored: bool, top: bool, limit: int,
+def value(state: CliState, task: str, run_id: str | None, stored: bool, weak: bool, top: bool, limit: int,
           as_json: bool) -> None:
     """Which examples help TASK's program: each accepted example's value as a demonstration, estimated from the
     random-search candidates of the stored optimization runs (metric points per inclusion, with its standard
@@ -29,6 +31,9 @@ def value(state: CliState, task: str, run_id: str | None, stored: bool, top: boo
     kit = state.kit()
     if run_id is not None:
         run_id = kit.run(run_id).id  # a unique end of the id is enough
+    if weak:
+        _weak(kit, task, run_id, limit, as_json)
+        return
     if stored:
         values = kit.values(task, order="-value" if top else "value")
         if as_json:
@@ -48,6 +53,22 @@ def value(state: CliState, task: str, run_id: str | None, stored: bool, top: boo
                    "candidate it evaluates is evidence) and value again")
         return
     _table(values, limit)
+
+
+def _weak(kit: Any, task: str, run_id: str | None, limit: int, as_json: bool) -> None:
+    spots = kit.weak_spots(task, run=run_id)
+    if as_json:
+        echo_json(spots.to_dict())
+        return
+    if spots.run is None:
+        click.echo(f"{task}: no successful optimization run yet, so no dev results to learn from")
+        return
+    failed = len(spots.failures)
+    click.echo(f"{task}: run {spots.run[-8:]}: {failed} of {sum(c['dev'] for c in spots.cells)} dev example(s) "
+               "not fully right; failure rate per cell, worst first:")
+    echo_table(["domain", "topic", "difficulty", "dev", "failure rate"],
+               [(c["domain"], c["topic"], c["difficulty"], c["dev"], f"{c['failure_rate']:.0%}")
+                for c in spots.cells[:limit]])
 
 
 def _table(values: list[Any], limit: int) -> None:

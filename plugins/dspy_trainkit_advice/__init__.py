@@ -9,9 +9,12 @@ Rules (each a `Recommendation` with its reason and evidence):
   commands make the evidence;
 - *revalue*: more than `stale_share` of the stored values are stale;
 - *add examples*: cells of the task's grid below `min_per_cell`, or a task short of what its optimizer needs,
-  with the command that generates them.
+  with the command that generates them;
+- *strengthen weak cells*: cells where the program fails at least `weak_rate` of at least `weak_min_dev` dev
+  examples of the latest run: more (and better) examples there are what the program lacks.
 
-Settings (`[plugin.advice]`): `z` (default 2.0), `min_observations` (default 3), `stale_share` (default 0.2).
+Settings (`[plugin.advice]`): `z` (default 2.0), `min_observations` (default 3), `stale_share` (default 0.2),
+`weak_rate` (default 0.5), `weak_min_dev` (default 3).
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from dspy_trainkit import hookimpl
 from dspy_trainkit.pluginkit import Recommendation, unknown_settings
 
 NAME = "advice"
-DEFAULTS: dict[str, Any] = {"z": 2.0, "min_observations": 3, "stale_share": 0.2}
+DEFAULTS: dict[str, Any] = {"z": 2.0, "min_observations": 3, "stale_share": 0.2, "weak_rate": 0.5,
+                            "weak_min_dev": 3}
 
 
 @hookimpl
@@ -31,6 +35,25 @@ def recommend(task: str, context: Any) -> list[Recommendation]:
     values = context.values(task)
     found = _value_rules(task, values, settings, context)
     found.extend(_readiness_rules(task, context))
+    found.extend(_weak_cells(task, context, settings))
+    return found
+
+
+def _weak_cells(task: str, context: Any, settings: dict[str, Any]) -> list[Recommendation]:
+    spots = context.weak_spots(task)
+    weak = [c for c in spots.cells if c["dev"] >= int(settings["weak_min_dev"])
+            and c["failure_rate"] >= float(settings["weak_rate"])]
+    found = []
+    for cell in weak:
+        where = "/".join(str(cell[k]) for k in ("domain", "topic", "difficulty") if cell.get(k)) or "the task"
+        options = " ".join(f"--{k} {cell[k]}" for k in ("domain",) if cell.get(k))
+        found.append(Recommendation(
+            kind="strengthen-weak-cell", priority=round(0.4 + 0.4 * cell["failure_rate"], 3),
+            title=f"add examples for {where}: the program fails {cell['failure_rate']:.0%} of its dev examples there",
+            reason=f"run {spots.run[-8:]} failed {cell['failure_rate']:.0%} of {cell['dev']} dev example(s) in this "
+                   "cell; more varied, correct examples there are what it lacks",
+            command=f"trainkit bootstrap --task {task} {options}".strip(),
+            evidence={"run": spots.run, **cell}))
     return found
 
 
