@@ -372,12 +372,21 @@ class Kit:
         except TrainkitError as exc:
             self.log.error("alert check after the run failed: %s", exc)
 
-    def value(self, task: str, *, run: str | None = None, actor: str = "api") -> Any:
+    def value(self, task: str, *, run: str | None = None, actor: str = "api", labels: Any = None) -> Any:
         """Estimate each accepted example's value to `task`'s program from the stored optimization runs (or run
-        `run` alone), store it and return a `ValueReport` (lowest value first); see docs/effectiveness.md."""
+        `run` alone) and a `labels` check (`kit.check_labels`), store it and return a `ValueReport` (lowest
+        value first); see docs/effectiveness.md."""
         from .effectiveness.valuation import value
 
-        return value(self, self.require_task(task), run=run, actor=actor)
+        return value(self, self.require_task(task), run=run, actor=actor, labels=labels)
+
+    def check_labels(self, task: str, *, run: str | None = None, budget: int = 200, seed: int = 0,
+                     lm: Any = None) -> Any:
+        """Run the champion (or run `run`'s program) on up to `budget` accepted examples and compare with their
+        labels: a `LabelCheck` to pass to `kit.value(task, labels=...)`. One LM call per example."""
+        from .effectiveness.labels import check_labels
+
+        return check_labels(self, self.require_task(task), run=run, budget=budget, seed=seed, lm=lm)
 
     def values(self, task: str, *, order: str = "value", limit: int | None = None,
                example_ids: Sequence[str] | None = None) -> list[Any]:

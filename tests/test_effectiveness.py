@@ -219,6 +219,28 @@ def test_weak_spots_come_from_the_latest_runs_dev_results(valued_project):
     assert shown.exit_code == 0 and f"run {run.id[-8:]}: {len(spots.failures)} of {len(optimized)} dev" in shown.stdout
 
 
+def test_label_check_flags_the_mislabeled_examples(valued_project):
+    kit, run, planted, _learner = valued_project
+    learner = FewShotLearner(truth, base=0.55, gain=0.04, harm=0.3)
+    with dspy_cache(None), OpenAIServer(learner) as server:
+        check = kit.check_labels("sums", budget=60, lm=make_lm(server))
+    assert check.run == kit.champion("sums").id and check.checked == 60 and check.failed_calls == 0
+    report = kit.value("sums", labels=check)
+    assert report.estimators["label_check"] == 60
+    by_n = {kit.get(v.example_id).metadata["n"]: v for v in kit.values("sums")}
+    suspects = {n for n, v in by_n.items() if v.signals.get("label_agreement", {}).get("detail", {}).get("suspect")}
+    recall = len(suspects & planted) / len(planted)
+    precision = len(suspects & planted) / len(suspects)
+    # a planted label is always contradicted (the learner answers the true sum); clean ones only when the program
+    # errs, so precision is bounded by the program's own error rate (about 20% here): the bar says "much better
+    # than the 1/6 base rate", not "a verdict"
+    assert recall == 1.0 and precision >= 0.4, (sorted(suspects), check.agreement)
+    (review,) = [r for r in kit.recommend("sums") if r.kind == "review-suspect-labels"]
+    assert set(review.example_ids) <= {v.example_id for n, v in by_n.items() if n in suspects}
+    dry = CliRunner().invoke(cli, ["value", "--task", "sums", "--labels", "--budget", "10", "--dry-run"])
+    assert dry.exit_code == 0 and dry.stdout.startswith("--labels would make 10 program call(s)")
+
+
 def test_recommend_without_evidence_says_so_and_asks_for_examples(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "trainkit.toml").write_text(TOML, encoding="utf-8")

@@ -16,6 +16,11 @@ from .state import CliState, pass_state
 @click.option("--task", required=True, help="The task whose examples to value.")
 @click.option("--run", "run_id", metavar="ID", help="Use this optimization run's candidates only.")
 @click.option("--stored", is_flag=True, help="Show the values the last valuation stored, without recomputing.")
+@click.option("--labels", is_flag=True, help="Also run the champion (or --run's program) on up to --budget "
+              "accepted examples and flag labels it contradicts (one LM call each).")
+@click.option("--budget", type=click.IntRange(min=1), default=200, show_default=True,
+              help="How many examples --labels checks at most.")
+@click.option("--dry-run", is_flag=True, help="With --labels: say how many LM calls it would make, and stop.")
 @click.option("--weak", is_flag=True, help="Instead: where the program is weak, failure rates per cell of the "
               "latest successful run's dev set (or --run's).")
 @click.option("--top", is_flag=True, help="Highest values first (default: lowest first, what hurts most).")
@@ -23,8 +28,8 @@ from .state import CliState, pass_state
               help="How many examples to list (--json lists all).")
 @json_option
 @pass_state
-def value(state: CliState, task: str, run_id: str | None, stored: bool, weak: bool, top: bool, limit: int,
-          as_json: bool) -> None:
+def value(state: CliState, task: str, run_id: str | None, stored: bool, labels: bool, budget: int, dry_run: bool,
+          weak: bool, top: bool, limit: int, as_json: bool) -> None:
     """Which examples help TASK's program: each accepted example's value as a demonstration, estimated from the
     random-search candidates of the stored optimization runs (metric points per inclusion, with its standard
     error and the number of candidates that showed it). Values are stored; --stored reads them back."""
@@ -41,7 +46,22 @@ def value(state: CliState, task: str, run_id: str | None, stored: bool, weak: bo
             return
         _table(values, limit)
         return
-    report = kit.value(task, run=run_id, actor="cli")
+    check = None
+    if labels:
+        calls = min(budget, kit.count(task=task, status="accepted"))
+        if dry_run:
+            if as_json:
+                echo_json({"lm_calls": calls})
+            else:
+                click.echo(f"--labels would make {calls} program call(s) (one per checked example) and no other "
+                           "LM call")
+            return
+        check = kit.check_labels(task, run=run_id, budget=budget)
+        if not as_json:
+            agreement = "-" if check.agreement is None else f"{check.agreement:.0%}"
+            click.echo(f"label check with run {check.run[-8:]}: {check.checked} example(s) checked, agreement "
+                       f"{agreement}, {check.failed_calls} call(s) failed", err=True)
+    report = kit.value(task, run=run_id, actor="cli", labels=check)
     values = list(reversed(report.values)) if top else report.values
     if as_json:
         echo_json({**report.to_dict(), "values": [v.to_dict() for v in values]})

@@ -35,10 +35,12 @@ class CandidatePool:
 class Evidence:
     """What a task's stored optimization runs say, read once per valuation and shared by every estimator."""
 
-    def __init__(self, kit: Kit, task: str, *, run: str | None = None):
+    def __init__(self, kit: Kit, task: str, *, run: str | None = None, labels: Any = None):
         self.kit = kit
         self.task = task
         self.run = run
+        #: a `LabelCheck` (dspy_trainkit.effectiveness.labels) when the valuation ran one, else None
+        self.labels = labels
         self.runs = [r for r in kit.store.list_runs(task) if r.get("status") == "succeeded"
                      and (run is None or r["id"] == run)]
         self._pools: list[CandidatePool] | None = None

@@ -42,12 +42,13 @@ class ValueReport:
                 "values": [v.to_dict() for v in (self.values if limit is None else self.values[:limit])]}
 
 
-def value(kit: Kit, task: str, *, run: str | None = None, actor: str = "api") -> ValueReport:
-    """Estimate every accepted example's value from `task`'s stored runs (or from run `run` alone), store the
-    values (replacing the task's earlier ones, with an audit event) and return them."""
+def value(kit: Kit, task: str, *, run: str | None = None, actor: str = "api", labels: Any = None) -> ValueReport:
+    """Estimate every accepted example's value from `task`'s stored runs (or from run `run` alone), and from a
+    label check when given one (`labels`, a LabelCheck), store the values (replacing the task's earlier ones,
+    with an audit event) and return them."""
     if run is not None and kit.store.get_run(run) is None:
         raise NotFoundError(f"no optimization run {run!r}; `trainkit runs --task {task}` lists them")
-    evidence = Evidence(kit, task, run=run)
+    evidence = Evidence(kit, task, run=run, labels=labels)
     by_example: dict[str, list[ValueSignal]] = defaultdict(list)
     estimators: dict[str, int] = {}
     for plugin, signals in call_each(kit.pm, "value_signals", task=task, evidence=evidence, context=kit):

@@ -5,6 +5,8 @@ Rules (each a `Recommendation` with its reason and evidence):
 - *review harmful demos*: accepted examples whose stored value is clearly negative (value + z x stderr < 0,
   with at least `min_observations` candidates behind it) go back to review (status candidate): programs that
   showed them scored lower, which is what a wrong label or a misleading example does;
+- *review suspect labels*: accepted examples a label check found the program contradicting while it agrees
+  with most others (the `label_check` signal's `suspect`) go back to review;
 - *not enough evidence yet*: no stored values, so nothing can be said about which examples help; says which
   commands make the evidence;
 - *revalue*: more than `stale_share` of the stored values are stale;
@@ -81,6 +83,21 @@ def _value_rules(task: str, values: list[Any], settings: dict[str, Any], context
             example_ids=[v.example_id for v in harmful], status="candidate",
             evidence={"values": {v.example_id: {"value": v.value, "stderr": v.stderr,
                                                 "observations": v.observations} for v in harmful}}))
+    suspects = [v for v in values if not v.stale and v.example_id not in {h.example_id for h in harmful}
+                and v.signals.get("label_agreement", {}).get("detail", {}).get("suspect")]
+    accepted = set(context.store.iter_ids(_query(task, [v.example_id for v in suspects]))) if suspects else set()
+    suspects = [v for v in suspects if v.example_id in accepted]
+    if suspects:
+        agreement = suspects[0].signals["label_agreement"]["detail"]["agreement"]
+        found.append(Recommendation(
+            kind="review-suspect-labels", priority=0.75,
+            title=f"review {len(suspects)} example(s) whose label the program contradicts",
+            reason=(f"the program agrees with {agreement:.0%} of the checked labels but not with these; a wrong "
+                    "label is the likely cause, though the program errs too: applying this sends them back to "
+                    "review as candidates"),
+            example_ids=[v.example_id for v in suspects], status="candidate",
+            evidence={"agreement": agreement, "predictions": {
+                v.example_id: v.signals["label_agreement"]["detail"]["prediction"] for v in suspects}}))
     stale = sum(1 for v in values if v.stale)
     if stale > float(settings["stale_share"]) * len(values):
         found.append(Recommendation(
