@@ -20,10 +20,10 @@ def _as_ids(value: Any) -> tuple[str, ...] | None:
 
 def _as_conditions(value: Any) -> tuple[tuple[str, str, object], ...]:
     """`where="quality<0.5"`, a list of such strings, or parsed (field, op, value) triples -> parsed triples."""
-    from .where import parse_where
+    from .where import check_condition, parse_where
 
     items = [value] if isinstance(value, str) else list(value or ())
-    return tuple(parse_where(item) if isinstance(item, str) else tuple(item) for item in items)
+    return tuple(parse_where(item) if isinstance(item, str) else check_condition(tuple(item)) for item in items)
 
 
 @attrs.frozen(kw_only=True)
