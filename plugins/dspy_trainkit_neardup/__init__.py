@@ -7,6 +7,8 @@
 * `score`: dimension `novelty` = 1 - the largest estimated similarity to a stored example of the same task
   (similarities below the index's floor, 0.70 by default, count as 0).
 * `on_data_changed`: keeps the per-kit, per-task in-memory index current.
+* `cleanup_policies`: registers the `superseded` cleanup policy (`[cleanup] superseded = true`): near-duplicates
+  of a better example are archived, each cluster keeping its best (see `cleanup.py`).
 
 Settings: `[plugin.neardup]` `threshold` (0.85) and `severity` ("error"), overridable per task and per domain.
 See docs/neardup.md. rensa is imported on first use, not when plugins load.
@@ -40,3 +42,10 @@ def on_data_changed(event, context):
         return
     with state.lock:
         state.changed(context, event.kind, list(event.example_ids))
+
+
+@hookimpl
+def cleanup_policies(register):
+    from .cleanup import superseded
+
+    register("superseded", superseded)
