@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import TrainkitError
+from ..scratch import replacing
 from ..store import ExampleQuery
 from .formats import WriteOptions, export_formats, pick_format
 
@@ -46,24 +46,13 @@ def export_examples(kit: Kit, output: Path | None, query: ExampleQuery | None = 
     try:
         if output is None:
             return registration.value(stream_of, sys.stdout.buffer, options)
-        fd, temporary = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".part", dir=output.parent)
-        try:
-            os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; an export gets a normal file's mode
-            with os.fdopen(fd, "wb") as stream:
+        with replacing(output) as temporary:  # a killed export's partial file is removed by the next one
+            # O_EXCL: a new file; mode 0666 less the umask, as any file the user makes
+            with os.fdopen(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb") as stream:
                 count = registration.value(stream_of, stream, options)
-            os.replace(temporary, output)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
         return count
     finally:
         stream_of.close()  # end the store's read before anything closes the store
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _counted(examples: Iterator[Example], progress: Callable[[int], None] | None) -> Iterator[Example]:

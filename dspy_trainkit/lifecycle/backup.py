@@ -23,7 +23,6 @@ import logging
 import os
 import sqlite3
 import tarfile
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -32,6 +31,7 @@ from typing import IO, TYPE_CHECKING, Any
 import orjson
 
 from ..errors import TrainkitError
+from ..scratch import temporary_folder
 from ..store import redact_url
 
 if TYPE_CHECKING:
@@ -92,8 +92,7 @@ def backup(kit: Kit, output: Path, *, portable: bool | None = None,
     if not portable and source is None:
         raise TrainkitError(f"store {redact_url(kit.store.url)} is not a SQLite file; use a portable backup "
                             "(--portable)")
-    with tempfile.TemporaryDirectory(prefix=".trainkit-backup-", dir=output.parent) as work:
-        folder = Path(work)
+    with temporary_folder(".trainkit-backup", output.parent) as folder:  # a killed backup's is removed next time
         if portable:
             files, counts = _write_portable(kit, folder, progress)
         else:

@@ -22,10 +22,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import sqlite3
 import tarfile
-import tempfile
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path, PurePosixPath
@@ -35,6 +33,7 @@ import orjson
 
 from ..errors import TrainkitError
 from ..models import Event, Example, Snapshot
+from ..scratch import replacing, temporary_folder
 from ..store import redact_url
 from .backup import (
     CHUNK,
@@ -149,8 +148,7 @@ def restore(path: Path, target: Any, *, open_store: Callable[[str], Any] | None 
             progress: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Restore the backup at `path` into `target` (an open Kit whose store must be empty). `open_store` opens
     a SQLite copy as a kit (needed for backups of kind sqlite). Returns the counts restored."""
-    with tempfile.TemporaryDirectory(prefix="trainkit-restore-") as work:
-        folder = Path(work)
+    with temporary_folder("trainkit-restore") as folder:  # a killed restore's is removed next time
         manifest = verify(path, folder)
         store = target.store
         if not store.is_empty():
@@ -296,9 +294,8 @@ class _ProgramTargets:
             self.not_written.append(record["id"])
             return record
         target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(f".{target.name}.part")
-        partial.write_text(line["program"]["content"], encoding="utf-8")
-        os.replace(partial, target)
+        with replacing(target) as partial:
+            partial.write_text(line["program"]["content"], encoding="utf-8")
         self.written.append(str(target))
         return {**record, "program_path": str(target)}
 
