@@ -229,7 +229,10 @@ def call_impls(impls: Iterable[Any], hook_name: str, *, timeout: float | None = 
         limit = None
         try:
             limit = start(timeout)
-            result = impl.function(**args)
+            try:
+                result = impl.function(**args)
+            finally:  # inside the outer try: a limit that runs out just as the call returns is still reported
+                stop(limit)
         except (PluginError, ValidationError, ConversionError, ConfigError):
             raise  # already says what is wrong: a bad record, a conversion that cannot work
         except TimeLimitExceeded as exc:
@@ -246,8 +249,6 @@ def call_impls(impls: Iterable[Any], hook_name: str, *, timeout: float | None = 
         except Exception as exc:
             raise PluginError(f"plugin {impl.plugin_name!r} failed in hook {hook_name!r}: "
                               f"{type(exc).__name__}: {exc}", plugin=impl.plugin_name, hook=hook_name) from exc
-        finally:
-            stop(limit)
         if result is not None:
             results.append((impl.plugin_name, result))
     return results

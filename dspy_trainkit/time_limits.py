@@ -39,6 +39,8 @@ def _on_alarm(signum: int, frame: Any) -> None:
     now = time.monotonic()
     for entry in reversed(_deadlines):
         if entry[0] <= now:
+            _deadlines.remove(entry)  # fired: it must not fire again, even if its `stop` never runs
+            _arm(now)
             raise TimeLimitExceeded(entry)
     _arm(now)  # woken early (timer granularity), or a deadline that is gone: wait for the rest
 
@@ -85,5 +87,6 @@ def start(seconds: float | None) -> tuple[float, float] | None:
 def stop(entry: tuple[float, float] | None) -> None:
     """End the limit `start` began (the timer is re-armed for an outer one, or disarmed)."""
     if entry is not None:
-        _deadlines.remove(entry)
+        if entry in _deadlines:  # not when it fired
+            _deadlines.remove(entry)
         _arm(time.monotonic())

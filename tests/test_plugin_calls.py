@@ -135,3 +135,32 @@ def test_cli_import_ends_with_the_plugin_error_and_exit_1(site, tmp_path, plugin
     assert result.exit_code == 1, result.output
     assert message in result.output and "Traceback" not in result.output
     assert "examples: 0" in runner.invoke(cli, ["stats"], env=env).output
+
+
+def test_nested_limits_each_report_their_own_and_leave_nothing_armed():
+    import signal
+
+    from dspy_trainkit import time_limits
+    from dspy_trainkit.time_limits import TimeLimitExceeded, start, stop
+
+    outer = start(0.1)
+    try:
+        inner = start(HANG_SECONDS)  # a longer inner limit: the outer one runs out first, inside the inner call
+        try:
+            with pytest.raises(TimeLimitExceeded) as caught:
+                threading.Event().wait(HANG_SECONDS)
+        finally:
+            stop(inner)
+        assert caught.value.entry is outer and caught.value.seconds == 0.1
+    finally:
+        stop(outer)
+    inner_first = start(HANG_SECONDS)
+    try:
+        short = start(0.05)
+        with pytest.raises(TimeLimitExceeded) as caught:
+            threading.Event().wait(HANG_SECONDS)
+        stop(short)
+        assert caught.value.entry is short
+    finally:
+        stop(inner_first)
+    assert time_limits._deadlines == [] and signal.getitimer(signal.ITIMER_REAL)[0] == 0
