@@ -31,3 +31,12 @@ def test_cli_refuses_nan_with_one_message(tmp_path):
     assert result.exit_code == 1
     assert "--where 'quality<nan': quality needs a finite number" in result.output
     assert "Traceback" not in result.output
+
+
+def test_min_quality_nan_is_refused_too(tmp_path):
+    runner = CliRunner()
+    assert runner.invoke(cli, ["init", "--task", "qa", "--signature", "question -> answer"]).exit_code == 0
+    result = runner.invoke(cli, ["list", "--min-quality", "nan"])
+    assert result.exit_code == 1 and "--min-quality nan: needs a finite number" in result.output
+    with pytest.raises(tk.TrainkitError, match="needs a finite number"):
+        ExampleQuery(min_quality=float("nan"))
