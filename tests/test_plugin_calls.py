@@ -164,3 +164,39 @@ def test_nested_limits_each_report_their_own_and_leave_nothing_armed():
     finally:
         stop(inner_first)
     assert time_limits._deadlines == [] and signal.getitimer(signal.ITIMER_REAL)[0] == 0
+
+
+class HangingInPython:
+    """Hangs in Python code (short sleeps in a loop), which the limit interrupts in any thread."""
+
+    @hookimpl
+    def score(self, examples, context):
+        import time
+
+        for _ in range(HANG_SECONDS * 100):
+            time.sleep(0.01)
+        return {}
+
+
+def test_a_hook_hung_in_a_worker_thread_is_stopped_too(tmp_path):
+    outcome: dict[str, object] = {}
+
+    def work():
+        try:
+            with open_kit(tmp_path, ("looper", HangingInPython()), "[plugins]\ntimeout = 0.2\n") as kit:
+                try:
+                    kit.add_many(records(3))
+                except PluginError as exc:
+                    outcome["error"] = exc
+                outcome["count"] = kit.count()
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            outcome["unexpected"] = exc
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    worker.join()
+    assert "unexpected" not in outcome, outcome
+    error = outcome["error"]
+    assert isinstance(error, PluginError) and (error.plugin, error.hook) == ("looper", "score")
+    assert "did not finish hook 'score' within 0.2 s" in str(error)
+    assert outcome["count"] == 0
