@@ -12,8 +12,9 @@ Conventions shared by all hooks:
   in that list. Returning ``None`` or an empty mapping means "nothing to say". They are called one plugin at a
   time so that every finding and score is attributed to the plugin that made it, and an exception is reported
   with the plugin's name and the hook.
-* Registry hooks (``import_format``, ``synthesize``, ``storage_backend``) receive a ``register`` callback; the
-  core validates and names each registration, and a clash between two plugins is an error naming both.
+* Registry hooks (``import_format``, ``synthesize``, ``storage_backend``, ``cleanup_policies``) receive a
+  ``register`` callback; the core validates and names each registration, and a clash between two plugins is
+  an error naming both.
 * Plugins import heavy libraries (dspy, psycopg2, ...) inside their functions, so that loading plugins stays
   cheap and ``trainkit --help`` stays fast.
 """
@@ -182,6 +183,24 @@ def storage_backend(register: Callable[..., None]) -> None:
     yet instead of making an empty one (so a mistyped path is reported, not silently created).
 
     Calling mode: all plugins are called; a scheme registered twice is an error naming both plugins.
+    """
+
+
+@hookspec
+def cleanup_policies(register: Callable[..., None]) -> None:
+    """Register the cleanup policies that a plugin decides (the core decides ``max_age_days``, ``min_quality``
+    and ``over_full`` itself).
+
+    Called once per cleanup plan (``trainkit cleanup``, ``kit.manager.plan()`` / ``run()``), before any example
+    is read. Call ``register(name, plan)`` for each policy: ``name`` is a policy whose switch the ``[cleanup]``
+    settings have and that the core leaves to a plugin (today ``superseded``); ``plan(kit, task, excluded)``
+    returns or yields ``(example_id, detail)`` pairs: the live (accepted or candidate) examples of ``task`` the
+    policy would archive, leaving out the ids in ``excluded`` (already planned by an earlier policy), with one
+    line saying why (``"near-duplicate (0.91) of better example 0192..."``). It only plans: the core archives,
+    in batches, with ``cleanup: NAME`` as the reason. When a policy is switched on and no plugin registered it,
+    the cleanup stops with a ConfigError naming the policy and the plugin that provides it.
+
+    Calling mode: all plugins are called; a name registered twice is an error naming both plugins.
     """
 
 

@@ -28,7 +28,7 @@ from .files.importing import ImportReport, import_files
 from .files.mapping import FieldMap
 from .intake import Intake, IntakeReport, candidates, to_example
 from .models import Event, Example
-from .plugin_manager import TrainkitPluginManager, call_impls, hook_impls, make_plugin_manager
+from .plugin_manager import TrainkitPluginManager, call_impls, hook_impls, make_plugin_manager, timeout_of
 from .settings import Settings, load_settings, resolve_store_url
 from .signatures import is_import_path, signature_fields
 from .store import GROUP_COLUMNS, ExampleQuery, Store, open_store, redact_url
@@ -151,7 +151,7 @@ class Kit:
         """Tell `on_data_changed` plugins about a committed change; a failing plugin is logged, not raised."""
         for impl in hook_impls(self.pm, "on_data_changed"):  # one failing listener must not silence the others
             try:
-                call_impls([impl], "on_data_changed", event=event, context=self)
+                call_impls([impl], "on_data_changed", timeout=timeout_of(self.pm), event=event, context=self)
             except PluginError as exc:
                 self.log.error("%s (the change itself is committed)", exc)
 
@@ -547,5 +547,6 @@ def open(url: str | None = None, *, config: str | Path | None = None, settings: 
         settings = attrs.evolve(settings, store_url=resolve_store_url(url, Path.cwd()))
     if pm is None:
         pm = make_plugin_manager(load=settings.load_plugins, disable=(*settings.disable_plugins, *disable),
-                                 strict=settings.strict_plugins, extra_plugins=plugins)
+                                 strict=settings.strict_plugins, extra_plugins=plugins,
+                                 timeout=settings.plugin_timeout)
     return Kit(settings, pm, open_store(settings.store_url, settings, pm, create=create))

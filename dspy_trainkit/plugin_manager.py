@@ -20,6 +20,8 @@ import pluggy
 
 from . import hookspecs
 from .errors import ConfigError, ConversionError, PluginError, ValidationError
+from .settings import DEFAULT_PLUGIN_TIMEOUT
+from .time_limits import TimeLimitExceeded, start, stop
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +60,12 @@ class PluginInfo:
 class TrainkitPluginManager(pluggy.PluginManager):
     """A pluggy manager that also remembers what happened to every discovered plugin."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, call_timeout: float | None = DEFAULT_PLUGIN_TIMEOUT) -> None:
         super().__init__(hookspecs.PROJECT)
         self.add_hookspecs(hookspecs)
         self.infos: dict[str, PluginInfo] = {}
+        #: seconds one hook call of one plugin may take (`[plugins] timeout`); None or 0: no limit
+        self.call_timeout = call_timeout
 
     def register_plugin(self, plugin: Any, name: str, *, distribution: str | None = None,
                         version: str | None = None) -> None:
@@ -163,14 +167,15 @@ def _dist_name(ep: importlib.metadata.EntryPoint) -> str | None:
 def make_plugin_manager(*, load: Sequence[str] | None = None, disable: Iterable[str] = (),
                         strict: bool = False, extra_plugins: Iterable[tuple[str, Any]] = (),
                         entry_points: Iterable[importlib.metadata.EntryPoint] | None = None,
-                        ) -> TrainkitPluginManager:
+                        timeout: float | None = DEFAULT_PLUGIN_TIMEOUT) -> TrainkitPluginManager:
     """Build a plugin manager from installed entry points.
 
     `load` is an allow-list of plugin names (`None` = all; empty = only the essential store plugin);
     `disable` a deny-list. A name in either that no installed plugin has is an error listing the known names.
     `extra_plugins` are `(name, object)` pairs registered after the entry points (for programs and tests).
+    `timeout` is the time limit in seconds of one hook call of one plugin (None or 0: none).
     """
-    pm = TrainkitPluginManager()
+    pm = TrainkitPluginManager(call_timeout=timeout)
     eps = discover_entry_points() if entry_points is None else list(entry_points)
     known = {ep.name for ep in eps}
     disable = set(disable)
@@ -214,7 +219,12 @@ def call_each(pm: pluggy.PluginManager, hook_name: str, **kwargs: Any) -> list[t
     Used where results must be attributed (findings, scores, registrations) and where an exception must name
     the plugin and hook that raised it.
     """
-    return call_impls(hook_impls(pm, hook_name), hook_name, **kwargs)
+    return call_impls(hook_impls(pm, hook_name), hook_name, timeout=timeout_of(pm), **kwargs)
+
+
+def timeout_of(pm: pluggy.PluginManager) -> float | None:
+    """The per-call time limit of `pm`'s plugins (a plain pluggy manager has the default)."""
+    return getattr(pm, "call_timeout", DEFAULT_PLUGIN_TIMEOUT)
 
 
 def hook_impls(pm: pluggy.PluginManager, hook_name: str) -> list[Any]:
@@ -222,15 +232,34 @@ def hook_impls(pm: pluggy.PluginManager, hook_name: str) -> list[Any]:
     return list(reversed(getattr(pm.hook, hook_name).get_hookimpls()))
 
 
-def call_impls(impls: Iterable[Any], hook_name: str, **kwargs: Any) -> list[tuple[str, Any]]:
-    """Call the given hook implementations in order; see `call_each`."""
+def call_impls(impls: Iterable[Any], hook_name: str, *, timeout: float | None = DEFAULT_PLUGIN_TIMEOUT,
+               **kwargs: Any) -> list[tuple[str, Any]]:
+    """Call the given hook implementations in order, each within `timeout` seconds (None or 0: no limit; see
+    `time_limits`); see `call_each`. A plugin that raises, calls `sys.exit()` or runs past the limit becomes a
+    PluginError naming the plugin and the hook."""
     results: list[tuple[str, Any]] = []
     for impl in impls:
         args = {name: kwargs[name] for name in impl.argnames}
+        limit = None
         try:
-            result = impl.function(**args)
+            limit = start(timeout)
+            try:
+                result = impl.function(**args)
+            finally:  # inside the outer try: a limit that runs out just as the call returns is still reported
+                stop(limit)
         except (PluginError, ValidationError, ConversionError, ConfigError):
             raise  # already says what is wrong: a bad record, a conversion that cannot work
+        except TimeLimitExceeded as exc:
+            if exc.entry is not limit:
+                raise  # an outer call's limit: that call reports it
+            raise PluginError(f"plugin {impl.plugin_name!r} did not finish hook {hook_name!r} within "
+                              f"{exc.seconds:g} s (the per-call limit, [plugins] timeout or TRAINKIT_PLUGIN_TIMEOUT); "
+                              f"fix or disable the plugin (--disable-plugin {impl.plugin_name}), or raise the limit",
+                              plugin=impl.plugin_name, hook=hook_name) from None
+        except SystemExit as exc:  # would end the command with its code and nothing said, or stored
+            raise PluginError(f"plugin {impl.plugin_name!r} called sys.exit({exc.code!r}) in hook {hook_name!r}; "
+                              "a plugin must raise an exception instead of ending the process",
+                              plugin=impl.plugin_name, hook=hook_name) from None
         except Exception as exc:
             raise PluginError(f"plugin {impl.plugin_name!r} failed in hook {hook_name!r}: "
                               f"{type(exc).__name__}: {exc}", plugin=impl.plugin_name, hook=hook_name) from exc
@@ -271,6 +300,6 @@ def collect_registrations(pm: pluggy.PluginManager, hook_name: str,
                                   plugin=_plugin, hook=hook_name)
             found[entry.key] = entry
 
-        call_impls([impl], hook_name, register=register)
+        call_impls([impl], hook_name, timeout=timeout_of(pm), register=register)
     return found
 

@@ -139,6 +139,11 @@ class TaskSettings:
         return {**self.weights, **(override.weights or {})} if override else self.weights
 
 
+#: Seconds one hook call of one plugin may take before it is stopped as hung (`[plugins] timeout`). Data hooks
+#: run once per batch (1000 examples by default); an LM judge may need minutes for one, so the default is generous.
+DEFAULT_PLUGIN_TIMEOUT = 600.0
+
+
 @attrs.frozen
 class Settings:
     """The whole configuration of an open kit."""
@@ -149,6 +154,7 @@ class Settings:
     load_plugins: tuple[str, ...] | None = None
     disable_plugins: tuple[str, ...] = ()
     strict_plugins: bool = False
+    plugin_timeout: float | None = DEFAULT_PLUGIN_TIMEOUT  # seconds per hook call of one plugin; None: no limit
     batch_size: int = 1000
     default_task: str | None = None
     tasks: dict[str, TaskSettings] = attrs.field(factory=dict)
@@ -384,13 +390,15 @@ def _from_document(doc: Mapping[str, Any], r: _Reader) -> dict[str, Any]:
     store = r.table(top.get("store", {}), "store", ("url",))
     if "url" in store:
         values["store_url"] = r.string(store["url"], "store.url")
-    plugins = r.table(top.get("plugins", {}), "plugins", ("load", "disable", "strict"))
+    plugins = r.table(top.get("plugins", {}), "plugins", ("load", "disable", "strict", "timeout"))
     if "load" in plugins:
         values["load_plugins"] = r.strings(plugins["load"], "plugins.load")
     if "disable" in plugins:
         values["disable_plugins"] = r.strings(plugins["disable"], "plugins.disable")
     if "strict" in plugins:
         values["strict_plugins"] = r.boolean(plugins["strict"], "plugins.strict")
+    if "timeout" in plugins:
+        values["plugin_timeout"] = _plugin_timeout(plugins["timeout"], "plugins.timeout")
     intake = r.table(top.get("intake", {}), "intake", ("batch_size",))
     if "batch_size" in intake:
         values["batch_size"] = r.positive_int(intake["batch_size"], "intake.batch_size")
@@ -437,6 +445,13 @@ def _from_environment(env: Mapping[str, str]) -> dict[str, Any]:
         values["disable_plugins"] = _split(env["TRAINKIT_DISABLE_PLUGINS"])
     if "TRAINKIT_STRICT_PLUGINS" in env:
         values["strict_plugins"] = _env_bool("TRAINKIT_STRICT_PLUGINS", env["TRAINKIT_STRICT_PLUGINS"])
+    if "TRAINKIT_PLUGIN_TIMEOUT" in env:
+        raw = env["TRAINKIT_PLUGIN_TIMEOUT"]
+        try:
+            number = float(raw)
+        except ValueError:
+            number = -1.0
+        values["plugin_timeout"] = _plugin_timeout(number, f"environment variable TRAINKIT_PLUGIN_TIMEOUT={raw!r}")
     if "TRAINKIT_BATCH_SIZE" in env:
         raw = env["TRAINKIT_BATCH_SIZE"]
         if not raw.isdigit() or int(raw) < 1:
@@ -445,6 +460,13 @@ def _from_environment(env: Mapping[str, str]) -> dict[str, Any]:
     if env.get("TRAINKIT_DEFAULT_TASK"):
         values["default_task"] = env["TRAINKIT_DEFAULT_TASK"]
     return values
+
+
+def _plugin_timeout(value: Any, where: str) -> float | None:
+    """Seconds > 0, or 0 for no limit (None)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < float("inf"):
+        raise ConfigError(f"{where}: must be a number of seconds (0 for no limit), got {value!r}")
+    return float(value) or None
 
 
 def _split(value: str) -> tuple[str, ...]:

@@ -4,6 +4,7 @@ balanced selection they can use; CLI create/list/show/diff/export (SQLite and Po
 from __future__ import annotations
 
 import json
+from collections import Counter
 
 import pytest
 from click.testing import CliRunner
@@ -188,3 +189,37 @@ def test_snapshot_query_config_is_recorded(tmp_path):
         kit.store.url = "postgresql://team:secret@db.example/tk?sslmode=require"  # the password is not recorded
         snapshots.create(kit, "y", ExampleQuery(task="qa"))
         assert snapshots.info(kit, "y")["config"]["store"] == "postgresql://team:***@db.example/tk?sslmode=require"
+
+
+def test_balanced_total_is_spread_over_domains_topics_and_difficulties(store_url, tmp_path):
+    """36 cells (3 domains x 4 topics x 3 difficulties, 2 examples each, created in label order) and a total of
+    12: every domain gets 4, one per topic, and not the 12 cells that sort first (all of domain 'algebra', which
+    were also the first examples created)."""
+    domains, topics, difficulties = ("algebra", "geometry", "stats"), ("t1", "t2", "t3", "t4"), ("easy", "mid", "hard")
+    records = [qa(f"{d} {t} {level} {n}", domain=d, topic=t, difficulty=level)
+               for d in domains for t in topics for level in difficulties for n in range(2)]
+    with open_kit(store_url, tmp_path) as kit:
+        kit.add_many(records)
+        snap = kit.snapshot("spread", task="qa", balanced=True, total=12)
+        chosen = list(snapshots.examples(kit, "spread"))
+        first_created = sorted(ex.id for ex in kit.examples())[:12]
+    assert len(snap.members) == 12 and sorted(ex.id for ex in chosen) != first_created
+    by_domain = {d: [ex for ex in chosen if ex.domain == d] for d in domains}
+    assert {d: len(found) for d, found in by_domain.items()} == {d: 4 for d in domains}
+    assert all(sorted(ex.topic for ex in found) == list(topics) for found in by_domain.values())
+    assert len({ex.difficulty for ex in chosen}) == 3
+    assert len({(ex.domain, ex.topic, ex.difficulty) for ex in chosen}) == 12  # never two from one cell
+
+
+def test_cli_balanced_snapshot_with_a_total(tmp_path):
+    runner = CliRunner()
+    db = f"sqlite:///{tmp_path / 'bal.db'}"
+    with open_kit(db, tmp_path) as kit:
+        kit.add_many([qa(f"{d} question {n}", domain=d) for d in ("a", "b", "c", "d") for n in range(30)])
+    result = runner.invoke(cli, ["--db", db, "snapshot", "create", "b10", "--task", "qa", "--balanced",
+                                 "--total", "10", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["size"] == 10
+    with open_kit(db, tmp_path) as kit:
+        counts = Counter(ex.domain for ex in snapshots.examples(kit, "b10"))
+    assert sorted(counts.values()) == [2, 2, 3, 3] and set(counts) == {"a", "b", "c", "d"}

@@ -216,7 +216,9 @@ def test_an_unreachable_lm_is_one_clear_error_before_any_work(tmp_path: Path, ke
 # ---- DummyLM: near-duplicates, no usable seeds ---------------------------------------------------------------
 
 def test_paraphrases_too_close_to_the_seed_or_to_each_other_are_rejected(tmp_path: Path) -> None:
-    with tk.open(config=write_config(tmp_path, "[lm.generation]\nconcurrency = 1\nretries = 0\n")) as kit:
+    # the one-word copy of the coat seed is 0.82 similar (its labels and solution count too): threshold 0.8
+    config = "[lm.generation]\nconcurrency = 1\nretries = 0\n[plugin.neardup]\nthreshold = 0.8\n"
+    with tk.open(config=write_config(tmp_path, config)) as kit:
         seeds = add_seeds(kit)
         by_problem = {ex.outputs["problem"]: ex for ex in seeds}
         coat = next(ex for p, ex in by_problem.items() if "coat" in p)

@@ -55,7 +55,7 @@ class CliState:
 
             s = self.settings()
             self._pm = make_plugin_manager(load=s.load_plugins, disable=(*s.disable_plugins, *self.disable),
-                                           strict=s.strict_plugins)
+                                           strict=s.strict_plugins, timeout=s.plugin_timeout)
         return self._pm
 
     def kit(self, *, create: bool = False) -> Kit:

@@ -16,12 +16,12 @@ from __future__ import annotations
 import errno
 import os
 import stat
-import tempfile
 from pathlib import Path
 from types import TracebackType
 from typing import IO
 
 from ..errors import TrainkitError
+from ..scratch import partial_path
 
 #: errno values that mean "the destination refused the data", reported as one OutputError
 WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EPIPE}
@@ -92,9 +92,10 @@ class SafeOutput:
             if self.is_regular:
                 self.target = self.path.resolve() if self.path.is_symlink() else self.path
                 keep_mode = os.stat(self.target).st_mode & 0o7777 if kind == "regular" else None
-                fd, name = tempfile.mkstemp(prefix=f".{self.target.name}.", suffix=".part", dir=self.target.parent)
-                self._temporary = Path(name)
-                os.fchmod(fd, keep_mode if keep_mode is not None else 0o666 & ~_umask())  # mkstemp makes 0600
+                # named after its process, so the next run removes it if this one is killed (scratch.py)
+                self._temporary = partial_path(self.target)
+                fd = os.open(self._temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                os.fchmod(fd, keep_mode if keep_mode is not None else 0o666 & ~_umask())
                 self.stream: IO[bytes] = os.fdopen(fd, "wb")
             else:
                 self.target = self.path

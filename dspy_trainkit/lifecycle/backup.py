@@ -23,7 +23,6 @@ import io
 import logging
 import sqlite3
 import tarfile
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -33,6 +32,7 @@ import orjson
 
 from ..errors import TrainkitError
 from ..files.writing import WRITE_ERRORS, SafeOutput, check_output
+from ..scratch import temporary_folder
 from ..store import redact_url
 from .signing import SIGNATURE, backup_key, sign
 
@@ -97,8 +97,7 @@ def backup(kit: Kit, output: Path, *, portable: bool | None = None,
     key = backup_key()
     out = SafeOutput(output, "backup")
     try:  # the members are made beside the destination (same disk) unless it is a pipe or device
-        with tempfile.TemporaryDirectory(prefix=".trainkit-backup-", dir=out.folder) as work:
-            folder = Path(work)
+        with temporary_folder(".trainkit-backup", out.folder) as folder:  # a killed backup's goes next time
             if portable:
                 files, counts = _write_portable(kit, folder, progress)
             else:

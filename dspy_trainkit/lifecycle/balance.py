@@ -1,6 +1,6 @@
 """Balance: counts and quality per domain x topic x difficulty cell against the task's `cell_target` and
 `cell_cap`, and balanced selection (at most `cap` per cell, best quality first, optionally a total size
-spread evenly over the cells).
+spread evenly over the domains, their topics and difficulties).
 
 Selection is deterministic: within a cell examples are taken by quality (highest first, unscored last), ties by
 id, so the same store gives the same selection, and a snapshot records which one it was.
@@ -81,7 +81,8 @@ def _sort_key(item: tuple[str, Cell]) -> tuple[Any, ...]:
 
 def select(kit: Kit, query: ExampleQuery, *, cap: int | None = None, total: int | None = None) -> list[Example]:
     """A balanced selection from `query`: per cell at most `cap` (default: the task's `cell_cap`), best quality
-    first; with `total`, that many at most, taken round-robin over the cells so small cells are not crowded out.
+    first; with `total`, that many at most, taken in turns over the domains, their topics and their
+    difficulties (`_Spread`) so that small cells are not crowded out and no domain is left out.
     """
     if query.task is None:
         raise ConfigError("balanced selection works per task; give a task (--task)")
@@ -90,23 +91,58 @@ def select(kit: Kit, query: ExampleQuery, *, cap: int | None = None, total: int 
     if cap is None and total is None:
         raise ConfigError(f"balanced selection of task {query.task!r} needs a per-cell cap: set "
                           f"tasks.{query.task}.cell_cap in trainkit.toml or give --cap (or a total size)")
-    cells = [tuple(key) for key, _ in kit.store.group_counts(list(CELL_COLUMNS), query)]
+    cells = sorted((tuple(key) for key, _ in kit.store.group_counts(list(CELL_COLUMNS), query)),
+                   key=lambda cell: tuple(("", "") if v is None else ("~", v) for v in cell))  # NULLs first everywhere
     per_cell = cap if cap is not None else total
-    queues: list[Iterator[Example]] = []
+    tree = _Spread()
     for cell in cells:
         cell_query = attrs.evolve(query, where=(*query.where, *cell_where(cell)), order="-quality",
                                   limit=per_cell, offset=0)
-        queues.append(iter(list(kit.store.iter_examples(cell_query))))
+        tree.add(cell, iter(list(kit.store.iter_examples(cell_query))))
     chosen: list[Example] = []
-    while queues and (total is None or len(chosen) < total):
-        still = []
-        for queue in queues:
-            example = next(queue, None)
-            if example is None:
-                continue
-            chosen.append(example)
-            still.append(queue)
-            if total is not None and len(chosen) >= total:
-                break
-        queues = still
+    while total is None or len(chosen) < total:
+        example = tree.take()
+        if example is None:
+            break
+        chosen.append(example)
     return sorted(chosen, key=lambda ex: ex.id)
+
+
+class _Spread:
+    """The cells' queues as a tree (domain -> topic -> difficulty), taken from in turns at every level: one
+    example from the next domain, within it from its next topic, within that from its next difficulty.
+
+    A total smaller than the number of cells (or not a multiple of it) is spread over the domains first, then
+    over the topics of each domain, instead of going to the cells that sort first (with cells created in label
+    order, that was the first N examples created and whole domains left out). A level whose queues run dry drops
+    out, and the others share the rest."""
+
+    def __init__(self, turn: int = 0) -> None:
+        self.children: dict[Any, _Spread | Iterator[Example]] = {}
+        self.turn = turn
+        self.made = 0  # inner nodes made below the root: each starts its turns one further on
+
+    def add(self, cell: tuple[Any, ...], queue: Iterator[Example]) -> None:
+        node = self
+        for label in cell[:-1]:
+            if label not in node.children:
+                self.made += 1
+                node.children[label] = _Spread(turn=self.made)  # so topics do not all start at the same difficulty
+            child = node.children[label]
+            assert isinstance(child, _Spread)
+            node = child
+        node.children[cell[-1]] = queue
+
+    def take(self) -> Example | None:
+        """The next example in turn, or None when every queue is empty."""
+        while self.children:
+            keys = list(self.children)
+            key = keys[self.turn % len(keys)]
+            child = self.children[key]
+            example = child.take() if isinstance(child, _Spread) else next(child, None)
+            if example is None:
+                del self.children[key]  # dry: the next child moves into its turn
+                continue
+            self.turn = self.turn % len(keys) + 1
+            return example
+        return None

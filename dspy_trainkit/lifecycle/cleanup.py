@@ -3,8 +3,9 @@
 
 * `max_age_days`: created more than N days ago;
 * `min_quality`: scored below the threshold (unscored examples are left alone);
-* `superseded`: a near-duplicate (the neardup plugin's MinHash and threshold) of a better example: higher
-  quality, then accepted before candidate, then older; each cluster keeps its best;
+* `superseded`: a near-duplicate of a better example (higher quality, then accepted before candidate, then
+  older; each cluster keeps its best). A plugin decides it through the `cleanup_policies` hook (the built-in
+  neardup plugin, with its similarity and threshold): the core never imports a plugin;
 * `over_full`: accepted examples beyond the cell's `cell_cap`, the lowest quality first.
 
 Nothing is deleted: examples are archived through the changes API, batch by batch, with `cleanup: POLICY` as
@@ -18,6 +19,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -28,9 +30,10 @@ from .balance import CELL_COLUMNS, cell_where
 
 if TYPE_CHECKING:
     from ..kit import Kit
-    from ..models import Example
 
 POLICIES = ("max_age_days", "min_quality", "superseded", "over_full")
+#: Policies a plugin decides (hook `cleanup_policies`), with the plugin that provides each built in.
+PLUGIN_POLICIES = {"superseded": "neardup"}
 LIVE = (("status", "!=", "rejected"), ("status", "!=", "archived"))
 DAY = 86400.0
 
@@ -89,45 +92,39 @@ class TrainingDataManager:
                                                      where=(*LIVE, ("quality", "<", settings.min_quality)))):
                 planned.setdefault(ex_id, Action(ex_id, task, "min_quality", f"quality below {settings.min_quality}"))
         if "superseded" in policies and settings.superseded:
-            for action in self._superseded(task, set(planned)):
+            for action in self._from_plugin("superseded", task, set(planned)):
                 planned.setdefault(action.example_id, action)
         if "over_full" in policies and settings.over_full:
             for action in self._over_full(task, set(planned)):
                 planned.setdefault(action.example_id, action)
         return sorted(planned.values(), key=lambda a: (POLICIES.index(a.policy), a.example_id))
 
-    def _superseded(self, task: str, excluded: set[str]) -> list[Action]:
-        info = getattr(self.kit.pm, "infos", {}).get("neardup")
-        if info is None or info.status != "loaded":
+    def _from_plugin(self, policy: str, task: str, excluded: set[str]) -> list[Action]:
+        """The actions of a policy a plugin registered through `cleanup_policies`; a clear error when none did."""
+        from ..plugin_manager import call_impls, timeout_of
+
+        registered = _registered_policies(self.kit.pm)
+        planner = registered.get(policy)
+        if planner is None:
             from ..errors import ConfigError
 
-            state = "not installed" if info is None else info.status
-            raise ConfigError(f"cleanup policy 'superseded' (task {task!r}) uses the neardup plugin, which is "
-                              f"{state}: enable the plugin, or set superseded = false in [cleanup] "
+            provider = PLUGIN_POLICIES[policy]
+            info = getattr(self.kit.pm, "infos", {}).get(provider)
+            state = "not installed" if info is None else info.status if info.status != "loaded" else \
+                "loaded but registered no such policy"
+            raise ConfigError(f"cleanup policy {policy!r} (task {task!r}) uses the {provider} plugin, which is "
+                              f"{state}: enable the plugin, or set {policy} = false in [cleanup] "
                               f"(or [tasks.{task}.cleanup])")
-        from dspy_trainkit_neardup import index as nd
-        from dspy_trainkit_neardup import rules
-
-        live = [ex for ex in self.kit.store.iter_examples(ExampleQuery(task=task, where=LIVE))
-                if ex.id not in excluded]
-        if len(live) < 2:
-            return []
-        num_perm, bands = nd.lsh_shape(rules.lowest_threshold(self.kit, task))
-        ranked = sorted(live, key=_better_first)
-        sketches = nd.sketch(ranked, num_perm)
-        index = nd.TaskIndex(task, num_perm, bands)
-        thresholds: dict[str | None, float] = {}
-        actions = []
-        for example, sk in zip(ranked, sketches, strict=True):
-            if example.domain not in thresholds:
-                thresholds[example.domain] = rules.rule(self.kit, task, example.domain).threshold
-            best = max(((sim, other) for other, _, sim in index.neighbours(sk)), default=None)
-            if best is not None and best[0] >= thresholds[example.domain]:
-                actions.append(Action(example.id, task, "superseded",
-                                      f"near-duplicate ({best[0]:.2f}) of better example {best[1]}"))
-            else:
-                index.add([sk])  # kept: later (worse) examples are compared with it
-        return actions
+        plan = planner.value
+        # called like a hook of its plugin: errors name the plugin, and the per-call time limit applies
+        impl = SimpleNamespace(plugin_name=planner.plugin, argnames=("kit", "task", "excluded"),
+                               function=lambda kit, task, excluded: [(str(i), str(d)) for i, d in
+                                                                     plan(kit, task, excluded)])
+        found = call_impls([impl], "cleanup_policies", timeout=timeout_of(self.kit.pm), kit=self.kit, task=task,
+                           excluded=frozenset(excluded))
+        pairs = found[0][1] if found else []
+        return [Action(example_id, task, policy, detail) for example_id, detail in pairs
+                if example_id not in excluded]
 
     def _over_full(self, task: str, excluded: set[str]) -> list[Action]:
         cap = self.kit.settings.task(task).cell_cap
@@ -189,13 +186,22 @@ class TrainingDataManager:
         return [row.to_dict() for row in balance.report(self.kit, task=task)]
 
 
+def _registered_policies(pm: Any) -> dict[str, Any]:
+    """The policies plugins registered through `cleanup_policies`: name -> Registration (the planner, the plugin)."""
+    from ..plugin_manager import Registration, collect_registrations
+
+    def make(plugin: str, name: Any, plan: Any) -> Registration:
+        if name not in PLUGIN_POLICIES:
+            raise ValueError(f"policy {name!r} is not one a plugin decides; known: {', '.join(PLUGIN_POLICIES)}")
+        if not callable(plan):
+            raise TypeError(f"policy {name!r}: plan must be callable as plan(kit, task, excluded)")
+        return Registration(key=name, value=plan, plugin=plugin)
+
+    return collect_registrations(pm, "cleanup_policies", make)
+
+
 def _count(actions: list[Action]) -> dict[str, int]:
     counts: dict[str, int] = defaultdict(int)
     for action in actions:
         counts[action.policy] += 1
     return counts
-
-
-def _better_first(example: Example) -> tuple[Any, ...]:
-    return (-(example.quality if example.quality is not None else -1.0),
-            0 if example.status == "accepted" else 1, example.created_at, example.id)

@@ -28,11 +28,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import shutil
 import sqlite3
 import tarfile
-import tempfile
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path, PurePosixPath
@@ -42,6 +40,7 @@ import orjson
 
 from ..errors import TrainkitError
 from ..models import Event, Example, Snapshot
+from ..scratch import replacing, temporary_folder
 from ..store import redact_url
 from .backup import (
     CHUNK,
@@ -245,8 +244,7 @@ def restore(path: Path, target: Any, *, open_store: Callable[[str], Any] | None 
     interrupted or killed restore leaves the store as empty as it was, so the same command can simply run
     again."""
     path = Path(path)
-    with tempfile.TemporaryDirectory(prefix="trainkit-restore-") as work:
-        folder = Path(work)
+    with temporary_folder("trainkit-restore") as folder:  # a killed restore's is removed next time
         manifest = verify(path, folder, max_bytes=max_bytes)
         store = target.store
         with store.write_transaction():
@@ -418,9 +416,8 @@ class _ProgramTargets:
             self.not_written.append(record["id"])
             return record
         target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(f".{target.name}.part")
-        partial.write_text(line["program"]["content"], encoding="utf-8")
-        os.replace(partial, target)
+        with replacing(target) as partial:
+            partial.write_text(line["program"]["content"], encoding="utf-8")
         self.written.append(str(target))
         return {**record, "program_path": str(target)}
 

@@ -20,7 +20,6 @@ error, or interrupted), so `trainkit runs` shows every attempt. Reading runs and
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -32,6 +31,7 @@ import orjson
 from ..errors import TrainkitError
 from ..models import Event
 from ..redaction import redact, redact_data
+from ..scratch import replacing
 from ..workers import new_owner
 from . import optimizers
 from .champions import champion, load_saved, record_rescore, scored_alike
@@ -226,12 +226,10 @@ def _save_program(program: Any, folder: Path, run_id: str) -> Path:
     """`program.save(path)` as JSON, written under a temporary name and renamed, so a crash leaves no half file."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{run_id}.json"
-    partial = folder / f".{run_id}.part.json"
     try:
-        program.save(str(partial))
-        os.replace(partial, path)
+        with replacing(path, suffix=".part.json") as partial:  # DSPy picks the format by the ending
+            program.save(str(partial))
     except OSError as exc:
-        partial.unlink(missing_ok=True)
         raise OptimizationError(f"cannot save the program to {path}: {exc}") from None
     return path
 
@@ -384,13 +382,11 @@ def _write_meta(run: Run) -> None:
     scores, demo example ids, promotion), so the file says what made it even away from the store. The store's
     record stays the reference (it also holds per-example results); a failure here is logged, not raised."""
     path = Path(run.program_path).with_suffix(".meta.json")
-    partial = path.with_name(f".{path.name}.part")
     try:
-        partial.write_bytes(orjson.dumps({**run.record(), "demo_ids": run.demo_ids},
-                                         option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
-        os.replace(partial, path)
+        with replacing(path) as partial:
+            partial.write_bytes(orjson.dumps({**run.record(), "demo_ids": run.demo_ids},
+                                             option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
     except OSError as exc:
-        partial.unlink(missing_ok=True)
         log.warning("run %s: could not write %s: %s", run.id, path, exc)
 
 

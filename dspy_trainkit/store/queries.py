@@ -3,6 +3,7 @@ columns every store can group and filter by."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import attrs
@@ -20,10 +21,19 @@ def _as_ids(value: Any) -> tuple[str, ...] | None:
 
 def _as_conditions(value: Any) -> tuple[tuple[str, str, object], ...]:
     """`where="quality<0.5"`, a list of such strings, or parsed (field, op, value) triples -> parsed triples."""
-    from .where import parse_where
+    from .where import check_condition, parse_where
 
     items = [value] if isinstance(value, str) else list(value or ())
-    return tuple(parse_where(item) if isinstance(item, str) else tuple(item) for item in items)
+    return tuple(parse_where(item) if isinstance(item, str) else check_condition(tuple(item)) for item in items)
+
+
+def _finite_min_quality(value: Any) -> Any:
+    """NaN is refused like a NaN `--where` bound (`--min-quality nan` passed click's 0..1 range check)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        from ..errors import TrainkitError
+
+        raise TrainkitError(f"--min-quality {value!r}: needs a finite number between 0 and 1, e.g. 0.5")
+    return value
 
 
 @attrs.frozen(kw_only=True)
@@ -36,7 +46,7 @@ class ExampleQuery:
     domain: str | None = None
     topic: str | None = None
     difficulty: str | None = None
-    min_quality: float | None = None
+    min_quality: float | None = attrs.field(default=None, converter=lambda v: _finite_min_quality(v))
     ids: tuple[str, ...] | None = attrs.field(default=None, converter=lambda v: _as_ids(v))
     # (field, op, value) from dspy_trainkit.store.where, ANDed; "quality<0.5" strings are parsed here
     where: tuple[tuple[str, str, object], ...] = attrs.field(default=(), converter=lambda v: _as_conditions(v))

@@ -1,12 +1,15 @@
 """Built-in plugin 'neardup': near-duplicate detection and a `novelty` score, with MinHash LSH (rensa).
 
-* `validate`: an example whose estimated Jaccard similarity (word sets of its input and output values) to a
-  stored example of the same task, or to an earlier example of the batch, is at least `threshold` gets a
-  `near-duplicate` finding naming the other example and the similarity; severity `error` (default) rejects it,
-  `warning` sends it to review. Identical content is left to the core's exact dedup.
-* `score`: dimension `novelty` = 1 - the largest estimated similarity to a stored example of the same task
-  (similarities below the index's floor, 0.70 by default, count as 0).
+* `validate`: an example whose Jaccard similarity (word sets of its input and output values; MinHash finds the
+  candidates, the exact similarity confirms them) to a stored example of the same task, or to an earlier
+  example of the batch, is at least `threshold` gets a `near-duplicate` finding naming the other example and the
+  similarity; severity `error` (default) rejects it, `warning` sends it to review. Identical content is left to
+  the core's exact dedup.
+* `score`: dimension `novelty` = 1 - the largest similarity to a stored example of the same task, or to an
+  earlier example of the batch (similarities below the index's floor, 0.70 by default, count as 0).
 * `on_data_changed`: keeps the per-kit, per-task in-memory index current.
+* `cleanup_policies`: registers the `superseded` cleanup policy (`[cleanup] superseded = true`): near-duplicates
+  of a better example are archived, each cluster keeping its best (see `cleanup.py`).
 
 Settings: `[plugin.neardup]` `threshold` (0.85) and `severity` ("error"), overridable per task and per domain.
 See docs/neardup.md. rensa is imported on first use, not when plugins load.
@@ -40,3 +43,10 @@ def on_data_changed(event, context):
         return
     with state.lock:
         state.changed(context, event.kind, list(event.example_ids))
+
+
+@hookimpl
+def cleanup_policies(register):
+    from .cleanup import superseded
+
+    register("superseded", superseded)

@@ -1,29 +1,49 @@
 """Finding near-duplicates in a batch and scoring novelty: what the plugin's `validate` and `score` hooks do.
 
-An example is a near-duplicate when the estimated Jaccard similarity of its word set (see `text.py`) to a stored
-example of the same task (accepted or candidate), or to an earlier example of the same batch, is at least the
-threshold of its task and domain. Identical content (same content hash) is not reported: the core's exact dedup
-drops it. An example is never compared with itself (same id), so editing or re-scoring a stored example does not
-flag it.
+An example is a near-duplicate when the Jaccard similarity of its word set (see `text.py`) to a stored example
+of the same task (accepted or candidate), or to an earlier example of the same batch, is at least the threshold
+of its task and domain. Identical content (same content hash) is not reported: the core's exact dedup drops it.
+An example is never compared with itself (same id), so editing or re-scoring a stored example does not flag it.
 
-Novelty is 1 - the largest estimated similarity to a stored example of the task, counting the similarities from
-the index's floor up: the similarity at which its LSH finds half of the pairs (0.70 with the default threshold).
-Below that an example counts as novel (1.0): the index finds pairs of similarity 0.5 only by chance (3.5% of them
-with the default threshold), and without a floor two equally ordinary examples would get 1.0 and 0.5 at random.
+MinHash only finds the candidates. Its estimate has a standard error of about 0.03 near 0.85, which flagged
+pairs whose real similarity was 0.82-0.84 at threshold 0.85; so every candidate whose estimate comes within
+three standard errors of what counts is confirmed with its exact similarity (the word sets of the batch are at
+hand; those of stored candidates are read from the store in one query per batch), and only the exact value
+flags, is reported and sets novelty.
+
+Novelty is 1 - the largest similarity to a stored example of the task, or to an earlier example of the same
+batch that is scored too (so a pair scores the same whether it arrives in one batch or in two), counting the
+similarities from the index's floor up: the similarity at which its LSH finds half of the pairs (0.70 with the
+default threshold). Below that an example counts as novel (1.0): the index finds pairs of similarity 0.5 only by
+chance (3.5% of them with the default threshold), and without a floor two equally ordinary examples would get
+1.0 and 0.5 at random.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from dspy_trainkit.pluginkit import Finding
+from dspy_trainkit.pluginkit import ExampleQuery, Finding
 
-from .index import KitState, Sketch, TaskIndex, half_found, hash_prefix, similarity, sketch, state_for
+from .index import (
+    ID_CHUNK,
+    Sketch,
+    TaskIndex,
+    confirm_from,
+    half_found,
+    hash_prefix,
+    jaccard,
+    similarity,
+    sketch,
+    state_for,
+)
+from .text import words
 
 if TYPE_CHECKING:
     from dspy_trainkit.pluginkit import Example, Kit
 
 CODE = "near-duplicate"
+Match = tuple[float, int, str, str]  # (similarity, batch position or -1 for a stored example, id, description)
 
 
 def validate(kit: Kit, examples: list[Example]) -> dict[int, list[Finding]]:
@@ -38,48 +58,77 @@ def validate(kit: Kit, examples: list[Example]) -> dict[int, list[Finding]]:
             index = state.index(kit, task)
             sketches = sketch([examples[p] for p in positions], index.num_perm)
             state.remember(sketches, limit)
-            found.update(_check(kit, state, index, positions, examples, sketches))
+            rules = [state.rule(kit, task, examples[p].domain) for p in positions]
+            compared = compare(kit, index, positions, sketches, [rule.threshold for rule in rules])
+            for position, rule, matches in zip(positions, rules, compared, strict=True):
+                flagged = [m for m in matches if m[0] >= rule.threshold]
+                if flagged:
+                    found[position] = [_finding(flagged, rule.threshold, rule.severity)]
         return found
 
 
-def _check(kit: Kit, state: KitState, index: TaskIndex, positions: list[int], examples: list[Example],
-           sketches: list[Sketch]) -> dict[int, list[Finding]]:
-    """Findings for the examples at `positions` (all of one task), whose sketches are `sketches`."""
-    batch = index.new_batch()  # the examples of this batch seen so far, by their number in `sketches`
+def compare(kit: Kit, index: TaskIndex, positions: list[int], sketches: list[Sketch],
+            thresholds: list[float]) -> list[list[Match]]:
+    """For each of `sketches` (the examples at `positions` of a batch, all of `index`'s task, in order), the
+    stored examples and earlier examples of the batch whose exact similarity to it is at least the lower of the
+    novelty floor and its threshold. Also sets each sketch's `stored_similarity` and `batch_similar` (the values
+    from the floor up), which novelty reads."""
     floor = half_found(index.num_perm, index.bands)
-    found: dict[int, list[Finding]] = {}
-    for number, (position, sk) in enumerate(zip(positions, sketches, strict=True)):
-        sk.stored_similarity = 0.0
-        if sk.minhash is None:
-            continue
-        rule = state.rule(kit, index.task, examples[position].domain)
-        matches: list[tuple[float, int, str, str]] = []  # (similarity, batch position or -1, id, description)
-        for other_id, other_hash, value in index.neighbours(sk):
-            if value >= floor:
-                sk.stored_similarity = max(sk.stored_similarity, value)
-                if value >= rule.threshold and other_hash != sk.hash_prefix:
-                    matches.append((value, -1, other_id, f"stored example {other_id}"))
-        for other in batch.query(sk.minhash):
-            earlier = sketches[other]
-            if earlier.hash_prefix == sk.hash_prefix or earlier.example_id == sk.example_id:
+    batch = index.new_batch()  # the examples of this batch seen so far, by their number in `sketches`
+    candidates: list[list[tuple[int, str]]] = []  # per sketch: (batch number, or -1 for a stored one; id)
+    stored_words: dict[str, frozenset[str] | None] = {}
+    for number, sk in enumerate(sketches):
+        sk.stored_similarity, sk.batch_similar = 0.0, []
+        found: list[tuple[int, str]] = []
+        if sk.minhash is not None:
+            start = confirm_from(min(floor, thresholds[number]), index.num_perm)
+            for other_id, other_hash, value in index.neighbours(sk):
+                if value >= start and other_hash != sk.hash_prefix:
+                    found.append((-1, other_id))
+                    stored_words[other_id] = None
+            for other in batch.query(sk.minhash):
+                earlier = sketches[other]
+                if earlier.hash_prefix == sk.hash_prefix or earlier.example_id == sk.example_id:
+                    continue
+                if similarity(sk.signature, earlier.signature, index.num_perm) >= start:
+                    found.append((other, earlier.example_id))
+            batch.insert(number, sk.minhash)
+        candidates.append(found)
+    ids = list(stored_words)
+    for first in range(0, len(ids), ID_CHUNK):
+        for example in kit.store.iter_examples(ExampleQuery(ids=tuple(ids[first:first + ID_CHUNK]))):
+            stored_words[example.id] = frozenset(words(example.inputs, example.outputs))
+    compared = []
+    for number, (sk, found) in enumerate(zip(sketches, candidates, strict=True)):
+        cut = min(floor, thresholds[number])
+        matches: list[Match] = []
+        for other, other_id in found:
+            other_words = sketches[other].words if other >= 0 else stored_words.get(other_id)
+            if other_words is None:  # gone from the store since it was indexed
                 continue
-            value = similarity(sk.signature, earlier.signature, index.num_perm)
-            if value >= rule.threshold:
-                matches.append((value, positions[other], earlier.example_id,
-                                f"example {earlier.example_id} (position {positions[other]} in this batch)"))
-        batch.insert(number, sk.minhash)
-        if matches:
-            found[position] = [_finding(matches, rule.threshold, rule.severity)]
-    return found
+            value = jaccard(sk.words, other_words)
+            if other < 0:
+                position, description = -1, f"stored example {other_id}"
+                if value >= floor:
+                    sk.stored_similarity = max(sk.stored_similarity, value)
+            else:
+                position = positions[other]
+                description = f"example {other_id} (position {position} in this batch)"
+                if value >= floor:
+                    sk.batch_similar.append((other_id, value))
+            if value >= cut:
+                matches.append((value, position, other_id, description))
+        compared.append(matches)
+    return compared
 
 
-def _finding(matches: list[tuple[float, int, str, str]], threshold: float, severity: str) -> Finding:
+def _finding(matches: list[Match], threshold: float, severity: str) -> Finding:
     """One finding naming the most similar example; on a tie a stored one, then the earliest (the same answer
     whatever order the LSH returns candidates in)."""
     value, _, _, other = min(matches, key=lambda m: (-m[0], m[1], m[2]))
     more = f"; {len(matches) - 1} more at or above the threshold" if len(matches) > 1 else ""
     return Finding(severity=severity, code=CODE,
-                   message=f"near-duplicate of {other}: estimated similarity {value:.2f} >= {threshold:g}{more}")
+                   message=f"near-duplicate of {other}: similarity {value:.2f} >= {threshold:g}{more}")
 
 
 def novelty(kit: Kit, examples: list[Example]) -> dict[int, dict[str, float]]:
@@ -96,8 +145,14 @@ def novelty(kit: Kit, examples: list[Example]) -> dict[int, dict[str, float]]:
                 missing.setdefault(examples[i].task, []).append(i)
         for task, positions in missing.items():
             index = state.index(kit, task)
-            floor = half_found(index.num_perm, index.bands)
-            for i, sk in zip(positions, sketch([examples[i] for i in positions], index.num_perm), strict=True):
-                sk.stored_similarity = max((v for _, _, v in index.neighbours(sk) if v >= floor), default=0.0)
+            sketches = sketch([examples[i] for i in positions], index.num_perm)
+            compare(kit, index, positions, sketches, [1.0] * len(positions))  # the floor is what counts here
+            for i, sk in zip(positions, sketches, strict=True):
                 known[i] = sk
-        return {i: {"novelty": 1.0 - sk.stored_similarity} for i, sk in enumerate(known) if sk is not None}
+        scored = {ex.id for ex in examples}  # an earlier example of the batch that was rejected does not count
+        scores = {}
+        for i, sk in enumerate(known):
+            if sk is not None:
+                closest = max([sk.stored_similarity or 0.0, *(v for other, v in sk.batch_similar if other in scored)])
+                scores[i] = {"novelty": 1.0 - closest}
+        return scores

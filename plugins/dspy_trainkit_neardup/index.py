@@ -78,6 +78,21 @@ def half_found(num_perm: int, bands: int) -> float:
     return (1 - 0.5 ** (1 / bands)) ** (bands / num_perm)
 
 
+def jaccard(a: frozenset[str], b: frozenset[str]) -> float:
+    """The exact Jaccard similarity of two word sets: what the MinHash estimates, and what a finding reports."""
+    if not a and not b:
+        return 1.0
+    shared = len(a & b)
+    return shared / (len(a) + len(b) - shared)
+
+
+def confirm_from(cut: float, num_perm: int) -> float:
+    """The estimate from which a candidate's exact similarity is worth computing when `cut` is the least that
+    counts: three standard errors of the estimate below it (0.108 below the 0.70 novelty floor with 162 slots),
+    so a pair at `cut` whose estimate came out low is still confirmed, and only pairs clearly below are skipped."""
+    return cut - 3 * math.sqrt(max(cut * (1 - cut), 0.01) / num_perm)
+
+
 def similarity(a: int, b: int, num_perm: int) -> float:
     """Estimated Jaccard similarity from two compact signatures (as integers): the share of equal bytes,
     corrected for the 1/256 chance that one byte of two different slot values agrees."""
@@ -100,7 +115,10 @@ class Sketch:
     hash_prefix: int
     minhash: Any  # rensa.RMinHash, or None when the example has no words (nothing to compare)
     signature: int = 0  # the compact signature (num_perm bytes) as an integer
+    words: frozenset[str] = frozenset()  # the word set, for the exact similarity of a candidate pair
     stored_similarity: float | None = None  # the largest similarity to an indexed example (set by validate)
+    #: (id, similarity) of the earlier examples of its batch at or above the novelty floor (set by validate)
+    batch_similar: list[tuple[str, float]] = attrs.field(factory=list)
 
 
 def sketch(examples: Sequence[Example], num_perm: int) -> list[Sketch]:
@@ -116,7 +134,7 @@ def sketch(examples: Sequence[Example], num_perm: int) -> list[Sketch]:
             minhash, position = made[position], position + 1
             # one byte of each 32-bit slot (the lowest on little-endian machines; any fixed one serves)
             signature = int.from_bytes(array("I", minhash.digest()).tobytes()[::4], "little")
-        sketches.append(Sketch(ex.id, ex.task, hash_prefix(ex.content_hash), minhash, signature))
+        sketches.append(Sketch(ex.id, ex.task, hash_prefix(ex.content_hash), minhash, signature, frozenset(found)))
     return sketches
 
 

@@ -1,7 +1,7 @@
 """The plugin's settings: `[plugin.neardup]` with per-task and per-domain overrides, checked key by key.
 
     [plugin.neardup]
-    threshold = 0.85        # estimated Jaccard similarity at or above which an example is a near-duplicate
+    threshold = 0.85        # Jaccard similarity at or above which an example is a near-duplicate
     severity = "error"      # "error" rejects it, "warning" keeps it for review
     [plugin.neardup.tasks.qa]
     threshold = 0.9
@@ -56,7 +56,7 @@ def _check(table: Any, where: str) -> dict[str, Any]:
         value = values["threshold"]
         if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
             raise ConfigError(f"{where} threshold: {value!r} must be a number greater than 0 and at most 1 "
-                              "(an estimated Jaccard similarity, e.g. 0.85)")
+                              "(a Jaccard similarity, e.g. 0.85)")
     if "severity" in values and values["severity"] not in SEVERITIES:
         raise ConfigError(f"{where} severity: {values['severity']!r} must be one of {', '.join(SEVERITIES)}")
     return values

@@ -1,0 +1,51 @@
+"""The `superseded` cleanup policy, which this plugin registers through the `cleanup_policies` hook: a live
+example that is a near-duplicate (exact similarity at or above its task's and domain's threshold, candidates
+found by MinHash as in `check.py`) of a better one is archived; each cluster keeps its best.
+
+Better means higher quality, then accepted before candidate, then older. Examples are taken best first; each is
+compared with the ones kept so far (an LSH of them, in the shape the task's lowest threshold needs) and kept
+when none is similar enough, so a chain A ~ B ~ C where A and C differ more keeps A and C.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from dspy_trainkit.pluginkit import ExampleQuery
+
+from . import index as nd
+from . import rules
+
+if TYPE_CHECKING:
+    from dspy_trainkit.pluginkit import Example, Kit
+
+
+def superseded(kit: Kit, task: str, excluded: frozenset[str]) -> Iterator[tuple[str, str]]:
+    """`(example id, detail)` of each live example of `task` (not in `excluded`) superseded by a better one."""
+    live = [ex for ex in kit.store.iter_examples(ExampleQuery(task=task, where=nd.LIVE)) if ex.id not in excluded]
+    if len(live) < 2:
+        return
+    num_perm, bands = nd.lsh_shape(rules.lowest_threshold(kit, task))
+    ranked = sorted(live, key=_better_first)
+    sketches = nd.sketch(ranked, num_perm)
+    kept: dict[str, frozenset[str]] = {}  # word sets of the examples kept so far, for the exact similarity
+    index = nd.TaskIndex(task, num_perm, bands)
+    thresholds: dict[str | None, float] = {}
+    for example, sk in zip(ranked, sketches, strict=True):
+        if example.domain not in thresholds:
+            thresholds[example.domain] = rules.rule(kit, task, example.domain).threshold
+        threshold = thresholds[example.domain]
+        start = nd.confirm_from(threshold, num_perm)  # as validate does: the estimate finds, the exact value decides
+        best = max(((nd.jaccard(sk.words, kept[other]), other) for other, _, estimate in index.neighbours(sk)
+                    if estimate >= start), default=None)
+        if best is not None and best[0] >= threshold:
+            yield example.id, f"near-duplicate ({best[0]:.2f}) of better example {best[1]}"
+        else:
+            index.add([sk])  # kept: later (worse) examples are compared with it
+            kept[example.id] = sk.words
+
+
+def _better_first(example: Example) -> tuple[Any, ...]:
+    return (-(example.quality if example.quality is not None else -1.0),
+            0 if example.status == "accepted" else 1, example.created_at, example.id)
