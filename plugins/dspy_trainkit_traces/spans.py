@@ -167,13 +167,17 @@ def spans_in(unit: Any, where: str) -> Iterator[tuple[str, Any]]:
     that is one span keeps the position `where`; spans inside a list or a container are numbered: `where span
     N` (`span N` for a document)."""
     found = list(_walk(unit, {}))
-    single = len(found) == 1 and any(part is unit for part in found[0]) and where != ""
+    single = where != "" and isinstance(unit, Mapping) and not _containers(unit)
     for number, (raw, resource) in enumerate(found, start=1):
         position = where if single else f"{where} span {number}".strip()
         if raw is EXAMPLE:
             yield position, dict(resource)  # the example record itself
         else:
             yield position, raw if isinstance(raw, BaseException) else make_span(position, raw, resource)
+
+
+def _containers(item: Mapping[str, Any]) -> list[str]:
+    return [key for key in CONTAINER_KEYS if isinstance(item.get(key), list | dict)]
 
 
 def _walk(item: Any, resource: dict[str, Any]) -> Iterator[tuple[Any, dict[str, Any]]]:
@@ -187,7 +191,7 @@ def _walk(item: Any, resource: dict[str, Any]) -> Iterator[tuple[Any, dict[str, 
     if not isinstance(item, Mapping):
         yield ValueError(f"expected a span, got {type(item).__name__}"), resource
         return
-    containers = [key for key in CONTAINER_KEYS if isinstance(item.get(key), list | dict)]
+    containers = _containers(item)
     if containers:
         resource = _resource(item) or resource
         for key in containers:
