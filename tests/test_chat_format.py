@@ -162,3 +162,33 @@ def test_chat_import_from_python(store_url, tmp_path):
                               "Do I need an umbrella in Paris today?"}
     assert questions["What is 12 * 7?"].domain == "tutoring" and questions["And 2x + 3 = 10?"].domain == "math"
     assert [position.rsplit(":", 1)[1] for position, _ in rejected] == ["line 5", "line 6"]
+
+
+@pytest.mark.parametrize(("messages", "outputs", "metadata"), [
+    # a legacy function call with arguments that are not JSON (kept as written), and the function's result after it
+    ([{"role": "user", "content": "q"},
+      {"role": "assistant", "content": None, "function_call": {"name": "lookup", "arguments": "{not json"}},
+      {"role": "function", "name": "lookup", "content": "r"}],
+     {"tool_calls": [{"name": "lookup", "arguments": "{not json"}]},
+     {"after_reply": [{"role": "function", "name": "lookup", "content": "r"}]}),
+    # a refusal is the reply's text
+    ([{"role": "user", "content": "q"}, {"role": "assistant", "content": [{"type": "refusal", "refusal": "No."}]}],
+     {"answer": "No."}, None),
+    # an empty reply stays empty, for validation to reject
+    ([{"role": "user", "content": "q"}, {"role": "assistant", "content": None}], {"answer": ""}, None),
+])
+def test_chat_reply_shapes(messages, outputs, metadata):
+    from dspy_trainkit_chat.conversation import to_example_record
+
+    record = to_example_record({"messages": messages})
+    assert record["inputs"] == {"question": "q"} and record["outputs"] == outputs
+    assert record.get("metadata") == metadata
+
+
+def test_a_record_field_named_like_the_chat_context_is_kept_beside_it():
+    from dspy_trainkit_chat.conversation import to_example_record
+
+    record = to_example_record({"messages": [{"role": "system", "content": "S"}, {"role": "user", "content": "q"},
+                                             {"role": "assistant", "content": "a"}],
+                                "system": "from the log", "metadata": {"team": "support"}})
+    assert record["metadata"] == {"team": "support", "record_system": "from the log", "system": "S"}

@@ -88,7 +88,9 @@ def to_example_record(record: dict[str, Any]) -> dict[str, Any] | RecordError:
             example[key] = value
         elif key not in ("messages", "metadata") or (key == "metadata" and not isinstance(value, dict)):
             metadata[key] = value
-    example["metadata"] = _merge(metadata, context)
+    metadata = _merge(metadata, context)
+    if metadata:
+        example["metadata"] = metadata
     return example
 
 
