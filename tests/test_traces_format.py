@@ -150,3 +150,29 @@ def test_a_file_that_is_not_a_trace_export_is_one_clear_problem(project):
     problems = result.stderr.splitlines()
     assert problems[0].startswith("notes.json:line 1: not a span: expected an object with a span id or name")
     assert problems[1].startswith("broken.json: not valid JSON") and "nothing was imported" in problems[1]
+
+
+def test_langfuse_observations_and_items_that_are_not_spans(project):
+    """Langfuse's observations export: `id`, `traceId`, `parentObservationId`, and `input` / `output` as span
+    fields (an object, and plain text). An item that is not a span is rejected on its own, kept for the rejects
+    file."""
+    observations = [
+        {"id": "obs-2", "traceId": "trace-9", "parentObservationId": "obs-1", "type": "GENERATION",
+         "name": "LM.__call__", "input": [{"role": "user", "content": "..."}], "output": "..."},
+        {"id": "obs-1", "traceId": "trace-9", "parentObservationId": None, "type": "SPAN", "name": "Translate.forward",
+         "input": {"text": "Guten Morgen", "target": "en"}, "output": "Good morning", "level": "DEFAULT"},
+        {"note": "exported by a script"},
+    ]
+    (project / "langfuse.json").write_text(json.dumps(observations))
+    rejected = []
+    with tk.open() as kit:
+        report = kit.import_files([project / "langfuse.json"], format="traces", task="translate",
+                                  on_reject=lambda position, record, reasons: rejected.append((record, reasons)))
+        (example,) = kit.examples(task="translate")
+    assert (report.read, report.imported, report.rejected) == (2, 1, 1)
+    assert example.inputs == {"text": "Guten Morgen", "target": "en"}
+    assert example.outputs == {"output": "Good morning"}
+    assert example.metadata["trace_id"] == "trace-9" and example.metadata["kind"] == "SPAN"
+    assert example.metadata["trace_spans"] == 2 and example.provenance["origin"].endswith("langfuse.json:span 2")
+    (record, reasons), = rejected
+    assert record == {"note": "exported by a script"} and reasons[0].startswith("not a span")

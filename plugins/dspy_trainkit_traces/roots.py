@@ -82,7 +82,7 @@ def _fields(value: Any, name: str) -> dict[str, Any]:
     if isinstance(value, dict) and set(value) <= {"args", "kwargs"} and isinstance(value.get("kwargs"), dict) \
             and not value.get("args"):
         value = value["kwargs"]
-    if isinstance(value, dict) and value:
+    if isinstance(value, dict):
         return dict(value)
     return {name: value}
 

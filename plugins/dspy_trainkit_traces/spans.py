@@ -21,6 +21,8 @@ from typing import Any
 import attrs
 import orjson
 
+from dspy_trainkit.pluginkit import RecordError
+
 _MISSING = object()
 TRACE_ID = ("traceId", "trace_id", "context.trace_id", "context.traceId")
 SPAN_ID = ("spanId", "span_id", "context.span_id", "context.spanId", "id")
@@ -41,7 +43,7 @@ CONTAINER_KEYS = ("resourceSpans", "scopeSpans", "instrumentationLibrarySpans", 
 
 @attrs.frozen
 class Span:
-    """One span: ids normalised for matching parents (lower case, no `0x`), attributes flat and decoded."""
+    """One span: ids normalised for matching parents (no `0x`), attributes as a mapping."""
 
     position: str
     trace_id: str
@@ -140,7 +142,7 @@ def _first(span: Mapping[str, Any], names: tuple[str, ...]) -> Any:
 def _id(value: Any) -> str | None:
     if value is None:
         return None
-    text = str(value).strip().lower().removeprefix("0x")
+    text = str(value).strip().removeprefix("0x")  # case kept: base64 ids (MLflow 3) are case-sensitive
     return None if not text or set(text) == {"0"} else text  # an all-zero id is OTLP's "no parent"
 
 
@@ -162,7 +164,7 @@ def _resource(item: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def spans_in(unit: Any, where: str) -> Iterator[tuple[str, Any]]:
-    """`(position, Span or ValueError)` for every span in `unit` (one JSON Lines line, or a whole document), in
+    """`(position, Span or RecordError)` for every span in `unit` (one JSON Lines line, or a whole document), in
     file order; an example-shaped record (`inputs` mapping, no span id or name) is yielded as it is. A unit
     that is one span keeps the position `where`; spans inside a list or a container are numbered: `where span
     N` (`span N` for a document)."""
@@ -183,13 +185,13 @@ def _containers(item: Mapping[str, Any]) -> list[str]:
 def _walk(item: Any, resource: dict[str, Any]) -> Iterator[tuple[Any, dict[str, Any]]]:
     """Raw spans with their resource's attributes, through lists and the containers: OTLP `resourceSpans` and
     `scopeSpans` (or the older `instrumentationLibrarySpans`), `{"spans": [...]}`, MLflow's `{"data": {"spans":
-    [...]}}`, `{"traces": [...]}`. What is none of these is a ValueError in its place."""
+    [...]}}`, `{"traces": [...]}`. What is none of these is a RecordError (holding the item) in its place."""
     if isinstance(item, list):
         for inner in item:
             yield from _walk(inner, resource)
         return
     if not isinstance(item, Mapping):
-        yield ValueError(f"expected a span, got {type(item).__name__}"), resource
+        yield RecordError(f"expected a span, got {type(item).__name__}", item), resource
         return
     containers = _containers(item)
     if containers:
@@ -201,5 +203,5 @@ def _walk(item: Any, resource: dict[str, Any]) -> Iterator[tuple[Any, dict[str, 
     elif isinstance(item.get("inputs"), Mapping):
         yield EXAMPLE, item  # already an example (a rejects file line of a traces import)
     else:
-        yield ValueError("not a span: expected an object with a span id or name (spanId, context.span_id, id), "
-                         'a list of spans, or OTLP JSON {"resourceSpans": [...]}'), resource
+        yield RecordError("not a span: expected an object with a span id or name (spanId, context.span_id, id), "
+                          'a list of spans, or OTLP JSON {"resourceSpans": [...]}', dict(item)), resource
