@@ -136,7 +136,8 @@ def test_otlp_batches_per_line_partial_traces_and_bad_lines(project):
     assert result.stdout.startswith("dry run, nothing stored: read 5, imported 2, duplicates 0, rejected 3")
     with tk.open() as kit:
         report = kit.import_files([project / "collector.jsonl"], format="traces", task="rag")
-        questions = {ex.inputs["question"]: ex.provenance["origin"] for ex in kit.examples(task="rag")}
+        questions = {ex.inputs["question"]: ex.provenance["origin"]
+                     for ex in kit.examples(task="rag", status="accepted")}
     assert report.read == 5
     assert questions == {"Capital of Peru?": f"{project / 'collector.jsonl'}:line 1 span 2",
                          "Capital of Chile?": f"{project / 'collector.jsonl'}:line 3 span 1"}

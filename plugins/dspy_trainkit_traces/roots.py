@@ -10,8 +10,9 @@ span ids, name, other attributes, status, times, the resource) is kept in metada
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterator
 from typing import Any
+
+import attrs
 
 from dspy_trainkit.pluginkit import RecordError
 
@@ -23,26 +24,29 @@ _STATUS_CODES = {0: "UNSET", 1: "OK", 2: "ERROR"}
 _LOOKED_AT = {"inputs": ", ".join(INPUT_ATTRIBUTES), "outputs": ", ".join(OUTPUT_ATTRIBUTES)}
 
 
-def roots(spans: list[Span]) -> Iterator[Span]:
-    """The spans whose parent is not in `spans` (matched within the same trace), in file order."""
-    by_trace: dict[str, set[str]] = defaultdict(set)
-    for span in spans:
+@attrs.define
+class TraceIndex:
+    """The ids of a file's spans, per trace: enough to tell a root span (its parent is not in the file, matched
+    within its trace) without holding the spans themselves."""
+
+    ids: dict[str, set[str]] = attrs.field(factory=lambda: defaultdict(set))
+    sizes: Counter[str] = attrs.field(factory=Counter)
+
+    def add(self, span: Span) -> None:
+        self.sizes[span.trace_id] += 1
         if span.span_id:
-            by_trace[span.trace_id].add(span.span_id)
-    every = set().union(*by_trace.values()) if by_trace else set()
-    for span in spans:
+            self.ids[span.trace_id].add(span.span_id)
+
+    def is_root(self, span: Span) -> bool:
         parent = span.parent_id
-        has_parent = parent is not None and (parent in by_trace[span.trace_id]
-                                             or (not span.trace_id and parent in every))
-        if not has_parent:
-            yield span
+        if parent is None:
+            return True
+        if span.trace_id:
+            return parent not in self.ids.get(span.trace_id, ())
+        return not any(parent in ids for ids in self.ids.values())  # no trace id: a parent in any trace counts
 
-
-def example_records(spans: list[Span]) -> Iterator[tuple[str, Any]]:
-    """`(position, example record or RecordError)` for each root span."""
-    sizes = Counter(span.trace_id for span in spans)
-    for span in roots(spans):
-        yield span.position, to_example_record(span, sizes[span.trace_id] if span.trace_id else None)
+    def trace_size(self, span: Span) -> int | None:
+        return self.sizes[span.trace_id] if span.trace_id else None
 
 
 def to_example_record(span: Span, trace_size: int | None) -> dict[str, Any] | RecordError:

@@ -36,9 +36,6 @@ OUTPUT_KEYS = ("outputs", "output")
 KEPT = {"kind": ("kind", "span_kind", "type"), "status": ("status", "status_code", "statusCode", "level"),
         "start_time": ("startTimeUnixNano", "start_time_unix_nano", "start_time", "startTime"),
         "end_time": ("endTimeUnixNano", "end_time_unix_nano", "end_time", "endTime")}
-#: Marks an item of `spans_in` that is an example record, not a span (see `_walk`).
-EXAMPLE = "example"
-CONTAINER_KEYS = ("resourceSpans", "scopeSpans", "instrumentationLibrarySpans", "spans", "data", "traces")
 
 
 @attrs.frozen
@@ -170,28 +167,35 @@ def spans_in(unit: Any, where: str) -> Iterator[tuple[str, Any]]:
     N` (`span N` for a document)."""
     found = list(_walk(unit, {}))
     single = where != "" and isinstance(unit, Mapping) and not _containers(unit)
-    for number, (raw, resource) in enumerate(found, start=1):
+    for number, (kind, item, resource) in enumerate(found, start=1):
         position = where if single else f"{where} span {number}".strip()
-        if raw is EXAMPLE:
-            yield position, dict(resource)  # the example record itself
-        else:
-            yield position, raw if isinstance(raw, BaseException) else make_span(position, raw, resource)
+        yield position, make_span(position, item, resource) if kind == "span" else item
+
+
+#: Keys that always hold spans; `data` (MLflow's trace) and `traces` only in an object that is not a span itself.
+_SPAN_LISTS = ("resourceSpans", "scopeSpans", "instrumentationLibrarySpans", "spans")
+_OTHER_CONTAINERS = ("data", "traces")
 
 
 def _containers(item: Mapping[str, Any]) -> list[str]:
-    return [key for key in CONTAINER_KEYS if isinstance(item.get(key), list | dict)]
+    """The keys of `item` that hold spans, if it is a container rather than a span."""
+    keys = [key for key in _SPAN_LISTS if isinstance(item.get(key), list)]
+    if keys or looks_like_span(item):
+        return keys
+    return [key for key in _OTHER_CONTAINERS if isinstance(item.get(key), list | dict)]
 
 
-def _walk(item: Any, resource: dict[str, Any]) -> Iterator[tuple[Any, dict[str, Any]]]:
-    """Raw spans with their resource's attributes, through lists and the containers: OTLP `resourceSpans` and
-    `scopeSpans` (or the older `instrumentationLibrarySpans`), `{"spans": [...]}`, MLflow's `{"data": {"spans":
-    [...]}}`, `{"traces": [...]}`. What is none of these is a RecordError (holding the item) in its place."""
+def _walk(item: Any, resource: dict[str, Any]) -> Iterator[tuple[str, Any, dict[str, Any]]]:
+    """`(kind, item, resource attributes)` through lists and containers (OTLP `resourceSpans` and `scopeSpans`
+    or the older `instrumentationLibrarySpans`, `{"spans": [...]}`, MLflow's `{"data": {"spans": [...]}}`,
+    `{"traces": [...]}`): kind "span" for a raw span, "example" for an example-shaped record (a fixed line of a
+    rejects file), "error" for a RecordError (holding the item) in place of what is neither."""
     if isinstance(item, list):
         for inner in item:
             yield from _walk(inner, resource)
         return
     if not isinstance(item, Mapping):
-        yield RecordError(f"expected a span, got {type(item).__name__}", item), resource
+        yield "error", RecordError(f"expected a span, got {type(item).__name__}", item), resource
         return
     containers = _containers(item)
     if containers:
@@ -199,9 +203,9 @@ def _walk(item: Any, resource: dict[str, Any]) -> Iterator[tuple[Any, dict[str, 
         for key in containers:
             yield from _walk(item[key], resource)
     elif looks_like_span(item):
-        yield item, resource
+        yield "span", item, resource
     elif isinstance(item.get("inputs"), Mapping):
-        yield EXAMPLE, item  # already an example (a rejects file line of a traces import)
+        yield "example", dict(item), resource
     else:
-        yield RecordError("not a span: expected an object with a span id or name (spanId, context.span_id, id), "
-                          'a list of spans, or OTLP JSON {"resourceSpans": [...]}', dict(item)), resource
+        yield "error", RecordError("not a span: expected an object with a span id or name (spanId, context.span_id, "
+                                   'id), a list of spans, or OTLP JSON {"resourceSpans": [...]}', dict(item)), resource
