@@ -174,6 +174,11 @@ def test_chat_import_from_python(store_url, tmp_path):
     # a refusal is the reply's text
     ([{"role": "user", "content": "q"}, {"role": "assistant", "content": [{"type": "refusal", "refusal": "No."}]}],
      {"answer": "No."}, None),
+    # the API's refusal field, and the other fields of the two messages, kept
+    ([{"role": "user", "content": "q", "name": "kim"},
+      {"role": "assistant", "content": None, "refusal": "I cannot help with that.", "weight": 1}],
+     {"answer": "I cannot help with that."},
+     {"input_message": {"name": "kim"}, "reply_message": {"refusal": "I cannot help with that.", "weight": 1}}),
     # an empty reply stays empty, for validation to reject
     ([{"role": "user", "content": "q"}, {"role": "assistant", "content": None}], {"answer": ""}, None),
 ])

@@ -50,6 +50,8 @@ def to_example_record(record: dict[str, Any]) -> dict[str, Any] | RecordError:
     question, question_parts = _text(messages[asked].get("content"))
     reply = messages[answered]
     answer, answer_parts = _text(reply.get("content"))
+    if answer is None and isinstance(reply.get("refusal"), str):
+        answer = reply["refusal"]  # the API's refusal field, set instead of content
     calls = _tool_calls(reply)
     outputs: dict[str, Any] = {}
     if answer is not None or not calls:
@@ -78,8 +80,11 @@ def to_example_record(record: dict[str, Any]) -> dict[str, Any] | RecordError:
         if isinstance(reply.get("tool_calls"), list) else []
     if ids:
         context["tool_call_ids"] = ids
-    if "name" in messages[asked]:
-        context["user_name"] = messages[asked]["name"]
+    for key, message, used in (("input_message", messages[asked], ("role", "content")),
+                               ("reply_message", reply, ("role", "content", "tool_calls", "function_call"))):
+        rest = {k: v for k, v in message.items() if k not in used}
+        if rest:
+            context[key] = rest  # such as the user's `name`, or a fine-tuning `weight`
 
     example: dict[str, Any] = {"inputs": {INPUT_FIELD: question or ""}, "outputs": outputs}
     metadata = dict(record["metadata"]) if isinstance(record.get("metadata"), dict) else {}
