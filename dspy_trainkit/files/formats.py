@@ -94,7 +94,8 @@ def export_formats(pm: pluggy.PluginManager) -> dict[str, Registration]:
 
 def pick_format(formats: dict[str, Registration], path: Path, name: str | None, kind: str) -> Registration:
     """The format named, or the one whose extensions match `path`; a clear error otherwise."""
-    known = ", ".join(f"{n} (.{', .'.join(r.extra['extensions'])})" for n, r in sorted(formats.items()))
+    known = ", ".join(n + (f" (.{', .'.join(r.extra['extensions'])})" if r.extra["extensions"] else "")
+                      for n, r in sorted(formats.items()))  # a format without extensions is for --format only
     if name is not None:
         if name not in formats:
             raise TrainkitError(f"unknown {kind} format {name!r}; known formats: {known or 'none'}")

@@ -15,27 +15,7 @@ from typing import IO, Any
 import orjson
 
 from dspy_trainkit import hookimpl
-from dspy_trainkit.pluginkit import FormatError, ReadOptions, WriteOptions, export_record
-
-
-def load_document(path: Path, options: ReadOptions) -> Any:
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise FormatError(f"cannot read: {exc.strerror}") from None
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    if not data.strip():
-        return []  # an empty file holds no records, as with the other formats
-    try:
-        return orjson.loads(data if options.encoding is None else data.decode(options.encoding))
-    except orjson.JSONDecodeError as exc:
-        if "UTF-8" in str(exc):
-            raise FormatError("not UTF-8 text; give the file's encoding with --encoding, e.g. --encoding latin-1") \
-                from None
-        raise FormatError(f"not valid JSON: {exc}; nothing was imported from this file") from None
-    except (UnicodeDecodeError, LookupError) as exc:
-        raise FormatError(f"cannot decode with --encoding {options.encoding}: {exc}") from None
+from dspy_trainkit.pluginkit import FormatError, ReadOptions, WriteOptions, export_record, json_document
 
 
 def records_of(document: Any, path: Path) -> Iterator[tuple[str, Any]]:
@@ -69,7 +49,7 @@ def _split(item: Any, input_keys: list[str], task: str | None) -> Any:
 
 
 def read_json(path: Path, options: ReadOptions) -> Iterator[tuple[str, Any]]:
-    yield from records_of(load_document(path, options), path)
+    yield from records_of(json_document(path, options), path)
 
 
 def write_json(examples: Iterable[Any], stream: IO[bytes], options: WriteOptions) -> int:

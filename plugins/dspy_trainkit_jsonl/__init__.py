@@ -1,8 +1,8 @@
 """Built-in JSON Lines format: one JSON object per line, read and written as a stream.
 
-Reading goes line by line in binary (orjson parses bytes directly), so a million-line file costs the memory
-of one line. A line that is not JSON, not an object, or cut short at the end of the file is reported with its
-line number; the other lines are read. Blank lines are skipped.
+Reading is the shared `json_lines`: line by line in binary (orjson parses bytes directly), so a million-line
+file costs the memory of one line. A line that is not JSON, not an object, or cut short at the end of the file
+is reported with its line number; the other lines are read. Blank lines are skipped.
 """
 
 from __future__ import annotations
@@ -14,50 +14,11 @@ from typing import IO, Any
 import orjson
 
 from dspy_trainkit import hookimpl
-from dspy_trainkit.pluginkit import FormatError, ReadOptions, RecordError, WriteOptions, export_record
-
-
-def parse_line(raw: bytes | str) -> Any:
-    """One line's record, or a RecordError saying why not."""
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        if "UTF-8" in str(exc):
-            return RecordError("not UTF-8 text; give the file's encoding with --encoding (e.g. latin-1)")
-        return RecordError(f"not valid JSON ({exc.msg} at column {exc.colno})")
-    if not isinstance(data, dict):
-        return RecordError(f"expected a JSON object, got {type(data).__name__}")
-    return data
-
-
-def _lines(path: Path, encoding: str | None) -> Iterator[bytes | str]:
-    """Raw byte lines for UTF-8 (orjson parses bytes directly; fastest), decoded text lines for another
-    encoding (UTF-16 cannot be split on a newline byte before decoding)."""
-    try:
-        stream = path.open("rb") if encoding is None else path.open("r", encoding=encoding, newline="")
-    except OSError as exc:
-        raise FormatError(f"cannot open: {exc.strerror}") from None
-    with stream:
-        try:
-            yield from stream
-        except UnicodeDecodeError as exc:
-            raise FormatError(f"not {encoding} text ({exc.reason}); check --encoding") from None
+from dspy_trainkit.pluginkit import ReadOptions, WriteOptions, export_record, json_lines
 
 
 def read_jsonl(path: Path, options: ReadOptions) -> Iterator[tuple[str, Any]]:
-    for number, raw in enumerate(_lines(path, options.encoding), start=1):
-        if number == 1:
-            raw = raw.removeprefix(b"\xef\xbb\xbf" if isinstance(raw, bytes) else "\ufeff")
-        if not raw.strip():
-            continue
-        parsed = parse_line(raw)
-        if isinstance(parsed, RecordError):
-            ending = b"\n" if isinstance(raw, bytes) else "\n"
-            if not raw.endswith(ending):
-                parsed = RecordError(f"{parsed}; the last line looks cut short")
-            text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
-            parsed.record = text.rstrip("\r\n")
-        yield f"line {number}", parsed
+    return json_lines(path, options)
 
 
 def write_jsonl(examples: Iterable[Any], stream: IO[bytes], options: WriteOptions) -> int:
