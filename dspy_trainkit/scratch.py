@@ -51,7 +51,7 @@ def _stale(tag: str) -> bool:
 def clean_stale(folder: Path, prefix: str, suffix: str = "") -> list[Path]:
     """Remove the entries `PREFIX ... .HOST_PID_RANDOM SUFFIX` in `folder` whose process is gone; returns them.
     Errors (a folder that vanished meanwhile, no permission) are skipped: cleaning is a courtesy."""
-    removed = []
+    removed: list[Path] = []
     try:
         entries = list(os.scandir(folder))
     except OSError:

@@ -77,7 +77,7 @@ def _ready() -> bool:
     return True
 
 
-def start(seconds: float | None) -> tuple[float, float] | None:
+def start(seconds: float | None) -> tuple[float, ...] | None:
     """Begin a limit of `seconds` (None or 0: none); pass the result to `stop` in a `finally`. Two functions
     rather than a context manager: this runs on every hook call."""
     if not seconds:
@@ -93,12 +93,12 @@ def start(seconds: float | None) -> tuple[float, float] | None:
     return entry
 
 
-def stop(entry: tuple[float, float] | None) -> None:
+def stop(entry: tuple[float, ...] | None) -> None:
     """End the limit `start` began (the timer is re-armed for an outer one, or disarmed)."""
     if entry is None:
         return
     if len(entry) == 3:
-        _watcher.stop(entry)  # type: ignore[arg-type]
+        _watcher.stop(entry)
         return
     if entry in _deadlines:  # not when it fired
         _deadlines.remove(entry)
@@ -113,12 +113,12 @@ class _Watcher:
 
     def __init__(self) -> None:
         self.cond = threading.Condition()
-        self.active: dict[tuple[float, float, int], None] = {}
-        self.pending: dict[int, tuple[float, float, int]] = {}  # thread -> the entry raised there, not yet seen
+        self.active: dict[tuple[float, ...], None] = {}
+        self.pending: dict[int, tuple[float, ...]] = {}  # thread -> the entry raised there, not yet seen
         self.wake_at = float("inf")
         self.pid = 0  # the process the watcher thread runs in (none after a fork)
 
-    def start(self, seconds: float) -> tuple[float, float, int]:
+    def start(self, seconds: float) -> tuple[float, ...]:
         import os
 
         entry = (time.monotonic() + seconds, seconds, threading.get_ident())
@@ -131,12 +131,13 @@ class _Watcher:
                 self.cond.notify()
         return entry
 
-    def stop(self, entry: tuple[float, float, int]) -> None:
+    def stop(self, entry: tuple[float, ...]) -> None:
         with self.cond:
-            if self.active.pop(entry, None) is None and self.pending.get(entry[2]) is entry:
+            thread = int(entry[2])
+            if self.active.pop(entry, None) is None and self.pending.get(thread) is entry:
                 # fired as the call returned and not raised yet: withdraw it (the call did finish)
-                del self.pending[entry[2]]
-                _raise_in(entry[2], None)
+                del self.pending[thread]
+                _raise_in(thread, None)
 
     def _run(self) -> None:
         with self.cond:
@@ -145,8 +146,8 @@ class _Watcher:
                 due = [e for e in self.active if e[0] <= now]
                 for entry in due:
                     del self.active[entry]
-                    self.pending[entry[2]] = entry
-                    _raise_in(entry[2], type("TimeLimitExceeded", (TimeLimitExceeded,), {"_entry": entry}))
+                    self.pending[int(entry[2])] = entry
+                    _raise_in(int(entry[2]), type("TimeLimitExceeded", (TimeLimitExceeded,), {"_entry": entry}))
                 self.wake_at = min((e[0] for e in self.active), default=float("inf"))
                 self.cond.wait(None if self.wake_at == float("inf") else self.wake_at - now)
 

@@ -65,7 +65,8 @@ class TrainkitGroup(click.Group):
         if state.plugin_commands is not None:
             return state.plugin_commands
         state.apply_options(ctx.params)  # click resolves the subcommand before the group callback runs
-        state.plugin_commands, owners = {}, {}
+        owners: dict[str, str] = {}
+        state.plugin_commands = {}
         try:
             impls = hook_impls(state.plugin_manager(), "register_commands")
         except TrainkitError as exc:  # help must work even with a broken config
@@ -119,7 +120,7 @@ class TrainkitGroup(click.Group):
             click.echo(f"Error: {redact(str(exc))}", err=True)
             ctx.exit(exc.exit_code)
         except click.ClickException as exc:  # click prints these itself: redact what it will print
-            exc.message = redact(exc.message)
+            exc.message = redact(exc.message)  # type: ignore[misc]  # click's Final is advisory
             raise
         finally:
             ctx.ensure_object(CliState).close()

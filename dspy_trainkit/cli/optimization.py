@@ -216,7 +216,7 @@ def _show_run(kit: Any, run_id: str, as_json: bool) -> None:
                          ("error", run.error)):
         if value:
             click.echo(f"  {label}: {value}")
-    rows = {}
+    rows: dict[str, dict[str, Any]] = {}
     for result in run.results:
         rows.setdefault(result.example_id, {})[result.phase] = result.score
     if rows:

@@ -118,7 +118,8 @@ def import_(state: CliState, files: tuple[Path, ...], task: str | None, format_n
     try:
         report = kit.import_files(files, task=task, input_fields=_split_names(input_fields),
                                   output_fields=_split_names(output_fields), field_map=parse_map_options(maps),
-                                  labels={"domain": domain, "topic": topic, "difficulty": difficulty},
+                                  labels={k: v for k, v in (("domain", domain), ("topic", topic),
+                                                            ("difficulty", difficulty)) if v is not None},
                                   format=format_name, encoding=encoding, dry_run=dry_run,
                                   on_reject=reject_sink, progress=progress)
     except KeyboardInterrupt:

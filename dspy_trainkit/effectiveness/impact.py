@@ -53,7 +53,7 @@ def impact(kit: Kit, task: str, a: str, b: str, *, lm: Any = None) -> ImpactRepo
     valued = sorted(({"example_id": v.example_id, "change": kind[v.example_id], "value": v.value,
                       "stderr": v.stderr, "observations": v.observations}
                      for v in kit.store.iter_values(task, example_ids=changed_ids)),
-                    key=lambda row: -abs(row["value"]))
+                    key=lambda row: -abs(float(row["value"] or 0.0)))
     return ImpactReport(task=task, a=side_a, b=side_b, data=data, scores=scores, flips=flips,
                         valued_changes=valued[:20])
 

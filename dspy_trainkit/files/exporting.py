@@ -41,7 +41,8 @@ def export_examples(kit: Kit, output: Path | None, query: ExampleQuery | None = 
     options = WriteOptions(provenance=provenance, task_fields=task_fields, keep_formulas=keep_formulas)
     if output is not None:
         check_output(output, "export")
-    stream_of = _counted(iter(examples) if query is None else kit.store.iter_examples(query), progress)
+    source = kit.store.iter_examples(query) if query is not None else iter(examples or ())
+    stream_of: Any = _counted(source, progress)  # a generator: closed below
     try:
         if output is None:
             return registration.value(stream_of, sys.stdout.buffer, options)

@@ -35,7 +35,7 @@ class Generator:
 
     def cell_inputs(self, domain: str | None, topic: str | None, difficulty: str | None) -> dict[str, str]:
         cell = {"domain": domain, "topic": topic, "difficulty": difficulty}
-        return {name: cell[name] for name in self.inputs if cell[name] is not None}
+        return {name: value for name in self.inputs if (value := cell[name]) is not None}
 
     def outputs_of(self, prediction: Any, inputs: Mapping[str, Any]) -> dict[str, Any]:
         """The example's outputs from a prediction; a missing or empty field is an OutputError (malformed)."""

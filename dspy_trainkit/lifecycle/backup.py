@@ -102,15 +102,16 @@ def backup(kit: Kit, output: Path, *, portable: bool | None = None,
                 files, counts = _write_portable(kit, folder, progress)
             else:
                 files, counts = _copy_sqlite(source, folder / SQLITE_FILE)  # type: ignore[arg-type]
+            created = time.time()
             manifest = {"format": FORMAT, "version": VERSION, "kind": "portable" if portable else "sqlite",
-                        "created_at": time.time(), "source": redact_url(kit.store.url), "counts": counts,
+                        "created_at": created, "source": redact_url(kit.store.url), "counts": counts,
                         "files": files}
             if key is not None:
                 manifest[SIGNATURE] = sign(manifest, key)
             with tarfile.open(fileobj=out.stream, mode="w|gz") as tar:
                 data = orjson.dumps(manifest, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
                 info = tarfile.TarInfo(MANIFEST)
-                info.size, info.mtime, info.mode = len(data), int(manifest["created_at"]), 0o644
+                info.size, info.mtime, info.mode = len(data), int(created), 0o644
                 tar.addfile(info, io.BytesIO(data))
                 for name in files:
                     tar.add(folder / name, arcname=name, recursive=False)

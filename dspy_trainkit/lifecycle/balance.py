@@ -61,7 +61,7 @@ def report(kit: Kit, *, task: str | None = None, status: str | None = "accepted"
     query = ExampleQuery(task=task, status=status)
     found: dict[tuple[str, Cell], tuple[int, float | None]] = {}
     for key, count, quality in kit.store.group_quality(["task", *CELL_COLUMNS], query):
-        found[(key[0], tuple(key[1:]))] = (count, quality)  # type: ignore[assignment]
+        found[(key[0], (key[1], key[2], key[3]))] = (count, quality)
     tasks = {task} if task else {t for t, _ in found} | set(kit.settings.tasks)
     rows = []
     for name in sorted(tasks):

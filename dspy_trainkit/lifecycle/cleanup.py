@@ -132,7 +132,7 @@ class TrainingDataManager:
             self.kit.log.warning("cleanup: policy over_full needs tasks.%s.cell_cap; skipped for %s", task, task)
             return []
         query = ExampleQuery(task=task, status="accepted")
-        actions = []
+        actions: list[Any] = []
         for key, count in self.kit.store.group_counts(list(CELL_COLUMNS), query):
             if count <= cap:
                 continue

@@ -201,7 +201,7 @@ def _check_manifest(path: Path, data: bytes, limit: int) -> dict[str, Any]:
     sizes = [entry.get("size") if isinstance(entry, dict) else None for entry in files.values()]
     if not all(isinstance(size, int) and size >= 0 for size in sizes):
         raise _refuse(path, "manifest.json gives a member without a size")
-    if sum(sizes) > limit:
+    if sum(size for size in sizes if isinstance(size, int)) > limit:
         raise _too_big(path, limit)
     return manifest
 
@@ -442,7 +442,7 @@ def _load(source: Any, store: Any, progress: Callable[[int], None] | None,
 
     def load(items: Iterable[Any], write: Callable[[list[Any]], Any], what: str) -> None:
         nonlocal done
-        for batch in batches(items):
+        for batch in batches(iter(items)):
             write(batch)
             counts[what] += len(batch)
             done += len(batch)

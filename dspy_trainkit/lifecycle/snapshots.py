@@ -117,7 +117,7 @@ def diff(kit: Kit, a: str, b: str) -> dict[str, Any]:
         for example_id in ids:
             member = source[example_id]
             for position, group in enumerate(GROUPS, start=2):
-                label = member[position] if member[position] is not None else "(none)"
+                label = str(member[position]) if member[position] is not None else "(none)"
                 groups[group][label][kind] += 1
     return {"from": a, "to": b, "added": added, "removed": removed, "changed": changed,
             "unchanged": len(set(old) & set(new)) - len(changed),

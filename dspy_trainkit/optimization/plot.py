@@ -133,8 +133,8 @@ def _svg(task: str, runs: Sequence[RunPoint]) -> str:
             parts.append(f'<text x="{x_of(i):.1f}" y="{HEIGHT - BOTTOM + 16}" text-anchor="middle" '
                          f'font-size="10">{_date(p.time, short=True)}</text>')
     for kind, colour in (("baseline", BASELINE_COLOUR), ("optimized", OPTIMIZED_COLOUR)):
-        coords = [(x_of(i), y_of(v)) for i, p in enumerate(runs)
-                  if (v := (p.baseline if kind == "baseline" else p.score)) is not None]
+        series = [(i, p.baseline if kind == "baseline" else p.score) for i, p in enumerate(runs)]
+        coords = [(x_of(i), y_of(v)) for i, v in series if v is not None]
         if len(coords) > 1:
             path = " ".join(f"{x:.1f},{y:.1f}" for x, y in coords)
             parts.append(f'<polyline class="{kind}-line" points="{path}" fill="none" stroke="{colour}" '

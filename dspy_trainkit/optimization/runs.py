@@ -312,10 +312,10 @@ def _execute(kit: Kit, run: Run, plan: RunPlan, say: Progress, promote: bool, ac
         baseline, baseline_results = evaluate(plan.student, dev, dev_ids, metric, "baseline", cfg.num_threads,
                                               run.metric)
         if run.used == "unoptimized":
-            compiled, candidates, sources = plan.student, [], {}
+            compiled, candidates, sources = plan.student, list[Candidate](), dict[Any, list[str]]()
         else:
             say(f"compile ({run.used})")
-            compiled, candidates, sources = _compile(plan, run.used)
+            compiled, candidates, sources = _compile(plan, run.used or plan.spec.name)
         say("evaluate")
         score, results = ((baseline, [attrs.evolve(r, phase="optimized") for r in baseline_results])
                           if compiled is plan.student else
@@ -381,7 +381,7 @@ def _write_meta(run: Run) -> None:
     """`RUN.meta.json` beside the saved program: its run record (snapshot and digest, settings, optimizer, LM,
     scores, demo example ids, promotion), so the file says what made it even away from the store. The store's
     record stays the reference (it also holds per-example results); a failure here is logged, not raised."""
-    path = Path(run.program_path).with_suffix(".meta.json")
+    path = Path(run.program_path or "").with_suffix(".meta.json")
     try:
         with replacing(path) as partial:
             partial.write_bytes(orjson.dumps({**run.record(), "demo_ids": run.demo_ids},
@@ -411,7 +411,8 @@ def _compare(kit: Kit, run: Run, cfg: Any, make_program: Any, metric: Callable[.
                                                     run.metric)
         record_rescore(kit, current, champion_score, run)
         run = attrs.evolve(run, results=[*run.results, *champion_results])
-    wins = champion_score is None or (run.score > champion_score and run.score - champion_score >= cfg.margin)
+    score = run.score if run.score is not None else float("-inf")
+    wins = champion_score is None or (score > champion_score and score - champion_score >= cfg.margin)
     return attrs.evolve(run, champion_run=current.id, champion_score=champion_score, promoted=promote and wins)
 
 

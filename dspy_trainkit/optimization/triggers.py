@@ -155,7 +155,7 @@ def _hitter(task: str) -> Any:
 
 def format_duration(seconds: float) -> str:
     """"1d 2h", "45m", "30s": the largest two units."""
-    parts = []
+    parts: list[str] = []
     rest = int(round(seconds))
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
         if rest >= size or (unit == "s" and not parts):
