@@ -7,11 +7,11 @@ that need it.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .errors import ConfigError, ConversionError, NotFoundError, PluginError, StoreError, TrainkitError, ValidationError
 from .hookspecs import hookimpl
+from .lazy import lazy_exports
 
 if TYPE_CHECKING:
     from .intake import IntakeReport, Problem
@@ -36,12 +36,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'dspy_trainkit' has no attribute {name!r}")
+__getattr__ = lazy_exports(_LAZY, globals())
 
 
 def __dir__() -> list[str]:

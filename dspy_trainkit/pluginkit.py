@@ -25,9 +25,10 @@ nothing for `trainkit --help`. What is here, by the kind of plugin that needs it
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
+
+from .lazy import lazy_exports
 
 if TYPE_CHECKING:
     from .kit import Kit
@@ -64,12 +65,7 @@ _LAZY = {
 __all__ = sorted([*_LAZY, "check_each", "unknown_settings"])
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(f".{_LAZY[name]}", __package__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'dspy_trainkit.pluginkit' has no attribute {name!r}")
+__getattr__ = lazy_exports(_LAZY, globals())
 
 
 def __dir__() -> list[str]:

@@ -8,9 +8,12 @@ its candidates stored by `kit.optimize`, then read back by `kit.value`.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import random
 import re
+from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -23,49 +26,18 @@ from dspy_trainkit.cli.main import cli
 from dspy_trainkit.effectiveness.signals import ExampleValue, ValueSignal
 from dspy_trainkit.testing import FewShotLearner, OpenAIServer, make_lm
 
-PROGRAM = '''
-import dspy
+
+def _example() -> Any:
+    """examples/effectiveness/run.py: its task settings, program, ground truth and records are the test's too."""
+    path = Path(__file__).resolve().parent.parent / "examples" / "effectiveness" / "run.py"
+    spec = importlib.util.spec_from_file_location("effectiveness_example", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def program():
-    return dspy.Predict("question -> answer")
-
-
-def exact(example, prediction, trace=None):
-    return float(str(getattr(prediction, "answer", "")).strip() == str(example.answer).strip())
-'''
-TOML = '''[store]
-url = "sqlite:///trainkit.db"
-
-[tasks.sums]
-signature = "question -> answer"
-
-[tasks.sums.optimize]
-optimizer = "random-search"
-min_examples = { random-search = 20 }
-num_candidates = 40
-max_bootstrapped_demos = 1
-max_labeled_demos = 6
-val_fraction = 0.25
-dev_fraction = 0.1
-seed = 3
-'''
-
-
-def truth(inputs: dict[str, str]) -> dict[str, str]:
-    a, b = map(int, re.findall(r"\d+", inputs["question"])[-2:])
-    return {"answer": str(a + b)}
-
-
-def records(count: int, mislabeled: set[int]) -> list[dict]:
-    rng = random.Random(7)
-    out = []
-    for n in range(count):
-        a, b = rng.randint(10, 99), rng.randint(10, 99)
-        answer = a + b + (7 if n in mislabeled else 0)
-        out.append({"task": "sums", "inputs": {"question": f"Item {n}: what is {a} + {b}?"},
-                    "outputs": {"answer": str(answer)}, "metadata": {"n": n}})
-    return out
+EXAMPLE = _example()
+PROGRAM, TOML, truth, records = EXAMPLE.PROGRAM, EXAMPLE.TOML, EXAMPLE.truth, EXAMPLE.records
 
 
 def auc(bad: list[float], good: list[float]) -> float:

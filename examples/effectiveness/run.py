@@ -51,8 +51,20 @@ PLANTED = set(range(0, 60, 6))
 
 
 def truth(inputs: dict[str, str]) -> dict[str, str]:
+    """The right answer to a question "Item N: what is A + B?"."""
     a, b = map(int, re.findall(r"\d+", inputs["question"])[-2:])
     return {"answer": str(a + b)}
+
+
+def records(count: int, planted: set[int]) -> list[dict]:
+    """`count` sums questions; those numbered in `planted` are stored with a wrong answer (off by 7)."""
+    rng = random.Random(7)
+    made = []
+    for n in range(count):
+        a, b = rng.randint(10, 99), rng.randint(10, 99)
+        made.append({"task": "sums", "inputs": {"question": f"Item {n}: what is {a} + {b}?"},
+                     "outputs": {"answer": str(a + b + (7 if n in planted else 0))}, "metadata": {"n": n}})
+    return made
 
 
 def main() -> None:
@@ -63,16 +75,10 @@ def main() -> None:
     (folder / "trainkit.toml").write_text(TOML, encoding="utf-8")
     (folder / "sums_program.py").write_text(PROGRAM, encoding="utf-8")
     sys.path.insert(0, str(folder))
-    rng = random.Random(7)
-    records = []
-    for n in range(60):
-        a, b = rng.randint(10, 99), rng.randint(10, 99)
-        records.append({"task": "sums", "inputs": {"question": f"Item {n}: what is {a} + {b}?"},
-                        "outputs": {"answer": str(a + b + (7 if n in PLANTED else 0))}, "metadata": {"n": n}})
     quality = ["lengths", "consistency", "pii", "neardup", "coherence", "relevance", "accuracy", "llm_judge"]
     with OpenAIServer(FewShotLearner(truth, base=0.55, gain=0.04, harm=0.3)) as server, \
             tk.open(config=folder / "trainkit.toml", disable=quality) as kit:
-        kit.add_many(records)
+        kit.add_many(records(60, PLANTED))
         with contextlib.redirect_stdout(io.StringIO()):  # DSPy's optimizers print their progress
             run = kit.optimize("sums", program="sums_program:program", metric="sums_program:exact",
                                lm=make_lm(server))
