@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from . import assessment
-from .errors import TrainkitError
+from .errors import TrainkitError, ValidationError
+from .json_values import json_problem
 from .models import Event, Example
 from .plugin_manager import call_each
 
@@ -282,6 +283,7 @@ def candidates(kit: Kit, record: Any) -> list[Any]:
 def to_example(record: Any, defaults: Mapping[str, Any], default_task: str | None = None) -> Example:
     """Normalise one record (an Example or a mapping of its fields) into an Example, or raise TrainkitError."""
     if isinstance(record, Example):
+        check_values(record)
         return record
     if not isinstance(record, Mapping):
         raise TrainkitError(f"expected a mapping of example fields, got {type(record).__name__}")
@@ -289,8 +291,18 @@ def to_example(record: Any, defaults: Mapping[str, Any], default_task: str | Non
     if "task" not in values:
         raise TrainkitError("task: missing (give --task, a 'task' field, or default_task in settings)")
     example = Example.from_dict(values)
+    check_values(example)
     example.content_hash  # noqa: B018 - computing it now reports values that are not JSON, per record
     return example
+
+
+def check_values(example: Example) -> None:
+    """Raise ValidationError for a value the store would change or refuse (NaN, a 64-bit overflow, a key
+    that is not text; see json_values): this record is rejected saying where, and the rest of its batch goes on."""
+    for part in ("inputs", "outputs", "metadata"):
+        problem = json_problem(getattr(example, part), part)
+        if problem is not None:
+            raise ValidationError(problem)
 
 
 _DEFAULT_SOURCE: str = attrs.fields(Example).source.default

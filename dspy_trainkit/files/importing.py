@@ -17,7 +17,7 @@ import attrs
 from ..errors import TrainkitError
 from ..intake import IntakeReport, RejectCallback
 from .formats import FormatError, ReadOptions, check_encoding, import_formats, pick_format
-from .mapping import FieldMap, MappingError
+from .mapping import FieldMap, FieldsMissing, MappingError
 
 if TYPE_CHECKING:
     from ..kit import Kit
@@ -82,17 +82,25 @@ def import_files(kit: Kit, paths: list[Path], *, field_map: FieldMap, format_nam
     for path, registration in check_paths(kit, paths, format_name, read_options.encoding):
         name = str(path)
         read = functools.partial(registration.value, path, read_options)  # called inside _mapped, see there
-        records = _mapped(read, field_map, name, registration.key)
+        records = _mapped(read, field_map, name, registration.key,
+                          check_at=min(FIELDS_CHECK_AT, kit.settings.batch_size))
         report.files[name] = kit.intake(
             records, defaults={"source": "imported"}, actor="import", reason=f"import {name}", dry_run=dry_run,
             on_reject=on_reject, progress=(lambda r, _n=name: progress(_n, r)) if progress else None)
     return report
 
 
-def _mapped(read: Callable[[], Iterator[tuple[str, Any]]], field_map: FieldMap, name: str, fmt: str
-            ) -> Iterator[tuple[str, Any]]:
+#: How many records of a file are looked at before deciding that the file does not match the task's fields.
+FIELDS_CHECK_AT = 50
+
+
+def _mapped(read: Callable[[], Iterator[tuple[str, Any]]], field_map: FieldMap, name: str, fmt: str,
+            check_at: int = FIELDS_CHECK_AT) -> Iterator[tuple[str, Any]]:
     """Reader output -> `(file:position, example fields or exception)`, with provenance. A reader's complaint
-    about the whole file ends that file as one problem; the other files go on."""
+    about the whole file ends that file as one problem; the other files go on. When most of the first
+    `check_at` records (or of a shorter file) have none of the task's fields, the import stops with the
+    reason; `check_at` is at most one intake batch, so nothing of the file has been stored by then."""
+    fields = _FieldsCheck(name, check_at)
     try:
         for position, record in read():
             where = f"{name}:{position}"
@@ -102,14 +110,41 @@ def _mapped(read: Callable[[], Iterator[tuple[str, Any]]], field_map: FieldMap, 
             try:
                 values = field_map.apply(record)
             except MappingError as exc:
+                fields.count(exc)
                 yield where, _Unmappable(str(exc), record)
                 continue
+            fields.count(None)
             earlier = values.get("provenance") if isinstance(values.get("provenance"), dict) else {}
             values["provenance"] = {**earlier, "origin": where, "format": fmt,
                                     **({"earlier_origin": earlier["origin"]} if "origin" in earlier else {})}
             yield where, values
     except FormatError as exc:
         yield name, exc
+    fields.finish()
+
+
+class _FieldsCheck:
+    """Stops an import whose records mostly have none of the task's fields: each would be rejected with the
+    same reason, which says more once, early, than a thousand times."""
+
+    def __init__(self, name: str, check_at: int):
+        self.name, self.check_at = name, check_at
+        self.seen = self.missing = 0
+        self.first: FieldsMissing | None = None
+
+    def count(self, problem: MappingError | None) -> None:
+        self.seen += 1
+        if isinstance(problem, FieldsMissing):
+            self.missing += 1
+            self.first = self.first or problem
+        if self.seen == self.check_at:
+            self.finish()
+
+    def finish(self) -> None:
+        if self.seen <= self.check_at and self.first is not None and self.missing * 2 > self.seen:
+            raise TrainkitError(f"{self.name}: {self.missing} of the first {self.seen} records have none of the "
+                                f"task's fields, so the import stopped before storing any of this file: "
+                                f"{self.first}")
 
 
 class _Unmappable(TrainkitError):

@@ -15,7 +15,7 @@ from typing import IO, Any
 import orjson
 
 from dspy_trainkit import hookimpl
-from dspy_trainkit.pluginkit import FormatError, ReadOptions, WriteOptions, export_record
+from dspy_trainkit.pluginkit import FormatError, ReadOptions, WriteOptions, export_record, parse_json
 
 
 def load_document(path: Path, options: ReadOptions) -> Any:
@@ -28,7 +28,7 @@ def load_document(path: Path, options: ReadOptions) -> Any:
     if not data.strip():
         return []  # an empty file holds no records, as with the other formats
     try:
-        return orjson.loads(data if options.encoding is None else data.decode(options.encoding))
+        return parse_json(data if options.encoding is None else data.decode(options.encoding))
     except orjson.JSONDecodeError as exc:
         if "UTF-8" in str(exc):
             raise FormatError("not UTF-8 text; give the file's encoding with --encoding, e.g. --encoding latin-1") \

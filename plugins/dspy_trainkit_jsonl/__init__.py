@@ -14,13 +14,13 @@ from typing import IO, Any
 import orjson
 
 from dspy_trainkit import hookimpl
-from dspy_trainkit.pluginkit import FormatError, ReadOptions, RecordError, WriteOptions, export_record
+from dspy_trainkit.pluginkit import FormatError, ReadOptions, RecordError, WriteOptions, export_record, parse_json
 
 
 def parse_line(raw: bytes | str) -> Any:
     """One line's record, or a RecordError saying why not."""
     try:
-        data = orjson.loads(raw)
+        data = parse_json(raw)  # integers wider than 64 bits stay exact, so intake can reject them as they are
     except orjson.JSONDecodeError as exc:
         if "UTF-8" in str(exc):
             return RecordError("not UTF-8 text; give the file's encoding with --encoding (e.g. latin-1)")

@@ -1,0 +1,181 @@
+"""Hostile input through `trainkit import`: record shapes and values that used to abort a batch, change data
+without a word, or look like duplicates; standard input and pipes; YAML alias growth; format clashes.
+
+Each case imports through the real command line (click's CliRunner) into a project whose task `qa` declares
+`question -> answer`, then checks the store, the reasons reported and the exit status.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import dspy_trainkit as tk
+from dspy_trainkit.cli.main import cli
+
+EXIT_SOME_REJECTED = 3
+
+
+def run(*args: str, input: str | bytes | None = None):  # noqa: A002 - click's name
+    return CliRunner().invoke(cli, list(args), input=input, catch_exceptions=False)
+
+
+def import_json(*args: str, input: str | bytes | None = None) -> tuple[object, dict]:  # noqa: A002
+    result = run("import", *args, "--json", input=input)
+    assert "Traceback" not in result.output, result.output
+    return result, json.loads(result.stdout)
+
+
+def problems(summary: dict) -> dict[str, str]:
+    return {p["position"].rsplit("/", 1)[-1]: p["message"] for f in summary["files"].values()
+            for p in f["problems"]}
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    result = run("init", "--task", "qa", "--signature", "question -> answer")
+    assert result.exit_code == 0, result.output
+    return tmp_path
+
+
+def stored(project: Path) -> dict[str, tk.Example]:
+    """question (or task) -> stored example, any status."""
+    with tk.open(f"sqlite:///{project / 'trainkit.db'}") as kit:
+        return {ex.inputs.get("question", ex.task): ex for ex in kit.examples()}
+
+
+# -- 6: record shapes that aborted a whole batch -------------------------------------------------------------
+
+def test_bad_record_shapes_are_rejected_one_by_one_and_the_batch_is_kept(project):
+    (project / "shapes.jsonl").write_text("\n".join([
+        '{"question": "good 1", "answer": "a"}',
+        '{"inputs": "not a mapping", "outputs": {"answer": "1"}}',
+        '{"question": "outputs list", "outputs": [1]}',
+        '{"inputs": {"question": "md"}, "outputs": {"answer": "1"}, "metadata": "text", "extra": 1}',
+        '{"question": "good 2", "answer": "b"}',
+    ]) + "\n")
+    (project / "shapes.yaml").write_text(
+        "- {question: good 3, answer: c}\n"
+        "- {1: x, question: int key, answer: y}\n"
+        "- {~: x, question: null key, answer: y}\n"
+        "- {question: nested key, answer: y, meta: {2: z}}\n"
+        "- {inputs: [a], outputs: {answer: x}}\n")
+    result, summary = import_json("shapes.jsonl", "shapes.yaml")
+    assert result.exit_code == EXIT_SOME_REJECTED
+    assert (summary["read"], summary["imported"], summary["rejected"]) == (10, 3, 7)
+    found = problems(summary)
+    assert found["shapes.jsonl:line 2"] == "inputs: expected a mapping of field names to values, got str"
+    assert found["shapes.jsonl:line 3"] == "outputs: expected a mapping of field names to values, got list"
+    assert found["shapes.jsonl:line 4"] == "metadata: expected a mapping of field names to values, got str"
+    assert found["shapes.yaml:line 2"] == "the field name 1 (int) is not text; quote it in the file"
+    assert found["shapes.yaml:line 3"] == "the field name null is not text; quote it in the file"
+    assert found["shapes.yaml:line 4"].startswith("metadata.meta: the key 2 (int) is not text")
+    assert found["shapes.yaml:line 5"] == "inputs: expected a mapping of field names to values, got list"
+    assert set(stored(project)) == {"good 1", "good 2", "good 3"}
+
+
+# -- 6, 7: numbers the store would change ---------------------------------------------------------------------
+
+WIDE = 123456789012345678901234567890
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "json", "yaml"])
+def test_integers_wider_than_64_bits_are_rejected_not_rounded(project, fmt):
+    records = [{"question": "wide", "answer": WIDE}, {"question": "below", "answer": -(2**63) - 1},
+               {"question": "nested", "answer": "x", "meta": {"ids": [1, WIDE]}},
+               {"question": "u64", "answer": 2**64 - 1}, {"question": "plain", "answer": 7}]
+    path = project / f"wide.{fmt}"
+    if fmt == "jsonl":
+        path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    elif fmt == "json":
+        path.write_text(json.dumps(records))
+    else:
+        path.write_text("".join(f"- {json.dumps(r)}\n" for r in records))  # JSON is YAML
+    result, summary = import_json(path.name)
+    assert result.exit_code == EXIT_SOME_REJECTED, result.output
+    messages = list(problems(summary).values())
+    assert len(messages) == 3
+    assert messages[0] == (f"outputs.answer: the integer {WIDE} is wider than 64 bits and cannot be stored "
+                           "exactly; write it as text (in quotes)")
+    assert messages[1].startswith(f"outputs.answer: the integer {-(2**63) - 1} is wider than 64 bits")
+    assert messages[2].startswith(f"metadata.meta.ids[1]: the integer {WIDE} is wider")
+    kept = stored(project)
+    assert set(kept) == {"u64", "plain"}
+    assert kept["u64"].outputs["answer"] == 2**64 - 1 and type(kept["u64"].outputs["answer"]) is int
+
+
+def test_nan_and_infinity_are_rejected_not_stored_as_null(project):
+    (project / "nan.yaml").write_text("- {question: a, answer: .nan}\n- {question: b, answer: -.inf}\n"
+                                      "- {question: c, answer: '.nan'}\n")
+    (project / "nan.jsonl").write_text('{"question": "d", "answer": NaN}\n{"question": "e", "answer": Infinity}\n')
+    result, summary = import_json("nan.yaml", "nan.jsonl")
+    assert result.exit_code == EXIT_SOME_REJECTED
+    found = problems(summary)
+    assert found["nan.yaml:line 1"] == ('outputs.answer: NaN is not a JSON number (it would be stored as null); '
+                                        'write it as text ("NaN") or leave the field out')
+    assert found["nan.yaml:line 2"].startswith("outputs.answer: -Infinity is not a JSON number")
+    assert found["nan.jsonl:line 1"].startswith("not valid JSON (NaN is not a JSON number; write it as text")
+    assert found["nan.jsonl:line 2"].startswith("not valid JSON (Infinity is not a JSON number")
+    assert {q: ex.outputs for q, ex in stored(project).items()} == {"c": {"answer": ".nan"}}
+
+
+def test_the_python_api_refuses_nan_too(project):
+    with tk.open(f"sqlite:///{project / 'trainkit.db'}") as kit:
+        with pytest.raises(tk.ValidationError, match=r"outputs.answer: NaN is not a JSON number"):
+            kit.add(task="qa", inputs={"question": "q"}, outputs={"answer": math.nan})
+        report = kit.add_many([{"task": "qa", "inputs": {"question": "q1"}, "outputs": {"answer": math.inf}},
+                               {"task": "qa", "inputs": {"question": "q2"}, "outputs": {"answer": "2"}}])
+        assert (report.invalid, report.stored) == (1, 1)
+
+
+# -- 8: a signature that does not match the file --------------------------------------------------------------
+
+def test_a_record_with_none_of_the_declared_fields_is_rejected_naming_both(project):
+    (project / "mixed.jsonl").write_text('{"question": "q1", "answer": "a1"}\n'
+                                         '{"question": "q2", "answer": "a2"}\n'
+                                         '{"problem": "p", "solution": "s"}\n'
+                                         '{"question": "q3", "answer": "a3"}\n')
+    result, summary = import_json("mixed.jsonl")
+    assert result.exit_code == EXIT_SOME_REJECTED
+    assert (summary["imported"], summary["duplicates"], summary["rejected"]) == (3, 0, 1)
+    assert problems(summary)["mixed.jsonl:line 3"] == (
+        "the record has fields problem, solution but none of the fields task 'qa' declares (question -> answer); "
+        "rename its fields with --map (e.g. --map answer=FIELD), or give the --task, --input-fields or "
+        "--output-fields that match the file")
+
+
+def test_an_import_whose_records_mostly_miss_the_declared_fields_stops_early(project):
+    (project / "gsm8k.jsonl").write_text("".join(json.dumps({"problem": f"p{i}", "solution": f"s{i}"}) + "\n"
+                                                 for i in range(1319)))
+    result = run("import", "gsm8k.jsonl")
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    assert result.output.startswith(
+        "Error: gsm8k.jsonl: 50 of the first 50 records have none of the task's fields, so the import stopped "
+        "before storing any of this file: the record has fields problem, solution but none of the fields task "
+        "'qa' declares (question -> answer)")
+    assert stored(project) == {}
+    mapped = run("import", "gsm8k.jsonl", "--map", "question=problem", "--map", "answer=solution")
+    assert mapped.exit_code == 0 and mapped.output.endswith("read 1319, imported 1319, duplicates 0, rejected 0\n")
+
+
+# -- 9: fields named on the command line are required -------------------------------------------------------------
+
+def test_fields_named_on_the_command_line_are_required_like_declared_ones(project):
+    (project / "free.jsonl").write_text('{"prompt": "p1", "answer": "a1"}\n{"prompt": "p2"}\n'
+                                        '{"prompt": "p3", "answer": ""}\n')
+    result, summary = import_json("free.jsonl", "--task", "free", "--output-fields", "answer")
+    assert result.exit_code == EXIT_SOME_REJECTED
+    assert (summary["imported"], summary["rejected"]) == (1, 2)
+    with tk.open(f"sqlite:///{project / 'trainkit.db'}") as kit:
+        by_prompt = {ex.inputs["prompt"]: ex for ex in kit.examples(task="free")}
+    assert by_prompt["p1"].status == "accepted"
+    missing = by_prompt["p2"]
+    assert missing.status == "rejected" and missing.quality is None  # rejected examples are not scored
+    assert [(f.code, f.field, f.message) for f in missing.findings] == [
+        ("missing-field", "outputs.answer", "outputs.answer is required by --output-fields")]
+    assert by_prompt["p3"].status == "rejected"
