@@ -13,7 +13,8 @@ nothing for `trainkit --help`. What is here, by the kind of plugin that needs it
 - validators and scorers: `check_each`, `words` and `PUNCTUATION` (the shared word tokeniser),
   `unknown_settings` (one check of a plugin's settings table);
 - converters: `ConversionResult`, `ConversionError`, `signature_fields`;
-- file formats: `FormatError`, `RecordError`, `ReadOptions`, `WriteOptions`, `export_record`, `parse_json`
+- file formats: `FormatError`, `RecordError`, `ReadOptions`, `WriteOptions`, `open_input` (a file, `-` for
+  standard input, or a FIFO; read once), `export_record`, `parse_json`
   (orjson that keeps integers wider than 64 bits exact, so intake can reject them instead of rounding);
 - storage backends: `Store` and its parts, `ExampleQuery`, `InsertResult`, `GROUP_COLUMNS`;
 - synthetic strategies: `RewriteStrategy`, `Job`, `SynthesisContext`, `Cell`, `PlanSlot`, `SlotResult`,
@@ -43,7 +44,8 @@ _LAZY = {
     "words": "generation.text", "PUNCTUATION": "generation.text",
     "ConversionResult": "conversion", "signature_fields": "signatures",
     "FormatError": "files.formats", "RecordError": "files.formats", "ReadOptions": "files.formats",
-    "WriteOptions": "files.formats", "export_record": "files.exporting", "parse_json": "json_values",
+    "WriteOptions": "files.formats", "open_input": "files.formats", "export_record": "files.exporting",
+    "parse_json": "json_values",
     "Store": "store", "ExampleStore": "store", "SnapshotStore": "store", "PlanStore": "store", "RunStore": "store",
     "ExampleQuery": "store", "InsertResult": "store", "GROUP_COLUMNS": "store",
     "RewriteStrategy": "generation.rewriting", "Job": "generation.rewriting",

@@ -179,3 +179,124 @@ def test_fields_named_on_the_command_line_are_required_like_declared_ones(projec
     assert [(f.code, f.field, f.message) for f in missing.findings] == [
         ("missing-field", "outputs.answer", "outputs.answer is required by --output-fields")]
     assert by_prompt["p3"].status == "rejected"
+
+
+# -- 5: standard input and pipes ------------------------------------------------------------------------------
+
+ROWS = 2500
+CSV_TEXT = "question,answer\n" + "".join(f"question number {i},answer {i}\n" for i in range(ROWS))  # > 64 KiB
+
+
+@pytest.mark.parametrize("fmt, text", [
+    ("csv", CSV_TEXT),
+    ("jsonl", "".join(json.dumps({"question": f"q{i}", "answer": str(i)}) + "\n" for i in range(ROWS))),
+    ("json", json.dumps([{"question": f"q{i}", "answer": str(i)} for i in range(ROWS)])),
+    ("yaml", "".join(f"- {{question: q{i}, answer: '{i}'}}\n" for i in range(ROWS))),
+])
+def test_dash_reads_standard_input_in_every_format(project, fmt, text):
+    result = run("import", "--format", fmt, "-", input=text.encode())
+    assert result.exit_code == 0, result.output
+    assert result.output == f"read {ROWS}, imported {ROWS}, duplicates 0, rejected 0\n"
+    with tk.open(f"sqlite:///{project / 'trainkit.db'}") as kit:
+        first = next(iter(kit.examples(limit=1)))
+    assert first.provenance["origin"].startswith("<stdin>:")
+
+
+def test_csv_from_a_pipe_is_sniffed_without_rereading_it(project):
+    """`cat f.csv | trainkit import --format csv /dev/stdin`: the sniffer's sample is read from the pipe once
+    and then again from memory. The old reader opened the path twice, so the second open saw the rest of the
+    pipe: a fragment of a row became the header, and a short file gave nothing at all."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "dspy_trainkit", "import", "--format", "csv", "/dev/stdin"],
+                          input=CSV_TEXT.encode(), capture_output=True, cwd=project, check=False)
+    assert done.returncode == 0, done.stderr.decode()
+    assert done.stdout.decode() == f"read {ROWS}, imported {ROWS}, duplicates 0, rejected 0\n"
+    assert f"question number {ROWS - 1}" in stored(project)
+
+
+def test_standard_input_needs_a_format_and_is_read_once(project):
+    assert run("import", "-", input="").output.startswith(
+        "Error: -: standard input has no extension to tell its format by; give --format")
+    assert run("import", "--format", "csv", "-", "-", input="").output == (
+        "Error: - (standard input) is named more than once; it can be read only once\n")
+
+
+def test_a_fifo_without_a_writer_says_what_it_waits_for(project, monkeypatch):
+    """Opening a FIFO blocks until something writes to it: a warning names the FIFO and what it waits for."""
+    import logging
+    import os
+    import threading
+
+    from dspy_trainkit.files import formats
+
+    monkeypatch.setattr(formats, "FIFO_NOTICE_AFTER", 0)
+    fifo = project / "waiting.jsonl"
+    os.mkfifo(fifo)
+    warned = threading.Event()
+    messages = []
+
+    class Catch(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            messages.append(record.getMessage())
+            warned.set()
+
+    def write() -> None:
+        warned.wait(60)  # only a safety net so a failing test cannot hang: the warning comes at once
+        with open(fifo, "w", encoding="utf-8") as stream:
+            stream.write('{"question": "q", "answer": "a"}\n')
+
+    handler = Catch(level=logging.WARNING)
+    logging.getLogger("dspy_trainkit.files.formats").addHandler(handler)
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        with tk.open(f"sqlite:///{project / 'trainkit.db'}") as kit:
+            report = kit.import_files([fifo])
+    finally:
+        writer.join()
+        logging.getLogger("dspy_trainkit.files.formats").removeHandler(handler)
+    assert report.imported == 1
+    assert messages == [f"{fifo} is a named pipe (FIFO) and nothing writes to it yet: waiting for a program to "
+                        "open it for writing (Ctrl-C to stop)"]
+
+
+# -- 21: UTF-16 CSV, extension clashes ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-32"])
+def test_a_utf16_csv_imports_with_its_encoding(project, encoding):
+    text = "question,answer\nWie heißt du?,Kim ☃\nq2,a2\n"
+    (project / "wide.csv").write_bytes(text.encode(encoding))
+    result = run("import", "wide.csv", "--encoding", encoding)
+    assert result.exit_code == 0, result.output
+    assert result.output == "read 2, imported 2, duplicates 0, rejected 0\n"
+    assert stored(project)["Wie heißt du?"].outputs == {"answer": "Kim ☃"}
+
+
+def test_a_utf16_csv_without_encoding_is_named_as_such(project):
+    (project / "wide.csv").write_bytes("question,answer\nq,a\n".encode("utf-16"))
+    result, summary = import_json("wide.csv")
+    assert list(problems(summary).values()) == [
+        "the file starts with a UTF-16 byte order mark; give --encoding utf-16"]
+
+
+class ClaimsJsonl:
+    """A plugin whose format claims `.jsonl`, the built-in reader's extension."""
+
+    @tk.hookimpl
+    def import_format(self, register):
+        register("myjsonl", ("jsonl",), lambda path, options: iter(()))
+
+
+def test_two_formats_claiming_one_extension_are_named(project):
+    (project / "data.jsonl").write_text('{"question": "q", "answer": "a"}\n')
+    with tk.open(f"sqlite:///{project / 'trainkit.db'}") as kit:
+        kit.pm.register(ClaimsJsonl(), "claims")
+        with pytest.raises(tk.PluginError) as caught:
+            kit.import_files(["data.jsonl"])
+    message = str(caught.value)
+    assert message.startswith("extension '.jsonl' is registered by both format ")
+    assert "format 'jsonl' (plugin 'jsonl')" in message and "format 'myjsonl' (plugin 'claims')" in message
+    assert message.endswith("in hook 'import_format'; disable one of them, or register the other format "
+                            "without that extension (--format still picks it)")

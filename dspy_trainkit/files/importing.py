@@ -3,6 +3,7 @@
 Every path is checked before anything is read (missing, a folder, unknown format), so a typo never leaves a
 half-done import. Then each file streams through its reader in batches: good records are stored, bad ones are
 reported with file and line (and written to a rejects file on request), and a re-run skips what is stored.
+`-` names standard input (with --format), shown as `<stdin>` in positions.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import attrs
 
 from ..errors import TrainkitError
 from ..intake import IntakeReport, RejectCallback
-from .formats import FormatError, ReadOptions, check_encoding, import_formats, pick_format
+from .formats import FormatError, ReadOptions, check_encoding, import_formats, is_stdin, pick_format
 from .mapping import FieldMap, FieldsMissing, MappingError
 
 if TYPE_CHECKING:
@@ -55,6 +56,10 @@ class ImportReport:
                 "rejected": self.rejected, "files": {p: r.to_dict() for p, r in self.files.items()}}
 
 
+#: How standard input is named in positions (`<stdin>:line 3`) and provenance.
+STDIN_NAME = "<stdin>"
+
+
 def check_paths(kit: Kit, paths: list[Path], format_name: str | None, encoding: str | None = None
                 ) -> list[tuple[Path, Any]]:
     """Each path with its format registration; one clear error for the first bad path or a bad encoding."""
@@ -63,7 +68,12 @@ def check_paths(kit: Kit, paths: list[Path], format_name: str | None, encoding: 
     check_encoding(encoding)
     formats = import_formats(kit.pm)
     checked = []
+    if sum(is_stdin(path) for path in paths) > 1:
+        raise TrainkitError("- (standard input) is named more than once; it can be read only once")
     for path in paths:
+        if is_stdin(path):
+            checked.append((path, pick_format(formats, path, format_name, "import")))
+            continue
         if not path.exists():
             raise TrainkitError(f"{path}: no such file")
         if path.is_dir():
@@ -80,7 +90,7 @@ def import_files(kit: Kit, paths: list[Path], *, field_map: FieldMap, format_nam
     read_options = read_options or ReadOptions()
     report = ImportReport()
     for path, registration in check_paths(kit, paths, format_name, read_options.encoding):
-        name = str(path)
+        name = STDIN_NAME if is_stdin(path) else str(path)
         read = functools.partial(registration.value, path, read_options)  # called inside _mapped, see there
         records = _mapped(read, field_map, name, registration.key,
                           check_at=min(FIELDS_CHECK_AT, kit.settings.batch_size))

@@ -15,12 +15,13 @@ from typing import IO, Any
 import orjson
 
 from dspy_trainkit import hookimpl
-from dspy_trainkit.pluginkit import FormatError, ReadOptions, WriteOptions, export_record, parse_json
+from dspy_trainkit.pluginkit import FormatError, ReadOptions, WriteOptions, export_record, open_input, parse_json
 
 
 def load_document(path: Path, options: ReadOptions) -> Any:
     try:
-        data = path.read_bytes()
+        with open_input(path) as stream:  # read once: the path may be standard input or a pipe
+            data = stream.read()
     except OSError as exc:
         raise FormatError(f"cannot read: {exc.strerror}") from None
     if data.startswith(b"\xef\xbb\xbf"):

@@ -7,6 +7,7 @@ line number; the other lines are read. Blank lines are skipped.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -14,7 +15,15 @@ from typing import IO, Any
 import orjson
 
 from dspy_trainkit import hookimpl
-from dspy_trainkit.pluginkit import FormatError, ReadOptions, RecordError, WriteOptions, export_record, parse_json
+from dspy_trainkit.pluginkit import (
+    FormatError,
+    ReadOptions,
+    RecordError,
+    WriteOptions,
+    export_record,
+    open_input,
+    parse_json,
+)
 
 
 def parse_line(raw: bytes | str) -> Any:
@@ -33,10 +42,8 @@ def parse_line(raw: bytes | str) -> Any:
 def _lines(path: Path, encoding: str | None) -> Iterator[bytes | str]:
     """Raw byte lines for UTF-8 (orjson parses bytes directly; fastest), decoded text lines for another
     encoding (UTF-16 cannot be split on a newline byte before decoding)."""
-    try:
-        stream = path.open("rb") if encoding is None else path.open("r", encoding=encoding, newline="")
-    except OSError as exc:
-        raise FormatError(f"cannot open: {exc.strerror}") from None
+    raw = open_input(path)  # read once: the path may be standard input or a pipe
+    stream = raw if encoding is None else io.TextIOWrapper(raw, encoding=encoding, newline="")
     with stream:
         try:
             yield from stream

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from dspy_trainkit import hookimpl
-from dspy_trainkit.pluginkit import FormatError, ReadOptions, RecordError, WriteOptions, export_record
+from dspy_trainkit.pluginkit import FormatError, ReadOptions, RecordError, WriteOptions, export_record, open_input
 
 MAX_NODES = 1_000_000
 
@@ -69,7 +69,8 @@ def read_yaml(path: Path, options: ReadOptions) -> Iterator[tuple[str, Any]]:
     yaml = _yaml()
     loader_class = _loader_class(yaml)
     try:
-        text = path.read_text(encoding=options.encoding or "utf-8-sig")
+        with open_input(path) as stream:  # read once: the path may be standard input or a pipe
+            text = stream.read().decode(options.encoding or "utf-8-sig")
     except UnicodeDecodeError:
         raise FormatError("not UTF-8 text; give the file's encoding with --encoding, e.g. --encoding latin-1") from None
     except (OSError, LookupError) as exc:
