@@ -300,3 +300,35 @@ def test_two_formats_claiming_one_extension_are_named(project):
     assert "format 'jsonl' (plugin 'jsonl')" in message and "format 'myjsonl' (plugin 'claims')" in message
     assert message.endswith("in hook 'import_format'; disable one of them, or register the other format "
                             "without that extension (--format still picks it)")
+
+
+# -- 17: YAML aliases bounded by the size they expand to ----------------------------------------------------------
+
+def alias_growth(path: Path, levels: int, width: int = 1000) -> Path:
+    """A short file whose one answer is a `width`-character string aliased 10**levels times (few nodes, much
+    text)."""
+    lines = ["- question: anchors", "  answer: fine", f"  pad: &s0 {'x' * width}"]
+    for level in range(1, levels + 1):
+        lines.append(f"  l{level}: &s{level} [{', '.join([f'*s{level - 1}'] * 10)}]")
+    lines += ["- question: bomb", f"  answer: *s{levels}"]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_yaml_aliases_that_expand_far_beyond_the_file_are_refused(project):
+    bomb = alias_growth(project / "grow.yaml", 4)  # 1.3 KB of text -> 10 MB of answer, 11 thousand nodes
+    size = len(bomb.read_text())
+    assert size < 1400
+    result, summary = import_json("grow.yaml")
+    assert result.exit_code == EXIT_SOME_REJECTED
+    assert list(problems(summary).values()) == [
+        f"the document's aliases expand its {size:,} characters to more than 1,048,576 (an alias bomb?); "
+        "refusing to load it; write repeated values out instead of aliasing them"]
+    assert stored(project) == {}
+
+
+def test_yaml_aliases_within_the_bound_are_expanded(project):
+    alias_growth(project / "small.yaml", 2, width=500)  # 100 copies of 500 characters: under the 1 MiB floor
+    result = run("import", "small.yaml")
+    assert result.exit_code == 0, result.output
+    assert stored(project)["bomb"].outputs["answer"] == [["x" * 500] * 10] * 10
