@@ -155,7 +155,7 @@ def test_an_import_whose_records_mostly_miss_the_declared_fields_stops_early(pro
     assert result.exit_code == 1
     assert "Traceback" not in result.output
     assert result.output.startswith(
-        "Error: gsm8k.jsonl: 50 of the first 50 records have none of the task's fields, so the import stopped "
+        "Error: gsm8k.jsonl: most records have none of the task's fields (50 of 50 read), so the import stopped "
         "before storing any of this file: the record has fields problem, solution but none of the fields task "
         "'qa' declares (question -> answer)")
     assert stored(project) == {}

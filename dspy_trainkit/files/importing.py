@@ -152,8 +152,8 @@ class _FieldsCheck:
 
     def finish(self) -> None:
         if self.seen <= self.check_at and self.first is not None and self.missing * 2 > self.seen:
-            raise TrainkitError(f"{self.name}: {self.missing} of the first {self.seen} records have none of the "
-                                f"task's fields, so the import stopped before storing any of this file: "
+            raise TrainkitError(f"{self.name}: most records have none of the task's fields ({self.missing} of "
+                                f"{self.seen} read), so the import stopped before storing any of this file: "
                                 f"{self.first}")
 
 
