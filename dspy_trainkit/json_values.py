@@ -56,31 +56,61 @@ def _has_wide_float(value: Any) -> bool:
     return False
 
 
+#: Nesting deeper than this is refused: orjson writes at most 255 levels, and the store adds a few of its own.
+MAX_DEPTH = 200
+_BASIC = (str, bool, type(None))
+_FLAT = frozenset(_BASIC)
+
+
 def json_problem(value: Any, where: str) -> str | None:
     """Why `value` (found at `where`, e.g. `outputs.answer`) cannot be stored exactly as JSON, or None.
 
-    Mapping keys must be text, floats finite and integers within 64 bits, at any depth."""
-    stack: list[tuple[Any, str]] = [(value, where)]
+    Mapping keys must be text, floats finite and integers within 64 bits, at any depth; nesting is at most
+    MAX_DEPTH levels and never circular (a recursive YAML alias); any other type must be one orjson writes
+    (dates, for example, are written as text)."""
+    if type(value) is dict and all(type(k) is str and type(v) in _FLAT for k, v in value.items()):
+        return None  # the usual record part, text only: no walk (this runs for every record of an import)
+    stack: list[tuple[Any, Any, int]] = [(value, where, 0)]
+    open_: set[int] = set()  # the containers on the path being walked: meeting one again is a cycle
     while stack:
-        current, path = stack.pop()
-        kind = type(current)
-        if kind is str or current is None or kind is bool or isinstance(current, str):
+        current, path, depth = stack.pop()
+        if path is _CLOSE:
+            open_.discard(id(current))
             continue
-        if kind is float or isinstance(current, float):
+        if isinstance(current, _BASIC):
+            continue
+        if isinstance(current, float):
             if not math.isfinite(current):
                 text = "NaN" if math.isnan(current) else ("Infinity" if current > 0 else "-Infinity")
                 return (f"{path}: {text} is not a JSON number (it would be stored as null); write it as text "
                         f'("{text}") or leave the field out')
-        elif kind is int or isinstance(current, int):
+        elif isinstance(current, int):
             if not INT_MIN <= current <= INT_MAX:
                 return (f"{path}: the integer {current} is wider than 64 bits and cannot be stored exactly; "
                         "write it as text (in quotes)")
-        elif isinstance(current, dict):
-            for key, item in current.items():
-                if not isinstance(key, str):
-                    shown = "null" if key is None else f"{key!r} ({type(key).__name__})"
-                    return f"{path}: the key {shown} is not text; field names must be text (quote the key)"
-                stack.append((item, f"{path}.{key}"))
-        elif isinstance(current, list | tuple):
-            stack.extend((item, f"{path}[{index}]") for index, item in enumerate(current))
-    return None  # other types are orjson's to serialise or refuse (see models.content_hash)
+        elif isinstance(current, dict | list | tuple):
+            if id(current) in open_:
+                return f"{path}: the value contains itself (a recursive alias?), which JSON cannot hold"
+            if depth >= MAX_DEPTH:
+                shown = path if len(path) <= 80 else f"{path[:60]}..."
+                return f"{shown}: nested more than {MAX_DEPTH} levels deep; flatten it or store it as text"
+            open_.add(id(current))
+            stack.append((current, _CLOSE, depth))
+            if isinstance(current, dict):
+                for key, item in current.items():
+                    if not isinstance(key, str):
+                        shown = "null" if key is None else f"{key!r} ({type(key).__name__})"
+                        return f"{path}: the key {shown} is not text; field names must be text (quote the key)"
+                    stack.append((item, f"{path}.{key}", depth + 1))
+            else:
+                stack.extend((item, f"{path}[{index}]", depth + 1) for index, item in enumerate(current))
+        else:
+            try:
+                orjson.dumps(current)
+            except TypeError:
+                return (f"{path}: a {type(current).__name__} value is not JSON data (text, numbers, true/false, "
+                        "null, lists, mappings)")
+    return None
+
+
+_CLOSE: Any = object()  # marks, on the walk's stack, the end of a container's items

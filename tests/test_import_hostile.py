@@ -332,3 +332,43 @@ def test_yaml_aliases_within_the_bound_are_expanded(project):
     result = run("import", "small.yaml")
     assert result.exit_code == 0, result.output
     assert stored(project)["bomb"].outputs["answer"] == [["x" * 500] * 10] * 10
+
+
+# -- more shapes found by probing: each one rejected on its own, the good record of the file kept --------------
+
+DEEP = "[" * 300 + "]" * 300
+
+
+@pytest.mark.parametrize("name, text, reason", [
+    ("deep.jsonl", '{"question": "bad", "answer": "a", "m": ' + DEEP + "}\n",
+     f"{'metadata.m' + '[0]' * 200:.60}...: nested more than 200 levels deep; flatten it or store it as text"),
+    ("task.jsonl", '{"task": ["qa"], "question": "bad", "answer": "a"}\n', "task: expected a task name, got list"),
+    ("label.jsonl", '{"question": "bad", "answer": "a", "domain": {"x": 1}}\n',
+     "domain: a label is text or a number, got dict"),
+    ("cell.csv", 'question,answer,meta\nbad,a,"{""x"": 123456789012345678901234567890}"\n',
+     "metadata.meta.x: the integer 123456789012345678901234567890 is wider than 64 bits and cannot be stored "
+     "exactly; write it as text (in quotes)"),
+    ("self.yaml", "- &r {question: bad, answer: a, m: [*r]}\n",
+     "metadata.m[0].m: the value contains itself (a recursive alias?), which JSON cannot hold"),
+    ("binary.yaml", "- {question: bad, answer: a, m: !!binary aGVsbG8=}\n",
+     "metadata.m: a bytes value is not JSON data (text, numbers, true/false, null, lists, mappings)"),
+    ("set.yaml", "- {question: bad, answer: a, m: !!set {x, y}}\n",
+     "metadata.m: a set value is not JSON data (text, numbers, true/false, null, lists, mappings)"),
+])
+def test_values_the_store_cannot_hold_reject_their_record_only(project, name, text, reason):
+    good = {"csv": "good,a,\n", "jsonl": '{"question": "good", "answer": "a"}\n',
+            "yaml": "- {question: good, answer: a}\n"}[name.rsplit(".", 1)[1]]
+    (project / name).write_text(text + good)
+    result, summary = import_json(name)
+    assert result.exit_code == EXIT_SOME_REJECTED, result.output
+    assert list(problems(summary).values()) == [reason]
+    assert set(stored(project)) == {"good"}
+
+
+def test_a_csv_with_bare_carriage_returns_is_one_clear_problem(project):
+    (project / "mac.csv").write_bytes(b"question,answer\rq,a\r")
+    result, summary = import_json("mac.csv")
+    assert result.exit_code == EXIT_SOME_REJECTED
+    (message,) = problems(summary).values()
+    assert message.startswith("the header row cannot be read (") and message.endswith(
+        "its lines may end in a bare carriage return (old Mac style): convert them to \\n")

@@ -108,6 +108,8 @@ class FieldMap:
             raise MappingError("the record has no fields (an unfixed line from a rejects file?)")
         example_shaped = isinstance(record.get("inputs"), Mapping) and not self.input_fields
         fields = self._renamed(record)
+        if fields.get("task") is not None and not isinstance(fields["task"], str):
+            raise MappingError(f"task: expected a task name, got {type(fields['task']).__name__}")
         # a flat record's non-mapping `metadata` is an ordinary field (kept in metadata); parts are not
         for part in ("inputs", "outputs", "metadata") if example_shaped else ("inputs", "outputs"):
             if fields.get(part) is not None and not isinstance(fields[part], Mapping):
@@ -178,6 +180,8 @@ class FieldMap:
             elif name not in LABELS:
                 metadata[name] = value
             if name in LABELS and value not in (None, ""):
+                if isinstance(value, dict | list):  # its text would be a Python repr: say so instead
+                    raise MappingError(f"{name}: a label is text or a number, got {type(value).__name__}")
                 values[name] = str(value)
         values.update(inputs=inputs, outputs=outputs)
         if metadata:

@@ -22,7 +22,7 @@ from typing import IO, Any
 import orjson
 
 from dspy_trainkit import hookimpl
-from dspy_trainkit.pluginkit import FormatError, ReadOptions, RecordError, WriteOptions, open_input
+from dspy_trainkit.pluginkit import FormatError, ReadOptions, RecordError, WriteOptions, open_input, parse_json
 
 LABELS = ("domain", "topic", "difficulty")
 FIELD_LIMIT = 256 * 1024 * 1024  # a cell may hold a long document; the default 128 KiB limit is too small
@@ -57,7 +57,7 @@ JSON_STARTS = ("[", "{", '"')
 def _cell(value: str) -> Any:
     if value[:1] in JSON_STARTS:
         try:
-            parsed = orjson.loads(value)
+            parsed = parse_json(value)  # a wide integer in it stays exact, for intake to reject
         except orjson.JSONDecodeError:
             return value
         if isinstance(parsed, list | dict | str):
@@ -74,7 +74,7 @@ def _record(header: list[str], row: list[str]) -> dict[str, Any]:
         elif name == "metadata":
             if value.strip():
                 try:
-                    record["metadata"] = orjson.loads(value)
+                    record["metadata"] = parse_json(value)
                 except orjson.JSONDecodeError:
                     raise RecordError(f"the metadata column is not JSON: {value[:80]!r}", row) from None
         elif value != "" or name not in LABELS:
@@ -171,7 +171,12 @@ def _read_head(raw: IO[bytes]) -> bytes:
 def _rows(stream: IO[bytes], options: ReadOptions, dialect: type[csv.Dialect]) -> Iterator[tuple[str, Any]]:
     position = [0]
     reader = csv.reader(_lines(stream, options.encoding, position), dialect)
-    header = next(reader, None)
+    try:
+        header = next(reader, None)
+    except csv.Error as exc:
+        hint = "; its lines may end in a bare carriage return (old Mac style): convert them to \\n" \
+            if "new-line character" in str(exc) else ""
+        raise FormatError(f"the header row cannot be read ({exc}){hint}") from None
     if header is None:
         return
     header = [name.strip() for name in header]
