@@ -144,7 +144,7 @@ def test_a_record_with_none_of_the_declared_fields_is_rejected_naming_both(proje
     assert (summary["imported"], summary["duplicates"], summary["rejected"]) == (3, 0, 1)
     assert problems(summary)["mixed.jsonl:line 3"] == (
         "the record has fields problem, solution but none of the fields task 'qa' declares (question -> answer); "
-        "rename its fields with --map (e.g. --map answer=FIELD), or give the --task, --input-fields or "
+        "rename its fields with --map (e.g. --map question=FIELD), or give the --task, --input-fields or "
         "--output-fields that match the file")
 
 

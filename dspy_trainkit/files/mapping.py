@@ -208,8 +208,9 @@ class FieldMap:
         else:
             wanted = f"--input-fields / --output-fields name ({_arrow((inputs_spec, outputs_spec))})"
         shown = f"fields {', '.join(sorted(has))}" if has else "no fields"
+        first = (list(inputs_spec) or list(outputs_spec))[0]
         raise FieldsMissing(f"the record has {shown} but none of the fields {wanted}; rename its fields with "
-                            f"--map (e.g. --map {sorted(named)[0]}=FIELD), or give the --task, --input-fields "
+                            f"--map (e.g. --map {first}=FIELD), or give the --task, --input-fields "
                             "or --output-fields that match the file")
 
     def _missing_named(self, inputs: Mapping[str, Any], outputs: Mapping[str, Any], declared: Any
