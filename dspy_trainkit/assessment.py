@@ -37,9 +37,10 @@ def validate(kit: Kit, examples: list[Example]) -> dict[str, list[Finding]]:
 
 def score(kit: Kit, examples: list[Example], findings: Mapping[str, list[Finding]]) -> list[Scores]:
     """Scores per example (in order), keyed by dimension, each remembering the plugin that made it.
-    Examples with an error finding are not scored: they are rejected whatever their score."""
+    Examples with an error finding (from a validator, or one they came with, such as a field the import's
+    command line requires) are not scored: they are rejected whatever their score."""
     to_score = [i for i, ex in enumerate(examples)
-                if not any(f.severity == "error" for f in findings.get(ex.id, []))]
+                if not any(f.severity == "error" for f in (*ex.findings, *findings.get(ex.id, [])))]
     scores: list[Scores] = [{} for _ in examples]
     if not to_score:
         return scores

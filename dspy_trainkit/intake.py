@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from . import assessment
-from .errors import TrainkitError
+from .errors import TrainkitError, ValidationError
+from .json_values import json_problem
 from .models import Event, Example
 from .plugin_manager import call_each
 
@@ -141,57 +142,16 @@ class _BatchRun:
         self.skipped_by: KeyCounts = {}  # the counts of the batches that stored nothing
 
     def run(self, batch: list[Positioned]) -> None:
-        report = self.report
-        report.read += len(batch)
+        """One batch through the pipeline: normalise, judge, store, count, notify."""
+        self.report.read += len(batch)
         origins: dict[str, Positioned] = {}
         counts: KeyCounts = {}
         examples = list(self._normalise(batch, origins, counts))
         sources = sorted({ex.source for ex in examples})
         tasks = sorted({ex.task for ex in examples})
-        decided: list[Example] = []
-        if examples:
-            findings = assessment.validate(self.kit, examples)
-            kept, duplicates = self._dedup(examples)
-            report.duplicates += duplicates
-            dropped = Counter((ex.task, ex.source) for ex in examples) - Counter((ex.task, ex.source) for ex in kept)
-            for key, n in dropped.items():
-                _count(counts, key, _DUPLICATES, n)
-            examples = kept
-            if examples:
-                scored = assessment.score(self.kit, examples, findings)
-                decided = [assessment.decide(self.kit, ex, list(ex.findings) + findings.get(ex.id, []), scores)
-                           for ex, scores in zip(examples, scored, strict=True)]
-                decided = assessment.cap_synthetic(self.kit, decided)
-        inserted: set[str] = set()
-        event = None
-        if decided and self.dry_run:
-            inserted = {ex.id for ex in decided}
-        elif decided:
-            event = Event(kind="added", example_ids=[ex.id for ex in decided], actor=self.actor,
-                          reason=self.reason, details={"sources": sources, "tasks": tasks, "rejected": [
-                              ex.id for ex in decided if ex.status == "rejected"]})
-            event = attrs.evolve(event, details={**event.details, **_totals(counts), "by": _rows(counts)})
-            result = self.kit.store.insert_examples(decided, event)
-            report.duplicates += len(result.duplicates)
-            inserted = set(result.inserted)
-            event = attrs.evolve(event, example_ids=result.inserted)
-        for ex in decided:
-            if ex.id in inserted:
-                report.stored += 1
-                if len(report.ids) < MAX_KEPT_IDS:
-                    report.ids.append(ex.id)
-                counter = _STATUS_COUNTERS[ex.status]
-                setattr(report, counter, getattr(report, counter) + 1)
-                if ex.status == "candidate" and any(f.code == assessment.SYNTHETIC_CAP_CODE for f in ex.findings):
-                    report.held += 1
-                if ex.status == "rejected":
-                    for finding in ex.findings:
-                        if finding.severity == "error":
-                            report.count_code(finding.code)
-                if ex.status == "rejected" and self.on_reject is not None:
-                    position, record = origins[ex.id]
-                    self.on_reject(position, record, [f"{f.field or 'example'}: {f.message} [{f.code}]"
-                                                      for f in ex.findings if f.severity == "error"])
+        decided = self._judge(examples, counts) if examples else []
+        event, inserted = self._store(decided, counts, sources, tasks)
+        self._tally(decided, inserted, origins)
         if event is not None and event.example_ids:
             self.kit.notify(event)
         elif not self.dry_run:  # the batch changed nothing: its counts still belong in the record
@@ -200,6 +160,59 @@ class _BatchRun:
             for key, values in counts.items():
                 for column, n in enumerate(values):
                     _count(self.skipped_by, key, column, n)
+
+    def _judge(self, examples: list[Example], counts: KeyCounts) -> list[Example]:
+        """Validate, drop duplicates (counted per task and source), score and decide each example's status."""
+        findings = assessment.validate(self.kit, examples)
+        kept, duplicates = self._dedup(examples)
+        self.report.duplicates += duplicates
+        dropped = Counter((ex.task, ex.source) for ex in examples) - Counter((ex.task, ex.source) for ex in kept)
+        for key, n in dropped.items():
+            _count(counts, key, _DUPLICATES, n)
+        if not kept:
+            return []
+        scored = assessment.score(self.kit, kept, findings)
+        decided = [assessment.decide(self.kit, ex, list(ex.findings) + findings.get(ex.id, []), scores)
+                   for ex, scores in zip(kept, scored, strict=True)]
+        return assessment.cap_synthetic(self.kit, decided)
+
+    def _store(self, decided: list[Example], counts: KeyCounts, sources: list[str], tasks: list[str]
+               ) -> tuple[Event | None, set[str]]:
+        """Insert the batch in one transaction with its `added` event (carrying the batch's counts); returns
+        the event (None in a dry run or for an empty batch) and the ids actually inserted (a dry run: all)."""
+        if not decided:
+            return None, set()
+        if self.dry_run:
+            return None, {ex.id for ex in decided}
+        event = Event(kind="added", example_ids=[ex.id for ex in decided], actor=self.actor, reason=self.reason,
+                      details={"sources": sources, "tasks": tasks,
+                               "rejected": [ex.id for ex in decided if ex.status == "rejected"],
+                               **_totals(counts), "by": _rows(counts)})
+        result = self.kit.store.insert_examples(decided, event)
+        self.report.duplicates += len(result.duplicates)
+        return attrs.evolve(event, example_ids=result.inserted), set(result.inserted)
+
+    def _tally(self, decided: list[Example], inserted: set[str], origins: dict[str, Positioned]) -> None:
+        """Count each inserted example in the report by status, and hand the rejected ones to `on_reject`."""
+        report = self.report
+        for ex in decided:
+            if ex.id not in inserted:
+                continue
+            report.stored += 1
+            if len(report.ids) < MAX_KEPT_IDS:
+                report.ids.append(ex.id)
+            counter = _STATUS_COUNTERS[ex.status]
+            setattr(report, counter, getattr(report, counter) + 1)
+            if ex.status == "candidate" and any(f.code == assessment.SYNTHETIC_CAP_CODE for f in ex.findings):
+                report.held += 1
+            if ex.status != "rejected":
+                continue
+            errors = [f for f in ex.findings if f.severity == "error"]
+            for finding in errors:
+                report.count_code(finding.code)
+            if self.on_reject is not None:
+                position, record = origins[ex.id]
+                self.on_reject(position, record, [f"{f.field or 'example'}: {f.message} [{f.code}]" for f in errors])
 
     def finish(self) -> None:
         """One "skipped" event for all the batches of the run that stored nothing (not one per batch: a re-run
@@ -282,6 +295,7 @@ def candidates(kit: Kit, record: Any) -> list[Any]:
 def to_example(record: Any, defaults: Mapping[str, Any], default_task: str | None = None) -> Example:
     """Normalise one record (an Example or a mapping of its fields) into an Example, or raise TrainkitError."""
     if isinstance(record, Example):
+        check_values(record)
         return record
     if not isinstance(record, Mapping):
         raise TrainkitError(f"expected a mapping of example fields, got {type(record).__name__}")
@@ -289,8 +303,18 @@ def to_example(record: Any, defaults: Mapping[str, Any], default_task: str | Non
     if "task" not in values:
         raise TrainkitError("task: missing (give --task, a 'task' field, or default_task in settings)")
     example = Example.from_dict(values)
+    check_values(example)
     example.content_hash  # noqa: B018 - computing it now reports values that are not JSON, per record
     return example
+
+
+def check_values(example: Example) -> None:
+    """Raise ValidationError for a value the store would change or refuse (NaN, a 64-bit overflow, a key
+    that is not text; see json_values): this record is rejected saying where, and the rest of its batch goes on."""
+    for part in ("inputs", "outputs", "metadata"):
+        problem = json_problem(getattr(example, part), part)
+        if problem is not None:
+            raise ValidationError(problem)
 
 
 _DEFAULT_SOURCE: str = attrs.fields(Example).source.default

@@ -13,8 +13,10 @@ nothing for `trainkit --help`. What is here, by the kind of plugin that needs it
 - validators and scorers: `check_each`, `words` and `PUNCTUATION` (the shared word tokeniser),
   `unknown_settings` (one check of a plugin's settings table);
 - converters: `ConversionResult`, `ConversionError`, `signature_fields`;
-- file formats: `FormatError`, `RecordError`, `ReadOptions`, `WriteOptions`, `export_record`, and for formats
-  stored as JSON `json_lines` (a JSON Lines file as a stream of objects) and `json_document` (a whole document);
+- file formats: `FormatError`, `RecordError`, `ReadOptions`, `WriteOptions`, `open_input` (a file, `-` for
+  standard input, or a FIFO; read once), `export_record`, `parse_json` (orjson that keeps integers wider than
+  64 bits exact, so intake can reject them instead of rounding), and for formats stored as JSON `json_lines` (a
+  JSON Lines file as a stream of objects) and `json_document` (a whole document);
 - storage backends: `Store` and its parts, `ExampleQuery`, `InsertResult`, `GROUP_COLUMNS`;
 - synthetic strategies: `RewriteStrategy`, `Job`, `SynthesisContext`, `Cell`, `PlanSlot`, `SlotResult`,
   `string_list`, `variation_note`;
@@ -45,8 +47,8 @@ _LAZY = {
     "words": "generation.text", "PUNCTUATION": "generation.text",
     "ConversionResult": "conversion", "signature_fields": "signatures",
     "FormatError": "files.formats", "RecordError": "files.formats", "ReadOptions": "files.formats",
-    "WriteOptions": "files.formats", "export_record": "files.exporting",
-    "json_lines": "files.jsonread", "json_document": "files.jsonread",
+    "WriteOptions": "files.formats", "open_input": "files.formats", "export_record": "files.exporting",
+    "parse_json": "json_values", "json_lines": "files.jsonread", "json_document": "files.jsonread",
     "Store": "store", "ExampleStore": "store", "SnapshotStore": "store", "PlanStore": "store", "RunStore": "store",
     "ValueStore": "store", "ExampleQuery": "store", "InsertResult": "store", "GROUP_COLUMNS": "store",
     "ValueSignal": "effectiveness.signals", "ExampleValue": "effectiveness.signals",

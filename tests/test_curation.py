@@ -191,7 +191,7 @@ def test_stats_collection_counts_duplicates_and_reasons(project):
     run("add", "-i", "question=q0?", "-o", "answer=a0")  # a duplicate
     run("add", "-i", "question=q9?", "-o", "answer=")  # rejected: empty answer
     rows = json.loads(run("stats", "--collection", "--json").output)
-    assert rows == [{"task": "qa", "source": "manual", "received": 5, "stored": 4, "accepted": 0, "candidate": 3,
+    assert rows == [{"task": "qa", "source": "manual", "received": 5, "stored": 4, "accepted": 0, "candidates": 3,
                      "rejected": 1, "archived": 0, "duplicates": 1, "invalid": 0,
                      "rejected_by_reason": {"empty-value": 1}}]
 

@@ -207,10 +207,9 @@ def _collection_stats(state: CliState, task: str | None, source: str | None, as_
     if not rows:
         click.echo("nothing received yet")
         return
-    echo_table(["task", "source", "received", "stored", "accepted", "candidate", "rejected", "archived",
-                "duplicates", "invalid"],
-               ((r["task"], r["source"], r["received"], r["stored"], r["accepted"], r["candidate"], r["rejected"],
-                 r["archived"], r["duplicates"], r["invalid"]) for r in rows))
+    columns = ["task", "source", "received", "stored", "accepted", "candidates", "rejected", "archived",
+               "duplicates", "invalid"]
+    echo_table(columns, ([r[c] for c in columns] for r in rows))
     for r in rows:
         if r["rejected_by_reason"]:
             click.echo(f"rejected {r['task']}/{r['source']} by reason: "

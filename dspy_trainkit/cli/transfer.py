@@ -68,8 +68,10 @@ class RejectsFile:
 @click.option("--format", "format_name", help="Read as this format instead of guessing from the extension.")
 @click.option("--map", "maps", multiple=True, metavar="DEST=SOURCE",
               help="Rename a field; SOURCE may be a dotted path (meta.level), DEST inputs.X / outputs.X / a label.")
-@click.option("--input-fields", metavar="A,B", help="Fields that are inputs (default: the task's signature).")
-@click.option("--output-fields", metavar="C,D", help="Fields that are outputs (default: the task's signature).")
+@click.option("--input-fields", metavar="A,B",
+              help="Fields that are inputs, each required (default: the task's signature).")
+@click.option("--output-fields", metavar="C,D",
+              help="Fields that are outputs, each required (default: the task's signature).")
 @click.option("--domain", help="Domain label for records that have none.")
 @click.option("--topic", help="Topic label for records that have none.")
 @click.option("--difficulty", help="Difficulty label for records that have none.")
@@ -88,7 +90,7 @@ def import_(state: CliState, files: tuple[Path, ...], task: str | None, format_n
 
     Every record goes through validation, dedup and scoring. Good records are stored; bad ones are reported
     with file, line and reason (and written to --rejects). Re-running an import adds nothing new, so an
-    interrupted import can simply be run again.
+    interrupted import can simply be run again. A FILE of - reads standard input (give --format).
 
     \b
     Exit status: 0 all imported or duplicate, 3 some records rejected, 1 error, 130 interrupted.

@@ -3,17 +3,26 @@
 A reader turns a file into `(position, record)` pairs lazily, so memory does not grow with the file; a record
 is a mapping, or an exception saying why that part of the file could not be read (the rest goes on).
 A writer streams examples into a binary file object. Formats are picked by extension unless named.
+
+Readers open their file with `open_input`, once, and read it front to back: the path may be `-` (standard
+input), a pipe or a FIFO, which cannot be reopened or rewound, so a reader that wants a sample first (CSV
+sniffing) keeps the bytes it read and reads them again from memory.
 """
 
 from __future__ import annotations
 
+import io
+import logging
+import stat
+import sys
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 import attrs
 
-from ..errors import TrainkitError
+from ..errors import PluginError, TrainkitError
 from ..plugin_manager import Registration, collect_registrations
 
 if TYPE_CHECKING:
@@ -57,6 +66,63 @@ class RecordError(ValueError):
         self.record = record
 
 
+log = logging.getLogger(__name__)
+
+#: The path that names standard input.
+STDIN = "-"
+#: Seconds an open of a FIFO may block before the user is told what it waits for.
+FIFO_NOTICE_AFTER = 1.0
+
+
+def is_stdin(path: Path | str) -> bool:
+    return str(path) == STDIN
+
+
+def open_input(path: Path) -> IO[bytes]:
+    """The bytes of `path` as a stream to read once, front to back: standard input for `-` (closing the
+    stream leaves standard input open), else the file. Opening a FIFO waits for a program to open it for
+    writing; when that takes longer than FIFO_NOTICE_AFTER seconds, a warning says what the import waits
+    for (Ctrl-C stops it), instead of a silent hang. Raises FormatError when the file cannot be opened."""
+    if is_stdin(path):
+        return _KeptOpen(sys.stdin.buffer)
+    try:
+        fifo = stat.S_ISFIFO(path.stat().st_mode)
+        if not fifo:
+            return path.open("rb")
+        notice = threading.Timer(FIFO_NOTICE_AFTER, log.warning, (
+            "%s is a named pipe (FIFO) and nothing writes to it yet: waiting for a program to open it for "
+            "writing (Ctrl-C to stop)", path))
+        notice.daemon = True
+        notice.start()
+        try:
+            return path.open("rb")
+        finally:
+            notice.cancel()
+    except OSError as exc:
+        raise FormatError(f"cannot open: {exc.strerror}") from None
+
+
+class _KeptOpen(io.BufferedIOBase):
+    """A borrowed binary stream (standard input): reading goes through, closing closes only this view."""
+
+    def __init__(self, stream: IO[bytes]):
+        super().__init__()
+        self._stream = stream
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        return self._stream.read(-1 if size is None else size)
+
+    def read1(self, size: int = -1) -> bytes:
+        read1 = getattr(self._stream, "read1", None)
+        return read1(size) if read1 is not None else self._stream.read(size)
+
+    def readline(self, size: int | None = -1) -> bytes:
+        return self._stream.readline(-1 if size is None else size)
+
+
 def check_encoding(encoding: str | None) -> None:
     """A clear error for an encoding name Python does not know, before any file is read."""
     if encoding is None:
@@ -85,11 +151,27 @@ def _make(kind: str) -> Callable[..., Registration]:
 
 
 def import_formats(pm: pluggy.PluginManager) -> dict[str, Registration]:
-    return collect_registrations(pm, "import_format", _make("reader"))
+    return _one_format_per_extension(collect_registrations(pm, "import_format", _make("reader")), "import_format")
 
 
 def export_formats(pm: pluggy.PluginManager) -> dict[str, Registration]:
-    return collect_registrations(pm, "export_format", _make("writer"))
+    return _one_format_per_extension(collect_registrations(pm, "export_format", _make("writer")), "export_format")
+
+
+def _one_format_per_extension(formats: dict[str, Registration], hook: str) -> dict[str, Registration]:
+    """Refuse two formats that claim one extension, as two formats of one name are refused: otherwise the one
+    registered first would silently take every such file (a plugin's `.jsonl` over the built-in reader)."""
+    owner: dict[str, Registration] = {}
+    for registration in formats.values():
+        for extension in registration.extra["extensions"]:
+            first = owner.setdefault(extension, registration)
+            if first is not registration:
+                raise PluginError(
+                    f"extension '.{extension}' is registered by both format {first.key!r} (plugin {first.plugin!r}) "
+                    f"and format {registration.key!r} (plugin {registration.plugin!r}) in hook {hook!r}; disable "
+                    "one of them, or register the other format without that extension (--format still picks it)",
+                    plugin=registration.plugin, hook=hook)
+    return formats
 
 
 def pick_format(formats: dict[str, Registration], path: Path, name: str | None, kind: str) -> Registration:
@@ -100,6 +182,9 @@ def pick_format(formats: dict[str, Registration], path: Path, name: str | None, 
         if name not in formats:
             raise TrainkitError(f"unknown {kind} format {name!r}; known formats: {known or 'none'}")
         return formats[name]
+    if is_stdin(path):
+        raise TrainkitError(f"-: standard input has no extension to tell its format by; give --format "
+                            f"(known formats: {known or 'none'})")
     suffixes = [s.lower().lstrip(".") for s in path.suffixes]
     for candidate in (".".join(suffixes[i:]) for i in range(len(suffixes))):
         for registration in formats.values():

@@ -3,6 +3,7 @@
 Every path is checked before anything is read (missing, a folder, unknown format), so a typo never leaves a
 half-done import. Then each file streams through its reader in batches: good records are stored, bad ones are
 reported with file and line (and written to a rejects file on request), and a re-run skips what is stored.
+`-` names standard input (with --format), shown as `<stdin>` in positions.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ import attrs
 
 from ..errors import TrainkitError
 from ..intake import IntakeReport, RejectCallback
-from .formats import FormatError, ReadOptions, check_encoding, import_formats, pick_format
-from .mapping import FieldMap, MappingError
+from .formats import FormatError, ReadOptions, check_encoding, import_formats, is_stdin, pick_format
+from .mapping import FieldMap, FieldsMissing, MappingError
 
 if TYPE_CHECKING:
     from ..kit import Kit
@@ -55,6 +56,10 @@ class ImportReport:
                 "rejected": self.rejected, "files": {p: r.to_dict() for p, r in self.files.items()}}
 
 
+#: How standard input is named in positions (`<stdin>:line 3`) and provenance.
+STDIN_NAME = "<stdin>"
+
+
 def check_paths(kit: Kit, paths: list[Path], format_name: str | None, encoding: str | None = None
                 ) -> list[tuple[Path, Any]]:
     """Each path with its format registration; one clear error for the first bad path or a bad encoding."""
@@ -63,7 +68,12 @@ def check_paths(kit: Kit, paths: list[Path], format_name: str | None, encoding: 
     check_encoding(encoding)
     formats = import_formats(kit.pm)
     checked = []
+    if sum(is_stdin(path) for path in paths) > 1:
+        raise TrainkitError("- (standard input) is named more than once; it can be read only once")
     for path in paths:
+        if is_stdin(path):
+            checked.append((path, pick_format(formats, path, format_name, "import")))
+            continue
         if not path.exists():
             raise TrainkitError(f"{path}: no such file")
         if path.is_dir():
@@ -80,19 +90,27 @@ def import_files(kit: Kit, paths: list[Path], *, field_map: FieldMap, format_nam
     read_options = read_options or ReadOptions()
     report = ImportReport()
     for path, registration in check_paths(kit, paths, format_name, read_options.encoding):
-        name = str(path)
+        name = STDIN_NAME if is_stdin(path) else str(path)
         read = functools.partial(registration.value, path, read_options)  # called inside _mapped, see there
-        records = _mapped(read, field_map, name, registration.key)
+        records = _mapped(read, field_map, name, registration.key,
+                          check_at=min(FIELDS_CHECK_AT, kit.settings.batch_size))
         report.files[name] = kit.intake(
             records, defaults={"source": "imported"}, actor="import", reason=f"import {name}", dry_run=dry_run,
             on_reject=on_reject, progress=(lambda r, _n=name: progress(_n, r)) if progress else None)
     return report
 
 
-def _mapped(read: Callable[[], Iterator[tuple[str, Any]]], field_map: FieldMap, name: str, fmt: str
-            ) -> Iterator[tuple[str, Any]]:
+#: How many records of a file are looked at before deciding that the file does not match the task's fields.
+FIELDS_CHECK_AT = 50
+
+
+def _mapped(read: Callable[[], Iterator[tuple[str, Any]]], field_map: FieldMap, name: str, fmt: str,
+            check_at: int = FIELDS_CHECK_AT) -> Iterator[tuple[str, Any]]:
     """Reader output -> `(file:position, example fields or exception)`, with provenance. A reader's complaint
-    about the whole file ends that file as one problem; the other files go on."""
+    about the whole file ends that file as one problem; the other files go on. When most of the first
+    `check_at` records (or of a shorter file) have none of the task's fields, the import stops with the
+    reason; `check_at` is at most one intake batch, so nothing of the file has been stored by then."""
+    fields = _FieldsCheck(name, check_at)
     try:
         for position, record in read():
             where = f"{name}:{position}"
@@ -102,14 +120,41 @@ def _mapped(read: Callable[[], Iterator[tuple[str, Any]]], field_map: FieldMap, 
             try:
                 values = field_map.apply(record)
             except MappingError as exc:
+                fields.count(exc)
                 yield where, _Unmappable(str(exc), record)
                 continue
+            fields.count(None)
             earlier = values.get("provenance") if isinstance(values.get("provenance"), dict) else {}
             values["provenance"] = {**earlier, "origin": where, "format": fmt,
                                     **({"earlier_origin": earlier["origin"]} if "origin" in earlier else {})}
             yield where, values
     except FormatError as exc:
         yield name, exc
+    fields.finish()
+
+
+class _FieldsCheck:
+    """Stops an import whose records mostly have none of the task's fields: each would be rejected with the
+    same reason, which says more once, early, than a thousand times."""
+
+    def __init__(self, name: str, check_at: int):
+        self.name, self.check_at = name, check_at
+        self.seen = self.missing = 0
+        self.first: FieldsMissing | None = None
+
+    def count(self, problem: MappingError | None) -> None:
+        self.seen += 1
+        if isinstance(problem, FieldsMissing):
+            self.missing += 1
+            self.first = self.first or problem
+        if self.seen == self.check_at:
+            self.finish()
+
+    def finish(self) -> None:
+        if self.seen <= self.check_at and self.first is not None and self.missing * 2 > self.seen:
+            raise TrainkitError(f"{self.name}: most records have none of the task's fields ({self.missing} of "
+                                f"{self.seen} read), so the import stopped before storing any of this file: "
+                                f"{self.first}")
 
 
 class _Unmappable(TrainkitError):

@@ -8,19 +8,21 @@ number while the other lines are read, and a last line cut short.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from .formats import FormatError, ReadOptions, RecordError
+from ..json_values import parse_json
+from .formats import FormatError, ReadOptions, RecordError, open_input
 
 
 def parse_json_line(raw: bytes | str) -> Any:
     """One line's JSON object, or a RecordError saying why not."""
     try:
-        data = orjson.loads(raw)
+        data = parse_json(raw)  # integers wider than 64 bits stay exact, so intake can reject them as they are
     except orjson.JSONDecodeError as exc:
         if "UTF-8" in str(exc):
             return RecordError("not UTF-8 text; give the file's encoding with --encoding (e.g. latin-1)")
@@ -33,10 +35,8 @@ def parse_json_line(raw: bytes | str) -> Any:
 def _lines(path: Path, encoding: str | None) -> Iterator[bytes | str]:
     """Raw byte lines for UTF-8 (orjson parses bytes directly; fastest), decoded text lines for another
     encoding."""
-    try:
-        stream = path.open("rb") if encoding is None else path.open("r", encoding=encoding, newline="")
-    except OSError as exc:
-        raise FormatError(f"cannot open: {exc.strerror}") from None
+    raw = open_input(path)  # read once: the path may be standard input or a pipe
+    stream = raw if encoding is None else io.TextIOWrapper(raw, encoding=encoding, newline="")
     with stream:
         try:
             yield from stream
@@ -66,7 +66,8 @@ def json_document(path: Path, options: ReadOptions) -> Any:
     """The whole file parsed as one JSON value (an empty file is an empty list); FormatError when it cannot be
     read, decoded or parsed, since one syntax error makes the rest of a document unreadable."""
     try:
-        data = path.read_bytes()
+        with open_input(path) as stream:  # read once: the path may be standard input or a pipe
+            data = stream.read()
     except OSError as exc:
         raise FormatError(f"cannot read: {exc.strerror}") from None
     if data.startswith(b"\xef\xbb\xbf"):
@@ -74,7 +75,7 @@ def json_document(path: Path, options: ReadOptions) -> Any:
     if not data.strip():
         return []  # an empty file holds no records, as with the other formats
     try:
-        return orjson.loads(data if options.encoding is None else data.decode(options.encoding))
+        return parse_json(data if options.encoding is None else data.decode(options.encoding))
     except orjson.JSONDecodeError as exc:
         if "UTF-8" in str(exc):
             raise FormatError("not UTF-8 text; give the file's encoding with --encoding, e.g. --encoding latin-1") \

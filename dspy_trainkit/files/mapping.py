@@ -35,6 +35,11 @@ class MappingError(TrainkitError):
     """A record cannot be mapped to example fields."""
 
 
+class FieldsMissing(MappingError):
+    """A record has none of the fields the task declares (or the command line names). One such record is
+    rejected; when most records of a file are, the import stops (see files.importing)."""
+
+
 class FieldsUnknown(TrainkitError):
     """Flat records, but nothing says which fields are inputs: a configuration problem that every record would
     repeat, so it stops the import instead of rejecting each record."""
@@ -94,11 +99,22 @@ class FieldMap:
         """Example fields for `record`; raises MappingError naming the problem."""
         if not isinstance(record, Mapping):
             raise MappingError(f"expected a record with named fields, got {type(record).__name__}")
+        for key in record:
+            if not isinstance(key, str):
+                shown = "null" if key is None else f"{key!r} ({type(key).__name__})"
+                raise MappingError(f"the field name {shown} is not text; quote it in the file")
         record = {k: v for k, v in record.items() if not k.startswith(REJECT_KEY_PREFIX)}
         if not record:
             raise MappingError("the record has no fields (an unfixed line from a rejects file?)")
         example_shaped = isinstance(record.get("inputs"), Mapping) and not self.input_fields
         fields = self._renamed(record)
+        if fields.get("task") is not None and not isinstance(fields["task"], str):
+            raise MappingError(f"task: expected a task name, got {type(fields['task']).__name__}")
+        # a flat record's non-mapping `metadata` is an ordinary field (kept in metadata); parts are not
+        for part in ("inputs", "outputs", "metadata") if example_shaped else ("inputs", "outputs"):
+            if fields.get(part) is not None and not isinstance(fields[part], Mapping):
+                raise MappingError(f"{part}: expected a mapping of field names to values, got "
+                                   f"{type(fields[part]).__name__}")
         return self._example_shaped(fields) if example_shaped else self._flat(fields)
 
     def _renamed(self, record: Mapping[str, Any]) -> dict[str, Any]:
@@ -147,6 +163,7 @@ class FieldMap:
         if inputs_spec is None and outputs_spec is None and not preset_inputs:
             raise FieldsUnknown(f"cannot tell input fields from outputs for task {task!r}: give --input-fields "
                                 "and/or --output-fields, or declare the task's signature in trainkit.toml")
+        self._check_some_named(fields, preset_inputs, preset_outputs, task, inputs_spec, outputs_spec, declared)
         values: dict[str, Any] = {"task": task} if task else {}
         inputs, outputs, metadata = preset_inputs, preset_outputs, preset_metadata
         for name, value in fields.items():
@@ -163,11 +180,52 @@ class FieldMap:
             elif name not in LABELS:
                 metadata[name] = value
             if name in LABELS and value not in (None, ""):
+                if isinstance(value, dict | list):  # its text would be a Python repr: say so instead
+                    raise MappingError(f"{name}: a label is text or a number, got {type(value).__name__}")
                 values[name] = str(value)
         values.update(inputs=inputs, outputs=outputs)
         if metadata:
             values["metadata"] = metadata
+        missing = self._missing_named(inputs, outputs, declared)
+        if missing:
+            values["findings"] = missing
         return self._with_defaults(values)
+
+    def _check_some_named(self, fields: Mapping[str, Any], preset_inputs: Mapping[str, Any],
+                          preset_outputs: Mapping[str, Any], task: str | None, inputs_spec: Any, outputs_spec: Any,
+                          declared: Any) -> None:
+        """Refuse a record that has none of the fields named for the task: mapped anyway, every such record
+        would have empty inputs and outputs, so all would share one content hash and look like duplicates of
+        the first; the real cause is a signature (or --map) that does not match the file."""
+        if inputs_spec is None or outputs_spec is None:  # one side named: the record's other fields are the other
+            return
+        named = {*inputs_spec, *outputs_spec}
+        has = {name for name in fields if name != "task"} | set(preset_inputs) | set(preset_outputs)
+        if not named or has & named:
+            return
+        if declared is not None and (inputs_spec, outputs_spec) == tuple(declared):
+            wanted = f"task {task!r} declares ({_arrow(declared)})"
+        else:
+            wanted = f"--input-fields / --output-fields name ({_arrow((inputs_spec, outputs_spec))})"
+        shown = f"fields {', '.join(sorted(has))}" if has else "no fields"
+        first = (list(inputs_spec) or list(outputs_spec))[0]
+        raise FieldsMissing(f"the record has {shown} but none of the fields {wanted}; rename its fields with "
+                            f"--map (e.g. --map {first}=FIELD), or give the --task, --input-fields "
+                            "or --output-fields that match the file")
+
+    def _missing_named(self, inputs: Mapping[str, Any], outputs: Mapping[str, Any], declared: Any
+                       ) -> list[dict[str, Any]]:
+        """Error findings for the fields named by --input-fields / --output-fields that the record lacks:
+        they are required, as the task's declared fields are (those the `basic_checks` validator checks)."""
+        findings = []
+        for part, names, values, known in (("inputs", self.input_fields, inputs, declared[0] if declared else ()),
+                                           ("outputs", self.output_fields, outputs, declared[1] if declared else ())):
+            option = "--input-fields" if part == "inputs" else "--output-fields"
+            for name in names or ():
+                if name not in values and name not in known:
+                    findings.append({"severity": "error", "code": "missing-field", "field": f"{part}.{name}",
+                                     "plugin": "import", "message": f"{part}.{name} is required by {option}"})
+        return findings
 
     def _with_defaults(self, values: dict[str, Any]) -> dict[str, Any]:
         if self.task and "task" not in values:
@@ -175,6 +233,11 @@ class FieldMap:
         for label, default in self.labels.items():
             values.setdefault(label, default)
         return values
+
+
+def _arrow(fields: Any) -> str:
+    """(inputs, outputs) as a signature reads: `question, context -> answer`."""
+    return " -> ".join(", ".join(side) or "(none)" for side in fields)
 
 
 #: Keys that `trainkit export --provenance` adds; they describe the stored copy, not the example's content.

@@ -12,13 +12,19 @@ if TYPE_CHECKING:
     from ..kit import Kit
 
 
+#: Status -> the row's count of it: "candidates", as in IntakeReport and the collector's stats.
+STATUS_COUNTS = {"accepted": "accepted", "candidate": "candidates", "rejected": "rejected", "archived": "archived"}
+
+
 def intake_summary(kit: Kit, task: str | None = None, source: str | None = None) -> list[dict[str, Any]]:
-    """One row per (task, source)."""
+    """One row per (task, source): task, source, received, stored, accepted, candidates, rejected, archived,
+    duplicates, invalid, rejected_by_reason (error finding code -> count). `trainkit stats --collection --json`
+    prints these rows as they are."""
     rows: dict[tuple[str, str], dict[str, Any]] = {}
 
     def row(t: str, s: str) -> dict[str, Any]:
         return rows.setdefault((t, s), {"task": t, "source": s, "received": 0, "stored": 0, "accepted": 0,
-                                        "candidate": 0, "rejected": 0, "archived": 0, "duplicates": 0,
+                                        "candidates": 0, "rejected": 0, "archived": 0, "duplicates": 0,
                                         "invalid": 0, "rejected_by_reason": Counter()})
 
     for event in kit.events():
@@ -44,7 +50,7 @@ def intake_summary(kit: Kit, task: str | None = None, source: str | None = None)
             entry[key] += event.details.get(counter, 0)
     for (t, s, status), count in kit.store.group_counts(["task", "source", "status"], _query(task, source)):
         entry = row(t, s)
-        entry[status] += count
+        entry[STATUS_COUNTS[status]] += count
         entry["stored"] += count
     for ex in kit.examples(task=task, source=source, status="rejected"):
         for finding in ex.findings:

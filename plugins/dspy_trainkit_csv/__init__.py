@@ -17,6 +17,7 @@ round-trip. `WriteOptions.keep_formulas` (`trainkit export --keep-formulas`) wri
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import re
@@ -27,7 +28,7 @@ from typing import IO, Any
 import orjson
 
 from dspy_trainkit import hookimpl
-from dspy_trainkit.pluginkit import FormatError, ReadOptions, RecordError, WriteOptions
+from dspy_trainkit.pluginkit import FormatError, ReadOptions, RecordError, WriteOptions, open_input, parse_json
 
 LABELS = ("domain", "topic", "difficulty")
 FIELD_LIMIT = 256 * 1024 * 1024  # a cell may hold a long document; the default 128 KiB limit is too small
@@ -72,7 +73,7 @@ def _cell(value: str) -> Any:
         return value[1:]
     if value[:1] in JSON_STARTS:
         try:
-            parsed = orjson.loads(value)
+            parsed = parse_json(value)  # a wide integer in it stays exact, for intake to reject
         except orjson.JSONDecodeError:
             return value
         if isinstance(parsed, list | dict | str):
@@ -89,7 +90,7 @@ def _record(header: list[str], row: list[str]) -> dict[str, Any]:
         elif name == "metadata":
             if value.strip():
                 try:
-                    record["metadata"] = orjson.loads(value)
+                    record["metadata"] = parse_json(value)
                 except orjson.JSONDecodeError:
                     raise RecordError(f"the metadata column is not JSON: {value[:80]!r}", row) from None
         elif value != "" or name not in LABELS:
@@ -97,34 +98,101 @@ def _record(header: list[str], row: list[str]) -> dict[str, Any]:
     return record
 
 
-def _lines(path: Path, encoding: str | None, position: list[int]) -> Iterator[str]:
-    """The file's lines decoded one at a time (keeping their line ends, as csv wants); `position[0]` is the
-    number of the line being decoded, for the error message."""
+SAMPLE = 64 * 1024
+
+
+class _Replayed(io.RawIOBase):
+    """A stream read once (standard input, a pipe) whose first bytes were taken for sniffing: those bytes
+    again from memory, then the rest of the stream. Nothing is reopened or rewound."""
+
+    def __init__(self, head: bytes, rest: IO[bytes]):
+        self.head, self.rest = memoryview(head), rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self.head:
+            n = min(len(buffer), len(self.head))
+            buffer[:n] = self.head[:n]
+            self.head = self.head[n:]
+            return n
+        read = getattr(self.rest, "read1", self.rest.read)  # what a pipe has, without waiting to fill `buffer`
+        data = read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
+
+
+def _lines(stream: IO[bytes], encoding: str | None, position: list[int]) -> Iterator[str]:
+    """The stream's lines decoded (keeping their line ends, as csv wants); `position[0]` is the number of the
+    line being decoded, for the error message. An ASCII-compatible encoding is decoded line by line, so a bad
+    byte stops reading at its own line with every row before it kept; UTF-16 and UTF-32 cannot be split on a
+    newline byte before decoding, so they are decoded as a text stream."""
+    if encoding is not None and codecs.lookup(encoding).name == "utf-8-sig":
+        encoding = None  # UTF-8 with the BOM removed, as by default
     codec = encoding or "utf-8"
-    with path.open("rb") as raw:
-        for number, line in enumerate(raw, start=1):
-            position[0] = number
-            if number == 1 and encoding is None and line.startswith(BOM):
-                line = line[len(BOM):]
-            try:
-                yield line.decode(codec)
-            except UnicodeDecodeError as exc:
-                bad = line[exc.start:exc.start + 1]
-                raise FormatError(f"line {number} is not {encoding or 'UTF-8'} text (byte {bad!r}); give the file's "
-                                  "encoding with --encoding, e.g. --encoding latin-1; the rows before it are kept"
-                                  ) from None
+    if "\n".encode(codec) != b"\n":
+        text = io.TextIOWrapper(stream, encoding=codec, newline="")
+        try:
+            for number, line in enumerate(text, start=1):
+                position[0] = number
+                yield line
+        except UnicodeDecodeError as exc:
+            raise FormatError(f"after line {position[0]}: not {encoding} text ({exc.reason}); check --encoding; "
+                              "the rows before it are kept") from None
+        return
+    for number, line in enumerate(stream, start=1):
+        position[0] = number
+        if number == 1 and encoding is None and line.startswith(BOM):
+            line = line[len(BOM):]
+        try:
+            yield line.decode(codec)
+        except UnicodeDecodeError as exc:
+            bad = line[exc.start:exc.start + 1]
+            if number == 1 and line.startswith((b"\xff\xfe", b"\xfe\xff")):
+                raise FormatError("the file starts with a UTF-16 byte order mark; give --encoding utf-16") from None
+            raise FormatError(f"line {number} is not {encoding or 'UTF-8'} text (byte {bad!r}); give the file's "
+                              "encoding with --encoding, e.g. --encoding latin-1; the rows before it are kept"
+                              ) from None
+
+
+def _sample_text(head: bytes, encoding: str | None) -> str:
+    """The sniffing sample as text; a character cut at the end of the sample is dropped, not an error."""
+    codec = encoding or "utf-8"
+    if encoding is None:
+        head = head.removeprefix(BOM)
+    return codecs.getincrementaldecoder(codec)(errors="replace").decode(head, final=False)
 
 
 def read_csv(path: Path, options: ReadOptions) -> Iterator[tuple[str, Any]]:
     csv.field_size_limit(max(csv.field_size_limit(), FIELD_LIMIT))
-    try:
-        with path.open("rb") as raw:  # sniff from bytes, so a bad byte only stops reading where it is
-            sample = raw.read(64 * 1024).removeprefix(BOM).decode(options.encoding or "utf-8", errors="replace")
-    except OSError as exc:
-        raise FormatError(f"cannot open: {exc.strerror}") from None
+    with open_input(path) as raw:  # read once: the path may be standard input or a pipe
+        head = _read_head(raw)
+        stream = io.BufferedReader(_Replayed(head, raw))
+        yield from _rows(stream, options, _dialect(_sample_text(head, options.encoding)))
+
+
+def _read_head(raw: IO[bytes]) -> bytes:
+    """Up to SAMPLE bytes, reading again after a short read (a pipe gives what its writer has written so far)."""
+    parts, size = [], 0
+    while size < SAMPLE:
+        part = raw.read(SAMPLE - size)
+        if not part:
+            break
+        parts.append(part)
+        size += len(part)
+    return b"".join(parts)
+
+
+def _rows(stream: IO[bytes], options: ReadOptions, dialect: type[csv.Dialect]) -> Iterator[tuple[str, Any]]:
     position = [0]
-    reader = csv.reader(_lines(path, options.encoding, position), _dialect(sample))
-    header = next(reader, None)
+    reader = csv.reader(_lines(stream, options.encoding, position), dialect)
+    try:
+        header = next(reader, None)
+    except csv.Error as exc:
+        hint = "; its lines may end in a bare carriage return (old Mac style): convert them to \\n" \
+            if "new-line character" in str(exc) else ""
+        raise FormatError(f"the header row cannot be read ({exc}){hint}") from None
     if header is None:
         return
     header = [name.strip() for name in header]

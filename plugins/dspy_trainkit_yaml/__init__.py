@@ -2,9 +2,12 @@
 holding one list.
 
 Only safe loading is used (no Python objects). Before building any data, the document's node graph is
-measured with aliases expanded, and a document that would expand beyond MAX_NODES nodes (a "billion laughs"
-alias bomb) is refused. A syntax error is one error with its line; nothing from that file is imported.
-Positions name the line where each record starts.
+measured with aliases expanded, in nodes and in characters of text: a document that would expand beyond
+MAX_NODES nodes, or to more than MAX_GROWTH times its own size (at least MIN_BUDGET characters), is refused.
+Counting nodes alone let a short file alias a long string a million times (a "billion laughs" alias bomb: a
+1.3 KB file made a 59 MB answer). Ordinary anchors, such as shared metadata, stay far below the bound.
+A syntax error is one error with its line; nothing from that file is imported. Positions name the line where
+each record starts.
 """
 
 from __future__ import annotations
@@ -15,9 +18,11 @@ from pathlib import Path
 from typing import IO, Any
 
 from dspy_trainkit import hookimpl
-from dspy_trainkit.pluginkit import FormatError, ReadOptions, RecordError, WriteOptions, export_record
+from dspy_trainkit.pluginkit import FormatError, ReadOptions, RecordError, WriteOptions, export_record, open_input
 
 MAX_NODES = 1_000_000
+MAX_GROWTH = 10  # expanded text may be this many times the file's text...
+MIN_BUDGET = 1024 * 1024  # ...or this many characters, whichever is more
 
 
 def _yaml() -> Any:
@@ -28,8 +33,9 @@ def _yaml() -> Any:
     return yaml
 
 
-def expanded_size(node: Any, limit: int) -> int:
-    """Nodes in the document with every alias expanded, counted without expanding (memoised per node)."""
+def expanded_size(node: Any, limit: int, *, text: bool = False) -> int:
+    """The size of the document with every alias expanded, counted without expanding (memoised per node):
+    in nodes, or with `text` in characters (each scalar's length plus one per node). Stops early past `limit`."""
     sizes: dict[int, int] = {}
 
     def size(current: Any) -> int:
@@ -38,7 +44,7 @@ def expanded_size(node: Any, limit: int) -> int:
             return sizes[key]
         sizes[key] = 1  # a cycle counts once; safe loading cannot build one anyway
         children = current.value if isinstance(current.value, list) else []
-        total = 1
+        total = 1 + (len(current.value) if text and isinstance(current.value, str) else 0)
         for child in children:
             total += sum(size(c) for c in child) if isinstance(child, tuple) else size(child)
             if total > limit:
@@ -47,6 +53,18 @@ def expanded_size(node: Any, limit: int) -> int:
         return total
 
     return size(node)
+
+
+def _check_expansion(node: Any, text_length: int) -> None:
+    """Refuse a document whose aliases would make it much larger than the file (see the module docstring)."""
+    if expanded_size(node, MAX_NODES) > MAX_NODES:
+        raise FormatError(f"the document expands to more than {MAX_NODES:,} nodes through aliases "
+                          "(an alias bomb?); refusing to load it")
+    budget = max(MAX_GROWTH * text_length, MIN_BUDGET)
+    if expanded_size(node, budget, text=True) > budget:
+        raise FormatError(f"the document's aliases expand its {text_length:,} characters to more than "
+                          f"{budget:,} (an alias bomb?); refusing to load it; write repeated values out "
+                          "instead of aliasing them")
 
 
 def _loader_class(yaml: Any) -> Any:
@@ -69,7 +87,8 @@ def read_yaml(path: Path, options: ReadOptions) -> Iterator[tuple[str, Any]]:
     yaml = _yaml()
     loader_class = _loader_class(yaml)
     try:
-        text = path.read_text(encoding=options.encoding or "utf-8-sig")
+        with open_input(path) as stream:  # read once: the path may be standard input or a pipe
+            text = stream.read().decode(options.encoding or "utf-8-sig")
     except UnicodeDecodeError:
         raise FormatError("not UTF-8 text; give the file's encoding with --encoding, e.g. --encoding latin-1") from None
     except (OSError, LookupError) as exc:
@@ -83,9 +102,7 @@ def read_yaml(path: Path, options: ReadOptions) -> Iterator[tuple[str, Any]]:
                 from None
         if node is None:
             return
-        if expanded_size(node, MAX_NODES) > MAX_NODES:
-            raise FormatError(f"the document expands to more than {MAX_NODES:,} nodes through aliases "
-                              "(an alias bomb?); refusing to load it")
+        _check_expansion(node, len(text))
         for item in _record_nodes(node, path):
             position = f"line {item.start_mark.line + 1}"
             try:
