@@ -103,11 +103,11 @@ def cap_synthetic(kit: Kit, examples: list[Example]) -> list[Example]:
 
     ratios = {ex.task: kit.settings.task(ex.task).max_synthetic_ratio for ex in examples
               if ex.status == "accepted" and ex.source in SYNTHETIC_SOURCES}
-    ratios = {task: ratio for task, ratio in ratios.items() if ratio is not None}
-    if not ratios:
+    caps: dict[str, float] = {task: ratio for task, ratio in ratios.items() if ratio is not None}
+    if not caps:
         return examples
     counts: dict[str, list[int]] = {}  # task -> [synthetic, real] accepted
-    for task in ratios:
+    for task in caps:
         synthetic = real = 0
         for (source,), n in kit.store.group_counts(["source"], ExampleQuery(task=task, status="accepted")):
             if source in SYNTHETIC_SOURCES:
@@ -120,9 +120,9 @@ def cap_synthetic(kit: Kit, examples: list[Example]) -> list[Example]:
             counts[ex.task][1] += 1
     capped = []
     for ex in examples:
-        if ex.status == "accepted" and ex.task in ratios and ex.source in SYNTHETIC_SOURCES:
+        if ex.status == "accepted" and ex.task in caps and ex.source in SYNTHETIC_SOURCES:
             synthetic, real = counts[ex.task]
-            ratio = ratios[ex.task]
+            ratio = caps[ex.task]
             if synthetic + 1 > ratio * (synthetic + 1 + real) + 1e-9:
                 finding = Finding(severity="warning", code=SYNTHETIC_CAP_CODE, plugin="intake", message=(
                     f"accepting it would make {synthetic + 1} of {synthetic + 1 + real} accepted examples of task "

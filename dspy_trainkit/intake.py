@@ -230,11 +230,11 @@ class _BatchRun:
         for position, record in batch:
             if isinstance(record, BaseException):  # a reader's or mapper's complaint, maybe with the raw record
                 self._problem(position, str(record), getattr(record, "record", None))
-                key = self._key_of(getattr(record, "record", None))
-                _count(counts, key, _READ)
-                _count(counts, key, _INVALID)
+                complaint_key = self._key_of(getattr(record, "record", None))
+                _count(counts, complaint_key, _READ)
+                _count(counts, complaint_key, _INVALID)
                 continue
-            key = None
+            key: tuple[str, str] | None = None
             try:
                 for candidate in self._candidates(record):
                     example = to_example(candidate, self.defaults, self.kit.settings.default_task)
@@ -317,7 +317,7 @@ def check_values(example: Example) -> None:
             raise ValidationError(problem)
 
 
-_DEFAULT_SOURCE: str = attrs.fields(Example).source.default
+_DEFAULT_SOURCE: str = str(attrs.fields(Example).source.default)
 
 
 def _fields(record: Mapping[str, Any], defaults: Mapping[str, Any], default_task: str | None) -> dict[str, Any]:

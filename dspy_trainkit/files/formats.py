@@ -84,7 +84,7 @@ def open_input(path: Path) -> IO[bytes]:
     writing; when that takes longer than FIFO_NOTICE_AFTER seconds, a warning says what the import waits
     for (Ctrl-C stops it), instead of a silent hang. Raises FormatError when the file cannot be opened."""
     if is_stdin(path):
-        return _KeptOpen(sys.stdin.buffer)
+        return _KeptOpen(sys.stdin.buffer)  # type: ignore[return-value]  # a BufferedIOBase is an IO[bytes]
     try:
         fifo = stat.S_ISFIFO(path.stat().st_mode)
         if not fifo:

@@ -124,7 +124,8 @@ def _mapped(read: Callable[[], Iterator[tuple[str, Any]]], field_map: FieldMap, 
                 yield where, _Unmappable(str(exc), record)
                 continue
             fields.count(None)
-            earlier = values.get("provenance") if isinstance(values.get("provenance"), dict) else {}
+            found = values.get("provenance")
+            earlier: dict[str, Any] = found if isinstance(found, dict) else {}
             values["provenance"] = {**earlier, "origin": where, "format": fmt,
                                     **({"earlier_origin": earlier["origin"]} if "origin" in earlier else {})}
             yield where, values

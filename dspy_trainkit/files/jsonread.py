@@ -49,15 +49,14 @@ def json_lines(path: Path, options: ReadOptions) -> Iterator[tuple[str, Any]]:
     line. A bad line keeps its text in `RecordError.record` for the rejects file."""
     for number, raw in enumerate(_lines(path, options.encoding), start=1):
         if number == 1:
-            raw = raw.removeprefix(b"\xef\xbb\xbf" if isinstance(raw, bytes) else "\ufeff")
+            raw = raw.removeprefix(b"\xef\xbb\xbf") if isinstance(raw, bytes) else raw.removeprefix("\ufeff")
         if not raw.strip():
             continue
         parsed = parse_json_line(raw)
-        if isinstance(parsed, RecordError):
-            ending = b"\n" if isinstance(raw, bytes) else "\n"
-            if not raw.endswith(ending):
-                parsed = RecordError(f"{parsed}; the last line looks cut short")
+        if isinstance(parsed, RecordError):  # only bad lines are decoded: good ones stay bytes for orjson
             text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
+            if not text.endswith("\n"):
+                parsed = RecordError(f"{parsed}; the last line looks cut short")
             parsed.record = text.rstrip("\r\n")
         yield f"line {number}", parsed
 

@@ -141,7 +141,7 @@ class FieldMap:
         """Taken as it is. `source` and `provenance` (from an export with --provenance, or a collection spill
         file) are kept when they are trainkit's own: a `source` that is not one of trainkit's goes to metadata."""
         fields = dict(fields)
-        foreign = {k: fields.pop(k) for k in ("source", "provenance") if k in fields and not (
+        foreign: dict[str, Any] = {k: fields.pop(k) for k in ("source", "provenance") if k in fields and not (
             fields[k] in SOURCES if k == "source" else isinstance(fields[k], dict))}
         values = {k: fields[k] for k in EXAMPLE_KEYS if k in fields and fields[k] is not None}
         values.setdefault("outputs", {})
