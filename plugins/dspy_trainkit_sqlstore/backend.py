@@ -41,7 +41,7 @@ from dspy_trainkit.pluginkit import (
 )
 
 from . import schema
-from .database import ReconnectingPostgresqlDatabase
+from .database import ReconnectingPostgresqlDatabase, SqliteStoreDatabase
 from .errors import translate_errors, translated
 from .plans import PlanStoreMixin
 from .runs import RunStoreMixin
@@ -409,10 +409,10 @@ def _connect_sqlite(url: str, *, create: bool, lock_timeout: float) -> pw.Databa
         # peewee opens a connection per thread, and a plain :memory: database is private to its connection:
         # the collector's writer thread would see an empty store. A named shared-cache memory database is one
         # database for every connection of this process, and lives while the opening connection is open.
-        database = pw.SqliteDatabase(f"file:trainkit-{uuid.uuid4().hex}?mode=memory&cache=shared", uri=True,
+        database = SqliteStoreDatabase(f"file:trainkit-{uuid.uuid4().hex}?mode=memory&cache=shared", uri=True,
                                      pragmas=pragmas, timeout=lock_timeout)
     else:
-        database = pw.SqliteDatabase(path, pragmas=pragmas, timeout=lock_timeout)
+        database = SqliteStoreDatabase(path, pragmas=pragmas, timeout=lock_timeout)
     try:
         database.connect()
     except pw.OperationalError as exc:

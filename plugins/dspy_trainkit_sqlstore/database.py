@@ -1,5 +1,5 @@
 """The peewee database classes the store runs on: a PostgreSQL database that reconnects after the server
-dropped its connection, and the SQLite database with the store's pragmas and lock timeout.
+dropped its connection, and a SQLite database whose ROLLBACK does not hide why a transaction failed.
 
 Without reconnecting, one `pg_terminate_backend` (a server restart, a failover, an idle-connection reaper)
 left every later call failing with "connection already closed" for the life of the process. Reconnecting is
@@ -58,3 +58,14 @@ class ReconnectingPostgresqlDatabase(ReconnectMixin, pw.PostgresqlDatabase):
         if self._driver_closed():
             raise pw.InterfaceError("connection already closed before COMMIT; the transaction was rolled back")
         super().commit()
+
+
+class SqliteStoreDatabase(pw.SqliteDatabase):
+    """`pw.SqliteDatabase` that skips ROLLBACK when SQLite has already rolled the transaction back itself (it
+    does on a full disk and some I/O errors): peewee's ROLLBACK then failed with "cannot rollback - no
+    transaction is active", and that error replaced the one saying the disk was full."""
+
+    def rollback(self) -> None:
+        if not self.is_closed() and not self._state.conn.in_transaction:
+            return
+        super().rollback()

@@ -40,7 +40,22 @@ def _driver_errors() -> tuple[type[BaseException], ...]:
 
 
 def as_store_error(exc: BaseException, url: str, lock_timeout: float) -> StoreError | None:
-    """The StoreError to show for a driver error `exc`, or None when `exc` is not one (a bug keeps its type)."""
+    """The StoreError to show for a driver error `exc`, or None when `exc` is not one (a bug keeps its type).
+    A known cause earlier in the chain wins (a failed ROLLBACK must not hide the full disk that caused it)."""
+    if not isinstance(exc, _driver_errors()):
+        return _known(exc, url, lock_timeout, generic=True)
+    cause = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
+    for _ in range(4):
+        if cause is None:
+            break
+        error = _known(cause, url, lock_timeout, generic=False)
+        if error is not None:
+            return error
+        cause = cause.__cause__ or (None if cause.__suppress_context__ else cause.__context__)
+    return _known(exc, url, lock_timeout, generic=True)
+
+
+def _known(exc: BaseException, url: str, lock_timeout: float, *, generic: bool) -> StoreError | None:
     text = str(exc).strip()
     lower = text.lower()
     reason = text.splitlines()[0] if text else type(exc).__name__
@@ -64,7 +79,7 @@ def as_store_error(exc: BaseException, url: str, lock_timeout: float) -> StoreEr
                           "trainkit reconnects on the next use: run it again when the server is back")
     if "readonly database" in lower or "read-only" in lower:
         return StoreError(f"{where} cannot be written ({reason}); check the permissions of the file and its folder")
-    return StoreError(f"{where}: the database failed: {reason}")
+    return StoreError(f"{where}: the database failed: {reason}") if generic else None
 
 
 @contextlib.contextmanager
