@@ -131,10 +131,10 @@ def test_concurrent_snapshot_create_on_postgres_is_a_clear_error(postgres_schema
             watcher = psycopg2.connect(postgres_schema_url)
             try:
                 with watcher.cursor() as cur:
-                    while True:  # until the snapshot insert waits for the other transaction
+                    while thread.is_alive():  # until the snapshot insert waits for the other transaction
                         cur.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                                    "AND query LIKE %s", ("%INSERT INTO snapshots%",))
-                        if cur.fetchone()[0] or not thread.is_alive():
+                                    "AND query ILIKE %s", ("%INSERT INTO %snapshots%",))
+                        if cur.fetchone()[0]:
                             break
                         watcher.commit()
             finally:
