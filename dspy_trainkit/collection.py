@@ -275,7 +275,7 @@ class Collector:
             self._thread.join(self.sigterm_timeout if self.terminating else max(RETRY_DELAYS) + 5)
         leftovers = self._drain()
         if leftovers:
-            self._spill(leftovers, StoreError("the store had not taken them when the kit closed" if not flushed
+            self._spill(leftovers, StoreError("the kit closed before the store took them" if not flushed
                                               else "they came in while the kit closed"))
         inflight = self._inflight
         if self._thread is not None and self._thread.is_alive() and inflight:
