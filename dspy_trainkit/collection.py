@@ -129,7 +129,9 @@ class _Sigterm:
         if live:
             log.warning("received SIGTERM: %d collected records are still queued; storing what the store takes "
                         "in %g s and saving the rest to a spill file before exiting",
-                        sum(c._queue.qsize() for c in live), max(c.sigterm_timeout for c in live))
+                        # len() of the deque, not qsize(): the signal may have interrupted this thread while it
+                        # held the queue's lock, and qsize() would wait for it forever
+                        sum(len(c._queue.queue) for c in live), max(c.sigterm_timeout for c in live))
         previous = self.previous
         if callable(previous):
             previous(signum, frame)
@@ -146,11 +148,13 @@ class _Sigterm:
             raise SystemExit(128 + signum)
 
     def closed(self) -> None:
-        """A collector finished closing: exit now if a SIGTERM came meanwhile."""
+        """A collector finished closing: if a SIGTERM came meanwhile, deliver it again now (to the main thread,
+        where the handler runs, whichever thread closed the collector), unless the process is exiting anyway."""
         self.closing -= 1
-        if self.closing == 0 and self.pending is not None and not self.exiting:
-            signum, self.pending, self.exiting = self.pending, None, True
-            raise SystemExit(128 + signum)
+        if self.closing == 0 and self.pending is not None:
+            signum, self.pending = self.pending, None
+            if not self.exiting:
+                os.kill(os.getpid(), signum)
 
 
 _SIGTERM = _Sigterm()
@@ -311,10 +315,9 @@ class Collector:
         return items
 
     def _at_exit(self) -> None:
+        _SIGTERM.exiting = True  # a SIGTERM now need not end the process: it is ending
         try:
             self.close(timeout=60.0)
-        except SystemExit:  # a SIGTERM during the exit: the process is ending anyway
-            pass
         except Exception:  # pragma: no cover - interpreter shutdown
             log.exception("flushing collected examples at exit failed")
 
