@@ -213,3 +213,32 @@ def test_disk_full_during_import_is_one_clear_message_and_the_store_stays_consis
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     stored = conn.execute("SELECT count(*) FROM examples").fetchone()[0]
     assert (stored - 1) % 1000 == 0  # whole batches only
+
+
+# ---- which driver errors become which message -----------------------------------------------------------------
+
+def test_driver_errors_become_one_line_store_errors_and_bugs_keep_their_type() -> None:
+    import peewee as pw
+    from dspy_trainkit_sqlstore.errors import as_store_error
+
+    url = "postgresql://team:secret@db:5432/tk"
+
+    class DiskFull(pw.OperationalError):
+        pgcode = "53100"
+
+    full = as_store_error(DiskFull('could not extend file "base/16384/2619": No space left on device'), url, 60)
+    assert full is not None and "the disk is full" in str(full) and "secret" not in str(full)
+    lost = as_store_error(pw.InterfaceError("connection already closed"), url, 60)
+    assert lost is not None and str(lost).startswith("lost the connection to store postgresql://team:***@db")
+    try:  # SQLite rolled back by itself; peewee's ROLLBACK then failed too
+        try:
+            raise sqlite3.OperationalError("database or disk is full")
+        except sqlite3.OperationalError:
+            raise pw.OperationalError("cannot rollback - no transaction is active") from None
+    except pw.OperationalError as masked:
+        masked.__context__ = sqlite3.OperationalError("database or disk is full")
+        masked.__suppress_context__ = False
+        assert "the disk is full" in str(as_store_error(masked, "sqlite:///x.db", 60))
+    assert as_store_error(pw.IntegrityError("UNIQUE constraint failed"), url, 60) is None
+    assert as_store_error(RuntimeError("a bug"), url, 60) is None
+    assert as_store_error(StoreError("already clear"), url, 60) is None
