@@ -257,12 +257,32 @@ class Collector:
             atexit.unregister(self._at_exit)
             _SIGTERM.closed()
 
-    def _close(self, timeout: float | None) -> None:
+    def _allowed(self, timeout: float | None) -> float | None:
+        """How long closing may wait for the store: `timeout`, or less once SIGTERM came (re-read while
+        waiting, since the signal can come during the wait)."""
         if self.terminating:
-            timeout = self.sigterm_timeout if timeout is None else min(timeout, self.sigterm_timeout)
+            return self.sigterm_timeout if timeout is None else min(timeout, self.sigterm_timeout)
+        return timeout
+
+    def _flush_for_close(self, timeout: float | None) -> bool:
+        if self._thread is None or not self._thread.is_alive():
+            return self._queue.empty() and not self._unsaved
+        start = time.monotonic()
+        done = threading.Event()
+        try:
+            self._queue.put(done, timeout=self._allowed(timeout))
+        except queue.Full:
+            return False
+        while not done.wait(0.05):
+            allowed = self._allowed(timeout)
+            if allowed is not None and time.monotonic() - start >= allowed:
+                return False
+        return not self._unsaved
+
+    def _close(self, timeout: float | None) -> None:
         flushed = False
         try:
-            flushed = self.flush(timeout)
+            flushed = self._flush_for_close(timeout)
         finally:
             self._closed = self._stopping = True
             self._abandon = not flushed  # the writer stops after its current batch; the rest is spilled

@@ -101,6 +101,39 @@ with tk.open(config=sys.argv[1] + "/trainkit.toml") as kit:
             f"question {i}" for i in range(50)}
 
 
+def test_sigterm_during_kit_close_waits_for_the_close_then_takes_its_default_action(tmp_path: Path) -> None:
+    (tmp_path / "trainkit.toml").write_text(CONFIG.replace("BATCH", "100"), encoding="utf-8")
+    script = r"""
+import os, signal, sys, threading, time
+import dspy_trainkit as tk
+
+class SlowValidator:
+    @tk.hookimpl
+    def validate(self, examples, context):
+        time.sleep(0.2)
+
+kit = tk.open(config=sys.argv[1] + "/trainkit.toml", plugins=[("slow", SlowValidator())])
+for i in range(1000):
+    kit.collect("qa", {"question": f"question {i}"}, {"answer": "a"})
+closing = threading.Event()
+def terminate_soon():
+    closing.wait()
+    time.sleep(0.3)
+    os.kill(os.getpid(), signal.SIGTERM)
+threading.Thread(target=terminate_soon, daemon=True).start()
+closing.set()
+kit.close()
+print("not reached", flush=True)
+"""
+    proc = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == -signal.SIGTERM, proc.stderr  # the close is over: nothing of ours left to save
+    assert "not reached" not in proc.stdout and "received SIGTERM" in proc.stderr
+    with tk.open(f"sqlite:///{tmp_path / 'trainkit.db'}", create=False) as kit:
+        stored = {ex.inputs["question"] for ex in kit.examples(task="qa")}
+    assert stored | set(spilled_questions(tmp_path)) == {f"question {i}" for i in range(1000)}
+
+
 def test_sigterm_without_an_open_collector_keeps_the_default_action(tmp_path: Path) -> None:
     script = r"""
 import sys, time
