@@ -19,7 +19,7 @@ from typing import Any
 import attrs
 
 from . import curation as changes
-from .collection import Collector, collector_decorator, dspy_callback
+from .collection import Collector, add_dspy_callback, collector_decorator, dspy_callback
 from .conversion import ConversionResult, convert
 from .errors import ConfigError, NotFoundError, PluginError, TrainkitError, ValidationError
 from .files.exporting import export_examples
@@ -120,6 +120,11 @@ class Kit:
     def dspy_callback(self, *, task: str, module: Any = None, **options: Any) -> Any:
         """A DSPy callback that collects `module`'s successful calls: `dspy.configure(callbacks=[...])`."""
         return dspy_callback(self, task, module, **options)
+
+    def add_dspy_callback(self, *, task: str, module: Any = None, **options: Any) -> Any:
+        """Add `dspy_callback(...)` to DSPy's configured callbacks, keeping those already installed (MLflow's
+        autolog, a tracer); `dspy.configure(callbacks=[...])` would replace them. Returns the callback."""
+        return add_dspy_callback(self, task, module, **options)
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until everything collected so far is stored."""

@@ -41,6 +41,8 @@ def _check_task(_inst: Any, _attr: Any, value: Any) -> None:
 def _check_optional_label(inst: Any, attr: attrs.Attribute, value: Any) -> None:
     if value is not None and (not isinstance(value, str) or not value.strip()):
         _fail(attr.name, f"{value!r} must be a non-empty string or absent")
+    if value is not None and "\x00" in value:  # PostgreSQL cannot store it; SQLite would, so refuse it on both
+        _fail(attr.name, f"{value!r} contains a NUL (0x00) character; remove it")
 
 
 def _check_choice(choices: tuple[str, ...]):

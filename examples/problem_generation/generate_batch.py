@@ -6,7 +6,8 @@ them with trainkit as the pipeline runs.
     python generate_batch.py --loopback                                      # no model: a scripted local server
 
 The grid comes from the task settings in trainkit.toml (domains, their topics and difficulties). The pipeline
-code does not change for collection: a DSPy callback installed with `dspy.configure(callbacks=[...])` hands
+code does not change for collection: a DSPy callback added with `kit.add_dspy_callback(...)` (beside any other
+callbacks, MLflow's autolog for instance) hands
 every successful `ProblemGenerator` call to trainkit, which validates, scores, deduplicates and stores it in
 the background. A second run with the same outputs adds no duplicates.
 """
@@ -83,12 +84,12 @@ def run(config: str | Path, lm: Any, *, per_cell: int = 1, topics: Sequence[str]
     is stored, and return a summary (generation counts, the collector's stats, the store's counts)."""
     with tk.open(config=config) as kit:
         cells = grid(kit.settings.task(TASK), topics)
-        callback = kit.dspy_callback(task=TASK, module=ProblemGenerator)
-        dspy.configure(lm=lm, callbacks=[callback])
+        dspy.configure(lm=lm)
+        callback = kit.add_dspy_callback(task=TASK, module=ProblemGenerator)
         try:
             summary = generate(ProblemGenerator(reasoning=reasoning), cells, per_cell=per_cell, lm=lm)
-        finally:
-            dspy.configure(callbacks=[])
+        finally:  # take out ours only: other libraries' callbacks stay
+            dspy.configure(callbacks=[c for c in dspy.settings.callbacks if c is not callback])
         kit.flush()
         summary["cells"] = len(cells)
         summary["collection"] = kit.collection.stats.to_dict()

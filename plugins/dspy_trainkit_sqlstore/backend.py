@@ -5,12 +5,15 @@ Bulk inserts bypass peewee's query builder: one transaction per batch and the dr
 slower. Reads use peewee queries and page through results by primary key (ids are time-ordered), so a
 million-row listing never holds a million rows or a long read transaction.
 SQLite runs in WAL mode with a busy timeout and `BEGIN IMMEDIATE` for writes, so concurrent writers wait their
-turn instead of failing with "database is locked".
+turn instead of failing with "database is locked"; opening a store that is up to date only reads, so readers never
+wait for a writer. A PostgreSQL connection the server dropped is replaced (`database.py`), and driver errors
+reach the user as one StoreError line (`errors.py`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import sqlite3
 import uuid
@@ -34,10 +37,13 @@ from dspy_trainkit.pluginkit import (
     Store,
     StoreError,
     redact_url,
+    unknown_settings,
 )
 
 from . import schema
 from .alerts import AlertStoreMixin
+from .database import ReconnectingPostgresqlDatabase, SqliteStoreDatabase
+from .errors import translate_errors, translated
 from .plans import PlanStoreMixin
 from .runs import RunStoreMixin
 from .snapshots import SnapshotStoreMixin
@@ -48,9 +54,24 @@ SQLITE_PRAGMAS = {
     "journal_mode": "wal",
     "synchronous": "normal",
     "foreign_keys": 1,
-    "busy_timeout": 60_000,
     "cache_size": -128 * 1024,  # KiB: keeps the unique-hash index in memory on large imports
 }
+#: `[plugin.sqlstore]` keys and their defaults. lock_timeout: seconds a SQLite writer waits for another
+#: process's write lock before giving up with a StoreError.
+DEFAULTS: dict[str, Any] = {"lock_timeout": 60.0}
+
+
+def store_options(settings: Any) -> dict[str, Any]:
+    """The `[plugin.sqlstore]` table checked and merged over DEFAULTS."""
+    table = dict((getattr(settings, "plugin_config", None) or {}).get("sqlstore", {}) or {})
+    options = unknown_settings("sqlstore", table, DEFAULTS)
+    timeout = options["lock_timeout"]
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+        from dspy_trainkit.pluginkit import ConfigError
+
+        raise ConfigError(f"[plugin.sqlstore] lock_timeout = {timeout!r}: give a number of seconds above 0")
+    options["lock_timeout"] = float(timeout)
+    return options
 
 
 def _dumps(value: Any) -> str:
@@ -76,12 +97,14 @@ def row_example(row: Sequence[Any]) -> Example:
     return example
 
 
+@functools.partial(translate_errors, skip=("write_transaction", "consistent_read", "close"))
 class PeeweeStore(SnapshotStoreMixin, PlanStoreMixin, RunStoreMixin, ValueStoreMixin, AlertStoreMixin, Store):
     """A store in one SQLite file or one PostgreSQL database (schema chosen by the URL's search_path)."""
 
-    def __init__(self, url: str, database: pw.Database):
+    def __init__(self, url: str, database: pw.Database, *, lock_timeout: float = DEFAULTS["lock_timeout"]):
         self.url = url
         self.db = database
+        self.lock_timeout = lock_timeout
         self.models = schema.define_models(database)
         self.is_sqlite = isinstance(database, pw.SqliteDatabase)
         self._cursor_numbers = itertools.count()
@@ -94,28 +117,34 @@ class PeeweeStore(SnapshotStoreMixin, PlanStoreMixin, RunStoreMixin, ValueStoreM
     # -- opening -----------------------------------------------------------------------------------------
     @classmethod
     def open(cls, url: str, settings: Any = None, *, create: bool = True) -> PeeweeStore:
-        database = _connect(url, create=create)
-        store = cls(url, database)
-        if not create and not store.models.Example.table_exists():
-            store.close()
-            raise StoreError(f"store {redact_url(url)} has no trainkit tables; run `trainkit init` first")
-        schema.migrate(store.models, store.write_transaction)
+        lock_timeout = store_options(settings)["lock_timeout"]
+        with translated(url, lock_timeout):
+            store = cls(url, _connect(url, create=create, lock_timeout=lock_timeout), lock_timeout=lock_timeout)
+            try:
+                if not create and not store.models.Example.table_exists():
+                    raise StoreError(f"store {redact_url(url)} has no trainkit tables; run `trainkit init` first")
+                schema.migrate(store.models, store.write_transaction)
+            except BaseException:
+                store.close()
+                raise
         return store
 
     @contextlib.contextmanager
     def write_transaction(self) -> Iterator[None]:
         """An exclusive write transaction: BEGIN IMMEDIATE on SQLite, an advisory lock on PostgreSQL."""
-        if self.is_sqlite:
-            with self.db.atomic("IMMEDIATE"):
-                yield
-        else:
-            with self.db.atomic():
-                self.db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (zlib.crc32(b"dspy_trainkit"),))
-                yield
+        with translated(self.url, self.lock_timeout):
+            if self.is_sqlite:
+                with self.db.atomic("IMMEDIATE"):
+                    yield
+            else:
+                with self.db.atomic():
+                    self.db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (zlib.crc32(b"dspy_trainkit"),))
+                    yield
 
     def close(self) -> None:
         if not self.db.is_closed():
-            self.db.close()
+            with contextlib.suppress(pw.InterfaceError, pw.OperationalError):  # a dropped connection is closed
+                self.db.close()
 
     def applied_migrations(self) -> list[str]:
         return schema.applied(self.models)
@@ -191,12 +220,11 @@ class PeeweeStore(SnapshotStoreMixin, PlanStoreMixin, RunStoreMixin, ValueStoreM
         # handling cost more than the index probes themselves (measured: ~6 us per hash).
         hashes = list(hashes)
         found: set[str] = set()
-        cursor = self.db.cursor()
         for start in range(0, len(hashes), 500):
             chunk = hashes[start:start + 500]
             marks = ", ".join([self.db.param] * len(chunk))
-            cursor.execute(f"SELECT content_hash FROM examples WHERE task = {self.db.param} "
-                           f"AND content_hash IN ({marks})", [task, *chunk])
+            cursor = self.db.execute_sql(f"SELECT content_hash FROM examples WHERE task = {self.db.param} "
+                                         f"AND content_hash IN ({marks})", [task, *chunk])  # reconnects if need be
             found.update(row[0] for row in cursor.fetchall())
         return found
 
@@ -335,17 +363,17 @@ _OPERATORS = {"=": lambda c, v: c == v,  # peewee: == None is IS NULL
               "<=": lambda c, v: c <= v, ">": lambda c, v: c > v, ">=": lambda c, v: c >= v}
 
 
-def _connect(url: str, *, create: bool) -> pw.Database:
+def _connect(url: str, *, create: bool, lock_timeout: float) -> pw.Database:
     scheme = url.split(":", 1)[0]
     if scheme == "sqlite":
-        return _connect_sqlite(url, create=create)
+        return _connect_sqlite(url, create=create, lock_timeout=lock_timeout)
     try:
         import psycopg2
     except ImportError:
         raise StoreError(f"store {redact_url(url)}: PostgreSQL support needs psycopg2; "
                          "install it with: pip install 'dspy-trainkit[postgres]'") from None
     try:
-        database = db_url.connect(url.replace("postgres://", "postgresql://", 1))
+        database = ReconnectingPostgresqlDatabase(**db_url.parse(url.replace("postgres://", "postgresql://", 1)))
     except (ValueError, TypeError) as exc:
         raise StoreError(f"store URL {redact_url(url)} is not a PostgreSQL URL ({exc}); use "
                          "postgresql://user[:password]@host[:port]/dbname") from None
@@ -360,7 +388,7 @@ def _connect(url: str, *, create: bool) -> pw.Database:
     return database
 
 
-def _connect_sqlite(url: str, *, create: bool) -> pw.Database:
+def _connect_sqlite(url: str, *, create: bool, lock_timeout: float) -> pw.Database:
     """`sqlite:///relative.db` or `sqlite:////absolute.db` (`sqlite:///:memory:` for a throwaway store);
     nothing else: a host, a user or options in a SQLite URL are mistakes worth a clear message."""
     hint = "use sqlite:///relative/path.db or sqlite:////absolute/path.db"
@@ -378,14 +406,15 @@ def _connect_sqlite(url: str, *, create: bool) -> pw.Database:
                              "or point --db / store.url at an existing store")
         if not file.parent.is_dir():
             raise StoreError(f"store {url}: folder {file.parent} does not exist; create it first")
+    pragmas = {**SQLITE_PRAGMAS, "busy_timeout": round(lock_timeout * 1000)}
     if path == ":memory:":
         # peewee opens a connection per thread, and a plain :memory: database is private to its connection:
         # the collector's writer thread would see an empty store. A named shared-cache memory database is one
         # database for every connection of this process, and lives while the opening connection is open.
-        database = pw.SqliteDatabase(f"file:trainkit-{uuid.uuid4().hex}?mode=memory&cache=shared", uri=True,
-                                     pragmas=SQLITE_PRAGMAS, timeout=60)
+        database = SqliteStoreDatabase(f"file:trainkit-{uuid.uuid4().hex}?mode=memory&cache=shared", uri=True,
+                                     pragmas=pragmas, timeout=lock_timeout)
     else:
-        database = pw.SqliteDatabase(path, pragmas=SQLITE_PRAGMAS, timeout=60)
+        database = SqliteStoreDatabase(path, pragmas=pragmas, timeout=lock_timeout)
     try:
         database.connect()
     except pw.OperationalError as exc:

@@ -169,7 +169,12 @@ def applied(models: SimpleNamespace) -> list[str]:
 
 
 def migrate(models: SimpleNamespace, write_transaction: Callable[[], ContextManager]) -> list[str]:
-    """Apply missing migrations, each in an exclusive write transaction so concurrent openers take turns."""
+    """Apply missing migrations, each in an exclusive write transaction so concurrent openers take turns.
+
+    A store that is up to date (every opening after the first) is only read: taking the write lock here made
+    every command, `trainkit stats` included, wait behind any writer (and fail after the lock timeout)."""
+    if set(applied(models)) >= {name for name, _ in MIGRATIONS}:
+        return []
     with write_transaction():
         models.Migration.create_table(safe=True)
     done: list[str] = []

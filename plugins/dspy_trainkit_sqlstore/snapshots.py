@@ -92,12 +92,15 @@ class SnapshotStoreMixin:
         rows = [(snapshot.name, n, ex.id, ex.content_hash, ex.task, ex.domain, ex.topic, ex.difficulty,
                  _dumps(list(example_row(ex)))) for n, ex in enumerate(examples)]
         with self._transaction():  # type: ignore[attr-defined]
-            model = self._snap.Snapshot
-            if model.get_or_none(model.name == snapshot.name) is not None:
+            # ON CONFLICT DO NOTHING: a process creating the same name at the same time (its row not committed
+            # yet when we looked) makes this insert wait for it and then insert nothing, where a plain INSERT
+            # ended in a UniqueViolation traceback on PostgreSQL.
+            created = schema.insert_rows(self.db, "snapshots", SNAPSHOT_COLUMNS,
+                                         [(snapshot.name, snapshot.created_at, _dumps(snapshot.config), len(rows),
+                                           digest)], ignore_conflicts=True)
+            if not created:
                 raise StoreError(f"snapshot {snapshot.name!r} exists already; snapshots never change, so pick "
                                  "another name (see `trainkit snapshot list`)")
-            model.insert(name=snapshot.name, created_at=snapshot.created_at, config=_dumps(snapshot.config),
-                         size=len(rows), digest=digest).execute()
             schema.insert_rows(self.db, "snapshot_members", MEMBER_COLUMNS, rows)
             if event is not None:
                 self._append_event(event)  # type: ignore[attr-defined]
