@@ -50,6 +50,9 @@ BUILTIN_COMMANDS = {
     "recommend": ("dspy_trainkit.cli.effectiveness", "recommend"),
     "alerts": ("dspy_trainkit.cli.effectiveness", "alerts"),
     "impact": ("dspy_trainkit.cli.effectiveness", "impact"),
+    "doctor": ("dspy_trainkit.cli.operations", "doctor"),
+    "migrate": ("dspy_trainkit.cli.operations", "migrate"),
+    "metrics": ("dspy_trainkit.cli.operations", "metrics"),
 }
 
 
