@@ -85,7 +85,7 @@ class StoreCollector(Collector):
                                          labels=labels)
         invalid = CounterMetricFamily("trainkit_intake_invalid", "Records intake could not read or normalise",
                                       labels=labels)
-        rejected = GaugeMetricFamily("trainkit_rejection_findings", "Stored rejected examples by the code of their "
+        rejected = GaugeMetricFamily("trainkit_rejection_findings", "Error findings of stored rejected examples, by "
                                      "code", labels=[*labels, "code"])
         for row in intake_summary(self.kit):
             key = [row["task"], row["source"]]
