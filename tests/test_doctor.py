@@ -175,6 +175,8 @@ def lm_toml(server_url: str) -> str:
         api_base = "{server_url}"
         api_key_env = "TK_DOCTOR_KEY"
         timeout = 2.0
+        [tasks.qa.lm.generation]
+        api_base = "http://127.0.0.1:9/v1"
     """)
 
 
@@ -183,8 +185,13 @@ def test_lms_answer_or_are_named(project, tmp_path, monkeypatch):
     with OpenAIServer() as server:
         (tmp_path / "trainkit.toml").write_text(lm_toml(server.url))
         result = run("doctor", "--lm", "--json")
-        assert result.exit_code == 0, result.output
-        assert "openai/test-model answered" in checks_of(result)["lm generation"]["message"]
+        assert result.exit_code == 1, result.output
+        checks = checks_of(result)
+        assert "openai/test-model answered" in checks["lm generation"]["message"]
+        # a task's override of the LM is checked too: this one points at a port where nothing listens
+        override = checks["lm generation (task qa)"]
+        assert override["status"] == "error" and "127.0.0.1:9" in override["message"]
+        assert "[tasks.qa.lm.generation]" in override["fix"]
     # the server is stopped: nothing listens on its port any more
     result = run("doctor", "--lm", "--json")
     assert result.exit_code == 1

@@ -24,7 +24,7 @@ from ..redaction import redact
 
 if TYPE_CHECKING:
     from ..plugin_manager import TrainkitPluginManager
-    from ..settings import Settings
+    from ..settings import LMSettings, Settings
     from ..store import Store
 
 EXIT_HEALTHY, EXIT_BROKEN, EXIT_DEGRADED = 0, 1, 3
@@ -175,21 +175,31 @@ def _migrations(store: Store) -> Check:
 
 
 def _lms(settings: Settings) -> list[Check]:
+    """One tiny call per distinct LM: every `[lm.<purpose>]` with a model, and every task override of one."""
     from ..generation.lm import check_lm
 
-    configured = {purpose: lm for purpose, lm in settings.lm.items() if lm.model}
-    if not configured:
+    targets: dict[tuple[Any, ...], tuple[str, str | None, LMSettings]] = {}
+    wanted = [(purpose, None) for purpose in sorted(settings.lm)]
+    wanted += [(purpose, task) for task, t in sorted(settings.tasks.items()) for purpose in sorted(t.lm)]
+    for purpose, task in wanted:
+        lm_settings = settings.lm_for(task, purpose)
+        if lm_settings.model:
+            key = (lm_settings.model, lm_settings.api_base, lm_settings.api_key_env)
+            targets.setdefault(key, (purpose, task, lm_settings))
+    if not targets:
         return [Check("lm", "skipped", "no LM configured ([lm.<purpose>] model)")]
     checks = []
-    for purpose, lm_settings in sorted(configured.items()):
+    for purpose, task, lm_settings in targets.values():
+        name = f"lm {purpose}" + (f" (task {task})" if task else "")
+        table = f"[tasks.{task}.lm.{purpose}]" if task else f"[lm.{purpose}]"
         try:
-            answer = check_lm(attrs.evolve(lm_settings, retries=0), purpose=purpose)
+            answer = check_lm(attrs.evolve(lm_settings, retries=0), purpose=purpose, task=task)
         except TrainkitError as exc:
-            checks.append(Check(f"lm {purpose}", "error", redact(str(exc)),
-                                f"check [lm.{purpose}] model and api_base, that the server answers, and the key "
-                                "in the variable api_key_env names; then `trainkit lm check`"))
+            checks.append(Check(name, "error", redact(str(exc)),
+                                f"check {table} model and api_base, that the server answers, and the key in the "
+                                "variable api_key_env names; then `trainkit lm check`"))
         else:
-            checks.append(Check(f"lm {purpose}", "ok", redact(answer)))
+            checks.append(Check(name, "ok", redact(answer)))
     return checks
 
 
