@@ -179,7 +179,7 @@ def _lms(settings: Settings) -> list[Check]:
     from ..generation.lm import check_lm
 
     targets: dict[tuple[Any, ...], tuple[str, str | None, LMSettings]] = {}
-    wanted = [(purpose, None) for purpose in sorted(settings.lm)]
+    wanted: list[tuple[str, str | None]] = [(purpose, None) for purpose in sorted(settings.lm)]
     wanted += [(purpose, task) for task, t in sorted(settings.tasks.items()) for purpose in sorted(t.lm)]
     for purpose, task in wanted:
         lm_settings = settings.lm_for(task, purpose)
