@@ -180,7 +180,8 @@ def storage_backend(register: Callable[..., None]) -> None:
     Called once when a store is opened. Call ``register(scheme, factory)`` for each URL scheme handled, where
     ``factory(url, settings, *, create)`` returns an object implementing :class:`~dspy_trainkit.store.Store`;
     with ``create=False`` it must raise :class:`~dspy_trainkit.errors.StoreError` when the store does not exist
-    yet instead of making an empty one (so a mistyped path is reported, not silently created).
+    yet instead of making an empty one (so a mistyped path is reported, not silently created). ``trainkit doctor``
+    and ``trainkit migrate`` also pass ``migrate=False``: open without applying pending schema migrations.
 
     Calling mode: all plugins are called; a scheme registered twice is an error naming both plugins.
     """

@@ -538,13 +538,14 @@ class Kit:
 def open(url: str | None = None, *, config: str | Path | None = None, settings: Settings | None = None,  # noqa: A001
          plugins: Sequence[tuple[str, Any]] = (), disable: Iterable[str] = (),
          env: Mapping[str, str] | None = None, pm: TrainkitPluginManager | None = None,
-         create: bool = True) -> Kit:
+         create: bool = True, migrate: bool = True) -> Kit:
     """Open a trainkit project.
 
     `url` overrides the store URL from settings (a relative SQLite path is taken from the current folder);
     `config` names a trainkit.toml (default: the nearest one); `plugins` are extra `(name, plugin)` pairs to
     register (for programs and tests); `disable` adds plugin names to the deny-list; `pm` reuses a plugin
-    manager; `create=False` refuses to create a store that does not exist yet.
+    manager; `create=False` refuses to create a store that does not exist yet; `migrate=False` leaves pending
+    schema migrations for `kit.store.migrate()` (see docs/operations.md).
     """
     if settings is None:
         settings = load_settings(config, env=env)
@@ -554,4 +555,4 @@ def open(url: str | None = None, *, config: str | Path | None = None, settings: 
         pm = make_plugin_manager(load=settings.load_plugins, disable=(*settings.disable_plugins, *disable),
                                  strict=settings.strict_plugins, extra_plugins=plugins,
                                  timeout=settings.plugin_timeout)
-    return Kit(settings, pm, open_store(settings.store_url, settings, pm, create=create))
+    return Kit(settings, pm, open_store(settings.store_url, settings, pm, create=create, migrate=migrate))

@@ -205,7 +205,7 @@ def make_plugin_manager(*, load: Sequence[str] | None = None, disable: Iterable[
             if strict:
                 raise PluginError(message + " (strict plugin loading is on)", plugin=ep.name) from exc
             log.warning("%s; continuing without it (set TRAINKIT_DISABLE_PLUGINS=%s to silence this)",
-                        message, ep.name)
+                        message, ep.name, extra={"plugin": ep.name})
             pm.infos[ep.name] = PluginInfo(name=ep.name, status="failed", version=version, distribution=dist,
                                            builtin=dist == BUILTIN_DISTRIBUTION, error=message)
     for name, plugin in extra_plugins:

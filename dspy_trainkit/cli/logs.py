@@ -9,7 +9,9 @@ them. So the command line:
   commands that need it, so a one-shot import hook does it then): hidden by default, because trainkit reports
   what failed itself (a run's per-example errors are in its record); shown with -v (INFO) and -vv (DEBUG);
 - switches tqdm's bars off when stderr is not a terminal, or for -q (`TQDM_DISABLE`, which tqdm reads when it
-  is imported; trainkit's own progress lines follow the same rule, see `progress`).
+  is imported; trainkit's own progress lines follow the same rule, see `progress`);
+- with `--log-format json` (or TRAINKIT_LOG_FORMAT=json) writes one JSON object per line (`JsonFormatter`), for
+  log collectors (journald, Loki, CloudWatch) that should not parse prose.
 
 Only the command line does this: a program using trainkit as a library keeps DSPy's logging as it set it up.
 """
@@ -27,19 +29,48 @@ from types import ModuleType
 from typing import Any
 
 FORMAT = "trainkit: %(levelname)s: %(message)s"
+LOG_FORMATS = ("human", "json")
+#: Attributes every LogRecord has; anything else on a record came from the log call's `extra=` (task, run_id,
+#: plugin, event_id, ...) and becomes a field of the JSON line.
+_RECORD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 #: The name of the handler DSPy adds to its "dspy" logger when imported (dspy.utils.logging_utils).
 DSPY_HANDLER = "dspy_handler"
 
 
-def setup(verbose: int) -> None:
+def setup(verbose: int, log_format: str = "human") -> None:
     """Log to stderr at WARNING, INFO with -v, DEBUG with -vv; DSPy's lines only from -v; no progress bars
-    when stderr is not a terminal."""
+    when stderr is not a terminal. `log_format` "json" writes one JSON object per line."""
     level = max(logging.WARNING - 10 * verbose, logging.DEBUG)
     logging.basicConfig(level=level, format=FORMAT, stream=sys.stderr)
+    if log_format == "json":
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(JsonFormatter())
     dspy_level = logging.CRITICAL + 1 if verbose == 0 else level
     after_import("dspy", lambda _module: route_dspy_logs(dspy_level))
     if not _is_terminal(sys.stderr):
         no_progress_bars()
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: `time` (ISO 8601, UTC), `level`, `logger`, `message`, every `extra=` field
+    (strings redacted like the message), and `exception` with the traceback text when there is one."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        import datetime as dt
+
+        import orjson
+
+        from ..redaction import redact
+
+        data: dict[str, Any] = {
+            "time": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(), "logger": record.name, "message": record.getMessage()}
+        for key, value in vars(record).items():
+            if key not in _RECORD_ATTRS and not key.startswith("_"):
+                data[key] = redact(value) if isinstance(value, str) else value
+        if record.exc_info:
+            data["exception"] = redact(self.formatException(record.exc_info))
+        return orjson.dumps(data, default=str).decode()
 
 
 def route_dspy_logs(level: int) -> None:

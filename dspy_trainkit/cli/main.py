@@ -50,6 +50,9 @@ BUILTIN_COMMANDS = {
     "recommend": ("dspy_trainkit.cli.effectiveness", "recommend"),
     "alerts": ("dspy_trainkit.cli.effectiveness", "alerts"),
     "impact": ("dspy_trainkit.cli.effectiveness", "impact"),
+    "doctor": ("dspy_trainkit.cli.operations", "doctor"),
+    "migrate": ("dspy_trainkit.cli.operations", "migrate"),
+    "metrics": ("dspy_trainkit.cli.operations", "metrics"),
 }
 
 
@@ -117,7 +120,10 @@ class TrainkitGroup(click.Group):
         try:
             return super().invoke(ctx)
         except TrainkitError as exc:
-            click.echo(f"Error: {redact(str(exc))}", err=True)
+            if ctx.params.get("log_format") == "json":  # the error as a log line, so stderr stays JSON
+                logging.getLogger("dspy_trainkit.cli").error(redact(str(exc)), extra={"error": type(exc).__name__})
+            else:
+                click.echo(f"Error: {redact(str(exc))}", err=True)
             ctx.exit(exc.exit_code)
         except click.ClickException as exc:  # click prints these itself: redact what it will print
             exc.message = redact(exc.message)  # type: ignore[misc]  # click's Final is advisory
@@ -137,10 +143,12 @@ class TrainkitGroup(click.Group):
 @click.option("--strict-plugins", is_flag=True, default=None, is_eager=True,
               help="Fail when any plugin cannot load (as TRAINKIT_STRICT_PLUGINS=1).")
 @click.option("-v", "--verbose", count=True, help="More log output, DSPy's included (-vv for debug).")
+@click.option("--log-format", type=click.Choice(["human", "json"]), envvar="TRAINKIT_LOG_FORMAT", default="human",
+              show_default=True, help="Log lines for people, or one JSON object per line (TRAINKIT_LOG_FORMAT).")
 @click.version_option(package_name="dspy-trainkit", prog_name="trainkit")
 @click.pass_context
 def cli(ctx: click.Context, db: str | None, config_path: str | None, disable: tuple[str, ...],
-        strict_plugins: bool | None, verbose: int) -> None:
+        strict_plugins: bool | None, verbose: int, log_format: str) -> None:
     """trainkit: training data for DSPy programs.
 
     Collect, import, validate, score and curate examples in one store, and hand reproducible dspy.Example
@@ -150,7 +158,7 @@ def cli(ctx: click.Context, db: str | None, config_path: str | None, disable: tu
     from .logs import setup
 
     redact_all_log_records()  # every log line, ours or DSPy's, with secrets masked
-    setup(verbose)  # also keeps DSPy's log lines (until -v) and, off a terminal, its progress bars out of stderr
+    setup(verbose, log_format)  # also keeps DSPy's log lines (until -v) and, off a terminal, its bars out of stderr
     ctx.ensure_object(CliState).apply_options(ctx.params)
 
 

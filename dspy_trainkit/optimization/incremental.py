@@ -219,7 +219,7 @@ class IncrementalBuilder:
         for check in self.last_checks:
             if not check.due:
                 if check.hits:
-                    log.info("task %s is due but waits: %s", check.task, check.blocked)
+                    log.info("task %s is due but waits: %s", check.task, check.blocked, extra={"task": check.task})
                 continue
             results.append(self._run(check, progress))
         return results
@@ -227,7 +227,7 @@ class IncrementalBuilder:
     def _run(self, check: TaskCheck, progress: Callable[[str, str], None] | None) -> StepResult:
         task, hits = check.task, check.hits
         why = "; ".join(h.reason for h in hits)
-        log.info("re-optimizing task %s: %s", task, why)
+        log.info("re-optimizing task %s: %s", task, why, extra={"task": task})
         options = dict(self.optimize_options)
         if progress is not None:
             options.setdefault("progress", lambda stage: progress(task, stage))
@@ -240,7 +240,7 @@ class IncrementalBuilder:
             raise
         except Exception as exc:  # never into the pipeline: log, record, retry after retry_after
             message = str(exc) if isinstance(exc, TrainkitError) else f"{type(exc).__name__}: {exc}"
-            log.error("re-optimizing task %s failed: %s", task, message)
+            log.error("re-optimizing task %s failed: %s", task, message, extra={"task": task})
             self.failures[task] = (self.clock(), message)
             self._record(Event(kind="reoptimization_failed", actor=self.actor, reason=message, time=self.clock(),
                                details={"task": task, "triggers": [h.to_dict() for h in hits]}))
@@ -263,7 +263,7 @@ class IncrementalBuilder:
         try:
             self.kit.store.append_event(event)
         except Exception as exc:  # the store is down: the log line is all we can do
-            log.error("could not record %s in the audit trail: %s", event.kind, exc)
+            log.error("could not record %s in the audit trail: %s", event.kind, exc, extra={"event_id": event.id})
 
     # -- looping ---------------------------------------------------------------------------------------------
     def run_forever(self, interval: float = 60.0, *, settle: float = 5.0,

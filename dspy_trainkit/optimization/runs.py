@@ -274,7 +274,8 @@ def optimize(kit: Kit, task: str, program: Any = None, metric: Any = None, optim
               fallback_reason=plan.fallback_reason)
     if plan.fallback_reason:
         log.warning("task %s: %s: using the fallback %r instead of %s (see `trainkit ready --task %s`)",
-                    task, plan.fallback_reason, plan.used, plan.optimizer, task)
+                    task, plan.fallback_reason, plan.used, plan.optimizer, task,
+                    extra={"task": task, "run_id": run.id})
     _store(kit, run, details=False)
     try:
         run = _execute(kit, run, plan, say, promote, actor)
@@ -387,7 +388,7 @@ def _write_meta(run: Run) -> None:
             partial.write_bytes(orjson.dumps({**run.record(), "demo_ids": run.demo_ids},
                                              option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
     except OSError as exc:
-        log.warning("run %s: could not write %s: %s", run.id, path, exc)
+        log.warning("run %s: could not write %s: %s", run.id, path, exc, extra={"task": run.task, "run_id": run.id})
 
 
 def _compare(kit: Kit, run: Run, cfg: Any, make_program: Any, metric: Callable[..., Any], dev: list[Any],
@@ -405,7 +406,8 @@ def _compare(kit: Kit, run: Run, cfg: Any, make_program: Any, metric: Callable[.
         try:
             program = load_saved(make_program, current)
         except TrainkitError as exc:
-            log.warning("task %s: the champion %s cannot be compared: %s; keeping it", run.task, current.id, exc)
+            log.warning("task %s: the champion %s cannot be compared: %s; keeping it", run.task, current.id, exc,
+                        extra={"task": run.task, "run_id": run.id})
             return attrs.evolve(run, champion_run=current.id)
         champion_score, champion_results = evaluate(program, dev, dev_ids, metric, "champion", cfg.num_threads,
                                                     run.metric)

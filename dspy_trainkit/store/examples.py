@@ -79,6 +79,26 @@ class ExampleStore(abc.ABC):
     def applied_migrations(self) -> list[str]:
         """Names of the schema migrations applied to this store, in order."""
 
+    def pending_migrations(self) -> list[str]:
+        """Names of the schema migrations this trainkit knows and the store lacks, in the order they would run.
+        This default (a backend without migrations) has none."""
+        return []
+
+    def unknown_migrations(self) -> list[str]:
+        """Migrations applied to the store that this trainkit does not know: a newer trainkit upgraded it."""
+        return []
+
+    def migrate(self) -> list[str]:
+        """Apply the pending migrations; returns their names. A store opened with `migrate=False` (doctor,
+        `trainkit migrate --check`) has not applied them yet."""
+        return []
+
+    def health_checks(self) -> list[dict[str, Any]]:
+        """The backend's own checks (`trainkit doctor`): dicts of `name`, `status` ("ok", "warning", "error"),
+        `message` and `fix` (what to do when not ok). SQLite runs `PRAGMA quick_check`, PostgreSQL checks the
+        privileges trainkit needs. This default has none."""
+        return []
+
     @abc.abstractmethod
     def mark_used(self, example_ids: Sequence[str], when: float, event: Event) -> None:
         """Set `last_used_at` of these examples to `when` and record `event`, in one transaction."""

@@ -28,10 +28,14 @@ def storage_schemes(pm: pluggy.PluginManager) -> dict[str, Registration]:
     return collect_registrations(pm, "storage_backend", make)
 
 
-def open_store(url: str, settings: Settings, pm: pluggy.PluginManager, *, create: bool = True) -> Store:
+def open_store(url: str, settings: Settings, pm: pluggy.PluginManager, *, create: bool = True,
+               migrate: bool = True) -> Store:
     """Open the store named by `url` with the backend plugin registered for its scheme.
 
-    With `create=False` a store that does not exist yet is an error (the CLI's commands other than `init`)."""
+    With `create=False` a store that does not exist yet is an error (the CLI's commands other than `init`).
+    With `migrate=False` pending schema migrations are left for `store.migrate()` (doctor and `trainkit migrate
+    --check` look without changing anything); only then is the factory given `migrate=False`, so a backend
+    written before the option still opens stores the ordinary way."""
     scheme = url.split(":", 1)[0] if ":" in url else ""
     schemes = storage_schemes(pm)
     if scheme not in schemes:
@@ -43,7 +47,17 @@ def open_store(url: str, settings: Settings, pm: pluggy.PluginManager, *, create
         known = ", ".join(f"{s}://" for s in sorted(schemes))
         raise StoreError(f"store URL {redact_url(url)!r}: unknown scheme {scheme!r}; known schemes: {known} "
                          "(a PostgreSQL URL starts with postgresql://, a SQLite one with sqlite:///)")
-    store = schemes[scheme].value(url, settings, create=create)
+    if migrate:
+        store = schemes[scheme].value(url, settings, create=create)
+    else:
+        try:
+            store = schemes[scheme].value(url, settings, create=create, migrate=False)
+        except TypeError as exc:
+            if "migrate" not in str(exc):
+                raise
+            raise StoreError(f"the storage backend of plugin {schemes[scheme].plugin!r} cannot open a store "
+                             "without migrating it (its factory takes no `migrate` option); update the plugin"
+                             ) from None
     if not isinstance(store, Store):
         raise StoreError(f"plugin {schemes[scheme].plugin!r} returned {type(store).__name__} for {url!r}, "
                          "which does not implement dspy_trainkit.store.Store")

@@ -12,10 +12,10 @@ from typing import Any
 from dspy_trainkit import hookimpl
 
 
-def _open(url: str, settings: Any, *, create: bool = True) -> Any:
+def _open(url: str, settings: Any, *, create: bool = True, migrate: bool = True) -> Any:
     from .backend import PeeweeStore
 
-    return PeeweeStore.open(url, settings, create=create)
+    return PeeweeStore.open(url, settings, create=create, migrate=migrate)
 
 
 @hookimpl

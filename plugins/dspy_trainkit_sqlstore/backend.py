@@ -116,14 +116,15 @@ class PeeweeStore(SnapshotStoreMixin, PlanStoreMixin, RunStoreMixin, ValueStoreM
 
     # -- opening -----------------------------------------------------------------------------------------
     @classmethod
-    def open(cls, url: str, settings: Any = None, *, create: bool = True) -> PeeweeStore:
+    def open(cls, url: str, settings: Any = None, *, create: bool = True, migrate: bool = True) -> PeeweeStore:
         lock_timeout = store_options(settings)["lock_timeout"]
         with translated(url, lock_timeout):
             store = cls(url, _connect(url, create=create, lock_timeout=lock_timeout), lock_timeout=lock_timeout)
             try:
                 if not create and not store.models.Example.table_exists():
                     raise StoreError(f"store {redact_url(url)} has no trainkit tables; run `trainkit init` first")
-                schema.migrate(store.models, store.write_transaction)
+                if migrate:
+                    schema.migrate(store.models, store.write_transaction)
             except BaseException:
                 store.close()
                 raise
@@ -148,6 +149,22 @@ class PeeweeStore(SnapshotStoreMixin, PlanStoreMixin, RunStoreMixin, ValueStoreM
 
     def applied_migrations(self) -> list[str]:
         return schema.applied(self.models)
+
+    def pending_migrations(self) -> list[str]:
+        done = set(self.applied_migrations())
+        return [name for name, _step in schema.MIGRATIONS if name not in done]
+
+    def unknown_migrations(self) -> list[str]:
+        known = {name for name, _step in schema.MIGRATIONS}
+        return [name for name in self.applied_migrations() if name not in known]
+
+    def migrate(self) -> list[str]:
+        return schema.migrate(self.models, self.write_transaction)
+
+    def health_checks(self) -> list[dict[str, Any]]:
+        from .health import postgres_checks, sqlite_checks
+
+        return sqlite_checks(self.db) if self.is_sqlite else postgres_checks(self.db, self.pending_migrations())
 
     # -- writing -----------------------------------------------------------------------------------------
     def insert_examples(self, examples: Sequence[Example], event: Event) -> InsertResult:

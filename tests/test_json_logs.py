@@ -1,0 +1,78 @@
+"""`--log-format json` / TRAINKIT_LOG_FORMAT=json: every line a command writes to stderr is one JSON object,
+DSPy's routed lines and the final error included, with the log call's fields (plugin, task, run id); the
+default stays human. Real processes, as a deployment runs them."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from helpers import QUALITY_PLUGINS
+from optimize_support import (
+    METRIC,
+    PROGRAM,
+    TASK,
+    cell_records,
+    good_answer,
+    import_generated,
+    make_project,
+    open_project,
+)
+
+from dspy_trainkit.cli.logs import JsonFormatter
+from dspy_trainkit.redaction import redact_all_log_records
+from dspy_trainkit.testing import OpenAIServer
+
+
+def trainkit(folder: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "dspy_trainkit", *args], cwd=folder, env=env,
+                          capture_output=True, text=True)
+
+
+def json_lines(stderr: str) -> list[dict]:
+    lines = stderr.splitlines()
+    assert lines, "nothing was logged"
+    return [json.loads(line) for line in lines]  # fails on any line that is not one JSON object
+
+
+def test_every_stderr_line_of_an_optimize_run_is_json(tmp_path):
+    data = {("math", topic, level): 3 for topic in ("fractions", "percentages") for level in ("easy", "hard")}
+    with OpenAIServer(good_answer) as server:
+        config = make_project(tmp_path / "p", extra=(
+            f'[lm.program]\nmodel = "openai/test-model"\napi_base = "{server.url}"\ncache = false\n'
+            f'api_key_env = "LOOPBACK_KEY"\n\n[optimize]\nprogram = "{PROGRAM}"\nmetric = "{METRIC}"\n'))
+        with open_project(config) as kit:
+            import_generated(kit, tmp_path, cell_records(data))
+        env = {**os.environ, "LOOPBACK_KEY": "loopback-key", "TRAINKIT_DISABLE_PLUGINS": ",".join(QUALITY_PLUGINS),
+               "TRAINKIT_LOG_FORMAT": "json"}
+        done = trainkit(tmp_path / "p", env, "-v", "optimize", "--task", TASK, "--no-promote")
+    assert done.returncode == 0, done.stderr
+    records = json_lines(done.stderr)
+    assert any(r["logger"].startswith("dspy") and "Average Metric" in r["message"] for r in records)
+    assert all({"time", "level", "logger", "message"} <= set(r) for r in records)
+
+
+def test_errors_and_plugin_warnings_are_json_with_their_fields(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRAINKIT_")}
+    assert trainkit(tmp_path, env, "init").returncode == 0
+    done = trainkit(tmp_path, env, "--log-format", "json", "show", "no-such-id")
+    assert done.returncode == 1
+    (error,) = json_lines(done.stderr)
+    assert error["level"] == "error" and "no-such-id" in error["message"] and error["error"] == "NotFoundError"
+    human = trainkit(tmp_path, env, "show", "no-such-id")
+    assert human.returncode == 1 and human.stderr.startswith("Error: ")  # the default stays human
+
+
+def test_formatter_adds_extra_fields_and_redacts_them():
+    redact_all_log_records()
+    logger = logging.getLogger("dspy_trainkit.test_json_logs")
+    record = logger.makeRecord(logger.name, logging.WARNING, __file__, 1, "task %s: store %s failed", (
+        "qa", "postgresql://u:s3cret@db/x"), None, extra={"task": "qa", "run_id": "r1", "plugin": "p",
+                                                          "url": "postgresql://u:s3cret@db/x"})
+    line = json.loads(JsonFormatter().format(record))
+    assert (line["task"], line["run_id"], line["plugin"], line["level"]) == ("qa", "r1", "p", "warning")
+    assert "s3cret" not in json.dumps(line) and line["message"].startswith("task qa: store postgresql://")
