@@ -365,10 +365,11 @@ class Kit:
         from .optimization.runs import optimize
 
         name = self.require_task(task)
-        result = optimize(self, name, program, metric, optimizer, snapshot, **options)
-        if not options.get("dry_run"):
-            self._check_alerts_quietly([name])
-        return result
+        try:
+            return optimize(self, name, program, metric, optimizer, snapshot, **options)
+        finally:  # a failed run is what the run-failed alert is for
+            if not options.get("dry_run"):
+                self._check_alerts_quietly([name])
 
     def _check_alerts_quietly(self, tasks: list[str]) -> None:
         """Alerts after work that may change them (a run); a failing check is logged, never fails the work."""

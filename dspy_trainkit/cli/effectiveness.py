@@ -33,6 +33,12 @@ def value(state: CliState, task: str, run_id: str | None, stored: bool, labels: 
     """Which examples help TASK's program: each accepted example's value as a demonstration, estimated from the
     random-search candidates of the stored optimization runs (metric points per inclusion, with its standard
     error and the number of candidates that showed it). Values are stored; --stored reads them back."""
+    if dry_run and not labels:
+        raise click.UsageError("--dry-run goes with --labels (a valuation itself makes no LM call)")
+    if stored and (labels or run_id is not None):
+        raise click.UsageError("--stored shows what is stored; it takes no --labels or --run")
+    if weak and labels:
+        raise click.UsageError("--weak reads dev results; it takes no --labels")
     kit = state.kit()
     if run_id is not None:
         run_id = kit.run(run_id).id  # a unique end of the id is enough
@@ -49,6 +55,9 @@ def value(state: CliState, task: str, run_id: str | None, stored: bool, labels: 
     check = None
     if labels:
         calls = min(budget, kit.count(task=task, status="accepted"))
+        if dry_run and run_id is None and kit.champion(task) is None:
+            raise click.UsageError(f"task {task!r} has no champion to check labels with; optimize first, or "
+                                   "name a run with --run")
         if dry_run:
             if as_json:
                 echo_json({"lm_calls": calls})

@@ -68,13 +68,24 @@ def validation_key(val_ids: list[str]) -> str:
 
 
 def _pool(runs: list[dict[str, Any]], candidates: Iterator[dict[str, Any]]) -> list[CandidatePool]:
-    val_of = {r["id"]: list(r.get("val_ids") or []) for r in runs}
+    """Candidates grouped by what makes their scores comparable: the validation set, the program, the metric
+    and the LM. A candidate identical to one already pooled (same demos and scores: a re-run answered from
+    DSPy's cache) is the same experiment, counted once."""
+    by_run = {r["id"]: r for r in runs}
     pools: dict[str, CandidatePool] = {}
+    seen: set[tuple[Any, ...]] = set()
     for candidate in candidates:
-        val_ids = val_of.get(candidate["run_id"])
+        record = by_run.get(candidate["run_id"])
+        val_ids = list(record.get("val_ids") or []) if record else []
         if not val_ids:  # a run we skip (not succeeded, not the one asked for) or one without a validation set
             continue
-        key = validation_key(val_ids)
+        key = validation_key([*val_ids, "\x00", str(record.get("program")), str(record.get("metric")),  # type: ignore[union-attr]
+                              str(record.get("lm"))])  # type: ignore[union-attr]
+        same = (key, tuple(sorted(d for d in candidate["demo_ids"] if d)), candidate["score"],
+                tuple(candidate.get("subscores") or ()))
+        if same in seen:
+            continue
+        seen.add(same)
         if key not in pools:
             pools[key] = CandidatePool(key=key, val_ids=tuple(sorted(val_ids)), candidates=[])
         pools[key].candidates.append(candidate)

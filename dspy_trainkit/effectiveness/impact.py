@@ -63,6 +63,8 @@ def _side(kit: Kit, task: str, name: str) -> tuple[dict[str, Any], Run | None]:
     from ..optimization.champions import get_run, list_runs
 
     if kit.store.snapshot_info(name) is not None:
+        if not any(member[2] == task for member in kit.store.snapshot_members(name)):
+            raise TrainkitError(f"snapshot {name!r} holds no example of task {task!r}")
         runs = [r for r in list_runs(kit, task) if r.snapshot == name and r.status == "succeeded"]
         run = get_run(kit, runs[-1].id) if runs else None
         return {"name": name, "snapshot": name, "run": run.id if run else None}, run

@@ -81,6 +81,9 @@ def check_labels(kit: Kit, task: str, *, run: str | None = None, budget: int = 2
             continue
         example_id, score, prediction = outcome.value
         results[example_id] = {"score": score, "prediction": prediction}
+    if pairs and not results:
+        raise TrainkitError(f"label check of task {task!r}: all {failed} program call(s) failed (is the LM "
+                            "reachable? `trainkit lm check`); the stored values are left as they were")
     agreement = sum(r["score"] for r in results.values()) / len(results) if results else None
     return LabelCheck(task=task, run=chosen.id, checked=len(results), failed_calls=failed, agreement=agreement,
                       results=results)

@@ -63,7 +63,9 @@ def apply(kit: Kit, task: str, rec_id: str, *, actor: str = "api") -> tuple[Reco
     """Apply the current recommendation `rec_id` (or a unique start of it): give its examples its status through
     curation, with the recommendation named in the audit trail. Returns it and how many examples changed."""
     current = recommend(kit, task)
-    matches = [r for r in current if r.id.startswith(rec_id)] if rec_id else []
+    if len(rec_id) < 4:
+        raise TrainkitError(f"recommendation id {rec_id!r}: give at least 4 characters of it")
+    matches = [r for r in current if r.id.startswith(rec_id)]
     if not matches:
         shown = ", ".join(r.id for r in current) or "none"
         raise NotFoundError(f"no current recommendation {rec_id!r} for task {task!r} (current: {shown}); "

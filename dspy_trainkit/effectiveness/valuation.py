@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ..errors import NotFoundError
+from ..errors import NotFoundError, TrainkitError
 from ..models import Event
 from ..plugin_manager import call_each
 from .evidence import Evidence
@@ -46,8 +46,13 @@ def value(kit: Kit, task: str, *, run: str | None = None, actor: str = "api", la
     """Estimate every accepted example's value from `task`'s stored runs (or from run `run` alone), and from a
     label check when given one (`labels`, a LabelCheck), store the values (replacing the task's earlier ones,
     with an audit event) and return them."""
-    if run is not None and kit.store.get_run(run) is None:
-        raise NotFoundError(f"no optimization run {run!r}; `trainkit runs --task {task}` lists them")
+    if run is not None:
+        record = kit.store.get_run(run)
+        if record is None:
+            raise NotFoundError(f"no optimization run {run!r}; `trainkit runs --task {task}` lists them")
+        if record.get("task") != task or record.get("status") != "succeeded":
+            raise TrainkitError(f"run {run} is a {record.get('status')} run of task {record.get('task')!r}: value "
+                                f"task {task!r} from one of its successful runs (`trainkit runs --task {task}`)")
     evidence = Evidence(kit, task, run=run, labels=labels)
     by_example: dict[str, list[ValueSignal]] = defaultdict(list)
     estimators: dict[str, int] = {}
@@ -64,15 +69,30 @@ def value(kit: Kit, task: str, *, run: str | None = None, actor: str = "api", la
             count += 1
         estimators[plugin] = count
     now = time.time()
-    values = sorted((ExampleValue.combine(task, example_id, signals, now) for example_id, signals in
-                     by_example.items()), key=lambda v: (v.value, v.example_id))
-    covered = set(by_example)
+    accepted = set(evidence.example_ids)  # a rejected or archived example is not valued, whatever its evidence
+    changed = _changed_since(kit, task, evidence)
+    values = sorted((attrs.evolve(ExampleValue.combine(task, example_id, signals, now),
+                                  stale=example_id in changed)
+                     for example_id, signals in by_example.items() if example_id in accepted),
+                    key=lambda v: (v.value, v.example_id))
+    covered = {v.example_id for v in values}
     uncovered = [i for i in evidence.example_ids if i not in covered]
     event = Event(kind="valued", example_ids=(), actor=actor, reason=f"value of {len(values)} example(s)",
                   details={"task": task, "run": run, "runs": len(evidence.runs), "estimators": estimators})
     kit.store.save_values(task, values, event)
     return ValueReport(task=task, values=values, uncovered=uncovered, runs=len(evidence.runs),
                        candidates=sum(len(p.candidates) for p in evidence.pools()), estimators=estimators)
+
+
+def _changed_since(kit: Kit, task: str, evidence: Evidence) -> set[str]:
+    """Examples edited or re-decided after the newest run the evidence comes from: the candidates showed them
+    as they were, so their values stay stale until new runs see them as they are."""
+    newest = max((r.get("finished_at") or r.get("created_at") or 0.0 for r in evidence.runs), default=None)
+    if newest is None:
+        return set()
+    from ..store import ExampleQuery
+
+    return set(kit.store.iter_ids(ExampleQuery(task=task, where=[("updated_at", ">", newest)])))
 
 
 def stored_values(kit: Kit, task: str, *, example_ids: Sequence[str] | None = None, order: str = "value",

@@ -36,17 +36,26 @@ def on_alert(alert: Any, context: Any) -> None:
     log.log(LEVELS.get(alert.severity, logging.WARNING), "alert %s [%s] %s: %s", alert.id, alert.severity,
             alert.title, alert.message)
     payload = alert.to_dict()
-    if settings["jsonl"]:
+    if settings["jsonl"]:  # each channel on its own: a file that cannot be written does not stop the webhook
         path = Path(settings["jsonl"])
         path = path if path.is_absolute() else context.settings.project_dir / path
-        with path.open("a", encoding="utf-8") as stream:
-            stream.write(json.dumps(payload, sort_keys=True) + "\n")
+        try:
+            with path.open("a", encoding="utf-8") as stream:
+                stream.write(json.dumps(payload, sort_keys=True) + "\n")
+        except OSError as exc:
+            log.error("alert %s not written to %s: %s", alert.id, path, exc.strerror or exc)
     if settings["webhook"]:
         post(settings["webhook"], payload, timeout=float(settings["timeout"]), retries=int(settings["retries"]))
 
 
 def post(url: str, payload: dict[str, Any], *, timeout: float, retries: int) -> bool:
-    """POST `payload` as JSON, retrying timeouts, connection errors, 429 and 5xx; returns whether it arrived."""
+    """POST `payload` as JSON, retrying timeouts, connection errors, 429 and 5xx; returns whether it arrived.
+    Each attempt has `timeout` seconds in all (not per socket read: a receiver trickling bytes cannot hold
+    the check that raised the alert)."""
+    if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
+        log.error("alert %s not delivered: the webhook setting is not an http(s) URL (%s); fix "
+                  "[plugin.alert_channels] webhook", payload.get("id"), where(url))
+        return False
     body = json.dumps(payload).encode()
     problem = ""
     for attempt in range(retries + 1):
@@ -54,9 +63,11 @@ def post(url: str, payload: dict[str, Any], *, timeout: float, retries: int) -> 
                                          headers={"Content-Type": "application/json",
                                                   "User-Agent": "dspy-trainkit-alerts"})
         try:
-            with urllib.request.urlopen(request, timeout=timeout) as answer:  # noqa: S310 - the configured URL
-                answer.read()
+            _send(request, timeout)
             return True
+        except ValueError as exc:  # a URL urllib cannot use (a bad port, ...): not worth retrying
+            problem = f"bad URL ({type(exc).__name__})"
+            break
         except urllib.error.HTTPError as exc:
             problem = f"HTTP {exc.code}"
             if exc.code < 500 and exc.code != 429:
@@ -70,8 +81,34 @@ def post(url: str, payload: dict[str, Any], *, timeout: float, retries: int) -> 
     return False
 
 
+def _send(request: urllib.request.Request, timeout: float) -> None:
+    """One attempt, given `timeout` seconds in all: run in a helper thread that is left behind (daemon) if
+    the receiver is still trickling when the time is up."""
+    import concurrent.futures
+
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="trainkit-webhook")
+    try:
+        future = pool.submit(_exchange, request, timeout)
+        try:
+            future.result(timeout=timeout)
+        except concurrent.futures.TimeoutError:
+            raise TimeoutError(f"no complete answer within {timeout:g} s") from None
+    finally:
+        pool.shutdown(wait=False)
+
+
+def _exchange(request: urllib.request.Request, timeout: float) -> None:
+    with urllib.request.urlopen(request, timeout=timeout) as answer:  # noqa: S310 - the configured URL
+        answer.read()
+
+
 def where(url: str) -> str:
     """The scheme and host of a webhook URL: its path and query often hold the token (Slack, Teams, ...)."""
-    parts = urllib.parse.urlsplit(url)
-    host = parts.hostname or "?"
-    return f"{parts.scheme}://{host}{':' + str(parts.port) if parts.port else ''}/..."
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "(an unparsable URL)"
+    if not parts.scheme or not parts.hostname:
+        return "(no scheme://host; the rest is not shown)"
+    return f"{parts.scheme}://{parts.hostname}{port}/..."

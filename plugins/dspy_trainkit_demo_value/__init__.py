@@ -101,8 +101,9 @@ def ridge_estimates(demo_sets: list[list[str]], scores: list[float], penalty: fl
     quadratic = np.bincount(pair_j, weights=square[pair_a, pair_b], minlength=p)
     cross = xt_times(square.sum(axis=1))
     spread = np.sqrt(np.maximum(quadratic - 2 * mean * cross + mean * mean * float(square.sum()), 0.0))
+    # an example shown by every candidate (or by none) cannot be told from the rest: no estimate for it
     return {example_id: (float(beta[j]), float(math.sqrt(sigma2) * spread[j]) if math.isfinite(sigma2) else None,
-                         int(included[j])) for j, example_id in enumerate(ids)}
+                         int(included[j])) for j, example_id in enumerate(ids) if 0 < included[j] < n}
 
 
 def _combined(example_id: str, found: list[tuple[float, float | None, int, dict[str, Any]]]) -> ValueSignal:
