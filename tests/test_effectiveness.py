@@ -237,7 +237,7 @@ def test_label_check_flags_the_mislabeled_examples(valued_project):
     assert recall == 1.0 and precision >= 0.4, (sorted(suspects), check.agreement)
     (review,) = [r for r in kit.recommend("sums") if r.kind == "review-suspect-labels"]
     assert set(review.example_ids) <= {v.example_id for n, v in by_n.items() if n in suspects}
-    dry = CliRunner().invoke(cli, ["value", "--task", "sums", "--labels", "--budget", "10", "--dry-run"])
+    dry = CliRunner().invoke(cli, ["value", "--task", "sums", "--labels", "--label-budget", "10", "--dry-run"])
     assert dry.exit_code == 0 and dry.stdout.startswith("--labels would make 10 program call(s)")
 
 

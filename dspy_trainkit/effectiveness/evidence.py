@@ -9,7 +9,8 @@ validation set (its example ids, sorted), and an estimator compares candidates w
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+import itertools
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -43,6 +44,8 @@ class Evidence:
         self.labels = labels
         self.runs = [r for r in kit.store.list_runs(task) if r.get("status") == "succeeded"
                      and (run is None or r["id"] == run)]
+        #: the task's valuation runs (plans of dspy_trainkit.effectiveness.sampling): read only when no run is named
+        self.valuations = [] if run is not None else _valuations(kit, task)
         self._pools: list[CandidatePool] | None = None
         self._accepted: list[str] | None = None
 
@@ -58,8 +61,17 @@ class Evidence:
     def pools(self) -> list[CandidatePool]:
         """The candidates of the runs, grouped by validation set, largest pool first."""
         if self._pools is None:
-            self._pools = _pool(self.runs, self.kit.store.iter_candidates(self.task))
+            self._pools = _pool(self.runs, self.kit.store.iter_candidates(self.task), self._valuation_candidates())
         return self._pools
+
+    def _valuation_candidates(self) -> Iterator[tuple[list[str], dict[str, Any]]]:
+        from .sampling import candidates_id
+
+        for plan in self.valuations:
+            val_ids = list(plan["config"]["val_ids"])
+            run_id = candidates_id(plan["name"])
+            for candidate in self.kit.store.run_details(run_id)[1]:
+                yield val_ids, {"run_id": run_id, **candidate}
 
 
 def validation_key(val_ids: list[str]) -> str:
@@ -67,11 +79,19 @@ def validation_key(val_ids: list[str]) -> str:
     return hashlib.sha256("\n".join(sorted(val_ids)).encode()).hexdigest()[:16]
 
 
-def _pool(runs: list[dict[str, Any]], candidates: Iterator[dict[str, Any]]) -> list[CandidatePool]:
+def _valuations(kit: Kit, task: str) -> list[dict[str, Any]]:
+    from .sampling import valuations
+
+    return valuations(kit, task)
+
+
+def _pool(runs: list[dict[str, Any]], candidates: Iterator[dict[str, Any]],
+          scored: Iterable[tuple[list[str], dict[str, Any]]] = ()) -> list[CandidatePool]:
+    """Pools of the runs' candidates and of `scored` ones (each with its validation ids: valuation runs)."""
     val_of = {r["id"]: list(r.get("val_ids") or []) for r in runs}
     pools: dict[str, CandidatePool] = {}
-    for candidate in candidates:
-        val_ids = val_of.get(candidate["run_id"])
+    from_runs = ((val_of.get(c["run_id"]), c) for c in candidates)
+    for val_ids, candidate in itertools.chain(from_runs, scored):
         if not val_ids:  # a run we skip (not succeeded, not the one asked for) or one without a validation set
             continue
         key = validation_key(val_ids)
