@@ -401,6 +401,14 @@ class Kit:
                              program=program, metric=metric, lm=lm, dry_run=dry_run, concurrency=concurrency,
                              progress=progress)
 
+    def review_queue(self, task: str, *, order: str = "doubt", ids: Sequence[str] | None = None) -> list[Any]:
+        """`ids` (default: the task's candidates) ordered by what reviewing them is worth: `order="doubt"`, the
+        labels the program most doubts first; `"need"`, the examples of the cells that need examples most first.
+        `QueueEntry`s (example id and reason); see dspy_trainkit.effectiveness.queue."""
+        from .effectiveness.queue import review_queue
+
+        return review_queue(self, self.require_task(task), order=order, ids=ids)
+
     def values(self, task: str, *, order: str = "value", limit: int | None = None,
                example_ids: Sequence[str] | None = None) -> list[Any]:
         """The values the last `value(task)` stored, lowest first (`order="-value"`: highest first), each an
