@@ -115,6 +115,11 @@ def test_cli_budget_dry_run_and_run(project):
             assert "8 program(s) evaluated now, 0 before, 0 failed, 0 left; 40 LM call(s)" in done.stderr
             assert "of 0 run(s) and 1 valuation(s)" in done.stdout
             assert server.counts["requests"] == 40
+            resumed = json.loads(runner.invoke(cli, ["value", "--task", "sums", "--budget", "8", "--val-size", "5",
+                                                     "--program", SPEC["program"], "--metric", SPEC["metric"],
+                                                     "--json"]).stdout)
+            assert resumed["valuation_run"]["done_before"] == 8 and resumed["valuation_run"]["evaluated"] == 0
+            assert resumed["valuations"] == 1 and server.counts["requests"] == 40
             tiny = runner.invoke(cli, ["value", "--task", "sums", "--budget", "3", "--val-size", "25", "--demos", "6"])
             assert tiny.exit_code == 1 and "lower --val-size or --demos" in tiny.output
             assert "Traceback" not in tiny.output

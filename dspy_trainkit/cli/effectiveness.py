@@ -62,6 +62,7 @@ def value(state: CliState, task: str, run_id: str | None, stored: bool, labels: 
     if dry_run:
         _dry_run(kit, task, labels, label_budget, budget, demos, val_size, seed, as_json)
         return
+    ran = None
     if budget is not None:
         ran = kit.valuation_run(task, budget=budget, demos=demos, val_size=val_size, seed=seed, program=program,
                                 metric=metric)
@@ -78,7 +79,8 @@ def value(state: CliState, task: str, run_id: str | None, stored: bool, labels: 
     report = kit.value(task, run=run_id, actor="cli", labels=check)
     values = list(reversed(report.values)) if top else report.values
     if as_json:
-        echo_json({**report.to_dict(), "values": [v.to_dict() for v in values]})
+        echo_json({**report.to_dict(), "values": [v.to_dict() for v in values],
+                   **({"valuation_run": ran.to_dict()} if ran is not None else {})})
         return
     valuations = f" and {report.valuations} valuation(s)" if report.valuations else ""
     click.echo(f"{task}: {len(report.values)} example(s) valued from {report.candidates} candidate(s) of "
