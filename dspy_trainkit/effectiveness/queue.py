@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from ..kit import Kit
 
 ORDERS = ("doubt", "need")
+#: (sort key, position in the given order, example id, reason)
+Ranked = list[tuple[tuple[float, ...], int, str, str]]
 
 
 @attrs.frozen
@@ -55,9 +57,9 @@ def review_queue(kit: Kit, task: str, *, order: str = "doubt", ids: Sequence[str
     return [QueueEntry(example_id=i, reason=reason) for _key, _n, i, reason in sorted(ranked)]
 
 
-def _by_doubt(kit: Kit, task: str, ids: list[str]) -> list[tuple[tuple[float, ...], int, str, str]]:
+def _by_doubt(kit: Kit, task: str, ids: list[str]) -> Ranked:
     values = {v.example_id: v for v in kit.store.iter_values(task, example_ids=ids, order="example")}
-    ranked = []
+    ranked: Ranked = []
     for n, example_id in enumerate(ids):
         found = values.get(example_id)
         label = (found.signals.get("label_agreement") if found is not None else None) or None
@@ -76,7 +78,7 @@ def _by_doubt(kit: Kit, task: str, ids: list[str]) -> list[tuple[tuple[float, ..
     return ranked
 
 
-def _by_need(kit: Kit, task: str, ids: list[str]) -> list[tuple[tuple[float, ...], int, str, str]]:
+def _by_need(kit: Kit, task: str, ids: list[str]) -> Ranked:
     from .weakness import weak_spots
 
     def cell_of(row: dict[str, Any]) -> tuple[Any, ...]:
@@ -84,7 +86,7 @@ def _by_need(kit: Kit, task: str, ids: list[str]) -> list[tuple[tuple[float, ...
 
     missing = {cell_of(row): int(row.get("missing") or 0) for row in kit.readiness(task)[0].cells}
     failing = {cell_of(row): float(row["failure_rate"]) for row in weak_spots(kit, task).cells}
-    ranked = []
+    ranked: Ranked = []
     for n, example_id in enumerate(ids):
         example = kit.store.get(example_id)
         cell = (example.domain, example.topic, example.difficulty) if example is not None else (None, None, None)
