@@ -223,8 +223,10 @@ def test_label_check_flags_the_mislabeled_examples(valued_project):
     kit, run, planted, _learner = valued_project
     learner = FewShotLearner(truth, base=0.55, gain=0.04, harm=0.3)
     with dspy_cache(None), OpenAIServer(learner) as server:
-        check = kit.check_labels("sums", budget=60, lm=make_lm(server))
-    assert check.run == kit.champion("sums").id and check.checked == 60 and check.failed_calls == 0
+        # the run by id: whether it also became champion depends on DSPy's threaded search (its dev score
+        # against the unoptimized program's), which made this test fail now and then
+        check = kit.check_labels("sums", run=run.id, budget=60, lm=make_lm(server))
+    assert check.run == run.id and check.checked == 60 and check.failed_calls == 0
     report = kit.value("sums", labels=check)
     assert report.estimators["label_check"] == 60
     by_n = {kit.get(v.example_id).metadata["n"]: v for v in kit.values("sums")}
