@@ -13,7 +13,12 @@ Measured in one run, interleaved, median of `--rounds`:
 It also prints the rank correlation between the planted and the estimated effects, so a fast but wrong
 estimator cannot pass unnoticed.
 
-    python benchmarks/valuation.py [--n 10000] [--candidates 1000] [--rounds 3]
+With `--valuation-run B` it also times a budgeted valuation run (`kit.valuation_run`) of B programs of 4 demos,
+each scored on 10 validation examples, against a loopback OpenAI-compatible server, beside the same LM calls
+made in a plain loop (no plan, no claims, no stored candidates): the difference is what the stored, resumable
+plan costs per program.
+
+    python benchmarks/valuation.py [--n 10000] [--candidates 1000] [--rounds 3] [--valuation-run 50]
 """
 
 from __future__ import annotations
@@ -55,7 +60,10 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=10_000)
     parser.add_argument("--candidates", type=int, default=1_000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--valuation-run", type=int, default=0, metavar="B")
     args = parser.parse_args()
+    if args.valuation_run:
+        valuation_run(args.valuation_run)
     rng = random.Random(0)
     with tempfile.TemporaryDirectory() as folder:
         db = Path(folder) / "bench.db"
@@ -106,6 +114,45 @@ def main() -> None:
     print(f"  kit.values(limit=100)         {median(reads) * 1000:8.2f} ms   ratio raw/kit "
           f"{median(raw_reads) / median(reads):.3f}")
     print(f"  valued {len(report.values)} examples; rank correlation with the planted effects: {rho:.3f}")
+
+
+def valuation_run(budget: int) -> None:
+    """A valuation run of `budget` programs against a loopback server, and the same calls in a plain loop."""
+    import dspy
+
+    from dspy_trainkit.effectiveness.sampling import design, slot_demos
+    from dspy_trainkit.testing import OpenAIServer, make_lm
+
+    def exact(example: object, prediction: object, trace: object = None) -> float:
+        return float(getattr(prediction, "a", None) == getattr(example, "a", None))
+
+    with tempfile.TemporaryDirectory() as folder, OpenAIServer(lambda _body: {"a": "ok"}) as server:
+        dspy.configure_cache(enable_disk_cache=False, enable_memory_cache=False)
+        settings = load_settings(env={}, cwd=Path(folder))
+        with tk.open(f"sqlite:///{Path(folder) / 'run.db'}", settings=settings, disable=QUALITY) as kit:
+            kit.add_many({"task": "qa", "inputs": {"q": f"question {i}"}, "outputs": {"a": str(i)}}
+                         for i in range(200))
+            lm = make_lm(server)
+            start = time.perf_counter()
+            report = kit.valuation_run("qa", budget=budget, demos=4, val_size=10, lm=lm, concurrency=1,
+                                       program=lambda: dspy.Predict("q -> a"), metric=exact)
+            planned = time.perf_counter() - start
+            config = design(list(kit.store.iter_ids(tk.ExampleQuery(task="qa", status="accepted"))), demos=4,
+                            val_size=10, seed=0)
+            val = [kit.get(i) for i in config["val_ids"]]
+            start = time.perf_counter()
+            with dspy.context(lm=lm):
+                for index in range(budget):
+                    program = dspy.Predict("q -> a")
+                    program.demos = [dspy.Example(**kit.get(i).inputs, **kit.get(i).outputs)
+                                     for i in slot_demos(config, index)]
+                    for example in val:
+                        program(**example.inputs)
+            plain = time.perf_counter() - start
+    print(f"valuation run: {budget} programs x 10 validation examples, {report.lm_calls} LM calls, concurrency 1")
+    print(f"  kit.valuation_run            {planned:8.2f} s   ({planned / budget * 1000:.1f} ms per program)")
+    print(f"  the same calls, plain loop   {plain:8.2f} s   ({plain / budget * 1000:.1f} ms per program); "
+          f"plan overhead {(planned - plain) / budget * 1000:+.1f} ms per program")
 
 
 if __name__ == "__main__":

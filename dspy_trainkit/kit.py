@@ -394,6 +394,27 @@ class Kit:
 
         return check_labels(self, self.require_task(task), run=run, budget=budget, seed=seed, lm=lm)
 
+    def valuation_run(self, task: str, *, budget: int, demos: int = 4, val_size: int = 20, seed: int = 0,
+                      program: Any = None, metric: Any = None, lm: Any = None, dry_run: bool = False,
+                      concurrency: int | None = None, progress: Any = None) -> Any:
+        """Evaluate `budget` programs whose `demos` demos are seeded subsets of the accepted examples on one
+        seeded validation set of `val_size` of them (`val_size` LM calls each), through a stored, resumable
+        plan; their candidates become evidence for `value(task)`. With `dry_run`, only count the calls left.
+        Returns a `ValuationRunReport` (dspy_trainkit.effectiveness.sampling)."""
+        from .effectiveness.sampling import run_valuation
+
+        return run_valuation(self, self.require_task(task), budget=budget, demos=demos, val_size=val_size, seed=seed,
+                             program=program, metric=metric, lm=lm, dry_run=dry_run, concurrency=concurrency,
+                             progress=progress)
+
+    def review_queue(self, task: str, *, order: str = "doubt", ids: Sequence[str] | None = None) -> list[Any]:
+        """`ids` (default: the task's candidates) ordered by what reviewing them is worth: `order="doubt"`, the
+        labels the program most doubts first; `"need"`, the examples of the cells that need examples most first.
+        `QueueEntry`s (example id and reason); see dspy_trainkit.effectiveness.queue."""
+        from .effectiveness.queue import review_queue
+
+        return review_queue(self, self.require_task(task), order=order, ids=ids)
+
     def values(self, task: str, *, order: str = "value", limit: int | None = None,
                example_ids: Sequence[str] | None = None) -> list[Any]:
         """The values the last `value(task)` stored, lowest first (`order="-value"`: highest first), each an

@@ -195,6 +195,8 @@ def test_label_check_flags_the_mislabeled_examples(valued_project):
     kit, run, planted, _learner = valued_project
     learner = FewShotLearner(truth, base=0.55, gain=0.04, harm=0.3)
     with dspy_cache(None), OpenAIServer(learner) as server:
+        # the run by id: whether it also became champion depends on DSPy's threaded search (its dev score
+        # against the unoptimized program's), which made this test fail now and then
         check = kit.check_labels("sums", run=run.id, budget=60, lm=make_lm(server))
     assert check.run == run.id and check.checked == 60 and check.failed_calls == 0
     report = kit.value("sums", labels=check)
@@ -209,7 +211,7 @@ def test_label_check_flags_the_mislabeled_examples(valued_project):
     assert recall == 1.0 and precision >= 0.4, (sorted(suspects), check.agreement)
     (review,) = [r for r in kit.recommend("sums") if r.kind == "review-suspect-labels"]
     assert set(review.example_ids) <= {v.example_id for n, v in by_n.items() if n in suspects}
-    dry = CliRunner().invoke(cli, ["value", "--task", "sums", "--labels", "--budget", "10", "--dry-run",
+    dry = CliRunner().invoke(cli, ["value", "--task", "sums", "--labels", "--label-budget", "10", "--dry-run",
                                    "--run", run.id])
     assert dry.exit_code == 0 and dry.stdout.startswith("--labels would make 10 program call(s)")
 

@@ -16,11 +16,22 @@ from .state import CliState, pass_state
 @click.option("--task", required=True, help="The task whose examples to value.")
 @click.option("--run", "run_id", metavar="ID", help="Use this optimization run's candidates only.")
 @click.option("--stored", is_flag=True, help="Show the values the last valuation stored, without recomputing.")
-@click.option("--labels", is_flag=True, help="Also run the champion (or --run's program) on up to --budget "
+@click.option("--labels", is_flag=True, help="Also run the champion (or --run's program) on up to --label-budget "
               "accepted examples and flag labels it contradicts (one LM call each).")
-@click.option("--budget", type=click.IntRange(min=1), default=200, show_default=True,
+@click.option("--label-budget", type=click.IntRange(min=1), default=200, show_default=True,
               help="How many examples --labels checks at most.")
-@click.option("--dry-run", is_flag=True, help="With --labels: say how many LM calls it would make, and stop.")
+@click.option("--budget", type=click.IntRange(min=1), default=None,
+              help="First run a valuation: evaluate this many programs with seeded random demo subsets on one "
+              "fixed validation set (--val-size LM calls each), resuming the stored plan of the same design.")
+@click.option("--demos", type=click.IntRange(min=1), default=4, show_default=True,
+              help="With --budget: demos per evaluated program.")
+@click.option("--val-size", type=click.IntRange(min=1), default=20, show_default=True,
+              help="With --budget: validation examples each program is scored on (never shown as demos).")
+@click.option("--seed", type=int, default=0, show_default=True, help="With --budget: the design's seed.")
+@click.option("--program", metavar="PKG.MODULE:FACTORY", help="With --budget: the program (default: the task's).")
+@click.option("--metric", metavar="PKG.MODULE:FUNCTION", help="With --budget: the metric (default: [optimize]'s).")
+@click.option("--dry-run", is_flag=True, help="With --budget or --labels: say how many LM calls it would make, "
+              "and stop.")
 @click.option("--weak", is_flag=True, help="Instead: where the program is weak, failure rates per cell of the "
               "latest successful run's dev set (or --run's).")
 @click.option("--top", is_flag=True, help="Highest values first (default: lowest first, what hurts most).")
@@ -28,17 +39,19 @@ from .state import CliState, pass_state
               help="How many examples to list (--json lists all).")
 @json_option
 @pass_state
-def value(state: CliState, task: str, run_id: str | None, stored: bool, labels: bool, budget: int, dry_run: bool,
-          weak: bool, top: bool, limit: int, as_json: bool) -> None:
+def value(state: CliState, task: str, run_id: str | None, stored: bool, labels: bool, label_budget: int,
+          budget: int | None, demos: int, val_size: int, seed: int, program: str | None, metric: str | None,
+          dry_run: bool, weak: bool, top: bool, limit: int, as_json: bool) -> None:
     """Which examples help TASK's program: each accepted example's value as a demonstration, estimated from the
-    random-search candidates of the stored optimization runs (metric points per inclusion, with its standard
-    error and the number of candidates that showed it). Values are stored; --stored reads them back."""
-    if dry_run and not labels:
-        raise click.UsageError("--dry-run goes with --labels (a valuation itself makes no LM call)")
-    if stored and (labels or run_id is not None):
-        raise click.UsageError("--stored shows what is stored; it takes no --labels or --run")
-    if weak and labels:
-        raise click.UsageError("--weak reads dev results; it takes no --labels")
+    random-search candidates of the stored optimization runs and valuation runs (--budget) (metric points per
+    inclusion, with its standard error and the number of candidates that showed it). Values are stored;
+    --stored reads them back."""
+    if dry_run and not (labels or budget is not None):
+        raise click.UsageError("--dry-run goes with --labels or --budget (a valuation itself makes no LM call)")
+    if stored and (labels or run_id is not None or budget is not None):
+        raise click.UsageError("--stored shows what is stored; it takes no --labels, --budget or --run")
+    if weak and (labels or budget is not None):
+        raise click.UsageError("--weak reads dev results; it takes no --labels or --budget")
     kit = state.kit()
     if run_id is not None:
         run_id = kit.run(run_id).id  # a unique end of the id is enough
@@ -52,20 +65,19 @@ def value(state: CliState, task: str, run_id: str | None, stored: bool, labels: 
             return
         _table(values, limit)
         return
+    if dry_run:
+        _dry_run(kit, task, labels, label_budget, budget, demos, val_size, seed, as_json, run_id)
+        return
+    ran = None
+    if budget is not None:
+        ran = kit.valuation_run(task, budget=budget, demos=demos, val_size=val_size, seed=seed, program=program,
+                                metric=metric)
+        if not as_json:
+            click.echo(f"valuation {ran.plan}: {ran.evaluated} program(s) evaluated now, {ran.done_before} before, "
+                       f"{ran.failed} failed, {ran.remaining} left; {ran.lm_calls} LM call(s)", err=True)
     check = None
     if labels:
-        calls = min(budget, kit.count(task=task, status="accepted"))
-        if dry_run and run_id is None and kit.champion(task) is None:
-            raise click.UsageError(f"task {task!r} has no champion to check labels with; optimize first, or "
-                                   "name a run with --run")
-        if dry_run:
-            if as_json:
-                echo_json({"lm_calls": calls})
-            else:
-                click.echo(f"--labels would make {calls} program call(s) (one per checked example) and no other "
-                           "LM call")
-            return
-        check = kit.check_labels(task, run=run_id, budget=budget)
+        check = kit.check_labels(task, run=run_id, budget=label_budget)
         if not as_json:
             agreement = "-" if check.agreement is None else f"{check.agreement:.0%}"
             click.echo(f"label check with run {check.run[-8:]}: {check.checked} example(s) checked, agreement "
@@ -73,15 +85,42 @@ def value(state: CliState, task: str, run_id: str | None, stored: bool, labels: 
     report = kit.value(task, run=run_id, actor="cli", labels=check)
     values = list(reversed(report.values)) if top else report.values
     if as_json:
-        echo_json({**report.to_dict(), "values": [v.to_dict() for v in values]})
+        echo_json({**report.to_dict(), "values": [v.to_dict() for v in values],
+                   **({"valuation_run": ran.to_dict()} if ran is not None else {})})
         return
+    valuations = f" and {report.valuations} valuation(s)" if report.valuations else ""
     click.echo(f"{task}: {len(report.values)} example(s) valued from {report.candidates} candidate(s) of "
-               f"{report.runs} run(s); {len(report.uncovered)} accepted example(s) not covered by the evidence")
+               f"{report.runs} run(s){valuations}; {len(report.uncovered)} accepted example(s) not covered by the "
+               "evidence")
     if not report.values:
         click.echo(f"not enough evidence yet: run `trainkit optimize --task {task} --optimizer random-search` (each "
-                   "candidate it evaluates is evidence) and value again")
+                   f"candidate it evaluates is evidence), or `trainkit value --task {task} --budget N`, and value "
+                   "again")
         return
     _table(values, limit)
+
+
+def _dry_run(kit: Any, task: str, labels: bool, label_budget: int, budget: int | None, demos: int, val_size: int,
+             seed: int, as_json: bool, run_id: str | None = None) -> None:
+    """What --budget and --labels would cost in LM calls (program calls; none is made)."""
+    if labels and run_id is None and kit.champion(task) is None:
+        raise click.UsageError(f"task {task!r} has no champion to check labels with; optimize first, or name a "
+                               "run with --run")
+    label_calls = min(label_budget, kit.count(task=task, status="accepted")) if labels else 0
+    planned = kit.valuation_run(task, budget=budget, demos=demos, val_size=val_size, seed=seed, dry_run=True) \
+        if budget is not None else None
+    value_calls = planned.lm_calls if planned is not None else 0
+    if as_json:
+        echo_json({"lm_calls": label_calls + value_calls, "label_calls": label_calls,
+                   "valuation": planned.to_dict() if planned is not None else None})
+        return
+    if planned is not None:
+        click.echo(f"--budget would evaluate {planned.remaining} program(s) ({planned.done_before} done before) on "
+                   f"{planned.validation} validation example(s): {value_calls} program call(s); "
+                   f"{planned.pool} example(s) as demos, {planned.demos} per program, each shown about "
+                   f"{planned.expected_inclusions} time(s)")
+    if labels:
+        click.echo(f"--labels would make {label_calls} program call(s) (one per checked example)")
 
 
 def _weak(kit: Any, task: str, run_id: str | None, limit: int, as_json: bool) -> None:

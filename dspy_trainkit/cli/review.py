@@ -18,13 +18,15 @@ from .state import CliState, pass_state
 KEYS = "[a]ccept  [r]eject  [e]dit  [s]kip  [q]uit"
 
 
-def show(example: Any, position: int, total: int) -> None:
+def show(example: Any, position: int, total: int, why: str | None = None) -> None:
     click.echo("")
     click.secho(f"({position}/{total}) {example.id}  task={example.task}  status={example.status}  "
                 f"source={example.source}", bold=True)
     labels = "  ".join(f"{k}={getattr(example, k)}" for k in ("domain", "topic", "difficulty") if getattr(example, k))
     if labels:
         click.echo(printable(f"  {labels}"))
+    if why:
+        click.echo(printable(f"  why now: {why}"))
     quality = "-" if example.quality is None else f"{example.quality:.2f}"
     dims = "  ".join(f"{d}={v:.2f}" for d, v in sorted(example.scores.items()))
     click.echo(f"  quality {quality}  {dims}")
@@ -63,8 +65,11 @@ def edit_in_editor(example: Any) -> dict[str, Any] | None:
 @click.command()
 @selection_options
 @click.option("--actor", default="reviewer", show_default=True, help="Your name in the audit trail.")
+@click.option("--order", type=click.Choice(["stored", "doubt", "need"]), default="stored", show_default=True,
+              help="doubt: the labels the program most doubts first; need: examples of the cells that need "
+              "examples most first (both need --task).")
 @pass_state
-def review(state: CliState, actor: str, **options: Any) -> None:
+def review(state: CliState, actor: str, order: str, **options: Any) -> None:
     """Review examples one by one (default: the candidates waiting for review).
 
     \b
@@ -73,15 +78,21 @@ def review(state: CliState, actor: str, **options: Any) -> None:
     fields = query_fields(options)
     if "ids" not in fields:
         fields.setdefault("status", "candidate")
+    if order != "stored" and not fields.get("task"):
+        raise click.UsageError(f"--order {order} ranks by a task's evidence: add --task T")
     kit = state.kit()
     ids = list(kit.store.iter_ids(_query(resolve_ids(kit, fields))))
     if not ids:
         click.echo("nothing to review")
         return
+    why: dict[str, str] = {}
+    if order != "stored":
+        queue = kit.review_queue(fields["task"], order=order, ids=ids)
+        ids, why = [e.example_id for e in queue], {e.example_id: e.reason for e in queue}
     decided = {"accepted": 0, "rejected": 0, "edited": 0, "skipped": 0}
     for position, example_id in enumerate(ids, start=1):
         example = kit.get(example_id)
-        show(example, position, len(ids))
+        show(example, position, len(ids), why.get(example_id))
         while True:
             key = click.prompt(KEYS, default="s", show_default=False).strip().lower()[:1]
             if key == "a":
@@ -96,7 +107,7 @@ def review(state: CliState, actor: str, **options: Any) -> None:
                 if changes:
                     example = kit.edit(example.id, actor=actor, reason="review edit", **changes)
                     decided["edited"] += 1
-                    show(example, position, len(ids))
+                    show(example, position, len(ids), why.get(example_id))
                 else:
                     click.echo("  unchanged")
                 continue

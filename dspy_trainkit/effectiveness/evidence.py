@@ -9,7 +9,8 @@ validation set (its example ids, sorted), and an estimator compares candidates w
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+import itertools
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -43,6 +44,8 @@ class Evidence:
         self.labels = labels
         self.runs = [r for r in kit.store.list_runs(task) if r.get("status") == "succeeded"
                      and (run is None or r["id"] == run)]
+        #: the task's valuation runs (plans of dspy_trainkit.effectiveness.sampling): read only when no run is named
+        self.valuations = [] if run is not None else _valuations(kit, task)
         self._pools: list[CandidatePool] | None = None
         self._accepted: list[str] | None = None
 
@@ -58,8 +61,17 @@ class Evidence:
     def pools(self) -> list[CandidatePool]:
         """The candidates of the runs, grouped by validation set, largest pool first."""
         if self._pools is None:
-            self._pools = _pool(self.runs, self.kit.store.iter_candidates(self.task))
+            self._pools = _pool(self.runs, self.kit.store.iter_candidates(self.task), self._valuation_candidates())
         return self._pools
+
+    def _valuation_candidates(self) -> Iterator[tuple[list[str], str, dict[str, Any]]]:
+        from .sampling import candidates_id
+
+        for plan in self.valuations:
+            val_ids = list(plan["config"]["val_ids"])
+            run_id = candidates_id(plan["name"])
+            for candidate in self.kit.store.run_details(run_id)[1]:
+                yield val_ids, f"valuation\x00{plan['name']}", {"run_id": run_id, **candidate}
 
 
 def validation_key(val_ids: list[str]) -> str:
@@ -67,20 +79,31 @@ def validation_key(val_ids: list[str]) -> str:
     return hashlib.sha256("\n".join(sorted(val_ids)).encode()).hexdigest()[:16]
 
 
-def _pool(runs: list[dict[str, Any]], candidates: Iterator[dict[str, Any]]) -> list[CandidatePool]:
-    """Candidates grouped by what makes their scores comparable: the validation set, the program, the metric
-    and the LM. A candidate identical to one already pooled (same demos and scores: a re-run answered from
-    DSPy's cache) is the same experiment, counted once."""
+def _valuations(kit: Kit, task: str) -> list[dict[str, Any]]:
+    from .sampling import valuations
+
+    return valuations(kit, task)
+
+
+def _pool(runs: list[dict[str, Any]], candidates: Iterator[dict[str, Any]],
+          scored: Iterable[tuple[list[str], str, dict[str, Any]]] = ()) -> list[CandidatePool]:
+    """Candidates grouped by what makes their scores comparable: the validation set and the setup that scored
+    them (a run's program, metric and LM; a valuation run's plan), the runs' candidates and the `scored` ones
+    (`(validation ids, setup, candidate)` of valuation runs). A candidate identical to one already pooled (same
+    demos and scores: a re-run answered from DSPy's cache) is the same experiment, counted once."""
     by_run = {r["id"]: r for r in runs}
+
+    def setup_of(record: dict[str, Any]) -> str:
+        return "\x00".join(str(record.get(k)) for k in ("program", "metric", "lm"))
+
+    from_runs = ((list(by_run[c["run_id"]].get("val_ids") or []), setup_of(by_run[c["run_id"]]), c)
+                 for c in candidates if c["run_id"] in by_run)
     pools: dict[str, CandidatePool] = {}
     seen: set[tuple[Any, ...]] = set()
-    for candidate in candidates:
-        record = by_run.get(candidate["run_id"])
-        val_ids = list(record.get("val_ids") or []) if record else []
-        if not val_ids:  # a run we skip (not succeeded, not the one asked for) or one without a validation set
+    for val_ids, setup, candidate in itertools.chain(from_runs, scored):
+        if not val_ids:  # a run without a validation set
             continue
-        key = validation_key([*val_ids, "\x00", str(record.get("program")), str(record.get("metric")),  # type: ignore[union-attr]
-                              str(record.get("lm"))])  # type: ignore[union-attr]
+        key = hashlib.sha256(f"{validation_key(val_ids)}\x00{setup}".encode()).hexdigest()[:16]
         same = (key, tuple(sorted(d for d in candidate["demo_ids"] if d)), candidate["score"],
                 tuple(candidate.get("subscores") or ()))
         if same in seen:

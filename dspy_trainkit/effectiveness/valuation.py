@@ -35,10 +35,11 @@ class ValueReport:
     runs: int
     candidates: int
     estimators: dict[str, int]
+    valuations: int = 0
 
     def to_dict(self, limit: int | None = None) -> dict[str, Any]:
         return {"task": self.task, "runs": self.runs, "candidates": self.candidates, "estimators": self.estimators,
-                "valued": len(self.values), "uncovered": len(self.uncovered),
+                "valuations": self.valuations, "valued": len(self.values), "uncovered": len(self.uncovered),
                 "values": [v.to_dict() for v in (self.values if limit is None else self.values[:limit])]}
 
 
@@ -78,10 +79,12 @@ def value(kit: Kit, task: str, *, run: str | None = None, actor: str = "api", la
     covered = {v.example_id for v in values}
     uncovered = [i for i in evidence.example_ids if i not in covered]
     event = Event(kind="valued", example_ids=(), actor=actor, reason=f"value of {len(values)} example(s)",
-                  details={"task": task, "run": run, "runs": len(evidence.runs), "estimators": estimators})
+                  details={"task": task, "run": run, "runs": len(evidence.runs),
+                           "valuations": len(evidence.valuations), "estimators": estimators})
     kit.store.save_values(task, values, event)
     return ValueReport(task=task, values=values, uncovered=uncovered, runs=len(evidence.runs),
-                       candidates=sum(len(p.candidates) for p in evidence.pools()), estimators=estimators)
+                       candidates=sum(len(p.candidates) for p in evidence.pools()), estimators=estimators,
+                       valuations=len(evidence.valuations))
 
 
 def _changed_since(kit: Kit, task: str, evidence: Evidence) -> set[str]:

@@ -54,6 +54,16 @@ class RunStore:
             for candidate in self.run_details(record["id"])[1]:
                 yield {"run_id": record["id"], **candidate}
 
+    def add_candidates(self, run_id: str, candidates: Sequence[tuple[int, dict[str, Any]]]) -> int:
+        """Insert `(position, candidate)` rows under `run_id` (which need not be a run: a valuation names its
+        own), keeping a position already stored (two workers finishing one slot store it once); returns how
+        many were new."""
+        raise StoreError(f"the store backend of {self.url!r} does not keep optimization runs")
+
+    def candidate_positions(self, run_id: str) -> set[int]:
+        """Positions of the candidates stored under `run_id`."""
+        raise StoreError(f"the store backend of {self.url!r} does not keep optimization runs")
+
     def champion_id(self, task: str) -> str | None:
         """The id of the champion run of `task`, or None."""
         raise StoreError(f"the store backend of {self.url!r} does not keep optimization runs")

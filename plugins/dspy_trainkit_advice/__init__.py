@@ -64,8 +64,10 @@ def _value_rules(task: str, values: list[Any], settings: dict[str, Any], context
         return [Recommendation(
             kind="not-enough-evidence", priority=0.3,
             title="not enough evidence yet about which examples help",
-            reason="no example of this task has a value: values come from the candidates random search stores",
-            command=f"trainkit optimize --task {task} --optimizer random-search && trainkit value --task {task}")]
+            reason="no example of this task has a value: values come from the candidates random search stores, "
+                   "or from a budgeted valuation run (`trainkit value --budget N`)",
+            command=f"trainkit optimize --task {task} --optimizer random-search && trainkit value --task {task}  "
+                    f"(or: trainkit value --task {task} --budget N)")]
     found: list[Recommendation] = []
     z, minimum = float(settings["z"]), int(settings["min_observations"])
     harmful = [v for v in values if not v.stale and v.stderr is not None and v.observations >= minimum

@@ -187,6 +187,19 @@ class RunStoreMixin:
             yield {"run_id": run_id, "seed": seed, "score": score, "demo_ids": orjson.loads(demo_ids),
                    "subscores": orjson.loads(subscores)}
 
+    def add_candidates(self, run_id: str, candidates: Sequence[tuple[int, dict[str, Any]]]) -> int:
+        m = self._runs
+        rows = [(run_id, int(n), int(c.get("seed") or 0), float(c["score"]), _dumps(c.get("demo_ids") or []),
+                 _dumps(c.get("subscores") or [])) for n, c in candidates]
+        with self._transaction():  # type: ignore[attr-defined]
+            before = m.Candidate.select().where(m.Candidate.run_id == run_id).count()
+            schema.insert_rows(self.db, "optimization_candidates", CANDIDATE_COLUMNS, rows, ignore_conflicts=True)
+            return m.Candidate.select().where(m.Candidate.run_id == run_id).count() - before
+
+    def candidate_positions(self, run_id: str) -> set[int]:
+        m = self._runs
+        return {n for (n,) in m.Candidate.select(m.Candidate.position).where(m.Candidate.run_id == run_id).tuples()}
+
     def champion_id(self, task: str) -> str | None:
         m = self._runs
         row = m.Champion.select(m.Champion.run_id).where(m.Champion.task == task).tuples().first()
