@@ -66,3 +66,22 @@ def test_list_and_show_print_escape_sequences_visibly(tmp_path):
     shown = runner.invoke(cli, ["--db", url, "show", example.id, "--json"]).output
     assert json.loads(shown)["inputs"]["question"] == "question " + ESCAPES  # JSON keeps the data, escaped
     assert "\x1b" not in shown
+
+
+def test_log_lines_and_error_lines_print_escape_sequences_visibly(tmp_path, monkeypatch):
+    """An escape sequence in a file name or a reason reached the terminal through `trainkit log` (it is stored
+    in the audit trail, so every later log replayed it) and through error lines."""
+    from click.testing import CliRunner
+
+    from dspy_trainkit.cli.main import cli
+
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    assert runner.invoke(cli, ["init", "--task", "qa", "--signature", "question -> answer"]).exit_code == 0
+    title = "\x1b]0;OWNED\x07"
+    added = runner.invoke(cli, ["add", "-t", "qa", "-i", "question=q?", "-o", "answer=a", "--reason", f"why {title}"])
+    assert added.exit_code == 0, added.output
+    shown = runner.invoke(cli, ["log"]).output
+    assert "\x1b" not in shown and "\\x1b]0;OWNED\\x07" in shown
+    missing = runner.invoke(cli, ["import", f"nofile{title}.jsonl"])
+    assert missing.exit_code != 0 and "\x1b" not in missing.output and "\\x1b" in missing.output

@@ -169,3 +169,23 @@ def test_a_signed_manifest_catches_recomputed_checksums(tmp_path, monkeypatch):
     monkeypatch.delenv("TRAINKIT_BACKUP_KEY")  # without a key only the checksums are checked (see docs)
     with opener(f"sqlite:///{tmp_path / 'nokey.db'}") as target:
         assert restore(tmp_path / "tampered.tgz", target, open_store=opener)["counts"]["examples"] == 12
+
+
+def _duplicate_id(members, manifest):
+    lines = members["examples.jsonl"].splitlines()
+    first, last = json.loads(lines[0]), json.loads(lines[-1])
+    last["id"] = first["id"]  # two records, one id: the second used to vanish while the count said all
+    lines[-1] = json.dumps(last).encode()
+    members["examples.jsonl"] = b"\n".join(lines) + b"\n"
+
+
+@pytest.mark.parametrize("change, message", [(_duplicate_id, "id is used twice")])
+def test_an_archive_with_a_reused_id_restores_nothing(made, tmp_path, store_url, change, message):
+    good, original = made
+    _repack(good, tmp_path / "bad.tgz", change)
+    with opener(store_url) as target:
+        with pytest.raises(Exception, match=message):
+            restore(tmp_path / "bad.tgz", target, open_store=opener)
+        assert target.store.is_empty()
+        restore(good, target, open_store=opener)
+        assert content(target) == original

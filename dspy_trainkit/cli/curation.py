@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from .output import count_of, echo_json, echo_json_stream, json_option, when
+from .output import count_of, echo_json, echo_json_stream, json_option, printable, when
 from .progress import Progress
 from .selection import query_fields, resolve_ids, selection_options
 from .state import CliState, pass_state
@@ -110,14 +110,14 @@ def log(state: CliState, example_id: str | None, since: str | None, limit: int, 
         return
     for event in events:
         count = len(event.example_ids)
-        click.echo(f"{when(event.time)}  {event.kind:<15} {event.actor:<10} {count_of(count, 'example')}"
-                   + (f"  reason: {event.reason}" if event.reason else ""))
+        click.echo(printable(f"{when(event.time)}  {event.kind:<15} {event.actor:<10} {count_of(count, 'example')}"
+                             + (f"  reason: {event.reason}" if event.reason else "")))
         changes = event.details.get("changes", {})
         for changed_id, fields in list(changes.items())[:5 if not example_id else None]:
             if example_id and changed_id != example_id:
                 continue
             for field, (before, after) in fields.items():
-                click.echo(f"    {changed_id} {field}: {_short(before)} -> {_short(after)}")
+                click.echo(printable(f"    {changed_id} {field}: {_short(before)} -> {_short(after)}"))
         if not example_id and len(changes) > 5:
             click.echo(f"    ... and {len(changes) - 5} more (use --id or --json)")
 

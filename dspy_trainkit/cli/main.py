@@ -123,10 +123,14 @@ class TrainkitGroup(click.Group):
             if ctx.params.get("log_format") == "json":  # the error as a log line, so stderr stays JSON
                 logging.getLogger("dspy_trainkit.cli").error(redact(str(exc)), extra={"error": type(exc).__name__})
             else:
-                click.echo(f"Error: {redact(str(exc))}", err=True)
+                from .output import printable
+
+                click.echo(f"Error: {printable(redact(str(exc)))}", err=True)  # a file name may hold escapes
             ctx.exit(exc.exit_code)
         except click.ClickException as exc:  # click prints these itself: redact what it will print
-            exc.message = redact(exc.message)  # type: ignore[misc]  # click's Final is advisory
+            from .output import printable
+
+            exc.message = printable(redact(exc.message))  # type: ignore[misc]  # click's Final is advisory
             raise
         finally:
             ctx.ensure_object(CliState).close()

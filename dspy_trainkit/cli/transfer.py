@@ -10,7 +10,7 @@ import click
 import orjson
 
 from .exits import EXIT_INTERRUPTED, EXIT_REJECTED
-from .output import count_of, echo_json, json_option
+from .output import count_of, echo_json, json_option, printable
 from .progress import Progress
 from .selection import query_fields, resolve_ids, selection_options
 from .state import CliState, pass_state
@@ -143,7 +143,7 @@ def import_(state: CliState, files: tuple[Path, ...], task: str | None, format_n
 def _print_summary(report: Any, dry_run: bool, rejects: Path | None, sink: RejectsFile) -> None:
     """The first rejected records with their reasons on stderr, then the counts."""
     for position, reasons in sink.first:
-        click.echo(f"{position}: {'; '.join(reasons)}", err=True)
+        click.echo(printable(f"{position}: {'; '.join(reasons)}"), err=True)
     prefix = "dry run, nothing stored: " if dry_run else ""
     click.echo(f"{prefix}read {report.read}, imported {report.imported}, duplicates {report.duplicates}, "
                f"rejected {report.rejected}")

@@ -443,7 +443,10 @@ def _load(source: Any, store: Any, progress: Callable[[int], None] | None,
     def load(items: Iterable[Any], write: Callable[[list[Any]], Any], what: str) -> None:
         nonlocal done
         for batch in batches(iter(items)):
-            write(batch)
+            written = write(batch)
+            if what == "examples" and isinstance(written, int) and written != len(batch):
+                raise TrainkitError(f"the archive holds {len(batch) - written} example(s) whose id is used twice "
+                                    "(or is in the store already); nothing was written")
             counts[what] += len(batch)
             done += len(batch)
             if progress is not None:
