@@ -120,11 +120,6 @@ def discover_entry_points() -> list[importlib.metadata.EntryPoint]:
             continue
         chosen[ep.name] = ep
     missing = {name: module for name, module in FALLBACK_BUILTINS.items() if name not in chosen}
-    ours = [ep.value.split(":")[0] for ep in chosen.values() if _dist_name(ep) == BUILTIN_DISTRIBUTION]
-    if ours and not _builtins_importable(ours):  # metadata of a checkout (a stale egg-info) without its plugins
-        log.warning("dspy-trainkit's built-in plugins are registered but cannot be imported (a stale "
-                    "dspy_trainkit.egg-info in a checkout on PYTHONPATH?); reinstall with `pip install -e .` or "
-                    "delete the egg-info folder")
     if missing and _builtins_importable(missing.values()):
         log.info("dspy-trainkit's entry points are missing (a checkout on PYTHONPATH or a broken install); "
                  "loading the essential built-in plugins by module name: %s", ", ".join(sorted(missing)))
@@ -153,8 +148,14 @@ def _builtins_importable(modules: Iterable[str]) -> bool:
 
 def _load(ep: importlib.metadata.EntryPoint) -> Any:
     """Import an entry point's object; a plugin that exits the interpreter while importing (`sys.exit`,
-    KeyboardInterrupt aside) fails like one that raises, instead of ending every command."""
+    KeyboardInterrupt aside) fails like one that raises, instead of ending every command. A built-in plugin
+    registered by metadata but not importable (a checkout on PYTHONPATH with a stale egg-info) is looked for
+    in the checkout's `plugins/` folder before it counts as failed."""
     try:
+        return ep.load()
+    except ModuleNotFoundError:
+        if _dist_name(ep) != BUILTIN_DISTRIBUTION or not _builtins_importable([ep.value.split(":")[0]]):
+            raise
         return ep.load()
     except SystemExit as exc:
         raise PluginError(f"plugin {ep.name!r} called sys.exit({exc.code!r}) while loading", plugin=ep.name) from None

@@ -13,9 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +49,10 @@ def post(url: str, payload: dict[str, Any], *, timeout: float, retries: int) -> 
     """POST `payload` as JSON, retrying timeouts, connection errors, 429 and 5xx; returns whether it arrived.
     Each attempt has `timeout` seconds in all (not per socket read: a receiver trickling bytes cannot hold
     the check that raised the alert)."""
+    import urllib.error
+    import urllib.parse
+    import urllib.request  # here, not at the top: loading plugins must stay cheap for `trainkit --help`
+
     if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
         log.error("alert %s not delivered: the webhook setting is not an http(s) URL (%s); fix "
                   "[plugin.alert_channels] webhook", payload.get("id"), where(url))
@@ -81,7 +82,7 @@ def post(url: str, payload: dict[str, Any], *, timeout: float, retries: int) -> 
     return False
 
 
-def _send(request: urllib.request.Request, timeout: float) -> None:
+def _send(request: Any, timeout: float) -> None:
     """One attempt, given `timeout` seconds in all: run in a helper thread that is left behind (daemon) if
     the receiver is still trickling when the time is up."""
     import concurrent.futures
@@ -97,13 +98,17 @@ def _send(request: urllib.request.Request, timeout: float) -> None:
         pool.shutdown(wait=False)
 
 
-def _exchange(request: urllib.request.Request, timeout: float) -> None:
+def _exchange(request: Any, timeout: float) -> None:
+    import urllib.request
+
     with urllib.request.urlopen(request, timeout=timeout) as answer:  # noqa: S310 - the configured URL
         answer.read()
 
 
 def where(url: str) -> str:
     """The scheme and host of a webhook URL: its path and query often hold the token (Slack, Teams, ...)."""
+    import urllib.parse
+
     try:
         parts = urllib.parse.urlsplit(url)
         port = f":{parts.port}" if parts.port else ""

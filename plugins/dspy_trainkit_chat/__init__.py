@@ -16,10 +16,10 @@ from typing import Any
 from dspy_trainkit import hookimpl
 from dspy_trainkit.pluginkit import ReadOptions, json_lines
 
-from .conversation import to_example_record
-
 
 def read_chat(path: Path, options: ReadOptions) -> Iterator[tuple[str, Any]]:
+    from .conversation import to_example_record  # imported when a file is read: loading plugins stays cheap
+
     for position, record in json_lines(path, options):
         yield position, record if isinstance(record, BaseException) else to_example_record(record)
 

@@ -17,13 +17,13 @@ from typing import Any
 from dspy_trainkit import hookimpl
 from dspy_trainkit.pluginkit import FormatError, ReadOptions, json_document, json_lines
 
-from .roots import TraceIndex, to_example_record
-from .spans import Span, spans_in
-
 
 def read_traces(path: Path, options: ReadOptions) -> Iterator[tuple[str, Any]]:
     """Two passes over the file: the first notes every span's ids, the second turns the root spans into examples,
     so memory holds ids rather than spans (a JSON document is parsed once and held, as with the json format)."""
+    from .roots import TraceIndex, to_example_record  # imported when a file is read: loading plugins stays cheap
+    from .spans import Span, spans_in
+
     units = _units(path, options)
     index = TraceIndex()
     for where, unit in units():
