@@ -11,3 +11,14 @@ def qa(question: str, answer: str = "42", **labels) -> dict:
 #: Built-in plugins that judge quality; tests of the core disable them so that only the plugins under test
 #: decide statuses and scores.
 QUALITY_PLUGINS = ("lengths", "consistency", "pii", "neardup", "coherence", "relevance", "accuracy", "llm_judge")
+
+
+def run_checked(*args: str):
+    """`trainkit ARGS` in-process, failing the test on any traceback in its output."""
+    from click.testing import CliRunner
+
+    from dspy_trainkit.cli.main import cli
+
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    assert "Traceback" not in result.output, result.output
+    return result

@@ -13,10 +13,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from helpers import run_checked
 
 import dspy_trainkit as tk
-from dspy_trainkit.cli.main import cli
 
 DATA = Path(__file__).parent / "data" / "chat"
 EXIT_SOME_REJECTED = 3
@@ -24,10 +23,7 @@ QA_TOML = 'default_task = "qa"\n\n[tasks.qa]\nsignature = "question -> answer"\n
 TUTOR = "You are a patient math tutor. Answer with the result and one line of working."
 
 
-def run(*args: str):
-    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
-    assert "Traceback" not in result.output, result.output
-    return result
+run = run_checked
 
 
 @pytest.fixture

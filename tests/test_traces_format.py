@@ -14,10 +14,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from helpers import run_checked
 
 import dspy_trainkit as tk
-from dspy_trainkit.cli.main import cli
 
 DATA = Path(__file__).parent / "data" / "traces"
 EXIT_SOME_REJECTED = 3
@@ -31,10 +30,7 @@ signature = "question -> answer"
 '''
 
 
-def run(*args: str):
-    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
-    assert "Traceback" not in result.output, result.output
-    return result
+run = run_checked
 
 
 @pytest.fixture
