@@ -94,6 +94,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=15, help="rounds of the three commands (default 15)")
     parser.add_argument("--baseline-rev", help="also time `trainkit --help` of this git revision, same rounds")
+    parser.add_argument("--disable-plugins", default="", metavar="A,B",
+                        help="with --baseline-rev: disable these plugins on both sides, to compare the same plugin "
+                             "set when this checkout ships plugins the baseline did not")
     options = parser.parse_args()
     with contextlib.ExitStack() as stack:
         baseline = stack.enter_context(worktree(options.baseline_rev)) if options.baseline_rev else None
@@ -120,6 +123,8 @@ def measure(options: argparse.Namespace, baseline: Path | None) -> None:
         if baseline is not None:
             here, here_env = checkout_command(Path(__file__).resolve().parent.parent)
             then, then_env = checkout_command(baseline)
+            if options.disable_plugins:
+                here_env["TRAINKIT_DISABLE_PLUGINS"] = then_env["TRAINKIT_DISABLE_PLUGINS"] = options.disable_plugins
             commands["--help (this checkout, -S)"] = ([*here, "--help"], here_env)
             commands[f"--help ({options.baseline_rev}, -S)"] = ([*then, "--help"], then_env)
         for argv, argv_env in commands.values():  # warm the OS file cache and .pyc files
