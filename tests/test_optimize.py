@@ -247,6 +247,9 @@ def test_a_failing_lm_on_a_large_dev_set_and_a_broken_metric_are_clear_errors(pr
     def nothing(example, prediction, trace=None):
         return None
 
+    def not_a_number(example, prediction, trace=None):
+        return float("nan")
+
     with OpenAIServer(good_answer) as server:
         with pytest.raises(OptimizationError, match=r"^the metric .*raising raised KeyError: 'score' \(on dev "
                                                     r"example \w+\) \(baseline evaluation\); fix the metric"):
@@ -254,7 +257,10 @@ def test_a_failing_lm_on_a_large_dev_set_and_a_broken_metric_are_clear_errors(pr
         with pytest.raises(OptimizationError, match=r"^the metric .*nothing returned None on dev example \w+; "
                                                     r"it must return a number or a bool"):
             kit.optimize(TASK, program=PROGRAM, metric=nothing, lm=make_lm(server))
-    assert [r.status for r in kit.runs(TASK)] == ["failed"] * 3
+        with pytest.raises(OptimizationError, match=r"^the metric .*not_a_number returned nan on dev example \w+; "
+                                                    r"it must return a finite number or a bool"):
+            kit.optimize(TASK, program=PROGRAM, metric=not_a_number, lm=make_lm(server))
+    assert [r.status for r in kit.runs(TASK)] == ["failed"] * 4
     assert "the metric" in kit.runs(TASK)[1].error and kit.champion(TASK) is None
 
 

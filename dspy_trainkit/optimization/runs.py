@@ -20,6 +20,7 @@ error, or interrupted), so `trainkit runs` shows every attempt. Reading runs and
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -87,6 +88,9 @@ class _MetricGuard:
             raise
         if value is None:  # 0 lets dspy.Evaluate finish; evaluate() then reports the metric
             self.failure = self.failure or f"returned None on {where}; it must return a number or a bool"
+            return 0.0
+        if isinstance(value, float) and not math.isfinite(value):  # NaN would be stored, then break comparisons
+            self.failure = self.failure or f"returned {value} on {where}; it must return a finite number or a bool"
             return 0.0
         return value
 
