@@ -121,7 +121,10 @@ def test_cli_value_lists_lowest_first_and_json(valued_project):
     values = [float(line.split()[1]) for line in lines[2:7]]
     assert values == sorted(values)
     data = json.loads(runner.invoke(cli, ["value", "--task", "sums", "--json", "--stored", "--top"]).stdout)
-    assert [v["value"] for v in data] == sorted((v["value"] for v in data), reverse=True)
+    assert data["task"] == "sums" and data["stored"] is True and len(data["values"]) > 5
+    assert [v["value"] for v in data["values"]] == sorted((v["value"] for v in data["values"]), reverse=True)
+    fresh = json.loads(runner.invoke(cli, ["value", "--task", "sums", "--json", "--top"]).stdout)
+    assert [v["example_id"] for v in fresh["values"]] == [v["example_id"] for v in data["values"]]
     missing = runner.invoke(cli, ["value", "--task", "nosuch"])
     assert missing.exit_code == 1 and "nosuch" in missing.output
 

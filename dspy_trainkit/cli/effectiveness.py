@@ -60,8 +60,8 @@ def value(state: CliState, task: str, run_id: str | None, stored: bool, labels: 
         return
     if stored:
         values = kit.values(task, order="-value" if top else "value")
-        if as_json:
-            echo_json([v.to_dict() for v in values])
+        if as_json:  # the same shape as a fresh valuation's "values", so one reader handles both
+            echo_json({"task": task, "stored": True, "values": [v.to_dict() for v in values]})
             return
         _table(values, limit)
         return
