@@ -177,6 +177,9 @@ def test_chat_import_from_python(store_url, tmp_path):
       {"role": "assistant", "content": None, "refusal": "I cannot help with that.", "weight": 1}],
      {"answer": "I cannot help with that."},
      {"input_message": {"name": "kim"}, "reply_message": {"refusal": "I cannot help with that.", "weight": 1}}),
+    # an empty content string beside the refusal field (as some SDKs write it): the refusal is the answer
+    ([{"role": "user", "content": "q"}, {"role": "assistant", "content": "", "refusal": "No."}],
+     {"answer": "No."}, {"reply_message": {"refusal": "No."}}),
     # an empty reply stays empty, for validation to reject
     ([{"role": "user", "content": "q"}, {"role": "assistant", "content": None}], {"answer": ""}, None),
 ])

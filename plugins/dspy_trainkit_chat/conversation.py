@@ -50,8 +50,8 @@ def to_example_record(record: dict[str, Any]) -> dict[str, Any] | RecordError:
     question, question_parts = _text(messages[asked].get("content"))
     reply = messages[answered]
     answer, answer_parts = _text(reply.get("content"))
-    if answer is None and isinstance(reply.get("refusal"), str):
-        answer = reply["refusal"]  # the API's refusal field, set instead of content
+    if not answer and isinstance(reply.get("refusal"), str) and reply["refusal"]:
+        answer = reply["refusal"]  # the API's refusal field, set instead of content (which is null or "")
     calls = _tool_calls(reply)
     outputs: dict[str, Any] = {}
     if answer is not None or not calls:
