@@ -180,7 +180,7 @@ def test_cli_recommend_lists_and_applies(valued_project):
         kit.set_status("accepted", ids=data[0]["example_ids"], reason="test over")
 
 
-def test_weak_spots_come_from_the_latest_runs_dev_results(valued_project):
+def test_weak_spots_come_from_the_champions_dev_results(valued_project):
     kit, run, _planted, _learner = valued_project
     spots = kit.weak_spots("sums")
     optimized = [r for r in kit.run(run.id).results if r.phase == "optimized"]
@@ -308,3 +308,23 @@ def test_store_keeps_values_and_streams_candidates(kit):
     read = {v.example_id: v for v in kit.store.iter_values("qa", example_ids=["b", "c"])}
     assert read["b"].stale and not read["c"].stale and read["b"].signals == {"s": {"value": -1.0}}
     assert list(kit.store.iter_values("other")) == []
+
+
+def test_weak_spots_speak_for_the_champion_not_a_later_run_that_lost(tmp_path, monkeypatch):
+    """A run recorded without promotion (it lost, or promote=False) is not the program in use: weak spots and
+    the weak-cell recommendation keep reading the champion's dev results."""
+    (tmp_path / "trainkit.toml").write_text(TOML, encoding="utf-8")
+    (tmp_path / "sums_program.py").write_text(PROGRAM, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    learner = FewShotLearner(truth, base=0.55, gain=0.04, harm=0.3)
+    with dspy_cache(None), OpenAIServer(learner) as server, \
+            tk.open(config=tmp_path / "trainkit.toml", disable=QUALITY_PLUGINS) as kit:
+        kit.add_many(records(24, set()))
+        served = kit.optimize("sums", program="sums_program:program", metric="sums_program:exact",
+                              optimizer="labeled", lm=make_lm(server))
+        later = kit.optimize("sums", program="sums_program:program", metric="sums_program:exact",
+                             optimizer="labeled", lm=make_lm(server), seed=7, promote=False)
+        assert served.promoted and not later.promoted and kit.champion("sums").id == served.id
+        assert kit.weak_spots("sums").run == served.id
+        assert kit.weak_spots("sums", run=later.id).run == later.id

@@ -32,15 +32,18 @@ class WeakSpots:
 
 
 def weak_spots(kit: Kit, task: str, *, run: str | None = None) -> WeakSpots:
-    from ..optimization.champions import get_run, list_runs
+    """Where `task`'s program fails, per cell, from one run's per-example dev results: `run`, else the champion
+    (the program in use, so a later run that lost to it does not speak for it), else the latest successful run."""
+    from ..optimization.champions import champion, get_run, list_runs
 
     if run is not None:
         chosen = get_run(kit, run)
     else:
+        serving = champion(kit, task)
         done = [r for r in list_runs(kit, task) if r.status == "succeeded"]
-        if not done:
+        if serving is None and not done:
             return WeakSpots(task=task, run=None, cells=[], failures=[])
-        chosen = get_run(kit, done[-1].id)
+        chosen = get_run(kit, serving.id if serving is not None else done[-1].id)
     if chosen.task != task:
         raise NotFoundError(f"run {chosen.id} is of task {chosen.task!r}, not {task!r}")
     results = [r for r in chosen.results if r.phase == "optimized"]
