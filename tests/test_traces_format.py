@@ -173,3 +173,22 @@ def test_langfuse_observations_and_items_that_are_not_spans(project):
     assert example.metadata["trace_spans"] == 2 and example.provenance["origin"].endswith("langfuse.json:span 2")
     (record, reasons), = rejected
     assert record == {"note": "exported by a script"} and reasons[0].startswith("not a span")
+
+
+def test_an_otlp_int_attribute_wider_than_int64_is_kept_as_text_and_the_example_imported(project):
+    """OTLP's intValue is an int64 written as a string; a wider one (a broken exporter) cannot be stored exactly
+    as a number, so it is kept as the text it was, and the span still becomes an example."""
+    attributes = [{"key": "input.value", "value": {"stringValue": json.dumps({"question": "Capital of Peru?"})}},
+                  {"key": "output.value", "value": {"stringValue": json.dumps({"answer": "Lima"})}},
+                  {"key": "llm.token_count.total", "value": {"intValue": "123"}},
+                  {"key": "request.id", "value": {"intValue": str(2**64 + 5)}},
+                  {"key": "offset", "value": {"intValue": str(-(2**63))}}]
+    span = {"traceId": "cd" * 16, "spanId": "0000000000000001", "name": "QA.forward", "attributes": attributes}
+    (project / "wide.json").write_text(json.dumps(
+        {"resourceSpans": [{"resource": {"attributes": []}, "scopeSpans": [{"spans": [span]}]}]}))
+    result = run("import", "--format", "traces", "--task", "rag", "wide.json")
+    assert (result.exit_code, result.stdout) == (0, "read 1, imported 1, duplicates 0, rejected 0\n"), result.output
+    (example,) = stored().values()
+    assert example.metadata["attributes"]["llm.token_count.total"] == 123
+    assert example.metadata["attributes"]["request.id"] == str(2**64 + 5)
+    assert example.metadata["attributes"]["offset"] == -(2**63)

@@ -107,8 +107,11 @@ def _any_value(value: Any) -> Any:
     if not isinstance(value, Mapping) or len(value) != 1:
         return value
     (kind, inner), = value.items()
-    if kind == "intValue":
-        return int(inner) if isinstance(inner, str) and inner.lstrip("-").isdigit() else inner
+    if kind == "intValue":  # int64 by the OTLP spec, written as a string in OTLP JSON
+        number = int(inner) if isinstance(inner, str) and inner.lstrip("-").isdigit() else inner
+        # out of int64 range it is not OTLP, and the store could not keep it exactly: keep the text as written
+        # rather than reject the whole example over one attribute
+        return number if not isinstance(number, int) or -(2**63) <= number < 2**63 else inner
     if kind == "arrayValue":
         return [_any_value(v) for v in (inner or {}).get("values", [])]
     if kind == "kvlistValue":
