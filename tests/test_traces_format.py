@@ -192,3 +192,26 @@ def test_an_otlp_int_attribute_wider_than_int64_is_kept_as_text_and_the_example_
     assert example.metadata["attributes"]["llm.token_count.total"] == 123
     assert example.metadata["attributes"]["request.id"] == str(2**64 + 5)
     assert example.metadata["attributes"]["offset"] == -(2**63)
+
+
+def test_a_trace_whose_parent_ids_form_a_cycle_is_reported_not_dropped(project):
+    """Two spans naming each other as parent: neither is a root, so the trace gives no example; the import says
+    so for that trace (it used to read nothing and say nothing) and the other trace is imported."""
+    def span(trace: str, span_id: str, parent: str | None) -> dict:
+        attributes = [{"key": "input.value", "value": {"stringValue": json.dumps({"question": "q " + span_id})}},
+                      {"key": "output.value", "value": {"stringValue": json.dumps({"answer": "a"})}}]
+        return {"traceId": trace * 16, "spanId": span_id, "parentSpanId": parent, "name": "QA.forward",
+                "attributes": attributes}
+
+    spans = [span("aa", "0000000000000001", "0000000000000002"), span("aa", "0000000000000002", "0000000000000001"),
+             span("bb", "0000000000000003", None)]
+    (project / "cycle.json").write_text(json.dumps(
+        {"resourceSpans": [{"resource": {"attributes": []}, "scopeSpans": [{"spans": spans}]}]}))
+    result = run("import", "--format", "traces", "--task", "rag", "cycle.json", "--rejects", "rejects.jsonl")
+    assert result.exit_code == EXIT_SOME_REJECTED, result.output
+    assert result.stdout == "read 2, imported 1, duplicates 0, rejected 1\n"
+    assert f"trace {'aa' * 16}: none of its 2 span(s) is a root (their parent span ids form a cycle)" \
+        in result.stderr
+    (reject,) = [json.loads(line) for line in (project / "rejects.jsonl").read_text().splitlines()]
+    assert reject["spanId"] == "0000000000000001"
+    assert [ex.inputs["question"] for ex in stored().values()] == ["q 0000000000000003"]

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from dspy_trainkit import hookimpl
-from dspy_trainkit.pluginkit import FormatError, ReadOptions, json_document, json_lines
+from dspy_trainkit.pluginkit import FormatError, ReadOptions, RecordError, json_document, json_lines
 
 
 def read_traces(path: Path, options: ReadOptions) -> Iterator[tuple[str, Any]]:
@@ -31,6 +31,8 @@ def read_traces(path: Path, options: ReadOptions) -> Iterator[tuple[str, Any]]:
             for _position, span in spans_in(unit, where):
                 if isinstance(span, Span):
                     index.add(span)
+    rooted: set[str] = set()
+    unrooted: dict[str, tuple[str, Span]] = {}  # each trace's first span, in case no span of it is a root
     for where, unit in units():
         if isinstance(unit, BaseException):
             yield where, unit
@@ -39,7 +41,16 @@ def read_traces(path: Path, options: ReadOptions) -> Iterator[tuple[str, Any]]:
             if not isinstance(span, Span):
                 yield position, span  # a RecordError, or an example record (a fixed line of a rejects file)
             elif index.is_root(span):
+                rooted.add(span.trace_id)
                 yield position, to_example_record(span, index.trace_size(span))
+            else:
+                unrooted.setdefault(span.trace_id, (position, span))
+    for trace_id, (position, span) in unrooted.items():
+        if trace_id not in rooted:  # every span has a parent in the file: the parent ids go round in a cycle
+            yield position, RecordError(
+                f"trace {trace_id or '(no trace id)'}: none of its {index.sizes[trace_id]} span(s) is a root "
+                "(their parent span ids form a cycle), so it gives no example; fix the parent ids the exporter "
+                "wrote", span.raw)
 
 
 def _units(path: Path, options: ReadOptions) -> Callable[[], Iterable[tuple[str, Any]]]:
