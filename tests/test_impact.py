@@ -128,3 +128,29 @@ def test_runs_on_different_dev_sets_are_compared_on_bs_dev_set(kit, tmp_path):
     assert len(report.data["added"]) == 12
     sys.path.remove(str(tmp_path))
     assert Path(run_a.program_path).is_file()
+
+
+def test_a_comparison_that_fails_keeps_the_data_change_and_says_why(kit):
+    """Runs on different dev sets whose program cannot be scored again (its factory is gone): the data change
+    between their snapshots is still reported, the failure is named, and the command exits non-zero."""
+    kit.add_many([qa(n, "math", "add") for n in range(4)])
+    kit.snapshot("A")
+    kit.add_many([qa(n, "math", "sub") for n in range(10, 13)])
+    kit.snapshot("B")
+    runs = []
+    for snapshot, dev in (("A", ["d1", "d2"]), ("B", ["d3", "d4"])):
+        made = Run(task="qa", optimizer="bootstrap", status="succeeded", snapshot=snapshot, dev_ids=dev,
+                   program="no_such_module_here:program",
+                   results=[ExampleResult(example_id=i, phase="optimized", score=1.0) for i in dev])
+        kit.store.save_run(made.record(), [r.to_dict() for r in made.results], [])
+        runs.append(made)
+    report = kit.impact("qa", runs[0].id, runs[1].id)
+    assert len(report.data["added"]) == 3 and report.data["unchanged"] == 4
+    assert report.scores is None and "no_such_module_here" in report.scores_error
+    result = CliRunner().invoke(cli, ["impact", "--task", "qa", "--from", runs[0].id, "--to", runs[1].id])
+    assert result.exit_code == 1
+    assert "qa: " in result.stdout and "3 added, 0 removed, 0 edited, 4 unchanged" in result.stdout
+    assert "scores: not compared (see the error below)" in result.stdout
+    assert "the programs were not compared:" in result.stderr and "no_such_module_here" in result.stderr
+    shown = CliRunner().invoke(cli, ["impact", "--task", "qa", "--from", runs[0].id, "--to", runs[1].id, "--json"])
+    assert shown.exit_code == 1 and json.loads(shown.stdout)["data"]["unchanged"] == 4

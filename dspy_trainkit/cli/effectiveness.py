@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from ..errors import TrainkitError
 from .output import echo_json, echo_table, json_option
 from .state import CliState, pass_state
 
@@ -261,6 +262,7 @@ def impact(state: CliState, task: str, a: str, b: str, as_json: bool) -> None:
     report = state.kit().impact(task, a, b)
     if as_json:
         echo_json(report.to_dict())
+        _fail_on(report.scores_error)
         return
     data = report.data
     click.echo(f"{task}: {report.a['name']} -> {report.b['name']}: {len(data['added'])} added, "
@@ -269,7 +271,9 @@ def impact(state: CliState, task: str, a: str, b: str, as_json: bool) -> None:
         echo_table(["domain", "topic", "difficulty", "added", "removed", "edited"],
                    [(c["domain"], c["topic"], c["difficulty"], c["added"], c["removed"], c["changed"])
                     for c in data["cells"]])
-    if report.scores is None:
+    if report.scores_error is not None:
+        click.echo("scores: not compared (see the error below)")
+    elif report.scores is None:
         click.echo("scores: no successful run on both sides; optimize on each snapshot to compare programs")
     else:
         s = report.scores
@@ -281,3 +285,10 @@ def impact(state: CliState, task: str, a: str, b: str, as_json: bool) -> None:
         echo_table(["example", "change", "value", "stderr"],
                    [(v["example_id"][-8:], v["change"], f"{v['value']:+.2f}",
                      "-" if v["stderr"] is None else f"{v['stderr']:.2f}") for v in report.valued_changes[:10]])
+    _fail_on(report.scores_error)
+
+
+def _fail_on(error: str | None) -> None:
+    """After the data change is printed: the programs' comparison failed, so the command fails with its reason."""
+    if error is not None:
+        raise TrainkitError(f"the programs were not compared: {error}")

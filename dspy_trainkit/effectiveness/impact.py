@@ -35,6 +35,8 @@ class ImpactReport:
     scores: dict[str, Any] | None
     flips: dict[str, list[dict[str, Any]]]
     valued_changes: list[dict[str, Any]]
+    #: why the programs were not compared (A could not be scored again, say), while the data change stands
+    scores_error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return attrs.asdict(self)
@@ -46,8 +48,12 @@ def impact(kit: Kit, task: str, a: str, b: str, *, lm: Any = None) -> ImpactRepo
     data = _data_change(kit, task, side_a.get("snapshot"), side_b.get("snapshot"))
     scores: dict[str, Any] | None = None
     flips: dict[str, list[dict[str, Any]]] = {"fixed": [], "broken": []}
+    scores_error = None
     if run_a is not None and run_b is not None:
-        scores, flips = _compare_runs(kit, task, run_a, run_b, lm)
+        try:
+            scores, flips = _compare_runs(kit, task, run_a, run_b, lm)
+        except TrainkitError as exc:  # the data change is still worth having; the caller says what failed
+            scores_error = str(exc)
     changed_ids = [*data["added"], *data["removed"], *data["changed"]]
     kind = {i: k for k in ("added", "removed", "changed") for i in data[k]}
     valued = sorted(({"example_id": v.example_id, "change": kind[v.example_id], "value": v.value,
@@ -55,7 +61,7 @@ def impact(kit: Kit, task: str, a: str, b: str, *, lm: Any = None) -> ImpactRepo
                      for v in kit.store.iter_values(task, example_ids=changed_ids)),
                     key=lambda row: -abs(float(row["value"] or 0.0)))
     return ImpactReport(task=task, a=side_a, b=side_b, data=data, scores=scores, flips=flips,
-                        valued_changes=valued[:20])
+                        valued_changes=valued[:20], scores_error=scores_error)
 
 
 def _side(kit: Kit, task: str, name: str) -> tuple[dict[str, Any], Run | None]:
