@@ -183,3 +183,24 @@ def test_init_writes_the_store_url_it_uses(tmp_path):
     assert run("init", env={"TRAINKIT_STORE_URL": url}).exit_code == 0
     assert f'url = "{url}"' in (tmp_path / "trainkit.toml").read_text()
     assert (tmp_path / "elsewhere.db").exists() and not (tmp_path / "trainkit.db").exists()
+
+
+def test_ctrl_c_in_a_command_without_its_own_handler_exits_130_with_one_line(project, monkeypatch):
+    """click would print "Aborted!" and exit 1; a shell script must see 130, as for the commands that say more.
+    A store whose closing fails after the interrupt (a dropped connection) does not add a traceback."""
+    from dspy_trainkit.cli.state import CliState
+    from dspy_trainkit.lifecycle import snapshots
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    def broken_close(self):
+        raise RuntimeError("server closed the connection unexpectedly")
+
+    run("add", "--json", '{"inputs": {"question": "q"}, "outputs": {"answer": "a"}}')
+    monkeypatch.setattr(snapshots, "create", interrupted)
+    monkeypatch.setattr(CliState, "close", broken_close)
+    result = run("snapshot", "create", "s1")
+    assert result.exit_code == 130
+    assert result.stderr.strip() == "interrupted: what was finished before is kept"
+    assert "Aborted" not in result.output and "Traceback" not in result.output

@@ -132,8 +132,22 @@ class TrainkitGroup(click.Group):
 
             exc.message = printable(redact(exc.message))  # type: ignore[misc]  # click's Final is advisory
             raise
+        except KeyboardInterrupt:  # a command without its own Ctrl-C message: the shell's 130, not click's 1
+            from .exits import EXIT_INTERRUPTED
+
+            click.echo("\ninterrupted: what was finished before is kept", err=True)
+            ctx.exit(EXIT_INTERRUPTED)
         finally:
-            ctx.ensure_object(CliState).close()
+            _close_quietly(ctx.ensure_object(CliState))
+
+
+def _close_quietly(state: CliState) -> None:
+    """Close the kit; after Ctrl-C or a dropped connection closing can fail too, which must not hide the
+    command's own message behind a driver's traceback."""
+    try:
+        state.close()
+    except Exception as exc:  # the store's own transactions already decided what was kept
+        logging.getLogger("dspy_trainkit.cli").debug("closing the store failed: %s", exc)
 
 
 @click.group(cls=TrainkitGroup, context_settings={"help_option_names": ["-h", "--help"]})
