@@ -27,6 +27,7 @@ import random
 import signal
 import threading
 import time
+import uuid
 import weakref
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -426,13 +427,17 @@ class Collector:
             if not records:
                 return
             folder = Path(self._settings.project_dir) / ".trainkit"
-            path = folder / f"collect-failed-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{id(records):x}.jsonl"
+            path = folder / f"collect-failed-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{uuid.uuid4().hex[:12]}.jsonl"
+            created = False
             try:
                 folder.mkdir(exist_ok=True)
                 data = b"".join(orjson.dumps(record, default=str) + b"\n" for _position, record in records)
-                with path.open("ab") as out:
+                with path.open("xb") as out:  # a new file of its own, so a failed write can be removed whole
+                    created = True
                     out.write(data)
             except OSError as error:
+                if created:  # an empty or half-written file would be read back as a broken line, or nothing
+                    path.unlink(missing_ok=True)
                 self._unsaved = records
                 self._unsaved_since = time.monotonic()
                 self.stats.spill_errors += 1

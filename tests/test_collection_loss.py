@@ -244,3 +244,45 @@ def test_add_dspy_callback_keeps_callbacks_installed_before(tmp_path: Path, monk
             assert [ex.outputs for ex in kit.examples(task="qa")] == [{"answer": "4"}]
     finally:
         dspy.configure(lm=None, callbacks=[])
+
+
+def test_a_spill_write_that_fails_midway_leaves_no_broken_file(kit: tk.Kit, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The disk fills while the spill file is written: the partial file is removed (a later import would read a
+    broken last line, or an empty file), the records wait in memory, and the next attempt writes them whole."""
+    import errno
+    import pathlib
+
+    real_open = pathlib.Path.open
+    disk_full = {"on": True}
+
+    class FullDisk:
+        def __init__(self, handle):
+            self.handle = handle
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.handle.close()
+
+        def write(self, data):
+            self.handle.write(data[: len(data) // 2])  # half of it lands, then the disk is full
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    def open_on_a_full_disk(self, mode="r", *args, **kwargs):
+        handle = real_open(self, mode, *args, **kwargs)
+        if disk_full["on"] and self.name.startswith("collect-failed-"):
+            return FullDisk(handle)
+        return handle
+
+    monkeypatch.setattr(pathlib.Path, "open", open_on_a_full_disk)
+    assert all(kit.collect("qa", {"question": f"question {i}"}, {"answer": "a"}) for i in range(20))
+    assert kit.flush(timeout=30) is False
+    folder = kit.settings.project_dir / ".trainkit"  # (the writer retries meanwhile: look only at the end)
+    assert kit.collection.stats.unsaved == 20 and kit.collection.stats.spill_errors >= 1
+
+    disk_full["on"] = False
+    assert kit.flush(timeout=30) is True
+    (spilled,) = folder.glob("collect-failed-*.jsonl")
+    assert sorted(spilled_questions(kit.settings.project_dir)) == sorted(f"question {i}" for i in range(20))
+    assert all(line.endswith("}") for line in spilled.read_text(encoding="utf-8").splitlines())
