@@ -427,7 +427,8 @@ class Collector:
             if not records:
                 return
             folder = Path(self._settings.project_dir) / ".trainkit"
-            path = folder / f"collect-failed-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{uuid.uuid4().hex[:12]}.jsonl"
+            stamp = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+            path = folder / f"collect-failed-{stamp}.jsonl"
             created = False
             try:
                 folder.mkdir(exist_ok=True)
