@@ -59,6 +59,13 @@ class ExampleStore(abc.ABC):
     def iter_examples(self, query: ExampleQuery) -> Iterator[Example]:
         """Stream the examples matching `query`, without loading them all at once."""
 
+    def iter_example_columns(self, query: ExampleQuery, columns: Sequence[str] | None) -> Iterator[Example]:
+        """Stream the examples matching `query` reading only `columns` (names of Example fields; id and task
+        always), for readers that use a few fields of millions of examples (exports, trainsets): the other
+        fields hold empty values. `None` reads everything. This default reads whole examples; a backend
+        should read the columns asked for only."""
+        return self.iter_examples(query)
+
     @abc.abstractmethod
     def iter_ids(self, query: ExampleQuery) -> Iterator[str]:
         """Stream the ids of the examples matching `query`, in its order."""

@@ -127,4 +127,4 @@ def write_dspy(examples: Iterable[Any], stream: IO[bytes], options: WriteOptions
 
 @hookimpl
 def export_format(register):
-    register("dspy", ("dspy.json",), write_dspy)
+    register("dspy", ("dspy.json",), write_dspy, columns=("task", "inputs", "outputs"))

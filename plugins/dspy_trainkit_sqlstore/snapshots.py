@@ -188,10 +188,10 @@ class SnapshotStoreMixin:
             return schema.insert_rows(self.db, "examples", schema.EXAMPLE_COLUMNS, rows, ignore_conflicts=True)
 
     def load_events(self, events: Sequence[Event]) -> None:
-        rows = [(e.id, e.time, e.kind, e.actor, e.reason, _dumps(list(e.example_ids)), _dumps(e.details))
-                for e in events]  # as _append_event writes them
+        from .events import write_events
+
         with self._transaction():  # type: ignore[attr-defined]
-            schema.insert_rows(self.db, "events", schema.EVENT_COLUMNS, rows, ignore_conflicts=True)
+            write_events(self.db, events, ignore_conflicts=True)  # as _append_event writes them
 
     def is_empty(self) -> bool:
         """No examples, snapshots, optimization runs or generation plans (a restore target)."""
