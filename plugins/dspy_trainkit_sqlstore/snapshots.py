@@ -144,11 +144,14 @@ class SnapshotStoreMixin:
 
     # -- usage and statistics ------------------------------------------------------------------------------
     def mark_used(self, example_ids: Sequence[str], when: float, event: Event) -> None:
+        # raw SQL: peewee built the text of each 500-id IN list slower than the database ran it
+        param = self.db.param
         with self._transaction():  # type: ignore[attr-defined]
-            model = self.models.Example
+            cursor = self.db.cursor()
             for start in range(0, len(example_ids), 500):
                 chunk = list(example_ids[start:start + 500])
-                model.update(last_used_at=when).where(model.id.in_(chunk)).execute()
+                cursor.execute(f"UPDATE examples SET last_used_at = {param} WHERE id IN "
+                               f"({', '.join([param] * len(chunk))})", [when, *chunk])
             self._append_event(event)  # type: ignore[attr-defined]
 
     def group_quality(self, columns: Sequence[str],
