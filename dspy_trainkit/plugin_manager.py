@@ -10,9 +10,10 @@ A plugin's canonical name is its entry-point name; listing, disabling and config
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import attrs
@@ -96,6 +97,24 @@ class TrainkitPluginManager(pluggy.PluginManager):
         self._order: dict[str, int] = {}
         self._loading = False
         object.__setattr__(relay, "_manager", self)
+
+    def register(self, plugin: Any, name: str | None = None) -> str | None:
+        """pluggy's register; the hook callers it reads while registering must not import pending plugins."""
+        with self._internal():
+            return super().register(plugin, name)
+
+    def check_pending(self) -> None:
+        with self._internal():
+            super().check_pending()
+
+    @contextlib.contextmanager
+    def _internal(self) -> Iterator[None]:
+        """pluggy's own reads of `self.hook` inside: they must not import pending plugins."""
+        loading, self._loading = self._loading, True
+        try:
+            yield
+        finally:
+            self._loading = loading
 
     @property
     def infos(self) -> dict[str, PluginInfo]:

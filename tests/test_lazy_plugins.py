@@ -39,14 +39,22 @@ def test_a_plugin_is_imported_when_its_hook_is_used(tmp_path):
         make_plugin_manager()  # cold: loads everything and writes the table
         for name in [m for m in sys.modules if m.startswith("dspy_trainkit_")]:
             del sys.modules[name]
-        pm = make_plugin_manager()
+        from dspy_trainkit import hookimpl
+
+        class Probe:  # registering a plugin of the same hook must not import the pending ones
+            @hookimpl
+            def validate(self, examples, context):
+                return None
+
+        pm = make_plugin_manager(extra_plugins=[("probe", Probe())])
         before = "dspy_trainkit_pii" in sys.modules
         names = [i.plugin_name for i in hook_impls(pm, "validate")]
-        print(before, "dspy_trainkit_pii" in sys.modules, "pii" in names, "dspy_trainkit_template" in sys.modules)
+        print(before, "dspy_trainkit_pii" in sys.modules, "pii" in names, "dspy_trainkit_template" in sys.modules,
+              names[0])
     """)
     env = {**os.environ, "TRAINKIT_CACHE_DIR": str(tmp_path / "cache")}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
-    assert out.split() == ["False", "True", "True", "False"]
+    assert out.split() == ["False", "True", "True", "False", "probe"]  # registered last, called first
 
 
 def test_a_changed_plugin_file_invalidates_its_entry(tmp_path, monkeypatch):

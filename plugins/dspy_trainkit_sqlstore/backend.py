@@ -25,7 +25,6 @@ from typing import Any
 import attrs
 import orjson
 import peewee as pw
-from playhouse import db_url
 
 from dspy_trainkit.pluginkit import (
     GROUP_COLUMNS,
@@ -448,6 +447,8 @@ def _connect(url: str, *, create: bool, lock_timeout: float) -> pw.Database:
     except ImportError:
         raise StoreError(f"store {redact_url(url)}: PostgreSQL support needs psycopg2; "
                          "install it with: pip install 'dspy-trainkit[postgres]'") from None
+    from playhouse import db_url  # here: it imports playhouse's PostgreSQL and pool modules, which SQLite never needs
+
     try:
         database = ReconnectingPostgresqlDatabase(**db_url.parse(url.replace("postgres://", "postgresql://", 1)))
     except (ValueError, TypeError) as exc:
