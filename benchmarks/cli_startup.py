@@ -10,10 +10,10 @@ ended up imported.
     python benchmarks/cli_startup.py [--repeat 15] [--baseline-rev REV]
 
 With `--baseline-rev REV` (a git revision of this repository, e.g. the commit before a change), it also checks
-that revision out into a temporary worktree and times its `trainkit --help` and `trainkit stats` in the same rounds, so a change can
-be shown to make start-up no slower. Both revisions then run the same way: `python -S` with the checkout, its
-plugins folder and this environment's site-packages on PYTHONPATH (no editable-install hook), so only the code
-differs.
+that revision out into a temporary worktree and times its `trainkit --help` and `trainkit stats` in the same
+rounds, so a change can be shown to make start-up no slower. Both revisions then run the same way: `python -S`
+with the checkout, its plugins folder and this environment's site-packages on PYTHONPATH (no editable-install
+hook), so only the code differs.
 """
 
 from __future__ import annotations
