@@ -26,7 +26,7 @@ from typing import Any
 #: A package with more files than this is not fingerprinted (its plugin always loads eagerly): checking every
 #: file of a large package on each start would cost what the table saves.
 MAX_FILES = 200
-VERSION = 1
+VERSION = 2
 
 
 def cache_file() -> Path | None:
@@ -45,8 +45,8 @@ def cache_file() -> Path | None:
     return Path(base) / f"plugin-hooks-{env}.json"
 
 
-def fingerprint(ep: importlib.metadata.EntryPoint) -> str | None:
-    """What must not change for a remembered entry to hold, or None when it cannot be told cheaply."""
+def locate(ep: importlib.metadata.EntryPoint) -> list[str] | None:
+    """Where the entry point's top-level module lives: its package folders, or its one file."""
     top = ep.value.split(":")[0].split(".")[0]
     try:
         spec = importlib.util.find_spec(top)
@@ -54,15 +54,25 @@ def fingerprint(ep: importlib.metadata.EntryPoint) -> str | None:
         return None
     if spec is None or spec.origin is None:
         return None
-    dist = ep.dist
-    parts = [ep.name, ep.value, dist.metadata["Name"] if dist is not None else "",
-             dist.version if dist is not None else ""]
-    locations = list(spec.submodule_search_locations or [])
+    return list(spec.submodule_search_locations or []) or [spec.origin]
+
+
+def fingerprint(ep: importlib.metadata.EntryPoint, dist_name: str | None = None,
+                dist_version: str | None = None, locations: list[str] | None = None) -> str | None:
+    """What must not change for a remembered entry to hold, or None when it cannot be told cheaply. The
+    distribution's name and version, and the module's `locations` (from the table: finding a module costs
+    more than checking its files), are passed by callers that have them."""
+    if dist_name is None and ep.dist is not None:
+        dist_name, dist_version = ep.dist.metadata["Name"], ep.dist.version
+    parts = [ep.name, ep.value, dist_name or "", dist_version or ""]
+    locations = locations if locations is not None else locate(ep)
     if not locations:
-        parts.append(_stamp(spec.origin))
-        return "\0".join(parts)
+        return None
     count = 0
     for location in locations:
+        if not os.path.isdir(location):
+            parts.append(location + ":" + _stamp(location))
+            continue
         for folder, dirs, files in os.walk(location):
             dirs[:] = sorted(d for d in dirs if d != "__pycache__")
             for name in sorted(files):

@@ -273,7 +273,24 @@ def _load(ep: importlib.metadata.EntryPoint) -> Any:
 
 
 def _dist_name(ep: importlib.metadata.EntryPoint) -> str | None:
-    return ep.dist.metadata["Name"] if ep.dist is not None else None
+    return dist_info(ep)[0]
+
+
+_DIST_INFO: dict[Any, tuple[str, str]] = {}
+
+
+def dist_info(ep: importlib.metadata.EntryPoint) -> tuple[str | None, str | None]:
+    """(name, version) of the entry point's distribution, read once per distribution: `dist.metadata` parses
+    the METADATA file again on every access, and four reads per plugin were most of making a plugin manager."""
+    dist = ep.dist
+    if dist is None:
+        return None, None
+    key = getattr(dist, "_path", None) or id(dist)
+    found = _DIST_INFO.get(key)
+    if found is None:
+        metadata = dist.metadata
+        found = _DIST_INFO[key] = (metadata["Name"], metadata["Version"])
+    return found
 
 
 def make_plugin_manager(*, load: Sequence[str] | None = None, disable: Iterable[str] = (),
@@ -334,16 +351,19 @@ def make_plugin_manager(*, load: Sequence[str] | None = None, disable: Iterable[
             pm._infos[ep.name] = PluginInfo(name=ep.name, status="disabled", version=version, distribution=dist,
                                             builtin=dist == BUILTIN_DISTRIBUTION)
             continue
-        stamp = plugin_cache.fingerprint(ep) if lazy else None
-        entry = table.get(ep.name)
-        if stamp is not None and isinstance(entry, dict) and entry.get("fingerprint") == stamp:
+        entry = table.get(ep.name) if lazy else None
+        if isinstance(entry, dict) and isinstance(entry.get("locations"), list) and entry.get(
+                "fingerprint") == plugin_cache.fingerprint(ep, dist, version, entry["locations"]):
             pm._pending[ep.name] = (ep, frozenset(entry.get("hooks", ())))
             refreshed[ep.name] = entry
             continue
         load_one(ep)
         info = pm._infos.get(ep.name)
-        if stamp is not None and info is not None and info.status == "loaded":
-            refreshed[ep.name] = {"fingerprint": stamp, "hooks": list(info.hooks)}
+        if lazy and info is not None and info.status == "loaded":
+            locations = plugin_cache.locate(ep)
+            stamp = plugin_cache.fingerprint(ep, dist, version, locations) if locations else None
+            if stamp is not None:
+                refreshed[ep.name] = {"fingerprint": stamp, "hooks": list(info.hooks), "locations": locations}
     if lazy and {**table, **refreshed} != table:
         plugin_cache.write({**table, **refreshed})
     for name, plugin in extra_plugins:
@@ -354,7 +374,7 @@ def make_plugin_manager(*, load: Sequence[str] | None = None, disable: Iterable[
 
 
 def _ep_dist(ep: importlib.metadata.EntryPoint) -> tuple[str | None, str | None]:
-    dist, version = _dist_name(ep), (ep.dist.version if ep.dist is not None else None)
+    dist, version = dist_info(ep)
     if ep.dist is None and FALLBACK_BUILTINS.get(ep.name) == ep.value:
         dist = BUILTIN_DISTRIBUTION
     return dist, version
