@@ -64,9 +64,10 @@ def build(path: Path, rows: int, seed: int = 0) -> None:
         event = Event(kind="insert", example_ids=ids, actor="import", reason="", details={"batch": start // BATCH})
         event = attrs.evolve(event, time=now + start * 0.001)
         if has_links:
-            db.execute("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?)",
+            db.execute("INSERT INTO events (id, time, kind, actor, reason, example_ids, details, example_count) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                        (event.id, event.time, event.kind, event.actor, event.reason, "[]",
-                        orjson.dumps(event.details).decode()))
+                        orjson.dumps(event.details).decode(), len(ids)))
             db.executemany("INSERT INTO event_examples (event_id, position, example_id) VALUES (?, ?, ?)",
                            [(event.id, i, x) for i, x in enumerate(ids)])
         else:

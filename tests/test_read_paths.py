@@ -91,6 +91,9 @@ def test_events_link_their_examples_in_order(kit):
     assert [e.kind for e in kit.events(example_id=b.id)] == [e.kind for e in kit.events()
                                                               if b.id in e.example_ids]
     assert any(e.kind == "used" for e in kit.events(example_id=a.id))
+    counted = list(kit.store.iter_event_counts(example_id=a.id))  # what `trainkit log` prints: counts, not ids
+    assert [(e.id, n) for e, n in counted] == [(e.id, len(e.example_ids)) for e in kit.events(example_id=a.id)]
+    assert [n for _, n in kit.store.iter_event_counts()] == [len(e.example_ids) for e in kit.events()]
     database = kit.store.db
     assert database.execute_sql("SELECT COUNT(*) FROM events WHERE example_ids != '[]'").fetchone()[0] == 0
     links = database.execute_sql("SELECT COUNT(*) FROM event_examples WHERE example_id = "
@@ -139,6 +142,7 @@ def test_events_written_before_the_links_are_still_read(kit):
     schema.insert_rows(kit.store.db, "events", schema.EVENT_COLUMNS,
                        [("f" * 32, 1.0, "added", "api", "", orjson.dumps(ids).decode(), "{}")])
     assert [e.example_ids for e in kit.events()] == [tuple(ids)]
+    assert [n for _, n in kit.store.iter_event_counts()] == [2]
 
 
 def _index_names(store) -> set[str]:

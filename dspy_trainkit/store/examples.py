@@ -82,6 +82,14 @@ class ExampleStore(abc.ABC):
     def iter_events(self, example_id: str | None = None, since: float | None = None) -> Iterator[Event]:
         """Stream the audit trail in time order, optionally for one example or after a time."""
 
+    def iter_event_counts(self, example_id: str | None = None, since: float | None = None
+                          ) -> Iterator[tuple[Event, int]]:
+        """`(event, how many examples it names)` as `iter_events` streams them, for readers that show the count
+        only (`trainkit log`): a backend may leave the events' `example_ids` empty, so that an event naming a
+        million examples is not read whole to print "1000000 examples". This default reads them whole."""
+        for event in self.iter_events(example_id=example_id, since=since):
+            yield event, len(event.example_ids)
+
     @abc.abstractmethod
     def applied_migrations(self) -> list[str]:
         """Names of the schema migrations applied to this store, in order."""

@@ -43,7 +43,7 @@ from . import schema
 from .alerts import AlertStoreMixin
 from .database import ReconnectingPostgresqlDatabase, SqliteStoreDatabase
 from .errors import translate_errors, translated
-from .events import iter_events, write_events
+from .events import iter_event_counts, iter_events, write_events
 from .plans import PlanStoreMixin
 from .runs import RunStoreMixin
 from .snapshots import SnapshotStoreMixin
@@ -398,6 +398,10 @@ class PeeweeStore(SnapshotStoreMixin, PlanStoreMixin, RunStoreMixin, ValueStoreM
     def iter_events(self, example_id: str | None = None, since: float | None = None) -> Iterator[Event]:
         """Through the event-to-example link table (`events.py`): `example_id` is an index lookup."""
         return iter_events(self.db, self._stream, example_id, since)
+
+    def iter_event_counts(self, example_id: str | None = None, since: float | None = None
+                          ) -> Iterator[tuple[Event, int]]:
+        return iter_event_counts(self.db, self._stream, example_id, since)
 
     # -- helpers -----------------------------------------------------------------------------------------
     def _columns(self) -> list[pw.Field]:

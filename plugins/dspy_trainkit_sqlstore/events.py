@@ -26,9 +26,15 @@ LINK_COLUMNS = ("event_id", "position", "example_id")
 EVENT_PAGE = 500
 
 
+#: The events table's columns as written since migration 0007: `example_count` is how many ids the event has
+#: in the link table, so listing events never counts (or reads) a million links.
+WRITE_COLUMNS = (*schema.EVENT_COLUMNS, "example_count")
+
+
 def event_row(event: Event) -> tuple[Any, ...]:
-    """An event's row in `schema.EVENT_COLUMNS` order; its ids go to the link table (`link_rows`)."""
-    return (event.id, event.time, event.kind, event.actor, event.reason, "[]", orjson.dumps(event.details).decode())
+    """An event's row in `WRITE_COLUMNS` order; its ids go to the link table (`link_rows`)."""
+    return (event.id, event.time, event.kind, event.actor, event.reason, "[]", orjson.dumps(event.details).decode(),
+            len(event.example_ids))
 
 
 def link_rows(event: Event) -> list[tuple[str, int, str]]:
@@ -37,7 +43,7 @@ def link_rows(event: Event) -> list[tuple[str, int, str]]:
 
 def write_events(database: pw.Database, events: Sequence[Event], *, ignore_conflicts: bool = False) -> None:
     """Insert events and their links inside the caller's transaction (restores skip ids already present)."""
-    inserted = schema.insert_rows(database, "events", schema.EVENT_COLUMNS, [event_row(e) for e in events],
+    inserted = schema.insert_rows(database, "events", WRITE_COLUMNS, [event_row(e) for e in events],
                                   ignore_conflicts=ignore_conflicts)
     if ignore_conflicts and inserted < len(events):  # only link the events that were new
         ids = [e.id for e in events]
@@ -58,12 +64,22 @@ def _ids_with_links(database: pw.Database, event_ids: list[str]) -> set[str]:
     return found
 
 
-def iter_events(database: pw.Database, stream: Any, example_id: str | None, since: float | None
-                ) -> Iterator[Event]:
-    """Events in time order, optionally those naming `example_id` (through the link index) or after `since`.
-    `stream(sql, params)` is the store's row streamer; ids are fetched a page of events at a time."""
+def iter_event_counts(database: pw.Database, stream: Any, example_id: str | None, since: float | None
+                      ) -> Iterator[tuple[Event, int]]:
+    """`(event without its ids, how many it names)`: the count kept in the event's row."""
+    sql, params = _events_sql(database, example_id, since, extra="e.example_count")
+    for row in stream(sql, params):
+        values = dict(zip(schema.EVENT_COLUMNS, row[:-1], strict=True))
+        stored = orjson.loads(values["example_ids"])  # pre-link rows still hold theirs
+        values["example_ids"] = stored
+        values["details"] = orjson.loads(values["details"])
+        yield Event(**values), row[-1] if row[-1] is not None else len(stored)
+
+
+def _events_sql(database: pw.Database, example_id: str | None, since: float | None, extra: str = ""
+                ) -> tuple[str, list[Any]]:
     p = database.param
-    columns = ", ".join(f"e.{c}" for c in schema.EVENT_COLUMNS)
+    columns = ", ".join(f"e.{c}" for c in schema.EVENT_COLUMNS) + (f", {extra}" if extra else "")
     where, params = [], []
     if example_id is not None:
         where.append(f"e.id IN (SELECT event_id FROM {LINK_TABLE} WHERE example_id = {p})")
@@ -72,7 +88,14 @@ def iter_events(database: pw.Database, stream: Any, example_id: str | None, sinc
         where.append(f"e.time >= {p}")
         params.append(since)
     sql = f"SELECT {columns} FROM events e" + (f" WHERE {' AND '.join(where)}" if where else "")
-    sql += " ORDER BY e.time, e.id"
+    return sql + " ORDER BY e.time, e.id", params
+
+
+def iter_events(database: pw.Database, stream: Any, example_id: str | None, since: float | None
+                ) -> Iterator[Event]:
+    """Events in time order, optionally those naming `example_id` (through the link index) or after `since`.
+    `stream(sql, params)` is the store's row streamer; ids are fetched a page of events at a time."""
+    sql, params = _events_sql(database, example_id, since)
     page: list[tuple[Any, ...]] = []
     for row in stream(sql, params):
         page.append(row)
@@ -99,7 +122,8 @@ def _with_ids(database: pw.Database, rows: list[tuple[Any, ...]]) -> Iterator[Ev
 
 
 def migrate_read_paths(models: Any) -> None:
-    """Migration 0007_read_paths: the link table (existing events' ids moved into it), an index that serves
+    """Migration 0007_read_paths: the link table (existing events' ids moved into it, their count kept in the
+    new `events.example_count`), an index that serves
     `ORDER BY id` under task/status filters (trainsets, exports), and `source` added to the label index so
     `stats` counts every grouping in one pass over an index instead of the table."""
     database = models.Example._meta.database
@@ -119,6 +143,9 @@ def migrate_read_paths(models: Any) -> None:
                              "SELECT e.id, t.ord - 1, t.value FROM events e, "
                              "jsonb_array_elements_text(e.example_ids::jsonb) WITH ORDINALITY AS t(value, ord) "
                              "WHERE e.example_ids != '[]'")
+    database.execute_sql("ALTER TABLE events ADD COLUMN example_count INTEGER")
+    length = "json_array_length(example_ids)" if sqlite else "jsonb_array_length(example_ids::jsonb)"
+    database.execute_sql(f"UPDATE events SET example_count = {length}")
     database.execute_sql("UPDATE events SET example_ids = '[]' WHERE example_ids != '[]'")
     database.execute_sql(f"CREATE INDEX IF NOT EXISTS {LINK_TABLE}_example_id ON {LINK_TABLE} (example_id)")
     database.execute_sql("CREATE INDEX IF NOT EXISTS examples_task_status_id ON examples (task, status, id)")
