@@ -11,7 +11,8 @@ per command:
   into the same file (checked byte for byte);
 - trainset: `kit.trainset("qa")` (marking the examples used, as by default) against `dspy.Example(...)
   .with_inputs(...)` per streamed row, timed inside the process, with each process's peak RSS;
-- log --id: `trainkit log --id X` and the raw link-index lookup, in milliseconds.
+- log --id: `trainkit log --id X` (wall and peak RSS) and, in-process, reading that example's events with their
+  counts as `log` does (`store.iter_event_counts`), in milliseconds.
 
 The store is made by `read_store.py` (raw bulk insert of rows in trainkit's schema; see there):
 
@@ -180,7 +181,8 @@ def main() -> None:
                 record(f"{side}:cli-log", run(trainkit(py, "--db", f"sqlite:///{store}", "log", "--id", example_id),
                                               work))
                 record(f"{side}:kit-log", run(python(py, KIT_STATS.format(db=store) + "\n" + TIMED.format(
-                    body=f"events = list(kit.events(example_id={example_id!r}))")), work))
+                    body=f"read = getattr(kit.store, 'iter_event_counts', kit.events)  # main: events with ids\n"
+                         f"events = list(read(example_id={example_id!r}))")), work))
                 record(f"{side}:pass", run(python(py, "pass"), work))
 
     def wall(name: str) -> float:
@@ -215,7 +217,8 @@ def main() -> None:
                   f"{inner(f'{side}:raw-trainset') / inner(f'{side}:kit-trainset'):.2f}, memory "
                   f"{kit_rss / raw_rss:.2f}x raw")
         if "log" in rows:
-            print(f"log --id: kit.events(example_id=...) {inner(f'{side}:kit-log') * 1000:.1f} ms; trainkit log --id "
+            print(f"log --id: events with counts (what log reads) {inner(f'{side}:kit-log') * 1000:.1f} ms; "
+                  f"trainkit log --id "
                   f"{wall(f'{side}:cli-log'):.3f} s, {rss(f'{side}:cli-log'):.0f} MiB peak (python -c pass "
                   f"{wall(f'{side}:pass'):.3f} s)")
 
