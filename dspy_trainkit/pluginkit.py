@@ -14,9 +14,10 @@ nothing for `trainkit --help`. What is here, by the kind of plugin that needs it
   `unknown_settings` (one check of a plugin's settings table);
 - converters: `ConversionResult`, `ConversionError`, `signature_fields`;
 - file formats: `FormatError`, `RecordError`, `ReadOptions`, `WriteOptions`, `open_input` (a file, `-` for
-  standard input, or a FIFO; read once), `export_record`, `parse_json` (orjson that keeps integers wider than
-  64 bits exact, so intake can reject them instead of rounding), and for formats stored as JSON `json_lines` (a
-  JSON Lines file as a stream of objects) and `json_document` (a whole document);
+  standard input, or a FIFO; read once), `export_record` and `EXPORT_RECORD_COLUMNS` (the fields it reads, for
+  a writer's `columns`), `parse_json` (orjson that keeps integers wider than 64 bits exact, so intake can
+  reject them instead of rounding), and for formats stored as JSON `json_lines` (a JSON Lines file as a stream
+  of objects) and `json_document` (a whole document);
 - storage backends: `Store` and its parts, `ExampleQuery`, `InsertResult`, `GROUP_COLUMNS`;
 - synthetic strategies: `RewriteStrategy`, `Job`, `SynthesisContext`, `Cell`, `PlanSlot`, `SlotResult`,
   `string_list`, `variation_note`;
@@ -48,6 +49,7 @@ _LAZY = {
     "ConversionResult": "conversion", "signature_fields": "signatures",
     "FormatError": "files.formats", "RecordError": "files.formats", "ReadOptions": "files.formats",
     "WriteOptions": "files.formats", "open_input": "files.formats", "export_record": "files.exporting",
+    "EXPORT_RECORD_COLUMNS": "files.exporting",
     "parse_json": "json_values", "json_lines": "files.jsonread", "json_document": "files.jsonread",
     "Store": "store", "ExampleStore": "store", "SnapshotStore": "store", "PlanStore": "store", "RunStore": "store",
     "ValueStore": "store", "ExampleQuery": "store", "InsertResult": "store", "GROUP_COLUMNS": "store",

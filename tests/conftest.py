@@ -24,6 +24,8 @@ def hermetic(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     for name in list(os.environ):
         if name.startswith("TRAINKIT_") and name != POSTGRES_ENV:
             monkeypatch.delenv(name)
+    # a plugin hook table per test, beside (not in) the test's folder, which tests list
+    monkeypatch.setenv("TRAINKIT_CACHE_DIR", str(tmp_path.parent / f"{tmp_path.name}-cache"))
     monkeypatch.chdir(tmp_path)
 
 
