@@ -294,6 +294,10 @@ class PeeweeStore(SnapshotStoreMixin, PlanStoreMixin, RunStoreMixin, ValueStoreM
         if query.order not in orders:
             raise StoreError(f"unknown order {query.order!r}; use {', '.join(orders)}")
         select = self._where(model.select(*columns), query).order_by(*orders[query.order])
+        if query.after is not None:
+            if query.order == "-quality":
+                raise StoreError("keyset paging (after=) works with order 'created' or '-created', not '-quality'")
+            select = select.where(model.id < query.after if query.order == "-created" else model.id > query.after)
         if query.limit is not None:
             select = select.limit(query.limit)
         if query.offset:
@@ -371,7 +375,22 @@ class PeeweeStore(SnapshotStoreMixin, PlanStoreMixin, RunStoreMixin, ValueStoreM
         for field, op, value in query.where:
             column = getattr(model, field)
             select = select.where(_OPERATORS[op](column, value))
+        if query.text:
+            pattern = text_pattern(query.text)
+            like = pw.SQL("LIKE" if self.is_sqlite else "ILIKE")
+            escape = pw.SQL("ESCAPE '\\'")
+            select = select.where(pw.NodeList((model.inputs, like, pattern, escape))
+                                  | pw.NodeList((model.outputs, like, pattern, escape)))
         return select
+
+
+def text_pattern(text: str) -> str:
+    """A LIKE pattern finding `text` inside stored JSON: the text is encoded as JSON string content first (so a
+    quote or newline matches how it is stored), then LIKE's own wildcards are escaped (a `%` searches for `%`).
+    SQLite's LIKE ignores case for ASCII letters only; PostgreSQL's ILIKE for every letter."""
+    encoded = orjson.dumps(text).decode()[1:-1]
+    escaped = encoded.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
 
 
 _OPERATORS = {"=": lambda c, v: c == v,  # peewee: == None is IS NULL
