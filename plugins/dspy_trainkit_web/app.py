@@ -147,7 +147,8 @@ def build_app(worker: KitWorker, config: AppConfig) -> Starlette:
         return PlainTextResponse(await worker(metrics_text), media_type="text/plain; version=0.0.4")
 
     # -- actions (POST only, never registered with read_only) ------------------------------------------
-    def action(fn: Callable[[Request, dict[str, Any]], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+    def action(fn: Callable[[Request, dict[str, Any]], Awaitable[Response]]
+               ) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
             form = await request.form()
             given = form.get("csrf") or request.headers.get("x-csrf-token")

@@ -101,7 +101,7 @@ def label_choices(kit: Any, task: str | None) -> dict[str, list[str]]:
 def example_detail(kit: Any, example_id: str) -> dict[str, Any]:
     example = kit.get(example_id)
     scorers = example.provenance.get("scorers", {}) if isinstance(example.provenance, dict) else {}
-    scores = [{"dimension": d, "value": v, "plugin": scorers.get(d, "-")} for d, v in sorted(example.scores.items())]
+    scores = [{"dimension": d, "value": v, "plugin": _scorer(scorers.get(d))} for d, v in sorted(example.scores.items())]
     cluster = []
     for finding in example.findings:
         if finding.code == "near-duplicate":
@@ -117,6 +117,13 @@ def example_detail(kit: Any, example_id: str) -> dict[str, Any]:
     provenance = redact_data({k: v for k, v in example.provenance.items() if k != "scorers"})
     return {"example": example, "scores": scores, "cluster": cluster, "value": values[0] if values else None,
             "provenance": provenance, "events": list(kit.events(example_id=example.id))}
+
+
+def _scorer(entry: Any) -> str:
+    """`{"plugin": "coherence", "version": "0.1.0"}` (what intake records per dimension) -> `coherence 0.1.0`."""
+    if isinstance(entry, dict):
+        return " ".join(str(entry[k]) for k in ("plugin", "version") if entry.get(k))
+    return str(entry) if entry else "-"
 
 
 def review_page(kit: Any, task: str | None, order: str) -> dict[str, Any]:
