@@ -7,9 +7,9 @@ from __future__ import annotations
 import re
 
 import pytest
+from web_support import IMG, SCRIPT, client, fill, post
 
 import dspy_trainkit as tk
-from web_support import IMG, SCRIPT, client, fill, post
 
 PAGES = ["/", "/examples", "/review", "/quality", "/quality?task=qa", "/snapshots", "/runs", "/runs?task=qa",
          "/effectiveness", "/plugins", "/settings", "/healthz", "/metrics"]
@@ -199,6 +199,7 @@ def test_read_only_has_no_mutating_routes(filled):
 def test_settings_page_redacts_secrets(tmp_path, monkeypatch):
     url = "postgresql://trainkit:hunter2-secret@db.example:5432/tk"
     from dspy_trainkit_web.reads import tasks  # noqa: F401  (the plugin imports without a server)
+
     from dspy_trainkit.pluginkit import settings_data
 
     db = f"sqlite:///{tmp_path / 's.db'}"
@@ -217,7 +218,8 @@ def test_store_text_search_and_keyset_paging(kit):
     found = lambda **q: [e.id for e in kit.examples(**q)]  # noqa: E731
     assert found(text="über 50%") == [ids[0]] or found(text="Über 50%") == [ids[0]]
     assert found(text="50%") == [ids[0]] and found(text="5%") == []  # % is literal
-    assert found(text='"hi"') == [ids[1]] and found(text="rXs") == [] and found(text="er_s") == [ids[2]] and found(text="e_s") == [] and found(text="r_sc") == [ids[2]]
+    assert found(text='"hi"') == [ids[1]] and found(text="rXs") == []
+    assert found(text="er_s") == [ids[2]] and found(text="e_s") == [] and found(text="r_sc") == [ids[2]]
     assert found(after=ids[1]) == ids[2:] and found(after=ids[2], order="-created") == ids[1::-1]
     assert kit.count(text="cats") == 1
     with pytest.raises(tk.StoreError, match="keyset"):

@@ -27,10 +27,9 @@ def fill(url: str, n: int = 12) -> list[str]:
 
 @contextmanager
 def client(url: str, **config) -> Iterator:
-    from starlette.testclient import TestClient
-
     from dspy_trainkit_web.access import KitWorker
     from dspy_trainkit_web.app import AppConfig, build_app
+    from starlette.testclient import TestClient
 
     worker = KitWorker(lambda: tk.open(url))
     options = {"hosts": frozenset({"testserver"}), "user": "tester", **config}

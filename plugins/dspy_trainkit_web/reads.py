@@ -101,7 +101,8 @@ def label_choices(kit: Any, task: str | None) -> dict[str, list[str]]:
 def example_detail(kit: Any, example_id: str) -> dict[str, Any]:
     example = kit.get(example_id)
     scorers = example.provenance.get("scorers", {}) if isinstance(example.provenance, dict) else {}
-    scores = [{"dimension": d, "value": v, "plugin": _scorer(scorers.get(d))} for d, v in sorted(example.scores.items())]
+    scores = [{"dimension": d, "value": v, "plugin": _scorer(scorers.get(d))}
+              for d, v in sorted(example.scores.items())]
     cluster = []
     for finding in example.findings:
         if finding.code == "near-duplicate":
