@@ -22,9 +22,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from web_support import fill
 
 import dspy_trainkit as tk
-from web_support import fill
 
 # read at import: the autouse `hermetic` fixture removes TRAINKIT_* variables before each test runs
 CHROMIUM = os.environ.get("TRAINKIT_CHROMIUM", "/usr/bin/chromium")
