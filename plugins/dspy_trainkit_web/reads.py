@@ -89,12 +89,24 @@ def examples_page(kit: Any, params: dict[str, str]) -> dict[str, Any]:
             "choices": label_choices(kit, params.get("task") or None)}
 
 
+#: seconds the filter form's label values are reused: reading them is one GROUP BY per column, which on a
+#: million examples costs more than the page itself, and a label value new within the minute can still be typed
+#: into the URL
+CHOICES_TTL = 60.0
+_choices: dict[tuple[int, str | None], tuple[float, dict[str, list[str]]]] = {}
+
+
 def label_choices(kit: Any, task: str | None) -> dict[str, list[str]]:
-    """Values of each label column to offer in the filter form (one GROUP BY per column)."""
+    """Values of each label column to offer in the filter form (one GROUP BY per column, kept CHOICES_TTL s)."""
+    key = (id(kit), task)
+    cached = _choices.get(key)
+    if cached is not None and time.monotonic() - cached[0] < CHOICES_TTL:
+        return cached[1]
     choices: dict[str, list[str]] = {}
     for column in FILTERS:
         query = ExampleQuery(task=task if column != "task" else None)
         choices[column] = [k[0] for k, _ in kit.store.group_counts([column], query) if k[0] is not None][:200]
+    _choices[key] = (time.monotonic(), choices)
     return choices
 
 
