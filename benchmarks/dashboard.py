@@ -125,10 +125,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--db", type=Path, default=None)
     args = parser.parse_args()
-    from starlette.testclient import TestClient
-
     from dspy_trainkit_web.access import KitWorker
     from dspy_trainkit_web.app import AppConfig, build_app
+    from starlette.testclient import TestClient
 
     with tempfile.TemporaryDirectory() as folder:
         path = args.db or Path(folder) / "dashboard.db"

@@ -32,8 +32,9 @@ def register_commands(cli: click.Group) -> None:
                   help="Access token every request must carry (env TRAINKIT_WEB_TOKEN); required off loopback.")
     @click.option("--allow-host", "allow_hosts", multiple=True,
                   help="Another Host header name to accept (the name clients use to reach a non-loopback bind).")
-    @click.option("--user", default=None,
-                  help="Name recorded as the actor of every change made in the dashboard (default: your login).")
+    @click.option("--user", envvar="TRAINKIT_WEB_USER", default=None,
+                  help="Name recorded as the actor (web:NAME) of every change made in the dashboard "
+                       "(env TRAINKIT_WEB_USER; default: your login).")
     @pass_state
     def serve(state: Any, host: str, port: int, read_only: bool, open_browser: bool, token: str | None,
               allow_hosts: tuple[str, ...], user: str | None) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import getpass
 import logging
-import os
 import threading
 import webbrowser
 from typing import Any
@@ -69,7 +68,7 @@ def run(state: Any, options: ServeOptions) -> None:
     worker = KitWorker(lambda: open_kit(settings=settings, pm=pm, create=False))
     try:
         worker.run_sync(lambda kit: kit.count())  # a missing or broken store fails here, before listening
-        user = options.user or os.environ.get("TRAINKIT_WEB_USER") or _login()
+        user = options.user or _login()
         app = build_app(worker, AppConfig(hosts=frozenset(allowed_hosts(options.host, options.allow_hosts)),
                                           token=options.token, read_only=options.read_only, user=user))
         config = uvicorn.Config(app, host=options.host, port=options.port, log_level="warning",
