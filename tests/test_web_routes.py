@@ -249,3 +249,38 @@ def test_help_does_not_import_the_web_stack():
             "print(sorted(m for m in ('starlette', 'jinja2', 'uvicorn', 'dspy_trainkit_web.app') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_overview_refreshes_when_data_changes(filled):
+    url, ids = filled
+    with client(url) as c:
+        seen = re.search(r'hx-get="/live\?seen=([^"]+)"', c.get("/").text).group(1)
+        unchanged = c.get("/live", params={"seen": seen.replace("&#34;", '"')})
+        with tk.open(url) as kit:
+            kit.set_status("accepted", ids=ids[:1], actor="cli")
+        changed = c.get("/live", params={"seen": seen})
+    assert unchanged.status_code == 204
+    assert changed.status_code == 200 and changed.headers["HX-Refresh"] == "true"
+
+
+def test_pages_and_actions_while_another_process_writes(filled):
+    """Requests arrive on many threads while another writer adds examples: every answer is right, nothing is
+    lost (the kit's own thread serialises the dashboard's store use)."""
+    import concurrent.futures
+
+    url, ids = filled
+
+    def writer() -> int:
+        with tk.open(url) as kit:
+            return sum(len(kit.add_many([{"task": "qa", "inputs": {"question": f"w{n}-{i}"},
+                                          "outputs": {"answer": "x"}} for i in range(10)]).ids) for n in range(5))
+
+    with client(url) as c, concurrent.futures.ThreadPoolExecutor(8) as pool:
+        written = pool.submit(writer)
+        reads = [pool.submit(c.get, path) for path in PAGES * 2]
+        accepted = [pool.submit(post, c, f"/examples/{i}/status", {"status": "accepted"}) for i in ids[:4]]
+        assert written.result() == 50
+        assert [r.result().status_code for r in reads] == [200] * len(reads)
+        assert [r.result().status_code for r in accepted] == [303] * 4
+    with tk.open(url) as kit:
+        assert kit.count() == 62 and kit.count(status="candidate") == 0
