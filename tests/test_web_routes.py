@@ -284,3 +284,13 @@ def test_pages_and_actions_while_another_process_writes(filled):
         assert [r.result().status_code for r in accepted] == [303] * 4
     with tk.open(url) as kit:
         assert kit.count() == 62 and kit.count(status="candidate") == 0
+
+
+def test_unknown_things_are_404_with_a_message(filled):
+    url, _ = filled
+    with client(url) as c:
+        example = c.get("/examples/ffffffffffffffffffffffffffffffff")
+        snapshot = c.get("/snapshots/nope")
+        run = c.get("/runs/nope")
+    assert example.status_code == snapshot.status_code == run.status_code == 404
+    assert "no example with id" in example.text and "no snapshot named" in snapshot.text

@@ -23,7 +23,7 @@ from starlette.responses import HTMLResponse, PlainTextResponse, RedirectRespons
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from dspy_trainkit.pluginkit import TrainkitError, redact
+from dspy_trainkit.pluginkit import NotFoundError, TrainkitError, redact
 
 from . import charts, reads
 from .access import KitWorker
@@ -72,7 +72,7 @@ def build_app(worker: KitWorker, config: AppConfig) -> Starlette:
             try:
                 data = await worker(read, *args)
             except (TrainkitError, ValueError) as exc:
-                return render(request, "error.html", status_code=404 if "no " in str(exc) else 400,
+                return render(request, "error.html", status_code=404 if isinstance(exc, NotFoundError) else 400,
                               message=redact(str(exc)))
             return render(request, name, **data)
         return endpoint
