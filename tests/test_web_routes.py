@@ -222,6 +222,9 @@ def test_store_text_search_and_keyset_paging(kit):
     assert found(text="er_s") == [ids[2]] and found(text="e_s") == [] and found(text="r_sc") == [ids[2]]
     assert found(after=ids[1]) == ids[2:] and found(after=ids[2], order="-created") == ids[1::-1]
     assert kit.count(text="cats") == 1
+    kit.add(task="other", inputs={"question": "q"}, outputs={"answer": "a"}, topic="t1")
+    assert kit.store.distinct_values("task") == ["other", "qa"]
+    assert kit.store.distinct_values("topic") == ["t1"]
     with pytest.raises(tk.StoreError, match="keyset"):
         found(after=ids[0], order="-quality")
 

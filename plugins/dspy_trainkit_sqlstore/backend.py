@@ -343,6 +343,20 @@ class PeeweeStore(SnapshotStoreMixin, PlanStoreMixin, RunStoreMixin, ValueStoreM
         rows = select.order_by(*fields).tuples()
         return [(tuple(r[:-1]), r[-1]) for r in rows]
 
+    def distinct_values(self, column: str) -> list[Any]:
+        """For `task`, the leading column of the (task, content_hash) index, a skip scan: one index seek per
+        task (a recursive query; both SQLite and PostgreSQL would otherwise read the whole index). Other
+        columns lead no index: one GROUP BY."""
+        if column not in GROUP_COLUMNS:
+            raise StoreError(f"no distinct values of {column!r}; use one of {', '.join(GROUP_COLUMNS)}")
+        if column != "task":
+            return super().distinct_values(column)
+        cursor = self.db.execute_sql(
+            "WITH RECURSIVE t(v) AS (SELECT MIN(task) FROM examples UNION ALL "
+            "SELECT (SELECT MIN(task) FROM examples WHERE task > t.v) FROM t WHERE t.v IS NOT NULL) "
+            "SELECT v FROM t WHERE v IS NOT NULL")
+        return sorted(row[0] for row in cursor.fetchall())
+
     def iter_events(self, example_id: str | None = None, since: float | None = None) -> Iterator[Event]:
         model = self.models.Event
         select = model.select(*(getattr(model, c) for c in schema.EVENT_COLUMNS))

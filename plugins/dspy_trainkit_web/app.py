@@ -127,12 +127,13 @@ def build_app(worker: KitWorker, config: AppConfig) -> Starlette:
         return render(request, "settings.html", settings=await worker(settings_data))
 
     async def live(request: Request) -> Response:
-        """The overview's self-refresh: htmx polls this; it answers 286 (stop) never, 204 when unchanged."""
-        now = await worker(reads.signature)
-        if request.query_params.get("seen") == now:
-            return Response(status_code=204)
-        return Response(headers={"HX-Refresh": "true"}) if request.query_params.get("seen") else \
-            PlainTextResponse(now)
+        """The overview's self-refresh: htmx polls with the signature the page was made from; 204 while nothing
+        changed, else `HX-Refresh` (htmx reloads the page). Without `seen`: the current signature as text."""
+        seen = request.query_params.get("seen") or None
+        now = await worker(reads.signature, seen)
+        if seen is None:
+            return PlainTextResponse(now)
+        return Response(status_code=204) if now == seen else Response(headers={"HX-Refresh": "true"})
 
     async def healthz(request: Request) -> Response:
         try:

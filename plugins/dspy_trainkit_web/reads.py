@@ -19,9 +19,33 @@ _ID = re.compile(r"\b[0-9a-f]{32}\b")
 FILTERS = ("task", "status", "source", "domain", "topic", "difficulty")
 
 
+#: seconds a slow, slowly changing read is reused (the task list, each task's readiness, the filter form's label
+#: suggestions): on a million examples each is a full scan costing seconds, and pages showing them are opened
+#: over and over. Counts, listings and the audit trail are always read fresh.
+CACHE_TTL = 60.0
+_cache: dict[tuple[int, str, Any], tuple[float, Any]] = {}
+
+
+def cached(kit: Any, name: str, key: Any, read: Any) -> Any:
+    """`read()`, or its result from less than CACHE_TTL seconds ago (per kit; reads run in the kit's thread)."""
+    slot = (id(kit), name, key)
+    hit = _cache.get(slot)
+    if hit is not None and time.monotonic() - hit[0] < CACHE_TTL:
+        return hit[1]
+    value = read()
+    _cache[slot] = (time.monotonic(), value)
+    return value
+
+
 def tasks(kit: Any) -> list[str]:
-    stored = {key[0] for key, _ in kit.store.group_counts(["task"], ExampleQuery())}
-    return sorted(stored | set(kit.settings.tasks))
+    def read() -> list[str]:
+        return sorted(set(kit.store.distinct_values("task")) | set(kit.settings.tasks))
+
+    return list(cached(kit, "tasks", None, read))
+
+
+def readiness(kit: Any, task: str) -> list[Any]:
+    return list(cached(kit, "readiness", task, lambda: kit.readiness(task)))
 
 
 def overview(kit: Any) -> dict[str, Any]:
@@ -35,7 +59,7 @@ def overview(kit: Any) -> dict[str, Any]:
     rows = []
     for task in tasks(kit):
         try:
-            ready = kit.readiness(task)
+            ready = readiness(kit, task)
         except Exception as exc:  # noqa: BLE001  (a task whose settings are broken still gets its counts)
             ready, problem = [], redact(str(exc))
         else:
@@ -47,18 +71,32 @@ def overview(kit: Any) -> dict[str, Any]:
                      "readiness": ready[0] if ready else None, "problem": problem,
                      "champion": champion,
                      "trend": [r.latest_score for r in runs[-8:]]})
-    return {"tasks": rows, "alerts": kit.alerts(), "events": recent_events(kit), "signature": signature(kit)}
+    events = recent_events(kit)
+    mark = f"{events[0].time!r}:{events[0].id}" if events else "0:"
+    return {"tasks": rows, "alerts": kit.alerts(), "events": events, "signature": mark}
 
 
-def recent_events(kit: Any, limit: int = 12, days: float = 30) -> list[Any]:
-    """The last events of the past `days` (the audit trail streams oldest first; keep the tail)."""
-    return list(reversed(collections.deque(kit.events(since=time.time() - days * 86400), maxlen=limit)))
+def recent_events(kit: Any, limit: int = 12) -> list[Any]:
+    """The last `limit` events. The audit trail streams oldest first from a time, so look back an hour, then a
+    day, then 30 days, and stop at the first window that holds enough (a busy collector writes many events)."""
+    found: list[Any] = []
+    for seconds in (3600, 86400, 30 * 86400):
+        found = list(collections.deque(kit.events(since=time.time() - seconds), maxlen=limit))
+        if len(found) >= limit:
+            break
+    return list(reversed(found))
 
 
-def signature(kit: Any) -> str:
-    """Changes when data changes (for the overview's self-refresh): total count and newest event id."""
-    last = collections.deque(kit.events(since=time.time() - 86400), maxlen=1)
-    return f"{kit.count()}:{last[0].id if last else ''}"
+def signature(kit: Any, seen: str | None = None) -> str:
+    """Changes when data changes (the overview's self-refresh): the time and id of the newest event. With
+    `seen` (an earlier signature) only the events since then are read, so polling stays cheap."""
+    since = float(seen.split(":", 1)[0]) if seen and seen.split(":", 1)[0].replace(".", "", 1).isdigit() else None
+    last = None
+    for event in kit.events(since=since if since is not None else time.time() - 30 * 86400):
+        last = event
+    if last is None:
+        return seen or "0:"
+    return f"{last.time!r}:{last.id}"
 
 
 def example_query(params: dict[str, str], *, limit: int | None = PAGE) -> ExampleQuery:
@@ -89,25 +127,25 @@ def examples_page(kit: Any, params: dict[str, str]) -> dict[str, Any]:
             "choices": label_choices(kit, params.get("task") or None)}
 
 
-#: seconds the filter form's label values are reused: reading them is one GROUP BY per column, which on a
-#: million examples costs more than the page itself, and a label value new within the minute can still be typed
-#: into the URL
-CHOICES_TTL = 60.0
-_choices: dict[tuple[int, str | None], tuple[float, dict[str, list[str]]]] = {}
+STATUSES = ("accepted", "candidate", "rejected", "archived")
+SOURCES = ("collected", "bootstrap", "imported", "synthetic", "manual")
 
 
 def label_choices(kit: Any, task: str | None) -> dict[str, list[str]]:
-    """Values of each label column to offer in the filter form (one GROUP BY per column, kept CHOICES_TTL s)."""
-    key = (id(kit), task)
-    cached = _choices.get(key)
-    if cached is not None and time.monotonic() - cached[0] < CHOICES_TTL:
-        return cached[1]
-    choices: dict[str, list[str]] = {}
-    for column in FILTERS:
-        query = ExampleQuery(task=task if column != "task" else None)
-        choices[column] = [k[0] for k, _ in kit.store.group_counts([column], query) if k[0] is not None][:200]
-    _choices[key] = (time.monotonic(), choices)
-    return choices
+    """What the filter form offers: the tasks, the fixed statuses and sources, and for domain, topic and
+    difficulty the values among the newest SAMPLE examples (suggestions: any value can be typed). A GROUP BY
+    per column instead cost seconds per page view on a million examples."""
+    def read() -> dict[str, list[str]]:
+        seen: dict[str, set[str]] = {c: set() for c in ("domain", "topic", "difficulty")}
+        for example in kit.store.iter_examples(ExampleQuery(task=task, order="-created", limit=SAMPLE)):
+            for column, values in seen.items():
+                value = getattr(example, column)
+                if value is not None:
+                    values.add(value)
+        return {column: sorted(values)[:300] for column, values in seen.items()}
+
+    return {"task": tasks(kit), "status": list(STATUSES), "source": list(SOURCES),
+            **cached(kit, "labels", task, read)}
 
 
 def example_detail(kit: Any, example_id: str) -> dict[str, Any]:
@@ -182,7 +220,7 @@ def quality_page(kit: Any, task: str | None) -> dict[str, Any]:
     gaps = []
     if task is not None:
         try:
-            gaps = [gap for r in kit.readiness(task) for gap in r.gaps]
+            gaps = [gap for r in readiness(kit, task) for gap in r.gaps]
         except Exception:  # noqa: BLE001
             gaps = []
     return {"task": task, "tasks": tasks(kit), "dimensions": dict(sorted(dims.items())), "sampled": sampled,
