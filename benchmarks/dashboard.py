@@ -87,9 +87,14 @@ def raw_queries(path: Path, ids: list[str]) -> dict[str, Callable[[], object]]:
     def overview() -> object:
         return (q("SELECT task, status, COUNT(*) FROM examples GROUP BY task, status"),
                 q("SELECT task, source, COUNT(*) FROM examples GROUP BY task, source"),
-                q("SELECT domain, topic, difficulty, COUNT(*) FROM examples WHERE task='qa' AND status='accepted' "
-                  "GROUP BY domain, topic, difficulty"),
                 q("SELECT * FROM events WHERE time >= ? ORDER BY time DESC LIMIT 12", time.time() - 30 * 86400))
+
+    def ready() -> object:
+        return (q("SELECT domain, topic, difficulty, COUNT(*) FROM examples WHERE task='qa' AND status='accepted' "
+                  "GROUP BY domain, topic, difficulty"),
+                q("SELECT domain, topic, difficulty, COUNT(*) FROM examples WHERE task='qa' AND status='candidate' "
+                  "GROUP BY domain, topic, difficulty"),
+                q("SELECT domain, quality FROM examples WHERE task='qa' AND status='accepted'"))
 
     def examples_filtered() -> object:
         return q("SELECT * FROM examples WHERE task='qa' AND status='accepted' AND topic='topic03' "
@@ -115,7 +120,7 @@ def raw_queries(path: Path, ids: list[str]) -> dict[str, Callable[[], object]]:
                 q("SELECT domain, topic, difficulty, COUNT(*), AVG(quality) FROM examples WHERE task='qa' "
                   "GROUP BY domain, topic, difficulty"))
 
-    return {"overview": overview, "examples (task+status+topic)": examples_filtered,
+    return {"overview": overview, "readiness fragment": ready, "examples (task+status+topic)": examples_filtered,
             "examples (keyset page deep in qa)": examples_deep, "examples (text search)": examples_text,
             "example detail": example, "review queue": review, "quality": quality}
 
@@ -146,7 +151,7 @@ def main() -> None:
         url = f"sqlite:///{path}"
         worker = KitWorker(lambda: tk.open(url))
         client = TestClient(build_app(worker, AppConfig(hosts=frozenset({"testserver"}))))
-        pages = {"overview": "/", "examples (task+status+topic)": "/examples?task=qa&status=accepted&topic=topic03",
+        pages = {"overview": "/", "readiness fragment": "/ready?task=qa", "examples (task+status+topic)": "/examples?task=qa&status=accepted&topic=topic03",
                  "examples (keyset page deep in qa)": f"/examples?task=qa&after={ids[2]}",
                  "examples (text search)": "/examples?q=prime+prime+prime",
                  "example detail": f"/examples/{ids[1]}", "review queue": "/review?task=qa",

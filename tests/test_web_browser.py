@@ -93,6 +93,8 @@ def test_overview_filter_open_accept_with_a_key_and_see_the_audit_entry(served, 
     page = browser.new_page()
     page.goto(base)
     assert page.locator("#task-qa").inner_text().count("candidate 4") == 1
+    page.wait_for_selector("#task-qa .readiness strong")  # htmx loads readiness after the page
+    assert page.locator("#task-qa .readiness strong").inner_text() == "not ready"
     shoot(page, tmp_path, "overview")
 
     page.click("nav >> text=Examples")
@@ -124,6 +126,7 @@ def test_overview_filter_open_accept_with_a_key_and_see_the_audit_entry(served, 
     shoot(page, tmp_path, "audit")
     page.goto(f"{base}quality?task=qa")
     assert page.locator("svg.heatmap").count() == 1
+    page.wait_for_selector("table.gaps")
     shoot(page, tmp_path, "quality")
     with tk.open(db) as kit:
         assert kit.get(first_id).status == "accepted"

@@ -11,7 +11,7 @@ from web_support import IMG, SCRIPT, client, fill, post
 
 import dspy_trainkit as tk
 
-PAGES = ["/", "/examples", "/review", "/quality", "/quality?task=qa", "/snapshots", "/runs", "/runs?task=qa",
+PAGES = ["/", "/ready?task=qa", "/examples", "/review", "/quality", "/quality?task=qa", "/snapshots", "/runs", "/runs?task=qa",
          "/effectiveness", "/plugins", "/settings", "/healthz", "/metrics"]
 
 
@@ -29,9 +29,14 @@ def test_every_page_answers_and_shows_its_data(filled):
     with client(url) as c:
         pages = {path: c.get(path) for path in [*PAGES, f"/examples/{ids[1]}", "/snapshots/first",
                                                 "/snapshots?a=first&b=second"]}
+        c_fragment = c.get("/ready?task=qa", headers={"hx-request": "true"}).text
     assert {path: r.status_code for path, r in pages.items()} == {path: 200 for path in pages}
     assert "accepted 9" in pages["/"].text and "candidate 3" in pages["/"].text
     assert pages["/healthz"].text == "ok 12 examples\n"
+    assert 'hx-get="/ready?task=qa"' in pages["/"].text  # readiness loads after the page (seconds on 1M)
+    assert "<strong>not ready</strong> (9/10 accepted)" in pages["/ready?task=qa"].text
+    assert "<html" in pages["/ready?task=qa"].text  # without htmx it is a page of its own
+    assert "<html" not in c_fragment
     assert "trainkit_examples{" in pages["/metrics"].text
     assert "added 1" in pages["/snapshots?a=first&b=second"].text
     assert "add-odd" in pages["/quality?task=qa"].text and "<svg" in pages["/quality?task=qa"].text

@@ -339,7 +339,7 @@ class PeeweeStore(SnapshotStoreMixin, PlanStoreMixin, RunStoreMixin, ValueStoreM
         if unknown:
             raise StoreError(f"cannot group by {unknown[0]!r}; use {', '.join(GROUP_COLUMNS)}")
         fields = [getattr(model, c) for c in columns]
-        select = self._where(model.select(*fields, pw.fn.COUNT(model.id)), query).group_by(*fields)
+        select = self._where(model.select(*fields, pw.fn.COUNT(pw.SQL("*"))), query).group_by(*fields)
         rows = select.order_by(*fields).tuples()
         return [(tuple(r[:-1]), r[-1]) for r in rows]
 

@@ -230,6 +230,7 @@ def build_app(worker: KitWorker, config: AppConfig) -> Starlette:
     routes = [
         Route("/", page("overview.html", reads.overview)),
         Route("/live", live),
+        Route("/ready", page("_ready.html", reads.readiness_part, "task")),
         Route("/examples", examples),
         Route("/examples/{example_id}", page("example.html", reads.example_detail, "example_id")),
         Route("/review", review),

@@ -53,29 +53,30 @@ def readiness(kit: Any, task: str) -> list[Any]:
 def overview(kit: Any) -> dict[str, Any]:
     """Per task: counts by status and source, readiness, champion and its trend; open alerts; recent events."""
     by_status: dict[str, dict[str, int]] = collections.defaultdict(dict)
-    for (task, status), n in kit.store.group_counts(["task", "status"], ExampleQuery()):
-        by_status[task][status] = n
     by_source: dict[str, dict[str, int]] = collections.defaultdict(dict)
-    for (task, source), n in kit.store.group_counts(["task", "source"], ExampleQuery()):
-        by_source[task][source] = n
+    for (task, status, source), n in kit.store.group_counts(["task", "status", "source"], ExampleQuery()):
+        by_status[task][status] = by_status[task].get(status, 0) + n  # one scan for both tables
+        by_source[task][source] = by_source[task].get(source, 0) + n
     rows = []
     for task in tasks(kit):
-        try:
-            ready = readiness(kit, task)
-        except Exception as exc:  # noqa: BLE001  (a task whose settings are broken still gets its counts)
-            ready, problem = [], redact(str(exc))
-        else:
-            problem = None
         runs = [r for r in kit.runs(task) if r.score is not None]
-        champion = kit.champion(task)
         rows.append({"task": task, "by_status": by_status.get(task, {}), "by_source": by_source.get(task, {}),
-                     "total": sum(by_status.get(task, {}).values()),
-                     "readiness": ready[0] if ready else None, "problem": problem,
-                     "champion": champion,
+                     "total": sum(by_status.get(task, {}).values()), "champion": kit.champion(task),
                      "trend": [r.latest_score for r in runs[-8:]]})
     events = recent_events(kit)
     mark = f"{events[0].time!r}:{events[0].id}" if events else "0:"
     return {"tasks": rows, "alerts": kit.alerts(), "events": events, "signature": mark}
+
+
+def readiness_part(kit: Any, task: str) -> dict[str, Any]:
+    """A task's readiness for the fragment the overview and quality pages load after themselves (on a million
+    examples readiness reads every accepted example's quality: seconds, so the page does not wait for it)."""
+    try:
+        found = readiness(kit, task)
+    except Exception as exc:  # noqa: BLE001  (a task whose settings are broken still gets its page)
+        return {"task": task, "readiness": None, "gaps": [], "problem": redact(str(exc))}
+    return {"task": task, "readiness": found[0] if found else None,
+            "gaps": [gap for r in found for gap in r.gaps], "problem": None}
 
 
 def recent_events(kit: Any, limit: int = 12) -> list[Any]:
@@ -219,14 +220,8 @@ def quality_page(kit: Any, task: str | None) -> dict[str, Any]:
         cells[(row, difficulty or "-")] = {"count": n, "quality": mean}
     rows = sorted({r for r, _ in cells})[:60]
     columns = sorted({c for _, c in cells})[:20]
-    gaps = []
-    if task is not None:
-        try:
-            gaps = [gap for r in readiness(kit, task) for gap in r.gaps]
-        except Exception:  # noqa: BLE001
-            gaps = []
     return {"task": task, "tasks": tasks(kit), "dimensions": dict(sorted(dims.items())), "sampled": sampled,
-            "rows": rows, "columns": columns, "cells": cells, "gaps": gaps, "total": kit.store.count(query)}
+            "rows": rows, "columns": columns, "cells": cells, "total": sum(c["count"] for c in cells.values())}
 
 
 def snapshot_page(kit: Any, name: str) -> dict[str, Any]:
