@@ -151,7 +151,8 @@ def main() -> None:
         url = f"sqlite:///{path}"
         worker = KitWorker(lambda: tk.open(url))
         client = TestClient(build_app(worker, AppConfig(hosts=frozenset({"testserver"}))))
-        pages = {"overview": "/", "readiness fragment": "/ready?task=qa", "examples (task+status+topic)": "/examples?task=qa&status=accepted&topic=topic03",
+        pages = {"overview": "/", "readiness fragment": "/ready?task=qa",
+                 "examples (task+status+topic)": "/examples?task=qa&status=accepted&topic=topic03",
                  "examples (keyset page deep in qa)": f"/examples?task=qa&after={ids[2]}",
                  "examples (text search)": "/examples?q=prime+prime+prime",
                  "example detail": f"/examples/{ids[1]}", "review queue": "/review?task=qa",

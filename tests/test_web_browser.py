@@ -126,7 +126,7 @@ def test_overview_filter_open_accept_with_a_key_and_see_the_audit_entry(served, 
     shoot(page, tmp_path, "audit")
     page.goto(f"{base}quality?task=qa")
     assert page.locator("svg.heatmap").count() == 1
-    page.wait_for_selector("table.gaps")
+    page.wait_for_selector("#readiness strong")
     shoot(page, tmp_path, "quality")
     with tk.open(db) as kit:
         assert kit.get(first_id).status == "accepted"

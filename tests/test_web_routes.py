@@ -11,7 +11,8 @@ from web_support import IMG, SCRIPT, client, fill, post
 
 import dspy_trainkit as tk
 
-PAGES = ["/", "/ready?task=qa", "/examples", "/review", "/quality", "/quality?task=qa", "/snapshots", "/runs", "/runs?task=qa",
+PAGES = ["/", "/ready?task=qa", "/examples", "/review", "/quality", "/quality?task=qa", "/snapshots", "/runs",
+         "/runs?task=qa",
          "/effectiveness", "/plugins", "/settings", "/healthz", "/metrics"]
 
 
