@@ -303,3 +303,12 @@ def test_unknown_things_are_404_with_a_message(filled):
         run = c.get("/runs/nope")
     assert example.status_code == snapshot.status_code == run.status_code == 404
     assert "no example with id" in example.text and "no snapshot named" in snapshot.text
+
+
+def test_an_action_shows_at_once_on_pages_that_reuse_slow_reads(filled):
+    url, ids = filled
+    with client(url) as c:
+        before = c.get("/ready?task=qa").text  # readiness is kept for 60 s ...
+        post(c, f"/examples/{ids[0]}/status", {"status": "accepted"})
+        after = c.get("/ready?task=qa").text  # ... but not across a change made in the dashboard
+    assert "(8/10 accepted)" in before and "(9/10 accepted)" in after

@@ -161,6 +161,8 @@ def build_app(worker: KitWorker, config: AppConfig) -> Starlette:
                 return await fn(request, fields)
             except (TrainkitError, ValueError) as exc:
                 return render(request, "error.html", status_code=400, message=redact(str(exc)))
+            finally:
+                await worker(reads.forget)  # readiness and counts reused for 60 s must show this change
         return endpoint
 
     def back(fields: dict[str, Any], default: str) -> RedirectResponse:

@@ -39,6 +39,12 @@ def cached(kit: Any, name: str, key: Any, read: Any) -> Any:
     return value
 
 
+def forget(kit: Any) -> None:
+    """Drop what `cached` keeps for this kit: after the dashboard itself changed data, its pages show it."""
+    for slot in [slot for slot in _cache if slot[0] == id(kit)]:
+        del _cache[slot]
+
+
 def tasks(kit: Any) -> list[str]:
     def read() -> list[str]:
         return sorted(set(kit.store.distinct_values("task")) | set(kit.settings.tasks))
