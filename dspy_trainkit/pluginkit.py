@@ -23,7 +23,9 @@ nothing for `trainkit --help`. What is here, by the kind of plugin that needs it
   `string_list`, `variation_note`;
 - command plugins: `CliState` (the global options, settings, plugins and the open kit) and `pass_state`;
 - anything that loads user code by `"pkg.module:name"`: `import_module`, `import_object`;
-- change listeners: `mark_event` (tells the re-optimization triggers that data changed).
+- change listeners: `mark_event` (tells the re-optimization triggers that data changed);
+- front ends (the web dashboard): `redact` and `redact_data` (secrets as ***), `snapshot_diff`,
+  `snapshot_contents`, `metrics_text` (one Prometheus scrape), `settings_data` (the redacted settings).
 """
 
 from __future__ import annotations
@@ -44,7 +46,9 @@ _LAZY = {
     "IntakeReport": "intake", "Example": "models", "Finding": "models", "Event": "models", "Snapshot": "models",
     "TrainkitError": "errors", "ConfigError": "errors", "StoreError": "errors", "PluginError": "errors",
     "NotFoundError": "errors", "ValidationError": "errors", "ConversionError": "errors",
-    "redact_url": "redaction",
+    "redact_url": "redaction", "redact": "redaction", "redact_data": "redaction",
+    "snapshot_diff": "frontends", "snapshot_contents": "frontends", "metrics_text": "frontends",
+    "settings_data": "frontends",
     "words": "generation.text", "PUNCTUATION": "generation.text",
     "ConversionResult": "conversion", "signature_fields": "signatures",
     "FormatError": "files.formats", "RecordError": "files.formats", "ReadOptions": "files.formats",

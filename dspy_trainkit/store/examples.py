@@ -78,6 +78,14 @@ class ExampleStore(abc.ABC):
     def group_counts(self, columns: Sequence[str], query: ExampleQuery) -> list[tuple[tuple[Any, ...], int]]:
         """Counts of matching examples grouped by `columns` (a subset of GROUP_COLUMNS)."""
 
+    def distinct_values(self, column: str) -> list[Any]:
+        """The distinct non-null values of label column `column` (one of GROUP_COLUMNS), sorted. This default
+        groups every example; a backend should answer from an index where it has one (the task list of a
+        million-example store is read on every dashboard page)."""
+        from .queries import ExampleQuery
+
+        return [key[0] for key, _ in self.group_counts([column], ExampleQuery()) if key[0] is not None]
+
     @abc.abstractmethod
     def iter_events(self, example_id: str | None = None, since: float | None = None) -> Iterator[Event]:
         """Stream the audit trail in time order, optionally for one example or after a time."""

@@ -349,6 +349,10 @@ class PeeweeStore(SnapshotStoreMixin, PlanStoreMixin, RunStoreMixin, ValueStoreM
         if query.order not in orders:
             raise StoreError(f"unknown order {query.order!r}; use {', '.join(orders)}")
         select = self._where(model.select(*columns), query).order_by(*orders[query.order])
+        if query.after is not None:
+            if query.order == "-quality":
+                raise StoreError("keyset paging (after=) works with order 'created' or '-created', not '-quality'")
+            select = select.where(model.id < query.after if query.order == "-created" else model.id > query.after)
         if query.limit is not None:
             select = select.limit(query.limit)
         if query.offset:
@@ -395,6 +399,20 @@ class PeeweeStore(SnapshotStoreMixin, PlanStoreMixin, RunStoreMixin, ValueStoreM
         rows = select.order_by(*fields).tuples()
         return [(tuple(r[:-1]), r[-1]) for r in rows]
 
+    def distinct_values(self, column: str) -> list[Any]:
+        """For `task`, the leading column of the (task, content_hash) index, a skip scan: one index seek per
+        task (a recursive query; both SQLite and PostgreSQL would otherwise read the whole index). Other
+        columns lead no index: one GROUP BY."""
+        if column not in GROUP_COLUMNS:
+            raise StoreError(f"no distinct values of {column!r}; use one of {', '.join(GROUP_COLUMNS)}")
+        if column != "task":
+            return super().distinct_values(column)
+        cursor = self.db.execute_sql(
+            "WITH RECURSIVE t(v) AS (SELECT MIN(task) FROM examples UNION ALL "
+            "SELECT (SELECT MIN(task) FROM examples WHERE task > t.v) FROM t WHERE t.v IS NOT NULL) "
+            "SELECT v FROM t WHERE v IS NOT NULL")
+        return sorted(row[0] for row in cursor.fetchall())
+
     def iter_events(self, example_id: str | None = None, since: float | None = None) -> Iterator[Event]:
         """Through the event-to-example link table (`events.py`): `example_id` is an index lookup."""
         return iter_events(self.db, self._stream, example_id, since)
@@ -422,6 +440,12 @@ class PeeweeStore(SnapshotStoreMixin, PlanStoreMixin, RunStoreMixin, ValueStoreM
         for field, op, value in query.where:
             column = getattr(model, field)
             select = select.where(_OPERATORS[op](column, value))
+        if query.text:
+            pattern = text_pattern(query.text)
+            like = pw.SQL("LIKE" if self.is_sqlite else "ILIKE")
+            escape = pw.SQL("ESCAPE '\\'")
+            select = select.where(pw.NodeList((model.inputs, like, pattern, escape))
+                                  | pw.NodeList((model.outputs, like, pattern, escape)))
         return select
 
 
@@ -434,6 +458,15 @@ def _read_columns(columns: Sequence[str] | None) -> tuple[str, ...]:
                          f"{', '.join(schema.EXAMPLE_COLUMNS)}")
     wanted = {"id", "task", *columns}
     return tuple(c for c in schema.EXAMPLE_COLUMNS if c in wanted)
+
+
+def text_pattern(text: str) -> str:
+    """A LIKE pattern finding `text` inside stored JSON: the text is encoded as JSON string content first (so a
+    quote or newline matches how it is stored), then LIKE's own wildcards are escaped (a `%` searches for `%`).
+    SQLite's LIKE ignores case for ASCII letters only; PostgreSQL's ILIKE for every letter."""
+    encoded = orjson.dumps(text).decode()[1:-1]
+    escaped = encoded.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
 
 
 _OPERATORS = {"=": lambda c, v: c == v,  # peewee: == None is IS NULL
