@@ -36,7 +36,7 @@ from .bands import BandIndex, band_hashes
 from .text import words
 
 if TYPE_CHECKING:
-    from dspy_trainkit.pluginkit import Example, Kit
+    from dspy_trainkit.pluginkit import Event, Example, Kit
 
 SEED = 20240601  # fixed, so that signatures made at different times compare (rensa's algorithm version aside)
 #: Chance that two different slot values agree in the byte a compact signature keeps: b-bit MinHash corrects it.
@@ -275,13 +275,17 @@ class KitState:
         self.pending.update((sk.example_id, sk) for sk in sketches)
 
     # -- keeping indexes current -------------------------------------------------------------------------
-    def changed(self, kit: Kit, kind: str, example_ids: Sequence[str]) -> None:
+    def changed(self, kit: Kit, event: Event) -> None:
+        kind, example_ids = event.kind, event.example_ids
         if kind in UNCHANGED or not example_ids:
             return
+        # intake's "added" event names the examples it stored as rejected: the others are live, no store query
+        rejected = event.details.get("rejected") if kind == "added" else None
+        known_rejected = set(rejected) if isinstance(rejected, list) else None
         for start in range(0, len(example_ids), ID_CHUNK):
             chunk = tuple(example_ids[start:start + ID_CHUNK])
             if kind == "added":
-                self._added(kit, chunk)
+                self._added(kit, chunk, known_rejected)
             else:
                 self._refresh(kit, chunk, content_may_change=kind not in STATUS_ONLY)
 
@@ -302,8 +306,8 @@ class KitState:
                     for other in self.indexes.values():
                         other.remove(example.id)
 
-    def _added(self, kit: Kit, ids: tuple[str, ...]) -> None:
-        live = self._live(kit, ids)
+    def _added(self, kit: Kit, ids: tuple[str, ...], rejected: set[str] | None) -> None:
+        live = self._live(kit, ids) if rejected is None else set(ids) - rejected
         ready: dict[str, list[Sketch]] = {}
         missing = []
         for example_id in ids:
