@@ -8,8 +8,10 @@ example costs 4 bytes per band (18 bands: 144 bytes with its key), and band hash
 are. rensa still makes the MinHashes (in batches, see `index.sketch`).
 
 Inserting a batch sorts its entries into a new run; runs of similar size are merged (a binary counter), so a
-stream of small batches costs O(log n) merges per entry and a query looks at O(log n) runs. Removal is left to the
-caller (a key whose example is gone is skipped where candidates are read); `compact` drops dead keys' entries.
+stream of small batches costs O(log n) merges per entry and a query looks at O(log n) runs; large runs get a
+directory of their hash buckets, so a lookup costs the same at a million examples as at a thousand. Removal is
+left to the caller (a key whose example is gone is skipped where candidates are read); `compact` drops dead keys'
+entries.
 """
 
 from __future__ import annotations
@@ -44,10 +46,51 @@ def band_hashes(digests: np.ndarray, bands: int) -> np.ndarray:
 
 def _entries(keys: np.ndarray, hashes: np.ndarray) -> np.ndarray:
     """Sorted entries `hash << 32 | key` of examples `keys` with band hashes `hashes` `(n, bands)`."""
-    entries = (hashes.astype(np.uint64) << _SHIFT) | keys.astype(np.uint64)[:, None]
+    entries = hashes.astype(np.uint64)  # the one temporary of n x bands entries: shifted and filled in place
+    entries <<= _SHIFT
+    entries |= keys.astype(np.uint64)[:, None]
     flat = entries.ravel()
     flat.sort()
     return flat
+
+
+#: Runs of at least this many entries get a directory: the offset of each bucket of their leading hash bits.
+DIRECTORY_FROM = 1 << 16
+
+
+class _Run:
+    """One sorted run of entries, with a directory when large: a lookup then reads one bucket (~4 entries)
+    instead of binary-searching the run (18M entries at a million examples: ~24 cache misses per lookup)."""
+
+    def __init__(self, entries: np.ndarray):
+        self.entries = entries
+        self.bits = 0
+        self.offsets: np.ndarray | None = None
+        if len(entries) >= DIRECTORY_FROM:
+            self.bits = min(max(int(np.log2(len(entries))) - 2, 10), 26)
+            starts = np.arange((1 << self.bits) + 1, dtype=np.uint64) << np.uint64(64 - self.bits)
+            self.offsets = np.searchsorted(entries, starts[:-1]).astype(np.int64)
+            self.offsets = np.append(self.offsets, len(entries))
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def lookup(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """`(query numbers, keys)` of the entries whose band hash equals a query's (`queries`: uint64 hashes)."""
+        if self.offsets is not None:
+            bucket = (queries >> np.uint64(32 - self.bits)).astype(np.intp)
+            start, stop = self.offsets[bucket], self.offsets[bucket + 1]
+        else:
+            start = np.searchsorted(self.entries, queries << _SHIFT, side="left")
+            stop = np.searchsorted(self.entries, (queries << _SHIFT) | _LOW, side="right")
+        sizes = stop - start
+        owner = np.repeat(np.arange(len(queries)), sizes)
+        if not len(owner):
+            return owner, owner
+        first = np.cumsum(sizes) - sizes
+        found = self.entries[np.arange(len(owner)) - np.repeat(first - start, sizes)]
+        match = (found >> _SHIFT) == queries[owner]
+        return owner[match], (found[match] & _LOW).astype(np.int64)
 
 
 class BandIndex:
@@ -55,44 +98,50 @@ class BandIndex:
 
     def __init__(self, bands: int):
         self.bands = bands
-        self.runs: list[np.ndarray] = []
+        self.runs: list[_Run] = []
 
     def __len__(self) -> int:
         return sum(len(run) for run in self.runs) // self.bands
 
     @property
     def nbytes(self) -> int:
-        return sum(run.nbytes for run in self.runs)
+        return sum(run.entries.nbytes + (run.offsets.nbytes if run.offsets is not None else 0) for run in self.runs)
 
     def insert(self, keys: Sequence[int] | np.ndarray, hashes: np.ndarray) -> None:
         """Add examples `keys` with band hashes `hashes` (`(len(keys), bands)` uint32)."""
         if len(keys) == 0:
             return
-        self.runs.append(_entries(np.asarray(keys, dtype=np.int64), hashes))
-        while len(self.runs) > 1 and len(self.runs[-2]) <= 2 * len(self.runs[-1]):
-            last, before = self.runs.pop(), self.runs.pop()
-            merged = np.concatenate((before, last))
-            merged.sort(kind="stable")  # two sorted runs: timsort merges them in one pass
-            self.runs.append(merged)
+        entries = _entries(np.asarray(keys, dtype=np.int64), hashes)
+        while self.runs and len(self.runs[-1]) <= 2 * len(entries):
+            merged = np.concatenate((self.runs.pop().entries, entries))
+            merged.sort()
+            entries = merged
+        self.runs.append(_Run(entries))
 
     def query(self, hashes: np.ndarray) -> list[np.ndarray]:
         """For each row of `hashes` (`(q, bands)` uint32), the keys sharing at least one band with it, sorted."""
         q = len(hashes)
-        found: list[list[np.ndarray]] = [[] for _ in range(q)]
-        if q and self.runs:
-            low = hashes.astype(np.uint64).ravel() << _SHIFT
-            high = low | _LOW
-            for run in self.runs:
-                start = np.searchsorted(run, low, side="left")
-                stop = np.searchsorted(run, high, side="right")
-                for i in np.flatnonzero(stop > start):
-                    found[i // self.bands].append(run[start[i]:stop[i]])
-        return [np.unique((np.concatenate(parts) & _LOW).astype(np.int64)) if parts else EMPTY for parts in found]
+        if not q or not self.runs:
+            return [EMPTY] * q
+        flat = hashes.astype(np.uint64).ravel()
+        owners, keys = [], []
+        for run in self.runs:
+            owner, key = run.lookup(flat)
+            owners.append(owner // self.bands)
+            keys.append(key)
+        pairs = np.unique((np.concatenate(owners).astype(np.uint64) << _SHIFT) | np.concatenate(keys).astype(np.uint64))
+        found = [EMPTY] * q
+        if len(pairs):
+            rows = (pairs >> _SHIFT).astype(np.int64)
+            cuts = np.flatnonzero(np.diff(rows)) + 1
+            for part in np.split(pairs, cuts):
+                found[int(part[0] >> _SHIFT)] = (part & _LOW).astype(np.int64)
+        return found
 
     def compact(self, alive: np.ndarray) -> None:
         """Drop the entries of keys whose `alive[key]` is false (order is kept, so runs stay sorted)."""
-        self.runs = [run[alive[(run & _LOW).astype(np.int64)]] for run in self.runs]
-        self.runs = [run for run in self.runs if len(run)]
+        runs = [run.entries[alive[(run.entries & _LOW).astype(np.int64)]] for run in self.runs]
+        self.runs = [_Run(entries) for entries in runs if len(entries)]
 
 
 def earlier_in_batch(hashes: np.ndarray) -> list[list[int]]:

@@ -122,6 +122,7 @@ class Sketch:
     stored_similarity: float | None = None  # the largest similarity to an indexed example (set by validate)
     #: (id, similarity) of the earlier examples of its batch at or above the novelty floor (set by validate)
     batch_similar: list[tuple[str, float]] = attrs.field(factory=list)
+    content_hash: str = ""  # the example's full content hash (what persisted signatures are checked against)
 
     def packed(self, num_perm: int) -> bytes:
         """What is persisted for it (see `persist.py`): hash prefix, signature, band hashes."""
@@ -153,7 +154,8 @@ def sketch(examples: Sequence[Example], num_perm: int, bands: int | None = None)
             signature = int.from_bytes(low[position].tobytes(), "little")
             hashed = cut[position]
             position += 1
-        sketches.append(Sketch(ex.id, ex.task, hash_prefix(ex.content_hash), hashed, signature, frozenset(found)))
+        sketches.append(Sketch(ex.id, ex.task, hash_prefix(ex.content_hash), hashed, signature, frozenset(found),
+                               content_hash=ex.content_hash))
     return sketches
 
 
@@ -185,8 +187,9 @@ class TaskIndex:
                         np.stack([sk.bands for sk in chosen]))
 
     def add_arrays(self, ids: Sequence[str], hashes: Sequence[int] | bytes, signatures: bytes, bands: Any) -> None:
-        """Index examples `ids` with their content-hash prefixes (ints, or uint64 bytes), compact signatures
-        (`num_perm` bytes each, concatenated) and band hashes (`(n, bands)` uint32): one LSH insert for all."""
+        """Index examples `ids` with their content-hash prefixes (ints, or native uint64 bytes), compact
+        signatures (`num_perm` bytes each, concatenated) and band hashes (`(n, bands)` uint32): one LSH insert
+        for all. With `bands` None the LSH is left to the caller (`lsh.insert` over the new keys)."""
         for example_id in ids:
             if example_id in self.keys:
                 self.remove(example_id)
@@ -198,7 +201,8 @@ class TaskIndex:
         else:
             self.hashes.extend(hashes)
         self.signatures += signatures
-        self.lsh.insert(range(first, first + len(ids)), bands)
+        if bands is not None:
+            self.lsh.insert(range(first, first + len(ids)), bands)
 
     def remove(self, example_id: str) -> bool:
         key = self.keys.pop(example_id, None)
@@ -265,7 +269,9 @@ class KitState:
         index = self.indexes.get(task)
         if index is None:
             self.rule(kit, task, None)  # checks the settings first
-            index = build(kit, task, *lsh_shape(rules.lowest_threshold(kit, task)))
+            from .persist import load
+
+            index = load(kit, task, *lsh_shape(rules.lowest_threshold(kit, task)))
             self.indexes[task] = index
         return index
 
@@ -307,6 +313,8 @@ class KitState:
                         other.remove(example.id)
 
     def _added(self, kit: Kit, ids: tuple[str, ...], rejected: set[str] | None) -> None:
+        from .persist import save
+
         live = self._live(kit, ids) if rejected is None else set(ids) - rejected
         ready: dict[str, list[Sketch]] = {}
         missing = []
@@ -323,8 +331,11 @@ class KitState:
                 ready.setdefault(sk.task, []).append(sk)
         for task, sketches in ready.items():
             self.indexes[task].add(sketches)
+            save(kit, self.indexes[task], sketches)
 
     def _refresh(self, kit: Kit, ids: tuple[str, ...], *, content_may_change: bool) -> None:
+        from .persist import save
+
         live = self._live(kit, ids)
         fetch = []
         for example_id in ids:
@@ -342,6 +353,7 @@ class KitState:
             index = self.indexes[sk.task]
             if index.hash_of(sk.example_id) != sk.hash_prefix:
                 index.add([sk])
+                save(kit, index, [sk])
 
 
 _STATES: weakref.WeakKeyDictionary[Any, KitState] = weakref.WeakKeyDictionary()
@@ -362,31 +374,8 @@ def existing_state(kit: Kit) -> KitState | None:
 
 
 def build(kit: Kit, task: str, num_perm: int, bands: int) -> TaskIndex:
-    """An index of the task's stored examples with status accepted or candidate, streamed from the store.
-    Its `build_seconds` say where the time went (reading the store, words and MinHashes, LSH insert)."""
-    started = time.perf_counter()
-    index = TaskIndex(task, num_perm, bands)
-    spent = {"sketch": 0.0, "insert": 0.0}
+    """An index of the task's stored examples with status accepted or candidate, every one sketched from the
+    store (saved signatures are not read; see `persist.load` for what opening a kit does)."""
+    from .persist import build as build_missing
 
-    def add(chunk: list[Example]) -> None:
-        t0 = time.perf_counter()
-        sketches = sketch(chunk, num_perm, bands)
-        t1 = time.perf_counter()
-        index.add(sketches)
-        spent["sketch"] += t1 - t0
-        spent["insert"] += time.perf_counter() - t1
-
-    chunk: list[Example] = []
-    for example in kit.store.iter_examples(ExampleQuery(task=task, where=LIVE)):
-        chunk.append(example)
-        if len(chunk) >= BUILD_CHUNK:
-            add(chunk)
-            chunk = []
-    if chunk:
-        add(chunk)
-    total = time.perf_counter() - started
-    index.build_seconds = {"total": total, "read": total - spent["sketch"] - spent["insert"], **spent}
-    kit.log.info("neardup: indexed %d stored examples of task %r in %.2f s (reading the store %.2f s, words and "
-                 "MinHashes %.2f s, LSH %.2f s; %d bands of %d rows)", len(index), task, total,
-                 index.build_seconds["read"], spent["sketch"], spent["insert"], bands, num_perm // bands)
-    return index
+    return build_missing(kit, TaskIndex(task, num_perm, bands), None, time.perf_counter())
