@@ -17,6 +17,10 @@ Prints the medians, the ratio second/empty (target <= 1.2), the second import's 
 neardup's cost per imported record in both.
 
     python benchmarks/neardup_second_import.py [--stored 1000000] [--rows 100000] [--repeat 3] [--dir DIR]
+                                               [--keep FOLDER]
+
+With --keep FOLDER the files are made in FOLDER and kept; a later run with the same FOLDER (and the same
+--stored and --rows) reuses its generated files and cached store instead of building them again.
 """
 
 from __future__ import annotations
@@ -85,7 +89,7 @@ def write(path: Path, records: list[dict]) -> None:
             out.write(orjson.dumps({**r, "source": "imported"}) + b"\n")
 
 
-def make_files(folder: Path, stored: int, rows: int, seed: int) -> tuple[Path, Path]:
+def make_files(folder: Path, stored: int, rows: int, seed: int) -> None:
     """The stored file (in chunks of generated problems) and the new one (with near-copies of stored ones)."""
     old, new = folder / "stored.jsonl", folder / "new.jsonl"
     rng = random.Random(seed)
@@ -101,7 +105,6 @@ def make_files(folder: Path, stored: int, rows: int, seed: int) -> tuple[Path, P
         copy["outputs"]["problem"] = near_copy(original["outputs"]["problem"], rng.choice((1, 2)), rng)
         records[position] = copy
     write(new, records)
-    return old, new
 
 
 def run_import(folder: Path, db: Path, source: Path) -> dict:
@@ -134,16 +137,27 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="alternating rounds (default 3)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--dir", type=Path, default=None, help="folder for the temp files (default: system temp)")
+    parser.add_argument("--keep", type=Path, default=None, help="make and keep the files in this folder")
     options = parser.parse_args()
 
     with tempfile.TemporaryDirectory(dir=options.dir) as temp:
-        folder = Path(temp)
+        folder = options.keep or Path(temp)
+        folder.mkdir(parents=True, exist_ok=True)
         (folder / "trainkit.toml").write_text(CONFIG, encoding="utf-8")
-        t0 = time.perf_counter()
-        old, new = make_files(folder, options.stored, options.rows, options.seed)
-        print(f"generated {options.stored} + {options.rows} records in {time.perf_counter() - t0:.0f} s")
-        cache = folder / "cache.db"
-        built = run_import(folder, cache, old)
+        cache, built_file = folder / "cache.db", folder / "built.json"
+        old, new = folder / "stored.jsonl", folder / "new.jsonl"
+        if options.keep is not None and built_file.exists():
+            built = json.loads(built_file.read_text())
+            print(f"reusing the files and the cached store of {folder}")
+        else:
+            for path in (old, new):
+                path.unlink(missing_ok=True)
+            remove(cache)
+            t0 = time.perf_counter()
+            make_files(folder, options.stored, options.rows, options.seed)
+            print(f"generated {options.stored} + {options.rows} records in {time.perf_counter() - t0:.0f} s")
+            built = run_import(folder, cache, old)
+            built_file.write_text(json.dumps(built))
         print(f"built the cached store: {built['stored']} stored ({built['rejected']} rejected) in "
               f"{built['seconds']:.0f} s, peak RSS {built['peak_mb']:.0f} MB")
         print(f"  neardup while building it: {per_record(built, options.stored)}")
