@@ -18,7 +18,8 @@ nothing for `trainkit --help`. What is here, by the kind of plugin that needs it
   a writer's `columns`), `parse_json` (orjson that keeps integers wider than 64 bits exact, so intake can
   reject them instead of rounding), and for formats stored as JSON `json_lines` (a JSON Lines file as a stream
   of objects) and `json_document` (a whole document);
-- storage backends: `Store` and its parts, `ExampleQuery`, `InsertResult`, `GROUP_COLUMNS`;
+- storage backends: `Store` and its parts (`ExampleDataStore` keeps data plugins derive from examples),
+  `ExampleQuery`, `InsertResult`, `GROUP_COLUMNS`;
 - synthetic strategies: `RewriteStrategy`, `Job`, `SynthesisContext`, `Cell`, `PlanSlot`, `SlotResult`,
   `string_list`, `variation_note`;
 - command plugins: `CliState` (the global options, settings, plugins and the open kit) and `pass_state`;
@@ -57,6 +58,7 @@ _LAZY = {
     "parse_json": "json_values", "json_lines": "files.jsonread", "json_document": "files.jsonread",
     "Store": "store", "ExampleStore": "store", "SnapshotStore": "store", "PlanStore": "store", "RunStore": "store",
     "ValueStore": "store", "ExampleQuery": "store", "InsertResult": "store", "GROUP_COLUMNS": "store",
+    "ExampleDataStore": "store",
     "ValueSignal": "effectiveness.signals", "ExampleValue": "effectiveness.signals",
     "Evidence": "effectiveness.evidence", "CandidatePool": "effectiveness.evidence",
     "Recommendation": "effectiveness.recommendations", "AlertSignal": "effectiveness.alerts",

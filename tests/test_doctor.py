@@ -25,7 +25,7 @@ from dspy_trainkit.operations.migrations import migrate
 from dspy_trainkit.testing import OpenAIServer
 
 OLD_MIGRATIONS = 4  # 0001-0004: a store made before per-example values and alerts
-#: what such a store lacks: every later migration, in order
+#: what such a store lacks: the later migrations (derived from the list, so a new migration does not break these)
 NEWER = [name for name, _ in schema.MIGRATIONS[OLD_MIGRATIONS:]]
 
 

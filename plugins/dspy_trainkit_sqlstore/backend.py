@@ -44,6 +44,7 @@ from .alerts import AlertStoreMixin
 from .database import ReconnectingPostgresqlDatabase, SqliteStoreDatabase
 from .errors import translate_errors, translated
 from .events import iter_event_counts, iter_events, write_events
+from .example_data import ExampleDataStoreMixin
 from .plans import PlanStoreMixin
 from .runs import RunStoreMixin
 from .snapshots import SnapshotStoreMixin
@@ -133,7 +134,8 @@ def _findings(text: str) -> tuple[Finding, ...]:
 
 
 @functools.partial(translate_errors, skip=("write_transaction", "consistent_read", "close"))
-class PeeweeStore(SnapshotStoreMixin, PlanStoreMixin, RunStoreMixin, ValueStoreMixin, AlertStoreMixin, Store):
+class PeeweeStore(SnapshotStoreMixin, PlanStoreMixin, RunStoreMixin, ValueStoreMixin, AlertStoreMixin,
+                  ExampleDataStoreMixin, Store):
     """A store in one SQLite file or one PostgreSQL database (schema chosen by the URL's search_path)."""
 
     def __init__(self, url: str, database: pw.Database, *, lock_timeout: float = DEFAULTS["lock_timeout"]):

@@ -156,6 +156,12 @@ def _alerts(models: SimpleNamespace) -> None:
     create_tables(models)
 
 
+def _example_data(models: SimpleNamespace) -> None:
+    from .example_data import create_tables  # the derived-data table lives with its code
+
+    create_tables(models)
+
+
 #: Append only. Never rename or reorder an entry once released: stores record these names.
 MIGRATIONS: list[tuple[str, Callable[[SimpleNamespace], None]]] = [
     ("0001_initial", _initial),
@@ -165,6 +171,7 @@ MIGRATIONS: list[tuple[str, Callable[[SimpleNamespace], None]]] = [
     ("0005_example_values", _example_values),
     ("0006_alerts", _alerts),
     ("0007_read_paths", _read_paths),
+    ("0009_neardup_example_data", _example_data),
 ]
 
 
