@@ -133,8 +133,8 @@ def measure(rows: int, rounds: int, postgres: str | None) -> None:
         print(f"{'operation':<26}{'median s':>10}{'x copy':>9}{'MiB':>9}{'k rows/s':>10}")
         for key, values in times.items():
             median = statistics.median(values)
-            size = f"{sizes[key]:.1f}" if key in sizes else ("%.1f" % sizes["store file"] if key == "baseline copy"
-                                                             else "-")
+            shown = sizes.get(key, sizes["store file"] if key == "baseline copy" else None)
+            size = "-" if shown is None else f"{shown:.1f}"
             print(f"{key:<26}{median:>10.2f}{median / base:>9.1f}{size:>9}{rows / median / 1000:>10.0f}")
         backup_s, restore_s = statistics.median(times["backup (sqlite)"]), statistics.median(times["restore (sqlite)"])
         verify_s = statistics.median(times["backup verify (sqlite)"])
