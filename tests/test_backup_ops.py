@@ -8,9 +8,7 @@ import io
 import json
 import os
 import tarfile
-import uuid
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from click.testing import CliRunner
@@ -142,31 +140,9 @@ def test_verify_fails_damaged_altered_and_wrongly_signed_backups(source, tmp_pat
     assert not list(Path(os.environ.get("TMPDIR", "/tmp")).glob(f"trainkit-verify.*_{os.getpid()}_*"))
 
 
-@pytest.fixture
-def fresh_database():
-    """A new PostgreSQL database (not just a schema) on the test server, dropped afterwards: the drill
-    restores as after a lost host, into a database that has never seen trainkit."""
-    import psycopg2
-    from conftest import postgres_url
-
-    base = postgres_url()
-    name = f"tk_drill_{uuid.uuid4().hex[:10]}"
-    parts = urlsplit(base)
-    conn = psycopg2.connect(urlunsplit(parts._replace(query="")))
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(f"CREATE DATABASE {name}")
-    try:
-        yield urlunsplit(parts._replace(path=f"/{name}", query=""))
-    finally:
-        with conn.cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        conn.close()
-
-
 @pytest.mark.postgres
-def test_restore_drill_postgres_to_a_fresh_postgres_database_and_to_sqlite(postgres_schema_url, fresh_database,
-                                                                          tmp_path):
+def test_restore_drill_postgres_to_a_fresh_postgres_database_and_to_sqlite(postgres_schema_url,
+                                                                          postgres_database_url, tmp_path):
     with opener(postgres_schema_url) as kit:
         fill(kit)
         original, digest = content(kit), content_digest(kit)
@@ -179,11 +155,11 @@ def test_restore_drill_postgres_to_a_fresh_postgres_database_and_to_sqlite(postg
     code, out = run("--db", postgres_schema_url, "backup", "verify", file, "--json")
     assert code == 0 and json.loads(out)["digest"] == digest["sha256"], out
     sqlite_url = f"sqlite:///{tmp_path / 'restored.db'}"
-    for target in (fresh_database, sqlite_url):
+    for target in (postgres_database_url, sqlite_url):
         code, out = run("--db", target, "restore", file, "--json")
         assert code == 0, out
         with opener(target) as restored:
             assert content_digest(restored) == digest
             assert content(restored) == original
-    with opener(fresh_database) as restored:
+    with opener(postgres_database_url) as restored:
         assert restored.store.url.startswith("postgresql://") and restored.count() == 12

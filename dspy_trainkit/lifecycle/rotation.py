@@ -2,7 +2,8 @@
 
 Why names carry the time: a backup timer writes one file per run into one folder, and an operator restoring
 after a lost host wants the newest by name, not by a modification time that a copy may have changed. Names are
-`trainkit-YYYYMMDDTHHMMSSZ.tgz` (UTC), with `-2`, `-3`... when two backups start in the same second.
+`trainkit-YYYYMMDDTHHMMSSZ.tgz` (UTC), with `-2`, `-3`... when two backups start in the same second (always
+above the highest number there, so names sort in the order the backups were made).
 
 Rotation deletes only what it can prove it made for this store: a name of that exact form whose archive starts
 with a trainkit manifest naming the same store (its `source`, the store URL with any password masked). Files of
@@ -34,11 +35,11 @@ NAME = re.compile(r"^trainkit-(\d{8}T\d{6}Z)(?:-(\d+))?\.tgz$")
 def backup_name(folder: Path, now: float | None = None) -> Path:
     """A free `trainkit-YYYYMMDDTHHMMSSZ[-N].tgz` in `folder` for a backup started at `now`."""
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(time.time() if now is None else now))
-    path, n = folder / f"{PREFIX}{stamp}{SUFFIX}", 1
-    while path.exists():
-        n += 1
-        path = folder / f"{PREFIX}{stamp}-{n}{SUFFIX}"
-    return path
+    taken = [_order(p)[1] for p in folder.glob(f"{PREFIX}{stamp}*{SUFFIX}") if NAME.match(p.name)]
+    if not taken:
+        return folder / f"{PREFIX}{stamp}{SUFFIX}"
+    # above every number in use, never a gap left by rotation: a later backup must sort after earlier ones
+    return folder / f"{PREFIX}{stamp}-{max(taken) + 1}{SUFFIX}"
 
 
 def _order(path: Path) -> tuple[str, int]:
