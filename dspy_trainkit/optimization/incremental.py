@@ -24,7 +24,6 @@ import attrs
 
 from ..errors import TrainkitError
 from ..models import Event
-from ..workers import owner_is_dead
 from . import triggers as rules
 from .triggers import Observation, TriggerHit
 
@@ -191,8 +190,7 @@ class IncrementalBuilder:
         """Why a due task must not run now: a run in progress, or a failure within `retry_after` that no
         successful run has followed."""
         latest = max(runs, key=lambda r: (r.created_at, r.id)) if runs else None
-        if (latest is not None and latest.status == "running" and now - latest.created_at < BUSY_FOR
-                and not _abandoned(latest)):
+        if latest is not None and latest.status == "running" and now - latest.created_at < BUSY_FOR:
             return f"run {latest.id} is in progress (started {rules.format_duration(now - latest.created_at)} ago)"
         failures = [self.failures[task]] if task in self.failures else []
         if self.retry_after > 0:  # failures recorded by any builder (another process, an earlier cron run)
@@ -226,17 +224,6 @@ class IncrementalBuilder:
             results.append(self._run(check, progress))
         return results
 
-    def _close_abandoned(self, task: str) -> None:
-        """Record runs of `task` whose process was killed mid-run (SIGKILL, OOM, a lost container) as
-        interrupted, so they neither block re-optimizing for BUSY_FOR nor count as running forever."""
-        for run in self.kit.runs(task):
-            if run.status == "running" and _abandoned(run):
-                log.warning("task %s: run %s was left running by a process that is gone; recording it as "
-                            "interrupted", task, run.id, extra={"task": task, "run_id": run.id})
-                self.kit.store.save_run(attrs.evolve(
-                    run, status="interrupted", finished_at=self.clock(),
-                    message="its process ended before it finished (killed); a later run re-optimizes").record())
-
     def _run(self, check: TaskCheck, progress: Callable[[str, str], None] | None) -> StepResult:
         task, hits = check.task, check.hits
         why = "; ".join(h.reason for h in hits)
@@ -245,7 +232,6 @@ class IncrementalBuilder:
         if progress is not None:
             options.setdefault("progress", lambda stage: progress(task, stage))
         options.setdefault("actor", self.actor)
-        self._close_abandoned(task)
         try:
             run = self.kit.optimize(task, program=self.program, metric=self.metric, optimizer=self.optimizer,
                                     **options)
@@ -343,8 +329,3 @@ class IncrementalBuilder:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def _abandoned(run: Any) -> bool:
-    """A "running" run whose owner is a process of this host that is gone (`workers.owner_is_dead`)."""
-    return bool(run.owner) and owner_is_dead(run.owner)
