@@ -120,7 +120,7 @@ def measure(rows: int, rounds: int, postgres: str | None) -> None:
         db = folder / "source.db"
         source = f"sqlite:///{db}"
         fill_time = timed(lambda: fill(source, rows))
-        print(f"\n{rows:,} examples (filled in {fill_time:.1f} s by bulk load)")
+        print(f"\n{rows:,} examples (filled in {fill_time:.1f} s by bulk load)", flush=True)
         times: dict[str, list[float]] = {}
         for key in ("baseline copy", "backup (sqlite)", "backup --portable", "backup verify (sqlite)",
                     "restore (sqlite)", "restore --portable", *(("restore into PostgreSQL", "backup from PostgreSQL")
@@ -129,6 +129,8 @@ def measure(rows: int, rounds: int, postgres: str | None) -> None:
         sizes: dict[str, float] = {}
         for n in range(rounds):
             one_round(folder, source, db, n, times, sizes, postgres)
+            print(f"  round {n + 1}: " + ", ".join(f"{key} {values[-1]:.1f} s" for key, values in times.items()),
+                  flush=True)  # a long run shows each round as it ends
         base = statistics.median(times["baseline copy"])
         print(f"{'operation':<26}{'median s':>10}{'x copy':>9}{'MiB':>9}{'k rows/s':>10}")
         for key, values in times.items():
