@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from . import assessment
+from . import assessment, tokens
 from .errors import TrainkitError, ValidationError
 from .json_values import json_problem
 from .models import Event, Example
@@ -144,6 +144,7 @@ class _BatchRun:
     def run(self, batch: list[Positioned]) -> None:
         """One batch through the pipeline: normalise, judge, store, count, notify."""
         self.report.read += len(batch)
+        tokens.new_batch()  # the shared tokenisation caches one batch's texts at a time
         origins: dict[str, Positioned] = {}
         counts: KeyCounts = {}
         examples = list(self._normalise(batch, origins, counts))
