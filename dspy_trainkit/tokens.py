@@ -63,7 +63,7 @@ class Tokens:
     def digits(self) -> int:
         if self._digits is None:
             text = self.text
-            self._digits = 0 if text.isalpha() else sum(text.count(d) for d in "0123456789") + (
+            self._digits = 0 if text.isalpha() else sum(map(text.count, "0123456789")) + (
                 0 if text.isascii() else sum(1 for c in text if c.isdecimal() and not "0" <= c <= "9"))
         return self._digits
 
