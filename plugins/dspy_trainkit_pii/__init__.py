@@ -32,7 +32,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from dspy_trainkit import ConfigError, Finding, hookimpl
-from dspy_trainkit.pluginkit import check_each, tokens, unknown_settings
+from dspy_trainkit.pluginkit import check_each, unknown_settings
 
 if TYPE_CHECKING:
     from dspy_trainkit import Example, Kit
@@ -192,9 +192,7 @@ def check_example(example: Any, rules: Rules) -> list[Finding]:
     for part, values in (("inputs", example.inputs), ("outputs", example.outputs)):
         for name, value in values.items():
             if type(value) is str:  # the common case, kept cheap: most texts have no '@' and no long digit run
-                # a phone number has 7+ digits: the shared tokenisation counts them once per text per batch
-                if not ((look_for_emails and "@" in value) or (
-                        look_for_phones and tokens(value).digits >= 7 and gate(value) is not None)):
+                if not ((look_for_emails and "@" in value) or (look_for_phones and gate(value) is not None)):
                     continue
                 texts = [value]
             else:
