@@ -8,7 +8,10 @@ same row tuples (id, sha256, JSON columns) and inserts them with stdlib sqlite3 
 schema with the same pragmas, one transaction per 1000 rows. Beside it, labelled, the same import with the
 plugins off (TRAINKIT_LOAD_PLUGINS=basic_checks,jsonl,dspy: declared fields and empty values only).
 Each figure is raw seconds / trainkit seconds (higher is better, 1.0 = as fast as raw), the median over
---rounds alternating rounds (the order of the runs rotates every round), with the import's peak RSS.
+--rounds alternating rounds (the order of the runs rotates every round), with the import's peak RSS; the same
+ratio of the children's CPU seconds (user + system, start-up included; for PostgreSQL the client side only) is
+printed beside it, since wall time on
+a machine shared with other work follows the load.
 
     python benchmarks/ingest.py [--rows 100000] [--rounds 3] [--baseline-rev main] [--postgres URL]
                                 [--skip-plugins neardup] [--read-paths] [--dir DIR]
@@ -124,13 +127,20 @@ def write_jsonl(path: Path, rows: int, seed: int = 7) -> None:
                 "answer": str(a * b)}) + b"\n")
 
 
+#: CPU seconds (user + system) of the last child `run_child_rss` waited for: on a machine shared with other
+#: work, wall time varies with the load, CPU time much less; both ratios are printed.
+LAST_CPU = [0.0]
+
+
 def run_child_rss(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, int, str]:
-    """`run_child` that also reports the child's peak RSS (MiB)."""
+    """Run a child; return wall seconds, its peak RSS in MiB (os.wait4: subprocess does not expose rusage) and
+    its stdout; its CPU seconds go to LAST_CPU."""
     start = time.perf_counter()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(args, cwd=cwd, stdout=out, stderr=err, env=env)
         _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
+        LAST_CPU[0] = usage.ru_utime + usage.ru_stime
         elapsed = time.perf_counter() - start
         out.seek(0)
         err.seek(0)
@@ -209,6 +219,7 @@ def measure(args: argparse.Namespace, folder: Path, sides: list[Side]) -> None:
         for side in sides:
             runs[f"PostgreSQL, default plugins{note} ({side.label})"] = ("postgres", side, skip)
     seconds: dict[str, list[float]] = {label: [] for label in runs}
+    cpu: dict[str, list[float]] = {label: [] for label in [*runs, "sqlite3 executemany"]}
     rss: dict[str, list[int]] = {label: [] for label in runs}
     raw: dict[str, list[float]] = {"sqlite3 executemany": []}
     if args.postgres:
@@ -219,22 +230,26 @@ def measure(args: argparse.Namespace, folder: Path, sides: list[Side]) -> None:
         for kind, label in order[shift:] + order[:shift]:
             if kind == "raw":
                 raw[label].append(time_raw(label, folder, source, schema_file, args.postgres, sides[0]))
+                cpu.setdefault(label, []).append(LAST_CPU[0])
                 print(f"  round {round_ + 1}: raw {label}: {raw[label][-1]:.2f} s", flush=True)
                 continue
             store, side, env = runs[label]
             with postgres_schema(args.postgres, store == "postgres") as url:
                 took, peak = trainkit_import(side, folder, source, args.rows, env, url or "sqlite:///ingest.db")
             seconds[label].append(took)
+            cpu[label].append(LAST_CPU[0])
             rss[label].append(peak)
             print(f"  round {round_ + 1}: {label}: {took:.2f} s, peak RSS {peak} MiB", flush=True)
     print()
-    print(f"{'figure':72} {'ratio raw/trainkit':>18} {'trainkit s':>10} {'rec/s':>8} {'peak RSS':>9}")
+    print(f"{'figure':72} {'ratio raw/trainkit':>18} {'CPU ratio':>9} {'trainkit s':>10} {'rec/s':>8} "
+          f"{'peak RSS':>9}")
     for label, times in seconds.items():
         baselines = (["sqlite3 executemany"] if runs[label][0] == "sqlite"
                      else ["psycopg2 execute_values", "PostgreSQL COPY"])
         for base in baselines:
             ratio = statistics.median(r / t for r, t in zip(raw[base], times, strict=True))
-            print(f"{label + ' vs ' + base:72.72} {ratio:18.2f} {statistics.median(times):10.2f} "
+            cpu_ratio = statistics.median(r / t for r, t in zip(cpu[base], cpu[label], strict=True))
+            print(f"{label + ' vs ' + base:72.72} {ratio:18.2f} {cpu_ratio:9.2f} {statistics.median(times):10.2f} "
                   f"{args.rows / statistics.median(times):8,.0f} {max(rss[label]):6} MiB")
     for base, times in raw.items():
         median = statistics.median(times)
