@@ -10,8 +10,7 @@ plugins off (TRAINKIT_LOAD_PLUGINS=basic_checks,jsonl,dspy: declared fields and 
 Each figure is raw seconds / trainkit seconds (higher is better, 1.0 = as fast as raw), the median over
 --rounds alternating rounds (the order of the runs rotates every round), with the import's peak RSS; the same
 ratio of the children's CPU seconds (user + system, start-up included; for PostgreSQL the client side only) is
-printed beside it, since wall time on
-a machine shared with other work follows the load.
+printed beside it, since wall time on a machine shared with other work follows the load.
 
     python benchmarks/ingest.py [--rows 100000] [--rounds 3] [--baseline-rev main] [--postgres URL]
                                 [--skip-plugins neardup] [--read-paths] [--dir DIR]
