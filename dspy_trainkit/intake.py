@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from . import assessment
+from . import assessment, tokens
 from .errors import TrainkitError, ValidationError
 from .json_values import json_problem
 from .models import Event, Example
@@ -161,6 +161,7 @@ class _BatchRun:
         """One batch through the pipeline: normalise, judge, store, count, notify."""
         started = time.perf_counter()
         self.report.read += len(batch)
+        tokens.new_batch()  # the shared tokenisation caches one batch's texts at a time
         origins: dict[str, Positioned] = {}
         counts: KeyCounts = {}
         examples = list(self._normalise(batch, origins, counts))
@@ -191,7 +192,8 @@ class _BatchRun:
         if not kept:
             return []
         scored = assessment.score(self.kit, kept, findings)
-        decided = [assessment.decide(self.kit, ex, list(ex.findings) + findings.get(ex.id, []), scores)
+        rules = assessment.BatchRules(self.kit)
+        decided = [assessment.decide(self.kit, ex, list(ex.findings) + findings.get(ex.id, []), scores, rules=rules)
                    for ex, scores in zip(kept, scored, strict=True)]
         return assessment.cap_synthetic(self.kit, decided)
 
@@ -321,7 +323,7 @@ def to_example(record: Any, defaults: Mapping[str, Any], default_task: str | Non
     values = _fields(record, defaults, default_task)
     if "task" not in values:
         raise TrainkitError("task: missing (give --task, a 'task' field, or default_task in settings)")
-    example = Example.from_dict(values)
+    example = Example.from_record(values)
     check_values(example)
     example.content_hash  # noqa: B018 - computing it now reports values that are not JSON, per record
     return example

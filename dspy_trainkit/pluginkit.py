@@ -10,7 +10,9 @@ nothing for `trainkit --help`. What is here, by the kind of plugin that needs it
 
 - every plugin: `hookimpl`, `Kit` (the `context` every data hook gets), `Example`, `Finding`, `Event`,
   `Snapshot`, the errors, `redact_url` (for any text that may hold a store URL or a key);
-- validators and scorers: `check_each`, `words` and `PUNCTUATION` (the shared word tokeniser),
+- validators and scorers: `check_each`, `tokens` and `Tokens` (the shared tokenisation of one text: its
+  lowercase, `\\w+` words, squashed spacing and digit count, computed once per text per intake batch whatever
+  the number of plugins that read it), `words` and `PUNCTUATION` (the word-set tokeniser of whole examples),
   `unknown_settings` (one check of a plugin's settings table);
 - converters: `ConversionResult`, `ConversionError`, `signature_fields`;
 - file formats: `FormatError`, `RecordError`, `ReadOptions`, `WriteOptions`, `open_input` (a file, `-` for
@@ -50,7 +52,7 @@ _LAZY = {
     "redact_url": "redaction", "redact": "redaction", "redact_data": "redaction",
     "snapshot_diff": "frontends", "snapshot_contents": "frontends", "metrics_text": "frontends",
     "settings_data": "frontends",
-    "words": "generation.text", "PUNCTUATION": "generation.text",
+    "words": "generation.text", "PUNCTUATION": "generation.text", "tokens": "tokens", "Tokens": "tokens",
     "ConversionResult": "conversion", "signature_fields": "signatures",
     "FormatError": "files.formats", "RecordError": "files.formats", "ReadOptions": "files.formats",
     "WriteOptions": "files.formats", "open_input": "files.formats", "export_record": "files.exporting",

@@ -51,6 +51,8 @@ from .snapshots import SnapshotStoreMixin
 from .values import ValueStoreMixin
 
 PAGE_SIZE = 1000
+#: PostgreSQL: ANALYZE `examples` after an import has added this many rows and at least doubled the table.
+ANALYZE_MIN_ROWS = 10_000
 SQLITE_PRAGMAS = {
     "journal_mode": "wal",
     "synchronous": "normal",
@@ -146,6 +148,8 @@ class PeeweeStore(SnapshotStoreMixin, PlanStoreMixin, RunStoreMixin, ValueStoreM
         self.is_sqlite = isinstance(database, pw.SqliteDatabase)
         self._cursor_numbers = itertools.count()
         self._integrity_errors: tuple[type[Exception], ...] = (pw.IntegrityError, sqlite3.IntegrityError)
+        self._analyzed_rows: int | None = None  # PostgreSQL: rows of `examples` at its last ANALYZE (estimated)
+        self._grown = 0  # and rows inserted by this store since
         if not self.is_sqlite:
             import psycopg2
 
@@ -222,6 +226,7 @@ class PeeweeStore(SnapshotStoreMixin, PlanStoreMixin, RunStoreMixin, ValueStoreM
                                           "ON CONFLICT (task, content_hash) DO NOTHING RETURNING id",
                                           rows, page_size=len(rows) or 1, fetch=True)
                 inserted = [r[0] for r in returned]
+                self._analyze_if_grown(len(inserted))
             if inserted:  # a batch that turned out all duplicates (another writer won) changed nothing
                 self._append_event(attrs.evolve(event, example_ids=tuple(inserted)))
         inserted_set = set(inserted)
@@ -251,6 +256,22 @@ class PeeweeStore(SnapshotStoreMixin, PlanStoreMixin, RunStoreMixin, ValueStoreM
                                      "(same task and content); edit it differently or archive one") from None
             raise
 
+    def _analyze_if_grown(self, added: int) -> None:
+        """PostgreSQL: refresh the planner's statistics of `examples` once it has grown past twice the size
+        they were taken at (and by at least ANALYZE_MIN_ROWS). A first import into an empty table otherwise
+        runs with no statistics until autovacuum gets to it, and the planner's guesses for the dedup probe and
+        the checks made per batch go wrong as the table grows. Doubling keeps it to a few ANALYZEs per import."""
+        if self._analyzed_rows is None:
+            cursor = self.db.cursor()
+            cursor.execute("SELECT GREATEST(reltuples, 0)::bigint FROM pg_class WHERE oid = 'examples'::regclass")
+            self._analyzed_rows = int(cursor.fetchone()[0])
+            self._grown = 0
+        self._grown += added
+        if self._grown >= max(ANALYZE_MIN_ROWS, self._analyzed_rows):
+            self.db.cursor().execute("ANALYZE examples")
+            self._analyzed_rows += self._grown
+            self._grown = 0
+
     def _transaction(self) -> Any:
         return self.db.atomic("IMMEDIATE") if self.is_sqlite else self.db.atomic()
 
@@ -272,6 +293,12 @@ class PeeweeStore(SnapshotStoreMixin, PlanStoreMixin, RunStoreMixin, ValueStoreM
         # handling cost more than the index probes themselves (measured: ~6 us per hash).
         hashes = list(hashes)
         found: set[str] = set()
+        if not self.is_sqlite:  # one probe of the unique (task, content_hash) index per hash, whatever the size
+            for start in range(0, len(hashes), 5000):
+                cursor = self.db.execute_sql("SELECT content_hash FROM examples WHERE task = %s "
+                                             "AND content_hash = ANY(%s)", [task, hashes[start:start + 5000]])
+                found.update(row[0] for row in cursor.fetchall())
+            return found
         for start in range(0, len(hashes), 500):
             chunk = hashes[start:start + 500]
             marks = ", ".join([self.db.param] * len(chunk))
