@@ -11,7 +11,8 @@ A code block is checked when an HTML comment (invisible on GitHub and on the sit
 * `<!-- check: file NAME -->` before any block: its text is written to NAME (a script a later `$ python NAME`
   runs, a settings file).
 * `<!-- check: setup COMMAND -->` on a line of its own runs COMMAND without showing or checking its output (for
-  a step that the page's prose describes but does not show, such as creating the project first).
+  a step that the page's prose describes but does not show, such as creating the project first); `$REPO` is
+  the repository's root there.
 
 What may differ from run to run, and only that, is a placeholder: a 32-hex example or event id (the first time
 an id appears it stands for whatever id the run printed there, and from then on for that same id, also inside
@@ -40,6 +41,7 @@ FENCE = re.compile(r"^(```|~~~)(\S*)\s*$")
 ID = re.compile(r"\b[0-9a-f]{32}\b")
 HEX_PART = re.compile(r"\b[0-9a-f]{4,31}\b")
 SHOWN_FOLDER = "/tmp/myproject"
+REPO = Path(__file__).resolve().parent.parent  # $REPO in setup steps: files a page uses from the checkout
 PLACEHOLDERS = [  # (pattern in the shown text, regex for what the run may print there)
     (re.compile(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(?:\.\d+)?(?: ?UTC|Z|[+-]\d\d:\d\d)?"),
      r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(?:\.\d+)?(?: ?UTC|Z|[+-]\d\d:\d\d)?"),
@@ -238,7 +240,7 @@ def run_page(path: Path, folder: Path) -> tuple[int, list[str]]:
     items = read_page(path.read_text(encoding="utf-8"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRAINKIT_")}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    env.update({"NO_COLOR": "1", "COLUMNS": "120", "PYTHONHASHSEED": "0", "TZ": "UTC"})
+    env.update({"NO_COLOR": "1", "COLUMNS": "120", "PYTHONHASHSEED": "0", "TZ": "UTC", "REPO": str(REPO)})
     steps = sum(1 for i in items if isinstance(i, Setup) or i.mark in ("run", "file"))
     return steps, PageRun(folder, env).run(items, path.name)
 
@@ -249,7 +251,7 @@ def update_page(path: Path, folder: Path) -> int:
     items = read_page(path.read_text(encoding="utf-8"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRAINKIT_")}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    env.update({"NO_COLOR": "1", "COLUMNS": "120", "PYTHONHASHSEED": "0", "TZ": "UTC"})
+    env.update({"NO_COLOR": "1", "COLUMNS": "120", "PYTHONHASHSEED": "0", "TZ": "UTC", "REPO": str(REPO)})
     run = PageRun(folder, env)
     run.run(items, path.name)
     lines = path.read_text(encoding="utf-8").split("\n")
