@@ -12,6 +12,7 @@ DOCS = Path(__file__).resolve().parent.parent / "docs"
 CHECKED_PAGES = ["quickstart.md", "importing.md", "dspy.md", "optimization.md", "effectiveness.md", "plugins.md"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("page", CHECKED_PAGES)
 def test_page_examples_print_what_the_page_shows(page: str, tmp_path: Path) -> None:
     steps, problems = run_page(DOCS / page, tmp_path)
