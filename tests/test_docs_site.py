@@ -11,6 +11,7 @@ import importlib
 import re
 from pathlib import Path
 
+import attrs
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,8 +64,27 @@ def test_missing_names_are_found(tmp_path: Path) -> None:
 
 def test_cli_reference_group_holds_every_builtin_command() -> None:
     from dspy_trainkit.cli.main import BUILTIN_COMMANDS, cli
-    from dspy_trainkit.cli.reference import builtin_cli
+    from dspy_trainkit.cli.reference import builtin_cli, builtin_plugin_commands
 
-    assert sorted(builtin_cli.commands) == sorted(BUILTIN_COMMANDS)
+    assert sorted(builtin_cli.commands) == sorted({*BUILTIN_COMMANDS, *builtin_plugin_commands()})
     assert [p.name for p in builtin_cli.params] == [p.name for p in cli.params]
     assert "builtin_cli" in (REFERENCE / "cli.md").read_text(encoding="utf-8")
+
+
+def test_third_party_plugin_commands_stay_out_of_the_reference() -> None:
+    import click
+
+    from dspy_trainkit import hookimpl
+    from dspy_trainkit.cli.reference import builtin_plugin_commands
+    from dspy_trainkit.plugin_manager import make_plugin_manager
+
+    class ThirdParty:
+        @hookimpl
+        def register_commands(self, cli: click.Group) -> None:
+            cli.add_command(click.Command("third-party-cmd"))
+
+    pm = make_plugin_manager(extra_plugins=[("third_party", ThirdParty())])
+    assert not pm.infos["third_party"].builtin
+    assert "third-party-cmd" not in builtin_plugin_commands(pm)
+    pm.infos["third_party"] = attrs.evolve(pm.infos["third_party"], builtin=True)  # as if shipped with trainkit
+    assert "third-party-cmd" in builtin_plugin_commands(pm)
