@@ -262,7 +262,7 @@ def effectiveness_page(kit: Any, task: str | None) -> dict[str, Any]:
     if task is not None:
         try:
             values = kit.values(task, order="-value", limit=PAGE)
-            recommendations = kit.recommend(task)
+            recommendations = cached(kit, "recommend", task, lambda: kit.recommend(task))
         except Exception as exc:  # noqa: BLE001  (shown on the page: a rule plugin failing is worth seeing)
             problem = redact(str(exc))
     return {"task": task, "tasks": all_tasks, "values": values, "recommendations": recommendations,
