@@ -70,7 +70,7 @@ def overview(kit: Any) -> dict[str, Any]:
                      "total": sum(by_status.get(task, {}).values()), "champion": kit.champion(task),
                      "trend": [r.latest_score for r in runs[-8:]]})
     events = recent_events(kit)
-    mark = f"{events[0].time!r}:{events[0].id}" if events else "0:"
+    mark = f"{events[0][0].time!r}:{events[0][0].id}" if events else "0:"
     return {"tasks": rows, "alerts": kit.alerts(), "events": events, "signature": mark}
 
 
@@ -85,12 +85,13 @@ def readiness_part(kit: Any, task: str) -> dict[str, Any]:
             "gaps": [gap for r in found for gap in r.gaps], "problem": None}
 
 
-def recent_events(kit: Any, limit: int = 12) -> list[Any]:
-    """The last `limit` events. The audit trail streams oldest first from a time, so look back an hour, then a
-    day, then 30 days, and stop at the first window that holds enough (a busy collector writes many events)."""
-    found: list[Any] = []
+def recent_events(kit: Any, limit: int = 12) -> list[tuple[Any, int]]:
+    """The last `limit` events, newest first, each with how many examples it names (counted by the store: an
+    event naming a whole trainset is not read whole). The audit trail streams oldest first from a time, so look
+    back an hour, then a day, then 30 days, and stop at the first window that holds enough."""
+    found: list[tuple[Any, int]] = []
     for seconds in (3600, 86400, 30 * 86400):
-        found = list(collections.deque(kit.events(since=time.time() - seconds), maxlen=limit))
+        found = list(collections.deque(kit.store.iter_event_counts(since=time.time() - seconds), maxlen=limit))
         if len(found) >= limit:
             break
     return list(reversed(found))
@@ -101,7 +102,7 @@ def signature(kit: Any, seen: str | None = None) -> str:
     `seen` (an earlier signature) only the events since then are read, so polling stays cheap."""
     since = float(seen.split(":", 1)[0]) if seen and seen.split(":", 1)[0].replace(".", "", 1).isdigit() else None
     last = None
-    for event in kit.events(since=since if since is not None else time.time() - 30 * 86400):
+    for event, _count in kit.store.iter_event_counts(since=since if since is not None else time.time() - 30 * 86400):
         last = event
     if last is None:
         return seen or "0:"
@@ -176,7 +177,7 @@ def example_detail(kit: Any, example_id: str) -> dict[str, Any]:
         values = []
     provenance = redact_data({k: v for k, v in example.provenance.items() if k != "scorers"})
     return {"example": example, "scores": scores, "cluster": cluster, "value": values[0] if values else None,
-            "provenance": provenance, "events": list(kit.events(example_id=example.id))}
+            "provenance": provenance, "events": [event for event, _count in kit.store.iter_event_counts(example_id=example.id)]}
 
 
 def _scorer(entry: Any) -> str:
