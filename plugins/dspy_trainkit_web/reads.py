@@ -102,7 +102,8 @@ def signature(kit: Any, seen: str | None = None) -> str:
     `seen` (an earlier signature) only the events since then are read, so polling stays cheap."""
     since = float(seen.split(":", 1)[0]) if seen and seen.split(":", 1)[0].replace(".", "", 1).isdigit() else None
     last = None
-    for event, _count in kit.store.iter_event_counts(since=since if since is not None else time.time() - 30 * 86400):
+    start = since if since is not None else time.time() - 30 * 86400
+    for event, _count in kit.store.iter_event_counts(since=start):
         last = event
     if last is None:
         return seen or "0:"
