@@ -177,8 +177,9 @@ def example_detail(kit: Any, example_id: str) -> dict[str, Any]:
     except Exception:  # noqa: BLE001  (no values stored yet is not an error of this page)
         values = []
     provenance = redact_data({k: v for k, v in example.provenance.items() if k != "scorers"})
+    history = [event for event, _count in kit.store.iter_event_counts(example_id=example.id)]
     return {"example": example, "scores": scores, "cluster": cluster, "value": values[0] if values else None,
-            "provenance": provenance, "events": [event for event, _count in kit.store.iter_event_counts(example_id=example.id)]}
+            "provenance": provenance, "events": history}
 
 
 def _scorer(entry: Any) -> str:
