@@ -23,7 +23,7 @@ from starlette.responses import HTMLResponse, PlainTextResponse, RedirectRespons
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from dspy_trainkit.pluginkit import NotFoundError, TrainkitError, redact
+from dspy_trainkit.pluginkit import NotFoundError, StoreError, TrainkitError, redact
 
 from . import charts, reads
 from .access import KitWorker
@@ -39,6 +39,14 @@ class AppConfig:
     token: str | None = None
     read_only: bool = False
     user: str = "web"
+
+
+def status_for(exc: Exception) -> int:
+    """A missing thing is 404, the store being unreachable or failing is the server's fault (503: retry later),
+    anything else the request's (400)."""
+    if isinstance(exc, NotFoundError):
+        return 404
+    return 503 if isinstance(exc, StoreError) else 400
 
 
 def _templates() -> jinja2.Environment:
@@ -72,7 +80,7 @@ def build_app(worker: KitWorker, config: AppConfig) -> Starlette:
             try:
                 data = await worker(read, *args)
             except (TrainkitError, ValueError) as exc:
-                return render(request, "error.html", status_code=404 if isinstance(exc, NotFoundError) else 400,
+                return render(request, "error.html", status_code=status_for(exc),
                               message=redact(str(exc)))
             return render(request, name, **data)
         return endpoint
@@ -82,7 +90,7 @@ def build_app(worker: KitWorker, config: AppConfig) -> Starlette:
         try:
             data = await worker(reads.examples_page, params)
         except (TrainkitError, ValueError) as exc:
-            return render(request, "error.html", status_code=400, message=redact(str(exc)))
+            return render(request, "error.html", status_code=status_for(exc), message=redact(str(exc)))
         next_url = None
         if data["next_after"]:
             next_url = "/examples?" + urlencode({**{k: v for k, v in params.items() if v and k != "after"},
@@ -94,7 +102,7 @@ def build_app(worker: KitWorker, config: AppConfig) -> Starlette:
         try:
             data = await worker(reads.review_page, request.query_params.get("task") or None, order)
         except (TrainkitError, ValueError) as exc:
-            return render(request, "error.html", status_code=400, message=redact(str(exc)))
+            return render(request, "error.html", status_code=status_for(exc), message=redact(str(exc)))
         return render(request, "review.html", **data)
 
     async def snapshots(request: Request) -> Response:
@@ -160,7 +168,7 @@ def build_app(worker: KitWorker, config: AppConfig) -> Starlette:
             try:
                 return await fn(request, fields)
             except (TrainkitError, ValueError) as exc:
-                return render(request, "error.html", status_code=400, message=redact(str(exc)))
+                return render(request, "error.html", status_code=status_for(exc), message=redact(str(exc)))
             finally:
                 await worker(reads.forget)  # readiness and counts reused for 60 s must show this change
         return endpoint

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import re
 import secrets
 import socket
 from collections.abc import Iterable
@@ -65,6 +66,7 @@ class Guard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        send = _with_page_headers(send)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         cookies = _cookies(headers.get("cookie", ""))
         host = headers.get("host", "")
@@ -75,7 +77,7 @@ class Guard:
             query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
             if scope["method"] == "GET" and "token" in query and _same(query["token"], self.token):
                 rest = urlencode([(k, v) for k, v in query.items() if k != "token"])
-                await _redirect(send, scope["path"] + (f"?{rest}" if rest else ""),
+                await _redirect(send, local_path(scope["path"]) + (f"?{rest}" if rest else ""),
                                 cookie=f"{TOKEN_COOKIE}={self.token}; HttpOnly; SameSite=Strict; Path=/")
                 return
             given = headers.get("authorization", "")
@@ -107,6 +109,27 @@ class Guard:
             await send(message)
 
         await self.app(scope, receive, send_with_cookie)
+
+
+#: On every response: no page of the dashboard may be framed (a page on another port of the same host is
+#: same-site, so its frame would carry the cookies and pass the Origin check: clickjacking), nor sniffed.
+PAGE_HEADERS = [(b"x-frame-options", b"DENY"), (b"content-security-policy", b"frame-ancestors 'none'"),
+                (b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"same-origin")]
+_LOCAL_PATH = re.compile(r"/(?![/\\])[A-Za-z0-9/_.~%-]*")
+
+
+def _with_page_headers(send: Any) -> Any:
+    async def send_with_headers(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            message["headers"] = [*message.get("headers", []), *PAGE_HEADERS]
+        await send(message)
+    return send_with_headers
+
+
+def local_path(path: str) -> str:
+    """`path` when it is a plain path of this dashboard, else "/": a redirect to `//evil.example/` or
+    `/\\evil.example` would leave the site, and control characters would break the header."""
+    return path if _LOCAL_PATH.fullmatch(path) else "/"
 
 
 def csrf_ok(cookie: str | None, given: str | None) -> bool:

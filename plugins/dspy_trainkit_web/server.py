@@ -38,8 +38,8 @@ def check_options(options: ServeOptions) -> None:
     if not is_loopback(options.host) and not options.token:
         raise ConfigError(f"--host {options.host}: serving beyond this machine needs an access token; pass "
                           "--token TOKEN or set TRAINKIT_WEB_TOKEN (or bind 127.0.0.1)")
-    if options.token is not None and len(options.token) < 16:
-        raise ConfigError("--token: use at least 16 characters (e.g. python3 -c 'import secrets; "
+    if options.token is not None and (len(options.token.strip()) < 16 or options.token != options.token.strip()):
+        raise ConfigError("--token: use at least 16 characters, no spaces around them (e.g. python3 -c 'import secrets; "
                           "print(secrets.token_urlsafe())')")
 
 
@@ -75,7 +75,10 @@ def run(state: Any, options: ServeOptions) -> None:
                                 access_log=False, lifespan="off", server_header=False)
         server = uvicorn.Server(config)
         threading.Thread(target=_announce, args=(server, options), daemon=True).start()
-        server.run()
+        try:
+            server.run()
+        except SystemExit:  # uvicorn exits when it cannot bind; say why in trainkit's words instead
+            pass
         if not server.started:
             raise TrainkitError(f"could not listen on {options.host}:{options.port} (is the port in use? "
                                 "try --port 0 for any free port)")
