@@ -39,8 +39,8 @@ def check_options(options: ServeOptions) -> None:
         raise ConfigError(f"--host {options.host}: serving beyond this machine needs an access token; pass "
                           "--token TOKEN or set TRAINKIT_WEB_TOKEN (or bind 127.0.0.1)")
     if options.token is not None and (len(options.token.strip()) < 16 or options.token != options.token.strip()):
-        raise ConfigError("--token: use at least 16 characters, no spaces around them (e.g. python3 -c 'import secrets; "
-                          "print(secrets.token_urlsafe())')")
+        raise ConfigError("--token: use at least 16 characters, no spaces around them (e.g. python3 -c "
+                          "'import secrets; print(secrets.token_urlsafe())')")
 
 
 def import_web() -> None:
