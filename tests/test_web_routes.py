@@ -228,6 +228,11 @@ def test_store_text_search_and_keyset_paging(kit):
     assert found(text="er_s") == [ids[2]] and found(text="e_s") == [] and found(text="r_sc") == [ids[2]]
     assert found(after=ids[1]) == ids[2:] and found(after=ids[2], order="-created") == ids[1::-1]
     assert kit.count(text="cats") == 1
+    # the values are searched, not the stored JSON: field names, quotes and braces find nothing by themselves
+    assert found(text="question") == [] and found(text="answer") == [] and found(text='"') == [ids[1]]
+    assert found(text="{") == [] and found(text=":") == []
+    numbered = kit.add(task="qa", inputs={"question": "count"}, outputs={"answer": "a", "n": 40213}).id
+    assert found(text="4021") == [numbered]
     kit.add(task="other", inputs={"question": "q"}, outputs={"answer": "a"}, topic="t1")
     assert kit.store.distinct_values("task") == ["other", "qa"]
     assert kit.store.distinct_values("topic") == ["t1"]

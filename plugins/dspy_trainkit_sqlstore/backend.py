@@ -470,12 +470,28 @@ class PeeweeStore(SnapshotStoreMixin, PlanStoreMixin, RunStoreMixin, ValueStoreM
             column = getattr(model, field)
             select = select.where(_OPERATORS[op](column, value))
         if query.text:
-            pattern = text_pattern(query.text)
-            like = pw.SQL("LIKE" if self.is_sqlite else "ILIKE")
-            escape = pw.SQL("ESCAPE '\\'")
-            select = select.where(pw.NodeList((model.inputs, like, pattern, escape))
-                                  | pw.NodeList((model.outputs, like, pattern, escape)))
+            select = select.where(self._has_text(model.inputs, query.text)
+                                  | self._has_text(model.outputs, query.text))
         return select
+
+    def _has_text(self, column: pw.Field, text: str) -> pw.Node:
+        """`text` inside one of the values stored in `column` (JSON), not in its field names or punctuation:
+        a cheap LIKE over the stored JSON text first, then the values themselves (SQLite's `json_tree`,
+        PostgreSQL's `jsonb_path_query`) for the rows it lets through, so `answer` does not find every example
+        whose output field is named answer."""
+        like = pw.SQL("LIKE" if self.is_sqlite else "ILIKE")
+        escape = pw.SQL("ESCAPE '\\'")
+        prefilter = pw.NodeList((column, like, text_pattern(text), escape))
+        value = like_pattern(text)
+        if self.is_sqlite:
+            inside = pw.NodeList((pw.SQL("EXISTS (SELECT 1 FROM json_tree("), column,
+                                  pw.SQL(") AS j WHERE j.type IN ('text', 'integer', 'real') AND j.value LIKE ? "
+                                         "ESCAPE '\\')", [value])), glue="")
+        else:
+            inside = pw.NodeList((pw.SQL("EXISTS (SELECT 1 FROM jsonb_path_query(CAST("), column,
+                                  pw.SQL(" AS jsonb), 'strict $.**') AS j(v) WHERE jsonb_typeof(j.v) IN ('string', "
+                                         "'number') AND (j.v #>> '{}') ILIKE %s ESCAPE '\\')", [value])), glue="")
+        return prefilter & inside
 
 
 def _read_columns(columns: Sequence[str] | None) -> tuple[str, ...]:
@@ -487,6 +503,12 @@ def _read_columns(columns: Sequence[str] | None) -> tuple[str, ...]:
                          f"{', '.join(schema.EXAMPLE_COLUMNS)}")
     wanted = {"id", "task", *columns}
     return tuple(c for c in schema.EXAMPLE_COLUMNS if c in wanted)
+
+
+def like_pattern(text: str) -> str:
+    """A LIKE pattern finding `text` as it is inside a value (LIKE's wildcards and the escape escaped)."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
 
 
 def text_pattern(text: str) -> str:
