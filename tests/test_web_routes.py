@@ -56,6 +56,7 @@ def test_example_filters_text_search_and_keyset_paging(filled):
         found = c.get("/examples", params={"q": "7 PLUS 7"}).text  # case-insensitive, inside the JSON text
         nothing = c.get("/examples", params={"q": "100%"}).text  # % is searched for, not a wildcard
         bad = c.get("/examples", params={"min_quality": "high"})
+        typo = c.get("/examples", params={"status": "acepted"})
         import dspy_trainkit_web.reads as reads
 
         old = reads.PAGE
@@ -72,6 +73,7 @@ def test_example_filters_text_search_and_keyset_paging(filled):
     assert listed(found) == {ids[7]}
     assert listed(nothing) == set()
     assert bad.status_code == 400 and "min quality: &#39;high&#39; is not a number" in bad.text
+    assert typo.status_code == 400 and "status &#39;acepted&#39;: use one of accepted" in typo.text
     assert len(listed(first)) == 5 and len(listed(second)) == 5 and not listed(first) & listed(second)
     assert listed(first) == set(ids[-5:])  # newest first
 
@@ -173,9 +175,16 @@ def test_token_is_required_on_every_request(filled):
         bearer = c.get("/", headers={"authorization": f"Bearer {secret}"}).status_code
         login = c.get(f"/examples?token={secret}&status=accepted")
         after = c.get("/examples").status_code
-        page = c.get("/").text
+        framed = c.get("/")
+        page = framed.text
+        away = [c.get(f"{path}?token={secret}").headers.get("location") for path in ("//evil.example/",
+                                                                                       "/\\evil.example")]
     assert refused == [401, 401, 401, 401] and wrong == 401 and bearer == 200
     assert login.status_code == 303 and login.headers["location"] == "/examples?status=accepted"
+    assert away == ["/", "/"]  # the login redirect never leaves the dashboard
+    # no page may be framed by another page, even one on another port of this host (clickjacking)
+    assert framed.headers["x-frame-options"] == "DENY"
+    assert "frame-ancestors 'none'" in framed.headers["content-security-policy"]
     assert after == 200 and secret not in page
 
 

@@ -123,8 +123,14 @@ def example_query(params: dict[str, str], *, limit: int | None = PAGE) -> Exampl
     order = params.get("order") or "-created"
     if order not in ("created", "-created"):
         raise ValueError(f"order {order!r}: use created or -created")
+    status = params.get("status") or None
+    if status is not None and status not in STATUSES:  # a typo would list nothing and look like no data
+        raise ValueError(f"status {status!r}: use one of {', '.join(STATUSES)}")
+    text = (params.get("q") or "").strip()
+    if "\x00" in text:
+        raise ValueError("search text: a NUL character cannot be searched for")
     return ExampleQuery(**{f: params.get(f) or None for f in FILTERS}, where=where,
-                        text=(params.get("q") or "").strip() or None, after=params.get("after") or None,
+                        text=text or None, after=params.get("after") or None,
                         order=order, limit=limit)
 
 
