@@ -140,8 +140,9 @@ def test_recommend_names_the_mislabeled_examples_and_applying_sends_them_to_revi
     precision = len(named & planted) / len(named)
     recall = len(named & planted) / len(findable)
     # measured on this setup over runs: precision 0.57-1.0 (0.57 seen once), recall 0.57-1.0 (the split, and
-    # so which examples were demos how often, changes with the example ids); the bars fail an estimator that names clean examples (the base rate of planted ones is 1 in 6: 0.5 is three times it) or
-    # misses most planted ones
+    # so which examples were demos how often, changes with the example ids); the bars fail an estimator that
+    # names clean examples (the base rate of planted ones is 1 in 6: 0.5 is three times it) or misses most
+    # planted ones
     assert precision >= 0.5 and recall >= 0.4, (sorted(named), sorted(findable))
     assert harmful.applicable and harmful.status == "candidate" and harmful.plugin == "advice"
     again = [r for r in kit.recommend("sums") if r.kind == "review-harmful-demos"]
