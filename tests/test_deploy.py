@@ -280,7 +280,10 @@ def test_units_commands_run_against_postgres_and_a_killed_watcher_loses_nothing(
         finally:
             watcher.send_signal(signal.SIGINT)  # KillSignal=SIGINT: stops cleanly
             out, err = watcher.communicate(timeout=60)
-        assert watcher.returncode == 0, err
+        # 0 when stopped between runs; 130 when the stop lands in the last run's final steps (its result is
+        # stored first, and stays: the statuses below)
+        assert watcher.returncode in (0, 130), err
+        assert [r.status for r in runs(deploy)] == ["succeeded", "interrupted", "succeeded"]
 
     with deploy.kit() as kit:
         assert kit.count(status="accepted") == 16  # nothing lost

@@ -194,7 +194,8 @@ def test_process_counters_move_with_import_collect_lm_calls_and_optimize(tmp_pat
             and dict(labels)["outcome"] == "invalid") == 1
         codes = {dict(labels)["code"]: v - (start.get((name, labels)) or 0) for (name, labels), v in imported.items()
                  if name == "trainkit_intake_rejections_total" and dict(labels)["task"] == TASK}
-        assert codes and all(v >= 1 for v in codes.values()), codes
+        # counters are per process: another test in this process may have counted other codes before
+        assert codes.get("empty-value", 0) >= 1 and all(v >= 0 for v in codes.values()), codes
         assert _delta(imported, start, "trainkit_intake_batch_duration_seconds_count") >= 2
         assert _delta(imported, start, "trainkit_intake_batch_duration_seconds_sum") > 0
 

@@ -285,6 +285,8 @@ def optimize(kit: Kit, task: str, program: Any = None, metric: Any = None, optim
     try:
         run = _execute(kit, run, plan, say, promote, actor)
     except KeyboardInterrupt:
+        if _finished(kit, run.id):  # Ctrl-C after the result was stored (promotion, notifications): keep it
+            raise
         _store(kit, attrs.evolve(run, status="interrupted", finished_at=time.time(),
                                  message="interrupted; run it again (the snapshot is kept)"))
         _instrument(task, "interrupted", started)
@@ -312,6 +314,16 @@ def _instrument(task: str, outcome: str, started: float) -> None:
 
     instruments.OPTIMIZATIONS.labels(task, outcome).inc()
     instruments.OPTIMIZATION_DURATION.labels(task).observe(time.monotonic() - started)
+
+
+def _finished(kit: Kit, run_id: str) -> bool:
+    """Whether the run's result is already stored as succeeded: an interrupt after that point must not overwrite
+    it (with the scoreless record the run started as) and call it interrupted."""
+    try:
+        stored = kit.store.get_run(run_id)
+    except Exception:  # noqa: BLE001  (the store failing here: record the interruption as before)
+        return False
+    return bool(stored) and stored.get("status") == "succeeded"
 
 
 def freshness_mark(kit: Kit, run: Run, actor: str) -> None:
