@@ -1,7 +1,8 @@
 """How long the `trainkit` command takes to start, against bare `python -c pass` measured in the same run.
 
 Runs `python -c pass`, `trainkit --help` and `trainkit stats` (on a small store made with `trainkit init` in a
-temporary folder) as subprocesses, interleaved round after round so that noise on a shared machine hits every
+temporary folder; `stats` also with TRAINKIT_LAZY_PLUGINS=0, every plugin imported at start as before the plugin
+hook table) as subprocesses, interleaved round after round so that noise on a shared machine hits every
 command alike, and prints the median wall time of each and its ratio to `python -c pass`. It then runs each
 command once more with an exit hook and reports which heavy optional modules (dspy, litellm, psycopg2, ...)
 ended up imported.
@@ -9,10 +10,10 @@ ended up imported.
     python benchmarks/cli_startup.py [--repeat 15] [--baseline-rev REV]
 
 With `--baseline-rev REV` (a git revision of this repository, e.g. the commit before a change), it also checks
-that revision out into a temporary worktree and times its `trainkit --help` in the same rounds, so a change can
-be shown to make start-up no slower. Both revisions then run the same way: `python -S` with the checkout, its
-plugins folder and this environment's site-packages on PYTHONPATH (no editable-install hook), so only the code
-differs.
+that revision out into a temporary worktree and times its `trainkit --help` and `trainkit stats` in the same
+rounds, so a change can be shown to make start-up no slower. Both revisions then run the same way: `python -S`
+with the checkout, its plugins folder and this environment's site-packages on PYTHONPATH (no editable-install
+hook), so only the code differs.
 """
 
 from __future__ import annotations
@@ -50,8 +51,10 @@ def trainkit_command() -> list[str]:
 
 
 def clean_env() -> dict[str, str]:
-    """The environment without TRAINKIT_* settings that could point the commands elsewhere."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("TRAINKIT_")}
+    """The environment without TRAINKIT_* settings that could point the commands elsewhere, and with byte-code
+    caching on (PYTHONDONTWRITEBYTECODE removed): an installed trainkit runs from .pyc files, and compiling every
+    module on every run measured the compiler, not the start-up."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("TRAINKIT_") and k != "PYTHONDONTWRITEBYTECODE"}
 
 
 def run(argv: list[str], cwd: Path, env: dict[str, str]) -> float:
@@ -105,10 +108,10 @@ def main() -> None:
 
 def measure(options: argparse.Namespace, baseline: Path | None) -> None:
 
-    env = clean_env()
     trainkit = trainkit_command()
     with tempfile.TemporaryDirectory(prefix="trainkit-startup-") as tmp:
         cwd = Path(tmp)
+        env = {**clean_env(), "TRAINKIT_CACHE_DIR": str(cwd / "cache")}  # the plugin hook table, warmed below
         subprocess.run([*trainkit, "init", "--task", "qa", "--signature", "question -> answer"], cwd=cwd, env=env,
                        check=True, stdout=subprocess.DEVNULL)
         for n in range(3):
@@ -119,14 +122,18 @@ def measure(options: argparse.Namespace, baseline: Path | None) -> None:
             "python -c pass": ([sys.executable, "-c", "pass"], env),
             "trainkit --help": ([*trainkit, "--help"], env),
             "trainkit stats": ([*trainkit, "stats"], env),
+            "trainkit stats (eager plugins)": ([*trainkit, "stats"], {**env, "TRAINKIT_LAZY_PLUGINS": "0"}),
         }
         if baseline is not None:
             here, here_env = checkout_command(Path(__file__).resolve().parent.parent)
             then, then_env = checkout_command(baseline)
             if options.disable_plugins:
                 here_env["TRAINKIT_DISABLE_PLUGINS"] = then_env["TRAINKIT_DISABLE_PLUGINS"] = options.disable_plugins
+            here_env["TRAINKIT_CACHE_DIR"] = env["TRAINKIT_CACHE_DIR"]
             commands["--help (this checkout, -S)"] = ([*here, "--help"], here_env)
             commands[f"--help ({options.baseline_rev}, -S)"] = ([*then, "--help"], then_env)
+            commands["stats (this checkout, -S)"] = ([*here, "stats"], here_env)
+            commands[f"stats ({options.baseline_rev}, -S)"] = ([*then, "stats"], then_env)
         for argv, argv_env in commands.values():  # warm the OS file cache and .pyc files
             run(argv, cwd, argv_env)
         times: dict[str, list[float]] = {name: [] for name in commands}
@@ -148,6 +155,9 @@ def measure(options: argparse.Namespace, baseline: Path | None) -> None:
         then = statistics.median(times[f"--help ({options.baseline_rev}, -S)"])
         print(f"\n--help, this checkout against {options.baseline_rev}: {then / now:.2f} (baseline time / this time; "
               ">= 1 means no slower)")
+        now = statistics.median(times["stats (this checkout, -S)"])
+        then = statistics.median(times[f"stats ({options.baseline_rev}, -S)"])
+        print(f"stats, this checkout against {options.baseline_rev}: {then / now:.2f} (baseline time / this time)")
     print()
     print(f"heavy modules imported (checked: {', '.join(HEAVY)}):")
     for name, found in heavy.items():

@@ -60,15 +60,50 @@ def score(kit: Kit, examples: list[Example], findings: Mapping[str, list[Finding
     return scores
 
 
-def decide(kit: Kit, ex: Example, findings: list[Finding], scores: Scores, *, status: str | None = None
-           ) -> Example:
+class BatchRules:
+    """What `decide` looks up per example, resolved once per batch: a task's settings (a task not declared in
+    trainkit.toml gets a new default TaskSettings from each `settings.task` call), its weights and threshold
+    per domain, and the `{dimension: {plugin, version}}` map of each combination of scorers. A million-row
+    import decides a million examples over a handful of tasks, domains and scorer sets."""
+
+    def __init__(self, kit: Kit):
+        self.kit = kit
+        self._rules: dict[tuple[str, str | None], tuple[Any, Mapping[str, float], float]] = {}
+        self._scorers: dict[tuple[tuple[str, str], ...], dict[str, dict[str, str | None]]] = {}
+
+    def for_example(self, ex: Example) -> tuple[Any, Mapping[str, float], float]:
+        """(task settings, weights, min quality) for the example's task and domain."""
+        key = (ex.task, ex.domain)
+        found = self._rules.get(key)
+        if found is None:
+            task = self._task(ex.task)
+            found = self._rules[key] = (task, task.weights_for(ex.domain), task.min_quality_for(ex.domain))
+        return found
+
+    def _task(self, name: str) -> Any:
+        for (task_name, _domain), (task, _weights, _threshold) in self._rules.items():
+            if task_name == name:
+                return task
+        return self.kit.settings.task(name)
+
+    def scorers(self, scores: Scores) -> dict[str, dict[str, str | None]]:
+        """A new `{dimension: {"plugin", "version"}}` for the scores' plugins (their order kept)."""
+        key = tuple((d, p) for d, (_, p) in scores.items())
+        found = self._scorers.get(key)
+        if found is None:
+            found = self._scorers[key] = {d: _versioned(self.kit, p) for d, p in key}
+        return {d: dict(v) for d, v in found.items()}
+
+
+def decide(kit: Kit, ex: Example, findings: list[Finding], scores: Scores, *, status: str | None = None,
+           rules: BatchRules | None = None) -> Example:
     """The example with its findings, scores, overall quality and a status: `status` when given (a reviewer's
     decision), else from the rules: errors or quality below the threshold reject, manual collection or warnings
-    keep it for review, anything else is accepted."""
-    task = kit.settings.task(ex.task)
-    quality = weighted_quality({d: v for d, (v, _) in scores.items()}, task.weights_for(ex.domain))
+    keep it for review, anything else is accepted. `rules` shares the settings look-ups of a batch."""
+    rules = rules or BatchRules(kit)
+    task, weights, threshold = rules.for_example(ex)
+    quality = weighted_quality({d: v for d, (v, _) in scores.items()}, weights)
     findings = list(findings)
-    threshold = task.min_quality_for(ex.domain)
     below = quality is not None and quality < threshold
     if below:
         findings.append(Finding(severity="error", code="below-threshold", plugin="intake",
@@ -82,7 +117,7 @@ def decide(kit: Kit, ex: Example, findings: list[Finding], scores: Scores, *, st
             status = "accepted"
     provenance = dict(ex.provenance)
     if scores:
-        provenance["scorers"] = {d: _versioned(kit, p) for d, (_, p) in scores.items()}
+        provenance["scorers"] = rules.scorers(scores)
     return ex.with_verdict(status=status, findings=findings, quality=quality, provenance=provenance,
                            scores={**ex.scores, **{d: v for d, (v, _) in scores.items()}})
 
@@ -148,9 +183,10 @@ def reassess(kit: Kit, examples: list[Example], *, keep_status: bool | str = Tru
     findings = validate(kit, fresh)
     scored = score(kit, fresh, findings)
     decided = []
+    rules = BatchRules(kit)
     for ex, s in zip(fresh, scored, strict=True):
         fixed = status or (ex.status if keep_status is True else None)
-        verdict = decide(kit, ex, findings.get(ex.id, []), s, status=fixed)
+        verdict = decide(kit, ex, findings.get(ex.id, []), s, status=fixed, rules=rules)
         if keep_status == "unless_rejected" and fixed is None and verdict.status != "rejected":
             verdict = attrs.evolve(verdict, status=ex.status)
         decided.append(verdict)

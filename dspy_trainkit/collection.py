@@ -188,6 +188,16 @@ class Collector:
         self._dropping = False  # refusing records now (logged once per episode)
         atexit.register(self._at_exit)
         _SIGTERM.watch(self)
+        from .operations import instruments
+
+        self._metric = {outcome: instruments.COLLECTOR_RECORDS.labels(outcome)
+                        for outcome in ("submitted", "written", "spilled", "dropped")}
+        self._spill_errors = instruments.COLLECTOR_SPILL_ERRORS
+        instruments.watch_collector(self)
+
+    def queued(self) -> int:
+        """Records waiting in the queue (and in memory for a spill file), not stored yet."""
+        return self._queue.qsize() + len(self._unsaved)
 
     # -- the pipeline side -----------------------------------------------------------------------------
     def submit(self, task: str, inputs: Any, outputs: Any, *, labels: Mapping[str, Any] | None = None,
@@ -201,6 +211,7 @@ class Collector:
         try:
             settings = self._settings.task(task)
             self.stats.submitted += 1
+            self._metric["submitted"].inc()
             if not settings.collect:
                 self.stats.disabled += 1
                 return False
@@ -229,6 +240,7 @@ class Collector:
 
     def _drop(self, task: str, why: str) -> None:
         self.stats.dropped += 1
+        self._metric["dropped"].inc()
         if not self._dropping:  # once per episode: a full queue would log on every call
             self._dropping = True
             log.error("collection is dropping records (this one of task %r): %s; kit.collection.stats.dropped "
@@ -312,6 +324,7 @@ class Collector:
         if self._unsaved:
             lost = len(self._unsaved)
             self.stats.dropped += lost
+            self._metric["dropped"].inc(lost)
             self.stats.unsaved = 0
             self._unsaved = []
             log.error("%d collected examples are lost: no spill file could be written for them (see the errors "
@@ -409,6 +422,7 @@ class Collector:
             for name in ("accepted", "candidates", "rejected", "duplicates", "invalid"):
                 setattr(self.stats, name, getattr(self.stats, name) + getattr(report, name))
             self.stats.written += report.stored
+            self._metric["written"].inc(report.stored)
             for problem in report.problems:
                 log.warning("collected record not stored: %s: %s", problem.position, problem.message)
             return
@@ -442,6 +456,7 @@ class Collector:
                 self._unsaved = records
                 self._unsaved_since = time.monotonic()
                 self.stats.spill_errors += 1
+                self._spill_errors.inc()
                 self.stats.unsaved = len(records)
                 log.error("%d collected examples could not go through intake (%s), and the spill file %s cannot "
                           "be written (%s): they are kept in memory and saving is tried again; they are lost if "
@@ -452,6 +467,7 @@ class Collector:
             self._unsaved = []
             self.stats.unsaved = 0
             self.stats.spilled += len(records)
+            self._metric["spilled"].inc(len(records))
         if saved_earlier and not batch:
             log.error("%d collected examples held in memory are saved in %s now: `trainkit import %s`",
                       saved_earlier, path, path)

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import itertools
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from . import assessment
+from . import assessment, tokens
 from .errors import TrainkitError, ValidationError
 from .json_values import json_problem
 from .models import Event, Example
@@ -91,6 +92,21 @@ KeyCounts = dict[tuple[str, str], list[int]]
 _READ, _INVALID, _DUPLICATES = range(3)
 
 
+def _instrument(seconds: float, decided: list[Example], inserted: set[str], counts: KeyCounts) -> None:
+    """This process's intake metrics (`operations.instruments`) for one stored batch."""
+    from .operations import instruments
+
+    stored = Counter((ex.task, ex.source, ex.status) for ex in decided if ex.id in inserted)
+    outcomes = [(task, source, status, n) for (task, source, status), n in stored.items()]
+    for (task, source), values in counts.items():
+        outcomes += [(task, source, "invalid", values[_INVALID]), (task, source, "duplicate", values[_DUPLICATES])]
+    late = Counter((ex.task, ex.source) for ex in decided if ex.id not in inserted)  # stored meanwhile elsewhere
+    outcomes += [(task, source, "duplicate", n) for (task, source), n in late.items()]
+    rejections = [(ex.task, f.code) for ex in decided if ex.id in inserted and ex.status == "rejected"
+                  for f in ex.findings if f.severity == "error"]
+    instruments.intake_batch(seconds, outcomes, rejections)
+
+
 def _count(counts: KeyCounts, key: tuple[str, str], column: int, n: int = 1) -> None:
     counts.setdefault(key, [0, 0, 0])[column] += n
 
@@ -143,7 +159,9 @@ class _BatchRun:
 
     def run(self, batch: list[Positioned]) -> None:
         """One batch through the pipeline: normalise, judge, store, count, notify."""
+        started = time.perf_counter()
         self.report.read += len(batch)
+        tokens.new_batch()  # the shared tokenisation caches one batch's texts at a time
         origins: dict[str, Positioned] = {}
         counts: KeyCounts = {}
         examples = list(self._normalise(batch, origins, counts))
@@ -152,6 +170,8 @@ class _BatchRun:
         decided = self._judge(examples, counts) if examples else []
         event, inserted = self._store(decided, counts, sources, tasks)
         self._tally(decided, inserted, origins)
+        if not self.dry_run:
+            _instrument(time.perf_counter() - started, decided, inserted, counts)
         if event is not None and event.example_ids:
             self.kit.notify(event)
         elif not self.dry_run:  # the batch changed nothing: its counts still belong in the record
@@ -172,7 +192,8 @@ class _BatchRun:
         if not kept:
             return []
         scored = assessment.score(self.kit, kept, findings)
-        decided = [assessment.decide(self.kit, ex, list(ex.findings) + findings.get(ex.id, []), scores)
+        rules = assessment.BatchRules(self.kit)
+        decided = [assessment.decide(self.kit, ex, list(ex.findings) + findings.get(ex.id, []), scores, rules=rules)
                    for ex, scores in zip(kept, scored, strict=True)]
         return assessment.cap_synthetic(self.kit, decided)
 
@@ -302,7 +323,7 @@ def to_example(record: Any, defaults: Mapping[str, Any], default_task: str | Non
     values = _fields(record, defaults, default_task)
     if "task" not in values:
         raise TrainkitError("task: missing (give --task, a 'task' field, or default_task in settings)")
-    example = Example.from_dict(values)
+    example = Example.from_record(values)
     check_values(example)
     example.content_hash  # noqa: B018 - computing it now reports values that are not JSON, per record
     return example

@@ -34,6 +34,17 @@ from .signatures import is_import_path, signature_fields
 from .store import GROUP_COLUMNS, ExampleQuery, Store, open_store, redact_url
 
 log = logging.getLogger("dspy_trainkit")
+#: The Example fields a trainset reads from the store (with the id): what `dspy.Example`s are made of.
+TRAINSET_COLUMNS = ("task", "inputs", "outputs")
+
+
+def _sorted_keys(counts: Mapping[Any, int]) -> list[Any]:
+    """Group keys in the order the store's ORDER BY gave them (None first, like SQLite; then by value)."""
+    def order(key: Any) -> Any:
+        parts = key if isinstance(key, tuple) else (key,)
+        return tuple((part is not None, part if part is not None else "") for part in parts)
+
+    return sorted(counts, key=order)
 
 
 class Kit:
@@ -185,16 +196,33 @@ class Kit:
     def stats(self, **filters: Any) -> dict[str, Any]:
         """Counts in total and by task, status, source, and domain/topic/difficulty; `synthetic_share`: the
         synthetic/real mix of the accepted examples per task and domain, with each task's cap."""
-        query = ExampleQuery(**filters)
-        result: dict[str, Any] = {"total": self.store.count(query)}
-        for column in GROUP_COLUMNS:
-            result[f"by_{column}"] = {key[0] if key[0] is not None else "(none)": n
-                                      for key, n in self.store.group_counts([column], query)}
-        result["by_cell"] = [{"domain": k[0], "topic": k[1], "difficulty": k[2], "count": n}
-                             for k, n in self.store.group_counts(["domain", "topic", "difficulty"], query)]
-        from .generation.mixing import synthetic_share  # accepted synthetic vs real, per task and domain
+        from .generation.mixing import share_rows  # accepted synthetic vs real, per task and domain
 
-        result["synthetic_share"] = synthetic_share(self, query)
+        query = ExampleQuery(**filters)
+        # one grouped pass over the label index; every figure below is a sum over its (few) groups
+        groups = self.store.group_counts(list(GROUP_COLUMNS), query)
+        result: dict[str, Any] = {"total": sum(n for _, n in groups)}
+        for position, column in enumerate(GROUP_COLUMNS):
+            counts: dict[Any, int] = {}
+            for key, n in groups:
+                counts[key[position]] = counts.get(key[position], 0) + n
+            result[f"by_{column}"] = {k if k is not None else "(none)": counts[k] for k in _sorted_keys(counts)}
+        cell_at = [GROUP_COLUMNS.index(c) for c in ("domain", "topic", "difficulty")]
+        cells: dict[tuple[Any, ...], int] = {}
+        for key, n in groups:
+            cell = tuple(key[i] for i in cell_at)
+            cells[cell] = cells.get(cell, 0) + n
+        result["by_cell"] = [{"domain": k[0], "topic": k[1], "difficulty": k[2], "count": cells[k]}
+                             for k in _sorted_keys(cells)]
+        task_at, status_at, domain_at, source_at = (GROUP_COLUMNS.index(c)
+                                                    for c in ("task", "status", "domain", "source"))
+        if query.status in (None, "accepted"):  # the accepted examples are among the groups
+            result["synthetic_share"] = share_rows(self, [((key[task_at], key[domain_at], key[source_at]), n)
+                                                          for key, n in groups if key[status_at] == "accepted"])
+        else:  # the share is of accepted examples whatever the status filter says
+            from .generation.mixing import synthetic_share
+
+            result["synthetic_share"] = synthetic_share(self, query)
         return result
 
     def plugin_settings(self, plugin: str, task: str | None = None, domain: str | None = None, *,
@@ -286,7 +314,9 @@ class Kit:
         elif balanced:
             examples = balance.select(self, ExampleQuery(task=task, status=status, **filters), cap=cap)
         else:
-            examples = list(self.examples(task=task, status=status, **filters))
+            # only the fields a dspy.Example needs: a million full Examples held 3.8 GiB
+            examples = list(self.store.iter_example_columns(ExampleQuery(task=task, status=status, **filters),
+                                                            TRAINSET_COLUMNS))
         if examples and mark_used:
             freshness.mark_used(self, [ex.id for ex in examples],
                                 what={"task": task, "snapshot": snapshot, "balanced": balanced})

@@ -167,6 +167,15 @@ class Finding:
         return cls(**data)
 
 
+_valid_tasks: set[str] = set()  # task names and labels seen valid already (Example.from_record)
+_valid_labels: set[str] = set()
+_SOURCE_SET = frozenset(SOURCES)
+#: The fields a record may give for `Example.from_record` to build it directly (others take `from_dict`).
+_FAST_KEYS = frozenset({"task", "inputs", "outputs", "domain", "topic", "difficulty", "source", "provenance",
+                        "metadata"})
+_NO_FIELDS: dict[str, Any] = {}
+
+
 @attrs.frozen(kw_only=True)
 class Example:
     """One training example for one task (a DSPy program or signature).
@@ -219,8 +228,8 @@ class Example:
         if status not in STATUSES:
             _fail("status", f"{status!r} is not one of {', '.join(STATUSES)}")
         copy = object.__new__(Example)
-        for field in attrs.fields(Example):
-            object.__setattr__(copy, field.name, getattr(self, field.name))
+        for name in _EXAMPLE_FIELDS:
+            object.__setattr__(copy, name, getattr(self, name))
         for name, value in (("status", status), ("findings", tuple(findings)), ("quality", quality),
                             ("scores", scores), ("provenance", provenance)):
             object.__setattr__(copy, name, value)
@@ -233,6 +242,51 @@ class Example:
         data["findings"] = [f.to_dict() for f in self.findings]
         data["content_hash"] = self.content_hash
         return data
+
+    @classmethod
+    def from_record(cls, values: Mapping[str, Any]) -> Example:
+        """`from_dict` for intake's records, without re-running checks whose answer is known already.
+
+        A million-row import builds a million Examples whose task, labels, source and field names repeat: each
+        of those values is checked in full the first time it is seen (by `from_dict`, so the messages are the
+        same) and remembered as valid; a record made only of remembered values and plain dicts is then built
+        directly, with the defaults `from_dict` would give. Anything else takes `from_dict`."""
+        task, source = values.get("task"), values.get("source", "manual")
+        if (not _FAST_KEYS.issuperset(values) or type(task) is not str or task not in _valid_tasks
+                or type(source) is not str or source not in _SOURCE_SET):
+            return cls._checked_record(values)
+        inputs, outputs = values.get("inputs"), values.get("outputs", _NO_FIELDS)
+        provenance, metadata = values.get("provenance", _NO_FIELDS), values.get("metadata", _NO_FIELDS)
+        if (type(inputs) is not dict or type(outputs) is not dict or type(provenance) is not dict
+                or type(metadata) is not dict or not _valid_field_names.issuperset(inputs)
+                or not _valid_field_names.issuperset(outputs) or not inputs.keys().isdisjoint(outputs)):
+            return cls._checked_record(values)
+        domain, topic, difficulty = values.get("domain"), values.get("topic"), values.get("difficulty")
+        for label in (domain, topic, difficulty):
+            if label is not None and (type(label) is not str or label not in _valid_labels):
+                return cls._checked_record(values)
+        example = object.__new__(cls)
+        now = time.time()
+        for name, value in (("task", task), ("inputs", inputs),
+                            ("outputs", {} if outputs is _NO_FIELDS else outputs),
+                            ("id", new_id()), ("domain", domain), ("topic", topic), ("difficulty", difficulty),
+                            ("source", source),
+                            ("status", "candidate"), ("scores", {}), ("quality", None), ("findings", ()),
+                            ("provenance", {} if provenance is _NO_FIELDS else provenance),
+                            ("metadata", {} if metadata is _NO_FIELDS else metadata),
+                            ("created_at", now), ("updated_at", now), ("last_used_at", None)):
+            object.__setattr__(example, name, value)
+        return example
+
+    @classmethod
+    def _checked_record(cls, values: Mapping[str, Any]) -> Example:
+        """`from_dict`, remembering the task and labels of a valid example for `from_record`."""
+        example = cls.from_dict(values)
+        if len(_valid_tasks) < 10_000:
+            _valid_tasks.add(example.task)
+        if len(_valid_labels) < 10_000:
+            _valid_labels.update(v for v in (example.domain, example.topic, example.difficulty) if v is not None)
+        return example
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Example:
@@ -248,6 +302,9 @@ class Example:
             return cls(**values)
         except TypeError as exc:  # a missing required field
             raise ValidationError(str(exc).replace("__init__() ", "example ")) from None
+
+
+_EXAMPLE_FIELDS = tuple(field.name for field in attrs.fields(Example))
 
 
 @attrs.frozen(kw_only=True)

@@ -10,15 +10,16 @@ A plugin's canonical name is its entry-point name; listing, disabling and config
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import attrs
 import pluggy
 
-from . import hookspecs
+from . import hookspecs, plugin_cache
 from .errors import ConfigError, ConversionError, PluginError, ValidationError
 from .settings import DEFAULT_PLUGIN_TIMEOUT
 from .time_limits import TimeLimitExceeded, start, stop
@@ -57,15 +58,120 @@ class PluginInfo:
         return attrs.asdict(self, recurse=False) | {"hooks": list(self.hooks)}
 
 
+class _LazyHookRelay:
+    """`pm.hook`: reading a hook's caller first imports the pending plugins that implement it. The manager
+    lives in a slot, outside `__dict__`, where pluggy looks for hook callers only."""
+
+    __slots__ = ("__dict__", "_manager")  # hook callers live in __dict__, as in pluggy's HookRelay
+
+    def __getattribute__(self, name: str) -> Any:
+        if not name.startswith("_"):
+            manager = object.__getattribute__(self, "_manager")
+            if manager is not None:
+                manager.load_for_hook(name)
+        return object.__getattribute__(self, name)
+
+
 class TrainkitPluginManager(pluggy.PluginManager):
-    """A pluggy manager that also remembers what happened to every discovered plugin."""
+    """A pluggy manager that also remembers what happened to every discovered plugin.
+
+    Plugins may be registered lazily (`make_plugin_manager(lazy=True)`): a plugin whose hooks are known from
+    the hook table (`plugin_cache`) is imported when one of those hooks is first read through `pm.hook`, and
+    every hook's implementations are kept in the order eager loading gives them (entry-point order), so lazy
+    loading changes when a plugin is imported, never what a hook call returns. Anything that lists plugins
+    (`plugin_infos`, `failures`, `get_plugins`, ...) loads them all first.
+    """
 
     def __init__(self, *, call_timeout: float | None = DEFAULT_PLUGIN_TIMEOUT) -> None:
         super().__init__(hookspecs.PROJECT)
+        relay = _LazyHookRelay()
+        object.__setattr__(relay, "_manager", None)
+        self.hook = relay  # type: ignore[misc,assignment]  # pluggy's Final HookRelay, before any hook exists
         self.add_hookspecs(hookspecs)
-        self.infos: dict[str, PluginInfo] = {}
+        self._infos: dict[str, PluginInfo] = {}
         #: seconds one hook call of one plugin may take (`[plugins] timeout`); None or 0: no limit
         self.call_timeout = call_timeout
+        #: pending entry points (name -> (entry point, hooks it implements)), imported on first use
+        self._pending: dict[str, tuple[importlib.metadata.EntryPoint, frozenset[str]]] = {}
+        self._loader: Callable[[importlib.metadata.EntryPoint], None] | None = None
+        self._order: dict[str, int] = {}
+        self._loading = False
+        object.__setattr__(relay, "_manager", self)
+
+    def register(self, plugin: Any, name: str | None = None) -> str | None:
+        """pluggy's register; the hook callers it reads while registering must not import pending plugins."""
+        with self._internal():
+            return super().register(plugin, name)
+
+    def check_pending(self) -> None:
+        with self._internal():
+            super().check_pending()
+
+    @contextlib.contextmanager
+    def _internal(self) -> Iterator[None]:
+        """pluggy's own reads of `self.hook` inside: they must not import pending plugins."""
+        loading, self._loading = self._loading, True
+        try:
+            yield
+        finally:
+            self._loading = loading
+
+    @property
+    def infos(self) -> dict[str, PluginInfo]:
+        self.load_all()
+        return self._infos
+
+    def load_for_hook(self, hook_name: str) -> None:
+        """Import the pending plugins that implement `hook_name` (in entry-point order)."""
+        if self._loading or not self._pending:
+            return
+        wanted = [name for name, (_ep, hooks) in self._pending.items() if hook_name in hooks]
+        if wanted:
+            self._load_pending(wanted)
+
+    def load_all(self) -> None:
+        if self._pending and not self._loading:
+            self._load_pending(list(self._pending))
+
+    def _load_pending(self, names: list[str]) -> None:
+        assert self._loader is not None
+        self._loading = True
+        try:
+            for name in names:
+                ep, _hooks = self._pending.pop(name)
+                self._loader(ep)
+            self._restore_order()
+        finally:
+            self._loading = False
+
+    def _restore_order(self) -> None:
+        """Sort each hook's implementations as eager registration would have (pluggy keeps them in
+        registration order within wrappers / trylast / plain / tryfirst groups)."""
+        def key(impl: Any) -> tuple[int, int, int]:
+            group = 0 if impl.trylast else 2 if impl.tryfirst else 1
+            return (int(bool(impl.wrapper or impl.hookwrapper)), group, self._order.get(impl.plugin_name, 1 << 30))
+
+        for caller in self.hook.__dict__.values():
+            impls = getattr(caller, "_hookimpls", None)
+            if isinstance(impls, list) and len(impls) > 1:
+                impls.sort(key=key)
+
+    def get_plugins(self) -> set[Any]:
+        self.load_all()
+        return super().get_plugins()
+
+    def list_name_plugin(self) -> list[tuple[str, Any]]:
+        self.load_all()
+        return super().list_name_plugin()
+
+    def get_plugin(self, name: str) -> Any | None:
+        if name in self._pending:
+            self._load_pending([name])
+        return super().get_plugin(name)
+
+    def is_registered(self, plugin: Any) -> bool:
+        self.load_all()
+        return super().is_registered(plugin)
 
     def register_plugin(self, plugin: Any, name: str, *, distribution: str | None = None,
                         version: str | None = None) -> None:
@@ -91,7 +197,8 @@ class TrainkitPluginManager(pluggy.PluginManager):
                               "calls each plugin of these hooks on its own, to attribute results and errors; "
                               "implement the hook plainly", plugin=name)
         hooks = tuple(sorted(caller.name for caller in callers))
-        self.infos[name] = PluginInfo(name=name, status="loaded", version=version, distribution=distribution,
+        self._order.setdefault(name, len(self._order))
+        self._infos[name] = PluginInfo(name=name, status="loaded", version=version, distribution=distribution,
                                       hooks=hooks, builtin=distribution == BUILTIN_DISTRIBUTION)
 
     def plugin_infos(self) -> list[PluginInfo]:
@@ -99,6 +206,10 @@ class TrainkitPluginManager(pluggy.PluginManager):
 
     def failures(self) -> list[PluginInfo]:
         return [info for info in self.infos.values() if info.status == "failed"]
+
+    def known_infos(self) -> dict[str, PluginInfo]:
+        """What is known without importing pending plugins (those are absent)."""
+        return self._infos
 
 
 def parse_name_list(value: str | Sequence[str] | None) -> list[str] | None:
@@ -162,21 +273,46 @@ def _load(ep: importlib.metadata.EntryPoint) -> Any:
 
 
 def _dist_name(ep: importlib.metadata.EntryPoint) -> str | None:
-    return ep.dist.metadata["Name"] if ep.dist is not None else None
+    return dist_info(ep)[0]
+
+
+_DIST_INFO: dict[Any, tuple[str, str]] = {}
+
+
+def dist_info(ep: importlib.metadata.EntryPoint) -> tuple[str | None, str | None]:
+    """(name, version) of the entry point's distribution, read once per distribution: `dist.metadata` parses
+    the METADATA file again on every access, and four reads per plugin were most of making a plugin manager."""
+    dist = ep.dist
+    if dist is None:
+        return None, None
+    key = getattr(dist, "_path", None) or id(dist)
+    found = _DIST_INFO.get(key)
+    if found is None:
+        metadata = dist.metadata
+        found = _DIST_INFO[key] = (metadata["Name"], metadata["Version"])
+    return found
 
 
 def make_plugin_manager(*, load: Sequence[str] | None = None, disable: Iterable[str] = (),
                         strict: bool = False, extra_plugins: Iterable[tuple[str, Any]] = (),
                         entry_points: Iterable[importlib.metadata.EntryPoint] | None = None,
-                        timeout: float | None = DEFAULT_PLUGIN_TIMEOUT) -> TrainkitPluginManager:
+                        timeout: float | None = DEFAULT_PLUGIN_TIMEOUT, lazy: bool | None = None
+                        ) -> TrainkitPluginManager:
     """Build a plugin manager from installed entry points.
 
     `load` is an allow-list of plugin names (`None` = all; empty = only the essential store plugin);
     `disable` a deny-list. A name in either that no installed plugin has is an error listing the known names.
     `extra_plugins` are `(name, object)` pairs registered after the entry points (for programs and tests).
     `timeout` is the time limit in seconds of one hook call of one plugin (None or 0: none).
+    `lazy` (default: on for installed entry points unless strict, off when `entry_points` are given or
+    TRAINKIT_LAZY_PLUGINS=0): plugins whose hooks the hook table (`plugin_cache`) knows are imported when one
+    of their hooks is first used; the others load now, as always.
     """
+    import os
+
     pm = TrainkitPluginManager(call_timeout=timeout)
+    if lazy is None:
+        lazy = entry_points is None and not strict and os.environ.get("TRAINKIT_LAZY_PLUGINS", "1") != "0"
     eps = discover_entry_points() if entry_points is None else list(entry_points)
     known = {ep.name for ep in eps}
     disable = set(disable)
@@ -189,14 +325,9 @@ def make_plugin_manager(*, load: Sequence[str] | None = None, disable: Iterable[
                               f"installed plugins: {', '.join(sorted(known)) or 'none'} (see `trainkit plugins`)",
                               plugin=unknown[0])
     allowed = None if load is None else set(load) | ESSENTIAL_PLUGINS
-    for ep in eps:
-        dist, version = _dist_name(ep), (ep.dist.version if ep.dist is not None else None)
-        if ep.dist is None and FALLBACK_BUILTINS.get(ep.name) == ep.value:
-            dist = BUILTIN_DISTRIBUTION
-        if ep.name in disable or (allowed is not None and ep.name not in allowed):
-            pm.infos[ep.name] = PluginInfo(name=ep.name, status="disabled", version=version, distribution=dist,
-                                           builtin=dist == BUILTIN_DISTRIBUTION)
-            continue
+
+    def load_one(ep: importlib.metadata.EntryPoint) -> None:
+        dist, version = _ep_dist(ep)
         try:
             plugin = _load(ep)
             pm.register_plugin(plugin, ep.name, distribution=dist, version=version)
@@ -207,11 +338,46 @@ def make_plugin_manager(*, load: Sequence[str] | None = None, disable: Iterable[
                 raise PluginError(message + " (strict plugin loading is on)", plugin=ep.name) from exc
             log.warning("%s; continuing without it (set TRAINKIT_DISABLE_PLUGINS=%s to silence this)",
                         message, ep.name, extra={"plugin": ep.name})
-            pm.infos[ep.name] = PluginInfo(name=ep.name, status="failed", version=version, distribution=dist,
-                                           builtin=dist == BUILTIN_DISTRIBUTION, error=message)
+            pm._infos[ep.name] = PluginInfo(name=ep.name, status="failed", version=version, distribution=dist,
+                                            builtin=dist == BUILTIN_DISTRIBUTION, error=message)
+
+    pm._loader = load_one
+    table = plugin_cache.read() if lazy else {}
+    refreshed: dict[str, Any] = {}
+    for position, ep in enumerate(eps):
+        pm._order[ep.name] = position
+        dist, version = _ep_dist(ep)
+        if ep.name in disable or (allowed is not None and ep.name not in allowed):
+            pm._infos[ep.name] = PluginInfo(name=ep.name, status="disabled", version=version, distribution=dist,
+                                            builtin=dist == BUILTIN_DISTRIBUTION)
+            continue
+        entry = table.get(ep.name) if lazy else None
+        if isinstance(entry, dict) and isinstance(entry.get("locations"), list) and entry.get(
+                "fingerprint") == plugin_cache.fingerprint(ep, dist, version, entry["locations"]):
+            pm._pending[ep.name] = (ep, frozenset(entry.get("hooks", ())))
+            refreshed[ep.name] = entry
+            continue
+        load_one(ep)
+        info = pm._infos.get(ep.name)
+        if lazy and info is not None and info.status == "loaded":
+            locations = plugin_cache.locate(ep)
+            stamp = plugin_cache.fingerprint(ep, dist, version, locations) if locations else None
+            if stamp is not None:
+                refreshed[ep.name] = {"fingerprint": stamp, "hooks": list(info.hooks), "locations": locations}
+    if lazy and {**table, **refreshed} != table:
+        plugin_cache.write({**table, **refreshed})
     for name, plugin in extra_plugins:
         pm.register_plugin(plugin, name)
+    if pm._pending:
+        pm._restore_order()  # the extras registered before pending plugins load: order them after all
     return pm
+
+
+def _ep_dist(ep: importlib.metadata.EntryPoint) -> tuple[str | None, str | None]:
+    dist, version = dist_info(ep)
+    if ep.dist is None and FALLBACK_BUILTINS.get(ep.name) == ep.value:
+        dist = BUILTIN_DISTRIBUTION
+    return dist, version
 
 
 def call_each(pm: pluggy.PluginManager, hook_name: str, **kwargs: Any) -> list[tuple[str, Any]]:

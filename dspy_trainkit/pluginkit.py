@@ -10,19 +10,25 @@ nothing for `trainkit --help`. What is here, by the kind of plugin that needs it
 
 - every plugin: `hookimpl`, `Kit` (the `context` every data hook gets), `Example`, `Finding`, `Event`,
   `Snapshot`, the errors, `redact_url` (for any text that may hold a store URL or a key);
-- validators and scorers: `check_each`, `words` and `PUNCTUATION` (the shared word tokeniser),
+- validators and scorers: `check_each`, `tokens` and `Tokens` (the shared tokenisation of one text: its
+  lowercase, `\\w+` words, squashed spacing and digit count, computed once per text per intake batch whatever
+  the number of plugins that read it), `words` and `PUNCTUATION` (the word-set tokeniser of whole examples),
   `unknown_settings` (one check of a plugin's settings table);
 - converters: `ConversionResult`, `ConversionError`, `signature_fields`;
 - file formats: `FormatError`, `RecordError`, `ReadOptions`, `WriteOptions`, `open_input` (a file, `-` for
-  standard input, or a FIFO; read once), `export_record`, `parse_json` (orjson that keeps integers wider than
-  64 bits exact, so intake can reject them instead of rounding), and for formats stored as JSON `json_lines` (a
-  JSON Lines file as a stream of objects) and `json_document` (a whole document);
-- storage backends: `Store` and its parts, `ExampleQuery`, `InsertResult`, `GROUP_COLUMNS`;
+  standard input, or a FIFO; read once), `export_record` and `EXPORT_RECORD_COLUMNS` (the fields it reads, for
+  a writer's `columns`), `parse_json` (orjson that keeps integers wider than 64 bits exact, so intake can
+  reject them instead of rounding), and for formats stored as JSON `json_lines` (a JSON Lines file as a stream
+  of objects) and `json_document` (a whole document);
+- storage backends: `Store` and its parts (`ExampleDataStore` keeps data plugins derive from examples),
+  `ExampleQuery`, `InsertResult`, `GROUP_COLUMNS`;
 - synthetic strategies: `RewriteStrategy`, `Job`, `SynthesisContext`, `Cell`, `PlanSlot`, `SlotResult`,
   `string_list`, `variation_note`;
 - command plugins: `CliState` (the global options, settings, plugins and the open kit) and `pass_state`;
 - anything that loads user code by `"pkg.module:name"`: `import_module`, `import_object`;
-- change listeners: `mark_event` (tells the re-optimization triggers that data changed).
+- change listeners: `mark_event` (tells the re-optimization triggers that data changed);
+- front ends (the web dashboard): `redact` and `redact_data` (secrets as ***), `snapshot_diff`,
+  `snapshot_contents`, `metrics_text` (one Prometheus scrape), `settings_data` (the redacted settings).
 """
 
 from __future__ import annotations
@@ -43,14 +49,18 @@ _LAZY = {
     "IntakeReport": "intake", "Example": "models", "Finding": "models", "Event": "models", "Snapshot": "models",
     "TrainkitError": "errors", "ConfigError": "errors", "StoreError": "errors", "PluginError": "errors",
     "NotFoundError": "errors", "ValidationError": "errors", "ConversionError": "errors",
-    "redact_url": "redaction",
-    "words": "generation.text", "PUNCTUATION": "generation.text",
+    "redact_url": "redaction", "redact": "redaction", "redact_data": "redaction",
+    "snapshot_diff": "frontends", "snapshot_contents": "frontends", "metrics_text": "frontends",
+    "settings_data": "frontends",
+    "words": "generation.text", "PUNCTUATION": "generation.text", "tokens": "tokens", "Tokens": "tokens",
     "ConversionResult": "conversion", "signature_fields": "signatures",
     "FormatError": "files.formats", "RecordError": "files.formats", "ReadOptions": "files.formats",
     "WriteOptions": "files.formats", "open_input": "files.formats", "export_record": "files.exporting",
+    "EXPORT_RECORD_COLUMNS": "files.exporting",
     "parse_json": "json_values", "json_lines": "files.jsonread", "json_document": "files.jsonread",
     "Store": "store", "ExampleStore": "store", "SnapshotStore": "store", "PlanStore": "store", "RunStore": "store",
     "ValueStore": "store", "ExampleQuery": "store", "InsertResult": "store", "GROUP_COLUMNS": "store",
+    "ExampleDataStore": "store",
     "ValueSignal": "effectiveness.signals", "ExampleValue": "effectiveness.signals",
     "Evidence": "effectiveness.evidence", "CandidatePool": "effectiveness.evidence",
     "Recommendation": "effectiveness.recommendations", "AlertSignal": "effectiveness.alerts",

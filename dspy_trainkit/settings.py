@@ -7,6 +7,7 @@ ignored typo in a quality threshold is worse than a refusal to start.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import tomllib
@@ -165,7 +166,7 @@ class Settings:
 
     def task(self, name: str) -> TaskSettings:
         """The settings of task `name`; a task not in the file gets the defaults."""
-        return self.tasks.get(name) or TaskSettings(name=name)
+        return self.tasks.get(name) or _default_task(name)
 
     def lm_for(self, task: str | None, purpose: str) -> LMSettings:
         """The LM for a purpose: `[lm.PURPOSE]` with the task's `[tasks.T.lm.PURPOSE]` overrides."""
@@ -186,6 +187,13 @@ class Settings:
             if table in overrides:
                 overrides[table] = {**getattr(self.optimize, table), **overrides[table]}
         return attrs.evolve(self.optimize, **overrides) if overrides else self.optimize
+
+
+@functools.lru_cache(maxsize=256)
+def _default_task(name: str) -> TaskSettings:
+    """The defaults of an undeclared task, made once per name: intake asks for them per record, and building
+    a frozen TaskSettings each time was a noticeable share of deciding a status. Frozen, so sharing is safe."""
+    return TaskSettings(name=name)
 
 
 def _names(text: str) -> tuple[str, ...]:

@@ -24,6 +24,8 @@ def hermetic(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     for name in list(os.environ):
         if name.startswith("TRAINKIT_") and name != POSTGRES_ENV:
             monkeypatch.delenv(name)
+    # a plugin hook table per test, beside (not in) the test's folder, which tests list
+    monkeypatch.setenv("TRAINKIT_CACHE_DIR", str(tmp_path.parent / f"{tmp_path.name}-cache"))
     monkeypatch.chdir(tmp_path)
 
 
@@ -51,6 +53,28 @@ def postgres_schema_url() -> Iterator[str]:
     finally:
         with conn.cursor() as cur:
             cur.execute(f"DROP SCHEMA {schema} CASCADE")
+        conn.close()
+
+
+@pytest.fixture
+def postgres_database_url() -> Iterator[str]:
+    """A new PostgreSQL database (not just a schema) on the test server, dropped afterwards: for restore drills
+    and deployment tests that start as after a lost host, on a database that has never seen trainkit."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    import psycopg2
+
+    parts = urlsplit(postgres_url())
+    name = f"tk_db_{uuid.uuid4().hex[:12]}"
+    conn = psycopg2.connect(urlunsplit(parts._replace(query="")))
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE {name}")
+    try:
+        yield urlunsplit(parts._replace(path=f"/{name}", query=""))
+    finally:
+        with conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         conn.close()
 
 

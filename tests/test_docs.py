@@ -170,7 +170,22 @@ def builtin_commands() -> dict[str, click.Command]:
 
     for name, (module, attr) in BUILTIN_COMMANDS.items():
         add(name, getattr(importlib.import_module(module), attr))
+    for name, command in plugin_commands().items():  # `trainkit serve` comes from the built-in plugin `web`
+        add(name, command)
     return found
+
+
+def plugin_commands() -> dict[str, click.Command]:
+    """Commands the built-in plugins add through `register_commands` (they ship with trainkit, so they are
+    documented in docs/cli.md like the core's)."""
+    from dspy_trainkit.plugin_manager import call_impls, hook_impls, make_plugin_manager
+
+    group = click.Group()
+    pm = make_plugin_manager(strict=True)
+    for impl in hook_impls(pm, "register_commands"):
+        if (pm.infos.get(impl.plugin_name) and pm.infos[impl.plugin_name].builtin):
+            call_impls([impl], "register_commands", cli=group)
+    return dict(group.commands)
 
 
 def option_names(command: click.Command) -> list[str]:

@@ -28,6 +28,7 @@ from optimize_support import (
 from prometheus_client.parser import text_string_to_metric_families
 
 from dspy_trainkit.cli.main import cli
+from dspy_trainkit.operations import instruments
 from dspy_trainkit.operations.metrics import METRIC_NAMES, render
 from dspy_trainkit.optimization.records import Run
 from dspy_trainkit.testing import OpenAIServer, make_lm
@@ -134,7 +135,10 @@ def test_alert_rules_parse_and_name_only_exposed_metrics():
     rules = yaml.safe_load((ROOT / "deploy" / "prometheus" / "alerts.yml").read_text())
     exprs = [rule["expr"] for group in rules["groups"] for rule in group["rules"]]
     used = {name for expr in exprs for name in re.findall(r"\btrainkit_[a-z_]+", expr)}
-    assert used and used <= set(METRIC_NAMES)
+    suffixes = ("", "_total", "_bucket", "_count", "_sum")
+    process = {f"{name}{suffix}" for name in instruments.NAMES for suffix in suffixes}
+    assert used and used <= set(METRIC_NAMES) | process
+    assert used & process  # the process counters have rules too
     # every built-in effectiveness alert rule (docs/effectiveness.md's table) has a Prometheus rule
     table = (ROOT / "docs" / "effectiveness.md").read_text().split("## Alerts", 1)[1].split("\n## ", 1)[0]
     documented = set(re.findall(r"^\| `([a-z-]+)` \|", table, flags=re.M))
@@ -152,3 +156,105 @@ def test_metric_names_list_what_a_scrape_exposes(tmp_path):
     declared = {f.name for f in text_string_to_metric_families(result.stdout)}
     assert exposed <= set(METRIC_NAMES)
     assert {n.removesuffix("_total") for n in METRIC_NAMES} == {n.removesuffix("_total") for n in declared}
+
+
+def _process_scrape(kit) -> dict:
+    return samples(render(kit))  # render adds this process's counters (instruments) by default
+
+
+def _delta(after: dict, before: dict, name: str, **labels: str) -> float:
+    return (value(after, name, **labels) or 0.0) - (value(before, name, **labels) or 0.0)
+
+
+def test_process_counters_move_with_import_collect_lm_calls_and_optimize(tmp_path):
+    """The counters only a working process sees, through prometheus_client's parser: intake by outcome and
+    rejection code with its batch time, the collector's records, queue, drops and spills, LM requests,
+    latency, retries and errors by class, tokens, and optimizations by outcome."""
+    from dspy_trainkit.collection import Collector
+    from dspy_trainkit.generation.lm import check_lm
+    from dspy_trainkit.testing import Faults, rate_limited
+
+    config = make_project(tmp_path / "project", f"sqlite:///{tmp_path / 'store.db'}")
+    with open_project(config) as kit, dspy_cache(None):
+        start = _process_scrape(kit)
+        import_generated(kit, tmp_path, cell_records(DATA))
+        bad = tmp_path / "bad.jsonl"
+        bad.write_text(json.dumps({**cell_records({("math", "fractions", "easy"): 1}, start=500)[0],
+                                   "outputs": {"problem": "", "solution": "", "answer": ""}}) + "\n"
+                       + "not json\n")
+        kit.import_files([bad])
+        imported = _process_scrape(kit)
+        assert _delta(imported, start, "trainkit_intake_records_total", task=TASK, source="imported",
+                      outcome="accepted") == 24
+        assert _delta(imported, start, "trainkit_intake_records_total", task=TASK, source="imported",
+                      outcome="rejected") == 1
+        assert sum(v for (name, labels), v in imported.items() if name == "trainkit_intake_records_total"
+                   and dict(labels)["outcome"] == "invalid") - sum(
+            v for (name, labels), v in start.items() if name == "trainkit_intake_records_total"
+            and dict(labels)["outcome"] == "invalid") == 1
+        codes = {dict(labels)["code"]: v - (start.get((name, labels)) or 0) for (name, labels), v in imported.items()
+                 if name == "trainkit_intake_rejections_total" and dict(labels)["task"] == TASK}
+        # counters are per process: another test in this process may have counted other codes before
+        assert codes.get("empty-value", 0) >= 1 and all(v >= 0 for v in codes.values()), codes
+        assert _delta(imported, start, "trainkit_intake_batch_duration_seconds_count") >= 2
+        assert _delta(imported, start, "trainkit_intake_batch_duration_seconds_sum") > 0
+
+        record = cell_records({("physics", "energy", "easy"): 1}, start=900)[0]
+        assert kit.collect(TASK, record["inputs"], record["outputs"], domain="physics", topic="energy",
+                           difficulty="easy")
+        assert kit.collection.flush(timeout=60)
+        collected = _process_scrape(kit)
+        assert _delta(collected, imported, "trainkit_collector_records_total", outcome="submitted") == 1
+        assert _delta(collected, imported, "trainkit_collector_records_total", outcome="written") == 1
+        assert _delta(collected, imported, "trainkit_intake_records_total", task=TASK, source="collected",
+                      outcome="accepted") == 1
+        # a collector whose writer never runs: the second record finds the queue full (a drop), and closing
+        # saves the queued one to a spill file
+        stuck = Collector(kit, max_queue=1)
+        stuck._ensure_thread = lambda: None
+        assert stuck.submit(TASK, record["inputs"], record["outputs"])
+        assert value(_process_scrape(kit), "trainkit_collector_queue_depth") == 1
+        assert not stuck.submit(TASK, record["inputs"], record["outputs"])
+        stuck.close(timeout=0)
+        lossy = _process_scrape(kit)
+        assert _delta(lossy, collected, "trainkit_collector_records_total", outcome="dropped") == 1
+        assert _delta(lossy, collected, "trainkit_collector_records_total", outcome="spilled") == 1
+        assert value(lossy, "trainkit_collector_queue_depth") == 0
+
+        with OpenAIServer(good_answer, faults=Faults(schedule={1: rate_limited(retry_after=0)})) as server:
+            lm = make_lm(server)
+            check_lm(lm)
+            called = _process_scrape(kit)
+            model = lm.model
+            assert _delta(called, lossy, "trainkit_lm_requests_total", model=model) == 2
+            assert _delta(called, lossy, "trainkit_lm_errors_total", model=model, reason="rate_limit") == 1
+            assert _delta(called, lossy, "trainkit_lm_retries_total", model=model, reason="rate_limit") == 1
+            assert _delta(called, lossy, "trainkit_lm_items_total", model=model, outcome="succeeded") == 1
+            assert _delta(called, lossy, "trainkit_lm_request_duration_seconds_count", model=model,
+                          outcome="ok") == 1
+            assert _delta(called, lossy, "trainkit_lm_request_duration_seconds_count", model=model,
+                          outcome="error") == 1
+            assert _delta(called, lossy, "trainkit_lm_tokens_total", model=model, kind="prompt") > 0
+            run = kit.optimize(TASK, program=PROGRAM, metric=METRIC, lm=make_lm(server))
+        optimized = _process_scrape(kit)
+    assert _delta(optimized, called, "trainkit_optimizations_total", task=TASK,
+                  outcome="promoted" if run.promoted else "not_promoted") == 1
+    assert _delta(optimized, called, "trainkit_optimization_duration_seconds_count", task=TASK) == 1
+    assert value(optimized, "trainkit_optimization_runs", task=TASK, status="succeeded") == 1  # the store's view
+
+
+def test_watch_serves_process_and_store_metrics(tmp_path):
+    assert CliRunner().invoke(cli, ["init"]).exit_code == 0
+    process = subprocess.Popen([sys.executable, "-m", "dspy_trainkit", "watch", "--interval", "1h",
+                                "--metrics-port", "0"], cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    try:
+        line = process.stderr.readline()
+        match = re.search(r"http://127\.0\.0\.1:(\d+)/metrics", line)
+        assert match, line
+        with urllib.request.urlopen(match.group(0), timeout=30) as response:
+            families = {f.name for f in text_string_to_metric_families(response.read().decode())}
+        assert {"trainkit_metrics_section_up", "trainkit_optimizations", "trainkit_lm_requests",
+                "trainkit_collector_queue_depth"} <= families
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

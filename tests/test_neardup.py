@@ -337,3 +337,16 @@ def test_novelty_of_a_pair_does_not_depend_on_batch_boundaries(tmp_path):
     assert scores[0] == scores[1] == scores[2]
     original, copy = scores[0]
     assert original == 1.0 and 0.05 < copy < 0.2  # the later of the pair is the near-copy, in every split
+
+
+def test_the_index_takes_statuses_from_the_intake_event_without_asking_the_store(tmp_path, monkeypatch):
+    from dspy_trainkit_neardup import index as nd
+
+    asked = []
+    monkeypatch.setattr(nd.KitState, "_live", lambda self, kit, ids: asked.append(ids) or set())
+    with open_kit(tmp_path) as kit:
+        kit.add_many([problem(t) for t in PROBLEMS[:3]] + [problem(MAYA_COPY)])  # the copy is stored rejected
+        index = nd.state_for(kit).indexes["problems"]
+        assert len(index) == 3 and by_text(kit)[MAYA_COPY].id not in index.keys
+        assert kit.add(problem(changed(PROBLEMS[0], ("school", "town")))).status == "rejected"
+    assert asked == []

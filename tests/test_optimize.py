@@ -569,6 +569,24 @@ def test_an_interrupted_run_is_recorded_and_a_rerun_reuses_its_snapshot(tmp_path
                                                                                                 "succeeded"]
 
 
+def test_ctrl_c_after_the_result_is_stored_keeps_the_succeeded_run(tmp_path, monkeypatch):
+    """An interrupt while the champion is being set (after the run was stored as succeeded) stops the command,
+    but does not overwrite the stored result with an empty "interrupted" record."""
+    config = make_project(tmp_path / "p")
+    with open_project(config) as kit:
+        fill(kit, tmp_path)
+
+        def interrupted(*args, **kwargs):
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(kit.store, "set_champion", interrupted)
+        with OpenAIServer(good_answer) as server, pytest.raises(KeyboardInterrupt):
+            kit.optimize(TASK, program=PROGRAM, metric=METRIC, lm=make_lm(server))
+        (listed,) = kit.runs(TASK)
+        run = kit.run(listed.id)
+        assert run.status == "succeeded" and run.score is not None and run.results
+
+
 def test_ctrl_c_during_the_optimize_command_exits_130_and_says_the_run_is_recorded(tmp_path, monkeypatch):
     from dspy_trainkit.optimization import runs
 

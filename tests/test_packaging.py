@@ -69,13 +69,19 @@ def test_wheel_holds_every_package_and_entry_point(wheel):
         entry_points = archive.read(next(n for n in names if n.endswith(".dist-info/entry_points.txt"))).decode()
     packaged = {name[: -len("/__init__.py")].replace("/", ".") for name in names if name.endswith("/__init__.py")}
     assert packaged == source_packages()
-    modules = {name for name in names if name.endswith(".py")}
-    source_modules = {str(p.relative_to(ROOT)) for p in (ROOT / "dspy_trainkit").rglob("*.py")} | {
-        str(p.relative_to(ROOT / "plugins")) for p in (ROOT / "plugins").rglob("*.py")}
-    assert modules == source_modules
+    files = {name for name in names if ".dist-info/" not in name}
+    source_files = {str(p.relative_to(ROOT)) for p in (ROOT / "dspy_trainkit").rglob("*") if _shipped(p)} | {
+        str(p.relative_to(ROOT / "plugins")) for p in (ROOT / "plugins").rglob("*") if _shipped(p)}
+    # every module and every data file (templates, vendored static files, py.typed) a package folder holds:
+    # a dashboard whose templates stayed behind crashed on every installed copy
+    assert files == source_files
     for name, module in declared_entry_points().items():
         assert f"{name} = {module}" in entry_points
     assert "trainkit = dspy_trainkit.cli.main:main" in entry_points
+
+
+def _shipped(path: Path) -> bool:
+    return path.is_file() and "__pycache__" not in path.parts and path.suffix not in (".pyc", ".pyo")
 
 
 def test_every_builtin_plugin_folder_is_registered():
@@ -92,7 +98,7 @@ def test_wheel_installs_non_editable_and_runs_the_quick_start(wheel, tmp_path):
     venv.create(env_dir, with_pip=True)
     bin_dir = env_dir / "bin"
     result = subprocess.run([str(bin_dir / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                             str(wheel)], capture_output=True, text=True, timeout=900)
+                             f"{wheel}[web]"], capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("TRAINKIT_", "PYTHON", "VIRTUAL_ENV"))}
     environ["PATH"] = f"{bin_dir}{os.pathsep}{environ.get('PATH', '')}"
@@ -120,6 +126,7 @@ def test_wheel_installs_non_editable_and_runs_the_quick_start(wheel, tmp_path):
         ("qa", "What is 2 + 2?", "4"), ("qa", "What is 3 + 3?", "6")]
     loaded = run("trainkit", "plugins", "--json").stdout
     assert '"status": "failed"' not in loaded and '"sqlstore"' in loaded
+    assert_dashboard_serves(project, environ)
 
     quick = run("bash", str(ROOT / "examples" / "quickstart" / "run.sh"), str(tmp_path / "demo"))
     assert "champion" in quick.stdout.lower()
@@ -137,6 +144,25 @@ def test_wheel_installs_non_editable_and_runs_the_quick_start(wheel, tmp_path):
                  str(sample / "tests"), check=False)
     assert tested.returncode == 0, tested.stdout[-4000:] + tested.stderr[-2000:]
     assert " passed" in tested.stdout and "skipped" not in tested.stdout
+
+
+def assert_dashboard_serves(project: Path, environ: dict[str, str]) -> None:
+    """The installed dashboard answers its pages and static files: its templates and vendored files travel in
+    the wheel (they once stayed behind, and `trainkit serve` crashed on every installed copy)."""
+    import urllib.request
+
+    server = subprocess.Popen(["trainkit", "serve", "--port", "0"], cwd=project, env=environ, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        line = server.stdout.readline()
+        assert "trainkit dashboard at http://127.0.0.1:" in line, line + server.stderr.read()
+        url = line.split(" at ", 1)[1].split()[0]
+        for path, expected in (("", b"Overview"), ("examples", b"What is 2 + 2?"), ("static/htmx.min.js", b"htmx")):
+            with urllib.request.urlopen(url + path, timeout=60) as response:
+                assert response.status == 200 and expected in response.read(), path
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
 
 
 def test_checkout_without_install_metadata_still_loads_the_essential_builtins(tmp_path):

@@ -82,9 +82,10 @@ def test_a_valuation_alone_ranks_planted_mislabels_at_the_bottom(project):
         assert not set(by_n) & val_n and len(by_n) == 50  # every pool example valued, no validation one
         bad = [v.value for n, v in by_n.items() if n in planted]
         good = [v.value for n, v in by_n.items() if n not in planted]
-        # measured over design seeds 0-4 on this setup: AUC 0.96, 0.95, 0.99, 0.96, 0.98 (8-10 planted in the pool);
-        # 0.85 is the bar of the random-search test: clearly separated, with room for the design's draw
-        assert len(bad) >= 8 and auc(bad, good) >= 0.85, (auc(bad, good), sorted(bad))
+        # measured over design seeds 0-4 on this setup: AUC 0.96, 0.95, 0.99, 0.96, 0.98 (7-10 planted in the pool:
+        # which examples fall in the pool depends on their random ids); 0.85 is the bar of the random-search test:
+        # clearly separated, with room for the design's draw
+        assert len(bad) >= 6 and auc(bad, good) >= 0.85, (auc(bad, good), sorted(bad))
         # not an optimization run: no run, no champion, no weak spots, and recommend does not ask to re-run
         assert kit.runs("sums") == [] and kit.store.champion_id("sums") is None
         assert kit.weak_spots("sums").run is None

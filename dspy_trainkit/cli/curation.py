@@ -103,13 +103,15 @@ def log(state: CliState, example_id: str | None, since: str | None, limit: int, 
     kit = state.kit()
     if example_id:
         example_id = kit.get(example_id).id
-    stream = kit.events(example_id=example_id, since=_parse_since(since) if since else None)
-    events = list(collections.deque(stream, maxlen=limit)) if limit else list(stream)  # the last N, streamed
+    start = _parse_since(since) if since else None
     if as_json:
+        stream = kit.events(example_id=example_id, since=start)
+        events = list(collections.deque(stream, maxlen=limit)) if limit else list(stream)  # the last N, streamed
         echo_json_stream(e.to_dict() for e in events)
         return
-    for event in events:
-        count = len(event.example_ids)
+    # the text shows how many examples an event names, not which: counted by the store, not read
+    counted = kit.store.iter_event_counts(example_id=example_id, since=start)
+    for event, count in (collections.deque(counted, maxlen=limit) if limit else counted):
         click.echo(printable(f"{when(event.time)}  {event.kind:<15} {event.actor:<10} {count_of(count, 'example')}"
                              + (f"  reason: {event.reason}" if event.reason else "")))
         changes = event.details.get("changes", {})

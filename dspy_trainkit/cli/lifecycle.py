@@ -217,28 +217,101 @@ def freshness(state: CliState, task: str | None, status: str, as_json: bool) -> 
     echo_table(["task", "cell", "count", "median age d", "max age d", "never used", "median since use d"], rows)
 
 
-@click.command()
-@click.argument("file", type=click.Path(dir_okay=False))
+class BackupGroup(click.Group):
+    """`trainkit backup FILE`, `trainkit backup --dir D --keep N` and `trainkit backup verify FILE` under one
+    name: a first word that names a subcommand selects it, anything else is the plain backup (a file actually
+    called "verify" is written as `./verify`)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] in self.commands:
+            click.Command.parse_args(self, ctx, [])  # the plain form's options take their defaults
+            ctx._protected_args, ctx.args = args[:1], args[1:]
+            return ctx.args
+        ctx.allow_interspersed_args = True  # `backup FILE --json` as well as `backup --json FILE`
+        return super().parse_args(ctx, args)
+
+    def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        formatter.write_usage(ctx.command_path, "[OPTIONS] FILE | --dir DIR [--keep N] | verify FILE")
+
+
+class _PlainFile(click.Argument):
+    """The plain form's FILE, left out of the subcommands' usage line (`trainkit backup verify FILE`)."""
+
+    def get_usage_pieces(self, ctx: click.Context) -> list[str]:
+        return []
+
+
+@click.group(cls=BackupGroup, invoke_without_command=True)
+@click.argument("file", type=click.Path(dir_okay=False), required=False, cls=_PlainFile)
+@click.option("--dir", "folder", type=click.Path(file_okay=False), metavar="DIR",
+              help="Write a timestamped backup (trainkit-YYYYMMDDTHHMMSSZ.tgz) into DIR instead of FILE.")
+@click.option("--keep", type=click.IntRange(min=1), metavar="N",
+              help="With --dir: then delete all but the newest N backups of this store in DIR (only files "
+                   "this command names and made for this store; never the one just written).")
 @click.option("--portable", is_flag=True, default=None,
               help="JSON-lines archive restorable into any backend (default for PostgreSQL; SQLite stores get "
                    "a file copy by SQLite's online backup).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress line.")
 @json_option
 @pass_state
-def backup(state: CliState, file: str, portable: bool | None, quiet: bool, as_json: bool) -> None:
-    """Write a consistent backup of the store to FILE while writers keep working (with checksums)."""
+@click.pass_context
+def backup(ctx: click.Context, state: CliState, file: str | None, folder: str | None, keep: int | None,
+           portable: bool | None, quiet: bool, as_json: bool) -> None:
+    """Write a consistent backup of the store to FILE (or a timestamped file in --dir) while writers keep
+    working, with checksums; `trainkit backup verify FILE` checks one by a trial restore."""
+    if ctx.invoked_subcommand is not None:
+        return
     from ..lifecycle.backup import backup as make_backup
+    from ..lifecycle.rotation import backup_name, rotate
+    from ..store import redact_url
 
+    if (file is None) == (folder is None):
+        raise click.UsageError("give either FILE or --dir DIR (see `trainkit backup --help`)")
+    if keep is not None and folder is None:
+        raise click.UsageError("--keep N rotates the backups in --dir DIR; give --dir too")
+    if folder is not None:
+        where = Path(folder)
+        if not where.is_dir():
+            raise click.UsageError(f"--dir {folder}: no such folder (create it first)")
+        target = backup_name(where)
+    else:
+        target = Path(file)  # type: ignore[arg-type]
+    kit = state.kit()
     bar = Progress("backup", quiet=quiet)
     try:
-        manifest = make_backup(state.kit(), Path(file), portable=portable, progress=bar.update)
+        manifest = make_backup(kit, target, portable=portable, progress=bar.update)
     finally:
         bar.close()
+    deleted = rotate(target.parent, redact_url(kit.store.url), keep, target) if keep is not None else []
     if as_json:
-        echo_json({"file": file, **manifest})
+        echo_json({"file": str(target), **manifest, "deleted": [str(p) for p in deleted]})
     else:
         counts = manifest["counts"]
-        click.echo(f"backup {file} ({manifest['kind']}): {_counted(counts)}")
+        click.echo(f"backup {target} ({manifest['kind']}): {_counted(counts)}")
+        if keep is not None:
+            click.echo(f"kept the newest {keep}; deleted {len(deleted)}"
+                       + (f": {', '.join(p.name for p in deleted)}" if deleted else ""))
+
+
+@backup.command("verify")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--max-unpacked", type=click.IntRange(min=1), metavar="MIB",
+              help="Refuse a backup that unpacks to more than this many MiB (as `trainkit restore`).")
+@json_option
+@pass_state
+def backup_verify(state: CliState, file: str, max_unpacked: int | None, as_json: bool) -> None:
+    """Check a backup's checksums (and signature, with TRAINKIT_BACKUP_KEY) and restore it into a scratch
+    store that is then removed. Exit status 0 when it passes, 1 when it does not."""
+    from ..lifecycle.verification import verify_backup
+
+    result = verify_backup(Path(file), state.settings(), state.plugin_manager(),
+                           max_bytes=max_unpacked << 20 if max_unpacked else None)
+    if as_json:
+        echo_json(result)
+        return
+    click.echo(f"backup {file} ({result['kind']}) is good: checksums match, signature {result['signature']}, "
+               f"a trial restore loaded {_counted(result['counts'])}")
+    click.echo(f"content digest {result['digest']}")
 
 
 @click.command()

@@ -69,13 +69,34 @@ def _is_number(text: str) -> bool:
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines; in the loop, print only runs.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print JSON: one object with --once/--dry-run, one line per step in the loop.")
+@click.option("--metrics-port", type=click.IntRange(0, 65535), metavar="PORT",
+              help="Also serve /metrics on this port while watching: the store's gauges and this process's "
+                   "counters (optimizations, LM calls); 0 picks a free port.")
+@click.option("--metrics-host", default="127.0.0.1", show_default=True,
+              help="Address for --metrics-port (loopback by default).")
 @pass_state
 def watch(state: CliState, task: str | None, interval: float, once: bool, dry_run: bool, program: str | None,
-          metric: str | None, optimizer: str | None, retry_after: float, quiet: bool, as_json: bool) -> None:
+          metric: str | None, optimizer: str | None, retry_after: float, quiet: bool, as_json: bool,
+          metrics_port: int | None, metrics_host: str) -> None:
     """Re-optimize tasks when their triggers fire ([optimize.triggers]: new_accepted, growth, quality_shift,
     every, on_ready). A task is "collecting" until readiness is met and it has a champion, then "optimized"."""
+    if metrics_port is not None:
+        _serve_metrics(state, metrics_host, metrics_port)
     with _failures_printed_once():
         _watch(state.kit(), task, interval, once, dry_run, program, metric, optimizer, retry_after, quiet, as_json)
+
+
+def _serve_metrics(state: CliState, host: str, port: int) -> None:
+    """Start `/metrics` in a background thread with a kit of its own (a store object is used from one thread)."""
+    from ..kit import open as open_kit
+    from ..operations.metrics import serve_in_background
+
+    settings, pm = state.settings(), state.plugin_manager()
+    try:
+        server = serve_in_background(lambda: open_kit(settings=settings, pm=pm), host, port)
+    except OSError as exc:
+        raise click.ClickException(f"--metrics-port: cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    click.echo(f"serving metrics on http://{host}:{server.server_port}/metrics", err=True)
 
 
 @contextlib.contextmanager

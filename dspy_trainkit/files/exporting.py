@@ -41,7 +41,10 @@ def export_examples(kit: Kit, output: Path | None, query: ExampleQuery | None = 
     options = WriteOptions(provenance=provenance, task_fields=task_fields, keep_formulas=keep_formulas)
     if output is not None:
         check_output(output, "export")
-    source = kit.store.iter_examples(query) if query is not None else iter(examples or ())
+    # a writer that declared the fields it reads gets examples read with those columns only (the dspy format
+    # needs task, inputs and outputs of a million examples, not their scores, findings and provenance)
+    columns = None if provenance else registration.extra.get("columns")
+    source = (kit.store.iter_example_columns(query, columns) if query is not None else iter(examples or ()))
     stream_of: Any = _counted(source, progress)  # a generator: closed below
     try:
         if output is None:
@@ -66,6 +69,10 @@ def _counted(examples: Iterator[Example], progress: Callable[[int], None] | None
         close = getattr(examples, "close", None)
         if close is not None:
             close()
+
+
+#: The Example fields `export_record` reads without provenance: writers built on it register these `columns`.
+EXPORT_RECORD_COLUMNS = ("task", "inputs", "outputs", "domain", "topic", "difficulty", "metadata")
 
 
 def export_record(example: Example, provenance: bool) -> dict[str, Any]:

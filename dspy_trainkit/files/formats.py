@@ -137,15 +137,20 @@ def check_encoding(encoding: str | None) -> None:
 
 
 def _make(kind: str) -> Callable[..., Registration]:
-    def make(plugin: str, name: str, extensions: Iterable[str], function: Callable[..., Any]) -> Registration:
+    def make(plugin: str, name: str, extensions: Iterable[str], function: Callable[..., Any], *,
+             columns: Iterable[str] | None = None) -> Registration:
         if not isinstance(name, str) or not name.replace("-", "").isalnum():
             raise ValueError(f"{kind} format name {name!r} must be a short word such as 'jsonl'")
         if isinstance(extensions, str) or not all(isinstance(e, str) for e in extensions):
             raise ValueError(f"extensions for {name!r} must be a tuple of strings such as ('jsonl', 'ndjson')")
         if not callable(function):
             raise ValueError(f"the {kind} for {name!r} is not callable")
+        if columns is not None and (kind != "writer" or isinstance(columns, str)
+                                    or not all(isinstance(c, str) for c in columns)):
+            raise ValueError(f"columns for {name!r}: only a writer takes them, as a tuple of Example field names")
         return Registration(key=name, value=function, plugin=plugin,
-                            extra={"extensions": tuple(e.lower().lstrip(".") for e in extensions)})
+                            extra={"extensions": tuple(e.lower().lstrip(".") for e in extensions),
+                                   "columns": tuple(columns) if columns is not None else None})
 
     return make
 

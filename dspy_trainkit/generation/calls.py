@@ -176,13 +176,27 @@ def _meter_class() -> type:
     """A DSPy callback counting LM requests and applying the RPM cap; made lazily (it subclasses DSPy's)."""
     from dspy.utils.callback import BaseCallback
 
+    from ..operations import instruments
+
     class Meter(BaseCallback):
-        def __init__(self, stats: CallStats, limiter: RateLimiter):
-            self.stats, self.limiter = stats, limiter
+        """Counts requests, applies the RPM cap, and times each request for the latency histogram."""
+
+        def __init__(self, stats: CallStats, limiter: RateLimiter, model: str):
+            self.stats, self.limiter, self.model = stats, limiter, model
+            self.requests = instruments.LM_REQUESTS.labels(model)
+            self.started: dict[str, float] = {}
 
         def on_lm_start(self, call_id: str, instance: Any, inputs: dict[str, Any]) -> None:
             self.limiter.acquire()
             self.stats.add(calls=1)
+            self.requests.inc()
+            self.started[call_id] = time.monotonic()
+
+        def on_lm_end(self, call_id: str, outputs: Any, exception: Exception | None = None) -> None:
+            started = self.started.pop(call_id, None)
+            if started is not None:
+                instruments.LM_LATENCY.labels(self.model, "ok" if exception is None else "error").observe(
+                    time.monotonic() - started)
 
     return Meter
 
@@ -203,7 +217,10 @@ class LMCalls:
         self._random = random.Random(seed)
         self._random_lock = threading.Lock()
         self.lm = lm.copy()
-        self.lm.callbacks.append(_meter_class()(self.stats, RateLimiter(settings.rpm, self._stop)))
+        from ..operations import instruments
+
+        self.model = instruments.model_label(settings.model or getattr(lm, "model", None))
+        self.lm.callbacks.append(_meter_class()(self.stats, RateLimiter(settings.rpm, self._stop), self.model))
         # Retries must reach the server: with DSPy's cache on, the same request would get the cached bad
         # answer (a malformed one) back on every attempt and on every re-run.
         self._retry_lm = self.lm.copy(cache=False) if getattr(self.lm, "cache", False) else self.lm
@@ -254,6 +271,8 @@ class LMCalls:
         import dspy
         from dspy.utils.usage_tracker import track_usage
 
+        from ..operations import instruments
+
         attempts = 0
         while True:
             attempts += 1
@@ -266,16 +285,21 @@ class LMCalls:
             except Exception as exc:  # noqa: BLE001 - every failure becomes an Outcome with its reason
                 reason = classify(exc)
                 self.stats.count("errors", reason)
+                instruments.LM_ERRORS.labels(self.model, reason).inc()
                 last = CallFailure(reason, _message(exc))
                 if reason in RETRYABLE and attempts <= self.settings.retries and not self._stop.is_set():
                     self.stats.add(retries=1)
+                    instruments.LM_RETRIES.labels(self.model, reason).inc()
                     self._stop.wait(self._delay(attempts, exc, reason))
                     if not self._stop.is_set():
                         continue
                 self.stats.count("failures", reason)
                 self.stats.add(items=1, failed=1)
+                instruments.LM_FAILURES.labels(self.model, reason).inc()
+                instruments.LM_ITEMS.labels(self.model, "failed").inc()
                 return Outcome(item, error=last, attempts=attempts)
             self.stats.add(items=1, succeeded=1)
+            instruments.LM_ITEMS.labels(self.model, "succeeded").inc()
             return Outcome(item, value=value, attempts=attempts)
 
     def _delay(self, attempt: int, exc: BaseException, reason: str) -> float:
@@ -294,6 +318,10 @@ class LMCalls:
             completion += int(usage.get("completion_tokens") or 0)
         if prompt or completion:
             self.stats.add(prompt_tokens=prompt, completion_tokens=completion)
+            from ..operations import instruments
+
+            instruments.LM_TOKENS.labels(self.model, "prompt").inc(prompt)
+            instruments.LM_TOKENS.labels(self.model, "completion").inc(completion)
 
 
 def _message(exc: BaseException) -> str:

@@ -101,7 +101,7 @@ def check_lm(lm: LMSettings | dspy.LM, *, purpose: str | None = None, task: str 
         settings = settings or LMSettings(model=model.model, api_base=getattr(model, "kwargs", {}).get("api_base"))
     calls = LMCalls(model, attrs.evolve(settings, concurrency=1, rpm=None), backoff=0.5)
     started = time.monotonic()
-    outcome = next(iter(calls.run(lambda _item: model(CHECK_PROMPT), [None])))
+    outcome = next(iter(calls.run(lambda _item: calls.lm(CHECK_PROMPT), [None])))  # the metered copy
     elapsed = time.monotonic() - started
     if outcome.error is not None:
         where = _where(purpose, task)

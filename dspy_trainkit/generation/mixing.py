@@ -9,6 +9,7 @@ means source `synthetic` or `bootstrap`; everything else (collected, imported, m
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -24,8 +25,14 @@ def synthetic_share(kit: Kit, query: ExampleQuery | None = None) -> list[dict[st
     """One row per task and one per (task, domain) of the accepted examples matching `query` (its status is
     replaced by accepted): `synthetic`, `real`, `ratio` (synthetic / all, None when empty) and the task's `cap`."""
     query = attrs.evolve(query or ExampleQuery(), status="accepted", limit=None, offset=0)
+    return share_rows(kit, kit.store.group_counts(["task", "domain", "source"], query))
+
+
+def share_rows(kit: Kit, groups: Iterable[tuple[tuple[Any, ...], int]]) -> list[dict[str, Any]]:
+    """The rows of `synthetic_share` from `((task, domain, source), count)` groups of accepted examples
+    (`kit.stats` has them from its one grouped pass already)."""
     counts: dict[tuple[str, str | None], list[int]] = {}
-    for (task, domain, source), n in kit.store.group_counts(["task", "domain", "source"], query):
+    for (task, domain, source), n in groups:
         column = 0 if source in SYNTHETIC_SOURCES else 1
         for key in ((task, None), (task, domain if domain is not None else "(none)")):
             counts.setdefault(key, [0, 0])[column] += n

@@ -254,11 +254,12 @@ def _backup_age(backup_dir: str | Path | None, max_age: float) -> Check:
     folder = Path(backup_dir)
     if not folder.is_dir():
         return Check("backup", "warning", f"backup folder {folder} does not exist",
-                     f"create it and write a backup: `trainkit backup {folder}/trainkit-$(date +%F).tgz`")
+                     f"create it and write a backup: `trainkit backup --dir {folder} --keep 14`")
     newest = newest_backup(folder)
     if newest is None:
         return Check("backup", "warning", f"no backup in {folder}",
-                     f"write one: `trainkit backup {folder}/trainkit-$(date +%F).tgz`")
+                     f"write one: `trainkit backup --dir {folder} --keep 14` (the timer in deploy/systemd/ "
+                     "runs it hourly)")
     age = time.time() - newest.stat().st_mtime
     message = f"newest backup {newest.name} is {age / 3600:.1f} h old"
     if age > max_age:

@@ -7,6 +7,11 @@ read from the store (and the audit trail) when Prometheus scrapes, and any proce
 
 Each section (examples, intake, runs, readiness, alerts) is read on its own: one that fails is logged and shows
 as `trainkit_metrics_section_up{section=...} 0`, the others are still exposed.
+
+What only a working process sees (records the collector dropped, LM request latency, retries) is counted by that
+process in `instruments`; `render`, `serve` and `serve_in_background` add those when `process=True` (the
+dashboard, `trainkit watch --metrics-port`), and leave them out where the process does no work of its own (the
+`trainkit metrics` commands).
 """
 
 from __future__ import annotations
@@ -145,17 +150,23 @@ class StoreCollector(Collector):
         return sorted(stored | set(self.kit.settings.tasks))
 
 
-def registry(kit: Kit, backup_dir: str | Path | None = None) -> CollectorRegistry:
-    """A registry holding only trainkit's store collector (no process metrics: they would describe whichever
-    process happens to expose the store, not the store)."""
+def registry(kit: Kit, backup_dir: str | Path | None = None, *, process: bool = False) -> CollectorRegistry:
+    """A registry holding trainkit's store collector and, with `process=True`, this process's trainkit
+    instruments (`instruments`). Never prometheus_client's own process metrics: they would describe whichever
+    process happens to expose the store."""
     reg = CollectorRegistry(auto_describe=False)
     reg.register(StoreCollector(kit, backup_dir))
+    if process:
+        from . import instruments
+
+        reg.register(instruments.collector())
     return reg
 
 
-def render(kit: Kit, backup_dir: str | Path | None = None) -> str:
-    """One scrape in Prometheus's text format."""
-    return generate_latest(registry(kit, backup_dir)).decode()
+def render(kit: Kit, backup_dir: str | Path | None = None, *, process: bool = True) -> str:
+    """One scrape in Prometheus's text format: the store's gauges and (`process=True`, for a process that
+    does work, such as the dashboard) this process's counters."""
+    return generate_latest(registry(kit, backup_dir, process=process)).decode()
 
 
 def write_textfile(kit: Kit, path: str | Path, backup_dir: str | Path | None = None) -> None:
@@ -164,10 +175,7 @@ def write_textfile(kit: Kit, path: str | Path, backup_dir: str | Path | None = N
     write_to_textfile(str(path), registry(kit, backup_dir))
 
 
-def serve(kit: Kit, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, backup_dir: str | Path | None = None,
-          ready: Callable[[Any], None] | None = None) -> None:
-    """Serve `/metrics` until interrupted. Requests are answered one at a time in this thread, since a store
-    object is used from one thread. `ready(server)` is called once listening (tests learn the port)."""
+def _server(kit: Kit, host: str, port: int, backup_dir: str | Path | None, process: bool) -> Any:
     from wsgiref.simple_server import WSGIRequestHandler, make_server
 
     from prometheus_client import make_wsgi_app
@@ -176,7 +184,50 @@ def serve(kit: Kit, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, backup_d
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002  (the stdlib's name)
             log.debug("metrics request: " + format, *args)
 
-    server = make_server(host, port, make_wsgi_app(registry(kit, backup_dir)), handler_class=QuietHandler)
+    return make_server(host, port, make_wsgi_app(registry(kit, backup_dir, process=process)),
+                       handler_class=QuietHandler)
+
+
+def serve_in_background(open_kit: Callable[[], Kit], host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
+                        backup_dir: str | Path | None = None) -> Any:
+    """Serve `/metrics` (store gauges and this process's counters) from a daemon thread, for a process busy
+    with other work (`trainkit watch --metrics-port`). The thread opens its own kit with `open_kit()`, since a
+    store object is used from one thread. Returns the listening server (`server.server_port`,
+    `server.shutdown()`); raises OSError when the address cannot be bound."""
+    import threading
+
+    started = threading.Event()
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            kit = open_kit()
+            server = _server(kit, host, port, backup_dir, True)
+        except BaseException as exc:  # reported to the caller, which is waiting for this thread
+            outcome["error"] = exc
+            started.set()
+            return
+        outcome["server"] = server
+        started.set()
+        try:
+            server.serve_forever()
+        finally:
+            server.server_close()
+            kit.close()
+
+    threading.Thread(target=run, name="trainkit-metrics", daemon=True).start()
+    started.wait()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["server"]
+
+
+def serve(kit: Kit, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, backup_dir: str | Path | None = None,
+          ready: Callable[[Any], None] | None = None, *, process: bool = False) -> None:
+    """Serve `/metrics` until interrupted. Requests are answered one at a time in this thread, since a store
+    object is used from one thread. `ready(server)` is called once listening (tests learn the port).
+    `process=True` adds this process's counters (`instruments`)."""
+    server = _server(kit, host, port, backup_dir, process)
     if ready is not None:
         ready(server)
     try:

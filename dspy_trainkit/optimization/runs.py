@@ -281,14 +281,19 @@ def optimize(kit: Kit, task: str, program: Any = None, metric: Any = None, optim
                     task, plan.fallback_reason, plan.used, plan.optimizer, task,
                     extra={"task": task, "run_id": run.id})
     _store(kit, run, details=False)
+    started = time.monotonic()
     try:
         run = _execute(kit, run, plan, say, promote, actor)
     except KeyboardInterrupt:
+        if _finished(kit, run.id):  # Ctrl-C after the result was stored (promotion, notifications): keep it
+            raise
         _store(kit, attrs.evolve(run, status="interrupted", finished_at=time.time(),
                                  message="interrupted; run it again (the snapshot is kept)"))
+        _instrument(task, "interrupted", started)
         raise
     except TrainkitError as exc:
         _store(kit, attrs.evolve(run, status="failed", finished_at=time.time(), error=str(exc), message=str(exc)))
+        _instrument(task, "failed", started)
         raise
     except Exception as exc:  # DSPy, the program, the metric or the LM failed: record, then one clear message
         detail = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
@@ -296,9 +301,29 @@ def optimize(kit: Kit, task: str, program: Any = None, metric: Any = None, optim
         message = (f"optimization of task {task!r} with {run.used} failed: {detail}. Check the LM "
                    f"({run.lm}), the program and the metric; the run is recorded as failed (`trainkit runs`)")
         _store(kit, attrs.evolve(run, status="failed", finished_at=time.time(), error=detail, message=message))
+        _instrument(task, "failed", started)
         raise OptimizationError(message) from exc
+    _instrument(task, "promoted" if run.promoted else "not_promoted", started)
     freshness_mark(kit, run, actor)
     return run
+
+
+def _instrument(task: str, outcome: str, started: float) -> None:
+    """This process's optimization metrics (`operations.instruments`)."""
+    from ..operations import instruments
+
+    instruments.OPTIMIZATIONS.labels(task, outcome).inc()
+    instruments.OPTIMIZATION_DURATION.labels(task).observe(time.monotonic() - started)
+
+
+def _finished(kit: Kit, run_id: str) -> bool:
+    """Whether the run's result is already stored as succeeded: an interrupt after that point must not overwrite
+    it (with the scoreless record the run started as) and call it interrupted."""
+    try:
+        stored = kit.store.get_run(run_id)
+    except Exception:  # noqa: BLE001  (the store failing here: record the interruption as before)
+        return False
+    return bool(stored) and stored.get("status") == "succeeded"
 
 
 def freshness_mark(kit: Kit, run: Run, actor: str) -> None:

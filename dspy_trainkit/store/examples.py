@@ -59,6 +59,13 @@ class ExampleStore(abc.ABC):
     def iter_examples(self, query: ExampleQuery) -> Iterator[Example]:
         """Stream the examples matching `query`, without loading them all at once."""
 
+    def iter_example_columns(self, query: ExampleQuery, columns: Sequence[str] | None) -> Iterator[Example]:
+        """Stream the examples matching `query` reading only `columns` (names of Example fields; id and task
+        always), for readers that use a few fields of millions of examples (exports, trainsets): the other
+        fields hold empty values. `None` reads everything. This default reads whole examples; a backend
+        should read the columns asked for only."""
+        return self.iter_examples(query)
+
     @abc.abstractmethod
     def iter_ids(self, query: ExampleQuery) -> Iterator[str]:
         """Stream the ids of the examples matching `query`, in its order."""
@@ -71,9 +78,25 @@ class ExampleStore(abc.ABC):
     def group_counts(self, columns: Sequence[str], query: ExampleQuery) -> list[tuple[tuple[Any, ...], int]]:
         """Counts of matching examples grouped by `columns` (a subset of GROUP_COLUMNS)."""
 
+    def distinct_values(self, column: str) -> list[Any]:
+        """The distinct non-null values of label column `column` (one of GROUP_COLUMNS), sorted. This default
+        groups every example; a backend should answer from an index where it has one (the task list of a
+        million-example store is read on every dashboard page)."""
+        from .queries import ExampleQuery
+
+        return [key[0] for key, _ in self.group_counts([column], ExampleQuery()) if key[0] is not None]
+
     @abc.abstractmethod
     def iter_events(self, example_id: str | None = None, since: float | None = None) -> Iterator[Event]:
         """Stream the audit trail in time order, optionally for one example or after a time."""
+
+    def iter_event_counts(self, example_id: str | None = None, since: float | None = None
+                          ) -> Iterator[tuple[Event, int]]:
+        """`(event, how many examples it names)` as `iter_events` streams them, for readers that show the count
+        only (`trainkit log`): a backend may leave the events' `example_ids` empty, so that an event naming a
+        million examples is not read whole to print "1000000 examples". This default reads them whole."""
+        for event in self.iter_events(example_id=example_id, since=since):
+            yield event, len(event.example_ids)
 
     @abc.abstractmethod
     def applied_migrations(self) -> list[str]:

@@ -50,6 +50,11 @@ class ExampleQuery:
     ids: tuple[str, ...] | None = attrs.field(default=None, converter=lambda v: _as_ids(v))
     # (field, op, value) from dspy_trainkit.store.where, ANDed; "quality<0.5" strings are parsed here
     where: tuple[tuple[str, str, object], ...] = attrs.field(default=(), converter=lambda v: _as_conditions(v))
+    # case-insensitive substring of the inputs or outputs (their stored JSON text, so a field name matches too)
+    text: str | None = attrs.field(default=None, converter=lambda v: v or None)
+    # keyset paging: only examples after this id in `order` ("created": larger ids, "-created": smaller ids);
+    # a page of a million-row listing then costs one index seek, where `offset` skips every row before it
+    after: str | None = None
     limit: int | None = None
     offset: int = 0
     order: str = "created"  # "created" | "-created" | "-quality"

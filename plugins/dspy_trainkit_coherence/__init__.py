@@ -25,6 +25,7 @@ import weakref
 from typing import Any
 
 from dspy_trainkit import ConfigError, hookimpl
+from dspy_trainkit.pluginkit import tokens
 
 DIMENSION = "coherence"
 PARTS = ("repetition", "structure", "length")
@@ -35,7 +36,6 @@ DEFAULTS: dict[str, Any] = {
 }
 MIN_IQR = 0.25  # in ln(1 + characters): lengths within about 28% of each other are "the same length"
 
-_WORD = re.compile(r"\w+")
 _SMILEY = re.compile(r"[:;]-?[()]")  # ":)" is not a bracket
 _LIST_MARKER = re.compile(r"(?:^|(?<=\s))\w{1,2}\)")  # nor, perhaps, the ")" of "1) add" or "a) the first"
 _FINAL_OK = frozenset(".!?:;\"'`)]}>*|…»”’")
@@ -63,14 +63,16 @@ def texts(values: dict[str, Any]) -> dict[str, str]:
 
 
 def repeated_share(text: str) -> float:
-    """The larger of the share of repeated word trigrams and the share of repeated sentences (3+ words)."""
-    words = _WORD.findall(text.lower())
+    """The larger of the share of repeated word trigrams and the share of repeated sentences (3+ words).
+    Words and the lowercased text come from the shared tokenisation (`pluginkit.tokens`)."""
+    tokenised = tokens(text)
+    words = tokenised.words
     share = 0.0
     total = len(words) - 2
     if total >= 4:
         share = 1.0 - len(set(zip(words, words[1:], words[2:], strict=False))) / total
     if total >= 4 and ("." in text or "\n" in text or "!" in text or "?" in text):
-        flat = text.lower().replace("\n", ". ").replace("! ", ". ").replace("? ", ". ")
+        flat = tokenised.lower.replace("\n", ". ").replace("! ", ". ").replace("? ", ". ")
         sentences = [s for s in (part.strip(" .") for part in flat.split(". ")) if s.count(" ") >= 2]
         if len(sentences) >= 2:
             share = max(share, 1.0 - len(set(sentences)) / len(sentences))
@@ -138,10 +140,10 @@ def parts(example: Any, norm: tuple[float, float, float] | None) -> dict[str, fl
     outputs = texts(example.outputs)
     if not outputs:
         return None
-    inputs = {" ".join(t.lower().split()) for t in texts(example.inputs).values() if t.count(" ") >= 2}
+    inputs = {tokens(t).squashed for t in texts(example.inputs).values() if t.count(" ") >= 2}
     share = penalty = 0.0
     for text in outputs.values():
-        echo = bool(inputs) and " ".join(text.lower().split()) in inputs
+        echo = bool(inputs) and tokens(text).squashed in inputs
         share = max(share, 1.0 if echo else repeated_share(text))
         penalty = max(penalty, structure_penalty(text))
     found = {"repetition": 1.0 - share, "structure": max(0.0, 1.0 - penalty)}

@@ -100,6 +100,7 @@ def write_dspy(examples: Iterable[Any], stream: IO[bytes], options: WriteOptions
     declared = None
     inputs_seen: dict[str, None] = {}
     outputs_seen: set[str] = set()
+    shapes: set[tuple[Any, ...]] = set()
     for example in examples:
         if task is None:
             task = example.task
@@ -109,12 +110,15 @@ def write_dspy(examples: Iterable[Any], stream: IO[bytes], options: WriteOptions
         elif example.task != task:
             raise FormatError(f"the dspy format holds one task per file, found {task!r} and {example.task!r}; "
                               "export with --task")
-        inputs_seen.update(dict.fromkeys(example.inputs))
-        outputs_seen.update(example.outputs)
-        clash = set(inputs_seen) & outputs_seen
-        if clash:
-            raise FormatError(f"field(s) {', '.join(sorted(clash))} are inputs in some examples and outputs in "
-                              "others; a flat dspy.Example file cannot mark them: export jsonl instead")
+        shape = (*example.inputs, None, *example.outputs)  # field names repeat: check each shape once
+        if shape not in shapes:
+            shapes.add(shape)
+            inputs_seen.update(dict.fromkeys(example.inputs))
+            outputs_seen.update(example.outputs)
+            clash = set(inputs_seen) & outputs_seen
+            if clash:
+                raise FormatError(f"field(s) {', '.join(sorted(clash))} are inputs in some examples and outputs "
+                                  "in others; a flat dspy.Example file cannot mark them: export jsonl instead")
         record = {**example.inputs, **example.outputs}  # provenance has no place in a flat DSPy record
         stream.write((b",\n  " if count else b"\n  ") + orjson.dumps(record))
         count += 1
@@ -127,4 +131,4 @@ def write_dspy(examples: Iterable[Any], stream: IO[bytes], options: WriteOptions
 
 @hookimpl
 def export_format(register):
-    register("dspy", ("dspy.json",), write_dspy)
+    register("dspy", ("dspy.json",), write_dspy, columns=("task", "inputs", "outputs"))

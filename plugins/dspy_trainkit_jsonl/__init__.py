@@ -14,7 +14,7 @@ from typing import IO, Any
 import orjson
 
 from dspy_trainkit import hookimpl
-from dspy_trainkit.pluginkit import ReadOptions, WriteOptions, export_record, json_lines
+from dspy_trainkit.pluginkit import EXPORT_RECORD_COLUMNS, ReadOptions, WriteOptions, export_record, json_lines
 
 
 def read_jsonl(path: Path, options: ReadOptions) -> Iterator[tuple[str, Any]]:
@@ -36,4 +36,4 @@ def import_format(register):
 
 @hookimpl
 def export_format(register):
-    register("jsonl", ("jsonl", "ndjson"), write_jsonl)
+    register("jsonl", ("jsonl", "ndjson"), write_jsonl, columns=EXPORT_RECORD_COLUMNS)

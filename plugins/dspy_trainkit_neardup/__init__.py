@@ -42,7 +42,7 @@ def on_data_changed(event, context):
     if state is None or not state.indexes:  # nothing built yet: a later build reads the store as it is then
         return
     with state.lock:
-        state.changed(context, event.kind, list(event.example_ids))
+        state.changed(context, event)
 
 
 @hookimpl

@@ -23,8 +23,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from dspy_trainkit.pluginkit import ExampleQuery, Finding
 
+from .bands import earlier_in_batch
 from .index import (
     ID_CHUNK,
     Sketch,
@@ -56,7 +59,7 @@ def validate(kit: Kit, examples: list[Example]) -> dict[int, list[Finding]]:
         limit = 4 * max(kit.settings.batch_size, len(examples))
         for task, positions in by_task.items():
             index = state.index(kit, task)
-            sketches = sketch([examples[p] for p in positions], index.num_perm)
+            sketches = sketch([examples[p] for p in positions], index.num_perm, index.bands)
             state.remember(sketches, limit)
             rules = [state.rule(kit, task, examples[p].domain) for p in positions]
             compared = compare(kit, index, positions, sketches, [rule.threshold for rule in rules])
@@ -74,25 +77,27 @@ def compare(kit: Kit, index: TaskIndex, positions: list[int], sketches: list[Ske
     novelty floor and its threshold. Also sets each sketch's `stored_similarity` and `batch_similar` (the values
     from the floor up), which novelty reads."""
     floor = half_found(index.num_perm, index.bands)
-    batch = index.new_batch()  # the examples of this batch seen so far, by their number in `sketches`
+    stored = index.neighbours_of(sketches)  # one LSH query for the batch
+    words_of = [number for number, sk in enumerate(sketches) if sk.bands is not None]
+    earlier = earlier_in_batch(np.stack([sketches[n].bands for n in words_of])) if words_of else []
+    in_batch: dict[int, list[int]] = {words_of[row]: [words_of[e] for e in found] for row, found in enumerate(earlier)}
     candidates: list[list[tuple[int, str]]] = []  # per sketch: (batch number, or -1 for a stored one; id)
     stored_words: dict[str, frozenset[str] | None] = {}
     for number, sk in enumerate(sketches):
         sk.stored_similarity, sk.batch_similar = 0.0, []
         found: list[tuple[int, str]] = []
-        if sk.minhash is not None:
+        if sk.bands is not None:
             start = confirm_from(min(floor, thresholds[number]), index.num_perm)
-            for other_id, other_hash, value in index.neighbours(sk):
+            for other_id, other_hash, value in stored[number]:
                 if value >= start and other_hash != sk.hash_prefix:
                     found.append((-1, other_id))
                     stored_words[other_id] = None
-            for other in batch.query(sk.minhash):
-                earlier = sketches[other]
-                if earlier.hash_prefix == sk.hash_prefix or earlier.example_id == sk.example_id:
+            for other in in_batch.get(number, ()):
+                earlier_sk = sketches[other]
+                if earlier_sk.hash_prefix == sk.hash_prefix or earlier_sk.example_id == sk.example_id:
                     continue
-                if similarity(sk.signature, earlier.signature, index.num_perm) >= start:
-                    found.append((other, earlier.example_id))
-            batch.insert(number, sk.minhash)
+                if similarity(sk.signature, earlier_sk.signature, index.num_perm) >= start:
+                    found.append((other, earlier_sk.example_id))
         candidates.append(found)
     ids = list(stored_words)
     for first in range(0, len(ids), ID_CHUNK):
@@ -145,7 +150,7 @@ def novelty(kit: Kit, examples: list[Example]) -> dict[int, dict[str, float]]:
                 missing.setdefault(examples[i].task, []).append(i)
         for task, positions in missing.items():
             index = state.index(kit, task)
-            sketches = sketch([examples[i] for i in positions], index.num_perm)
+            sketches = sketch([examples[i] for i in positions], index.num_perm, index.bands)
             compare(kit, index, positions, sketches, [1.0] * len(positions))  # the floor is what counts here
             for i, sk in zip(positions, sketches, strict=True):
                 known[i] = sk

@@ -28,22 +28,25 @@ def superseded(kit: Kit, task: str, excluded: frozenset[str]) -> Iterator[tuple[
         return
     num_perm, bands = nd.lsh_shape(rules.lowest_threshold(kit, task))
     ranked = sorted(live, key=_better_first)
-    sketches = nd.sketch(ranked, num_perm)
-    kept: dict[str, frozenset[str]] = {}  # word sets of the examples kept so far, for the exact similarity
-    index = nd.TaskIndex(task, num_perm, bands)
+    sketches = nd.sketch(ranked, num_perm, bands)
+    kept: dict[str, nd.Sketch] = {}  # the examples kept so far
+    by_band: dict[tuple[int, int], list[str]] = {}  # (band, band hash) -> ids of kept examples: a one-by-one LSH
     thresholds: dict[str | None, float] = {}
     for example, sk in zip(ranked, sketches, strict=True):
         if example.domain not in thresholds:
             thresholds[example.domain] = rules.rule(kit, task, example.domain).threshold
         threshold = thresholds[example.domain]
         start = nd.confirm_from(threshold, num_perm)  # as validate does: the estimate finds, the exact value decides
-        best = max(((nd.jaccard(sk.words, kept[other]), other) for other, _, estimate in index.neighbours(sk)
-                    if estimate >= start), default=None)
+        entries = list(enumerate(sk.bands.tolist())) if sk.bands is not None else []
+        others = {other for entry in entries for other in by_band.get(entry, ())}
+        best = max(((nd.jaccard(sk.words, kept[other].words), other) for other in sorted(others)
+                    if nd.similarity(sk.signature, kept[other].signature, num_perm) >= start), default=None)
         if best is not None and best[0] >= threshold:
             yield example.id, f"near-duplicate ({best[0]:.2f}) of better example {best[1]}"
-        else:
-            index.add([sk])  # kept: later (worse) examples are compared with it
-            kept[example.id] = sk.words
+        elif entries:
+            kept[example.id] = sk  # kept: later (worse) examples are compared with it
+            for entry in entries:
+                by_band.setdefault(entry, []).append(example.id)
 
 
 def _better_first(example: Example) -> tuple[Any, ...]:

@@ -1,5 +1,6 @@
-"""The near-duplicate index of one open kit: per task, the MinHash signatures of its stored examples in a
-locality-sensitive hashing (LSH) index (rensa, a Rust implementation), kept in memory.
+"""The near-duplicate index of one open kit: per task, the MinHash signatures of its stored examples (made by
+rensa, a Rust implementation, in one call per batch) in a locality-sensitive hashing (LSH) index (`bands.py`),
+kept in memory.
 
 An index is built the first time a task is checked, from the task's stored examples with status accepted or
 candidate, and then kept current from `on_data_changed` events: added examples go in (with the sketches
@@ -10,9 +11,10 @@ edited or gone are taken out or re-indexed. Indexes live in a `WeakKeyDictionary
 The LSH cuts each MinHash of `num_perm` slots into `bands` bands of `rows` slots; two examples become candidates
 when one band is equal. The shape is chosen per task from the lowest threshold its settings use (`lsh_shape`).
 Per indexed example the index holds its id, a 64-bit prefix of its content hash (to tell exact duplicates, which
-the core handles, from near ones), its band entries (in rensa) and a compact signature: one byte of each MinHash
-slot ("b-bit MinHash", `num_perm` bytes), from which the similarity of a candidate is estimated. Keeping rensa's
-MinHash objects instead would make that estimate about 1 us faster per candidate but cost ~1.2 KB per example.
+the core handles, from near ones), one 32-bit hash per band (in `bands.BandIndex`) and a compact signature: one
+byte of each MinHash slot ("b-bit MinHash", `num_perm` bytes), from which the similarity of a candidate is
+estimated. Keeping rensa's MinHash objects instead would cost ~1.2 KB per example. A batch is sketched with one
+rensa call and queried with one LSH query (`TaskIndex.neighbours_of`).
 """
 
 from __future__ import annotations
@@ -30,10 +32,11 @@ import attrs
 from dspy_trainkit.pluginkit import ExampleQuery
 
 from . import rules
+from .bands import BandIndex, band_hashes
 from .text import words
 
 if TYPE_CHECKING:
-    from dspy_trainkit.pluginkit import Example, Kit
+    from dspy_trainkit.pluginkit import Event, Example, Kit
 
 SEED = 20240601  # fixed, so that signatures made at different times compare (rensa's algorithm version aside)
 #: Chance that two different slot values agree in the byte a compact signature keeps: b-bit MinHash corrects it.
@@ -107,34 +110,52 @@ def hash_prefix(content_hash: str) -> int:
 
 @attrs.define(eq=False)
 class Sketch:
-    """One example's MinHash and compact signature, made once per batch and shared by validate, score and the
-    index."""
+    """One example's compact signature and band hashes, made once per batch and shared by validate, score and
+    the index."""
 
     example_id: str
     task: str
     hash_prefix: int
-    minhash: Any  # rensa.RMinHash, or None when the example has no words (nothing to compare)
+    bands: Any  # numpy uint32 array of its band hashes, or None when the example has no words (nothing to compare)
     signature: int = 0  # the compact signature (num_perm bytes) as an integer
     words: frozenset[str] = frozenset()  # the word set, for the exact similarity of a candidate pair
     stored_similarity: float | None = None  # the largest similarity to an indexed example (set by validate)
     #: (id, similarity) of the earlier examples of its batch at or above the novelty floor (set by validate)
     batch_similar: list[tuple[str, float]] = attrs.field(factory=list)
+    content_hash: str = ""  # the example's full content hash (what persisted signatures are checked against)
+
+    def packed(self, num_perm: int) -> bytes:
+        """What is persisted for it (see `persist.py`): hash prefix, signature, band hashes."""
+        return (self.hash_prefix.to_bytes(8, "little") + self.signature.to_bytes(num_perm, "little")
+                + self.bands.astype("<u4").tobytes())
 
 
-def sketch(examples: Sequence[Example], num_perm: int) -> list[Sketch]:
-    """Sketches of `examples` (one call into rensa for all of them)."""
+def digests(word_lists: Sequence[Sequence[str]], num_perm: int) -> Any:
+    """`(n, num_perm)` uint32 MinHash digests of the word lists (all non-empty), made by rensa in one call."""
+    import numpy as np
     from rensa import RMinHash
 
+    if not word_lists:
+        return np.zeros((0, num_perm), dtype=np.uint32)
+    matrix = RMinHash.digest_matrix_from_token_sets(word_lists, num_perm, SEED)
+    return np.array(matrix.to_rows(), dtype=np.uint32)
+
+
+def sketch(examples: Sequence[Example], num_perm: int, bands: int | None = None) -> list[Sketch]:
+    """Sketches of `examples` (one call into rensa for all of them); band hashes only when `bands` is given."""
     word_lists = [words(ex.inputs, ex.outputs) for ex in examples]
-    made = RMinHash.from_token_sets([w for w in word_lists if w], num_perm=num_perm, seed=SEED)
+    made = digests([w for w in word_lists if w], num_perm)
+    low = made.astype("u1")  # one byte of each 32-bit slot (the lowest; any fixed one serves)
+    cut = band_hashes(made, bands) if bands else made[:, :0]
     sketches, position = [], 0
     for ex, found in zip(examples, word_lists, strict=True):
-        minhash, signature = None, 0
+        hashed, signature = None, 0
         if found:
-            minhash, position = made[position], position + 1
-            # one byte of each 32-bit slot (the lowest on little-endian machines; any fixed one serves)
-            signature = int.from_bytes(array("I", minhash.digest()).tobytes()[::4], "little")
-        sketches.append(Sketch(ex.id, ex.task, hash_prefix(ex.content_hash), minhash, signature, frozenset(found)))
+            signature = int.from_bytes(low[position].tobytes(), "little")
+            hashed = cut[position]
+            position += 1
+        sketches.append(Sketch(ex.id, ex.task, hash_prefix(ex.content_hash), hashed, signature, frozenset(found),
+                               content_hash=ex.content_hash))
     return sketches
 
 
@@ -142,12 +163,10 @@ class TaskIndex:
     """The indexed examples of one task: ids, content-hash prefixes and compact signatures by key, and the LSH."""
 
     def __init__(self, task: str, num_perm: int, bands: int):
-        from rensa import RMinHashLSH
-
         self.task = task
         self.num_perm = num_perm
         self.bands = bands
-        self.lsh = RMinHashLSH(threshold=0.5, num_perm=num_perm, num_bands=bands)  # threshold unused by query
+        self.lsh = BandIndex(bands)
         self.ids: list[str | None] = []  # key -> example id; None once removed
         self.keys: dict[str, int] = {}  # example id -> key
         self.hashes = array("Q")  # key -> content hash prefix
@@ -157,51 +176,73 @@ class TaskIndex:
     def __len__(self) -> int:
         return len(self.keys)
 
-    def new_batch(self) -> Any:
-        """An empty LSH of this index's shape, for comparing the examples of one batch with each other."""
-        from rensa import RMinHashLSH
-
-        return RMinHashLSH(threshold=0.5, num_perm=self.num_perm, num_bands=self.bands)
-
     def add(self, sketches: Iterable[Sketch]) -> None:
-        pairs = []
-        for sk in sketches:
-            if sk.minhash is None:
-                continue
-            if sk.example_id in self.keys:
-                self.remove(sk.example_id)
-            key = len(self.ids)
-            self.ids.append(sk.example_id)
-            self.keys[sk.example_id] = key
-            self.hashes.append(sk.hash_prefix)
-            self.signatures += sk.signature.to_bytes(self.num_perm, "little")
-            pairs.append((key, sk.minhash))
-        if pairs:
-            self.lsh.insert_pairs(pairs)
+        import numpy as np
+
+        chosen = [sk for sk in sketches if sk.bands is not None]
+        if not chosen:
+            return
+        self.add_arrays([sk.example_id for sk in chosen], [sk.hash_prefix for sk in chosen],
+                        b"".join(sk.signature.to_bytes(self.num_perm, "little") for sk in chosen),
+                        np.stack([sk.bands for sk in chosen]))
+
+    def add_arrays(self, ids: Sequence[str], hashes: Sequence[int] | bytes, signatures: bytes, bands: Any) -> None:
+        """Index examples `ids` with their content-hash prefixes (ints, or native uint64 bytes), compact
+        signatures (`num_perm` bytes each, concatenated) and band hashes (`(n, bands)` uint32): one LSH insert
+        for all. With `bands` None the LSH is left to the caller (`lsh.insert` over the new keys)."""
+        for example_id in ids:
+            if example_id in self.keys:
+                self.remove(example_id)
+        first = len(self.ids)
+        self.ids.extend(ids)
+        self.keys.update(zip(ids, range(first, first + len(ids)), strict=True))
+        if isinstance(hashes, bytes | bytearray | memoryview):
+            self.hashes.frombytes(hashes)
+        else:
+            self.hashes.extend(hashes)
+        self.signatures += signatures
+        if bands is not None:
+            self.lsh.insert(range(first, first + len(ids)), bands)
 
     def remove(self, example_id: str) -> bool:
         key = self.keys.pop(example_id, None)
         if key is None:
             return False
-        self.lsh.remove(key)
         self.ids[key] = None
+        dead = len(self.ids) - len(self.keys)
+        if dead > 10_000 and dead > len(self.keys):  # most entries of the LSH are dead: drop them
+            import numpy as np
+
+            self.lsh.compact(np.array([i is not None for i in self.ids], dtype=bool))
         return True
 
     def hash_of(self, example_id: str) -> int | None:
         key = self.keys.get(example_id)
         return self.hashes[key] if key is not None else None
 
-    def neighbours(self, sk: Sketch) -> Iterator[tuple[str, int, float]]:
-        """`(example id, content hash prefix, estimated similarity)` of the LSH candidates for `sk`, leaving out
-        the example itself (same id: an edited or re-scored example is not its own near-duplicate)."""
-        if sk.minhash is None:
-            return
-        signatures, size = self.signatures, self.num_perm
-        for key in self.lsh.query(sk.minhash):
-            other = self.ids[key]
-            if other is not None and other != sk.example_id:
-                stored = int.from_bytes(signatures[key * size:(key + 1) * size], "little")
-                yield other, self.hashes[key], similarity(sk.signature, stored, size)
+    def neighbours_of(self, sketches: Sequence[Sketch]) -> list[list[tuple[str, int, float]]]:
+        """For each sketch, `(example id, content hash prefix, estimated similarity)` of its LSH candidates,
+        leaving out the example itself (same id: an edited or re-scored example is not its own near-duplicate).
+        One query into the LSH for all of them."""
+        import numpy as np
+
+        rows = [i for i, sk in enumerate(sketches) if sk.bands is not None]
+        found: list[list[tuple[str, int, float]]] = [[] for _ in sketches]
+        if not rows or not self.keys:
+            return found
+        signatures, size, ids, hashes = self.signatures, self.num_perm, self.ids, self.hashes
+        for i, keys in zip(rows, self.lsh.query(np.stack([sketches[i].bands for i in rows])), strict=True):
+            sk = sketches[i]
+            for key in keys.tolist():
+                other = ids[key]
+                if other is not None and other != sk.example_id:
+                    stored = int.from_bytes(signatures[key * size:(key + 1) * size], "little")
+                    found[i].append((other, hashes[key], similarity(sk.signature, stored, size)))
+        return found
+
+    def neighbours(self, sk: Sketch) -> list[tuple[str, int, float]]:
+        """`neighbours_of` one sketch."""
+        return self.neighbours_of([sk])[0]
 
 
 class KitState:
@@ -228,7 +269,9 @@ class KitState:
         index = self.indexes.get(task)
         if index is None:
             self.rule(kit, task, None)  # checks the settings first
-            index = build(kit, task, *lsh_shape(rules.lowest_threshold(kit, task)))
+            from .persist import load
+
+            index = load(kit, task, *lsh_shape(rules.lowest_threshold(kit, task)))
             self.indexes[task] = index
         return index
 
@@ -238,13 +281,17 @@ class KitState:
         self.pending.update((sk.example_id, sk) for sk in sketches)
 
     # -- keeping indexes current -------------------------------------------------------------------------
-    def changed(self, kit: Kit, kind: str, example_ids: Sequence[str]) -> None:
+    def changed(self, kit: Kit, event: Event) -> None:
+        kind, example_ids = event.kind, event.example_ids
         if kind in UNCHANGED or not example_ids:
             return
+        # intake's "added" event names the examples it stored as rejected: the others are live, no store query
+        rejected = event.details.get("rejected") if kind == "added" else None
+        known_rejected = set(rejected) if isinstance(rejected, list) else None
         for start in range(0, len(example_ids), ID_CHUNK):
             chunk = tuple(example_ids[start:start + ID_CHUNK])
             if kind == "added":
-                self._added(kit, chunk)
+                self._added(kit, chunk, known_rejected)
             else:
                 self._refresh(kit, chunk, content_may_change=kind not in STATUS_ONLY)
 
@@ -259,14 +306,16 @@ class KitState:
         for task, examples in by_task.items():
             index = self.indexes.get(task)
             if index is not None:
-                yield from sketch(examples, index.num_perm)
+                yield from sketch(examples, index.num_perm, index.bands)
             else:
                 for example in examples:  # its task changed (not possible today, but cheap to honour)
                     for other in self.indexes.values():
                         other.remove(example.id)
 
-    def _added(self, kit: Kit, ids: tuple[str, ...]) -> None:
-        live = self._live(kit, ids)
+    def _added(self, kit: Kit, ids: tuple[str, ...], rejected: set[str] | None) -> None:
+        from .persist import save
+
+        live = self._live(kit, ids) if rejected is None else set(ids) - rejected
         ready: dict[str, list[Sketch]] = {}
         missing = []
         for example_id in ids:
@@ -282,8 +331,11 @@ class KitState:
                 ready.setdefault(sk.task, []).append(sk)
         for task, sketches in ready.items():
             self.indexes[task].add(sketches)
+            save(kit, self.indexes[task], sketches)
 
     def _refresh(self, kit: Kit, ids: tuple[str, ...], *, content_may_change: bool) -> None:
+        from .persist import save
+
         live = self._live(kit, ids)
         fetch = []
         for example_id in ids:
@@ -301,6 +353,7 @@ class KitState:
             index = self.indexes[sk.task]
             if index.hash_of(sk.example_id) != sk.hash_prefix:
                 index.add([sk])
+                save(kit, index, [sk])
 
 
 _STATES: weakref.WeakKeyDictionary[Any, KitState] = weakref.WeakKeyDictionary()
@@ -321,31 +374,8 @@ def existing_state(kit: Kit) -> KitState | None:
 
 
 def build(kit: Kit, task: str, num_perm: int, bands: int) -> TaskIndex:
-    """An index of the task's stored examples with status accepted or candidate, streamed from the store.
-    Its `build_seconds` say where the time went (reading the store, words and MinHashes, LSH insert)."""
-    started = time.perf_counter()
-    index = TaskIndex(task, num_perm, bands)
-    spent = {"sketch": 0.0, "insert": 0.0}
+    """An index of the task's stored examples with status accepted or candidate, every one sketched from the
+    store (saved signatures are not read; see `persist.load` for what opening a kit does)."""
+    from .persist import build as build_missing
 
-    def add(chunk: list[Example]) -> None:
-        t0 = time.perf_counter()
-        sketches = sketch(chunk, num_perm)
-        t1 = time.perf_counter()
-        index.add(sketches)
-        spent["sketch"] += t1 - t0
-        spent["insert"] += time.perf_counter() - t1
-
-    chunk: list[Example] = []
-    for example in kit.store.iter_examples(ExampleQuery(task=task, where=LIVE)):
-        chunk.append(example)
-        if len(chunk) >= BUILD_CHUNK:
-            add(chunk)
-            chunk = []
-    if chunk:
-        add(chunk)
-    total = time.perf_counter() - started
-    index.build_seconds = {"total": total, "read": total - spent["sketch"] - spent["insert"], **spent}
-    kit.log.info("neardup: indexed %d stored examples of task %r in %.2f s (reading the store %.2f s, words and "
-                 "MinHashes %.2f s, LSH %.2f s; %d bands of %d rows)", len(index), task, total,
-                 index.build_seconds["read"], spent["sketch"], spent["insert"], bands, num_perm // bands)
-    return index
+    return build_missing(kit, TaskIndex(task, num_perm, bands), None, time.perf_counter())

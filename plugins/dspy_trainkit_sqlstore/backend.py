@@ -25,7 +25,6 @@ from typing import Any
 import attrs
 import orjson
 import peewee as pw
-from playhouse import db_url
 
 from dspy_trainkit.pluginkit import (
     GROUP_COLUMNS,
@@ -44,12 +43,16 @@ from . import schema
 from .alerts import AlertStoreMixin
 from .database import ReconnectingPostgresqlDatabase, SqliteStoreDatabase
 from .errors import translate_errors, translated
+from .events import iter_event_counts, iter_events, write_events
+from .example_data import ExampleDataStoreMixin
 from .plans import PlanStoreMixin
 from .runs import RunStoreMixin
 from .snapshots import SnapshotStoreMixin
 from .values import ValueStoreMixin
 
 PAGE_SIZE = 1000
+#: PostgreSQL: ANALYZE `examples` after an import has added this many rows and at least doubled the table.
+ANALYZE_MIN_ROWS = 10_000
 SQLITE_PRAGMAS = {
     "journal_mode": "wal",
     "synchronous": "normal",
@@ -86,19 +89,55 @@ def example_row(ex: Example) -> tuple[Any, ...]:
             ex.created_at, ex.updated_at, ex.last_used_at)
 
 
-def row_example(row: Sequence[Any]) -> Example:
-    values = dict(zip(schema.EXAMPLE_COLUMNS, row, strict=True))
-    stored_hash = values.pop("content_hash")
-    for key in ("inputs", "outputs", "scores", "provenance", "metadata"):
-        values[key] = orjson.loads(values[key])
-    values["findings"] = [Finding.from_dict(f) for f in orjson.loads(values["findings"])]
-    example = Example(**values)
-    object.__setattr__(example, "content_hash", stored_hash)  # computed by the same code when it was stored
-    return example
+_EXAMPLE_FIELDS = tuple(a.name for a in attrs.fields(Example))
+_JSON_COLUMNS = frozenset({"inputs", "outputs", "scores", "provenance", "metadata"})
+#: What a column not read holds in a partial example (`iter_example_columns`).
+_ABSENT: dict[str, Any] = {"scores": {}, "findings": (), "provenance": {}, "metadata": {}, "source": "manual",
+                           "status": "candidate", "created_at": 0.0, "updated_at": 0.0, "domain": None,
+                           "topic": None, "difficulty": None, "quality": None, "last_used_at": None,
+                           "inputs": {}, "outputs": {}}
+
+
+def row_example(row: Sequence[Any], columns: Sequence[str] = schema.EXAMPLE_COLUMNS) -> Example:
+    """A stored row as an Example, without running the validators again: every value was checked when the
+    Example was made, before it was stored (validation was most of the cost of reading a million rows).
+    With `columns` (a subset, `id` and `task` included), the other fields hold empty values, shared between
+    examples: read-only, like the rest of an Example."""
+    return _row_reader(tuple(columns))(row)
+
+
+@functools.lru_cache(maxsize=32)
+def _row_reader(columns: tuple[str, ...]) -> Any:
+    """A function made for these columns that builds an Example from a row: one assignment per field,
+    unrolled (a loop over field names cost 16 us per row; this is about 3, most of it JSON parsing)."""
+    at = {name: n for n, name in enumerate(columns)}
+    lines = ["def read(row):", "    ex = new(Example)"]
+    for name in (*_EXAMPLE_FIELDS, "content_hash"):
+        if name in at:
+            value = f"row[{at[name]}]"
+            if name in _JSON_COLUMNS:
+                value = f"loads({value})"
+            elif name == "findings":
+                value = f"findings({value})"
+        elif name == "content_hash":
+            continue  # computed from the content when asked for
+        else:
+            value = f"absent[{name!r}]"
+        lines.append(f"    put(ex, {name!r}, {value})")
+    lines.append("    return ex")
+    namespace = {"new": object.__new__, "Example": Example, "put": object.__setattr__, "loads": orjson.loads,
+                 "absent": _ABSENT, "findings": _findings}
+    exec("\n".join(lines), namespace)  # noqa: S102 - the source is built above from field names only
+    return namespace["read"]
+
+
+def _findings(text: str) -> tuple[Finding, ...]:
+    return tuple(Finding.from_dict(f) for f in orjson.loads(text)) if text != "[]" else ()
 
 
 @functools.partial(translate_errors, skip=("write_transaction", "consistent_read", "close"))
-class PeeweeStore(SnapshotStoreMixin, PlanStoreMixin, RunStoreMixin, ValueStoreMixin, AlertStoreMixin, Store):
+class PeeweeStore(SnapshotStoreMixin, PlanStoreMixin, RunStoreMixin, ValueStoreMixin, AlertStoreMixin,
+                  ExampleDataStoreMixin, Store):
     """A store in one SQLite file or one PostgreSQL database (schema chosen by the URL's search_path)."""
 
     def __init__(self, url: str, database: pw.Database, *, lock_timeout: float = DEFAULTS["lock_timeout"]):
@@ -109,6 +148,8 @@ class PeeweeStore(SnapshotStoreMixin, PlanStoreMixin, RunStoreMixin, ValueStoreM
         self.is_sqlite = isinstance(database, pw.SqliteDatabase)
         self._cursor_numbers = itertools.count()
         self._integrity_errors: tuple[type[Exception], ...] = (pw.IntegrityError, sqlite3.IntegrityError)
+        self._analyzed_rows: int | None = None  # PostgreSQL: rows of `examples` at its last ANALYZE (estimated)
+        self._grown = 0  # and rows inserted by this store since
         if not self.is_sqlite:
             import psycopg2
 
@@ -185,6 +226,7 @@ class PeeweeStore(SnapshotStoreMixin, PlanStoreMixin, RunStoreMixin, ValueStoreM
                                           "ON CONFLICT (task, content_hash) DO NOTHING RETURNING id",
                                           rows, page_size=len(rows) or 1, fetch=True)
                 inserted = [r[0] for r in returned]
+                self._analyze_if_grown(len(inserted))
             if inserted:  # a batch that turned out all duplicates (another writer won) changed nothing
                 self._append_event(attrs.evolve(event, example_ids=tuple(inserted)))
         inserted_set = set(inserted)
@@ -214,6 +256,22 @@ class PeeweeStore(SnapshotStoreMixin, PlanStoreMixin, RunStoreMixin, ValueStoreM
                                      "(same task and content); edit it differently or archive one") from None
             raise
 
+    def _analyze_if_grown(self, added: int) -> None:
+        """PostgreSQL: refresh the planner's statistics of `examples` once it has grown past twice the size
+        they were taken at (and by at least ANALYZE_MIN_ROWS). A first import into an empty table otherwise
+        runs with no statistics until autovacuum gets to it, and the planner's guesses for the dedup probe and
+        the checks made per batch go wrong as the table grows. Doubling keeps it to a few ANALYZEs per import."""
+        if self._analyzed_rows is None:
+            cursor = self.db.cursor()
+            cursor.execute("SELECT GREATEST(reltuples, 0)::bigint FROM pg_class WHERE oid = 'examples'::regclass")
+            self._analyzed_rows = int(cursor.fetchone()[0])
+            self._grown = 0
+        self._grown += added
+        if self._grown >= max(ANALYZE_MIN_ROWS, self._analyzed_rows):
+            self.db.cursor().execute("ANALYZE examples")
+            self._analyzed_rows += self._grown
+            self._grown = 0
+
     def _transaction(self) -> Any:
         return self.db.atomic("IMMEDIATE") if self.is_sqlite else self.db.atomic()
 
@@ -227,9 +285,7 @@ class PeeweeStore(SnapshotStoreMixin, PlanStoreMixin, RunStoreMixin, ValueStoreM
         return [i for i in ids if i in present]
 
     def _append_event(self, event: Event) -> None:
-        self.models.Event.insert(id=event.id, time=event.time, kind=event.kind, actor=event.actor,
-                                 reason=event.reason, example_ids=_dumps(list(event.example_ids)),
-                                 details=_dumps(event.details)).execute()
+        write_events(self.db, [event])
 
     # -- reading -----------------------------------------------------------------------------------------
     def existing_hashes(self, task: str, hashes: Iterable[str]) -> set[str]:
@@ -237,6 +293,12 @@ class PeeweeStore(SnapshotStoreMixin, PlanStoreMixin, RunStoreMixin, ValueStoreM
         # handling cost more than the index probes themselves (measured: ~6 us per hash).
         hashes = list(hashes)
         found: set[str] = set()
+        if not self.is_sqlite:  # one probe of the unique (task, content_hash) index per hash, whatever the size
+            for start in range(0, len(hashes), 5000):
+                cursor = self.db.execute_sql("SELECT content_hash FROM examples WHERE task = %s "
+                                             "AND content_hash = ANY(%s)", [task, hashes[start:start + 5000]])
+                found.update(row[0] for row in cursor.fetchall())
+            return found
         for start in range(0, len(hashes), 500):
             chunk = hashes[start:start + 500]
             marks = ", ".join([self.db.param] * len(chunk))
@@ -261,26 +323,48 @@ class PeeweeStore(SnapshotStoreMixin, PlanStoreMixin, RunStoreMixin, ValueStoreM
         return [r[0] for r in query.limit(limit).tuples()]
 
     def iter_examples(self, query: ExampleQuery) -> Iterator[Example]:
-        """The matching ids are streamed in order (one query, narrow rows: the sort stays small even over
-        millions of examples), and the full rows fetched a page at a time by id. Sorting whole rows instead
-        held hundreds of MiB in SQLite's sorter; keyset paging re-sorted for every page."""
+        return self.iter_example_columns(query, None)
+
+    def iter_example_columns(self, query: ExampleQuery, columns: Sequence[str] | None) -> Iterator[Example]:
+        """When an index serves the query's order (task/status filters ordered by id: trainsets, exports), the
+        rows stream in one query. Otherwise the matching ids are streamed in order (one query, narrow rows: the
+        sort stays small even over millions of examples) and the full rows fetched a page at a time by id:
+        sorting whole rows held hundreds of MiB in SQLite's sorter; keyset paging re-sorted for every page.
+        `columns`: read only these (plus id and task); the other fields of the examples hold empty values."""
         model = self.models.Example
+        names = _read_columns(columns)
+        fields = [getattr(model, c) for c in names]
+        sql, params = self._select(query, fields).sql()
+        if self._order_served(sql, params):
+            read = _row_reader(names)
+            for row in self._stream(sql, params):
+                yield read(row)
+            return
         ids_sql, params = self._select(query, [model.id]).sql()
         page: list[str] = []
         for (example_id,) in self._stream(ids_sql, params):
             page.append(example_id)
             if len(page) == PAGE_SIZE:
-                yield from self._rows_for(page)
+                yield from self._rows_for(page, fields, names)
                 page = []
         if page:
-            yield from self._rows_for(page)
+            yield from self._rows_for(page, fields, names)
 
-    def _rows_for(self, ids: list[str]) -> Iterator[Example]:
+    def _order_served(self, sql: str, params: Sequence[Any]) -> bool:
+        """Whether the database reads this query in order from an index (no sort of whole rows), by its plan."""
+        if self.is_sqlite:
+            plan = self.db.execute_sql(f"EXPLAIN QUERY PLAN {sql}", params).fetchall()
+            return not any("TEMP B-TREE" in str(row[-1]) for row in plan)
+        plan = self.db.execute_sql(f"EXPLAIN {sql}", params).fetchall()
+        return not any("Sort" in str(row[0]) for row in plan)
+
+    def _rows_for(self, ids: list[str], fields: list[pw.Field], names: Sequence[str]) -> Iterator[Example]:
         model = self.models.Example
-        rows = {row[0]: row for row in model.select(*self._columns()).where(model.id.in_(ids)).tuples()}
+        rows = {row[0]: row for row in model.select(*fields).where(model.id.in_(ids)).tuples()}
+        read = _row_reader(tuple(names))
         for example_id in ids:
             if example_id in rows:  # deleted since the ids were read: skip it
-                yield row_example(rows[example_id])
+                yield read(rows[example_id])
 
     def iter_ids(self, query: ExampleQuery) -> Iterator[str]:
         sql, params = self._select(query, [self.models.Example.id]).sql()
@@ -294,6 +378,10 @@ class PeeweeStore(SnapshotStoreMixin, PlanStoreMixin, RunStoreMixin, ValueStoreM
         if query.order not in orders:
             raise StoreError(f"unknown order {query.order!r}; use {', '.join(orders)}")
         select = self._where(model.select(*columns), query).order_by(*orders[query.order])
+        if query.after is not None:
+            if query.order == "-quality":
+                raise StoreError("keyset paging (after=) works with order 'created' or '-created', not '-quality'")
+            select = select.where(model.id < query.after if query.order == "-created" else model.id > query.after)
         if query.limit is not None:
             select = select.limit(query.limit)
         if query.offset:
@@ -327,7 +415,8 @@ class PeeweeStore(SnapshotStoreMixin, PlanStoreMixin, RunStoreMixin, ValueStoreM
                 cursor.execute(f"CLOSE {name}")
 
     def count(self, query: ExampleQuery) -> int:
-        return self._where(self.models.Example.select(), query).count()
+        # COUNT(*) lets the database count over the narrowest index; COUNT("id") read the id of every row
+        return self._where(self.models.Example.select(pw.fn.COUNT(pw.SQL("*"))), query).scalar()
 
     def group_counts(self, columns: Sequence[str], query: ExampleQuery) -> list[tuple[tuple[Any, ...], int]]:
         model = self.models.Example
@@ -335,22 +424,31 @@ class PeeweeStore(SnapshotStoreMixin, PlanStoreMixin, RunStoreMixin, ValueStoreM
         if unknown:
             raise StoreError(f"cannot group by {unknown[0]!r}; use {', '.join(GROUP_COLUMNS)}")
         fields = [getattr(model, c) for c in columns]
-        select = self._where(model.select(*fields, pw.fn.COUNT(model.id)), query).group_by(*fields)
+        select = self._where(model.select(*fields, pw.fn.COUNT(pw.SQL("*"))), query).group_by(*fields)
         rows = select.order_by(*fields).tuples()
         return [(tuple(r[:-1]), r[-1]) for r in rows]
 
+    def distinct_values(self, column: str) -> list[Any]:
+        """For `task`, the leading column of the (task, content_hash) index, a skip scan: one index seek per
+        task (a recursive query; both SQLite and PostgreSQL would otherwise read the whole index). Other
+        columns lead no index: one GROUP BY."""
+        if column not in GROUP_COLUMNS:
+            raise StoreError(f"no distinct values of {column!r}; use one of {', '.join(GROUP_COLUMNS)}")
+        if column != "task":
+            return super().distinct_values(column)
+        cursor = self.db.execute_sql(
+            "WITH RECURSIVE t(v) AS (SELECT MIN(task) FROM examples UNION ALL "
+            "SELECT (SELECT MIN(task) FROM examples WHERE task > t.v) FROM t WHERE t.v IS NOT NULL) "
+            "SELECT v FROM t WHERE v IS NOT NULL")
+        return sorted(row[0] for row in cursor.fetchall())
+
     def iter_events(self, example_id: str | None = None, since: float | None = None) -> Iterator[Event]:
-        model = self.models.Event
-        select = model.select(*(getattr(model, c) for c in schema.EVENT_COLUMNS))
-        if since is not None:
-            select = select.where(model.time >= since)
-        if example_id is not None:
-            select = select.where(model.example_ids.contains(example_id))
-        for row in select.order_by(model.time, model.id).tuples().iterator():
-            values = dict(zip(schema.EVENT_COLUMNS, row, strict=True))
-            values["example_ids"] = orjson.loads(values["example_ids"])
-            values["details"] = orjson.loads(values["details"])
-            yield Event(**values)
+        """Through the event-to-example link table (`events.py`): `example_id` is an index lookup."""
+        return iter_events(self.db, self._stream, example_id, since)
+
+    def iter_event_counts(self, example_id: str | None = None, since: float | None = None
+                          ) -> Iterator[tuple[Event, int]]:
+        return iter_event_counts(self.db, self._stream, example_id, since)
 
     # -- helpers -----------------------------------------------------------------------------------------
     def _columns(self) -> list[pw.Field]:
@@ -371,7 +469,55 @@ class PeeweeStore(SnapshotStoreMixin, PlanStoreMixin, RunStoreMixin, ValueStoreM
         for field, op, value in query.where:
             column = getattr(model, field)
             select = select.where(_OPERATORS[op](column, value))
+        if query.text:
+            select = select.where(self._has_text(model.inputs, query.text)
+                                  | self._has_text(model.outputs, query.text))
         return select
+
+    def _has_text(self, column: pw.Field, text: str) -> pw.Node:
+        """`text` inside one of the values stored in `column` (JSON), not in its field names or punctuation:
+        a cheap LIKE over the stored JSON text first, then the values themselves (SQLite's `json_tree`,
+        PostgreSQL's `jsonb_path_query`) for the rows it lets through, so `answer` does not find every example
+        whose output field is named answer."""
+        like = pw.SQL("LIKE" if self.is_sqlite else "ILIKE")
+        escape = pw.SQL("ESCAPE '\\'")
+        prefilter = pw.NodeList((column, like, text_pattern(text), escape))
+        value = like_pattern(text)
+        if self.is_sqlite:
+            inside = pw.NodeList((pw.SQL("EXISTS (SELECT 1 FROM json_tree("), column,
+                                  pw.SQL(") AS j WHERE j.type IN ('text', 'integer', 'real') AND j.value LIKE ? "
+                                         "ESCAPE '\\')", [value])), glue="")
+        else:
+            inside = pw.NodeList((pw.SQL("EXISTS (SELECT 1 FROM jsonb_path_query(CAST("), column,
+                                  pw.SQL(" AS jsonb), 'strict $.**') AS j(v) WHERE jsonb_typeof(j.v) IN ('string', "
+                                         "'number') AND (j.v #>> '{}') ILIKE %s ESCAPE '\\')", [value])), glue="")
+        return prefilter & inside
+
+
+def _read_columns(columns: Sequence[str] | None) -> tuple[str, ...]:
+    if columns is None:
+        return schema.EXAMPLE_COLUMNS
+    unknown = sorted(set(columns) - set(schema.EXAMPLE_COLUMNS))
+    if unknown:
+        raise StoreError(f"cannot read example column(s) {', '.join(unknown)}; known: "
+                         f"{', '.join(schema.EXAMPLE_COLUMNS)}")
+    wanted = {"id", "task", *columns}
+    return tuple(c for c in schema.EXAMPLE_COLUMNS if c in wanted)
+
+
+def like_pattern(text: str) -> str:
+    """A LIKE pattern finding `text` as it is inside a value (LIKE's wildcards and the escape escaped)."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def text_pattern(text: str) -> str:
+    """A LIKE pattern finding `text` inside stored JSON: the text is encoded as JSON string content first (so a
+    quote or newline matches how it is stored), then LIKE's own wildcards are escaped (a `%` searches for `%`).
+    SQLite's LIKE ignores case for ASCII letters only; PostgreSQL's ILIKE for every letter."""
+    encoded = orjson.dumps(text).decode()[1:-1]
+    escaped = encoded.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
 
 
 _OPERATORS = {"=": lambda c, v: c == v,  # peewee: == None is IS NULL
@@ -389,6 +535,8 @@ def _connect(url: str, *, create: bool, lock_timeout: float) -> pw.Database:
     except ImportError:
         raise StoreError(f"store {redact_url(url)}: PostgreSQL support needs psycopg2; "
                          "install it with: pip install 'dspy-trainkit[postgres]'") from None
+    from playhouse import db_url  # here: it imports playhouse's PostgreSQL and pool modules, which SQLite never needs
+
     try:
         database = ReconnectingPostgresqlDatabase(**db_url.parse(url.replace("postgres://", "postgresql://", 1)))
     except (ValueError, TypeError) as exc:

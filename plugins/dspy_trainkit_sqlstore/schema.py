@@ -144,8 +144,20 @@ def _example_values(models: SimpleNamespace) -> None:
     create_tables(models)
 
 
+def _read_paths(models: SimpleNamespace) -> None:
+    from .events import migrate_read_paths  # the event link table lives with the event code
+
+    migrate_read_paths(models)
+
+
 def _alerts(models: SimpleNamespace) -> None:
     from .alerts import create_tables  # the alerts table lives with the alerts code
+
+    create_tables(models)
+
+
+def _example_data(models: SimpleNamespace) -> None:
+    from .example_data import create_tables  # the derived-data table lives with its code
 
     create_tables(models)
 
@@ -158,6 +170,8 @@ MIGRATIONS: list[tuple[str, Callable[[SimpleNamespace], None]]] = [
     ("0004_optimization_runs", _optimization_runs),
     ("0005_example_values", _example_values),
     ("0006_alerts", _alerts),
+    ("0007_read_paths", _read_paths),
+    ("0009_neardup_example_data", _example_data),
 ]
 
 

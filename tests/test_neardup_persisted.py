@@ -1,0 +1,176 @@
+"""The `neardup` index kept in the store: a new process loads the saved signatures instead of sketching every
+stored example, with the same detection results as an index rebuilt from the texts; signatures of changed
+examples, of other parameters or versions, and examples stored by processes that saved none are computed again.
+
+Only `neardup` (and the core's basic_checks) judge here: the other quality plugins are disabled.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from helpers import QUALITY_PLUGINS
+
+import dspy_trainkit as tk
+from dspy_trainkit import load_settings
+
+OTHERS = [p for p in QUALITY_PLUGINS if p != "neardup"]
+VOCABULARY = [f"{a}{b}" for a in ("ka", "lo", "mi", "nu", "pe", "ro", "si", "tu") for b in range(60)]
+
+
+def texts(n: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    return [" ".join(rng.sample(VOCABULARY, 30)) for _ in range(n)]
+
+
+def near(text: str, seed: int, replaced: int = 2) -> str:
+    """`text` with `replaced` words swapped for words it does not have: a near-copy (Jaccard ~0.88 for 2)."""
+    rng = random.Random(seed)
+    words = text.split()
+    for position in rng.sample(range(len(words)), replaced):
+        words[position] = rng.choice([w for w in VOCABULARY if w not in words])
+    return " ".join(words)
+
+
+def record(text: str) -> dict:
+    return {"task": "problems", "inputs": {"problem": text}, "outputs": {"answer": "42"}}
+
+
+def open_kit(folder, url: str, *, disable=()) -> tk.Kit:
+    (folder / "trainkit.toml").write_text("")
+    return tk.open(url, settings=load_settings(env={}, cwd=folder), disable=[*OTHERS, *disable])
+
+
+def index_of(kit: tk.Kit):
+    from dspy_trainkit_neardup.index import state_for
+
+    return state_for(kit).index(kit, "problems")
+
+
+# A new process: opens the store, reports how its index was made and what validate and score say of a probe batch.
+PROBE_SCRIPT = textwrap.dedent("""
+    import json, sys
+    from pathlib import Path
+    import dspy_trainkit as tk
+    from dspy_trainkit import Example, load_settings
+    from dspy_trainkit.assessment import score, validate
+    from dspy_trainkit_neardup.index import state_for
+
+    folder, url, probe = Path(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3])
+    others = json.loads(sys.argv[4])
+    with tk.open(url, settings=load_settings(env={}, cwd=folder), disable=others) as kit:
+        examples = [Example(**r) for r in probe]
+        findings = validate(kit, examples)
+        scores = score(kit, examples, findings)
+        index = state_for(kit).indexes["problems"]
+        print(json.dumps({
+            "loaded": index.build_seconds["loaded"], "computed": index.build_seconds["computed"],
+            "findings": [[f.message for f in findings.get(ex.id, [])] for ex in examples],
+            "novelty": [s["novelty"][0] if "novelty" in s else None for s in scores]}))
+""")
+
+
+def probe_in_new_process(folder, url: str, probe: list[dict]) -> dict:
+    result = subprocess.run([sys.executable, "-c", PROBE_SCRIPT, str(folder), url, json.dumps(probe),
+                             json.dumps(OTHERS)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_a_new_process_loads_the_saved_index_and_finds_what_a_rebuilt_one_finds(store_url, tmp_path):
+    stored = texts(300, seed=1)
+    with open_kit(tmp_path, store_url) as kit:
+        report = kit.add_many([record(t) for t in stored])
+        assert report.accepted == 300
+        assert len(index_of(kit)) == 300
+    # near-copies of stored texts with 1, 2, 3 of 30 words replaced (Jaccard 0.94, 0.88, 0.82: the last not flagged
+    # at 0.85 but scored), unrelated texts, and a near-copy of the first one in the same batch
+    probe_texts = [near(stored[i], seed=i, replaced=1 + i // 10 % 3) for i in range(0, 300, 10)] + texts(20, seed=2)
+    probe_texts.append(near(probe_texts[0], seed=99, replaced=1))
+    probe = [{**record(t), "id": f"{n + 1:032x}"} for n, t in enumerate(probe_texts)]  # the same ids in each run
+
+    loaded = probe_in_new_process(tmp_path, store_url, probe)
+    assert (loaded["loaded"], loaded["computed"]) == (300, 0)  # nothing re-tokenised
+    with open_kit(tmp_path, store_url) as kit:
+        assert kit.store.drop_example_data("neardup/") == 300  # forget the saved signatures
+    rebuilt = probe_in_new_process(tmp_path, store_url, probe)
+    assert (rebuilt["loaded"], rebuilt["computed"]) == (0, 300)
+    assert loaded["findings"] == rebuilt["findings"] and loaded["novelty"] == rebuilt["novelty"]
+    flagged = sum(1 for found in loaded["findings"] if found)
+    assert flagged == 21 and not any(loaded["findings"][30:50])  # near-copies flagged, unrelated ones not
+    kept_copies = [v for v, found in zip(loaded["novelty"][:30], loaded["findings"], strict=False) if not found]
+    # scored close to their originals, except a pair at 0.82 that the LSH missed (it finds ~93% of those)
+    assert len(kept_copies) == 10 and sum(v < 0.3 for v in kept_copies) >= 8, kept_copies
+    assert loaded["novelty"][30:50] == [1.0] * 20
+    assert "position 0 in this batch" in loaded["findings"][-1][0]
+    again = probe_in_new_process(tmp_path, store_url, probe)  # the rebuild saved them again
+    assert (again["loaded"], again["computed"]) == (300, 0) and again["findings"] == loaded["findings"]
+
+
+def test_examples_stored_or_edited_without_the_plugin_are_sketched_on_load(tmp_path):
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    first, second, third = texts(3, seed=3)
+    with open_kit(tmp_path, url) as kit:
+        kit.add_many([record(first), record(second)])
+        index_of(kit)  # built and saved
+    with open_kit(tmp_path, url, disable=["neardup"]) as other:  # another process, plugin off: saves nothing
+        other.add(record(third))
+        edited = next(ex for ex in other.examples() if ex.inputs["problem"] == second)
+        other.edit(edited.id, inputs={"problem": texts(1, seed=4)[0]})
+    with open_kit(tmp_path, url) as kit:
+        index = index_of(kit)
+        assert (index.build_seconds["loaded"], index.build_seconds["computed"]) == (1, 2)
+        assert kit.add(record(near(third, seed=5))).status == "rejected"  # found although stored without it
+        assert kit.add(record(near(second, seed=6))).status == "accepted"  # its old text is gone
+        assert kit.add(record(near(texts(1, seed=4)[0], seed=7))).status == "rejected"  # its new one is there
+
+
+def test_signatures_of_other_parameters_or_versions_are_not_used(tmp_path, monkeypatch):
+    from dspy_trainkit_neardup import persist
+
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    stored = texts(40, seed=8)
+    with open_kit(tmp_path, url) as kit:
+        kit.add_many([record(t) for t in stored])
+        index_of(kit)
+    (tmp_path / "trainkit.toml").write_text("[plugin.neardup]\nthreshold = 0.7\n")  # another LSH shape
+    with tk.open(url, settings=load_settings(env={}, cwd=tmp_path), disable=OTHERS) as kit:
+        index = index_of(kit)
+        assert (index.num_perm, index.bands) != (162, 18)
+        assert (index.build_seconds["loaded"], index.build_seconds["computed"]) == (0, 40)
+    monkeypatch.setattr(persist, "PROBE", persist.PROBE + " a tokeniser that cuts words differently")
+    with open_kit(tmp_path, url) as kit:
+        index = index_of(kit)
+        assert (index.build_seconds["loaded"], index.build_seconds["computed"]) == (0, 40)
+        kinds = {row[0] for row in kit.store.db.execute_sql("SELECT DISTINCT kind FROM example_data")}
+        assert kinds == {persist.kind(index.num_perm, index.bands)}  # the old version's rows were dropped
+        assert kit.add(record(near(stored[3], seed=9))).status == "rejected"
+
+
+def test_a_batch_stored_by_another_process_after_loading_is_found_when_announced(tmp_path):
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    first, second = texts(2, seed=10)
+    with open_kit(tmp_path, url) as kit, open_kit(tmp_path, url) as other:
+        kit.add(record(first))
+        other.add(record(second))  # saved its signature too
+        rows = kit.store.db.execute_sql("SELECT COUNT(*) FROM example_data").fetchone()[0]
+        assert rows == 2
+    with open_kit(tmp_path, url) as kit:
+        assert (index_of(kit).build_seconds["loaded"], index_of(kit).build_seconds["computed"]) == (2, 0)
+        assert kit.add(record(near(second, seed=11))).status == "rejected"
+
+
+@pytest.mark.parametrize("rows", [0, 5])
+def test_the_index_memory_is_compact(tmp_path, rows):
+    """Per indexed example: 18 band entries of 8 bytes, the 162-byte signature and the 8-byte hash prefix."""
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    with open_kit(tmp_path, url) as kit:
+        kit.add_many([record(t) for t in texts(rows, seed=12)])
+        index = index_of(kit)
+        assert len(index) == rows
+        assert index.lsh.nbytes == rows * 18 * 8 and len(index.signatures) == rows * 162
