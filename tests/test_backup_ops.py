@@ -163,3 +163,14 @@ def test_restore_drill_postgres_to_a_fresh_postgres_database_and_to_sqlite(postg
             assert content(restored) == original
     with opener(postgres_database_url) as restored:
         assert restored.store.url.startswith("postgresql://") and restored.count() == 12
+
+
+def test_two_backups_started_in_the_same_second_get_two_names(tmp_path):
+    """The name is reserved when it is chosen (created exclusively), so a second backup starting before the
+    first has written its file takes the next number instead of overwriting it."""
+    from dspy_trainkit.lifecycle.rotation import backup_name
+
+    now = 1_800_000_000.0
+    first, second = backup_name(tmp_path, now), backup_name(tmp_path, now)
+    assert first != second and first.is_file() and second.is_file()
+    assert [first.name, second.name] == ["trainkit-20270115T080000Z.tgz", "trainkit-20270115T080000Z-2.tgz"]

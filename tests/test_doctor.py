@@ -208,15 +208,21 @@ def test_spill_files_and_stale_backups_degrade(project, tmp_path):
     (tmp_path / ".trainkit" / "collect-failed-20261206T000000-1.jsonl").write_text('{"task": "qa"}\n' * 3)
     backups = tmp_path / "backups"
     backups.mkdir()
-    (backups / "trainkit-old.tgz").write_bytes(b"x")
+    assert run("backup", "--dir", str(backups), "--quiet").exit_code == 0
+    (old,) = backups.glob("trainkit-*.tgz")
     three_days_ago = time.time() - 3 * 86400
-    os.utime(backups / "trainkit-old.tgz", (three_days_ago, three_days_ago))
+    os.utime(old, (three_days_ago, three_days_ago))
+    # files that are not backups of this store do not make it look fresh
+    (backups / "README.txt").write_text("backups of the qa store")
+    (backups / "trainkit-20991231T000000Z.tgz").write_bytes(b"")  # an empty name reservation
     result = run("doctor", "--json", "--backup-dir", str(backups))
     assert result.exit_code == 3
     checks = checks_of(result)
     assert checks["spill files"]["status"] == "warning" and "3 record(s)" in checks["spill files"]["message"]
     assert "trainkit import" in checks["spill files"]["fix"]
     assert checks["backup"]["status"] == "warning" and "72." in checks["backup"]["message"]
-    (backups / "trainkit-new.tgz").write_bytes(b"y")
+    assert old.name in checks["backup"]["message"]
+    (backups / "trainkit-20991231T000000Z.tgz").unlink()
+    assert run("backup", "--dir", str(backups), "--quiet").exit_code == 0
     (tmp_path / ".trainkit" / "collect-failed-20261206T000000-1.jsonl").unlink()
     assert run("doctor", "--backup-dir", str(backups)).exit_code == 0

@@ -8,6 +8,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -102,13 +103,19 @@ def test_textfile_and_backup_age(tmp_path):
     assert runner.invoke(cli, ["init"]).exit_code == 0
     backups = tmp_path / "backups"
     backups.mkdir()
-    (backups / "trainkit-1.tgz").write_bytes(b"x")
+    (backups / "notes.txt").write_text("not a backup")
     out = tmp_path / "textfile" / "trainkit.prom"
     out.parent.mkdir()
+    assert runner.invoke(cli, ["metrics", "--textfile", str(out), "--backup-dir", str(backups)]).exit_code == 0
+    none_yet = samples(out.read_text())
+    assert value(none_yet, "trainkit_backup_age_seconds") == float("inf")  # a foreign file is not a backup
+    assert value(none_yet, "trainkit_backup_newest_timestamp_seconds") == 0
+    assert runner.invoke(cli, ["backup", "--dir", str(backups), "--quiet"]).exit_code == 0
     result = runner.invoke(cli, ["metrics", "--textfile", str(out), "--backup-dir", str(backups)])
     assert result.exit_code == 0, result.output
     scrape = samples(out.read_text())
     assert 0 <= value(scrape, "trainkit_backup_age_seconds") < 60
+    assert time.time() - 60 < value(scrape, "trainkit_backup_newest_timestamp_seconds") <= time.time()
     assert value(scrape, "trainkit_collector_spill_files") == 0
     assert [p.name for p in out.parent.iterdir()] == ["trainkit.prom"]  # no temporary file left beside it
     missing = runner.invoke(cli, ["metrics", "--textfile", str(tmp_path / "nowhere" / "x.prom")])

@@ -276,10 +276,14 @@ def backup(ctx: click.Context, state: CliState, file: str | None, folder: str | 
         target = backup_name(where)
     else:
         target = Path(file)  # type: ignore[arg-type]
-    kit = state.kit()
     bar = Progress("backup", quiet=quiet)
     try:
+        kit = state.kit()
         manifest = make_backup(kit, target, portable=portable, progress=bar.update)
+    except BaseException:
+        if folder is not None and target.is_file() and target.stat().st_size == 0:
+            target.unlink(missing_ok=True)  # the name reserved for this backup, which was not written
+        raise
     finally:
         bar.close()
     deleted = rotate(target.parent, redact_url(kit.store.url), keep, target) if keep is not None else []

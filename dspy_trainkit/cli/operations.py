@@ -84,7 +84,7 @@ def metrics(ctx: click.Context, state: CliState, textfile: str | None, backup_di
         return
     from ..operations import metrics as ops_metrics
 
-    kit = state.kit()
+    kit = state.kit(migrate=False)  # an observer: it must not upgrade the schema (the backup unit runs it hourly)
     if textfile is not None:
         path = Path(textfile)
         if not path.parent.is_dir():
@@ -112,7 +112,7 @@ def serve(ctx: click.Context, state: CliState, host: str, port: int) -> None:
         click.echo(f"serving metrics on http://{host}:{server.server_port}/metrics", err=True)
 
     try:
-        ops_metrics.serve(state.kit(), host, port, backup_dir, ready=ready)
+        ops_metrics.serve(state.kit(migrate=False), host, port, backup_dir, ready=ready)
     except OSError as exc:
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     except KeyboardInterrupt:

@@ -58,12 +58,14 @@ class CliState:
                                            strict=s.strict_plugins, timeout=s.plugin_timeout)
         return self._pm
 
-    def kit(self, *, create: bool = False) -> Kit:
-        """The open kit; with create=False a store that does not exist yet is an error."""
+    def kit(self, *, create: bool = False, migrate: bool = True) -> Kit:
+        """The open kit; with create=False a store that does not exist yet is an error; with migrate=False an
+        older store is read as it is (observers such as metrics must not upgrade a schema behind an operator)."""
         if self._kit is None:
             from ..kit import open as open_kit
 
-            self._kit = open_kit(settings=self.settings(), pm=self.plugin_manager(), create=create)
+            self._kit = open_kit(settings=self.settings(), pm=self.plugin_manager(), create=create,
+                                 migrate=migrate)
         return self._kit
 
     def close(self) -> None:

@@ -14,6 +14,7 @@ the backup just written are never deleted.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import tarfile
 import time
@@ -33,13 +34,20 @@ NAME = re.compile(r"^trainkit-(\d{8}T\d{6}Z)(?:-(\d+))?\.tgz$")
 
 
 def backup_name(folder: Path, now: float | None = None) -> Path:
-    """A free `trainkit-YYYYMMDDTHHMMSSZ[-N].tgz` in `folder` for a backup started at `now`."""
+    """A free `trainkit-YYYYMMDDTHHMMSSZ[-N].tgz` in `folder` for a backup started at `now`, reserved: the name
+    is created empty and exclusively (O_EXCL), so two backups started in the same second (a timer and a manual
+    run, or two stores sharing the folder) cannot both pick it and overwrite each other. The backup is renamed
+    over the reservation when written; the caller removes it if the backup fails."""
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(time.time() if now is None else now))
-    taken = [_order(p)[1] for p in folder.glob(f"{PREFIX}{stamp}*{SUFFIX}") if NAME.match(p.name)]
-    if not taken:
-        return folder / f"{PREFIX}{stamp}{SUFFIX}"
-    # above every number in use, never a gap left by rotation: a later backup must sort after earlier ones
-    return folder / f"{PREFIX}{stamp}-{max(taken) + 1}{SUFFIX}"
+    while True:
+        taken = [_order(p)[1] for p in folder.glob(f"{PREFIX}{stamp}*{SUFFIX}") if NAME.match(p.name)]
+        # above every number in use, never a gap left by rotation: a later backup must sort after earlier ones
+        name = folder / (f"{PREFIX}{stamp}{SUFFIX}" if not taken else f"{PREFIX}{stamp}-{max(taken) + 1}{SUFFIX}")
+        try:
+            os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        except FileExistsError:
+            continue  # another backup took it between the look and the create: look again
+        return name
 
 
 def _order(path: Path) -> tuple[str, int]:

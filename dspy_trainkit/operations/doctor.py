@@ -100,7 +100,7 @@ def run_checks(load_settings: Callable[[], Settings], make_pm: Callable[[Setting
         checks.append(Check("settings", "error", redact(str(exc)),
                             "fix the named setting in trainkit.toml or the TRAINKIT_* variable; "
                             "`trainkit config` shows the settings in effect"))
-        checks.append(_backup_age(backup_dir, max_backup_age))
+        checks.append(_backup_age(backup_dir, max_backup_age, None))
         return DoctorReport(tuple(checks))
     where = str(settings.config_path) if settings.config_path else "defaults and environment (no trainkit.toml)"
     checks.append(Check("settings", "ok", f"settings parse ({where})"))
@@ -118,7 +118,7 @@ def run_checks(load_settings: Callable[[], Settings], make_pm: Callable[[Setting
             checks.extend(_lms(settings))
     checks.append(_disk(settings))
     checks.append(_spills(settings))
-    checks.append(_backup_age(backup_dir, max_backup_age))
+    checks.append(_backup_age(backup_dir, max_backup_age, _source(settings)))
     return DoctorReport(tuple(check for check in checks if check is not None))
 
 
@@ -242,22 +242,37 @@ def _spills(settings: Settings) -> Check:
                  "fix the cause logged when they were written, `trainkit import FILE` each, then delete it")
 
 
-def newest_backup(folder: str | Path) -> Path | None:
-    """The most recently modified file in `folder` (hidden and temporary files left out)."""
-    files = [p for p in Path(folder).iterdir() if p.is_file() and not p.name.startswith(".")]
-    return max(files, key=lambda p: p.stat().st_mtime) if files else None
+def newest_backup(folder: str | Path, source: str | None = None) -> Path | None:
+    """The newest backup `trainkit backup --dir` wrote in `folder`: a `trainkit-TIME.tgz` whose manifest names
+    `source` (the store URL, password masked) when given. Any other file (a README, another store's backups in a
+    shared folder, an empty name reservation) is not a backup of this store and must not make it look fresh."""
+    from ..lifecycle.rotation import NAME, backups_of
+
+    if source is not None:
+        found = backups_of(Path(folder), source)
+    else:
+        found = sorted(p for p in Path(folder).iterdir() if NAME.match(p.name) and p.is_file()
+                       and p.stat().st_size > 0)
+    return max(found, key=lambda p: p.stat().st_mtime) if found else None
 
 
-def _backup_age(backup_dir: str | Path | None, max_age: float) -> Check:
+def _source(settings: Any) -> str | None:
+    """How this store is named in its backups' manifests (the URL with any password masked)."""
+    from ..redaction import redact_url
+
+    return redact_url(settings.store_url) if settings.store_url else None
+
+
+def _backup_age(backup_dir: str | Path | None, max_age: float, source: str | None) -> Check:
     if backup_dir is None:
         return Check("backup", "skipped", "no backup folder given (--backup-dir)")
     folder = Path(backup_dir)
     if not folder.is_dir():
         return Check("backup", "warning", f"backup folder {folder} does not exist",
                      f"create it and write a backup: `trainkit backup --dir {folder} --keep 14`")
-    newest = newest_backup(folder)
+    newest = newest_backup(folder, source)
     if newest is None:
-        return Check("backup", "warning", f"no backup in {folder}",
+        return Check("backup", "warning", f"no backup of this store in {folder}",
                      f"write one: `trainkit backup --dir {folder} --keep 14` (the timer in deploy/systemd/ "
                      "runs it hourly)")
     age = time.time() - newest.stat().st_mtime

@@ -38,6 +38,7 @@ METRIC_NAMES = (
     "trainkit_examples", "trainkit_intake_received_total", "trainkit_intake_duplicates_total",
     "trainkit_intake_invalid_total", "trainkit_rejection_findings", "trainkit_optimization_runs",
     "trainkit_champion_score", "trainkit_task_ready", "trainkit_alerts_open", "trainkit_backup_age_seconds",
+    "trainkit_backup_newest_timestamp_seconds",
     "trainkit_collector_spill_files", "trainkit_metrics_section_up", "trainkit_scrape_duration_seconds",
 )
 
@@ -137,10 +138,17 @@ class StoreCollector(Collector):
             "trainkit_collector_spill_files", "Collector spill files waiting for `trainkit import`",
             value=len(spill_files(self.kit.settings)))]
         if self.backup_dir is not None:
-            newest = newest_backup(self.backup_dir) if self.backup_dir.is_dir() else None
-            age = time.time() - newest.stat().st_mtime if newest is not None else float("inf")
-            families.append(GaugeMetricFamily("trainkit_backup_age_seconds", "Age of the newest file in the backup "
-                                              "folder (+Inf when there is none)", value=age))
+            from ..redaction import redact_url
+
+            source = redact_url(self.kit.store.url)
+            newest = newest_backup(self.backup_dir, source) if self.backup_dir.is_dir() else None
+            made = newest.stat().st_mtime if newest is not None else 0.0
+            age = time.time() - made if newest is not None else float("inf")
+            families.append(GaugeMetricFamily("trainkit_backup_age_seconds", "Age of this store's newest backup in "
+                                              "the backup folder (+Inf when there is none)", value=age))
+            # a textfile is read long after it was written: alert on time() minus this, which stays true
+            families.append(GaugeMetricFamily("trainkit_backup_newest_timestamp_seconds", "When this store's "
+                                              "newest backup was written (0 when there is none)", value=made))
         return families
 
     def _tasks(self) -> list[str]:
