@@ -323,7 +323,7 @@ def _finished(kit: Kit, run_id: str) -> bool:
         stored = kit.store.get_run(run_id)
     except Exception:  # noqa: BLE001  (the store failing here: record the interruption as before)
         return False
-    return bool(stored) and stored.get("status") == "succeeded"
+    return stored is not None and stored.get("status") == "succeeded"
 
 
 def freshness_mark(kit: Kit, run: Run, actor: str) -> None:
