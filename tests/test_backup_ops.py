@@ -174,3 +174,28 @@ def test_two_backups_started_in_the_same_second_get_two_names(tmp_path):
     first, second = backup_name(tmp_path, now), backup_name(tmp_path, now)
     assert first != second and first.is_file() and second.is_file()
     assert [first.name, second.name] == ["trainkit-20270115T080000Z.tgz", "trainkit-20270115T080000Z-2.tgz"]
+
+
+def test_a_database_error_during_backup_is_one_message_and_leaves_no_reservation(tmp_path, monkeypatch):
+    """A full disk while SQLite copies the store raised a driver traceback; now it is one Error line, exit 1,
+    and the reserved name is removed (it would look like a backup in progress forever)."""
+    import sqlite3
+
+    from click.testing import CliRunner
+
+    from dspy_trainkit.cli.main import cli
+    from dspy_trainkit.lifecycle import backup as backup_module
+
+    monkeypatch.chdir(tmp_path)
+    assert CliRunner().invoke(cli, ["init"]).exit_code == 0
+    (tmp_path / "backups").mkdir()
+
+    def full_disk(*args, **kwargs):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(backup_module, "backup", full_disk)
+    result = CliRunner().invoke(cli, ["backup", "--dir", "backups", "--keep", "3"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    (line,) = [x for x in result.stderr.splitlines() if x.strip()]
+    assert line.startswith("Error: backup backups/trainkit-") and "database or disk is full" in line
+    assert list((tmp_path / "backups").iterdir()) == []

@@ -280,9 +280,15 @@ def backup(ctx: click.Context, state: CliState, file: str | None, folder: str | 
     try:
         kit = state.kit()
         manifest = make_backup(kit, target, portable=portable, progress=bar.update)
-    except BaseException:
+    except BaseException as exc:
         if folder is not None and target.is_file() and target.stat().st_size == 0:
             target.unlink(missing_ok=True)  # the name reserved for this backup, which was not written
+        if type(exc).__module__.split(".")[0] in ("sqlite3", "psycopg2", "peewee"):  # a full disk, a bad page
+            from ..lifecycle.restore import BackupError
+
+            raise BackupError(f"backup {target} not written: the database said {exc}; free disk space beside "
+                              "the store and the backup (SQLite copies the store first), or run `trainkit "
+                              "doctor` if the store itself is damaged") from None
         raise
     finally:
         bar.close()
