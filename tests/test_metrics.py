@@ -4,6 +4,7 @@ whole; `trainkit metrics serve` answers over HTTP; the shipped alert rules parse
 
 from __future__ import annotations
 
+import gc
 import json
 import re
 import subprocess
@@ -217,16 +218,20 @@ def test_process_counters_move_with_import_collect_lm_calls_and_optimize(tmp_pat
                       outcome="accepted") == 1
         # a collector whose writer never runs: the second record finds the queue full (a drop), and closing
         # saves the queued one to a spill file
+        # the gauge is per process: a collector another test left behind may still hold records, so compare
+        # against the depth just before
+        gc.collect()
+        queued_before = value(_process_scrape(kit), "trainkit_collector_queue_depth")
         stuck = Collector(kit, max_queue=1)
         stuck._ensure_thread = lambda: None
         assert stuck.submit(TASK, record["inputs"], record["outputs"])
-        assert value(_process_scrape(kit), "trainkit_collector_queue_depth") == 1
+        assert value(_process_scrape(kit), "trainkit_collector_queue_depth") - queued_before == 1
         assert not stuck.submit(TASK, record["inputs"], record["outputs"])
         stuck.close(timeout=0)
         lossy = _process_scrape(kit)
         assert _delta(lossy, collected, "trainkit_collector_records_total", outcome="dropped") == 1
         assert _delta(lossy, collected, "trainkit_collector_records_total", outcome="spilled") == 1
-        assert value(lossy, "trainkit_collector_queue_depth") == 0
+        assert value(lossy, "trainkit_collector_queue_depth") - queued_before == 0
 
         with OpenAIServer(good_answer, faults=Faults(schedule={1: rate_limited(retry_after=0)})) as server:
             lm = make_lm(server)
