@@ -76,3 +76,41 @@ def test_formatter_adds_extra_fields_and_redacts_them():
     line = json.loads(JsonFormatter().format(record))
     assert (line["task"], line["run_id"], line["plugin"], line["level"]) == ("qa", "r1", "p", "warning")
     assert "s3cret" not in json.dumps(line) and line["message"].startswith("task qa: store postgresql://")
+
+
+def test_usage_errors_are_json_lines(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRAINKIT_")}
+    assert trainkit(tmp_path, env, "init").returncode == 0
+    cases = ((("--log-format", "json", "--bogus"), {}), (("show", "--nope"), {"TRAINKIT_LOG_FORMAT": "json"}),
+             (("--log-format=json", "show"), {}))
+    for args, env_extra in cases:
+        done = trainkit(tmp_path, {**env, **env_extra}, *args)
+        assert done.returncode == 2, done.stderr
+        (error,) = json_lines(done.stderr)
+        assert error["level"] == "error" and error["usage"].startswith("Usage: trainkit"), error
+    human = trainkit(tmp_path, env, "show", "--nope")
+    assert human.returncode == 2 and "Usage: trainkit show" in human.stderr  # the default stays click's
+
+
+def test_import_rejections_are_json_lines(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRAINKIT_")}
+    assert trainkit(tmp_path, env, "init").returncode == 0
+    (tmp_path / "in.jsonl").write_text('{"question": "q1", "answer": "a1"}\nnot json\n', encoding="utf-8")
+    done = trainkit(tmp_path, {**env, "TRAINKIT_LOG_FORMAT": "json"}, "import", "in.jsonl", "--task", "qa",
+                    "--input-fields", "question", "--output-fields", "answer")
+    records = json_lines(done.stderr)
+    assert any(r.get("position") and r.get("reasons") for r in records), records
+
+
+def test_metrics_serve_start_line_is_json(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRAINKIT_")}
+    assert trainkit(tmp_path, env, "init").returncode == 0
+    process = subprocess.Popen([sys.executable, "-m", "dspy_trainkit", "--log-format", "json", "metrics", "serve",
+                                "--port", "0"], cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        line = process.stderr.readline()
+    finally:
+        process.terminate()
+        process.wait()
+    started = json.loads(line)
+    assert started["message"].startswith("serving metrics on ") and started["url"].endswith("/metrics")

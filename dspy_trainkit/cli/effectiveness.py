@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from ..errors import TrainkitError
+from .logs import note
 from .output import echo_json, echo_table, json_option
 from .state import CliState, pass_state
 
@@ -74,15 +75,15 @@ def value(state: CliState, task: str, run_id: str | None, stored: bool, labels: 
         ran = kit.valuation_run(task, budget=budget, demos=demos, val_size=val_size, seed=seed, program=program,
                                 metric=metric)
         if not as_json:
-            click.echo(f"valuation {ran.plan}: {ran.evaluated} program(s) evaluated now, {ran.done_before} before, "
-                       f"{ran.failed} failed, {ran.remaining} left; {ran.lm_calls} LM call(s)", err=True)
+            note(f"valuation {ran.plan}: {ran.evaluated} program(s) evaluated now, {ran.done_before} before, "
+                 f"{ran.failed} failed, {ran.remaining} left; {ran.lm_calls} LM call(s)")
     check = None
     if labels:
         check = kit.check_labels(task, run=run_id, budget=label_budget)
         if not as_json:
             agreement = "-" if check.agreement is None else f"{check.agreement:.0%}"
-            click.echo(f"label check with run {check.run[-8:]}: {check.checked} example(s) checked, agreement "
-                       f"{agreement}, {check.failed_calls} call(s) failed", err=True)
+            note(f"label check with run {check.run[-8:]}: {check.checked} example(s) checked, agreement "
+                 f"{agreement}, {check.failed_calls} call(s) failed", run_id=check.run)
     report = kit.value(task, run=run_id, actor="cli", labels=check)
     values = list(reversed(report.values)) if top else report.values
     if as_json:

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from .exits import EXIT_INCOMPLETE, EXIT_INTERRUPTED
+from .logs import note
 from .output import echo_json, echo_table, json_option
 from .state import CliState, pass_state
 
@@ -84,8 +85,8 @@ def bootstrap(state: CliState, task: str | None, domain: str | None, per_cell: i
                                progress=bar.update)
     except KeyboardInterrupt:
         bar.close()
-        click.echo(f"interrupted; finished slots are stored. Re-run `trainkit bootstrap --task {task}` to make "
-                   "the rest.", err=True)
+        note(f"interrupted; finished slots are stored. Re-run `trainkit bootstrap --task {task}` to make "
+             "the rest.", level="warning", task=task)
         sys.exit(EXIT_INTERRUPTED)
     finally:
         bar.close()
@@ -156,5 +157,5 @@ def _print_summary(report: Any) -> None:
                    [(f["slot"], f["reason"], f["attempts"], f["error"][:80]) for f in report.failed_slots[:20]])
     if not report.complete:
         reasons = ", ".join(f"{k}: {v}" for k, v in sorted(report.failures.items())) or "interrupted"
-        click.echo(f"incomplete ({reasons}); re-run `trainkit bootstrap --task {report.task}` to try the failed and "
-                   "pending slots again", err=True)
+        note(f"incomplete ({reasons}); re-run `trainkit bootstrap --task {report.task}` to try the failed and "
+             "pending slots again", level="warning", task=report.task)

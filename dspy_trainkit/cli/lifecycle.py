@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from .logs import note
 from .output import count_of, echo_json, echo_table, json_option, when
 from .progress import Progress
 from .selection import query_fields, resolve_ids, selection_options
@@ -130,7 +131,7 @@ def snapshot_export(state: CliState, name: str, output: str, format_name: str | 
     target = None if output == "-" else Path(output)
     count = snapshots.export(state.kit(), name, target, format_name=format_name, provenance=provenance, task=task)
     if target is not None:
-        click.echo(f"wrote {count_of(count, 'example')} of snapshot {name} to {output}", err=True)
+        note(f"wrote {count_of(count, 'example')} of snapshot {name} to {output}")
 
 
 @click.group()

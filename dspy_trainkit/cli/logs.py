@@ -11,7 +11,10 @@ them. So the command line:
 - switches tqdm's bars off when stderr is not a terminal, or for -q (`TQDM_DISABLE`, which tqdm reads when it
   is imported; trainkit's own progress lines follow the same rule, see `progress`);
 - with `--log-format json` (or TRAINKIT_LOG_FORMAT=json) writes one JSON object per line (`JsonFormatter`), for
-  log collectors (journald, Loki, CloudWatch) that should not parse prose.
+  log collectors (journald, Loki, CloudWatch) that should not parse prose. Everything a command writes to
+  stderr goes through here then: log records, the status lines commands print for people (`note`: "serving
+  metrics on ...", an import's rejected records), Python warnings, and click's usage errors (`usage_error_as_json`
+  in cli.main), so a collector never meets a line that is not JSON.
 
 Only the command line does this: a program using trainkit as a library keeps DSPy's logging as it set it up.
 """
@@ -35,16 +38,21 @@ LOG_FORMATS = ("human", "json")
 _RECORD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 #: The name of the handler DSPy adds to its "dspy" logger when imported (dspy.utils.logging_utils).
 DSPY_HANDLER = "dspy_handler"
+#: The format `setup` chose for this process; `note` writes status lines in it (one process, one command).
+_format = "human"
 
 
 def setup(verbose: int, log_format: str = "human") -> None:
     """Log to stderr at WARNING, INFO with -v, DEBUG with -vv; DSPy's lines only from -v; no progress bars
     when stderr is not a terminal. `log_format` "json" writes one JSON object per line."""
+    global _format
+    _format = log_format
     level = max(logging.WARNING - 10 * verbose, logging.DEBUG)
     logging.basicConfig(level=level, format=FORMAT, stream=sys.stderr)
     if log_format == "json":
         for handler in logging.getLogger().handlers:
             handler.setFormatter(JsonFormatter())
+        logging.captureWarnings(True)  # warnings.warn() would print two lines of prose to stderr
     dspy_level = logging.CRITICAL + 1 if verbose == 0 else level
     after_import("dspy", lambda _module: route_dspy_logs(dspy_level))
     if not _is_terminal(sys.stderr):
@@ -71,6 +79,37 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             data["exception"] = redact(self.formatException(record.exc_info))
         return orjson.dumps(data, default=str).decode()
+
+
+def json_format() -> bool:
+    """Whether this command writes its stderr as JSON lines (`--log-format json`)."""
+    return _format == "json"
+
+
+def note(message: str, *, level: str = "info", **fields: Any) -> None:
+    """A status line for the person running the command ("serving metrics on ...", "wrote FILE", a rejected
+    record): printed as it is to stderr, whatever the log level (as before); with `--log-format json`, one JSON
+    object carrying `fields` too, so stderr stays one object per line."""
+    if json_format():
+        write_json(message, level=level, **fields)
+    else:
+        import click
+
+        click.echo(message, err=True)
+
+
+def write_json(message: str, *, level: str = "info", **fields: Any) -> None:
+    """One JSON log line on stderr, made like a logged record's (redacted by the record factory), but written
+    even when the logging level would hide it or logging is not set up yet (a usage error)."""
+    import click
+
+    from ..redaction import redact
+
+    logger = logging.getLogger("dspy_trainkit.cli")
+    levelno = logging.getLevelName(level.upper())
+    record = logger.makeRecord(logger.name, levelno if isinstance(levelno, int) else logging.INFO, "(cli)", 0,
+                               redact(message.strip()), None, None, extra=fields)
+    click.echo(JsonFormatter().format(record), err=True)
 
 
 def route_dspy_logs(level: int) -> None:

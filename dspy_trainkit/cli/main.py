@@ -3,7 +3,8 @@
 Built-in commands are imported only when invoked, and plugins only load when a command needs them or help
 lists commands, so `trainkit --help` stays fast. Any TrainkitError becomes one `Error: ...` line on stderr and
 exit status 1; click's usage errors exit with 2. Every error line and log line goes through
-`redaction.redact`, so no secret (a store password, an API key) is ever printed.
+`redaction.redact`, so no secret (a store password, an API key) is ever printed. With `--log-format json` each
+of these is one JSON line instead, click's "Usage: ... Error: ..." block included (`_usage_error_as_json`).
 """
 
 from __future__ import annotations
@@ -97,6 +98,16 @@ class TrainkitGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*BUILTIN_COMMANDS, *self._plugin_commands(ctx)})
 
+    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
+                     **extra: Any) -> click.Context:
+        raw = list(args)  # the parser consumes the list
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.ClickException as exc:  # a bad global option: the callback that sets up logging never ran
+            if _wants_json(raw):
+                _usage_error_as_json(exc)
+            raise
+
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name in BUILTIN_COMMANDS:
             module, attr = BUILTIN_COMMANDS[name]
@@ -131,14 +142,54 @@ class TrainkitGroup(click.Group):
             from .output import printable
 
             exc.message = printable(redact(exc.message))  # type: ignore[misc]  # click's Final is advisory
+            if ctx.params.get("log_format") == "json":
+                _usage_error_as_json(exc)
             raise
+        except click.Abort:  # a prompt answered with Ctrl-C or end of input: click would print "Aborted!"
+            if ctx.params.get("log_format") != "json":
+                raise
+            from .logs import write_json
+
+            write_json("aborted", level="error", error="Abort")
+            ctx.exit(1)
         except KeyboardInterrupt:  # a command without its own Ctrl-C message: the shell's 130, not click's 1
             from .exits import EXIT_INTERRUPTED
+            from .logs import note
 
-            click.echo("\ninterrupted: what was finished before is kept", err=True)
+            note("\ninterrupted: what was finished before is kept", level="warning")
             ctx.exit(EXIT_INTERRUPTED)
         finally:
             _close_quietly(ctx.ensure_object(CliState))
+
+
+def _wants_json(args: list[str]) -> bool:
+    """`--log-format json` among the global options in `args`, or TRAINKIT_LOG_FORMAT=json: read by hand for an
+    error raised while click parses them."""
+    import os
+
+    for i, arg in enumerate(args):
+        if arg == "--":
+            break
+        if arg == "--log-format":
+            return args[i + 1:i + 2] == ["json"]
+        if arg.startswith("--log-format="):
+            return arg.partition("=")[2] == "json"
+    return os.environ.get("TRAINKIT_LOG_FORMAT") == "json"
+
+
+def _usage_error_as_json(exc: click.ClickException) -> None:
+    """Make click show `exc` as one JSON line (message, the error's class, and the usage line for a usage
+    error) instead of its "Usage: ... / Try ... / Error: ..." block of prose; its exit status stays."""
+    from .logs import write_json
+
+    def show(file: Any = None) -> None:
+        fields: dict[str, Any] = {"error": type(exc).__name__}
+        if isinstance(exc, click.UsageError) and exc.ctx is not None:
+            fields["usage"] = " ".join(exc.ctx.get_usage().split())
+            fields["help"] = f"{exc.ctx.command_path} {exc.ctx.help_option_names[0]}"
+        write_json(exc.format_message(), level="error", **fields)
+
+    exc.show = show  # type: ignore[method-assign]  # this one exception's rendering
 
 
 def _close_quietly(state: CliState) -> None:

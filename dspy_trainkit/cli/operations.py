@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from .exits import EXIT_PENDING
+from .logs import note
 from .output import echo_json, echo_table, json_option, printable
 from .state import CliState, pass_state
 
@@ -90,7 +91,7 @@ def metrics(ctx: click.Context, state: CliState, textfile: str | None, backup_di
         if not path.parent.is_dir():
             raise click.UsageError(f"--textfile {textfile}: folder {path.parent} does not exist")
         ops_metrics.write_textfile(kit, path, backup_dir)
-        click.echo(f"wrote {path}", err=True)
+        note(f"wrote {path}")
         return
     click.echo(ops_metrics.render(kit, backup_dir, process=False), nl=False)  # this process did no work
 
@@ -109,7 +110,8 @@ def serve(ctx: click.Context, state: CliState, host: str, port: int) -> None:
     backup_dir = ctx.meta.get("trainkit.metrics.backup_dir")
 
     def ready(server: Any) -> None:
-        click.echo(f"serving metrics on http://{host}:{server.server_port}/metrics", err=True)
+        note(f"serving metrics on http://{host}:{server.server_port}/metrics",
+             url=f"http://{host}:{server.server_port}/metrics")
 
     try:
         ops_metrics.serve(state.kit(migrate=False), host, port, backup_dir, ready=ready)

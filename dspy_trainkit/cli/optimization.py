@@ -19,6 +19,7 @@ import click
 
 from ..optimization.optimizers import OPTIMIZERS
 from .exits import EXIT_INTERRUPTED, EXIT_NOT_READY
+from .logs import note
 from .output import echo_json, echo_table, json_option, when
 from .progress import Progress
 from .state import CliState, pass_state
@@ -144,9 +145,9 @@ def optimize(state: CliState, task: str | None, program: str | None, metric: str
                                max_dev=max_dev, promote=not no_promote, dry_run=dry_run, progress=progress,
                                actor="cli")
     except KeyboardInterrupt:
-        click.echo(f"interrupted while optimizing task {task}; the run is recorded as interrupted (`trainkit "
-                   "runs`), and running the same command again starts over (on the same snapshot when the data "
-                   "did not change)", err=True)
+        note(f"interrupted while optimizing task {task}; the run is recorded as interrupted (`trainkit "
+             "runs`), and running the same command again starts over (on the same snapshot when the data "
+             "did not change)", level="warning", task=task)
         sys.exit(EXIT_INTERRUPTED)
     if as_json:
         echo_json(run.to_dict())
@@ -157,7 +158,7 @@ def optimize(state: CliState, task: str | None, program: str | None, metric: str
         click.echo("  dry run: no LM was called, no snapshot taken, nothing recorded")
         return
     if run.fallback_reason:
-        click.echo(f"fallback: {run.optimizer} not run ({run.fallback_reason}); used {run.used}", err=True)
+        note(f"fallback: {run.optimizer} not run ({run.fallback_reason}); used {run.used}", level="warning")
     click.echo(run.message)
     available = run.settings.get("dev_available", len(run.dev_ids))
     capped = f" (of {available}; max_dev {run.settings.get('max_dev')})" if available > len(run.dev_ids) else ""
@@ -185,7 +186,7 @@ def runs(state: CliState, task: str | None, run_id: str | None, as_json: bool, p
 
         written = plot_kit_runs(kit, plot_path, task, found)
         if not as_json:
-            click.echo(f"score trend written to {written}", err=True)
+            note(f"score trend written to {written}")
     if run_id is not None:
         _show_run(kit, run_id, as_json)
         return

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from .logs import note
 from .output import echo_json, echo_table, json_option
 from .state import CliState, pass_state
 
@@ -22,4 +23,4 @@ def plugins(state: CliState, as_json: bool) -> None:
                  ", ".join(i.hooks)) for i in infos))
     for info in infos:
         if info.error:
-            click.echo(f"{info.name}: {info.error}", err=True)
+            note(f"{info.name}: {info.error}", level="warning", plugin=info.name)

@@ -6,7 +6,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-import click
+from .logs import note
 
 
 class Progress:
@@ -29,7 +29,7 @@ class Progress:
 
         def say(line: str) -> None:
             if enabled:
-                click.echo(line, err=True)
+                note(line)
 
         return say
 

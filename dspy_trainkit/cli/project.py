@@ -10,6 +10,7 @@ import attrs
 import click
 
 from ..redaction import redact_data, redact_url
+from .logs import note
 from .output import echo_json, json_option
 from .state import CliState, pass_state
 
@@ -91,8 +92,8 @@ def init(state: CliState, directory: Path, url: str, task: str | None, signature
                                     default_task=f"default_task = {_toml(task)}" if task else '# default_task = "qa"'),
                     encoding="utf-8")
     if "@" in url and ":" in url.split("@", 1)[0].split("//", 1)[-1]:
-        click.echo(f"warning: {path} now holds the store's password; keep it out of version control, or put the "
-                   "URL in TRAINKIT_STORE_URL instead", err=True)
+        note(f"warning: {path} now holds the store's password; keep it out of version control, or put the "
+             "URL in TRAINKIT_STORE_URL instead", level="warning")
     state.config_path, state.db = str(path), None
     try:
         kit = state.kit(create=True)

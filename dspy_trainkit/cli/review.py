@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from .logs import note
 from .output import preview, printable
 from .selection import query_fields, resolve_ids, selection_options
 from .state import CliState, pass_state
@@ -56,7 +57,7 @@ def edit_in_editor(example: Any) -> dict[str, Any] | None:
                 raise ValueError(f"keep the keys {', '.join(EDITABLE)} and nothing else")
             return {k: v for k, v in data.items() if v != current.get(k)} or None
         except (yaml.YAMLError, ValueError) as exc:
-            click.echo(f"  not saved: {' '.join(str(exc).split())}", err=True)
+            note(f"  not saved: {' '.join(str(exc).split())}", level="warning")
             if not click.confirm("  edit again?", default=True):
                 return None
             text = edited

@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from .exits import EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_REJECTED
+from .logs import note
 from .output import count_of, echo_json, echo_table, json_option
 from .selection import query_fields, resolve_ids, selection_options
 from .state import CliState, pass_state
@@ -85,8 +86,8 @@ def synthesize(state: CliState, strategy: str | None, from_: str | None, count: 
                          r.made, accepted=r.accepted, rejected=r.rejected, failures=r.failures))
     except KeyboardInterrupt:
         progress.close()
-        click.echo("interrupted: the batches stored so far are kept; run the same command again to go on "
-                   "(nothing is stored twice)", err=True)
+        note("interrupted: the batches stored so far are kept; run the same command again to go on "
+             "(nothing is stored twice)", level="warning")
         sys.exit(EXIT_INTERRUPTED)
     progress.close()
     data = report.to_dict()
@@ -125,7 +126,7 @@ def _print(r: dict[str, Any]) -> None:
                    + ", ".join(f"{k} {v}" for k, v in r["failures_by_reason"].items()))
         for sample in r["failure_samples"][:5]:
             parent = f" (seed example {sample['parent']})" if sample.get("parent") else ""
-            click.echo(f"  {sample['reason']}{parent}: {sample['message']}", err=True)
+            note(f"  {sample['reason']}{parent}: {sample['message']}", level="warning", reason=sample["reason"])
     d = r["diversity"]
     if d.get("examples"):
         cells = (f", cells {d['cells_covered']}/{d['cells_total']} covered ({d['min_per_cell']}-"
@@ -135,8 +136,8 @@ def _print(r: dict[str, Any]) -> None:
         lm = r["lm"]
         click.echo(f"LM: {lm.get('calls', 0)} calls, {lm.get('retries', 0)} retries, {lm.get('failed', 0)} failed "
                    f"items, {lm.get('total_tokens', 0)} tokens")
-    for note in r["notes"]:
-        click.echo(f"note: {note}", err=True)
+    for message in r["notes"]:
+        note(f"note: {message}")
 
 
 for _param in synthesize.params:  # the shared selection options, worded for what they mean here

@@ -10,6 +10,7 @@ import click
 import orjson
 
 from .exits import EXIT_INTERRUPTED, EXIT_REJECTED
+from .logs import note
 from .output import count_of, echo_json, json_option, printable
 from .progress import Progress
 from .selection import query_fields, resolve_ids, selection_options
@@ -125,8 +126,8 @@ def import_(state: CliState, files: tuple[Path, ...], task: str | None, format_n
                                   format=format_name, encoding=encoding, dry_run=dry_run,
                                   on_reject=reject_sink, progress=progress)
     except KeyboardInterrupt:
-        click.echo("\ninterrupted: the batches already stored are kept; run the same command again to finish "
-                   "(stored records are skipped as duplicates)", err=True)
+        note("\ninterrupted: the batches already stored are kept; run the same command again to finish "
+             "(stored records are skipped as duplicates)", level="warning")
         sys.exit(EXIT_INTERRUPTED)
     finally:
         for bar in bars.values():
@@ -143,16 +144,17 @@ def import_(state: CliState, files: tuple[Path, ...], task: str | None, format_n
 def _print_summary(report: Any, dry_run: bool, rejects: Path | None, sink: RejectsFile) -> None:
     """The first rejected records with their reasons on stderr, then the counts."""
     for position, reasons in sink.first:
-        click.echo(printable(f"{position}: {'; '.join(reasons)}"), err=True)
+        note(printable(f"{position}: {'; '.join(reasons)}"), level="warning", position=str(position),
+             reasons=list(reasons))
     prefix = "dry run, nothing stored: " if dry_run else ""
     click.echo(f"{prefix}read {report.read}, imported {report.imported}, duplicates {report.duplicates}, "
                f"rejected {report.rejected}")
     hidden = sink.count - len(sink.first)
     if hidden > 0:
         where = f"all are in {rejects}" if rejects else "use --rejects FILE to get every one with its reason"
-        click.echo(f"({hidden} more rejected records not shown above; {where})", err=True)
+        note(f"({hidden} more rejected records not shown above; {where})", level="warning")
     elif rejects and sink.count:
-        click.echo(f"rejected records written to {rejects}", err=True)
+        note(f"rejected records written to {rejects}")
 
 
 @click.command()

@@ -18,6 +18,7 @@ from typing import Any
 import click
 
 from .exits import EXIT_ERROR, EXIT_INTERRUPTED
+from .logs import note
 from .optimization import OPTIMIZER_NAMES, dspy_prints_to_log
 from .output import echo_json, when
 from .progress import Progress
@@ -96,7 +97,8 @@ def _serve_metrics(state: CliState, host: str, port: int) -> None:
         server = serve_in_background(lambda: open_kit(settings=settings, pm=pm), host, port)
     except OSError as exc:
         raise click.ClickException(f"--metrics-port: cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    click.echo(f"serving metrics on http://{host}:{server.server_port}/metrics", err=True)
+    note(f"serving metrics on http://{host}:{server.server_port}/metrics",
+         url=f"http://{host}:{server.server_port}/metrics")
 
 
 @contextlib.contextmanager
@@ -151,13 +153,14 @@ def _watch(kit: Any, task: str | None, interval: float, once: bool, dry_run: boo
             _print(builder.last_checks, results, as_json=False, quiet=quiet, stamp=True)
 
     if not as_json and not quiet:
-        click.echo(f"watching {task or 'every task'} every {interval:g} s; Ctrl-C stops", err=True)
+        note(f"watching {task or 'every task'} every {interval:g} s; Ctrl-C stops", interval=interval,
+             **({"task": task} if task else {}))
     try:
         with dspy_prints_to_log() as real_stdout:  # DSPy's print()s would break --json; each step prints to it
             builder.run_forever(interval, on_step=on_step, progress=progress)
     except KeyboardInterrupt:
         _interrupted(builder)
-        click.echo("stopped", err=True)
+        note("stopped")
 
 
 def _check_alerts(kit: Any, task: str | None) -> None:
@@ -175,8 +178,9 @@ def _interrupted(builder: Any) -> None:
     """Ctrl-C during a run exits 130 (the run is recorded as interrupted; the next watch evaluates again);
     between runs it is the normal way to stop and exits 0."""
     if builder.interrupted is not None:
-        click.echo(f"interrupted while optimizing task {builder.interrupted}; the run is recorded as "
-                   "interrupted, and the next `trainkit watch` evaluates its triggers again", err=True)
+        note(f"interrupted while optimizing task {builder.interrupted}; the run is recorded as "
+             "interrupted, and the next `trainkit watch` evaluates its triggers again", level="warning",
+             task=builder.interrupted)
         sys.exit(EXIT_INTERRUPTED)
 
 
