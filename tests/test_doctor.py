@@ -71,6 +71,16 @@ def test_broken_config_is_named(project, tmp_path):
     assert "Traceback" not in result.output
 
 
+def test_broken_config_with_db_still_checks_the_store_and_disk(project, tmp_path):
+    (tmp_path / "trainkit.toml").write_text('[store]\nurl = "sqlite:///trainkit.db"\nbogus_key = 1\n')
+    result = run("--db", "sqlite:///trainkit.db", "doctor", "--json")
+    assert result.exit_code == 1
+    checks = checks_of(result)
+    assert checks["settings"]["status"] == "error" and "bogus_key" in checks["settings"]["message"]
+    assert checks["store"]["status"] == "ok" and checks["migrations"]["status"] == "ok"
+    assert checks["disk"]["status"] == "ok" and str(tmp_path) in checks["disk"]["message"]
+
+
 def test_unreachable_store_is_named_without_its_password(tmp_path):
     url = "postgresql://trainkit:s3cret-pw@127.0.0.1:9/test"  # the discard port: nothing listens
     result = run("--db", url, "doctor", "--json")

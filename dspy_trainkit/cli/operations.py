@@ -36,7 +36,7 @@ def doctor(state: CliState, check_lms: bool, backup_dir: str | None, max_backup_
         return state.plugin_manager()
 
     report = run_checks(state.settings, make_pm, lm=check_lms, backup_dir=backup_dir,
-                        max_backup_age=max_backup_age * 3600)
+                        max_backup_age=max_backup_age * 3600, store_url=state.db)
     if as_json:
         echo_json(report.to_dict())
     else:

@@ -91,8 +91,11 @@ def doctor(config: str | Path | None = None, url: str | None = None, *, lm: bool
 
 def run_checks(load_settings: Callable[[], Settings], make_pm: Callable[[Settings], TrainkitPluginManager], *,
                lm: bool = False, backup_dir: str | Path | None = None,
-               max_backup_age: float = DEFAULT_MAX_BACKUP_AGE) -> DoctorReport:
-    """The checks, with settings and plugins made by the caller (the CLI passes its global options' ones)."""
+               max_backup_age: float = DEFAULT_MAX_BACKUP_AGE, store_url: str | None = None) -> DoctorReport:
+    """The checks, with settings and plugins made by the caller (the CLI passes its global options' ones).
+    When the settings do not load but `store_url` is given (`--db`), the checks that need only a store still
+    run, on defaults: the store's, the disk beside it, spill files and backups; the settings failure is
+    reported with them."""
     checks: list[Check] = []
     try:
         settings = load_settings()
@@ -100,10 +103,14 @@ def run_checks(load_settings: Callable[[], Settings], make_pm: Callable[[Setting
         checks.append(Check("settings", "error", redact(str(exc)),
                             "fix the named setting in trainkit.toml or the TRAINKIT_* variable; "
                             "`trainkit config` shows the settings in effect"))
-        checks.append(_backup_age(backup_dir, max_backup_age, None))
-        return DoctorReport(tuple(checks))
-    where = str(settings.config_path) if settings.config_path else "defaults and environment (no trainkit.toml)"
-    checks.append(Check("settings", "ok", f"settings parse ({where})"))
+        if store_url is None:
+            checks.append(_backup_age(backup_dir, max_backup_age, None))
+            return DoctorReport(tuple(checks))
+        settings = _defaults_for(store_url)
+        make_pm = _default_plugins
+    else:
+        where = str(settings.config_path) if settings.config_path else "defaults and environment (no trainkit.toml)"
+        checks.append(Check("settings", "ok", f"settings parse ({where})"))
     pm = None
     try:
         pm = make_pm(settings)
@@ -120,6 +127,19 @@ def run_checks(load_settings: Callable[[], Settings], make_pm: Callable[[Setting
     checks.append(_spills(settings))
     checks.append(_backup_age(backup_dir, max_backup_age, _source(settings)))
     return DoctorReport(tuple(check for check in checks if check is not None))
+
+
+def _defaults_for(store_url: str) -> Settings:
+    """Default settings around `store_url`, for checking a store whose project's settings do not load."""
+    from ..settings import Settings, resolve_store_url
+
+    return Settings(store_url=resolve_store_url(store_url, Path.cwd()), project_dir=Path.cwd())
+
+
+def _default_plugins(settings: Settings) -> TrainkitPluginManager:
+    from ..plugin_manager import make_plugin_manager
+
+    return make_plugin_manager(timeout=settings.plugin_timeout)
 
 
 def _plugins(pm: TrainkitPluginManager) -> list[Check]:
