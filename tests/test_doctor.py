@@ -236,3 +236,17 @@ def test_spill_files_and_stale_backups_degrade(project, tmp_path):
     assert run("backup", "--dir", str(backups), "--quiet").exit_code == 0
     (tmp_path / ".trainkit" / "collect-failed-20261206T000000-1.jsonl").unlink()
     assert run("doctor", "--backup-dir", str(backups)).exit_code == 0
+
+
+def test_a_hanging_lm_is_reported_as_a_timeout_naming_the_model(project, tmp_path, monkeypatch):
+    from dspy_trainkit.testing.openai_server import timeout_reply
+
+    monkeypatch.setenv("TK_DOCTOR_KEY", "loopback-key")
+    # the LM's own timeout is two minutes; the server hangs 5 s then drops the connection
+    with OpenAIServer(lambda _body: timeout_reply(5.0)) as server:
+        (tmp_path / "trainkit.toml").write_text(lm_toml(server.url).split("[tasks")[0].replace(
+            "timeout = 2.0", "timeout = 120.0"))
+        result = run("doctor", "--lm", "--lm-timeout", "0.5", "--json")
+    assert result.exit_code == 1, result.output
+    lm = checks_of(result)["lm generation"]
+    assert lm["status"] == "error" and "openai/test-model" in lm["message"] and "timeout" in lm["message"].lower()

@@ -21,12 +21,14 @@ backup_dir_option = click.option("--backup-dir", type=click.Path(file_okay=False
 
 @click.command()
 @click.option("--lm", "check_lms", is_flag=True, help="Also make one tiny call to every configured LM.")
+@click.option("--lm-timeout", type=click.FloatRange(min=0.1), default=10.0, show_default=True, metavar="SECONDS",
+              help="How long --lm waits for each LM's answer before reporting it unreachable (no retries).")
 @backup_dir_option
 @click.option("--max-backup-age", type=click.FloatRange(min=0), default=26.0, show_default=True, metavar="HOURS",
               help="A newest backup older than this is a warning.")
 @json_option
 @pass_state
-def doctor(state: CliState, check_lms: bool, backup_dir: str | None, max_backup_age: float, as_json: bool) -> None:
+def doctor(state: CliState, check_lms: bool, lm_timeout: float, backup_dir: str | None, max_backup_age: float, as_json: bool) -> None:
     """Check settings, store (reachable, migrations, integrity or privileges), plugins, disk, spill files,
     backups and (--lm) the LMs; say what to do for each problem. Exit status 0 healthy, 3 degraded (warnings
     only), 1 broken. Changes nothing: pending migrations are reported, not applied."""
@@ -36,7 +38,8 @@ def doctor(state: CliState, check_lms: bool, backup_dir: str | None, max_backup_
         return state.plugin_manager()
 
     report = run_checks(state.settings, make_pm, lm=check_lms, backup_dir=backup_dir,
-                        max_backup_age=max_backup_age * 3600, store_url=state.db)
+                        max_backup_age=max_backup_age * 3600, store_url=state.db,
+                        lm_timeout=lm_timeout)
     if as_json:
         echo_json(report.to_dict())
     else:

@@ -33,6 +33,8 @@ DISK_WARNING_BYTES = 1 << 30
 DISK_ERROR_BYTES = 100 << 20
 #: A newest backup older than this (seconds) is a warning.
 DEFAULT_MAX_BACKUP_AGE = 26 * 3600
+#: Seconds `doctor --lm` waits for each LM's answer (`--lm-timeout`): a health check must not hang on a dead server.
+DEFAULT_LM_TIMEOUT = 10.0
 #: Where the collector writes records it could not store (collection.Collector._spill).
 SPILL_GLOB = "collect-failed-*.jsonl"
 
@@ -91,7 +93,8 @@ def doctor(config: str | Path | None = None, url: str | None = None, *, lm: bool
 
 def run_checks(load_settings: Callable[[], Settings], make_pm: Callable[[Settings], TrainkitPluginManager], *,
                lm: bool = False, backup_dir: str | Path | None = None,
-               max_backup_age: float = DEFAULT_MAX_BACKUP_AGE, store_url: str | None = None) -> DoctorReport:
+               max_backup_age: float = DEFAULT_MAX_BACKUP_AGE, store_url: str | None = None,
+               lm_timeout: float = DEFAULT_LM_TIMEOUT) -> DoctorReport:
     """The checks, with settings and plugins made by the caller (the CLI passes its global options' ones).
     When the settings do not load but `store_url` is given (`--db`), the checks that need only a store still
     run, on defaults: the store's, the disk beside it, spill files and backups; the settings failure is
@@ -122,7 +125,7 @@ def run_checks(load_settings: Callable[[], Settings], make_pm: Callable[[Setting
         checks.extend(_plugins(pm))
         checks.extend(_store(settings, pm))
         if lm:
-            checks.extend(_lms(settings))
+            checks.extend(_lms(settings, lm_timeout))
     checks.append(_disk(settings))
     checks.append(_spills(settings))
     checks.append(_backup_age(backup_dir, max_backup_age, _source(settings)))
@@ -194,8 +197,10 @@ def _migrations(store: Store) -> Check:
     return Check("migrations", "ok", f"schema current ({len(store.applied_migrations())} migrations applied)")
 
 
-def _lms(settings: Settings) -> list[Check]:
-    """One tiny call per distinct LM: every `[lm.<purpose>]` with a model, and every task override of one."""
+def _lms(settings: Settings, timeout: float = 10.0) -> list[Check]:
+    """One tiny call per distinct LM: every `[lm.<purpose>]` with a model, and every task override of one;
+    each waits at most `timeout` seconds (not the LM's own, a minute by default: a hanging server would hold
+    the health check that long) and is not retried."""
     from ..generation.lm import check_lm
 
     targets: dict[tuple[Any, ...], tuple[str, str | None, LMSettings]] = {}
@@ -213,7 +218,8 @@ def _lms(settings: Settings) -> list[Check]:
         name = f"lm {purpose}" + (f" (task {task})" if task else "")
         table = f"[tasks.{task}.lm.{purpose}]" if task else f"[lm.{purpose}]"
         try:
-            answer = check_lm(attrs.evolve(lm_settings, retries=0), purpose=purpose, task=task)
+            answer = check_lm(attrs.evolve(lm_settings, retries=0, timeout=min(lm_settings.timeout, timeout)),
+                              purpose=purpose, task=task)
         except TrainkitError as exc:
             checks.append(Check(name, "error", redact(str(exc)),
                                 f"check {table} model and api_base, that the server answers, and the key in the "
