@@ -28,7 +28,8 @@ backup_dir_option = click.option("--backup-dir", type=click.Path(file_okay=False
               help="A newest backup older than this is a warning.")
 @json_option
 @pass_state
-def doctor(state: CliState, check_lms: bool, lm_timeout: float, backup_dir: str | None, max_backup_age: float, as_json: bool) -> None:
+def doctor(state: CliState, check_lms: bool, lm_timeout: float, backup_dir: str | None, max_backup_age: float,
+           as_json: bool) -> None:
     """Check settings, store (reachable, migrations, integrity or privileges), plugins, disk, spill files,
     backups and (--lm) the LMs; say what to do for each problem. Exit status 0 healthy, 3 degraded (warnings
     only), 1 broken. Changes nothing: pending migrations are reported, not applied."""
