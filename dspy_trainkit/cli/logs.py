@@ -108,7 +108,7 @@ def write_json(message: str, *, level: str = "info", **fields: Any) -> None:
     logger = logging.getLogger("dspy_trainkit.cli")
     levelno = logging.getLevelName(level.upper())
     record = logger.makeRecord(logger.name, levelno if isinstance(levelno, int) else logging.INFO, "(cli)", 0,
-                               redact(message.strip()), None, None, extra=fields)
+                               redact(message.strip()), (), None, extra=fields)
     click.echo(JsonFormatter().format(record), err=True)
 
 
