@@ -109,3 +109,30 @@ def replacing(target: Path, suffix: str = PART) -> Iterator[Path]:
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def terminated_as_exit() -> Iterator[None]:
+    """Within the block, SIGTERM raises SystemExit(143) in the main thread instead of ending the process at
+    once, so `finally` blocks and `replacing`/`except BaseException` clean-ups run (a backup's partial file is
+    removed, not left to the next run); the previous handler is restored after. Elsewhere than the main thread,
+    or when the process ignores SIGTERM, it changes nothing."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+    if previous is signal.SIG_IGN:
+        yield
+        return
+
+    def exit_now(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, exit_now)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)

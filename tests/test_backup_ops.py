@@ -199,3 +199,40 @@ def test_a_database_error_during_backup_is_one_message_and_leaves_no_reservation
     (line,) = [x for x in result.stderr.splitlines() if x.strip()]
     assert line.startswith("Error: backup backups/trainkit-") and "database or disk is full" in line
     assert list((tmp_path / "backups").iterdir()) == []
+
+
+SLOW_BACKUP = """
+import sys, time
+import dspy_trainkit.lifecycle.backup as backup
+copy = backup._copy_sqlite
+def slow_copy(source, target):
+    done = copy(source, target)
+    print("copying", flush=True)  # the partial backup file exists now; the test sends SIGTERM
+    time.sleep(120)
+    return done
+backup._copy_sqlite = slow_copy
+from dspy_trainkit.cli.main import main
+sys.argv = ["trainkit", *sys.argv[1:]]
+main()
+"""
+
+
+def test_sigterm_mid_backup_removes_the_partial_file(source, tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    url, _ = source
+    out = tmp_path / "out"
+    out.mkdir()
+    process = subprocess.Popen([sys.executable, "-c", SLOW_BACKUP, "--db", url, "backup", str(out / "b.tar.gz")],
+                               cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout.readline().strip() == "copying", process.stderr.read()
+        assert any(p.name.endswith(".part") for p in out.iterdir()), list(out.iterdir())  # mid-copy
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 128 + signal.SIGTERM
+    finally:
+        process.kill()
+        process.wait()
+    assert list(out.iterdir()) == []  # no partial file, no backup, no scratch folder

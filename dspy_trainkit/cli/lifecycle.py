@@ -264,6 +264,7 @@ def backup(ctx: click.Context, state: CliState, file: str | None, folder: str | 
         return
     from ..lifecycle.backup import backup as make_backup
     from ..lifecycle.rotation import backup_name, rotate
+    from ..scratch import terminated_as_exit
     from ..store import redact_url
 
     if (file is None) == (folder is None):
@@ -280,7 +281,8 @@ def backup(ctx: click.Context, state: CliState, file: str | None, folder: str | 
     bar = Progress("backup", quiet=quiet)
     try:
         kit = state.kit()
-        manifest = make_backup(kit, target, portable=portable, progress=bar.update)
+        with terminated_as_exit():  # SIGTERM (systemd stopping the unit) removes the partial file too
+            manifest = make_backup(kit, target, portable=portable, progress=bar.update)
     except BaseException as exc:
         if folder is not None and target.is_file() and target.stat().st_size == 0:
             target.unlink(missing_ok=True)  # the name reserved for this backup, which was not written
