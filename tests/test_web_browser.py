@@ -156,3 +156,18 @@ def test_a_form_on_another_site_cannot_change_data(served, browser, tmp_path):
     time.sleep(0.2)
     with tk.open(db) as kit:
         assert kit.get(ids[0]).status == "candidate"
+
+
+def test_after_an_action_the_cursor_is_on_the_item_that_followed(served, browser):
+    base, _db, _ids = served
+    page = browser.new_page()
+    page.goto(f"{base}review?task=qa&order=store")
+    order = [el.get_attribute("id") for el in page.locator(".review-item").element_handles()]
+    assert len(order) >= 3
+    page.keyboard.press("j")  # the cursor on the second item
+    assert page.locator(".review-item.current").get_attribute("id") == order[1]
+    with page.expect_navigation():
+        page.keyboard.press("a")
+    page.wait_for_selector(".review-item.current")
+    assert page.locator(f"#{order[1]}").count() == 0
+    assert page.locator(".review-item.current").get_attribute("id") == order[2]  # not back to the first
