@@ -326,3 +326,17 @@ def test_an_action_shows_at_once_on_pages_that_reuse_slow_reads(filled):
         post(c, f"/examples/{ids[0]}/status", {"status": "accepted"})
         after = c.get("/ready?task=qa").text  # ... but not across a change made in the dashboard
     assert "(8/10 accepted)" in before and "(9/10 accepted)" in after
+
+
+def test_a_bind_to_all_interfaces_answers_to_this_machines_own_addresses():
+    import socket
+
+    from dspy_trainkit_web.security import allowed_hosts, host_name, own_addresses
+
+    hosts = allowed_hosts("0.0.0.0")
+    resolved = {str(i[4][0]).split("%")[0].lower() for i in socket.getaddrinfo(socket.gethostname(), None)}
+    assert resolved <= hosts and own_addresses() <= hosts
+    assert any(a not in ("127.0.0.1", "::1") for a in own_addresses())  # a LAN address, not only loopback
+    for address in own_addresses():  # as a browser sends it in Host
+        assert host_name(f"[{address}]:8765" if ":" in address else f"{address}:8765") in hosts
+    assert "attacker.example" not in hosts and "192.0.2.1" not in allowed_hosts("127.0.0.1")

@@ -43,7 +43,28 @@ def allowed_hosts(bind: str, extra: Iterable[str] = ()) -> set[str]:
         names |= {"localhost", "127.0.0.1", "::1"}
     elif bind in ("0.0.0.0", "::", ""):  # all interfaces: this machine's names
         names |= {"localhost", "127.0.0.1", "::1", socket.gethostname().lower(), socket.getfqdn().lower()}
+        names |= own_addresses()
     return names
+
+
+def own_addresses() -> set[str]:
+    """This machine's IP addresses: those its host name resolves to, and the one it reaches other hosts from
+    (a UDP socket's local address after connect, which sends nothing). A browser on the LAN that opens
+    http://192.168.1.20:8765/ sends that address as Host, so a 0.0.0.0 bind answers it without --allow-host."""
+    found: set[str] = set()
+    try:
+        for info in socket.getaddrinfo(socket.gethostname(), None):
+            found.add(str(info[4][0]).split("%")[0].lower())
+    except OSError:
+        pass
+    for family, probe in ((socket.AF_INET, "192.0.2.1"), (socket.AF_INET6, "2001:db8::1")):  # documentation nets
+        try:
+            with socket.socket(family, socket.SOCK_DGRAM) as udp:
+                udp.connect((probe, 9))
+                found.add(str(udp.getsockname()[0]).split("%")[0].lower())
+        except OSError:
+            pass
+    return found
 
 
 def host_name(value: str) -> str:
