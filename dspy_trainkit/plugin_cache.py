@@ -180,21 +180,38 @@ def path_state(paths: list[str]) -> list[str]:
     return state
 
 
-def read_entry_points(group: str) -> tuple[list[CachedEntryPoint], list[str], list[tuple[int, str]]] | None:
-    """The remembered discovery of `group`: (entry points, folders discovery appended to sys.path, its log
-    records as (level, message)), or None when there is none or anything it depends on changed."""
+#: Discoveries remembered per environment, one per `sys.path` (the console script, `python -m`, a checkout on
+#: PYTHONPATH each have their own).
+MAX_PATHS = 8
+
+
+def _read_lists(group: str) -> list[dict[str, Any]]:
     path = cache_file("entry-points")
-    if path is None:
-        return None
     try:
-        data = json.loads(path.read_text())
-        if (data.get("version") != ENTRY_POINTS_VERSION or data.get("group") != group
-                or data.get("sys_path") != sys.path or data.get("state") != path_state(sys.path)):
+        data = json.loads(path.read_text()) if path is not None else None
+    except (OSError, ValueError):
+        return []
+    if not isinstance(data, dict) or data.get("version") != ENTRY_POINTS_VERSION or data.get("group") != group:
+        return []
+    lists = data.get("lists")
+    return [item for item in lists if isinstance(item, dict)] if isinstance(lists, list) else []
+
+
+def read_entry_points(group: str) -> tuple[list[CachedEntryPoint], list[str], list[tuple[int, str]]] | None:
+    """The remembered discovery of `group` over this `sys.path`: (entry points, folders discovery appended to
+    sys.path, its log records as (level, message)), or None when there is none or anything it depends on
+    changed."""
+    for item in _read_lists(group):
+        if item.get("sys_path") != sys.path:
+            continue
+        try:
+            if item.get("state") != path_state(sys.path):
+                return None
+            eps = [CachedEntryPoint(*entry) for entry in item["entry_points"]]
+            return eps, list(item["appended"]), [(int(level), str(text)) for level, text in item["notes"]]
+        except (ValueError, TypeError, KeyError):
             return None
-        eps = [CachedEntryPoint(*item) for item in data["entry_points"]]
-        return eps, list(data["appended"]), [(int(level), str(text)) for level, text in data["notes"]]
-    except (OSError, ValueError, TypeError, KeyError, AttributeError):
-        return None
+    return None
 
 
 def write_entry_points(group: str, sys_path: list[str], state: list[str],
@@ -206,13 +223,14 @@ def write_entry_points(group: str, sys_path: list[str], state: list[str],
     path = cache_file("entry-points")
     if path is None:
         return
+    item = {"sys_path": sys_path, "state": state, "appended": appended, "notes": notes,
+            "entry_points": [[name, value, group, dist, version] for name, value, dist, version in eps]}
+    others = [other for other in _read_lists(group) if other.get("sys_path") != sys_path]
     try:
-        data = {"version": ENTRY_POINTS_VERSION, "group": group, "sys_path": sys_path,
-                "state": state, "appended": appended, "notes": notes,
-                "entry_points": [[name, value, group, dist, version] for name, value, dist, version in eps]}
         path.parent.mkdir(parents=True, exist_ok=True)
         temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        temporary.write_text(json.dumps(data))
+        temporary.write_text(json.dumps({"version": ENTRY_POINTS_VERSION, "group": group,
+                                         "lists": [item, *others][:MAX_PATHS]}))
         os.replace(temporary, path)
     except OSError:
         pass

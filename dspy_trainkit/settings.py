@@ -18,7 +18,7 @@ from typing import Any
 import attrs
 
 from .errors import ConfigError
-from .models import TASK_NAME
+from .names import TASK_NAME
 from .optimization.config import OptimizeSettings, read_optimize
 
 CONFIG_FILE = "trainkit.toml"
