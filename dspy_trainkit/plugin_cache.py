@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 #: file of a large package on each start would cost what the table saves.
 MAX_FILES = 200
 VERSION = 2
+#: The entry-point group plugins are registered in (`plugin_manager.ENTRY_POINT_GROUP`).
+ENTRY_POINT_GROUP = "dspy_trainkit"
 ENTRY_POINTS_VERSION = 1
 
 
@@ -84,7 +86,7 @@ def fingerprint(ep: importlib.metadata.EntryPoint, dist_name: str | None = None,
     count = 0
     for location in locations:
         if not os.path.isdir(location):
-            parts.append(location + ":" + _stamp(location))
+            parts.append(location + ":" + stamp(location))
             continue
         for folder, dirs, files in os.walk(location):
             dirs[:] = sorted(d for d in dirs if d != "__pycache__")
@@ -93,11 +95,11 @@ def fingerprint(ep: importlib.metadata.EntryPoint, dist_name: str | None = None,
                     count += 1
                     if count > MAX_FILES:
                         return None
-                    parts.append(name + ":" + _stamp(os.path.join(folder, name)))
+                    parts.append(name + ":" + stamp(os.path.join(folder, name)))
     return "\0".join(parts)
 
 
-def _stamp(path: str) -> str:
+def stamp(path: str) -> str:
     try:
         stat = os.stat(path)
     except OSError:
@@ -169,13 +171,13 @@ def path_state(paths: list[str]) -> list[str]:
         try:
             names = sorted(os.listdir(folder))
         except NotADirectoryError:
-            state.append(f"{entry}\0{_stamp(folder)}")
+            state.append(f"{entry}\0{stamp(folder)}")
             continue
         except OSError:
             state.append(f"{entry}\0missing")
             continue
         state.append(entry)
-        state.extend(f"{name}\0{_stamp(os.path.join(folder, name, 'entry_points.txt'))}" for name in names
+        state.extend(f"{name}\0{stamp(os.path.join(folder, name, 'entry_points.txt'))}" for name in names
                      if name.endswith((".dist-info", ".egg-info")))
     return state
 

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ENTRY_POINT_GROUP = "dspy_trainkit"
+ENTRY_POINT_GROUP = plugin_cache.ENTRY_POINT_GROUP
 BUILTIN_DISTRIBUTION = "dspy-trainkit"
 #: Hooks called through pluggy as a whole, where wrappers work; the others are called plugin by plugin.
 WRAPPABLE_HOOKS = frozenset({"convert"})

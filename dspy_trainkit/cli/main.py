@@ -145,6 +145,7 @@ class TrainkitGroup(click.Group):
             for name, command in group.commands.items():
                 owner = "trainkit itself" if name in BUILTIN_COMMANDS else owners.get(name)
                 if owner:
+                    state.plugin_clash = True
                     logging.getLogger("dspy_trainkit").warning(
                         "plugin %r adds command %r, which %s provides already; ignoring the plugin's",
                         impl.plugin_name, name, owner if owner == "trainkit itself" else f"plugin {owner!r}")
@@ -153,15 +154,36 @@ class TrainkitGroup(click.Group):
                 state.plugin_commands[name] = command
         return state.plugin_commands
 
+    def _listed_plugin_commands(self, ctx: click.Context) -> dict[str, click.Command]:
+        """The plugin commands help lists: as remembered by `help_index` while nothing they depend on changed,
+        else from the plugins (and then remembered, when that went without a word)."""
+        from . import help_index
+
+        state: CliState = ctx.ensure_object(CliState)
+        before = help_index.key(ctx.params) if state.plugin_commands is None else None
+        remembered = help_index.read(before) if before is not None else None
+        if remembered is not None:
+            return {row["name"]: click.Command(row["name"], help=row["help"], short_help=row["short_help"],
+                                               hidden=row["hidden"], deprecated=row["deprecated"])
+                    for row in remembered}
+        commands = self._plugin_commands(ctx)
+        pm = state._pm
+        if (state.plugin_error is None and not state.plugin_clash and pm is not None
+                and not any(info.status == "failed" for info in pm.known_infos().values())):
+            after = help_index.key(ctx.params)  # the first run writes the tables the key reads
+            if after is not None and before in (None, after):
+                help_index.write(after, commands)
+        return commands
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """click's command listing, with each built-in command's line from BUILTIN_SUMMARIES instead of its
-        module: importing every command module was a third of `trainkit --help`."""
-        rows: list[tuple[str, click.Command]] = []
-        for name in self.list_commands(ctx):
-            command = (click.Command(name, help=BUILTIN_SUMMARIES[name]) if name in BUILTIN_SUMMARIES
-                       else self.get_command(ctx, name))
-            if command is not None and not command.hidden:
-                rows.append((name, command))
+        module (importing every command module was a third of `trainkit --help`) and the plugins' commands as
+        `help_index` remembers them."""
+        listed: dict[str, click.Command] = {
+            name: click.Command(name, help=summary) for name, summary in BUILTIN_SUMMARIES.items()}
+        listed.update((name, command) for name, command in self._listed_plugin_commands(ctx).items()
+                      if name not in BUILTIN_COMMANDS)
+        rows = [(name, listed[name]) for name in sorted(listed) if not listed[name].hidden]
         if rows:
             limit = formatter.width - 6 - max(len(name) for name, _command in rows)
             with formatter.section("Commands"):
