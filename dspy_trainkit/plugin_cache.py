@@ -58,7 +58,7 @@ def cache_file(kind: str = "plugin-hooks") -> Path | None:
     return Path(base) / f"{kind}-{zlib.crc32(env):08x}{zlib.adler32(env):08x}.json"  # hashlib costs 3 ms to import
 
 
-def locate(ep: importlib.metadata.EntryPoint) -> list[str] | None:
+def locate(ep: importlib.metadata.EntryPoint | CachedEntryPoint) -> list[str] | None:
     """Where the entry point's top-level module lives: its package folders, or its one file."""
     import importlib.util
 
@@ -72,13 +72,14 @@ def locate(ep: importlib.metadata.EntryPoint) -> list[str] | None:
     return list(spec.submodule_search_locations or []) or [spec.origin]
 
 
-def fingerprint(ep: importlib.metadata.EntryPoint, dist_name: str | None = None,
+def fingerprint(ep: importlib.metadata.EntryPoint | CachedEntryPoint, dist_name: str | None = None,
                 dist_version: str | None = None, locations: list[str] | None = None) -> str | None:
     """What must not change for a remembered entry to hold, or None when it cannot be told cheaply. The
     distribution's name and version, and the module's `locations` (from the table: finding a module costs
     more than checking its files), are passed by callers that have them."""
-    if dist_name is None and getattr(ep, "dist", None) is not None:
-        dist_name, dist_version = ep.dist.metadata["Name"], ep.dist.version
+    dist = ep.dist
+    if dist_name is None and dist is not None:
+        dist_name, dist_version = dist.metadata["Name"], dist.version
     parts = [ep.name, ep.value, dist_name or "", dist_version or ""]
     locations = locations if locations is not None else locate(ep)
     if not locations:
