@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from .errors import ConfigError, NotFoundError, PluginError, TrainkitError, ValidationError
-from .intake import Intake, IntakeReport, candidates, to_example
 from .models import Event, Example
 from .plugin_manager import TrainkitPluginManager, call_impls, hook_impls, make_plugin_manager, timeout_of
 from .settings import Settings, load_settings, resolve_store_url
@@ -30,6 +29,7 @@ if TYPE_CHECKING:  # imported where used: `stats` or `list` need none of them (s
     from .collection import Collector
     from .conversion import ConversionResult
     from .files.importing import ImportReport
+    from .intake import Intake, IntakeReport
 
 log = logging.getLogger("dspy_trainkit")
 #: The Example fields a trainset reads from the store (with the id): what `dspy.Example`s are made of.
@@ -53,7 +53,7 @@ class Kit:
         self.pm = pm
         self.store = store
         self.log = log
-        self._intake = Intake(self)
+        self._intake_runner: Intake | None = None  # made on first use: `stats` and `list` never take anything in
         self._task_fields: dict[str, tuple[tuple[str, ...], tuple[str, ...]] | None] = {}
         self._collector: Collector | None = None
         self._plugin_state: dict[str, dict[str, Any]] = {}
@@ -81,6 +81,8 @@ class Kit:
 
         A malformed example raises ValidationError; a duplicate returns the example stored before.
         """
+        from .intake import candidates, to_example
+
         record = example if example is not None else {"source": "manual", **fields}
         made = candidates(self, record)  # a dspy.Example or other pipeline object goes through `collect`
         if len(made) != 1:
@@ -103,7 +105,11 @@ class Kit:
 
     def intake(self, items: Iterable[tuple[str, Any]], **options: Any) -> IntakeReport:
         """Run `(position, record)` pairs through intake (what importers and collectors call)."""
-        return self._intake.run(items, **options)
+        if self._intake_runner is None:
+            from .intake import Intake
+
+            self._intake_runner = Intake(self)
+        return self._intake_runner.run(items, **options)
 
     # -- collection from a pipeline ---------------------------------------------------------------------
     @property
