@@ -7,13 +7,22 @@ command alike, and prints the median wall time of each and its ratio to `python 
 command once more with an exit hook and reports which heavy optional modules (dspy, litellm, psycopg2, ...)
 ended up imported.
 
-    python benchmarks/cli_startup.py [--repeat 15] [--baseline-rev REV]
+    python benchmarks/cli_startup.py [--repeat 15] [--baseline-rev REV] [--baseline-script PATH]
+
+`trainkit` is this environment's console script (next to the interpreter), run as a user runs it, with the
+default plugins (the project `trainkit init` writes disables none) and warm tables: the hook table, the
+entry-point list and the help index in a cache folder of the run, written by the warm-up runs, as any second
+start finds them.
 
 With `--baseline-rev REV` (a git revision of this repository, e.g. the commit before a change), it also checks
 that revision out into a temporary worktree and times its `trainkit --help` and `trainkit stats` in the same
 rounds, so a change can be shown to make start-up no slower. Both revisions then run the same way: `python -S`
 with the checkout, its plugins folder and this environment's site-packages on PYTHONPATH (no editable-install
 hook), so only the code differs.
+
+With `--baseline-script PATH` (another environment's installed `trainkit`, e.g. /work/main/.venv/bin/trainkit),
+it also times that console script's `--help` and `stats`, and that environment's `python -c pass`, in the same
+rounds: the before/after of the command as a user runs it.
 """
 
 from __future__ import annotations
@@ -29,7 +38,8 @@ import tempfile
 import time
 from pathlib import Path
 
-HEAVY = ("dspy", "litellm", "psycopg2", "psycopg", "openai", "httpx", "pydantic")
+HEAVY = ("dspy", "litellm", "psycopg2", "psycopg", "openai", "httpx", "pydantic", "peewee", "pluggy", "attrs",
+         "tomllib")
 
 # The console script `trainkit` does the same as this (import main, call it); -c is the fallback when the
 # script is not next to the interpreter.
@@ -100,6 +110,8 @@ def main() -> None:
     parser.add_argument("--disable-plugins", default="", metavar="A,B",
                         help="with --baseline-rev: disable these plugins on both sides, to compare the same plugin "
                              "set when this checkout ships plugins the baseline did not")
+    parser.add_argument("--baseline-script", metavar="PATH",
+                        help="also time this installed `trainkit` console script (another environment), same rounds")
     options = parser.parse_args()
     with contextlib.ExitStack() as stack:
         baseline = stack.enter_context(worktree(options.baseline_rev)) if options.baseline_rev else None
@@ -129,13 +141,22 @@ def measure(options: argparse.Namespace, baseline: Path | None) -> None:
             then, then_env = checkout_command(baseline)
             if options.disable_plugins:
                 here_env["TRAINKIT_DISABLE_PLUGINS"] = then_env["TRAINKIT_DISABLE_PLUGINS"] = options.disable_plugins
+            # each checkout its own tables (hook table, entry-point list, help index): one interpreter, one file name
             here_env["TRAINKIT_CACHE_DIR"] = env["TRAINKIT_CACHE_DIR"]
+            then_env["TRAINKIT_CACHE_DIR"] = str(cwd / "cache-baseline")
             commands["--help (this checkout, -S)"] = ([*here, "--help"], here_env)
             commands[f"--help ({options.baseline_rev}, -S)"] = ([*then, "--help"], then_env)
             commands["stats (this checkout, -S)"] = ([*here, "stats"], here_env)
             commands[f"stats ({options.baseline_rev}, -S)"] = ([*then, "stats"], then_env)
-        for argv, argv_env in commands.values():  # warm the OS file cache and .pyc files
-            run(argv, cwd, argv_env)
+        if options.baseline_script:
+            script = Path(options.baseline_script)
+            script_env = {**env, "TRAINKIT_CACHE_DIR": str(cwd / "cache-script")}
+            commands["python -c pass (baseline env)"] = ([str(script.with_name("python")), "-c", "pass"], script_env)
+            commands["--help (baseline script)"] = ([str(script), "--help"], script_env)
+            commands["stats (baseline script)"] = ([str(script), "stats"], script_env)
+        for _ in range(2):  # warm the OS file cache, .pyc files and each side's tables (written by the first run)
+            for argv, argv_env in commands.values():
+                run(argv, cwd, argv_env)
         times: dict[str, list[float]] = {name: [] for name in commands}
         for _ in range(options.repeat):
             for name, (argv, argv_env) in commands.items():
@@ -158,6 +179,13 @@ def measure(options: argparse.Namespace, baseline: Path | None) -> None:
         now = statistics.median(times["stats (this checkout, -S)"])
         then = statistics.median(times[f"stats ({options.baseline_rev}, -S)"])
         print(f"stats, this checkout against {options.baseline_rev}: {then / now:.2f} (baseline time / this time)")
+    if options.baseline_script:
+        script_base = statistics.median(times["python -c pass (baseline env)"])
+        pairs = (("--help (baseline script)", "trainkit --help"), ("stats (baseline script)", "trainkit stats"))
+        for name, mine in pairs:
+            then = statistics.median(times[name])
+            speedup = then / statistics.median(times[mine])
+            print(f"{name}: {then / script_base:.2f}x its python -c pass; this script {speedup:.2f} times faster")
     print()
     print(f"heavy modules imported (checked: {', '.join(HEAVY)}):")
     for name, found in heavy.items():

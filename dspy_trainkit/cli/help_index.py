@@ -13,6 +13,7 @@ remembered, so its warnings are given every time.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -42,8 +43,8 @@ def key(params: dict[str, Any]) -> str | None:
     if found is None:
         return None
     eps, _appended, notes = found
-    if notes:
-        return None
+    if any(level >= logging.WARNING for level, _message in notes):
+        return None  # discovery had a warning to give (a plugin name taken twice): give it every time
     table = plugin_cache.read()
     commanders = []
     for ep in eps:
