@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -67,17 +68,23 @@ def clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("TRAINKIT_") and k != "PYTHONDONTWRITEBYTECODE"}
 
 
-def run(argv: list[str], cwd: Path, env: dict[str, str]) -> float:
+def run(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of one run. The CPU time (user + system of the child) is shown beside the wall
+    time because on a loaded machine it moves far less: waiting for a core is in the wall time only."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run(argv, cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - start
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
 
 
 def imported_heavy(args: list[str], cwd: Path, env: dict[str, str]) -> list[str]:
     report = cwd / "modules.txt"
     probe_env = {**env, "TK_REPORT": str(report), "TK_HEAVY": ",".join(HEAVY)}
-    subprocess.run([sys.executable, "-c", PROBE, *args], cwd=cwd, env=probe_env, check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(2):  # the second run is warm: `python -c` has its own sys.path, so its own entry-point list
+        subprocess.run([sys.executable, "-c", PROBE, *args], cwd=cwd, env=probe_env, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     text = report.read_text()
     report.unlink()
     return text.split(",") if text else []
@@ -158,19 +165,23 @@ def measure(options: argparse.Namespace, baseline: Path | None) -> None:
             for argv, argv_env in commands.values():
                 run(argv, cwd, argv_env)
         times: dict[str, list[float]] = {name: [] for name in commands}
+        cpu: dict[str, list[float]] = {name: [] for name in commands}
         for _ in range(options.repeat):
             for name, (argv, argv_env) in commands.items():
-                times[name].append(run(argv, cwd, argv_env))
+                wall, used = run(argv, cwd, argv_env)
+                times[name].append(wall)
+                cpu[name].append(used)
         heavy = {name: imported_heavy(argv[len(trainkit):], cwd, env)
                  for name, (argv, _) in commands.items() if name in ("trainkit --help", "trainkit stats")}
 
     print(f"command: {' '.join(trainkit)}  ({options.repeat} interleaved rounds, wall time per run)")
     base = statistics.median(times["python -c pass"])
-    print(f"{'':32} {'median':>9} {'min':>9} {'max':>9} {'x python -c pass':>17}")
+    print(f"{'':32} {'median':>9} {'min':>9} {'max':>9} {'x python -c pass':>17}   (median CPU time ratio)")
+    cpu_base = statistics.median(cpu["python -c pass"])
     for name, values in times.items():
         median = statistics.median(values)
         print(f"{name:32} {median * 1000:7.1f}ms {min(values) * 1000:7.1f}ms {max(values) * 1000:7.1f}ms "
-              f"{median / base:16.2f}x")
+              f"{median / base:16.2f}x   cpu {statistics.median(cpu[name]) / cpu_base:5.2f}x")
     if baseline is not None:
         now = statistics.median(times["--help (this checkout, -S)"])
         then = statistics.median(times[f"--help ({options.baseline_rev}, -S)"])
