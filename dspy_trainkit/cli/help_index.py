@@ -5,9 +5,10 @@ should take; docs/performance.md).
 What the list depends on makes its key: the settings file that applies (its path, time and size), the plugin
 options and `TRAINKIT_*` variables, `sys.path`, the installed entry points (the entry-point list of
 `plugin_cache`, itself checked against the installed metadata) and, for every plugin that adds commands, its
-hook-table fingerprint (its files). Any change means the plugins are asked again, as without the index. A run
-that had anything to say (a plugin that failed, a command name taken twice, a broken settings file) is never
-remembered, so its warnings are given every time.
+hook-table fingerprint (its files). Every other plugin's fingerprint must hold too: a changed plugin would be
+imported (and could fail, with a warning) by a start that builds the plugin manager. Any change means the
+plugins are asked again, as without the index. A run that had anything to say (a plugin that failed, a command
+name taken twice, a broken settings file) is never remembered, so its warnings are given every time.
 """
 
 from __future__ import annotations
@@ -47,14 +48,14 @@ def key(params: dict[str, Any]) -> str | None:
         return None  # discovery had a warning to give (a plugin name taken twice): give it every time
     table = plugin_cache.read()
     commanders = []
-    for ep in eps:
+    for ep in eps:  # every plugin, as the plugin manager checks them: one that changed would load (or fail) now
         entry = table.get(ep.name)
         if not isinstance(entry, dict) or not isinstance(entry.get("locations"), list):
             return None  # not in the table: it loads (or fails) on every start, so its commands can change
+        stamp = plugin_cache.fingerprint(ep, ep.dist_name, ep.dist_version, entry["locations"])
+        if stamp is None or stamp != entry.get("fingerprint"):
+            return None
         if "register_commands" in entry.get("hooks", ()):
-            stamp = plugin_cache.fingerprint(ep, ep.dist_name, ep.dist_version, entry["locations"])
-            if stamp is None or stamp != entry.get("fingerprint"):
-                return None
             commanders.append(stamp)
     parts = {
         "config": None if config is None else [str(config.resolve()), plugin_cache.stamp(str(config))],
