@@ -7,13 +7,22 @@ command alike, and prints the median wall time of each and its ratio to `python 
 command once more with an exit hook and reports which heavy optional modules (dspy, litellm, psycopg2, ...)
 ended up imported.
 
-    python benchmarks/cli_startup.py [--repeat 15] [--baseline-rev REV]
+    python benchmarks/cli_startup.py [--repeat 15] [--baseline-rev REV] [--baseline-script PATH]
+
+`trainkit` is this environment's console script (next to the interpreter), run as a user runs it, with the
+default plugins (the project `trainkit init` writes disables none) and warm tables: the hook table, the
+entry-point list and the help index in a cache folder of the run, written by the warm-up runs, as any second
+start finds them.
 
 With `--baseline-rev REV` (a git revision of this repository, e.g. the commit before a change), it also checks
 that revision out into a temporary worktree and times its `trainkit --help` and `trainkit stats` in the same
 rounds, so a change can be shown to make start-up no slower. Both revisions then run the same way: `python -S`
 with the checkout, its plugins folder and this environment's site-packages on PYTHONPATH (no editable-install
 hook), so only the code differs.
+
+With `--baseline-script PATH` (another environment's installed `trainkit`, e.g. /work/main/.venv/bin/trainkit),
+it also times that console script's `--help` and `stats`, and that environment's `python -c pass`, in the same
+rounds: the before/after of the command as a user runs it.
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -29,7 +39,8 @@ import tempfile
 import time
 from pathlib import Path
 
-HEAVY = ("dspy", "litellm", "psycopg2", "psycopg", "openai", "httpx", "pydantic")
+HEAVY = ("dspy", "litellm", "psycopg2", "psycopg", "openai", "httpx", "pydantic", "peewee", "pluggy", "attrs",
+         "tomllib")
 
 # The console script `trainkit` does the same as this (import main, call it); -c is the fallback when the
 # script is not next to the interpreter.
@@ -57,17 +68,23 @@ def clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("TRAINKIT_") and k != "PYTHONDONTWRITEBYTECODE"}
 
 
-def run(argv: list[str], cwd: Path, env: dict[str, str]) -> float:
+def run(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of one run. The CPU time (user + system of the child) is shown beside the wall
+    time because on a loaded machine it moves far less: waiting for a core is in the wall time only."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run(argv, cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - start
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
 
 
 def imported_heavy(args: list[str], cwd: Path, env: dict[str, str]) -> list[str]:
     report = cwd / "modules.txt"
     probe_env = {**env, "TK_REPORT": str(report), "TK_HEAVY": ",".join(HEAVY)}
-    subprocess.run([sys.executable, "-c", PROBE, *args], cwd=cwd, env=probe_env, check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(2):  # the second run is warm: `python -c` has its own sys.path, so its own entry-point list
+        subprocess.run([sys.executable, "-c", PROBE, *args], cwd=cwd, env=probe_env, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     text = report.read_text()
     report.unlink()
     return text.split(",") if text else []
@@ -100,6 +117,8 @@ def main() -> None:
     parser.add_argument("--disable-plugins", default="", metavar="A,B",
                         help="with --baseline-rev: disable these plugins on both sides, to compare the same plugin "
                              "set when this checkout ships plugins the baseline did not")
+    parser.add_argument("--baseline-script", metavar="PATH",
+                        help="also time this installed `trainkit` console script (another environment), same rounds")
     options = parser.parse_args()
     with contextlib.ExitStack() as stack:
         baseline = stack.enter_context(worktree(options.baseline_rev)) if options.baseline_rev else None
@@ -129,27 +148,40 @@ def measure(options: argparse.Namespace, baseline: Path | None) -> None:
             then, then_env = checkout_command(baseline)
             if options.disable_plugins:
                 here_env["TRAINKIT_DISABLE_PLUGINS"] = then_env["TRAINKIT_DISABLE_PLUGINS"] = options.disable_plugins
+            # each checkout its own tables (hook table, entry-point list, help index): one interpreter, one file name
             here_env["TRAINKIT_CACHE_DIR"] = env["TRAINKIT_CACHE_DIR"]
+            then_env["TRAINKIT_CACHE_DIR"] = str(cwd / "cache-baseline")
             commands["--help (this checkout, -S)"] = ([*here, "--help"], here_env)
             commands[f"--help ({options.baseline_rev}, -S)"] = ([*then, "--help"], then_env)
             commands["stats (this checkout, -S)"] = ([*here, "stats"], here_env)
             commands[f"stats ({options.baseline_rev}, -S)"] = ([*then, "stats"], then_env)
-        for argv, argv_env in commands.values():  # warm the OS file cache and .pyc files
-            run(argv, cwd, argv_env)
+        if options.baseline_script:
+            script = Path(options.baseline_script)
+            script_env = {**env, "TRAINKIT_CACHE_DIR": str(cwd / "cache-script")}
+            commands["python -c pass (baseline env)"] = ([str(script.with_name("python")), "-c", "pass"], script_env)
+            commands["--help (baseline script)"] = ([str(script), "--help"], script_env)
+            commands["stats (baseline script)"] = ([str(script), "stats"], script_env)
+        for _ in range(2):  # warm the OS file cache, .pyc files and each side's tables (written by the first run)
+            for argv, argv_env in commands.values():
+                run(argv, cwd, argv_env)
         times: dict[str, list[float]] = {name: [] for name in commands}
+        cpu: dict[str, list[float]] = {name: [] for name in commands}
         for _ in range(options.repeat):
             for name, (argv, argv_env) in commands.items():
-                times[name].append(run(argv, cwd, argv_env))
+                wall, used = run(argv, cwd, argv_env)
+                times[name].append(wall)
+                cpu[name].append(used)
         heavy = {name: imported_heavy(argv[len(trainkit):], cwd, env)
                  for name, (argv, _) in commands.items() if name in ("trainkit --help", "trainkit stats")}
 
     print(f"command: {' '.join(trainkit)}  ({options.repeat} interleaved rounds, wall time per run)")
     base = statistics.median(times["python -c pass"])
-    print(f"{'':32} {'median':>9} {'min':>9} {'max':>9} {'x python -c pass':>17}")
+    print(f"{'':32} {'median':>9} {'min':>9} {'max':>9} {'x python -c pass':>17}   (median CPU time ratio)")
+    cpu_base = statistics.median(cpu["python -c pass"])
     for name, values in times.items():
         median = statistics.median(values)
         print(f"{name:32} {median * 1000:7.1f}ms {min(values) * 1000:7.1f}ms {max(values) * 1000:7.1f}ms "
-              f"{median / base:16.2f}x")
+              f"{median / base:16.2f}x   cpu {statistics.median(cpu[name]) / cpu_base:5.2f}x")
     if baseline is not None:
         now = statistics.median(times["--help (this checkout, -S)"])
         then = statistics.median(times[f"--help ({options.baseline_rev}, -S)"])
@@ -158,6 +190,13 @@ def measure(options: argparse.Namespace, baseline: Path | None) -> None:
         now = statistics.median(times["stats (this checkout, -S)"])
         then = statistics.median(times[f"stats ({options.baseline_rev}, -S)"])
         print(f"stats, this checkout against {options.baseline_rev}: {then / now:.2f} (baseline time / this time)")
+    if options.baseline_script:
+        script_base = statistics.median(times["python -c pass (baseline env)"])
+        pairs = (("--help (baseline script)", "trainkit --help"), ("stats (baseline script)", "trainkit stats"))
+        for name, mine in pairs:
+            then = statistics.median(times[name])
+            speedup = then / statistics.median(times[mine])
+            print(f"{name}: {then / script_base:.2f}x its python -c pass; this script {speedup:.2f} times faster")
     print()
     print(f"heavy modules imported (checked: {', '.join(HEAVY)}):")
     for name, found in heavy.items():

@@ -1,8 +1,8 @@
 """dspy-trainkit: training data for DSPy programs, collected, imported, curated and handed over reproducibly.
 
 The public API is re-exported here and loaded on first use (PEP 562), so that `trainkit --help` and a plugin's
-`from dspy_trainkit import hookimpl` do not pay for the whole package; DSPy is imported only by the features
-that need it.
+`from dspy_trainkit import hookimpl` do not pay for the whole package (nor `--help` for pluggy); DSPy is
+imported only by the features that need it.
 """
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .errors import ConfigError, ConversionError, NotFoundError, PluginError, StoreError, TrainkitError, ValidationError
-from .hookspecs import hookimpl
 from .lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from .hookspecs import hookimpl
     from .intake import IntakeReport, Problem
     from .kit import Kit, open
     from .models import Event, Example, Finding, Snapshot
@@ -23,8 +23,8 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 _LAZY = {
-    "IntakeReport": "intake", "Problem": "intake", "Kit": "kit", "open": "kit", "Event": "models",
-    "Example": "models", "Finding": "models", "Snapshot": "models", "Settings": "settings",
+    "hookimpl": "hookspecs", "IntakeReport": "intake", "Problem": "intake", "Kit": "kit", "open": "kit",
+    "Event": "models", "Example": "models", "Finding": "models", "Snapshot": "models", "Settings": "settings",
     "TaskSettings": "settings", "load_settings": "settings", "ExampleQuery": "store", "InsertResult": "store",
     "Store": "store",
 }

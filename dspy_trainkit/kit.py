@@ -14,24 +14,22 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from . import curation as changes
-from .collection import Collector, add_dspy_callback, collector_decorator, dspy_callback
-from .conversion import ConversionResult, convert
 from .errors import ConfigError, NotFoundError, PluginError, TrainkitError, ValidationError
-from .files.exporting import export_examples
-from .files.formats import ReadOptions
-from .files.importing import ImportReport, import_files
-from .files.mapping import FieldMap
-from .intake import Intake, IntakeReport, candidates, to_example
 from .models import Event, Example
 from .plugin_manager import TrainkitPluginManager, call_impls, hook_impls, make_plugin_manager, timeout_of
 from .settings import Settings, load_settings, resolve_store_url
 from .signatures import is_import_path, signature_fields
 from .store import GROUP_COLUMNS, ExampleQuery, Store, open_store, redact_url
+
+if TYPE_CHECKING:  # imported where used: `stats` or `list` need none of them (start-up time, docs/performance.md)
+    from .collection import Collector
+    from .conversion import ConversionResult
+    from .files.importing import ImportReport
+    from .intake import Intake, IntakeReport
 
 log = logging.getLogger("dspy_trainkit")
 #: The Example fields a trainset reads from the store (with the id): what `dspy.Example`s are made of.
@@ -55,7 +53,7 @@ class Kit:
         self.pm = pm
         self.store = store
         self.log = log
-        self._intake = Intake(self)
+        self._intake_runner: Intake | None = None  # made on first use: `stats` and `list` never take anything in
         self._task_fields: dict[str, tuple[tuple[str, ...], tuple[str, ...]] | None] = {}
         self._collector: Collector | None = None
         self._plugin_state: dict[str, dict[str, Any]] = {}
@@ -83,6 +81,8 @@ class Kit:
 
         A malformed example raises ValidationError; a duplicate returns the example stored before.
         """
+        from .intake import candidates, to_example
+
         record = example if example is not None else {"source": "manual", **fields}
         made = candidates(self, record)  # a dspy.Example or other pipeline object goes through `collect`
         if len(made) != 1:
@@ -105,13 +105,19 @@ class Kit:
 
     def intake(self, items: Iterable[tuple[str, Any]], **options: Any) -> IntakeReport:
         """Run `(position, record)` pairs through intake (what importers and collectors call)."""
-        return self._intake.run(items, **options)
+        if self._intake_runner is None:
+            from .intake import Intake
+
+            self._intake_runner = Intake(self)
+        return self._intake_runner.run(items, **options)
 
     # -- collection from a pipeline ---------------------------------------------------------------------
     @property
     def collection(self) -> Collector:
         """The background writer of collected examples (its `stats` count what happened so far)."""
         if self._collector is None:
+            from .collection import Collector
+
             self._collector = Collector(self)
         return self._collector
 
@@ -126,15 +132,21 @@ class Kit:
     def collector(self, *, task: str, **options: Any) -> Any:
         """Decorator: `@kit.collector(task="qa")` records a function's arguments (inputs) and result
         (outputs) for every successful call; options `inputs`, `output`, `labels` (see collection.py)."""
+        from .collection import collector_decorator
+
         return collector_decorator(self, task, **options)
 
     def dspy_callback(self, *, task: str, module: Any = None, **options: Any) -> Any:
         """A DSPy callback that collects `module`'s successful calls: `dspy.configure(callbacks=[...])`."""
+        from .collection import dspy_callback
+
         return dspy_callback(self, task, module, **options)
 
     def add_dspy_callback(self, *, task: str, module: Any = None, **options: Any) -> Any:
         """Add `dspy_callback(...)` to DSPy's configured callbacks, keeping those already installed (MLflow's
         autolog, a tracer); `dspy.configure(callbacks=[...])` would replace them. Returns the callback."""
+        from .collection import add_dspy_callback
+
         return add_dspy_callback(self, task, module, **options)
 
     def flush(self, timeout: float | None = None) -> bool:
@@ -150,6 +162,8 @@ class Kit:
         if not all and not any(value not in (None, ()) for value in filters.values()):
             raise ValidationError("set_status: say which examples (ids=, task=, where=, ...) or pass all=True "
                                   "to change every example")
+        from . import curation as changes
+
         return changes.set_status(self, ExampleQuery(**filters), new_status, actor=actor, reason=reason,
                                   progress=progress)
 
@@ -157,10 +171,14 @@ class Kit:
              **fields: Any) -> Example:
         """Change an example's inputs, outputs, labels or metadata; it is validated and scored again and the
         audit trail keeps before and after. `status` also decides it (a reviewer's accept after an edit)."""
+        from . import curation as changes
+
         return changes.edit(self, example_id, fields, actor=actor, reason=reason, status=status)
 
     def rescore(self, *, actor: str = "api", reason: str = "", progress: Any = None, **filters: Any) -> int:
         """Validate and score the matching examples again with the plugins loaded now; statuses stay."""
+        from . import curation as changes
+
         return changes.rescore(self, ExampleQuery(**filters), actor=actor, reason=reason, progress=progress)
 
     def notify(self, event: Event) -> None:
@@ -275,6 +293,10 @@ class Kit:
                      format: str | None = None, encoding: str | None = None, dry_run: bool = False,  # noqa: A002
                      on_reject: Any = None, progress: Any = None) -> ImportReport:
         """Import JSON/JSONL/CSV/YAML files (or any registered format) through intake; see docs/importing.md."""
+        from .files.formats import ReadOptions
+        from .files.importing import import_files
+        from .files.mapping import FieldMap
+
         fmap = FieldMap(task=task or self.settings.default_task, renames=dict(field_map or {}),
                         input_fields=tuple(input_fields) if input_fields else None,
                         output_fields=tuple(output_fields) if output_fields else None,
@@ -288,12 +310,16 @@ class Kit:
                provenance: bool = False, keep_formulas: bool = False, progress: Any = None, **filters: Any) -> int:
         """Stream the examples matching `filters` to a file (None: stdout) in a registered format; CSV cells that
         start like a spreadsheet formula are neutralised unless `keep_formulas`."""
+        from .files.exporting import export_examples
+
         return export_examples(self, Path(output) if output is not None else None, ExampleQuery(**filters),
                                format_name=format, provenance=provenance, keep_formulas=keep_formulas,
                                progress=progress)
 
     def convert(self, examples: Iterable[Example], target: str, **options: Any) -> ConversionResult:
         """Convert examples with the `convert` plugins; the result lists what was skipped and why."""
+        from .conversion import convert
+
         return convert(self, list(examples), target, options)
 
     def trainset(self, task: str, *, status: str | None = "accepted", signature: Any = None,

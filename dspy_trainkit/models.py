@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import re
 import time
 import unicodedata
 from collections.abc import Iterable, Mapping
@@ -21,12 +20,11 @@ import orjson
 
 from .errors import ValidationError
 from .ids import new_id
+from .names import FIELD_NAME, TASK_NAME
 
 SOURCES = ("collected", "bootstrap", "imported", "synthetic", "manual")
 STATUSES = ("candidate", "accepted", "rejected", "archived")
 SEVERITIES = ("error", "warning", "info")
-TASK_NAME = re.compile(r"^[A-Za-z_][\w.\-]*$")
-FIELD_NAME = re.compile(r"^[A-Za-z_]\w*$")
 
 
 def _fail(field: str, message: str) -> None:

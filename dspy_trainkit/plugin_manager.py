@@ -11,10 +11,9 @@ A plugin's canonical name is its entry-point name; listing, disabling and config
 from __future__ import annotations
 
 import contextlib
-import importlib.metadata
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import pluggy
@@ -24,9 +23,12 @@ from .errors import ConfigError, ConversionError, PluginError, ValidationError
 from .settings import DEFAULT_PLUGIN_TIMEOUT
 from .time_limits import TimeLimitExceeded, start, stop
 
+if TYPE_CHECKING:
+    import importlib.metadata
+
 log = logging.getLogger(__name__)
 
-ENTRY_POINT_GROUP = "dspy_trainkit"
+ENTRY_POINT_GROUP = plugin_cache.ENTRY_POINT_GROUP
 BUILTIN_DISTRIBUTION = "dspy-trainkit"
 #: Hooks called through pluggy as a whole, where wrappers work; the others are called plugin by plugin.
 WRAPPABLE_HOOKS = frozenset({"convert"})
@@ -223,20 +225,55 @@ def parse_name_list(value: str | Sequence[str] | None) -> list[str] | None:
 def discover_entry_points() -> list[importlib.metadata.EntryPoint]:
     """All entry points in the group, first one per name (a name provided twice is a warning), plus the
     essential built-ins the metadata lacks (see FALLBACK_BUILTINS)."""
+    eps, notes = _discover()
+    for level, message in notes:
+        log.log(level, message)
+    return eps
+
+
+def installed_entry_points() -> list[Any]:
+    """`discover_entry_points()`, from the entry-point list (`plugin_cache`) while nothing it was made from has
+    changed, so that a start does not import `importlib.metadata` nor read every distribution's metadata."""
+    import sys
+
+    cached = plugin_cache.read_entry_points(ENTRY_POINT_GROUP)
+    if cached is not None:
+        eps, appended, notes = cached
+        sys.path.extend(folder for folder in appended if folder not in sys.path)
+        for level, message in notes:
+            log.log(level, message)
+        return eps
+    before = list(sys.path)
+    state = plugin_cache.path_state(before)  # before discovery reads anything: a change meanwhile shows next time
+    found, notes = _discover()
+    for level, message in notes:
+        log.log(level, message)
+    plugin_cache.write_entry_points(ENTRY_POINT_GROUP, before, state,
+                                    [(ep.name, ep.value, *dist_info(ep)) for ep in found],
+                                    [folder for folder in sys.path if folder not in before], notes)
+    return found
+
+
+def _discover() -> tuple[list[importlib.metadata.EntryPoint], list[tuple[int, str]]]:
+    """The discovery itself, and what it has to say as (log level, message)."""
+    import importlib.metadata
+
+    notes: list[tuple[int, str]] = []
     chosen: dict[str, importlib.metadata.EntryPoint] = {}
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         if ep.name in chosen:
-            log.warning("plugin name %r is provided by two distributions (%s, %s); using the first",
-                        ep.name, _dist_name(chosen[ep.name]), _dist_name(ep))
+            notes.append((logging.WARNING, f"plugin name {ep.name!r} is provided by two distributions "
+                                           f"({_dist_name(chosen[ep.name])}, {_dist_name(ep)}); using the first"))
             continue
         chosen[ep.name] = ep
     missing = {name: module for name, module in FALLBACK_BUILTINS.items() if name not in chosen}
     if missing and _builtins_importable(missing.values()):
-        log.info("dspy-trainkit's entry points are missing (a checkout on PYTHONPATH or a broken install); "
-                 "loading the essential built-in plugins by module name: %s", ", ".join(sorted(missing)))
+        notes.append((logging.INFO, "dspy-trainkit's entry points are missing (a checkout on PYTHONPATH or a broken "
+                                    "install); loading the essential built-in plugins by module name: "
+                                    + ", ".join(sorted(missing))))
         for name, module in missing.items():
             chosen[name] = importlib.metadata.EntryPoint(name=name, value=module, group=ENTRY_POINT_GROUP)
-    return list(chosen.values())
+    return list(chosen.values()), notes
 
 
 def _builtins_importable(modules: Iterable[str]) -> bool:
@@ -282,6 +319,8 @@ _DIST_INFO: dict[Any, tuple[str, str]] = {}
 def dist_info(ep: importlib.metadata.EntryPoint) -> tuple[str | None, str | None]:
     """(name, version) of the entry point's distribution, read once per distribution: `dist.metadata` parses
     the METADATA file again on every access, and four reads per plugin were most of making a plugin manager."""
+    if isinstance(ep, plugin_cache.CachedEntryPoint):
+        return ep.dist_name, ep.dist_version
     dist = ep.dist
     if dist is None:
         return None, None
@@ -313,7 +352,10 @@ def make_plugin_manager(*, load: Sequence[str] | None = None, disable: Iterable[
     pm = TrainkitPluginManager(call_timeout=timeout)
     if lazy is None:
         lazy = entry_points is None and not strict and os.environ.get("TRAINKIT_LAZY_PLUGINS", "1") != "0"
-    eps = discover_entry_points() if entry_points is None else list(entry_points)
+    if entry_points is not None:
+        eps = list(entry_points)
+    else:
+        eps = installed_entry_points() if lazy else discover_entry_points()
     known = {ep.name for ep in eps}
     disable = set(disable)
     for label, names in (("the plugin allow-list (plugins.load / TRAINKIT_LOAD_PLUGINS)", load or ()),

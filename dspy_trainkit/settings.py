@@ -17,11 +17,11 @@ from typing import Any
 
 import attrs
 
+from .config_location import CONFIG_FILE, find_config, locate_config  # noqa: F401  (re-exported)
 from .errors import ConfigError
-from .models import TASK_NAME
+from .names import TASK_NAME
 from .optimization.config import OptimizeSettings, read_optimize
 
-CONFIG_FILE = "trainkit.toml"
 DEFAULT_DB_FILE = "trainkit.db"
 COLLECTION_MODES = ("automatic", "manual")
 
@@ -425,15 +425,6 @@ def _from_document(doc: Mapping[str, Any], r: _Reader) -> dict[str, Any]:
     return values
 
 
-def find_config(start: Path) -> Path | None:
-    """The nearest `trainkit.toml` in `start` or its parents, as git finds its repository."""
-    for folder in (start, *start.parents):
-        candidate = folder / CONFIG_FILE
-        if candidate.is_file():
-            return candidate
-    return None
-
-
 def _env_bool(name: str, value: str) -> bool:
     lowered = value.strip().lower()
     if lowered in ("1", "true", "yes", "on"):
@@ -496,14 +487,7 @@ def load_settings(config: str | Path | None = None, *, env: Mapping[str, str] | 
     then `overrides` (command-line options; `None` values are ignored)."""
     env = os.environ if env is None else env
     cwd = Path.cwd() if cwd is None else cwd
-    config = config or env.get("TRAINKIT_CONFIG") or None
-    path: Path | None
-    if config is not None:
-        path = Path(config)
-        if not path.is_file():
-            raise ConfigError(f"{path}: configuration file not found (run `trainkit init` to create one)")
-    else:
-        path = find_config(cwd)
+    path = locate_config(config, env, cwd)
     values: dict[str, Any] = {}
     if path is not None:
         try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .conversion import ConversionError
+from .errors import ConversionError
 from .import_paths import import_module, is_import_path
 
 __all__ = ["SignatureError", "is_import_path", "resolve_signature", "signature_fields"]

@@ -40,7 +40,9 @@ def schema_keys(module_name: str) -> dict[str, set[str]]:
 
 
 def environment_names() -> set[str]:
-    source = (ROOT / "dspy_trainkit" / "settings.py").read_text(encoding="utf-8")
+    """The TRAINKIT_* variables the settings read (config_location.py: which file, TRAINKIT_CONFIG)."""
+    source = "".join((ROOT / "dspy_trainkit" / name).read_text(encoding="utf-8")
+                     for name in ("settings.py", "config_location.py"))
     return set(re.findall(r'"(TRAINKIT_[A-Z_]+)"', source))
 
 

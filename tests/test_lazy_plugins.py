@@ -79,3 +79,58 @@ def test_an_unreadable_table_means_eager_loading(tmp_path, monkeypatch):
     pm = make_plugin_manager()
     assert not pm._pending and "sqlstore" in pm.known_infos()
     assert json.loads(path.read_text())["plugins"]["sqlstore"]["hooks"] == ["storage_backend"]  # rewritten
+
+
+def _described(eps) -> list[tuple]:
+    from dspy_trainkit.plugin_manager import dist_info
+
+    return [(ep.name, ep.value, *dist_info(ep)) for ep in eps]
+
+
+def test_the_entry_point_list_gives_what_discovery_gives(tmp_path, monkeypatch):
+    from dspy_trainkit.plugin_manager import discover_entry_points, installed_entry_points
+
+    monkeypatch.setenv("TRAINKIT_CACHE_DIR", str(tmp_path / "c"))
+    assert plugin_cache.read_entry_points(plugin_cache.ENTRY_POINT_GROUP) is None
+    cold = installed_entry_points()  # discovers and writes the list
+    warm = installed_entry_points()
+    assert all(isinstance(ep, plugin_cache.CachedEntryPoint) for ep in warm)
+    assert _described(warm) == _described(cold) == _described(discover_entry_points())
+    assert {"sqlstore", "web", "pii"} <= {ep.name for ep in warm}
+    assert warm[[ep.name for ep in warm].index("sqlstore")].load() is cold[
+        [ep.name for ep in cold].index("sqlstore")].load()
+
+
+def test_an_installed_or_edited_distribution_invalidates_the_entry_point_list(tmp_path, monkeypatch):
+    """A distribution added to a folder already on sys.path, or its entry_points.txt edited in place, is seen."""
+    from dspy_trainkit.plugin_manager import installed_entry_points
+
+    site = tmp_path / "site"
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setenv("TRAINKIT_CACHE_DIR", str(tmp_path / "c"))
+    importlib.invalidate_caches()
+    before = {ep.name for ep in installed_entry_points()}
+    assert "tk_probe_a" not in before and plugin_cache.read_entry_points(plugin_cache.ENTRY_POINT_GROUP)
+    info = site / "tk_probe-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: tk-probe\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[dspy_trainkit]\ntk_probe_a = tk_probe_a\n")
+    importlib.invalidate_caches()
+    assert {ep.name for ep in installed_entry_points()} == before | {"tk_probe_a"}
+    assert "tk_probe_a" in {ep.name for ep in installed_entry_points()}  # from the list written just now
+    (info / "entry_points.txt").write_text("[dspy_trainkit]\ntk_probe_a = tk_probe_a\ntk_probe_bb = tk_probe_b\n")
+    assert {ep.name for ep in installed_entry_points()} == before | {"tk_probe_a", "tk_probe_bb"}
+
+
+def test_a_warm_start_does_not_import_importlib_metadata(tmp_path):
+    code = textwrap.dedent("""
+        import sys
+        from dspy_trainkit.plugin_manager import make_plugin_manager
+        pm = make_plugin_manager()
+        print("importlib.metadata" in sys.modules, "sqlstore" in pm._pending)
+    """)
+    env = {**os.environ, "TRAINKIT_CACHE_DIR": str(tmp_path / "cache")}
+    runs = [subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+            for _ in range(2)]
+    assert [run.stdout.split() for run in runs] == [["True", "False"], ["False", "True"]]

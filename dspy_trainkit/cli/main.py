@@ -56,6 +56,65 @@ BUILTIN_COMMANDS = {
     "metrics": ("dspy_trainkit.cli.operations", "metrics"),
 }
 
+#: The first sentence of each built-in command's help, all that `trainkit --help` shows of it: listing the
+#: commands from here spares importing every command module (tests/test_startup_imports.py checks the text).
+BUILTIN_SUMMARIES = {
+    'init': 'Create trainkit.toml (commented) and the store in a project folder.',
+    'add': 'Add one example through validation, dedup and scoring.',
+    'list': 'List examples, filtered and paged.',
+    'show': 'Show one example by id, or by a unique start or end of it (4+ characters).',
+    'stats': 'Counts by task, status, source and domain/topic/difficulty.',
+    'import': 'Import examples from JSON, JSONL, CSV or YAML files.',
+    'export': 'Export examples to a file, streaming (written to a temporary file, renamed when complete).',
+    'accept': 'Accept the selected examples for training.',
+    'reject': 'Reject the selected examples (with --reason).',
+    'archive': 'Archive the selected examples (kept, not used).',
+    'score': 'Validate and score stored examples again with the plugins loaded now, in batches.',
+    'log': 'Show the audit trail: who changed what, when and why (before and after for edits).',
+    'review': 'Review examples one by one (default: the candidates waiting for review).',
+    'report': 'Reports on the stored data.',
+    'plugins': 'List plugins: name, version, distribution, hooks, built-in or not, and status.',
+    'config': 'Inspect settings.',
+    'snapshot': 'Immutable, named sets of examples that optimization reads (reproducible trainsets).',
+    'balance': 'Balance of the data over domain x topic x difficulty cells.',
+    'cleanup': 'Archive examples by the [cleanup] policies (max_age_days, min_quality, superseded, over_full).',
+    'freshness': 'Age and last-used distributions per task and cell.',
+    'backup': ('Write a consistent backup of the store to FILE (or a timestamped file in --dir) while writers keep '
+        'working, with checksums; `trainkit backup verify FILE` checks one by a trial restore.'),
+    'restore': ("Check a backup's checksums (and signature, with TRAINKIT_BACKUP_KEY) and restore it into an empty "
+        'store, all or nothing.'),
+    'synthesize': 'Make synthetic examples with a strategy, through validation, dedup and scoring.',
+    'lm': 'The LMs trainkit calls ([lm.PURPOSE] in trainkit.toml, per-task overrides in [tasks.T.lm.PURPOSE]).',
+    'bootstrap': ('Generate examples for every domain x topic x difficulty cell of a task with its DSPy program, '
+        'through intake.'),
+    'ready': ('Is there enough accepted data to optimize each task? Counts per domain/topic/difficulty cell against'
+        " the optimizer's minimums, the dev set the split will give, quality, balance gaps, a verdict and "
+        'next steps.'),
+    'optimize': ("Optimize a task's DSPy program on a snapshot: split train/dev, score the current program, compile, "
+        'score the result on the same dev set, save it as JSON and keep it as champion if it wins by the '
+        'margin.'),
+    'runs': ("Optimization history, oldest first: snapshot, optimizer, status, dev scores; * marks each task's "
+        'champion.'),
+    'watch': ('Re-optimize tasks when their triggers fire ([optimize.triggers]: new_accepted, growth, '
+        'quality_shift, every, on_ready).'),
+    'value': ("Which examples help TASK's program: each accepted example's value as a demonstration, estimated from"
+        ' the random-search candidates of the stored optimization runs and valuation runs (--budget) (metric '
+        'points per inclusion, with its standard error and the number of candidates that showed it).'),
+    'recommend': ("What to do next with TASK's data: ranked recommendations (review examples that hurt as demos, add "
+        'examples to thin cells, value again, ...), each with its reason and either an id to --apply or a '
+        'command to run.'),
+    'alerts': ('Alerts on the data and runs: rejection spikes, stalled collection, quality shifts, lost readiness, '
+        'failed runs, ...'),
+    'impact': ('The impact of a change from A to B (snapshots or runs): what changed in the data per cell, the two '
+        "programs' scores on one common dev set (A scored again on B's dev set when they differ), the dev "
+        'examples that flipped, and which added or removed examples carry the most value.'),
+    'doctor': ('Check settings, store (reachable, migrations, integrity or privileges), plugins, disk, spill files, '
+        'backups and (--lm) the LMs; say what to do for each problem.'),
+    'migrate': "Apply the store's pending schema migrations (back up first: `trainkit backup FILE`).",
+    'metrics': ('Prometheus metrics computed from the store: print one scrape, write it as a node-exporter textfile '
+        '(--textfile PATH), or serve them (`trainkit metrics serve`).'),
+}
+
 
 class TrainkitGroup(click.Group):
     """A group that imports built-in commands on demand and asks plugins for theirs."""
@@ -87,6 +146,7 @@ class TrainkitGroup(click.Group):
             for name, command in group.commands.items():
                 owner = "trainkit itself" if name in BUILTIN_COMMANDS else owners.get(name)
                 if owner:
+                    state.plugin_clash = True
                     logging.getLogger("dspy_trainkit").warning(
                         "plugin %r adds command %r, which %s provides already; ignoring the plugin's",
                         impl.plugin_name, name, owner if owner == "trainkit itself" else f"plugin {owner!r}")
@@ -94,6 +154,41 @@ class TrainkitGroup(click.Group):
                 owners[name] = impl.plugin_name
                 state.plugin_commands[name] = command
         return state.plugin_commands
+
+    def _listed_plugin_commands(self, ctx: click.Context) -> dict[str, click.Command]:
+        """The plugin commands help lists: as remembered by `help_index` while nothing they depend on changed,
+        else from the plugins (and then remembered, when that went without a word)."""
+        from . import help_index
+
+        state: CliState = ctx.ensure_object(CliState)
+        before = help_index.key(ctx.params) if state.plugin_commands is None else None
+        remembered = help_index.read(before) if before is not None else None
+        if remembered is not None:
+            return {row["name"]: click.Command(row["name"], help=row["help"], short_help=row["short_help"],
+                                               hidden=row["hidden"], deprecated=row["deprecated"])
+                    for row in remembered}
+        commands = self._plugin_commands(ctx)
+        pm = state._pm
+        if (state.plugin_error is None and not state.plugin_clash and pm is not None
+                and not any(info.status == "failed" for info in pm.known_infos().values())):
+            after = help_index.key(ctx.params)  # the first run writes the tables the key reads
+            if after is not None and before in (None, after):
+                help_index.write(after, commands)
+        return commands
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """click's command listing, with each built-in command's line from BUILTIN_SUMMARIES instead of its
+        module (importing every command module was a third of `trainkit --help`) and the plugins' commands as
+        `help_index` remembers them."""
+        listed: dict[str, click.Command] = {
+            name: click.Command(name, help=summary) for name, summary in BUILTIN_SUMMARIES.items()}
+        listed.update((name, command) for name, command in self._listed_plugin_commands(ctx).items()
+                      if name not in BUILTIN_COMMANDS)
+        rows = [(name, listed[name]) for name in sorted(listed) if not listed[name].hidden]
+        if rows:
+            limit = formatter.width - 6 - max(len(name) for name, _command in rows)
+            with formatter.section("Commands"):
+                formatter.write_dl([(name, command.get_short_help_str(limit)) for name, command in rows])
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*BUILTIN_COMMANDS, *self._plugin_commands(ctx)})

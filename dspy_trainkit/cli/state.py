@@ -24,6 +24,7 @@ class CliState:
         self.strict: bool | None = None
         self.plugin_commands: dict[str, Any] | None = None
         self.plugin_error: str | None = None
+        self.plugin_clash = False  # a plugin command's name was taken already (a warning was given)
         self._settings: Settings | None = None
         self._pm: TrainkitPluginManager | None = None
         self._kit: Kit | None = None

@@ -21,9 +21,11 @@ def _as_ids(value: Any) -> tuple[str, ...] | None:
 
 def _as_conditions(value: Any) -> tuple[tuple[str, str, object], ...]:
     """`where="quality<0.5"`, a list of such strings, or parsed (field, op, value) triples -> parsed triples."""
+    items = [value] if isinstance(value, str) else list(value or ())
+    if not items:
+        return ()  # no condition: the parser (and its patterns) stay unimported, as `stats` needs none
     from .where import check_condition, parse_where
 
-    items = [value] if isinstance(value, str) else list(value or ())
     return tuple(parse_where(item) if isinstance(item, str) else check_condition(tuple(item)) for item in items)
 
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from types import SimpleNamespace
+from typing import TYPE_CHECKING
 
 import attrs
 import orjson
 import peewee as pw
 
-from dspy_trainkit.pluginkit import Alert
+if TYPE_CHECKING:  # the value classes load when an alert is read: opening a store for `stats` needs none
+    from dspy_trainkit.pluginkit import Alert
 
 from . import schema
 
@@ -65,4 +67,6 @@ class AlertStoreMixin:
             select = select.where(m.Alert.task == task)
         if statuses is not None:
             select = select.where(m.Alert.status.in_(list(statuses)))
+        from dspy_trainkit.pluginkit import Alert
+
         return [Alert(**orjson.loads(row[0])) for row in select.tuples()]

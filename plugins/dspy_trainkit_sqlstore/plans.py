@@ -17,12 +17,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Sequence
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import peewee as pw
 
-from dspy_trainkit.pluginkit import Cell, PlanSlot, SlotResult, StoreError
+from dspy_trainkit.pluginkit import StoreError
+
+if TYPE_CHECKING:  # the value classes load when a slot is read: opening a store for `stats` needs none
+    from dspy_trainkit.pluginkit import Cell, PlanSlot, SlotResult
 
 from . import schema
 
@@ -261,6 +264,8 @@ class PlanStoreMixin:
 
 
 def _slot(row: Sequence[Any]) -> PlanSlot:
+    from dspy_trainkit.pluginkit import PlanSlot
+
     values = dict(zip(SLOT_COLUMNS, row, strict=True))
     return PlanSlot(plan=values["plan"], domain=values["domain"], topic=values["topic"],
                     difficulty=values["difficulty"], index=values["slot"], state=values["state"],

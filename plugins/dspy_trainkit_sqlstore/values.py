@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import peewee as pw
 
-from dspy_trainkit.pluginkit import Event, ExampleValue
+if TYPE_CHECKING:  # the value classes load when a value is read: opening a store for `stats` needs none
+    from dspy_trainkit.pluginkit import Event, ExampleValue
 
 from . import schema
 
@@ -100,6 +101,8 @@ class ValueStoreMixin:
 
 
 def _value(row: tuple[Any, ...]) -> ExampleValue:
+    from dspy_trainkit.pluginkit import ExampleValue
+
     task, example_id, value, stderr, observations, signals, computed_at, stale = row
     return ExampleValue(task=task, example_id=example_id, value=value, stderr=stderr, observations=observations,
                         signals=orjson.loads(signals), computed_at=computed_at, stale=bool(stale))
