@@ -126,7 +126,8 @@ def _row_reader(columns: tuple[str, ...]) -> Any:
         lines.append(f"    set_{name}(ex, {value})")
     lines.append("    return ex")
     namespace = {"new": object.__new__, "Example": Example, "loads": orjson.loads, "absent": _ABSENT,
-                 "findings": _findings, **{f"set_{name}": _slot_setter(name) for name in _EXAMPLE_FIELDS}}
+                 "findings": _findings,
+                 **{f"set_{name}": _slot_setter(name) for name in (*_EXAMPLE_FIELDS, "content_hash")}}
     exec("\n".join(lines), namespace)  # noqa: S102 - the source is built above from field names only
     return namespace["read"]
 
