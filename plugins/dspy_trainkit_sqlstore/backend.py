@@ -346,9 +346,7 @@ class PeeweeStore(SnapshotStoreMixin, PlanStoreMixin, RunStoreMixin, ValueStoreM
         fields = [getattr(model, c) for c in names]
         sql, params = self._select(query, fields).sql()
         if self._order_served(sql, params):
-            read = _row_reader(names)
-            for row in self._stream(sql, params):
-                yield read(row)
+            yield from map(_row_reader(names), self._stream(sql, params))  # no Python loop of its own per row
             return
         ids_sql, params = self._select(query, [model.id]).sql()
         page: list[str] = []
