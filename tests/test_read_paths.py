@@ -225,3 +225,21 @@ def test_sqlite_readers_keep_the_small_page_cache_and_writers_get_the_big_one(tm
         assert kit.store.db.execute_sql("PRAGMA cache_size").fetchone()[0] != -WRITER_CACHE_KIB
         kit.add(task="qa", inputs={"question": "two?"}, outputs={"answer": "2"})
         assert kit.store.db.execute_sql("PRAGMA cache_size").fetchone()[0] == -WRITER_CACHE_KIB
+
+
+def test_a_convert_wrapper_still_sees_every_example_after_a_trainset(tmp_path):
+    pytest.importorskip("dspy")
+
+    class Wrapper:
+        seen: list[object] = []
+
+        @tk.hookimpl(wrapper=True)
+        def convert(self, examples, target, context, options):
+            result = yield
+            Wrapper.seen = list(examples)  # after the dspy plugin converted them
+            return result
+
+    with tk.open(f"sqlite:///{tmp_path / 'store.db'}", plugins=[("wrapper", Wrapper())]) as kit:
+        a = kit.add(task="qa", inputs={"question": "one?"}, outputs={"answer": "1"})
+        assert [ex.question for ex in kit.trainset("qa", status=None, signature="question -> answer")] == ["one?"]
+    assert [ex.id for ex in Wrapper.seen] == [a.id]

@@ -99,6 +99,13 @@ def dspy_builder() -> Any:
     return direct if same else public
 
 
+def wrapped(kit: Any) -> bool:
+    """Whether a hook wrapper surrounds `convert`: it may read the examples after this plugin returns, so they
+    are then left in the list."""
+    impls = kit.pm.hook.convert.get_hookimpls()
+    return any(getattr(impl, "hookwrapper", False) or getattr(impl, "wrapper", False) for impl in impls)
+
+
 def signature_misfits(examples: list[Any], kit: Any, options: dict[str, Any]) -> list[tuple[str, str]]:
     """`check_fields` per task (a function of its own, so no list of examples outlives it)."""
     skipped: list[tuple[str, str]] = []
@@ -119,11 +126,13 @@ def convert(examples, target, context, options):
     skipped = signature_misfits(examples, context, options)
     left_out = {example_id for example_id, _ in skipped}
     build = dspy_builder()
+    release = not wrapped(context)
     items = []
     for n, ex in enumerate(examples):
         if not left_out or ex.id not in left_out:
             items.append(build(ex.inputs, ex.outputs))
-        examples[n] = None  # the list is this call's own: release each example once converted (hookspecs)
+        if release:  # the list is this call's own: release each example once converted (hookspecs)
+            examples[n] = None
     return ConversionResult(items=items, skipped=skipped)
 
 
