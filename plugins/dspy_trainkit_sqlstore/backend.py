@@ -122,11 +122,11 @@ def _row_reader(columns: tuple[str, ...]) -> Any:
         elif name == "content_hash":
             continue  # computed from the content when asked for
         else:
-            value = f"absent[{name!r}]"
+            value = f"absent_{name}"  # a name of its own: no dictionary lookup per row
         lines.append(f"    set_{name}(ex, {value})")
     lines.append("    return ex")
     namespace = {"new": object.__new__, "Example": Example, "loads": orjson.loads, "absent": _ABSENT,
-                 "findings": _findings,
+                 "findings": _findings, **{f"absent_{name}": value for name, value in _ABSENT.items()},
                  **{f"set_{name}": _slot_setter(name) for name in (*_EXAMPLE_FIELDS, "content_hash")}}
     exec("\n".join(lines), namespace)  # noqa: S102 - the source is built above from field names only
     return namespace["read"]
