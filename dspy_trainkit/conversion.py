@@ -33,7 +33,8 @@ class ConversionResult:
 
 def convert(kit: Kit, examples: list[Example], target: str, options: Mapping[str, Any] | None = None
             ) -> ConversionResult:
-    """Ask the `convert` plugins for `target`; an unknown target is a ConversionError."""
+    """Ask the `convert` plugins for `target`; an unknown target is a ConversionError. `examples` is handed to
+    the plugins, which may set its entries to None as they convert them: pass a copy to keep yours."""
     result = kit.pm.hook.convert(examples=examples, target=target, context=kit, options=dict(options or {}))
     if result is None:
         raise ConversionError(f"no plugin converts to {target!r} (is the plugin for it installed and enabled? "

@@ -89,7 +89,10 @@ def convert(examples: list[Example], target: str, context: Kit, options: dict[st
     Called by ``kit.trainset`` (target ``"dspy"``) and ``kit.convert`` for any target. ``examples`` are the
     stored examples to convert; ``target`` names the representation (``"dspy"``, ``"openai-chat"``, ...);
     ``options`` holds target-specific settings (for ``"dspy"``: ``signature``, a DSPy Signature class or string
-    to check fields against). Return a list of converted items, or a
+    to check fields against). ``examples`` is a list made for this call (never the caller's own), so a plugin
+    may set its entries to ``None`` as it converts them (unless a hook wrapper surrounds ``convert`` and may read
+    them afterwards): a million-example trainset is then not held twice.
+    Return a list of converted items, or a
     :class:`~dspy_trainkit.conversion.ConversionResult` that also names the examples skipped and why, or
     ``None`` when this plugin does not handle ``target``. Raise
     :class:`~dspy_trainkit.conversion.ConversionError` when the conversion as a whole cannot work.

@@ -161,3 +161,85 @@ def test_log_id_reads_the_link_index(tmp_path):
         plan = kit.store.db.execute_sql("EXPLAIN QUERY PLAN SELECT event_id FROM event_examples "
                                         "WHERE example_id = ?", ["x"]).fetchall()
     assert any("event_examples_example_id" in str(row[-1]) for row in plan)
+
+
+def test_a_large_event_links_every_id_in_order_across_pages(kit):
+    from dspy_trainkit_sqlstore.events import LINK_PAGE
+
+    from dspy_trainkit.models import Event
+
+    ids = [f"{n:032x}" for n in range(2 * LINK_PAGE + 7)]  # three pages of links, the last one short
+    kit.store.append_event(Event(kind="used", example_ids=ids, actor="test", reason="", details={}))
+    (event,) = [e for e in kit.events() if e.kind == "used"]
+    assert event.example_ids == tuple(ids)
+    assert [e.id for e in kit.events(example_id=ids[LINK_PAGE])] == [event.id]
+    assert [n for e, n in kit.store.iter_event_counts() if e.id == event.id] == [len(ids)]
+
+
+def test_dspy_examples_made_directly_equal_the_public_way():
+    pytest.importorskip("dspy")
+    from dspy_trainkit_dspy import dspy_builder, to_dspy
+
+    build = dspy_builder()
+    assert build.__name__ == "direct"  # this DSPy's Example is the one the direct path was checked against
+    for inputs, outputs in (({"question": "q", "context": ["a", "b"]}, {"answer": "x"}),
+                            ({"base": "b", "question": "q"}, {"answer": "x"}),  # DSPy reads `base` itself
+                            ({"question": "q"}, {})):
+        stored = tk.Example(task="qa", inputs=inputs, outputs=outputs)
+        made, public = build(inputs, outputs), to_dspy(stored)
+        assert type(made) is type(public) and list(vars(made)) == list(vars(public))
+        assert vars(made) == vars(public)
+        assert made.inputs().toDict() == public.inputs().toDict()
+        assert made.labels().toDict() == public.labels().toDict()
+
+
+def test_trainset_leaves_callers_lists_and_the_garbage_collector_as_they_were(kit):
+    import gc
+
+    pytest.importorskip("dspy")
+    a = kit.add(task="qa", inputs={"question": "one?"}, outputs={"answer": "1"}, status="accepted")
+    examples = [a]
+    converted = kit.convert(examples, "dspy", signature="question -> answer")  # kit.convert copies the list
+    assert examples == [a] and converted.items[0].question == "one?"
+    assert gc.isenabled()
+    assert [ex.question for ex in kit.trainset("qa", status=None, signature="question -> answer")] == ["one?"]
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        kit.trainset("qa", status=None, signature="question -> answer")
+        assert not gc.isenabled()  # a caller that switched it off keeps it off
+    finally:
+        gc.enable()
+
+
+def test_sqlite_readers_keep_the_small_page_cache_and_writers_get_the_big_one(tmp_path):
+    from dspy_trainkit_sqlstore.database import WRITER_CACHE_KIB
+
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    with tk.open(url) as kit:
+        kit.add(task="qa", inputs={"question": "one?"}, outputs={"answer": "1"})
+    with tk.open(url, create=False) as kit:
+        cache = kit.store.db.execute_sql("PRAGMA cache_size")
+        assert cache.fetchone()[0] != -WRITER_CACHE_KIB
+        kit.stats()
+        assert kit.store.db.execute_sql("PRAGMA cache_size").fetchone()[0] != -WRITER_CACHE_KIB
+        kit.add(task="qa", inputs={"question": "two?"}, outputs={"answer": "2"})
+        assert kit.store.db.execute_sql("PRAGMA cache_size").fetchone()[0] == -WRITER_CACHE_KIB
+
+
+def test_a_convert_wrapper_still_sees_every_example_after_a_trainset(tmp_path):
+    pytest.importorskip("dspy")
+
+    class Wrapper:
+        seen: list[object] = []
+
+        @tk.hookimpl(wrapper=True)
+        def convert(self, examples, target, context, options):
+            result = yield
+            Wrapper.seen = list(examples)  # after the dspy plugin converted them
+            return result
+
+    with tk.open(f"sqlite:///{tmp_path / 'store.db'}", plugins=[("wrapper", Wrapper())]) as kit:
+        a = kit.add(task="qa", inputs={"question": "one?"}, outputs={"answer": "1"})
+        assert [ex.question for ex in kit.trainset("qa", status=None, signature="question -> answer")] == ["one?"]
+    assert [ex.id for ex in Wrapper.seen] == [a.id]

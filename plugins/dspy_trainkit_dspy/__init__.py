@@ -33,10 +33,24 @@ def task_signature_fields(kit: Any, task: str, options: dict[str, Any]) -> tuple
 
 
 def check_fields(examples: list[Any], fields: tuple[list[str], list[str]], task: str) -> list[tuple[str, str]]:
-    """Raise for a signature field no example has; return (id, reason) for examples missing some field."""
+    """Raise for a signature field no example has; return (id, reason) for examples missing some field.
+    Examples share a few shapes (their field names): each shape is checked once, not each example."""
     inputs, outputs = fields
-    seen_inputs = {name for ex in examples for name in ex.inputs}
-    seen_outputs = {name for ex in examples for name in ex.outputs}
+    missing_of: dict[tuple[Any, ...], list[str]] = {}  # shape -> what the signature needs that it lacks
+    seen_inputs: set[str] = set()
+    seen_outputs: set[str] = set()
+    skipped = []
+    for ex in examples:
+        shape = (*ex.inputs, None, *ex.outputs)
+        missing = missing_of.get(shape)
+        if missing is None:
+            seen_inputs.update(ex.inputs)
+            seen_outputs.update(ex.outputs)
+            missing = [f"input {n!r}" for n in inputs if n not in ex.inputs]
+            missing += [f"output {n!r}" for n in outputs if n not in ex.outputs]
+            missing_of[shape] = missing
+        if missing:
+            skipped.append((ex.id, f"missing {', '.join(missing)} required by the signature"))
     for kind, wanted, seen in (("input", inputs, seen_inputs), ("output", outputs, seen_outputs)):
         absent = [name for name in wanted if name not in seen]
         if absent and examples:
@@ -44,35 +58,82 @@ def check_fields(examples: list[Any], fields: tuple[list[str], list[str]], task:
                 f"task {task!r}: signature {kind} field(s) {', '.join(absent)} are in none of the "
                 f"{len(examples)} examples, whose {kind}s are {', '.join(sorted(seen)) or 'empty'}; fix the "
                 "signature in trainkit.toml or map the fields when importing")
-    skipped = []
-    for ex in examples:
-        missing = [f"input {n!r}" for n in inputs if n not in ex.inputs]
-        missing += [f"output {n!r}" for n in outputs if n not in ex.outputs]
-        if missing:
-            skipped.append((ex.id, f"missing {', '.join(missing)} required by the signature"))
     return skipped
 
 
 def to_dspy(example: Any) -> Any:
+    """`dspy.Example(**inputs, **outputs).with_inputs(*inputs)`, the public way (see `dspy_builder`)."""
     import dspy
 
     return dspy.Example(**example.inputs, **example.outputs).with_inputs(*example.inputs)
+
+
+def dspy_builder() -> Any:
+    """A function `(inputs, outputs) -> dspy.Example` equal to `to_dspy`, but made without DSPy's two
+    constructions and copy per example (`with_inputs` copies the example it is called on), which were most of
+    the time of a million-example trainset. The attributes are set directly, and only when that gives exactly
+    what the public way gives (same class, same attributes in the same order, checked on a probe example at
+    each call): under a DSPy whose Example is built differently every example is made the public way."""
+    import dspy
+
+    cls = dspy.Example
+    new = object.__new__
+    set_attr = object.__setattr__
+
+    def public(inputs: dict[str, Any], outputs: dict[str, Any]) -> Any:
+        return cls(**inputs, **outputs).with_inputs(*inputs)
+
+    def direct(inputs: dict[str, Any], outputs: dict[str, Any]) -> Any:
+        if "base" in inputs or "base" in outputs:  # dspy.Example(base=...) reads it as the example to copy
+            return public(inputs, outputs)
+        made = new(cls)
+        set_attr(made, "__dict__", {"_store": {**inputs, **outputs}, "_demos": [], "_input_keys": set(inputs)})
+        return made
+
+    probe = ({"question": "q", "context": ["c"]}, {"answer": "a"})
+    expected, got = public(*probe), direct(*probe)
+    same = (type(got) is type(expected)
+            and list(vars(got)) == list(vars(expected))
+            and all(type(a) is type(b) and a == b for a, b in zip(vars(got).values(), vars(expected).values(),
+                                                                 strict=True)))
+    return direct if same else public
+
+
+def wrapped(kit: Any) -> bool:
+    """Whether a hook wrapper surrounds `convert`: it may read the examples after this plugin returns, so they
+    are then left in the list."""
+    impls = kit.pm.hook.convert.get_hookimpls()
+    return any(getattr(impl, "hookwrapper", False) or getattr(impl, "wrapper", False) for impl in impls)
+
+
+def signature_misfits(examples: list[Any], kit: Any, options: dict[str, Any]) -> list[tuple[str, str]]:
+    """`check_fields` per task (a function of its own, so no list of examples outlives it)."""
+    skipped: list[tuple[str, str]] = []
+    by_task: dict[str, list[Any]] = {}
+    for ex in examples:
+        by_task.setdefault(ex.task, []).append(ex)
+    for task, task_examples in by_task.items():
+        fields = task_signature_fields(kit, task, options)
+        if fields is not None:
+            skipped += check_fields(task_examples, fields, task)
+    return skipped
 
 
 @hookimpl
 def convert(examples, target, context, options):
     if target != "dspy":
         return None
-    skipped: list[tuple[str, str]] = []
-    by_task: dict[str, list[Any]] = {}
-    for ex in examples:
-        by_task.setdefault(ex.task, []).append(ex)
-    for task, task_examples in by_task.items():
-        fields = task_signature_fields(context, task, options)
-        if fields is not None:
-            skipped += check_fields(task_examples, fields, task)
+    skipped = signature_misfits(examples, context, options)
     left_out = {example_id for example_id, _ in skipped}
-    return ConversionResult(items=[to_dspy(ex) for ex in examples if ex.id not in left_out], skipped=skipped)
+    build = dspy_builder()
+    release = not wrapped(context)
+    items = []
+    for n, ex in enumerate(examples):
+        if not left_out or ex.id not in left_out:
+            items.append(build(ex.inputs, ex.outputs))
+        if release:  # the list is this call's own: release each example once converted (hookspecs)
+            examples[n] = None
+    return ConversionResult(items=items, skipped=skipped)
 
 
 @hookimpl

@@ -57,8 +57,7 @@ SQLITE_PRAGMAS = {
     "journal_mode": "wal",
     "synchronous": "normal",
     "foreign_keys": 1,
-    "cache_size": -128 * 1024,  # KiB: keeps the unique-hash index in memory on large imports
-}
+}  # the page cache grows when the connection first writes (database.WRITER_CACHE_KIB)
 #: `[plugin.sqlstore]` keys and their defaults. lock_timeout: seconds a SQLite writer waits for another
 #: process's write lock before giving up with a StoreError.
 DEFAULTS: dict[str, Any] = {"lock_timeout": 60.0}
@@ -109,7 +108,8 @@ def row_example(row: Sequence[Any], columns: Sequence[str] = schema.EXAMPLE_COLU
 @functools.lru_cache(maxsize=32)
 def _row_reader(columns: tuple[str, ...]) -> Any:
     """A function made for these columns that builds an Example from a row: one assignment per field,
-    unrolled (a loop over field names cost 16 us per row; this is about 3, most of it JSON parsing)."""
+    unrolled (a loop over field names cost 16 us per row; this is about 3, most of it JSON parsing),
+    each through the field's slot setter."""
     at = {name: n for n, name in enumerate(columns)}
     lines = ["def read(row):", "    ex = new(Example)"]
     for name in (*_EXAMPLE_FIELDS, "content_hash"):
@@ -122,13 +122,23 @@ def _row_reader(columns: tuple[str, ...]) -> Any:
         elif name == "content_hash":
             continue  # computed from the content when asked for
         else:
-            value = f"absent[{name!r}]"
-        lines.append(f"    put(ex, {name!r}, {value})")
+            value = f"absent_{name}"  # a name of its own: no dictionary lookup per row
+        lines.append(f"    set_{name}(ex, {value})")
     lines.append("    return ex")
-    namespace = {"new": object.__new__, "Example": Example, "put": object.__setattr__, "loads": orjson.loads,
-                 "absent": _ABSENT, "findings": _findings}
+    namespace = {"new": object.__new__, "Example": Example, "loads": orjson.loads, "absent": _ABSENT,
+                 "findings": _findings, **{f"absent_{name}": value for name, value in _ABSENT.items()},
+                 **{f"set_{name}": _slot_setter(name) for name in (*_EXAMPLE_FIELDS, "content_hash")}}
     exec("\n".join(lines), namespace)  # noqa: S102 - the source is built above from field names only
     return namespace["read"]
+
+
+def _slot_setter(name: str) -> Any:
+    """`setter(example, value)` for one field: the slot's own setter (Example is a frozen slotted class), which
+    skips the attribute lookup `object.__setattr__` makes on every call; a plain setattr where there is none."""
+    slot = Example.__dict__.get(name)
+    if slot is not None and type(slot).__name__ == "member_descriptor":
+        return slot.__set__
+    return lambda example, value: object.__setattr__(example, name, value)
 
 
 def _findings(text: str) -> tuple[Finding, ...]:
@@ -336,9 +346,7 @@ class PeeweeStore(SnapshotStoreMixin, PlanStoreMixin, RunStoreMixin, ValueStoreM
         fields = [getattr(model, c) for c in names]
         sql, params = self._select(query, fields).sql()
         if self._order_served(sql, params):
-            read = _row_reader(names)
-            for row in self._stream(sql, params):
-                yield read(row)
+            yield from map(_row_reader(names), self._stream(sql, params))  # no Python loop of its own per row
             return
         ids_sql, params = self._select(query, [model.id]).sql()
         page: list[str] = []

@@ -60,10 +60,22 @@ class ReconnectingPostgresqlDatabase(ReconnectMixin, pw.PostgresqlDatabase):
         super().commit()
 
 
+#: SQLite page cache (KiB) of a connection that writes: keeps the unique content-hash index in memory on large
+#: imports. A connection that only reads keeps SQLite's default (2 MiB): a cache this big made a one-off scan
+#: (`stats` over a million rows) allocate a fresh page for every page it read, a third slower than raw sqlite3.
+WRITER_CACHE_KIB = 128 * 1024
+
+
 class SqliteStoreDatabase(pw.SqliteDatabase):
     """`pw.SqliteDatabase` that skips ROLLBACK when SQLite has already rolled the transaction back itself (it
     does on a full disk and some I/O errors): peewee's ROLLBACK then failed with "cannot rollback - no
-    transaction is active", and that error replaced the one saying the disk was full."""
+    transaction is active", and that error replaced the one saying the disk was full. Its write transactions
+    (`BEGIN IMMEDIATE`) give the connection the writer's page cache first (`WRITER_CACHE_KIB`)."""
+
+    def begin(self, lock_type: str | None = None) -> None:
+        if (lock_type or self._lock_type) == "IMMEDIATE":  # a few microseconds per write transaction
+            self.cursor().execute(f"PRAGMA cache_size = -{WRITER_CACHE_KIB}")
+        super().begin(lock_type)
 
     def rollback(self) -> None:
         if not self.is_closed() and not self._state.conn.in_transaction:

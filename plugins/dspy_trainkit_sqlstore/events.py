@@ -24,6 +24,8 @@ LINK_TABLE = "event_examples"
 LINK_COLUMNS = ("event_id", "position", "example_id")
 #: Events read per round trip when reassembling their ids.
 EVENT_PAGE = 500
+#: Links written per statement (and held at once) when writing an event's ids.
+LINK_PAGE = 2000
 
 
 #: The events table's columns as written since migration 0007: `example_count` is how many ids the event has
@@ -32,13 +34,9 @@ WRITE_COLUMNS = (*schema.EVENT_COLUMNS, "example_count")
 
 
 def event_row(event: Event) -> tuple[Any, ...]:
-    """An event's row in `WRITE_COLUMNS` order; its ids go to the link table (`link_rows`)."""
+    """An event's row in `WRITE_COLUMNS` order; its ids go to the link table (`write_events`)."""
     return (event.id, event.time, event.kind, event.actor, event.reason, "[]", orjson.dumps(event.details).decode(),
             len(event.example_ids))
-
-
-def link_rows(event: Event) -> list[tuple[str, int, str]]:
-    return [(event.id, n, example_id) for n, example_id in enumerate(event.example_ids)]
 
 
 def write_events(database: pw.Database, events: Sequence[Event], *, ignore_conflicts: bool = False) -> None:
@@ -49,8 +47,12 @@ def write_events(database: pw.Database, events: Sequence[Event], *, ignore_confl
         ids = [e.id for e in events]
         have = _ids_with_links(database, ids)
         events = [e for e in events if e.id not in have]
-    links = [row for event in events for row in link_rows(event)]
-    schema.insert_rows(database, LINK_TABLE, LINK_COLUMNS, links, ignore_conflicts=ignore_conflicts, chunk=2000)
+    for event in events:  # a page of links at a time: a trainset's `used` event names a million examples
+        for start in range(0, len(event.example_ids), LINK_PAGE):
+            links = [(event.id, n, example_id) for n, example_id
+                     in enumerate(event.example_ids[start:start + LINK_PAGE], start)]
+            schema.insert_rows(database, LINK_TABLE, LINK_COLUMNS, links, ignore_conflicts=ignore_conflicts,
+                               chunk=LINK_PAGE)
 
 
 def _ids_with_links(database: pw.Database, event_ids: list[str]) -> set[str]:
