@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -185,7 +186,7 @@ def test_a_connection_dropped_mid_import_keeps_the_committed_batches(postgres_sc
                               for n in range(500)), encoding="utf-8")
     (tmp_path / "trainkit.toml").write_text('[tasks.qa]\nsignature = "question -> answer"\n[intake]\n'
                                             "batch_size = 100\n", encoding="utf-8")
-    name = "tk_copy_drop"
+    name = f"tk_copy_drop_{uuid.uuid4().hex[:8]}"  # only this test's connections are dropped
     url = f"{postgres_schema_url}&application_name={name}"
     admin = psycopg2.connect(postgres_schema_url)
     admin.autocommit = True
