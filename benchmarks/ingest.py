@@ -13,13 +13,14 @@ ratio of the children's CPU seconds (user + system, start-up included; for Postg
 printed beside it, since wall time on a machine shared with other work follows the load.
 
     python benchmarks/ingest.py [--rows 100000] [--rounds 3] [--baseline-rev main] [--postgres URL]
-                                [--skip-plugins neardup] [--read-paths] [--dir DIR]
+                                [--postgres-only] [--skip-plugins neardup] [--read-paths] [--dir DIR]
 
 --baseline-rev REV also runs a git revision of this repository (checked out into a temporary worktree) in the
 same rounds, both sides as `python -S` with the checkout on PYTHONPATH, so "before" and "after" share the
 machine's load. --postgres URL (a database the benchmark may create schemas in) adds the PostgreSQL variant:
 the default-plugin import into a fresh schema against raw psycopg2 `execute_values` (1000 rows a page and a
-transaction, ON CONFLICT DO NOTHING as the store does) and raw `COPY` (1000 rows a transaction). --skip-plugins
+transaction, ON CONFLICT DO NOTHING as the store did before it used COPY) and raw `COPY` (1000 rows a
+transaction), with the plugins-off import beside it; --postgres-only leaves the SQLite runs out. --skip-plugins
 disables named plugins on every trainkit run and says so in each label (for isolating one plugin's share).
 --read-paths also times `trainkit export --format dspy` and `kit.trainset` of the imported examples.
 """
@@ -187,7 +188,9 @@ def main() -> None:
     parser.add_argument("--postgres", metavar="URL", help="also run the PostgreSQL variant against this database")
     parser.add_argument("--skip-plugins", default="", metavar="A,B",
                         help="disable these plugins on every trainkit run (labelled in the output)")
-    parser.add_argument("--no-plugins-off", action="store_true", help="leave out the plugins-off figure")
+    parser.add_argument("--no-plugins-off", action="store_true", help="leave out the plugins-off figures")
+    parser.add_argument("--postgres-only", action="store_true",
+                        help="with --postgres: leave out the SQLite runs (raw and trainkit)")
     parser.add_argument("--read-paths", action="store_true",
                         help="also time export --format dspy and kit.trainset of the imported examples")
     args = parser.parse_args()
@@ -210,17 +213,19 @@ def measure(args: argparse.Namespace, folder: Path, sides: list[Side]) -> None:
     skip = {"TRAINKIT_DISABLE_PLUGINS": args.skip_plugins} if args.skip_plugins else {}
     note = f" minus {args.skip_plugins}" if args.skip_plugins else ""
     runs: dict[str, tuple] = {}  # label -> (kind, side, env) ; "raw" is the baseline
-    for side in sides:
+    for side in sides if not args.postgres_only else ():
         runs[f"default plugins{note} ({side.label})"] = ("sqlite", side, skip)
         if not args.no_plugins_off:
             runs[f"plugins off ({side.label})"] = ("sqlite", side, PLUGINS_OFF)
     if args.postgres:
         for side in sides:
             runs[f"PostgreSQL, default plugins{note} ({side.label})"] = ("postgres", side, skip)
+            if not args.no_plugins_off:
+                runs[f"PostgreSQL, plugins off ({side.label})"] = ("postgres", side, PLUGINS_OFF)
     seconds: dict[str, list[float]] = {label: [] for label in runs}
     cpu: dict[str, list[float]] = {label: [] for label in [*runs, "sqlite3 executemany"]}
     rss: dict[str, list[int]] = {label: [] for label in runs}
-    raw: dict[str, list[float]] = {"sqlite3 executemany": []}
+    raw: dict[str, list[float]] = {} if args.postgres_only else {"sqlite3 executemany": []}
     if args.postgres:
         raw.update({"psycopg2 execute_values": [], "PostgreSQL COPY": []})
     order = [("raw", name) for name in raw] + [("trainkit", label) for label in runs]

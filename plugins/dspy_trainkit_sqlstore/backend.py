@@ -1,9 +1,10 @@
 """`PeeweeStore`: the Store interface over SQLite or PostgreSQL with peewee.
 
 Bulk inserts bypass peewee's query builder: one transaction per batch and the driver's fastest bulk path
-(sqlite3 `executemany`; psycopg2 `execute_values`), since `insert_many` builds SQL text and measured ~2.5x
-slower. Reads use peewee queries and page through results by primary key (ids are time-ordered), so a
-million-row listing never holds a million rows or a long read transaction.
+(sqlite3 `executemany`; on PostgreSQL COPY, `pgcopy.py`, with psycopg2 `execute_values` where COPY cannot
+serve), since `insert_many` builds SQL text and measured ~2.5x slower. Reads use peewee queries and page
+through results by primary key (ids are time-ordered), so a million-row listing never holds a million rows or
+a long read transaction.
 SQLite runs in WAL mode with a busy timeout and `BEGIN IMMEDIATE` for writes, so concurrent writers wait their
 turn instead of failing with "database is locked"; opening a store that is up to date only reads, so readers never
 wait for a writer. A PostgreSQL connection the server dropped is replaced (`database.py`), and driver errors
@@ -39,7 +40,7 @@ from dspy_trainkit.pluginkit import (
     unknown_settings,
 )
 
-from . import schema
+from . import pgcopy, schema
 from .alerts import AlertStoreMixin
 from .database import ReconnectingPostgresqlDatabase, SqliteStoreDatabase
 from .errors import translate_errors, translated
@@ -230,18 +231,28 @@ class PeeweeStore(SnapshotStoreMixin, PlanStoreMixin, RunStoreMixin, ValueStoreM
                 inserted = ([ex.id for ex in examples] if cursor.rowcount == len(rows)
                             else self._present_ids([ex.id for ex in examples]))
             else:
-                from psycopg2.extras import execute_values
-
-                returned = execute_values(self.db.cursor(), f"INSERT INTO examples ({columns}) VALUES %s "
-                                          "ON CONFLICT (task, content_hash) DO NOTHING RETURNING id",
-                                          rows, page_size=len(rows) or 1, fetch=True)
-                inserted = [r[0] for r in returned]
+                inserted = self._insert_postgres(rows, columns)
                 self._analyze_if_grown(len(inserted))
             if inserted:  # a batch that turned out all duplicates (another writer won) changed nothing
                 self._append_event(attrs.evolve(event, example_ids=tuple(inserted)))
         inserted_set = set(inserted)
         return InsertResult(inserted=tuple(inserted),
                             duplicates=tuple(ex.id for ex in examples if ex.id not in inserted_set))
+
+    def _insert_postgres(self, rows: list[tuple[Any, ...]], columns: str) -> list[str]:
+        """The ids of `rows` that were inserted, in order. A batch is COPYed when none of its rows is stored
+        yet (intake already left out the hashes it found, so that is the usual case); when COPY hits the unique
+        (task, content_hash) index (a concurrent writer stored one first) it is undone and the batch goes
+        through `INSERT ... ON CONFLICT DO NOTHING`, which skips exactly the rows the index already holds."""
+        cursor = self.db.cursor()
+        if pgcopy.copy_new_rows(cursor, "examples", schema.EXAMPLE_COLUMNS, rows):
+            return [row[0] for row in rows]
+        from psycopg2.extras import execute_values
+
+        returned = execute_values(cursor, f"INSERT INTO examples ({columns}) VALUES %s "
+                                  "ON CONFLICT (task, content_hash) DO NOTHING RETURNING id",
+                                  rows, page_size=len(rows) or 1, fetch=True)
+        return [r[0] for r in returned]
 
     def update_examples(self, examples: Sequence[Example], event: Event) -> None:
         columns = [c for c in schema.EXAMPLE_COLUMNS if c != "id"]
