@@ -63,6 +63,9 @@ STATUS_ONLY = frozenset({"status_changed"})
 #: Candidate pairs whose similarity is estimated at a time: bounds the temporary arrays (pairs x num_perm bytes,
 #: 10 MB at the default shape) however many candidates templated text makes.
 PAIR_CHUNK = 65_536
+#: Sketches whose candidates are gathered at a time: on templated text a sketch has a candidate for every few
+#: hundred stored examples (thousands at a million), so a whole batch's pairs could take hundreds of MB.
+QUERY_CHUNK = 128
 #: Words whose 64-bit hash is remembered (a word recurs in thousands of texts); the cache starts afresh when full.
 WORD_CACHE = 1 << 20
 _WORD_HASHES: dict[str, int] = {}
@@ -300,9 +303,18 @@ class TaskIndex:
         import numpy as np
 
         rows = [i for i, sk in enumerate(sketches) if sk.bands is not None]
-        if not rows or not self.keys:
+        parts = [self._candidates(sketches, rows[first:first + QUERY_CHUNK], at_least, other_content)
+                 for first in range(0, len(rows) if self.keys else 0, QUERY_CHUNK)]
+        if not parts:
             nothing = np.zeros(0, dtype=np.int64)
             return nothing, nothing, np.zeros(0)
+        return tuple(np.concatenate(part) for part in zip(*parts, strict=True))  # type: ignore[return-value]
+
+    def _candidates(self, sketches: Sequence[Sketch], rows: list[int], at_least: Sequence[float] | None,
+                    other_content: bool) -> tuple[Any, Any, Any]:
+        """`candidates` of `sketches[i] for i in rows` (all with bands)."""
+        import numpy as np
+
         owner, keys = self.lsh.query_pairs(np.stack([sketches[i].bands for i in rows]))
         alive = np.frombuffer(self.alive, dtype=np.bool_)
         own = np.array([self.keys.get(sketches[i].example_id, -1) for i in rows], dtype=np.int64)
