@@ -174,3 +174,97 @@ def test_the_index_memory_is_compact(tmp_path, rows):
         index = index_of(kit)
         assert len(index) == rows
         assert index.lsh.nbytes == rows * 18 * 8 and len(index.signatures) == rows * 162
+
+
+# -- candidates estimated in bulk, confirmed from the saved rows ----------------------------------------------
+
+
+def test_bulk_estimates_equal_the_pairwise_ones_in_any_chunking(monkeypatch):
+    """`TaskIndex.candidates` (one numpy estimate per batch, QUERY_CHUNK sketches and PAIR_CHUNK pairs at a time)
+    gives every LSH candidate of every sketch with exactly the value `similarity` gives the pair."""
+    import numpy as np
+    from dspy_trainkit_neardup import index as nd
+
+    from dspy_trainkit import Example
+
+    rng = random.Random(20)  # templated texts: 22 words shared, 8 of their own (pairs at ~0.58: many candidates)
+    stored = [" ".join(VOCABULARY[:22] + rng.sample(VOCABULARY[22:], 8)) for _ in range(400)]
+    probe = [near(stored[i], seed=i, replaced=1 + i % 4) for i in range(0, 400, 7)] + texts(30, seed=21)
+    num_perm, bands = nd.lsh_shape(0.85)
+    index = nd.TaskIndex("problems", num_perm, bands)
+    index.add(nd.sketch([Example(**record(t)) for t in stored], num_perm, bands))
+    index.remove(index.ids[5])  # a removed example is left out
+    sketches = nd.sketch([Example(**record(t)) for t in probe], num_perm, bands)
+    expected = set()
+    for number, (sk, keys) in enumerate(zip(sketches, index.lsh.query(np.stack([s.bands for s in sketches])),
+                                            strict=True)):
+        for key in keys.tolist():
+            if index.ids[key] is not None:
+                value = nd.similarity(sk.signature, bytes(index.signatures[key * num_perm:(key + 1) * num_perm]),
+                                      num_perm)
+                expected.add((number, key, value))
+    assert len(expected) > 10 * len(probe)  # enough pairs to tell
+    for query_chunk, pair_chunk in ((nd.QUERY_CHUNK, nd.PAIR_CHUNK), (1, 3), (5, 1000)):
+        monkeypatch.setattr(nd, "QUERY_CHUNK", query_chunk)
+        monkeypatch.setattr(nd, "PAIR_CHUNK", pair_chunk)
+        numbers, keys, values = index.candidates(sketches)
+        assert set(zip(numbers.tolist(), keys.tolist(), values.tolist(), strict=True)) == expected
+        at_least = [0.6] * len(sketches)
+        numbers, keys, values = index.candidates(sketches, at_least)
+        assert set(zip(numbers.tolist(), keys.tolist(), values.tolist(), strict=True)) == {
+            e for e in expected if e[2] >= 0.6}
+
+
+def test_stored_candidates_are_confirmed_from_the_saved_rows_without_reading_examples(tmp_path):
+    """The exact similarity of a stored candidate comes from the word hashes saved with its signature; the example
+    is read only when it has no current row (here: the rows dropped), with the same findings and novelty."""
+    from dspy_trainkit_neardup import check
+
+    from dspy_trainkit import Example
+
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    stored = texts(60, seed=22)
+    with open_kit(tmp_path, url) as kit:
+        kit.add_many([record(t) for t in stored])
+    probe = [Example(**record(near(stored[i], seed=i, replaced=1 + i % 3))) for i in range(0, 60, 6)]
+    with open_kit(tmp_path, url) as kit:
+        index_of(kit)  # loaded from the saved rows
+        reads = []
+        original = kit.store.iter_examples
+        kit.store.iter_examples = lambda query: reads.append(query) or original(query)
+        saved = check.validate(kit, probe)
+        saved_novelty = check.novelty(kit, probe)
+        assert reads == []
+        assert kit.store.drop_example_data("neardup/") == 60
+        read_back = check.validate(kit, probe)
+        assert len(reads) == 1 and len(reads[0].ids) >= len(probe)  # one query for the batch's stored candidates
+        assert read_back.keys() == saved.keys() and len(saved) >= 6
+        assert [f.message for p in saved for f in saved[p]] == [f.message for p in read_back for f in read_back[p]]
+        assert check.novelty(kit, probe) == saved_novelty
+
+
+def test_rows_of_the_first_format_are_sketched_again_and_dropped(tmp_path):
+    """Rows saved before word hashes were (kind `neardup/r...`, 242 bytes) are not used: the examples are sketched
+    again, saved in the current format, and the old rows dropped."""
+    from dspy_trainkit_neardup import persist
+    from dspy_trainkit_neardup.index import SEED
+    from rensa import RMinHash
+
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    stored = texts(20, seed=23)
+    with open_kit(tmp_path, url) as kit:
+        kit.add_many([record(t) for t in stored])
+        index = index_of(kit)
+        size = persist.fixed_size(index.num_perm, index.bands)
+        fingerprint = persist.version().rsplit(".w", 1)[1]
+        old_kind = f"neardup/r{RMinHash.ALGORITHM_VERSION}.s{SEED}.w{fingerprint}{index.num_perm}x{index.bands}"
+        rows = kit.store.db.execute_sql("SELECT example_id, content_hash, data FROM example_data").fetchall()
+        assert len(rows) == 20 and all(len(bytes(data)) > size for _, _, data in rows)
+        kit.store.drop_example_data("neardup/")
+        kit.store.save_example_data(old_kind, [(i, h, bytes(data)[:size]) for i, h, data in rows])
+    with open_kit(tmp_path, url) as kit:
+        index = index_of(kit)
+        assert (index.build_seconds["loaded"], index.build_seconds["computed"]) == (0, 20)
+        kinds = {row[0] for row in kit.store.db.execute_sql("SELECT DISTINCT kind FROM example_data")}
+        assert kinds == {persist.kind(index.num_perm, index.bands)}
+        assert kit.add(record(near(stored[4], seed=24))).status == "rejected"

@@ -118,11 +118,11 @@ class BandIndex:
             entries = merged
         self.runs.append(_Run(entries))
 
-    def query(self, hashes: np.ndarray) -> list[np.ndarray]:
-        """For each row of `hashes` (`(q, bands)` uint32), the keys sharing at least one band with it, sorted."""
-        q = len(hashes)
-        if not q or not self.runs:
-            return [EMPTY] * q
+    def query_pairs(self, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """`(rows, keys)`: each pair of a row of `hashes` (`(q, bands)` uint32) and a key sharing at least one
+        band with it, once, sorted by row then key (int64 arrays)."""
+        if not len(hashes) or not self.runs:
+            return EMPTY, EMPTY
         flat = hashes.astype(np.uint64).ravel()
         owners, keys = [], []
         for run in self.runs:
@@ -130,12 +130,16 @@ class BandIndex:
             owners.append(owner // self.bands)
             keys.append(key)
         pairs = np.unique((np.concatenate(owners).astype(np.uint64) << _SHIFT) | np.concatenate(keys).astype(np.uint64))
-        found = [EMPTY] * q
-        if len(pairs):
-            rows = (pairs >> _SHIFT).astype(np.int64)
+        return (pairs >> _SHIFT).astype(np.int64), (pairs & _LOW).astype(np.int64)
+
+    def query(self, hashes: np.ndarray) -> list[np.ndarray]:
+        """For each row of `hashes` (`(q, bands)` uint32), the keys sharing at least one band with it, sorted."""
+        found = [EMPTY] * len(hashes)
+        rows, keys = self.query_pairs(hashes)
+        if len(rows):
             cuts = np.flatnonzero(np.diff(rows)) + 1
-            for part in np.split(pairs, cuts):
-                found[int(part[0] >> _SHIFT)] = (part & _LOW).astype(np.int64)
+            for part_rows, part in zip(np.split(rows, cuts), np.split(keys, cuts), strict=True):
+                found[int(part_rows[0])] = part
         return found
 
     def compact(self, alive: np.ndarray) -> None:

@@ -8,8 +8,9 @@ An example is never compared with itself (same id), so editing or re-scoring a s
 MinHash only finds the candidates. Its estimate has a standard error of about 0.03 near 0.85, which flagged
 pairs whose real similarity was 0.82-0.84 at threshold 0.85; so every candidate whose estimate comes within
 three standard errors of what counts is confirmed with its exact similarity (the word sets of the batch are at
-hand; those of stored candidates are read from the store in one query per batch), and only the exact value
-flags, is reported and sets novelty.
+hand; those of stored candidates, as 64-bit word hashes, are read from their saved signature rows in one query
+per batch, see `persist.word_sets`), and only the exact value flags, is reported and sets novelty. The estimates
+of all candidate pairs of a batch are made in one numpy operation (`TaskIndex.candidates`, `index.estimates`).
 
 Novelty is 1 - the largest similarity to a stored example of the task, or to an earlier example of the same
 batch that is scored too (so a pair scores the same whether it arrives in one batch or in two), counting the
@@ -25,22 +26,21 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from dspy_trainkit.pluginkit import ExampleQuery, Finding
+from dspy_trainkit.pluginkit import Finding
 
 from .bands import earlier_in_batch
 from .index import (
-    ID_CHUNK,
     Sketch,
     TaskIndex,
     confirm_from,
+    estimates,
     half_found,
     hash_prefix,
     jaccard,
-    similarity,
     sketch,
     state_for,
 )
-from .text import words
+from .persist import word_sets
 
 if TYPE_CHECKING:
     from dspy_trainkit.pluginkit import Example, Kit
@@ -77,41 +77,47 @@ def compare(kit: Kit, index: TaskIndex, positions: list[int], sketches: list[Ske
     novelty floor and its threshold. Also sets each sketch's `stored_similarity` and `batch_similar` (the values
     from the floor up), which novelty reads."""
     floor = half_found(index.num_perm, index.bands)
-    stored = index.neighbours_of(sketches)  # one LSH query for the batch
+    starts = [confirm_from(min(floor, threshold), index.num_perm) for threshold in thresholds]
+    candidates: list[list[tuple[int, str]]] = [[] for _ in sketches]  # per sketch: (batch number or -1; id)
+    # stored candidates whose estimate is near what counts, other content than the sketch's: one LSH query and
+    # one numpy estimate for the batch
+    numbers, keys, _ = index.candidates(sketches, starts, other_content=True)
+    ids = index.ids
+    for number, key in zip(numbers.tolist(), keys.tolist(), strict=True):
+        candidates[number].append((-1, ids[key]))  # type: ignore[arg-type]
+    # earlier examples of the batch sharing a band, estimated together
     words_of = [number for number, sk in enumerate(sketches) if sk.bands is not None]
-    earlier = earlier_in_batch(np.stack([sketches[n].bands for n in words_of])) if words_of else []
-    in_batch: dict[int, list[int]] = {words_of[row]: [words_of[e] for e in found] for row, found in enumerate(earlier)}
-    candidates: list[list[tuple[int, str]]] = []  # per sketch: (batch number, or -1 for a stored one; id)
-    stored_words: dict[str, frozenset[str] | None] = {}
-    for number, sk in enumerate(sketches):
-        sk.stored_similarity, sk.batch_similar = 0.0, []
-        found: list[tuple[int, str]] = []
-        if sk.bands is not None:
-            start = confirm_from(min(floor, thresholds[number]), index.num_perm)
-            for other_id, other_hash, value in stored[number]:
-                if value >= start and other_hash != sk.hash_prefix:
-                    found.append((-1, other_id))
-                    stored_words[other_id] = None
-            for other in in_batch.get(number, ()):
-                earlier_sk = sketches[other]
-                if earlier_sk.hash_prefix == sk.hash_prefix or earlier_sk.example_id == sk.example_id:
-                    continue
-                if similarity(sk.signature, earlier_sk.signature, index.num_perm) >= start:
-                    found.append((other, earlier_sk.example_id))
-        candidates.append(found)
-    ids = list(stored_words)
-    for first in range(0, len(ids), ID_CHUNK):
-        for example in kit.store.iter_examples(ExampleQuery(ids=tuple(ids[first:first + ID_CHUNK]))):
-            stored_words[example.id] = frozenset(words(example.inputs, example.outputs))
+    later, earlier = [], []
+    if len(words_of) > 1:
+        for row, found in enumerate(earlier_in_batch(np.stack([sketches[n].bands for n in words_of]))):
+            sk = sketches[words_of[row]]
+            for e in found:
+                other = sketches[words_of[e]]
+                if other.hash_prefix != sk.hash_prefix and other.example_id != sk.example_id:
+                    later.append(row)
+                    earlier.append(e)
+    if later:
+        signatures = np.frombuffer(b"".join(sketches[n].signature for n in words_of),
+                                   dtype=np.uint8).reshape(len(words_of), -1)
+        values = estimates(signatures, signatures, np.array(later), np.array(earlier)).tolist()
+        for row, e, value in zip(later, earlier, values, strict=True):
+            number, other = words_of[row], words_of[e]
+            if value >= starts[number]:
+                candidates[number].append((other, sketches[other].example_id))
+    stored_words = word_sets(kit, index, list(dict.fromkeys(i for found in candidates for o, i in found if o < 0)))
     compared = []
     for number, (sk, found) in enumerate(zip(sketches, candidates, strict=True)):
+        sk.stored_similarity, sk.batch_similar = 0.0, []
         cut = min(floor, thresholds[number])
         matches: list[Match] = []
         for other, other_id in found:
-            other_words = sketches[other].words if other >= 0 else stored_words.get(other_id)
-            if other_words is None:  # gone from the store since it was indexed
-                continue
-            value = jaccard(sk.words, other_words)
+            if other >= 0:
+                value = jaccard(sk.words, sketches[other].words)
+            else:
+                other_words = stored_words.get(other_id)
+                if other_words is None:  # gone from the store since it was indexed
+                    continue
+                value = jaccard(sk.word_hashes, other_words)
             if other < 0:
                 position, description = -1, f"stored example {other_id}"
                 if value >= floor:

@@ -14,17 +14,24 @@ Per indexed example the index holds its id, a 64-bit prefix of its content hash 
 the core handles, from near ones), one 32-bit hash per band (in `bands.BandIndex`) and a compact signature: one
 byte of each MinHash slot ("b-bit MinHash", `num_perm` bytes), from which the similarity of a candidate is
 estimated. Keeping rensa's MinHash objects instead would cost ~1.2 KB per example. A batch is sketched with one
-rensa call and queried with one LSH query (`TaskIndex.neighbours_of`).
+rensa call and queried with one LSH query (`TaskIndex.candidates`), and the similarities of all its candidate
+pairs are estimated in one numpy operation (the signatures viewed as a 2-D array, the estimate the share of equal
+columns): templated text makes dozens of candidates per example, and a Python call per pair cost more than the
+rest of intake. The exact similarity that confirms a candidate compares 64-bit hashes of the words (`word_set`),
+which are saved with the signature (`persist.py`), so confirming a stored candidate reads its saved row, not the
+example.
 """
 
 from __future__ import annotations
 
 import math
+import sys
 import threading
 import time
 import weakref
 from array import array
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from hashlib import blake2b
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -53,6 +60,15 @@ ID_CHUNK = 500  # ids per store query
 UNCHANGED = frozenset({"rescored", "skipped", "used", "snapshot_created"})
 #: Kinds of change that only move statuses: content stays, so indexed signatures stay valid.
 STATUS_ONLY = frozenset({"status_changed"})
+#: Candidate pairs whose similarity is estimated at a time: bounds the temporary arrays (pairs x num_perm bytes,
+#: 10 MB at the default shape) however many candidates templated text makes.
+PAIR_CHUNK = 65_536
+#: Sketches whose candidates are gathered at a time: on templated text a sketch has a candidate for every few
+#: hundred stored examples (thousands at a million), so a whole batch's pairs could take hundreds of MB.
+QUERY_CHUNK = 128
+#: Words whose 64-bit hash is remembered (a word recurs in thousands of texts); the cache starts afresh when full.
+WORD_CACHE = 1 << 20
+_WORD_HASHES: dict[str, int] = {}
 
 
 def lsh_shape(threshold: float) -> tuple[int, int]:
@@ -81,8 +97,9 @@ def half_found(num_perm: int, bands: int) -> float:
     return (1 - 0.5 ** (1 / bands)) ** (bands / num_perm)
 
 
-def jaccard(a: frozenset[str], b: frozenset[str]) -> float:
-    """The exact Jaccard similarity of two word sets: what the MinHash estimates, and what a finding reports."""
+def jaccard(a: Collection[Any], b: Collection[Any]) -> float:
+    """The exact Jaccard similarity of two word sets (or of the sets of their words' 64-bit hashes, see
+    `word_set`): what the MinHash estimates, and what a finding reports."""
     if not a and not b:
         return 1.0
     shared = len(a & b)
@@ -96,11 +113,64 @@ def confirm_from(cut: float, num_perm: int) -> float:
     return cut - 3 * math.sqrt(max(cut * (1 - cut), 0.01) / num_perm)
 
 
-def similarity(a: int, b: int, num_perm: int) -> float:
-    """Estimated Jaccard similarity from two compact signatures (as integers): the share of equal bytes,
-    corrected for the 1/256 chance that one byte of two different slot values agrees."""
-    equal = (a ^ b).to_bytes(num_perm, "little").count(0) / num_perm
+def similarity(a: bytes, b: bytes, num_perm: int) -> float:
+    """Estimated Jaccard similarity from two compact signatures (`num_perm` bytes each): the share of equal
+    bytes, corrected for the 1/256 chance that one byte of two different slot values agrees. `estimates` is the
+    same for many pairs at once."""
+    import numpy as np
+
+    equal = int(np.count_nonzero(np.frombuffer(a, np.uint8) == np.frombuffer(b, np.uint8))) / num_perm
     return max(0.0, (equal - _CHANCE) / (1 - _CHANCE))
+
+
+def estimates(left: Any, right: Any, left_rows: Any, right_rows: Any) -> Any:
+    """`similarity` of the pairs (`left[left_rows[i]]`, `right[right_rows[i]]`) of rows of two `(n, num_perm)`
+    uint8 signature arrays, as a float64 array: the same values, in numpy, PAIR_CHUNK pairs at a time."""
+    import numpy as np
+
+    num_perm = left.shape[1]
+    equal = np.empty(len(left_rows), dtype=np.int64)
+    for start in range(0, len(left_rows), PAIR_CHUNK):
+        stop = start + PAIR_CHUNK
+        same = left[left_rows[start:stop]] == right[right_rows[start:stop]]
+        # summed as bytes: 3x faster than count_nonzero along an axis (which converts to intp first)
+        equal[start:stop] = same.view(np.uint8).sum(axis=1, dtype=np.uint16)
+    return np.maximum(0.0, (equal / num_perm - _CHANCE) / (1 - _CHANCE))
+
+
+def word_set(found: Iterable[str]) -> frozenset[int]:
+    """The 64-bit hashes (blake2b, the same in every process) of a text's words: their Jaccard similarity is the
+    words' own (a collision of two of a pair's words is a 2**-64 event), in 8 bytes a word that can be saved and
+    read back instead of the example."""
+    cache = _WORD_HASHES
+    hashes = list(map(cache.get, found))  # one C-level lookup a word: most words were seen before
+    if None in hashes:
+        if len(cache) >= WORD_CACHE:
+            cache.clear()
+        hashes = [cache.setdefault(word, _word_hash(word)) if value is None else value
+                  for word, value in zip(found, hashes, strict=True)]
+    return frozenset(hashes)
+
+
+def _word_hash(word: str) -> int:
+    return int.from_bytes(blake2b(word.encode(), digest_size=8).digest(), "little")
+
+
+def pack_words(hashes: Collection[int]) -> bytes:
+    """A word set as saved: its hashes sorted, little-endian uint64."""
+    packed = array("Q", sorted(hashes))
+    if sys.byteorder == "big":
+        packed.byteswap()
+    return packed.tobytes()
+
+
+def unpack_words(data: bytes) -> frozenset[int]:
+    """What `pack_words` made."""
+    unpacked = array("Q")
+    unpacked.frombytes(data)
+    if sys.byteorder == "big":
+        unpacked.byteswap()
+    return frozenset(unpacked)
 
 
 def hash_prefix(content_hash: str) -> int:
@@ -117,17 +187,18 @@ class Sketch:
     task: str
     hash_prefix: int
     bands: Any  # numpy uint32 array of its band hashes, or None when the example has no words (nothing to compare)
-    signature: int = 0  # the compact signature (num_perm bytes) as an integer
+    signature: bytes = b""  # the compact signature (num_perm bytes)
     words: frozenset[str] = frozenset()  # the word set, for the exact similarity of a candidate pair
+    word_hashes: frozenset[int] = frozenset()  # `word_set(words)`: compared with a stored candidate's saved one
     stored_similarity: float | None = None  # the largest similarity to an indexed example (set by validate)
     #: (id, similarity) of the earlier examples of its batch at or above the novelty floor (set by validate)
     batch_similar: list[tuple[str, float]] = attrs.field(factory=list)
     content_hash: str = ""  # the example's full content hash (what persisted signatures are checked against)
 
     def packed(self, num_perm: int) -> bytes:
-        """What is persisted for it (see `persist.py`): hash prefix, signature, band hashes."""
-        return (self.hash_prefix.to_bytes(8, "little") + self.signature.to_bytes(num_perm, "little")
-                + self.bands.astype("<u4").tobytes())
+        """What is persisted for it (see `persist.py`): hash prefix, signature, band hashes, word hashes."""
+        return (self.hash_prefix.to_bytes(8, "little") + self.signature + self.bands.astype("<u4").tobytes()
+                + pack_words(self.word_hashes))
 
 
 def digests(word_lists: Sequence[Sequence[str]], num_perm: int) -> Any:
@@ -149,13 +220,13 @@ def sketch(examples: Sequence[Example], num_perm: int, bands: int | None = None)
     cut = band_hashes(made, bands) if bands else made[:, :0]
     sketches, position = [], 0
     for ex, found in zip(examples, word_lists, strict=True):
-        hashed, signature = None, 0
+        hashed, signature, unique = None, b"", frozenset(found)
         if found:
-            signature = int.from_bytes(low[position].tobytes(), "little")
+            signature = low[position].tobytes()
             hashed = cut[position]
             position += 1
-        sketches.append(Sketch(ex.id, ex.task, hash_prefix(ex.content_hash), hashed, signature, frozenset(found),
-                               content_hash=ex.content_hash))
+        sketches.append(Sketch(ex.id, ex.task, hash_prefix(ex.content_hash), hashed, signature, unique,
+                               word_set(unique) if found else frozenset(), content_hash=ex.content_hash))
     return sketches
 
 
@@ -171,6 +242,7 @@ class TaskIndex:
         self.keys: dict[str, int] = {}  # example id -> key
         self.hashes = array("Q")  # key -> content hash prefix
         self.signatures = bytearray()  # key -> num_perm bytes
+        self.alive = bytearray()  # key -> 1 while indexed, 0 once removed (what `ids[key] is None` says, for numpy)
         self.build_seconds: dict[str, float] = {}
 
     def __len__(self) -> int:
@@ -183,7 +255,7 @@ class TaskIndex:
         if not chosen:
             return
         self.add_arrays([sk.example_id for sk in chosen], [sk.hash_prefix for sk in chosen],
-                        b"".join(sk.signature.to_bytes(self.num_perm, "little") for sk in chosen),
+                        b"".join(sk.signature for sk in chosen),
                         np.stack([sk.bands for sk in chosen]))
 
     def add_arrays(self, ids: Sequence[str], hashes: Sequence[int] | bytes, signatures: bytes, bands: Any) -> None:
@@ -201,6 +273,7 @@ class TaskIndex:
         else:
             self.hashes.extend(hashes)
         self.signatures += signatures
+        self.alive += b"\x01" * len(ids)
         if bands is not None:
             self.lsh.insert(range(first, first + len(ids)), bands)
 
@@ -209,6 +282,7 @@ class TaskIndex:
         if key is None:
             return False
         self.ids[key] = None
+        self.alive[key] = 0
         dead = len(self.ids) - len(self.keys)
         if dead > 10_000 and dead > len(self.keys):  # most entries of the LSH are dead: drop them
             import numpy as np
@@ -220,24 +294,55 @@ class TaskIndex:
         key = self.keys.get(example_id)
         return self.hashes[key] if key is not None else None
 
-    def neighbours_of(self, sketches: Sequence[Sketch]) -> list[list[tuple[str, int, float]]]:
-        """For each sketch, `(example id, content hash prefix, estimated similarity)` of its LSH candidates,
-        leaving out the example itself (same id: an edited or re-scored example is not its own near-duplicate).
-        One query into the LSH for all of them."""
+    def candidates(self, sketches: Sequence[Sketch], at_least: Sequence[float] | None = None,
+                   *, other_content: bool = False) -> tuple[Any, Any, Any]:
+        """`(sketch numbers, keys, estimated similarities)` of the indexed examples that share a band with each
+        sketch, as numpy arrays sorted by sketch number then key, leaving out the example itself (same id: an
+        edited or re-scored example is not its own near-duplicate) and removed examples; with `at_least` (one
+        value per sketch) only estimates at or above the sketch's value, with `other_content` only examples
+        whose content-hash prefix differs from the sketch's (identical content is the core's exact dedup). One
+        LSH query and one numpy estimate for the whole batch, however many candidates there are."""
         import numpy as np
 
         rows = [i for i, sk in enumerate(sketches) if sk.bands is not None]
+        parts = [self._candidates(sketches, rows[first:first + QUERY_CHUNK], at_least, other_content)
+                 for first in range(0, len(rows) if self.keys else 0, QUERY_CHUNK)]
+        if not parts:
+            nothing = np.zeros(0, dtype=np.int64)
+            return nothing, nothing, np.zeros(0)
+        return tuple(np.concatenate(part) for part in zip(*parts, strict=True))  # type: ignore[return-value]
+
+    def _candidates(self, sketches: Sequence[Sketch], rows: list[int], at_least: Sequence[float] | None,
+                    other_content: bool) -> tuple[Any, Any, Any]:
+        """`candidates` of `sketches[i] for i in rows` (all with bands)."""
+        import numpy as np
+
+        owner, keys = self.lsh.query_pairs(np.stack([sketches[i].bands for i in rows]))
+        alive = np.frombuffer(self.alive, dtype=np.bool_)
+        own = np.array([self.keys.get(sketches[i].example_id, -1) for i in rows], dtype=np.int64)
+        keep = alive[keys] & (keys != own[owner])
+        if other_content:
+            prefixes = np.array([sketches[i].hash_prefix for i in rows], dtype=np.uint64)
+            keep &= np.frombuffer(self.hashes, dtype=np.uint64)[keys] != prefixes[owner]
+        owner, keys = owner[keep], keys[keep]
+        mine = np.frombuffer(b"".join(sketches[i].signature for i in rows), dtype=np.uint8).reshape(len(rows), -1)
+        stored = np.frombuffer(self.signatures, dtype=np.uint8).reshape(-1, self.num_perm)
+        values = estimates(mine, stored, owner, keys)
+        del alive, stored  # views of growable buffers: they must not outlive the call
+        numbers = np.asarray(rows, dtype=np.int64)[owner]
+        if at_least is not None:
+            enough = values >= np.asarray(at_least, dtype=np.float64)[numbers]
+            numbers, keys, values = numbers[enough], keys[enough], values[enough]
+        return numbers, keys, values
+
+    def neighbours_of(self, sketches: Sequence[Sketch]) -> list[list[tuple[str, int, float]]]:
+        """For each sketch, `(example id, content hash prefix, estimated similarity)` of its LSH candidates
+        (see `candidates`)."""
         found: list[list[tuple[str, int, float]]] = [[] for _ in sketches]
-        if not rows or not self.keys:
-            return found
-        signatures, size, ids, hashes = self.signatures, self.num_perm, self.ids, self.hashes
-        for i, keys in zip(rows, self.lsh.query(np.stack([sketches[i].bands for i in rows])), strict=True):
-            sk = sketches[i]
-            for key in keys.tolist():
-                other = ids[key]
-                if other is not None and other != sk.example_id:
-                    stored = int.from_bytes(signatures[key * size:(key + 1) * size], "little")
-                    found[i].append((other, hashes[key], similarity(sk.signature, stored, size)))
+        numbers, keys, values = self.candidates(sketches)
+        ids, hashes = self.ids, self.hashes
+        for number, key, value in zip(numbers.tolist(), keys.tolist(), values.tolist(), strict=True):
+            found[number].append((ids[key], hashes[key], value))  # type: ignore[arg-type]
         return found
 
     def neighbours(self, sk: Sketch) -> list[tuple[str, int, float]]:

@@ -2,12 +2,14 @@
 instead of re-tokenising and re-hashing every stored example.
 
 Per example one row of kind `neardup/<version>/<num_perm>x<bands>`: the 64-bit content-hash prefix, the compact
-signature (`num_perm` bytes) and the band hashes (4 bytes each): 242 bytes with the default shape. The version
-names everything a signature depends on besides the shape: rensa's MinHash algorithm version, the seed, and a
-fingerprint of the word tokeniser's output on a probe text, so signatures made by other code are not used (and are
-dropped the first time the new version finds none of its own). Each row carries the content hash it was made from
-and the store returns a row only while the example still has that content, so an example edited by any process,
-with or without this plugin, is sketched again.
+signature (`num_perm` bytes), the band hashes (4 bytes each), 242 bytes with the default shape, then the 64-bit
+hashes of its distinct words (`index.word_set`, 8 bytes a word), which confirm a candidate's exact similarity
+without reading the example back (`word_sets`). The version names everything a row depends on besides the
+shape: the row's format, rensa's MinHash algorithm version, the seed, and a fingerprint of the word tokeniser's
+output on a probe text, so rows made by other code are not used (and are dropped the first time the new version
+finds none of its own: rows of format 1, without the word hashes, are sketched again once). Each row carries
+the content hash it was made from and the store returns a row only while the example still has that content, so
+an example edited by any process, with or without this plugin, is sketched again.
 
 Loading reads, in one streamed query, every live example of the task with its row (or none); examples without a
 current row (stored by a process that had the plugin off, stored before this version, edited since, or whose
@@ -26,7 +28,7 @@ from typing import TYPE_CHECKING
 
 from dspy_trainkit.pluginkit import ExampleQuery, StoreError
 
-from .index import BUILD_CHUNK, ID_CHUNK, LIVE, SEED, Sketch, TaskIndex, sketch
+from .index import BUILD_CHUNK, ID_CHUNK, LIVE, SEED, Sketch, TaskIndex, sketch, unpack_words, word_set
 from .text import words
 
 if TYPE_CHECKING:
@@ -39,14 +41,27 @@ PREFIX = "neardup/"
 #: Tokenised on every load: a tokeniser that cuts it differently makes signatures of another version.
 PROBE = "Ünïcode «quoted» Paris. 2+2, l'été (x) -3.5 e-mail co-op; DONE!"
 LOAD_CHUNK = 50_000
+#: The rows' layout: 2 added the word hashes (format 1 rows, `neardup/r...`, had none).
+FORMAT = 2
 
 
 def version() -> str:
-    """`neardup/r<rensa algorithm>.s<seed>.w<tokeniser fingerprint>/`: the kind prefix of current signatures."""
+    """`neardup/f<format>.r<rensa algorithm>.s<seed>.w<tokeniser fingerprint>/`: the kind prefix of current
+    signatures."""
     from rensa import RMinHash
 
     fingerprint = zlib.crc32("\x00".join(words(PROBE)).encode())
-    return f"{PREFIX}r{RMinHash.ALGORITHM_VERSION}.s{SEED}.w{fingerprint:08x}/"
+    return f"{PREFIX}f{FORMAT}.r{RMinHash.ALGORITHM_VERSION}.s{SEED}.w{fingerprint:08x}/"
+
+
+def fixed_size(num_perm: int, bands: int) -> int:
+    """Bytes of a row before its word hashes: hash prefix, signature, band hashes."""
+    return 8 + num_perm + 4 * bands
+
+
+def well_formed(data: bytes | None, size: int) -> bool:
+    """A row of the current layout: the fixed part, then at least one 8-byte word hash."""
+    return data is not None and len(data) > size and (len(data) - size) % 8 == 0
 
 
 def kind(num_perm: int, bands: int) -> str:
@@ -79,7 +94,7 @@ def load(kit: Kit, task: str, num_perm: int, bands: int) -> TaskIndex:
     index = TaskIndex(task, num_perm, bands)
     if not keeps(kit):
         return build(kit, index, None, started)
-    size = 8 + num_perm + 4 * bands
+    size = fixed_size(num_perm, bands)
     ids: list[str] = []
     blobs: list[bytes] = []
     missing: list[str] = []
@@ -96,9 +111,9 @@ def load(kit: Kit, task: str, num_perm: int, bands: int) -> TaskIndex:
         blobs.clear()
 
     for example_id, data in kit.store.iter_example_data(kind(num_perm, bands), ExampleQuery(task=task, where=LIVE)):
-        if data is not None and len(data) == size:
+        if well_formed(data, size):
             ids.append(example_id)
-            blobs.append(data)
+            blobs.append(data[:size])  # type: ignore[index]
             if len(ids) >= LOAD_CHUNK:
                 flush()
         else:
@@ -117,6 +132,28 @@ def load(kit: Kit, task: str, num_perm: int, bands: int) -> TaskIndex:
         except StoreError as exc:
             log.debug("neardup: old signatures not dropped (%s)", exc)
     return build(kit, index, missing, started)
+
+
+def word_sets(kit: Kit, index: TaskIndex, ids: Sequence[str]) -> dict[str, frozenset[int]]:
+    """The word sets (`index.word_set`) of the stored examples `ids`, for confirming candidates: from their saved
+    rows (one query per ID_CHUNK ids, no example read), else (no current row: saved by no process yet, a store
+    without `ExampleDataStore`) from the examples. An id missing from the result is gone from the store."""
+    found: dict[str, frozenset[int]] = {}
+    missing = list(ids)
+    if keeps(kit) and ids:
+        size, missing = fixed_size(index.num_perm, index.bands), []
+        current = kind(index.num_perm, index.bands)
+        for first in range(0, len(ids), ID_CHUNK):
+            chunk = ExampleQuery(ids=tuple(ids[first:first + ID_CHUNK]))
+            for example_id, data in kit.store.iter_example_data(current, chunk):
+                if well_formed(data, size):
+                    found[example_id] = unpack_words(data[size:])  # type: ignore[index]
+                else:
+                    missing.append(example_id)
+    for first in range(0, len(missing), ID_CHUNK):
+        for example in kit.store.iter_examples(ExampleQuery(ids=tuple(missing[first:first + ID_CHUNK]))):
+            found[example.id] = word_set(words(example.inputs, example.outputs))
+    return found
 
 
 def build(kit: Kit, index: TaskIndex, missing: list[str] | None, started: float) -> TaskIndex:
