@@ -102,7 +102,8 @@ def decide(kit: Kit, ex: Example, findings: list[Finding], scores: Scores, *, st
     keep it for review, anything else is accepted. `rules` shares the settings look-ups of a batch."""
     rules = rules or BatchRules(kit)
     task, weights, threshold = rules.for_example(ex)
-    quality = weighted_quality({d: v for d, (v, _) in scores.items()}, weights)
+    values = {d: v for d, (v, _) in scores.items()}
+    quality = weighted_quality(values, weights)
     findings = list(findings)
     below = quality is not None and quality < threshold
     if below:
@@ -119,7 +120,7 @@ def decide(kit: Kit, ex: Example, findings: list[Finding], scores: Scores, *, st
     if scores:
         provenance["scorers"] = rules.scorers(scores)
     return ex.with_verdict(status=status, findings=findings, quality=quality, provenance=provenance,
-                           scores={**ex.scores, **{d: v for d, (v, _) in scores.items()}})
+                           scores={**ex.scores, **values} if ex.scores else values)
 
 
 #: Sources whose accepted examples count as synthetic for a task's `max_synthetic_ratio`.
@@ -201,8 +202,12 @@ def _versioned(kit: Kit, plugin: str) -> dict[str, str | None]:
 
 def weighted_quality(scores: Mapping[str, float], weights: Mapping[str, float]) -> float | None:
     """Overall quality: the mean of the dimensions weighted by `weights` (default 1 each); None if unscored."""
+    if not scores:
+        return None
+    if not weights or weights.keys().isdisjoint(scores):  # every weight 1 (the usual case): the plain mean
+        return round(sum(scores.values()) / len(scores), 6)
     total = sum(weights.get(d, 1.0) for d in scores)
-    if not scores or total == 0:
+    if total == 0:
         return None
     return round(sum(v * weights.get(d, 1.0) for d, v in scores.items()) / total, 6)
 
