@@ -88,11 +88,11 @@ class BatchRules:
 
     def scorers(self, scores: Scores) -> dict[str, dict[str, str | None]]:
         """A new `{dimension: {"plugin", "version"}}` for the scores' plugins (their order kept)."""
-        key = tuple((d, p) for d, (_, p) in scores.items())
+        key = tuple([(d, p) for d, (_, p) in scores.items()])
         found = self._scorers.get(key)
         if found is None:
             found = self._scorers[key] = {d: _versioned(self.kit, p) for d, p in key}
-        return {d: dict(v) for d, v in found.items()}
+        return {d: v.copy() for d, v in found.items()}
 
 
 def decide(kit: Kit, ex: Example, findings: list[Finding], scores: Scores, *, status: str | None = None,
@@ -110,7 +110,9 @@ def decide(kit: Kit, ex: Example, findings: list[Finding], scores: Scores, *, st
         findings.append(Finding(severity="error", code="below-threshold", plugin="intake",
                                 message=f"quality {quality:.2f} is below min_quality {threshold:.2f}"))
     if status is None:
-        if any(f.severity == "error" for f in findings):
+        if not findings:  # the usual example: no finding to look through
+            status = "candidate" if task.collection_mode == "manual" else "accepted"
+        elif any(f.severity == "error" for f in findings):
             status = "rejected"
         elif task.collection_mode == "manual" or any(f.severity == "warning" for f in findings):
             status = "candidate"

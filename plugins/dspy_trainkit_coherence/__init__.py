@@ -143,7 +143,10 @@ def parts(example: Any, norm: tuple[float, float, float] | None) -> dict[str, fl
     outputs = texts(example.outputs)
     if not outputs:
         return None
-    inputs = {tokens(t).squashed for t in texts(example.inputs).values() if t.count(" ") >= 2}
+    # inputs an output could echo: texts of three or more words (a label such as a domain has no two spaces,
+    # so the usual inputs are passed over without making their texts)
+    inputs = {tokens(t).squashed for t in texts(example.inputs).values() if t.count(" ") >= 2} if any(
+        type(v) is not str or v.count(" ") >= 2 for v in example.inputs.values()) else ()
     share = penalty = 0.0
     for text in outputs.values():
         echo = bool(inputs) and tokens(text).squashed in inputs
