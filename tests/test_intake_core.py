@@ -136,3 +136,18 @@ def test_weighted_quality_plain_mean_is_the_weighted_mean_with_weights_of_one(sc
     assert assessment.weighted_quality(scores, {}) == assessment.weighted_quality(scores, ones)
     assert assessment.weighted_quality(scores, {"unrelated": 5.0}) == assessment.weighted_quality(scores, ones)
     assert assessment.weighted_quality({}, {}) is None
+
+
+@pytest.mark.parametrize(("line", "value"), [
+    (b'{"n": 12345678901234567890123}', 12345678901234567890123),  # wide: kept exact
+    (b'{"n": -9223372036854775809}', -9223372036854775809),
+    (b'{"n": 1234567890, "m": 123456789}', 1234567890),  # 19 digits in all, none 19 long
+    (b'{"n": 123456789012345678}', 123456789012345678),
+    (b'{"n": 12345678901234567890.0}', 12345678901234567890.0),  # a float stays a float
+])
+def test_parse_json_keeps_wide_integers_exact_whatever_the_digit_count(line, value):
+    from dspy_trainkit.json_values import parse_json
+
+    parsed = parse_json(line)
+    assert parsed["n"] == value and type(parsed["n"]) is type(value)
+    assert parse_json(line.decode()) == parsed
