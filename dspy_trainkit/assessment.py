@@ -88,11 +88,11 @@ class BatchRules:
 
     def scorers(self, scores: Scores) -> dict[str, dict[str, str | None]]:
         """A new `{dimension: {"plugin", "version"}}` for the scores' plugins (their order kept)."""
-        key = tuple((d, p) for d, (_, p) in scores.items())
+        key = tuple([(d, p) for d, (_, p) in scores.items()])
         found = self._scorers.get(key)
         if found is None:
             found = self._scorers[key] = {d: _versioned(self.kit, p) for d, p in key}
-        return {d: dict(v) for d, v in found.items()}
+        return {d: v.copy() for d, v in found.items()}
 
 
 def decide(kit: Kit, ex: Example, findings: list[Finding], scores: Scores, *, status: str | None = None,
@@ -102,14 +102,17 @@ def decide(kit: Kit, ex: Example, findings: list[Finding], scores: Scores, *, st
     keep it for review, anything else is accepted. `rules` shares the settings look-ups of a batch."""
     rules = rules or BatchRules(kit)
     task, weights, threshold = rules.for_example(ex)
-    quality = weighted_quality({d: v for d, (v, _) in scores.items()}, weights)
+    values = {d: v for d, (v, _) in scores.items()}
+    quality = weighted_quality(values, weights)
     findings = list(findings)
     below = quality is not None and quality < threshold
     if below:
         findings.append(Finding(severity="error", code="below-threshold", plugin="intake",
                                 message=f"quality {quality:.2f} is below min_quality {threshold:.2f}"))
     if status is None:
-        if any(f.severity == "error" for f in findings):
+        if not findings:  # the usual example: no finding to look through
+            status = "candidate" if task.collection_mode == "manual" else "accepted"
+        elif any(f.severity == "error" for f in findings):
             status = "rejected"
         elif task.collection_mode == "manual" or any(f.severity == "warning" for f in findings):
             status = "candidate"
@@ -119,7 +122,7 @@ def decide(kit: Kit, ex: Example, findings: list[Finding], scores: Scores, *, st
     if scores:
         provenance["scorers"] = rules.scorers(scores)
     return ex.with_verdict(status=status, findings=findings, quality=quality, provenance=provenance,
-                           scores={**ex.scores, **{d: v for d, (v, _) in scores.items()}})
+                           scores={**ex.scores, **values} if ex.scores else values)
 
 
 #: Sources whose accepted examples count as synthetic for a task's `max_synthetic_ratio`.
@@ -201,8 +204,12 @@ def _versioned(kit: Kit, plugin: str) -> dict[str, str | None]:
 
 def weighted_quality(scores: Mapping[str, float], weights: Mapping[str, float]) -> float | None:
     """Overall quality: the mean of the dimensions weighted by `weights` (default 1 each); None if unscored."""
+    if not scores:
+        return None
+    if not weights or weights.keys().isdisjoint(scores):  # every weight 1 (the usual case): the plain mean
+        return round(sum(scores.values()) / len(scores), 6)
     total = sum(weights.get(d, 1.0) for d in scores)
-    if not scores or total == 0:
+    if total == 0:
         return None
     return round(sum(v * weights.get(d, 1.0) for d, v in scores.items()) / total, 6)
 

@@ -276,7 +276,9 @@ class _BatchRun:
         values = _fields(record if isinstance(record, Mapping) else {}, self.defaults, self.kit.settings.default_task)
         return str(values.get("task") or UNKNOWN), str(values.get("source") or _DEFAULT_SOURCE)
 
-    def _candidates(self, record: Any) -> list[Any]:
+    def _candidates(self, record: Any) -> Iterable[Any]:
+        if type(record) is dict:  # what every reader yields: the record is its own candidate
+            return (record,)
         return candidates(self.kit, record)
 
     def _problem(self, position: str, message: str, record: Any) -> None:
@@ -315,11 +317,12 @@ def candidates(kit: Kit, record: Any) -> list[Any]:
 
 def to_example(record: Any, defaults: Mapping[str, Any], default_task: str | None = None) -> Example:
     """Normalise one record (an Example or a mapping of its fields) into an Example, or raise TrainkitError."""
-    if isinstance(record, Example):
-        check_values(record)
-        return record
-    if not isinstance(record, Mapping):
-        raise TrainkitError(f"expected a mapping of example fields, got {type(record).__name__}")
+    if type(record) is not dict:  # (an exact type check first: this runs for every record of an import)
+        if isinstance(record, Example):
+            check_values(record)
+            return record
+        if not isinstance(record, Mapping):
+            raise TrainkitError(f"expected a mapping of example fields, got {type(record).__name__}")
     values = _fields(record, defaults, default_task)
     if "task" not in values:
         raise TrainkitError("task: missing (give --task, a 'task' field, or default_task in settings)")
@@ -332,10 +335,21 @@ def to_example(record: Any, defaults: Mapping[str, Any], default_task: str | Non
 def check_values(example: Example) -> None:
     """Raise ValidationError for a value the store would change or refuse (NaN, a 64-bit overflow, a key
     that is not text; see json_values): this record is rejected saying where, and the rest of its batch goes on."""
-    for part in ("inputs", "outputs", "metadata"):
-        problem = json_problem(getattr(example, part), part)
-        if problem is not None:
-            raise ValidationError(problem)
+    for part, value in (("inputs", example.inputs), ("outputs", example.outputs), ("metadata", example.metadata)):
+        if value and not _plain(value):  # (an empty or text-only part needs no walk; most are)
+            problem = json_problem(value, part)
+            if problem is not None:
+                raise ValidationError(problem)
+
+
+def _plain(value: Any) -> bool:
+    """A dict of text keys to text values: JSON as it is (the fast path of `json_problem`, without its call)."""
+    if type(value) is not dict:
+        return False
+    for key, item in value.items():
+        if type(key) is not str or type(item) is not str:
+            return False
+    return True
 
 
 _DEFAULT_SOURCE: str = str(attrs.fields(Example).source.default)

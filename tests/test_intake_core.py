@@ -3,7 +3,10 @@ what it refuses, with the same message), and `decide` resolves settings and scor
 
 from __future__ import annotations
 
+import hashlib
+
 import attrs
+import orjson
 import pytest
 
 import dspy_trainkit as tk
@@ -101,3 +104,50 @@ def test_batch_rules_give_the_same_verdicts_as_fresh_rules(tmp_path):
             assert (shared.status, shared.quality, shared.findings, shared.provenance) == (
                 fresh.status, fresh.quality, fresh.findings, fresh.provenance)
             assert shared.status == ("rejected" if domain == "hard" else "accepted")
+
+
+def test_with_verdict_copies_every_field_as_evolve_does():
+    """with_verdict assigns each field by name (unrolled, for speed): a field added to Example and forgotten
+    there would be missing from every judged example."""
+    ex = Example.from_dict({**GOOD[1], "scores": {"a": 0.5}, "quality": 0.5, "last_used_at": 3.0})
+    verdict = {"status": "accepted", "findings": [], "quality": 0.75, "scores": {"b": 0.75},
+               "provenance": {"origin": "x"}}
+    made = ex.with_verdict(**verdict)
+    expected = attrs.evolve(ex, **{**verdict, "findings": ()}, updated_at=ex.updated_at)
+    assert attrs.asdict(made, recurse=False) == attrs.asdict(expected, recurse=False)
+    assert made.content_hash == ex.content_hash == expected.content_hash
+
+
+@pytest.mark.parametrize("values", [
+    {"q": "  plain  "}, {"q": "a\r\nb"}, {"q": "caf\u0065\u0301"}, {"q": 4}, {"q": None}, {"q": ["x ", {"y": 1.5}]},
+    {1: "one"}, {"q": True}, {"q": {"deep": " v\r\n"}},
+])
+def test_content_hash_fast_path_normalises_as_the_general_one(values):
+    from dspy_trainkit.models import _normalise_text, content_hash
+
+    slow = {"task": "t", "inputs": _normalise_text(dict(values)), "outputs": _normalise_text({"a": "b "})}
+    expected = hashlib.sha256(orjson.dumps(slow, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)).hexdigest()
+    assert content_hash("t", values, {"a": "b "}) == expected
+
+
+@pytest.mark.parametrize("scores", [{"a": 0.1}, {"a": 0.1, "b": 0.7, "c": 0.3333333}, {"x": 1.0, "y": 0.0}])
+def test_weighted_quality_plain_mean_is_the_weighted_mean_with_weights_of_one(scores):
+    ones = {d: 1.0 for d in scores}
+    assert assessment.weighted_quality(scores, {}) == assessment.weighted_quality(scores, ones)
+    assert assessment.weighted_quality(scores, {"unrelated": 5.0}) == assessment.weighted_quality(scores, ones)
+    assert assessment.weighted_quality({}, {}) is None
+
+
+@pytest.mark.parametrize(("line", "value"), [
+    (b'{"n": 12345678901234567890123}', 12345678901234567890123),  # wide: kept exact
+    (b'{"n": -9223372036854775809}', -9223372036854775809),
+    (b'{"n": 1234567890, "m": 123456789}', 1234567890),  # 19 digits in all, none 19 long
+    (b'{"n": 123456789012345678}', 123456789012345678),
+    (b'{"n": 12345678901234567890.0}', 12345678901234567890.0),  # a float stays a float
+])
+def test_parse_json_keeps_wide_integers_exact_whatever_the_digit_count(line, value):
+    from dspy_trainkit.json_values import parse_json
+
+    parsed = parse_json(line)
+    assert parsed["n"] == value and type(parsed["n"]) is type(value)
+    assert parse_json(line.decode()) == parsed

@@ -597,3 +597,20 @@ def test_relevance_by_default_scores_only_labels_with_keywords(tmp_path):
         by_topic = {ex.topic: ex.scores for ex in kit.examples()}
     assert by_topic["fractions"]["relevance"] == 1.0
     assert "relevance" not in by_topic["arithmetic"]  # no keywords, no name-based guess
+
+
+@pytest.mark.parametrize("text", ["a a a a a a", "a,a,a,a,a,a", "ab ab ab ab", "x.x.x.x.x", "1 1 1 1 1 1 1",
+                                  "a a a a a", "é é é é é é", "aa aa aa aa aa aa", "no. no. no."])
+def test_coherence_repetition_of_short_texts_is_what_counting_gives(text):
+    """repeated_share skips tokenising texts under 11 characters (six words, the fewest it counts, need 11):
+    the share it gives is the one counting the trigrams and sentences gives."""
+    words = tuple(coherence.tokens(text).words)
+    total = len(words) - 2
+    expected = 1.0 - len(set(zip(words, words[1:], words[2:], strict=False))) / total if total >= 4 else 0.0
+    if total >= 4:
+        flat = text.lower().replace("\n", ". ").replace("! ", ". ").replace("? ", ". ")
+        sentences = [s for s in (p.strip(" .") for p in flat.split(". ")) if s.count(" ") >= 2]
+        if len(sentences) >= 2:
+            expected = max(expected, 1.0 - len(set(sentences)) / len(sentences))
+    assert coherence.repeated_share(text) == expected
+    assert (total >= 4) == (len(text) >= 11 and total >= 4)  # a text with four trigrams is 11 characters or more

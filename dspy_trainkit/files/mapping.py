@@ -103,7 +103,8 @@ class FieldMap:
             if not isinstance(key, str):
                 shown = "null" if key is None else f"{key!r} ({type(key).__name__})"
                 raise MappingError(f"the field name {shown} is not text; quote it in the file")
-        record = {k: v for k, v in record.items() if not k.startswith(REJECT_KEY_PREFIX)}
+        if any(k.startswith(REJECT_KEY_PREFIX) for k in record):
+            record = {k: v for k, v in record.items() if not k.startswith(REJECT_KEY_PREFIX)}
         if not record:
             raise MappingError("the record has no fields (an unfixed line from a rejects file?)")
         example_shaped = isinstance(record.get("inputs"), Mapping) and not self.input_fields
@@ -199,6 +200,9 @@ class FieldMap:
         the first; the real cause is a signature (or --map) that does not match the file."""
         if inputs_spec is None or outputs_spec is None:  # one side named: the record's other fields are the other
             return
+        for name in fields:  # the usual record has a named field: enough to know, without building sets
+            if name != "task" and (name in inputs_spec or name in outputs_spec):
+                return
         named = {*inputs_spec, *outputs_spec}
         has = {name for name in fields if name != "task"} | set(preset_inputs) | set(preset_outputs)
         if not named or has & named:
@@ -217,6 +221,8 @@ class FieldMap:
                        ) -> list[dict[str, Any]]:
         """Error findings for the fields named by --input-fields / --output-fields that the record lacks:
         they are required, as the task's declared fields are (those the `basic_checks` validator checks)."""
+        if not self.input_fields and not self.output_fields:  # nothing named on the command line
+            return []
         findings = []
         for part, names, values, known in (("inputs", self.input_fields, inputs, declared[0] if declared else ()),
                                            ("outputs", self.output_fields, outputs, declared[1] if declared else ())):

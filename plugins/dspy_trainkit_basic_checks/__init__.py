@@ -21,7 +21,7 @@ def check_example(example, declared) -> list[Finding]:
     findings: list[Finding] = []
     for part, values in (("inputs", example.inputs), ("outputs", example.outputs)):
         for name, value in values.items():
-            if _empty(value):
+            if (not value.strip()) if type(value) is str else _empty(value):  # text first: most values are
                 findings.append(Finding(severity="error", code="empty-value", field=f"{part}.{name}",
                                         message=f"{part}.{name} is empty"))
     if declared is None:
