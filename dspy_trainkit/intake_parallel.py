@@ -204,7 +204,7 @@ def _prepare_batch(records: list[Any], defaults: Mapping[str, Any]) -> tuple[Any
                 continue
             made.append(([example], None))
             examples.append(example)
-        skip = {impl.plugin_name: {} for impl in _prepare_impls(kit) if impl.plugin_name not in _worker["names"]}
+        skip: assessment.Prepared = {impl.plugin_name: {} for impl in _prepare_impls(kit) if impl.plugin_name not in _worker["names"]}
         prepared = assessment.prepare(kit, examples, skip)
         return "ok", made, {name: values for name, values in prepared.items() if name not in skip}
     except Exception as exc:  # noqa: BLE001 - reported by the writer, naming the batch
