@@ -107,7 +107,10 @@ def _write(batch_run: _BatchRun, number: int, batch: list[Positioned], future: F
         if class_name == "PluginError":
             raise PluginError(text, plugin=plugin, hook=hook)
         raise TrainkitError(f"{text} ({class_name} in a worker)")
-    _kind, made, prepared = outcome
+    _kind, made, hashes, prepared = outcome
+    examples = [ex for m in made if m is not None for ex in m[0]]
+    for example, content_hash in zip(examples, hashes, strict=True):  # a pickled Example loses its cached hash
+        object.__setattr__(example, "content_hash", content_hash)
     complete = all(m is not None or isinstance(rec, BaseException) for m, (_, rec) in zip(made, batch, strict=True))
     batch_run.made = made
     batch_run.prepared = prepared if complete else None  # the writer made some examples: it prepares them all
@@ -119,17 +122,22 @@ def _write(batch_run: _BatchRun, number: int, batch: list[Positioned], future: F
         progress(batch_run.report)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM during a parallel import, handled as Ctrl-C is (a KeyboardInterrupt passes through plugin calls,
+    which turn a SystemExit into a plugin's error; the import command exits 130 saying what is kept)."""
+
+
 @contextlib.contextmanager
 def _sigterm_ends_run() -> Iterator[None]:
-    """SIGTERM's default ends the process without `finally`: while workers run, make it a SystemExit (143) so
-    that they are shut down and the batch being written is committed or rolled back as a whole."""
+    """SIGTERM's default ends the process without `finally`: while workers run, make it `Terminated` so that
+    they are shut down and the batch being written is committed or rolled back as a whole."""
     if threading.current_thread() is not threading.main_thread() or \
             signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
         yield
         return
 
     def stop(signum: int, frame: Any) -> None:
-        raise SystemExit(128 + signum)
+        raise Terminated(f"signal {signum}")
 
     signal.signal(signal.SIGTERM, stop)
     try:
@@ -204,8 +212,11 @@ def _prepare_batch(records: list[Any], defaults: Mapping[str, Any]) -> tuple[Any
                 continue
             made.append(([example], None))
             examples.append(example)
-        skip: assessment.Prepared = {impl.plugin_name: {} for impl in _prepare_impls(kit) if impl.plugin_name not in _worker["names"]}
+        wanted = _worker["names"]  # the writer's prepare plugins; any other is left out
+        skip: assessment.Prepared = {impl.plugin_name: {} for impl in _prepare_impls(kit)
+                                     if impl.plugin_name not in wanted}
         prepared = assessment.prepare(kit, examples, skip)
-        return "ok", made, {name: values for name, values in prepared.items() if name not in skip}
+        hashes = [example.content_hash for example in examples]
+        return "ok", made, hashes, {name: values for name, values in prepared.items() if name not in skip}
     except Exception as exc:  # noqa: BLE001 - reported by the writer, naming the batch
         return "error", type(exc).__name__, str(exc), getattr(exc, "plugin", None), getattr(exc, "hook", None)

@@ -218,3 +218,105 @@ def test_an_error_in_a_worker_names_the_batch_and_keeps_its_kind() -> None:
     with pytest.raises(tk.PluginError, match=r"batch 4 \(f:line 1 to f:line 2\): plugin 'x'") as caught:
         _write(None, 4, [("f:line 1", {}), ("f:line 2", {})], future, None)  # type: ignore[arg-type]
     assert (caught.value.plugin, caught.value.hook) == ("x", "prepare")
+
+
+@pytest.mark.parametrize("value", [-1, "many", 1.5, True])
+def test_a_bad_workers_setting_is_a_config_error(tmp_path: Path, value: Any) -> None:
+    config = tmp_path / "trainkit.toml"
+    config.write_text(f"[intake]\nworkers = {json.dumps(value)}\n")
+    with pytest.raises(tk.ConfigError, match=r"intake\.workers"):
+        tk.load_settings(config)
+
+
+def test_the_workers_setting_is_read(tmp_path: Path) -> None:
+    config = tmp_path / "trainkit.toml"
+    config.write_text('[intake]\nworkers = "auto"\n')
+    assert tk.load_settings(config).intake_workers == "auto"
+    config.write_text("[intake]\nworkers = 3\n")
+    assert tk.load_settings(config).intake_workers == 3
+
+
+def test_cli_import_with_workers_prints_what_the_serial_import_prints(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from dspy_trainkit.cli.main import cli
+
+    (tmp_path / "trainkit.toml").write_text(CONFIG)
+    data = tmp_path / "data.jsonl"
+    data.write_text("\n".join(_lines()) + "\n")
+    outputs = []
+    for workers, db in (("0", "a.db"), ("2", "b.db")):
+        tk.open(f"sqlite:///{tmp_path / db}").close()
+        result = CliRunner().invoke(cli, ["--db", f"sqlite:///{tmp_path / db}", "import", str(data), "--workers",
+                                          workers, "-q"])
+        assert result.exit_code == 3, result.output  # some records rejected
+        outputs.append(re.sub(r"\b[0-9a-f]{32}\b", "ID", result.output))  # example ids are random
+    assert outputs[0] == outputs[1]
+    bad = CliRunner().invoke(cli, ["--db", f"sqlite:///{tmp_path / 'a.db'}", "import", str(data), "--workers", "x"])
+    assert bad.exit_code == 2 and "--workers" in bad.output
+
+
+def _processes_with(marker: str) -> list[int]:
+    """Live processes whose environment holds `marker` (the import and its workers)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker.encode() in (entry / "environ").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="reads /proc (Linux)")
+@pytest.mark.parametrize(("signum", "status"), [("SIGINT", 130), ("SIGTERM", 130)])
+def test_a_signal_keeps_the_committed_batches_and_leaves_no_worker(tmp_path: Path, signum: str, status: int) -> None:
+    import os
+    import signal
+    import sqlite3
+    import subprocess
+    import sys
+    import time
+
+    n, batch = 20_000, 200
+    (tmp_path / "trainkit.toml").write_text(f"[intake]\nbatch_size = {batch}\n")
+    data = tmp_path / "data.jsonl"
+    data.write_text("".join(json.dumps({"task": "qa", "inputs": {"q": f"q{i}"}, "outputs": {"a": f"answer {i}"}})
+                            + "\n" for i in range(n)))
+    db = tmp_path / "trainkit.db"
+    tk.open(f"sqlite:///{db}").close()
+    marker = f"TRAINKIT_TEST_MARK={uuid.uuid4().hex}"
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("TRAINKIT_")}, marker.split("=")[0]:
+           marker.split("=")[1]}
+    command = [sys.executable, "-m", "dspy_trainkit", "--db", f"sqlite:///{db}", "import", str(data), "--workers",
+               "2", "-q"]
+
+    def stored() -> int:
+        connection = sqlite3.connect(db, timeout=30)
+        try:
+            return connection.execute("SELECT count(*) FROM examples").fetchone()[0]
+        finally:
+            connection.close()
+
+    process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        while process.poll() is None and stored() < 3 * batch:
+            time.sleep(0.01)
+        process.send_signal(getattr(signal, signum))
+        _, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == status, err.decode()
+    for _ in range(200):  # the workers leave with the writer (at once, or within their parent watch's period)
+        if not _processes_with(marker):
+            break
+        time.sleep(0.05)
+    assert _processes_with(marker) == []
+    partial = stored()
+    assert 0 < partial < n and partial % batch == 0  # only whole batches were committed
+    rerun = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr
+    assert stored() == n
