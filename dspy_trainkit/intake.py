@@ -140,13 +140,13 @@ class Intake:
         batch_run = _BatchRun(self.kit, defaults or {}, actor, reason, dry_run, on_reject, report)
         size = self.kit.settings.batch_size
         iterator = iter(items)
-        from .intake_parallel import worker_count
+        workers = self.kit.settings.intake_workers if workers is None else workers
+        if workers:  # 0, the default, is serial (and leaves intake_parallel unimported)
+            from .intake_parallel import run_parallel, worker_count
 
-        count = worker_count(self.kit.settings.intake_workers if workers is None else workers)
-        if count:
-            from .intake_parallel import run_parallel
-
-            run_parallel(batch_run, iterator, size, count, progress)
+            workers = worker_count(workers)  # "auto" on few cores is 0
+        if workers:
+            run_parallel(batch_run, iterator, size, workers, progress)
         else:
             while batch := list(itertools.islice(iterator, size)):
                 batch_run.run(batch)

@@ -25,8 +25,6 @@ import os
 import signal
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING, Any
 
 from . import assessment, tokens
@@ -34,6 +32,8 @@ from .errors import PluginError, TrainkitError
 from .models import Example
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+
     from .intake import IntakeReport, Positioned, _BatchRun
     from .kit import Kit
     from .settings import Settings
@@ -68,6 +68,7 @@ def run_parallel(batch_run: _BatchRun, iterator: Iterator[Positioned], size: int
     """Cut `iterator` into batches of `size`, have `workers` processes prepare them, and write each in order
     through `batch_run` (whose `finish` the caller runs)."""
     import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
 
     kit = batch_run.kit
     names = tuple(impl.plugin_name for impl in _prepare_impls(kit))
@@ -95,6 +96,8 @@ def run_parallel(batch_run: _BatchRun, iterator: Iterator[Positioned], size: int
 def _write(batch_run: _BatchRun, number: int, batch: list[Positioned], future: Future[Any],
            progress: Callable[[IntakeReport], None] | None) -> None:
     """Run the pipeline on one batch with what its worker made of it."""
+    from concurrent.futures.process import BrokenProcessPool
+
     where = f"batch {number} ({batch[0][0]} to {batch[-1][0]})"
     try:
         outcome = future.result()
