@@ -9,6 +9,12 @@ cores shared with other work the wall-time figures follow the load: read them be
 `available cores`, printed first.
 
     python benchmarks/ingest_parallel.py [--rows 100000] [--rounds 3] [--workers 0,1,2] [--dir DIR]
+    python benchmarks/ingest_parallel.py --split [--rows 20000] [--workers 0,2]
+
+--split answers "what would more cores give" without the cores: it imports in this process and reports the CPU
+seconds of the writer (this process) and of the workers (its children) separately. With enough free cores the
+workers keep up and the writer is the limit, so serial CPU / writer CPU bounds the speed-up of any worker count;
+CPU seconds follow the machine's load far less than wall time.
 """
 
 from __future__ import annotations
@@ -46,8 +52,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workers", default="0,1,2", help="worker counts to time (0: serial)")
     parser.add_argument("--dir", type=Path)
+    parser.add_argument("--split", action="store_true", help="CPU of the writer and of the workers, in-process")
+    parser.add_argument("--skip-plugins", default="", metavar="A,B", help="--split: disable these plugins (labelled)")
     args = parser.parse_args()
     counts = [int(n) for n in args.workers.split(",")]
+    if args.split:
+        split(args.rows, counts, args.dir, tuple(filter(None, args.skip_plugins.split(","))))
+        return
     with contextlib.ExitStack() as stack:
         folder = args.dir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="trainkit-parallel-")))
         folder.mkdir(parents=True, exist_ok=True)
@@ -84,6 +95,40 @@ def main() -> None:
             print(f"{'import ' + label:36} {ratio:12.3f} {speedup:11.2f} {cpu_ratio:12.3f} "
                   f"{statistics.median(seconds[label]):9.2f} {max(rss[label]):5} MiB")
         print(f"raw sqlite3 executemany: median {statistics.median(seconds['raw']):.2f} s")
+
+
+def split(rows: int, counts: list[int], folder: Path | None, skip: tuple[str, ...] = ()) -> None:
+    """Writer and worker CPU seconds of an in-process import per worker count (see the module docstring)."""
+    import resource
+
+    import attrs
+
+    import dspy_trainkit as tk
+    from dspy_trainkit.settings import load_settings
+
+    with contextlib.ExitStack() as stack:
+        folder = folder or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="trainkit-split-")))
+        source = folder / "records.jsonl"
+        write_jsonl(source, rows)
+        (folder / "trainkit.toml").write_text(CONFIG.replace("sqlite:///ingest.db", f"sqlite:///{folder}/s.db"))
+        print(f"{rows:,} QA records, default plugins{' minus ' + ','.join(skip) if skip else ''}, SQLite, "
+              "in-process")
+        serial_cpu = None
+        for workers in counts:
+            remove_db(folder / "s.db")
+            settings = attrs.evolve(load_settings(folder / "trainkit.toml", env={}), intake_workers=workers,
+                                       disable_plugins=skip)
+            with tk.open(settings=settings) as kit:
+                kit.examples(limit=1)  # the store and plugins open before the clock starts
+                me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+                report = kit.import_files([source], task=TASK)
+                me2, kids2 = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+            assert report.read == rows
+            writer = me2.ru_utime + me2.ru_stime - me.ru_utime - me.ru_stime
+            helpers = kids2.ru_utime + kids2.ru_stime - kids.ru_utime - kids.ru_stime
+            serial_cpu = serial_cpu or writer
+            print(f"  --workers {workers}: writer CPU {writer:.2f} s, workers CPU {helpers:.2f} s; serial CPU / "
+                  f"writer CPU = {serial_cpu / writer:.2f} (the speed-up bound with a free core per worker)")
 
 
 if __name__ == "__main__":
