@@ -13,7 +13,9 @@ Dimension ``coherence`` in 0..1 is the weighted mean of up to three parts, each 
   fences ``[Q1 - 1.5 IQR, Q3 + 1.5 IQR]``, falling linearly to 0 at ``1.5 IQR`` beyond a fence (IQR at least
   0.25). Left out while the task has fewer than ``length_min_examples`` accepted examples.
 
-The norm is computed once per open kit and task and cached, so one run scores consistently. Examples without any
+The norm is computed once per open kit and task and cached, so one run scores consistently. The ``prepare`` hook
+makes what depends on the example alone (repetition, structure, the length measure; in a worker under parallel
+intake), ``score`` applies the norm (read from the store, so in the writer). Examples without any
 output text get no score. Settings: ``[plugin.coherence]`` (see docs/scoring.md).
 """
 
