@@ -320,3 +320,19 @@ def test_a_signal_keeps_the_committed_batches_and_leaves_no_worker(tmp_path: Pat
     rerun = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stderr
     assert stored() == n
+
+
+def test_a_dry_run_with_workers_counts_what_the_serial_dry_run_counts(tmp_path: Path) -> None:
+    config = tmp_path / "trainkit.toml"
+    config.write_text(CONFIG)
+    data = tmp_path / "data.jsonl"
+    data.write_text("\n".join(_lines()) + "\n")
+    reports = []
+    for workers in (0, 1):
+        settings = attrs.evolve(tk.load_settings(config), intake_workers=workers)
+        with tk.open(f"sqlite:///{tmp_path / f'dry{workers}.db'}", settings=settings) as kit:
+            report = kit.import_files([data], dry_run=True).files[str(data)]
+            assert kit.store.count(tk.ExampleQuery()) == 0
+            reports.append({k: len(v) if k == "ids" else v for k, v in report.to_dict().items()})
+    assert reports[0]["duplicates"] >= 5 and reports[0]["rejected"] >= 3
+    assert reports[1] == reports[0]
