@@ -14,7 +14,7 @@ import attrs
 
 from .errors import PluginError
 from .models import Example, Finding
-from .plugin_manager import call_each
+from .plugin_manager import call_impls, hook_impls, timeout_of
 
 if TYPE_CHECKING:
     from .kit import Kit
@@ -22,10 +22,37 @@ if TYPE_CHECKING:
 Scores = dict[str, tuple[float, str]]  # dimension -> (score, plugin)
 
 
-def validate(kit: Kit, examples: list[Example]) -> dict[str, list[Finding]]:
-    """Findings per example id from every `validate` plugin, each tagged with its plugin."""
+#: What `prepare` plugins made for a batch: plugin name -> {example id: value}.
+Prepared = dict[str, dict[str, Any]]
+
+
+def prepare(kit: Kit, examples: list[Example], prepared: Prepared | None = None) -> Prepared:
+    """`prepared` completed with what every `prepare` plugin it lacks makes of `examples` (run here): parallel
+    intake brings what its workers prepared, serial intake and re-scoring bring nothing. Either way each plugin's
+    `validate` and `score` then get the values of its own `prepare` (see the hook)."""
+    done = dict(prepared or {})
+    impls = [impl for impl in hook_impls(kit.pm, "prepare") if impl.plugin_name not in done]
+    if impls and examples:
+        for plugin, result in call_impls(impls, "prepare", timeout=timeout_of(kit.pm), examples=examples, context=kit):
+            done[plugin] = {examples[i].id: value for i, value in _indexed(result or {}, examples, plugin, "prepare")}
+    return done
+
+
+def _call_prepared(kit: Kit, hook: str, examples: list[Example], prepared: Prepared) -> Iterator[tuple[str, Any]]:
+    """Each plugin's answer to batch hook `hook`, each given its own `prepared` values re-keyed by index."""
+    timeout = timeout_of(kit.pm)
+    for impl in hook_impls(kit.pm, hook):
+        values = prepared.get(impl.plugin_name)
+        mine = {i: values[ex.id] for i, ex in enumerate(examples) if ex.id in values} if values else {}
+        yield from call_impls([impl], hook, timeout=timeout, examples=examples, context=kit, prepared=mine)
+
+
+def validate(kit: Kit, examples: list[Example], prepared: Prepared | None = None) -> dict[str, list[Finding]]:
+    """Findings per example id from every `validate` plugin, each tagged with its plugin. `prepared`: what
+    `prepare` made of `examples` (made now when not given)."""
     found: dict[str, list[Finding]] = {}
-    for plugin, result in call_each(kit.pm, "validate", examples=examples, context=kit):
+    prepared = prepare(kit, examples, prepared)
+    for plugin, result in _call_prepared(kit, "validate", examples, prepared):
         for index, items in _indexed(result, examples, plugin, "validate"):
             for finding in items:
                 if not isinstance(finding, Finding):
@@ -35,17 +62,20 @@ def validate(kit: Kit, examples: list[Example]) -> dict[str, list[Finding]]:
     return found
 
 
-def score(kit: Kit, examples: list[Example], findings: Mapping[str, list[Finding]]) -> list[Scores]:
+def score(kit: Kit, examples: list[Example], findings: Mapping[str, list[Finding]],
+          prepared: Prepared | None = None) -> list[Scores]:
     """Scores per example (in order), keyed by dimension, each remembering the plugin that made it.
     Examples with an error finding (from a validator, or one they came with, such as a field the import's
-    command line requires) are not scored: they are rejected whatever their score."""
+    command line requires) are not scored: they are rejected whatever their score. `prepared`: as for
+    `validate` (what is missing is made now, for the examples scored)."""
     to_score = [i for i, ex in enumerate(examples)
                 if not any(f.severity == "error" for f in (*ex.findings, *findings.get(ex.id, [])))]
     scores: list[Scores] = [{} for _ in examples]
     if not to_score:
         return scores
     subset = [examples[i] for i in to_score]
-    for plugin, result in call_each(kit.pm, "score", examples=subset, context=kit):
+    prepared = prepare(kit, subset, prepared)
+    for plugin, result in _call_prepared(kit, "score", subset, prepared):
         for index, dims in _indexed(result, subset, plugin, "score"):
             target = scores[to_score[index]]
             for dimension, value in dict(dims).items():
@@ -183,8 +213,9 @@ def reassess(kit: Kit, examples: list[Example], *, keep_status: bool | str = Tru
     `status`, when given, is the status outright (a reviewer's decision)."""
     fresh = [ex.with_verdict(status=ex.status, findings=[], quality=None, scores={}, provenance={
         k: v for k, v in ex.provenance.items() if k != "scorers"}) for ex in examples]
-    findings = validate(kit, fresh)
-    scored = score(kit, fresh, findings)
+    prepared = prepare(kit, fresh)
+    findings = validate(kit, fresh, prepared)
+    scored = score(kit, fresh, findings, prepared)
     decided = []
     rules = BatchRules(kit)
     for ex, s in zip(fresh, scored, strict=True):

@@ -8,10 +8,10 @@ Conventions shared by all hooks:
 
 * ``context`` is the open :class:`~dspy_trainkit.kit.Kit` (settings, store, plugin manager, logger). Plugins
   read everything through it and never reach for globals.
-* Batch hooks (``validate``, ``score``) receive a list of examples and answer with a mapping keyed by the index
-  in that list. Returning ``None`` or an empty mapping means "nothing to say". They are called one plugin at a
-  time so that every finding and score is attributed to the plugin that made it, and an exception is reported
-  with the plugin's name and the hook.
+* Batch hooks (``prepare``, ``validate``, ``score``) receive a list of examples and answer with a mapping keyed
+  by the index in that list. Returning ``None`` or an empty mapping means "nothing to say". They are called one
+  plugin at a time so that every finding and score is attributed to the plugin that made it, and an exception is
+  reported with the plugin's name and the hook.
 * Registry hooks (``import_format``, ``synthesize``, ``storage_backend``, ``cleanup_policies``) receive a
   ``register`` callback; the core validates and names each registration, and a clash between two plugins is
   an error naming both.
@@ -55,13 +55,38 @@ def collect(record: Any, context: Kit) -> Example | Mapping[str, Any] | list[Any
 
 
 @hookspec
-def validate(examples: list[Example], context: Kit) -> dict[int, list[Finding]] | None:
+def prepare(examples: list[Example], context: Kit) -> dict[int, Any] | None:
+    """Do the per-example work of this plugin's ``validate`` and ``score`` that depends on nothing but the example
+    itself (tokenising, MinHash signatures, text features), so that parallel intake can run it in a worker process.
+
+    Called once per intake batch (and for re-scoring) with the same ``examples`` as ``validate``, before it. Return
+    a mapping from an index in ``examples`` to one value per example, or ``None``. The values come back to *this
+    plugin's* ``validate`` and ``score`` as their ``prepared`` argument (``{index in their examples: value}``),
+    whether ``prepare`` ran in this process (serial intake, re-scoring) or in a worker (``intake.workers``).
+
+    What may run here: work whose result depends only on the example and the settings. ``context`` in a worker is
+    a kit of its own with the same settings and plugins but no store (reading it raises), and a worker sees
+    neither earlier batches nor what the writer stored since: anything that compares examples with each other or
+    with the store (an index, a norm read from stored examples) belongs in ``validate``/``score``, which always run
+    in the one writer process, batch after batch, in order. Values must be picklable, and the writer's hooks must
+    not count on changes they make to them reaching another process.
+
+    Calling mode: all results, one plugin at a time; a plugin without ``prepare`` does all its work in
+    ``validate``/``score``, in the writer (always correct). A plugin that raises aborts the batch before anything
+    of it is written, with an error naming the plugin (and, in a worker, the batch).
+    """
+
+
+@hookspec
+def validate(examples: list[Example], context: Kit, prepared: Mapping[int, Any]) -> dict[int, list[Finding]] | None:
     """Check a batch of examples before they are stored.
 
     Called once per intake batch (up to ``intake.batch_size`` examples), after normalisation and before
     deduplication and scoring. ``examples`` are the batch's examples in order. Return a mapping from an index in
     ``examples`` to the :class:`Finding` objects for that example, or ``None``. A finding with severity
-    ``error`` rejects the example; ``warning`` sends it to review (status ``candidate``).
+    ``error`` rejects the example; ``warning`` sends it to review (status ``candidate``). ``prepared`` holds what
+    this plugin's ``prepare`` made for each example (by index in ``examples``; empty for a plugin without
+    ``prepare``); a plugin that takes no ``prepared`` argument is called without it.
 
     Calling mode: all results, one plugin at a time; findings are tagged with the plugin's name. A plugin that
     raises aborts the batch before anything of it is written, with an error naming the plugin.
@@ -69,13 +94,14 @@ def validate(examples: list[Example], context: Kit) -> dict[int, list[Finding]] 
 
 
 @hookspec
-def score(examples: list[Example], context: Kit) -> dict[int, dict[str, float]] | None:
+def score(examples: list[Example], context: Kit, prepared: Mapping[int, Any]) -> dict[int, dict[str, float]] | None:
     """Score a batch of examples on one or more quality dimensions.
 
     Called once per intake batch, after validation and deduplication, for the examples not already rejected, and
     again by re-scoring. Return a mapping from an index in ``examples`` to ``{dimension: score}`` with scores in
     0..1, or ``None``. Overall quality is the weighted mean of all dimensions (weights from the task's settings,
-    default 1). Two plugins reporting the same dimension is an error naming both.
+    default 1). Two plugins reporting the same dimension is an error naming both. ``prepared``: as for ``validate``,
+    re-keyed to the indexes of this call's ``examples``.
 
     Calling mode: all results, one plugin at a time. A plugin that raises aborts the batch before anything of it
     is written, with an error naming the plugin.

@@ -129,19 +129,29 @@ class Intake:
 
     def run(self, items: Iterable[Positioned], *, defaults: Mapping[str, Any] | None = None,
             actor: str = "trainkit", reason: str = "", progress: Callable[[IntakeReport], None] | None = None,
-            dry_run: bool = False, on_reject: RejectCallback | None = None) -> IntakeReport:
+            dry_run: bool = False, on_reject: RejectCallback | None = None,
+            workers: int | str | None = None) -> IntakeReport:
         """Take `(position, record)` pairs; a record is an Example, a mapping of Example fields, an exception
         from a reader, or anything a `collect` plugin recognises. `defaults` fill fields a mapping lacks.
         `dry_run` does everything but store and notify. `on_reject(position, record, reasons)` is called for
-        every record that was not stored, or was stored as rejected."""
+        every record that was not stored, or was stored as rejected. `workers` (default `intake.workers`):
+        worker processes that normalise and `prepare` batches ahead of this one (0: none; see intake_parallel)."""
         report = IntakeReport(dry_run=dry_run)
         batch_run = _BatchRun(self.kit, defaults or {}, actor, reason, dry_run, on_reject, report)
         size = self.kit.settings.batch_size
         iterator = iter(items)
-        while batch := list(itertools.islice(iterator, size)):
-            batch_run.run(batch)
-            if progress is not None:
-                progress(report)
+        workers = self.kit.settings.intake_workers if workers is None else workers
+        if workers:  # 0, the default, is serial (and leaves intake_parallel unimported)
+            from .intake_parallel import run_parallel, worker_count
+
+            workers = worker_count(workers)  # "auto" on few cores is 0
+        if workers:
+            run_parallel(batch_run, iterator, size, workers, progress)
+        else:
+            while batch := list(itertools.islice(iterator, size)):
+                batch_run.run(batch)
+                if progress is not None:
+                    progress(report)
         batch_run.finish()
         return report
 
@@ -156,6 +166,9 @@ class _BatchRun:
         self.seen: set[tuple[str, str]] = set()  # a dry run stores nothing, so it remembers what it would have
         self.skipped: dict[str, set[str]] = {"sources": set(), "tasks": set()}
         self.skipped_by: KeyCounts = {}  # the counts of the batches that stored nothing
+        #: The next batch's examples per record and `prepare` values, made by a worker (intake_parallel), or None.
+        self.made: list[Any] | None = None
+        self.prepared: assessment.Prepared | None = None
 
     def run(self, batch: list[Positioned]) -> None:
         """One batch through the pipeline: normalise, judge, store, count, notify."""
@@ -183,7 +196,8 @@ class _BatchRun:
 
     def _judge(self, examples: list[Example], counts: KeyCounts) -> list[Example]:
         """Validate, drop duplicates (counted per task and source), score and decide each example's status."""
-        findings = assessment.validate(self.kit, examples)
+        prepared = assessment.prepare(self.kit, examples, self.prepared)  # a worker may have made them
+        findings = assessment.validate(self.kit, examples, prepared)
         kept, duplicates = self._dedup(examples)
         self.report.duplicates += duplicates
         dropped = Counter((ex.task, ex.source) for ex in examples) - Counter((ex.task, ex.source) for ex in kept)
@@ -191,7 +205,7 @@ class _BatchRun:
             _count(counts, key, _DUPLICATES, n)
         if not kept:
             return []
-        scored = assessment.score(self.kit, kept, findings)
+        scored = assessment.score(self.kit, kept, findings, prepared)
         rules = assessment.BatchRules(self.kit)
         decided = [assessment.decide(self.kit, ex, list(ex.findings) + findings.get(ex.id, []), scores, rules=rules)
                    for ex, scores in zip(kept, scored, strict=True)]
@@ -248,7 +262,8 @@ class _BatchRun:
                    counts: KeyCounts) -> Iterator[Example]:
         """The batch's examples; each record is counted as read (and invalid) under one (task, source): that of
         the first example it made, else the one its fields name, since one batch can hold several."""
-        for position, record in batch:
+        made = self.made or [None] * len(batch)
+        for (position, record), premade in zip(batch, made, strict=True):
             if isinstance(record, BaseException):  # a reader's or mapper's complaint, maybe with the raw record
                 self._problem(position, str(record), getattr(record, "record", None))
                 complaint_key = self._key_of(getattr(record, "record", None))
@@ -257,8 +272,7 @@ class _BatchRun:
                 continue
             key: tuple[str, str] | None = None
             try:
-                for candidate in self._candidates(record):
-                    example = to_example(candidate, self.defaults, self.kit.settings.default_task)
+                for example in self._examples(record) if premade is None else _replay(premade):
                     origins[example.id] = (position, record)
                     if key is None:
                         key = (example.task, example.source)
@@ -281,6 +295,10 @@ class _BatchRun:
             return (record,)
         return candidates(self.kit, record)
 
+    def _examples(self, record: Any) -> Iterator[Example]:
+        for candidate in self._candidates(record):
+            yield to_example(candidate, self.defaults, self.kit.settings.default_task)
+
     def _problem(self, position: str, message: str, record: Any) -> None:
         self.report.add_problem(Problem(position, message, record))
         if self.on_reject is not None:
@@ -300,6 +318,14 @@ class _BatchRun:
         if self.dry_run:
             self.seen.update((ex.task, ex.content_hash) for ex in kept)
         return kept, len(examples) - len(kept)
+
+
+def _replay(made: tuple[list[Example], str | None]) -> Iterator[Example]:
+    """The examples a worker made of a record, then its complaint, as `_examples` would have yielded them."""
+    examples, problem = made
+    yield from examples
+    if problem is not None:
+        raise TrainkitError(problem)
 
 
 def candidates(kit: Kit, record: Any) -> list[Any]:

@@ -157,6 +157,7 @@ class Settings:
     strict_plugins: bool = False
     plugin_timeout: float | None = DEFAULT_PLUGIN_TIMEOUT  # seconds per hook call of one plugin; None: no limit
     batch_size: int = 1000
+    intake_workers: int | str = 0  # parallel judging: worker processes, or "auto" (see intake_parallel)
     default_task: str | None = None
     tasks: dict[str, TaskSettings] = attrs.field(factory=dict)
     plugin_config: dict[str, dict[str, Any]] = attrs.field(factory=dict)
@@ -407,9 +408,14 @@ def _from_document(doc: Mapping[str, Any], r: _Reader) -> dict[str, Any]:
         values["strict_plugins"] = r.boolean(plugins["strict"], "plugins.strict")
     if "timeout" in plugins:
         values["plugin_timeout"] = _plugin_timeout(plugins["timeout"], "plugins.timeout")
-    intake = r.table(top.get("intake", {}), "intake", ("batch_size",))
+    intake = r.table(top.get("intake", {}), "intake", ("batch_size", "workers"))
     if "batch_size" in intake:
         values["batch_size"] = r.positive_int(intake["batch_size"], "intake.batch_size")
+    if "workers" in intake:
+        workers = intake["workers"]
+        if workers != "auto" and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 0):
+            raise r.fail("intake.workers", f'must be a whole number >= 0 or "auto", got {workers!r}')
+        values["intake_workers"] = workers
     if "default_task" in top:
         values["default_task"] = r.string(top["default_task"], "default_task")
     tasks = r.table(top.get("tasks", {}), "tasks", None)

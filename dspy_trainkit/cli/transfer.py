@@ -80,13 +80,16 @@ class RejectsFile:
 @click.option("--dry-run", is_flag=True, help="Read, map, validate and score, but store nothing.")
 @click.option("--rejects", type=click.Path(dir_okay=False, path_type=Path),
               help="Write rejected records with their reasons to this JSONL file (re-importable).")
+@click.option("--workers", metavar="N|auto",
+              help="Worker processes that prepare batches while this one stores them (0: none; default: the "
+                   "intake.workers setting).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress line.")
 @json_option
 @pass_state
 def import_(state: CliState, files: tuple[Path, ...], task: str | None, format_name: str | None,
             maps: tuple[str, ...], input_fields: str | None, output_fields: str | None, domain: str | None,
             topic: str | None, difficulty: str | None, encoding: str | None, dry_run: bool,
-            rejects: Path | None, quiet: bool, as_json: bool) -> None:
+            rejects: Path | None, workers: str | None, quiet: bool, as_json: bool) -> None:
     """Import examples from JSON, JSONL, CSV or YAML files.
 
     Every record goes through validation, dedup and scoring. Good records are stored; bad ones are reported
@@ -105,6 +108,14 @@ def import_(state: CliState, files: tuple[Path, ...], task: str | None, format_n
 
     kit = state.kit()
     from ..files.importing import check_paths
+
+    if workers is not None:
+        import attrs
+
+        if workers != "auto" and not workers.isdigit():
+            raise click.BadParameter(f'expected a whole number >= 0 or "auto", got {workers!r}',
+                                     param_hint="--workers")
+        kit.settings = attrs.evolve(kit.settings, intake_workers=workers if workers == "auto" else int(workers))
 
     check_paths(kit, list(files), format_name, encoding)  # every path checked before anything is read
     if rejects is not None and any(rejects.resolve() == f.resolve() for f in files):

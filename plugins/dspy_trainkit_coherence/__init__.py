@@ -13,7 +13,9 @@ Dimension ``coherence`` in 0..1 is the weighted mean of up to three parts, each 
   fences ``[Q1 - 1.5 IQR, Q3 + 1.5 IQR]``, falling linearly to 0 at ``1.5 IQR`` beyond a fence (IQR at least
   0.25). Left out while the task has fewer than ``length_min_examples`` accepted examples.
 
-The norm is computed once per open kit and task and cached, so one run scores consistently. Examples without any
+The norm is computed once per open kit and task and cached, so one run scores consistently. The ``prepare`` hook
+makes what depends on the example alone (repetition, structure, the length measure; in a worker under parallel
+intake), ``score`` applies the norm (read from the store, so in the writer). Examples without any
 output text get no score. Settings: ``[plugin.coherence]`` (see docs/scoring.md).
 """
 
@@ -140,6 +142,14 @@ def quartiles(values: list[float]) -> tuple[float, float]:
 
 def parts(example: Any, norm: tuple[float, float, float] | None) -> dict[str, float] | None:
     """The parts of one example's coherence, or None when its outputs hold no text."""
+    made = features(example)
+    return None if made is None else with_length(made, norm)
+
+
+def features(example: Any) -> tuple[dict[str, float], float] | None:
+    """What one example's coherence takes from the example alone (the `prepare` hook's value, which parallel
+    intake makes in a worker): its repetition and structure parts and its length measure; None without output
+    text. The length part needs the task's norm, read from the store: `with_length` adds it in the writer."""
     outputs = texts(example.outputs)
     if not outputs:
         return None
@@ -152,9 +162,15 @@ def parts(example: Any, norm: tuple[float, float, float] | None) -> dict[str, fl
         echo = bool(inputs) and tokens(text).squashed in inputs
         share = max(share, 1.0 if echo else repeated_share(text))
         penalty = max(penalty, structure_penalty(text))
-    found = {"repetition": 1.0 - share, "structure": max(0.0, 1.0 - penalty)}
+    return {"repetition": 1.0 - share, "structure": max(0.0, 1.0 - penalty)}, length_measure(outputs)
+
+
+def with_length(made: tuple[dict[str, float], float], norm: tuple[float, float, float] | None) -> dict[str, float]:
+    """The parts of `features` with the length part against `norm` (when the task has one)."""
+    found, measure = made
+    found = dict(found)
     if norm is not None:
-        found["length"] = length_score(length_measure(outputs), norm)
+        found["length"] = length_score(measure, norm)
     return found
 
 
@@ -202,7 +218,12 @@ def read_options(kit: Any, task: str, domain: str | None) -> dict[str, Any]:
 
 
 @hookimpl
-def score(examples, context):
+def prepare(examples, context):
+    return {index: features(example) for index, example in enumerate(examples)}
+
+
+@hookimpl
+def score(examples, context, prepared):
     by_label: dict[tuple[str, str | None], dict[str, Any]] = {}
     norms: dict[str, tuple[float, float, float] | None] = {}
     scores = {}
@@ -216,7 +237,8 @@ def score(examples, context):
             if example.task not in norms:  # the norm is the task's: its sample settings are the task's too
                 norms[example.task] = task_norm(context, example.task, read_options(context, example.task, None))
             norm = norms[example.task]
-        found = parts(example, norm)
+        made = prepared[index] if index in prepared else features(example)
+        found = None if made is None else with_length(made, norm)
         if found is None:
             continue
         value = combine(found, options["weights"])

@@ -1,5 +1,7 @@
 """Built-in plugin 'neardup': near-duplicate detection and a `novelty` score, with MinHash LSH (rensa).
 
+* `prepare`: each example's MinHash sketch (word set, signature, band hashes), which needs nothing but the
+  example and the settings: parallel intake makes it in a worker, `validate` uses it in the writer.
 * `validate`: an example whose Jaccard similarity (word sets of its input and output values; MinHash finds the
   candidates, the exact similarity confirms them) to a stored example of the same task, or to an earlier
   example of the batch, is at least `threshold` gets a `near-duplicate` finding naming the other example and the
@@ -21,10 +23,17 @@ from dspy_trainkit import hookimpl
 
 
 @hookimpl
-def validate(examples, context):
+def prepare(examples, context):
+    from .check import prepare as sketches
+
+    return sketches(context, examples)
+
+
+@hookimpl
+def validate(examples, context, prepared):
     from .check import validate as check
 
-    return check(context, examples)
+    return check(context, examples, prepared)
 
 
 @hookimpl

@@ -37,19 +37,48 @@ from .index import (
     half_found,
     hash_prefix,
     jaccard,
+    lsh_shape,
     sketch,
     state_for,
 )
 from .persist import word_sets
+from .rules import lowest_threshold
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from dspy_trainkit.pluginkit import Example, Kit
 
 CODE = "near-duplicate"
 Match = tuple[float, int, str, str]  # (similarity, batch position or -1 for a stored example, id, description)
 
 
-def validate(kit: Kit, examples: list[Example]) -> dict[int, list[Finding]]:
+def prepare(kit: Kit, examples: list[Example]) -> dict[int, Sketch]:
+    """Each example's sketch in the shape of its task's index (from the settings alone: no store, no index)."""
+    state = state_for(kit)
+    with state.lock:
+        by_task: dict[str, list[int]] = {}
+        for position, ex in enumerate(examples):
+            by_task.setdefault(ex.task, []).append(position)
+        made: dict[int, Sketch] = {}
+        for task, positions in by_task.items():
+            state.rule(kit, task, None)  # checks the settings first
+            num_perm, bands = lsh_shape(lowest_threshold(kit, task))
+            made.update(zip(positions, sketch([examples[p] for p in positions], num_perm, bands), strict=True))
+        return made
+
+
+def _sketches(index: TaskIndex, examples: list[Example], made: list[Sketch | None]) -> list[Sketch]:
+    """The sketches `prepare` made for `examples`, or new ones when any is missing or of another shape."""
+    if all(sk is not None and sk.task == index.task and (sk.bands is None or len(sk.bands) == index.bands)
+           for sk in made):
+        return made  # type: ignore[return-value]
+    return sketch(examples, index.num_perm, index.bands)
+
+
+def validate(kit: Kit, examples: list[Example], prepared: Mapping[int, Sketch] | None = None
+             ) -> dict[int, list[Finding]]:
+    prepared = prepared or {}
     state = state_for(kit)
     with state.lock:
         by_task: dict[str, list[int]] = {}
@@ -59,7 +88,7 @@ def validate(kit: Kit, examples: list[Example]) -> dict[int, list[Finding]]:
         limit = 4 * max(kit.settings.batch_size, len(examples))
         for task, positions in by_task.items():
             index = state.index(kit, task)
-            sketches = sketch([examples[p] for p in positions], index.num_perm, index.bands)
+            sketches = _sketches(index, [examples[p] for p in positions], [prepared.get(p) for p in positions])
             state.remember(sketches, limit)
             rules = [state.rule(kit, task, examples[p].domain) for p in positions]
             compared = compare(kit, index, positions, sketches, [rule.threshold for rule in rules])

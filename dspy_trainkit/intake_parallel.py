@@ -1,0 +1,225 @@
+"""Parallel judging: worker processes normalise each intake batch and run the `prepare` hooks on it, while this
+process (the one writer) does everything that depends on what is stored or on earlier batches, in order.
+
+Why this split: an import spends most of its time on per-record work that depends on the record alone (making
+the Example and its content hash, tokenising, MinHash signatures, text features); the rest (exact dedup against
+the store, the near-duplicate index, a norm read from stored examples, the synthetic cap, the insert and its
+event) must see the batches before it exactly as the serial path does, or the two would store different things.
+So the writer runs `_BatchRun.run` (the one pipeline, see intake.py) on every batch in input order, handing it
+what a worker made of the batch (`_BatchRun.made`, `_BatchRun.prepared`); the hooks' `prepared` argument is the
+only thing that crosses over, and the serial path makes the same values in-process (`assessment.prepare`).
+
+A worker has a kit of its own (same settings, plugins from the same entry points, no store) and never writes.
+At most `2 * workers` batches are in flight, so memory stays that of a few batches. Ctrl-C or SIGTERM stops
+taking batches: the batches already written stay committed, the workers are shut down (they ignore Ctrl-C and
+leave if this process dies), and a re-run finds the stored part by content hash. A worker that crashes or
+raises is one error naming the batch and its first and last record; the batches before it stay stored.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import itertools
+import os
+import signal
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from . import assessment, tokens
+from .errors import PluginError, TrainkitError
+from .models import Example
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
+
+    from .intake import IntakeReport, Positioned, _BatchRun
+    from .kit import Kit
+    from .settings import Settings
+
+#: "auto" never starts more workers than this: the writer is one process, and past a few workers it is the limit.
+MAX_AUTO = 4
+#: Batches handed to the workers and not yet written, per worker.
+IN_FLIGHT_PER_WORKER = 2
+
+
+def available_cores() -> int:
+    """The cores this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1  # pragma: no cover - macOS, Windows
+
+
+def worker_count(setting: int | str) -> int:
+    """How many workers `intake.workers` asks for: a number as it is (0: serial), "auto" one per core beyond
+    the writer's, none with fewer than 3 cores (with 2 the writer and one worker share them: measured no faster,
+    see docs/performance.md), at most MAX_AUTO."""
+    if setting == "auto":
+        cores = available_cores()
+        return 0 if cores < 3 else min(MAX_AUTO, cores - 1)
+    if isinstance(setting, bool) or not isinstance(setting, int) or setting < 0:
+        raise TrainkitError(f'intake workers: expected a whole number >= 0 or "auto", got {setting!r}')
+    return setting
+
+
+def run_parallel(batch_run: _BatchRun, iterator: Iterator[Positioned], size: int, workers: int,
+                 progress: Callable[[IntakeReport], None] | None) -> None:
+    """Cut `iterator` into batches of `size`, have `workers` processes prepare them, and write each in order
+    through `batch_run` (whose `finish` the caller runs)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    kit = batch_run.kit
+    names = tuple(impl.plugin_name for impl in _prepare_impls(kit))
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker,
+                               initargs=(kit.settings, names, os.getpid()))
+    window: collections.deque[tuple[int, list[Positioned], Future[Any]]] = collections.deque()
+    try:
+        with _sigterm_ends_run():
+            for number in itertools.count(1):
+                batch = list(itertools.islice(iterator, size))
+                if not batch:
+                    break
+                records = [record if isinstance(record, Example | Mapping) else None for _, record in batch]
+                window.append((number, batch, pool.submit(_prepare_batch, records, batch_run.defaults)))
+                if len(window) >= IN_FLIGHT_PER_WORKER * workers:
+                    _write(batch_run, *window.popleft(), progress)
+            while window:
+                _write(batch_run, *window.popleft(), progress)
+    finally:
+        for _number, _batch, future in window:
+            future.cancel()
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _write(batch_run: _BatchRun, number: int, batch: list[Positioned], future: Future[Any],
+           progress: Callable[[IntakeReport], None] | None) -> None:
+    """Run the pipeline on one batch with what its worker made of it."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    where = f"batch {number} ({batch[0][0]} to {batch[-1][0]})"
+    try:
+        outcome = future.result()
+    except BrokenProcessPool as exc:
+        raise TrainkitError(f"parallel judging: a worker process died while preparing {where}; the batches "
+                            "before it are stored, a re-run skips them by content hash") from exc
+    if outcome[0] == "error":
+        _kind, class_name, message, plugin, hook = outcome
+        text = f"parallel judging, {where}: {message}"
+        if class_name == "PluginError":
+            raise PluginError(text, plugin=plugin, hook=hook)
+        raise TrainkitError(f"{text} ({class_name} in a worker)")
+    _kind, made, hashes, prepared = outcome
+    examples = [ex for m in made if m is not None for ex in m[0]]
+    for example, content_hash in zip(examples, hashes, strict=True):  # a pickled Example loses its cached hash
+        object.__setattr__(example, "content_hash", content_hash)
+    complete = all(m is not None or isinstance(rec, BaseException) for m, (_, rec) in zip(made, batch, strict=True))
+    batch_run.made = made
+    batch_run.prepared = prepared if complete else None  # the writer made some examples: it prepares them all
+    try:
+        batch_run.run(batch)
+    finally:
+        batch_run.made = batch_run.prepared = None
+    if progress is not None:
+        progress(batch_run.report)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM during a parallel import, handled as Ctrl-C is (a KeyboardInterrupt passes through plugin calls,
+    which turn a SystemExit into a plugin's error; the import command exits 130 saying what is kept)."""
+
+
+@contextlib.contextmanager
+def _sigterm_ends_run() -> Iterator[None]:
+    """SIGTERM's default ends the process without `finally`: while workers run, make it `Terminated` so that
+    they are shut down and the batch being written is committed or rolled back as a whole."""
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+
+    def stop(signum: int, frame: Any) -> None:
+        raise Terminated(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _prepare_impls(kit: Kit) -> list[Any]:
+    from .plugin_manager import hook_impls
+
+    return hook_impls(kit.pm, "prepare")
+
+
+# ---- in the worker --------------------------------------------------------------------------------------
+
+class _NoStore:
+    """A worker's store: `prepare` must not depend on what is stored (the writer may have stored more since)."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise TrainkitError(f"the store is not available in a parallel-judging worker (store.{name}): read it in "
+                            "validate or score, which run in the writer")
+
+    def close(self) -> None:
+        pass
+
+
+_worker: dict[str, Any] = {}
+
+
+def _start_worker(settings: Settings, names: tuple[str, ...], parent: int) -> None:
+    """Open the worker's kit: the writer's settings, plugins from the same entry points, no store."""
+    from .kit import Kit
+    from .plugin_manager import make_plugin_manager
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the whole process group: the writer handles it
+    threading.Thread(target=_leave_with, args=(parent,), name="trainkit-parent-watch", daemon=True).start()
+    pm = make_plugin_manager(load=settings.load_plugins, disable=settings.disable_plugins,
+                             strict=settings.strict_plugins, timeout=settings.plugin_timeout)
+    _worker["kit"] = Kit(settings, pm, _NoStore())  # type: ignore[arg-type]
+    _worker["names"] = frozenset(names)
+
+
+def _leave_with(parent: int) -> None:
+    """End this worker when the writer is gone (killed with SIGKILL, say), instead of waiting forever."""
+    import time
+
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)
+
+
+def _prepare_batch(records: list[Any], defaults: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What the writer needs of one batch: per record its examples and complaint (None for a record left to the
+    writer: a reader's exception, or an object only `collect` plugins understand), and the `prepare` values of
+    the writer's plugins for the examples. Failures come back as a tuple: not every exception pickles."""
+    from .intake import to_example
+
+    kit: Kit = _worker["kit"]
+    try:
+        tokens.new_batch()
+        made: list[tuple[list[Example], str | None] | None] = []
+        examples: list[Example] = []
+        for record in records:
+            if record is None:
+                made.append(None)
+                continue
+            try:
+                example = to_example(record, defaults, kit.settings.default_task)
+            except TrainkitError as exc:
+                made.append(([], str(exc)))
+                continue
+            made.append(([example], None))
+            examples.append(example)
+        wanted = _worker["names"]  # the writer's prepare plugins; any other is left out
+        skip: assessment.Prepared = {impl.plugin_name: {} for impl in _prepare_impls(kit)
+                                     if impl.plugin_name not in wanted}
+        prepared = assessment.prepare(kit, examples, skip)
+        hashes = [example.content_hash for example in examples]
+        return "ok", made, hashes, {name: values for name, values in prepared.items() if name not in skip}
+    except Exception as exc:  # noqa: BLE001 - reported by the writer, naming the batch
+        return "error", type(exc).__name__, str(exc), getattr(exc, "plugin", None), getattr(exc, "hook", None)

@@ -1,0 +1,338 @@
+"""Parallel judging (`intake.workers`) stores exactly what the serial path stores, with the same audit events.
+
+One import with exact duplicates (within a batch, across batches, of stored examples), near-duplicates (of stored
+examples, within a batch, across batches), invalid records (unparseable line, no task, a NaN), rejected records
+(near-duplicates, low quality) and the coherence length norm in effect (read from examples stored before), cut
+into batches of 7, runs once serially and once with 2 workers, into two fresh stores of the same backend. What
+differs by nature is left out: example and event ids (random; ids inside findings and events are replaced by the
+content hash of the example they name) and the times.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+
+import dspy_trainkit as tk
+from dspy_trainkit.errors import TrainkitError
+from dspy_trainkit.intake_parallel import worker_count
+
+CONFIG = """
+[intake]
+batch_size = 7
+
+[plugin.coherence]
+length_min_examples = 5
+
+[tasks.qa]
+min_quality = 0.7
+"""
+
+WORDS = ("alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike november oscar papa quebec "
+         "romeo sierra tango uniform victor whiskey xray yankee zulu").split()
+
+
+def _answer(n: int, length: int = 24) -> str:
+    """A distinct sentence per n (different word sets: far from each other)."""
+    chosen = [f"{WORDS[(n * 7 + i * 3) % len(WORDS)]}{n}x{i}" for i in range(length)]
+    return " ".join(chosen) + "."
+
+
+def _lines() -> list[str]:
+    records: list[Any] = []
+    for n in range(40):
+        records.append({"task": "qa", "inputs": {"question": f"question {n}?"}, "outputs": {"answer": _answer(n)}})
+        if n % 6 == 1:  # exact duplicate, in the same batch or the next
+            records.append(dict(records[-1]))
+        if n % 5 == 2:  # near-duplicate of the record before (one word changed): rejected by neardup
+            near = _answer(n).replace(f"x{3}", "x3z", 1)
+            records.append({"task": "qa", "inputs": {"question": f"question {n}?"}, "outputs": {"answer": near}})
+        if n % 9 == 4:
+            records.append({"inputs": {"question": "no task"}, "outputs": {"answer": "x"}, "task": ""})
+        if n % 11 == 3:
+            records.append("not json at all")
+        if n % 8 == 5:  # repetitive: low coherence, below min_quality 0.7
+            records.append({"task": "qa", "inputs": {"question": f"repeat {n}?"},
+                            "outputs": {"answer": "the same thing again " * 12}})
+        if n % 10 == 7:  # far longer than the stored norm: length part low
+            records.append({"task": "qa", "inputs": {"question": f"long {n}?"},
+                            "outputs": {"answer": " ".join(_answer(1000 + n + k) for k in range(30))}})
+    records.append({"task": "qa", "inputs": {"question": "stored 0?"}, "outputs": {"answer": _answer(500)}})
+    records.append({"task": "qa", "inputs": {"question": "near stored 1?"},
+                    "outputs": {"answer": _answer(501).replace("x5", "x5q", 1)}})
+    records.append({"task": "qa", "inputs": {"question": "nan"}, "outputs": {"answer": float("nan")}})
+    return [r if isinstance(r, str) else json.dumps(r) for r in records]
+
+
+def _seed(kit: tk.Kit) -> None:
+    """Accepted examples stored before the import: the coherence norm, and targets of duplicates."""
+    kit.add_many([{"task": "qa", "inputs": {"question": f"stored {n}?"}, "outputs": {"answer": _answer(500 + n)}}
+                  for n in range(8)])
+
+
+def _snapshot(kit: tk.Kit) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    examples = list(kit.store.iter_examples(tk.ExampleQuery()))
+    hashes = {ex.id: ex.content_hash for ex in examples}
+    pattern = re.compile("|".join(map(re.escape, hashes)) or "$^")
+
+    def named(value: Any) -> Any:  # ids (random) replaced by the content hash of the example they name
+        return json.loads(pattern.sub(lambda m: hashes[m.group(0)], json.dumps(value, sort_keys=True)))
+
+    stored = []
+    for ex in examples:
+        data = ex.to_dict()
+        for key in ("id", "created_at", "updated_at", "last_used_at"):
+            data.pop(key)
+        stored.append(named(data))
+    stored.sort(key=lambda d: d["content_hash"])
+    events = [named({"kind": e.kind, "actor": e.actor, "reason": e.reason, "details": e.details,
+                     "examples": sorted(hashes[i] for i in e.example_ids)}) for e in kit.store.iter_events()]
+    return stored, events
+
+
+@pytest.fixture
+def store_pair(store_url: str, tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """Two fresh stores of the backend: for PostgreSQL a second schema beside the fixture's."""
+    if store_url.startswith("sqlite"):
+        yield store_url, f"sqlite:///{tmp_path / 'second.db'}"
+        return
+    import psycopg2
+
+    schema = f"tk_parallel_{uuid.uuid4().hex[:12]}"
+    base = store_url.split("?")[0]
+    conn = psycopg2.connect(base)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE SCHEMA {schema}")
+    try:
+        yield store_url, f"{base}?options=-c%20search_path%3D{schema}"
+    finally:
+        with conn.cursor() as cur:
+            cur.execute(f"DROP SCHEMA {schema} CASCADE")
+        conn.close()
+
+
+def _import(url: str, config: Path, data: Path, workers: int, made_here: list[set[str]]) -> tuple[Any, Any]:
+    settings = attrs.evolve(tk.load_settings(config), intake_workers=workers)
+    with tk.open(url, settings=settings) as kit:
+        _seed(kit)  # (a kit reads the coherence norm once: the import's kit must be opened after this)
+    with tk.open(url, settings=settings) as kit:
+        made_here.clear()
+        report = kit.import_files([data])
+        counts = {name: {k: len(v) if k == "ids" else v for k, v in file.items()}  # ids are random
+                  for name, file in report.to_dict()["files"].items()}
+        return counts, _snapshot(kit)
+
+
+def test_two_workers_store_what_the_serial_path_stores(store_pair: tuple[str, str], tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from dspy_trainkit import assessment
+    from dspy_trainkit.plugin_manager import hook_impls
+
+    made_here: list[set[str]] = []  # per call of assessment.prepare in this process: the plugins it ran here
+    original = assessment.prepare
+
+    def prepare(kit: Any, examples: Any, prepared: Any = None) -> Any:
+        made_here.append({i.plugin_name for i in hook_impls(kit.pm, "prepare")} - set(prepared or {}))
+        return original(kit, examples, prepared)
+
+    monkeypatch.setattr(assessment, "prepare", prepare)
+    config = tmp_path / "trainkit.toml"
+    config.write_text(CONFIG)
+    data = tmp_path / "data.jsonl"
+    data.write_text("\n".join(_lines()) + "\n")
+    serial_report, (serial_examples, serial_events) = _import(store_pair[0], config, data, 0, made_here)
+    assert {"neardup", "coherence"} <= set().union(*made_here)  # serial: prepared in this process
+    parallel_report, (parallel_examples, parallel_events) = _import(store_pair[1], config, data, 2, made_here)
+    assert made_here and set().union(*made_here) == set()  # parallel: every batch prepared by a worker
+
+    statuses = {ex["status"] for ex in serial_examples}
+    codes = {f["code"] for ex in serial_examples for f in ex["findings"]}
+    assert statuses == {"accepted", "rejected"}, statuses  # the data covers what it should
+    assert {"near-duplicate", "below-threshold"} <= codes, codes
+    long = [ex for ex in serial_examples if ex["inputs"]["question"].startswith("long")]
+    assert long and all(ex["scores"]["coherence"] < 0.9 for ex in long)  # the length norm is in effect
+    assert serial_report[str(data)]["duplicates"] >= 8
+    assert serial_report[str(data)]["invalid"] >= 6
+    assert sum(e["kind"] == "added" for e in serial_events) >= 6  # several batches
+
+    assert parallel_examples == serial_examples
+    assert parallel_events == serial_events
+    assert parallel_report == serial_report
+
+
+def test_worker_count() -> None:
+    assert worker_count(0) == 0
+    assert worker_count(3) == 3
+    assert 0 <= worker_count("auto") <= 4
+    with pytest.raises(TrainkitError):
+        worker_count(-1)
+
+
+def test_a_dead_worker_is_one_error_naming_the_batch_and_the_batches_before_stay(tmp_path: Path) -> None:
+    """A worker killed mid-import: one error naming the batch, the batches before it stored, no process left
+    behind, and a re-run stores the rest (the stored part is found by content hash)."""
+    import multiprocessing
+    import os
+    import signal
+
+    config = tmp_path / "trainkit.toml"
+    config.write_text(CONFIG)
+    data = tmp_path / "data.jsonl"
+    data.write_text("".join(json.dumps({"task": "qa", "inputs": {"q": f"q{n}"}, "outputs": {"a": _answer(n)}}) + "\n"
+                            for n in range(70)))
+    settings = attrs.evolve(tk.load_settings(config), intake_workers=1)
+
+    def kill_workers(name: str, report: Any) -> None:
+        if report.read == 14:  # after the second batch is written
+            for child in multiprocessing.active_children():
+                os.kill(child.pid, signal.SIGKILL)
+
+    with tk.open(f"sqlite:///{tmp_path / 's.db'}", settings=settings) as kit:
+        with pytest.raises(TrainkitError, match=r"worker process died while preparing batch (\d+) \(") as caught:
+            kit.import_files([data], progress=kill_workers)
+        batch = int(re.search(r"batch (\d+)", str(caught.value)).group(1))
+        assert batch >= 3
+        assert kit.store.count(tk.ExampleQuery()) == 7 * (batch - 1)
+        assert multiprocessing.active_children() == []
+        again = kit.import_files([data])
+        assert again.imported == 70 - 7 * (batch - 1)
+        assert again.duplicates == 7 * (batch - 1)
+        assert kit.store.count(tk.ExampleQuery()) == 70
+
+
+def test_an_error_in_a_worker_names_the_batch_and_keeps_its_kind() -> None:
+    from concurrent.futures import Future
+
+    from dspy_trainkit.intake_parallel import _write
+
+    future: Future[Any] = Future()
+    future.set_result(("error", "PluginError", "plugin 'x' failed in hook 'prepare'", "x", "prepare"))
+    with pytest.raises(tk.PluginError, match=r"batch 4 \(f:line 1 to f:line 2\): plugin 'x'") as caught:
+        _write(None, 4, [("f:line 1", {}), ("f:line 2", {})], future, None)  # type: ignore[arg-type]
+    assert (caught.value.plugin, caught.value.hook) == ("x", "prepare")
+
+
+@pytest.mark.parametrize("value", [-1, "many", 1.5, True])
+def test_a_bad_workers_setting_is_a_config_error(tmp_path: Path, value: Any) -> None:
+    config = tmp_path / "trainkit.toml"
+    config.write_text(f"[intake]\nworkers = {json.dumps(value)}\n")
+    with pytest.raises(tk.ConfigError, match=r"intake\.workers"):
+        tk.load_settings(config)
+
+
+def test_the_workers_setting_is_read(tmp_path: Path) -> None:
+    config = tmp_path / "trainkit.toml"
+    config.write_text('[intake]\nworkers = "auto"\n')
+    assert tk.load_settings(config).intake_workers == "auto"
+    config.write_text("[intake]\nworkers = 3\n")
+    assert tk.load_settings(config).intake_workers == 3
+
+
+def test_cli_import_with_workers_prints_what_the_serial_import_prints(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from dspy_trainkit.cli.main import cli
+
+    (tmp_path / "trainkit.toml").write_text(CONFIG)
+    data = tmp_path / "data.jsonl"
+    data.write_text("\n".join(_lines()) + "\n")
+    outputs = []
+    for workers, db in (("0", "a.db"), ("2", "b.db")):
+        tk.open(f"sqlite:///{tmp_path / db}").close()
+        result = CliRunner().invoke(cli, ["--db", f"sqlite:///{tmp_path / db}", "import", str(data), "--workers",
+                                          workers, "-q"])
+        assert result.exit_code == 3, result.output  # some records rejected
+        outputs.append(re.sub(r"\b[0-9a-f]{32}\b", "ID", result.output))  # example ids are random
+    assert outputs[0] == outputs[1]
+    bad = CliRunner().invoke(cli, ["--db", f"sqlite:///{tmp_path / 'a.db'}", "import", str(data), "--workers", "x"])
+    assert bad.exit_code == 2 and "--workers" in bad.output
+
+
+def _processes_with(marker: str) -> list[int]:
+    """Live processes whose environment holds `marker` (the import and its workers)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker.encode() in (entry / "environ").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="reads /proc (Linux)")
+@pytest.mark.parametrize(("signum", "status"), [("SIGINT", 130), ("SIGTERM", 130)])
+def test_a_signal_keeps_the_committed_batches_and_leaves_no_worker(tmp_path: Path, signum: str, status: int) -> None:
+    import os
+    import signal
+    import sqlite3
+    import subprocess
+    import sys
+    import time
+
+    n, batch = 20_000, 200
+    (tmp_path / "trainkit.toml").write_text(f"[intake]\nbatch_size = {batch}\n")
+    data = tmp_path / "data.jsonl"
+    data.write_text("".join(json.dumps({"task": "qa", "inputs": {"q": f"q{i}"}, "outputs": {"a": f"answer {i}"}})
+                            + "\n" for i in range(n)))
+    db = tmp_path / "trainkit.db"
+    tk.open(f"sqlite:///{db}").close()
+    marker = f"TRAINKIT_TEST_MARK={uuid.uuid4().hex}"
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("TRAINKIT_")}, marker.split("=")[0]:
+           marker.split("=")[1]}
+    command = [sys.executable, "-m", "dspy_trainkit", "--db", f"sqlite:///{db}", "import", str(data), "--workers",
+               "2", "-q"]
+
+    def stored() -> int:
+        connection = sqlite3.connect(db, timeout=30)
+        try:
+            return connection.execute("SELECT count(*) FROM examples").fetchone()[0]
+        finally:
+            connection.close()
+
+    process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        while process.poll() is None and stored() < 3 * batch:
+            time.sleep(0.01)
+        process.send_signal(getattr(signal, signum))
+        _, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == status, err.decode()
+    for _ in range(200):  # the workers leave with the writer (at once, or within their parent watch's period)
+        if not _processes_with(marker):
+            break
+        time.sleep(0.05)
+    assert _processes_with(marker) == []
+    partial = stored()
+    assert 0 < partial < n and partial % batch == 0  # only whole batches were committed
+    rerun = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr
+    assert stored() == n
+
+
+def test_a_dry_run_with_workers_counts_what_the_serial_dry_run_counts(tmp_path: Path) -> None:
+    config = tmp_path / "trainkit.toml"
+    config.write_text(CONFIG)
+    data = tmp_path / "data.jsonl"
+    data.write_text("\n".join(_lines()) + "\n")
+    reports = []
+    for workers in (0, 1):
+        settings = attrs.evolve(tk.load_settings(config), intake_workers=workers)
+        with tk.open(f"sqlite:///{tmp_path / f'dry{workers}.db'}", settings=settings) as kit:
+            report = kit.import_files([data], dry_run=True).files[str(data)]
+            assert kit.store.count(tk.ExampleQuery()) == 0
+            reports.append({k: len(v) if k == "ids" else v for k, v in report.to_dict().items()})
+    assert reports[0]["duplicates"] >= 5 and reports[0]["rejected"] >= 3
+    assert reports[1] == reports[0]
