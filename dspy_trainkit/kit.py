@@ -355,6 +355,7 @@ class Kit:
 
     def _trainset(self, task: str, status: str | None, signature: Any, snapshot: str | None, balanced: bool,
                   cap: int | None, mark_used: bool, filters: dict[str, Any]) -> list[Any]:
+        from .conversion import convert
         from .lifecycle import balance, freshness, snapshots
 
         if snapshot is not None:
