@@ -22,6 +22,7 @@ import collections
 import contextlib
 import itertools
 import os
+import pickle
 import signal
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -82,7 +83,7 @@ def run_parallel(batch_run: _BatchRun, iterator: Iterator[Positioned], size: int
                 if not batch:
                     break
                 records = [record if isinstance(record, Example | Mapping) else None for _, record in batch]
-                window.append((number, batch, pool.submit(_prepare_batch, records, batch_run.defaults)))
+                window.append((number, batch, _submit(pool, records, batch_run.defaults)))
                 if len(window) >= IN_FLIGHT_PER_WORKER * workers:
                     _write(batch_run, *window.popleft(), progress)
             while window:
@@ -91,6 +92,20 @@ def run_parallel(batch_run: _BatchRun, iterator: Iterator[Positioned], size: int
         for _number, _batch, future in window:
             future.cancel()
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _submit(pool: Any, records: list[Any], defaults: Mapping[str, Any]) -> Future[Any]:
+    """Hand one batch to the pool; a pool that broke already (a worker died) gives a future holding that error,
+    so the batch is reported in order like the ones in flight."""
+    from concurrent.futures import Future
+    from concurrent.futures.process import BrokenProcessPool
+
+    try:
+        return pool.submit(_prepare_batch, records, defaults)  # type: ignore[no-any-return]
+    except BrokenProcessPool as exc:
+        broken: Future[Any] = Future()
+        broken.set_exception(exc)
+        return broken
 
 
 def _write(batch_run: _BatchRun, number: int, batch: list[Positioned], future: Future[Any],
@@ -104,6 +119,15 @@ def _write(batch_run: _BatchRun, number: int, batch: list[Positioned], future: F
     except BrokenProcessPool as exc:
         raise TrainkitError(f"parallel judging: a worker process died while preparing {where}; the batches "
                             "before it are stored, a re-run skips them by content hash") from exc
+    except (RecursionError, TypeError, AttributeError, ValueError, pickle.PicklingError):
+        # the batch could not be sent to a worker (a record nested too deep to pickle, say): the writer judges
+        # it itself, as the serial path would, so the result is the same
+        outcome = ("writer",)
+    if outcome[0] == "writer":
+        batch_run.run(batch)
+        if progress is not None:
+            progress(batch_run.report)
+        return
     if outcome[0] == "error":
         _kind, class_name, message, plugin, hook = outcome
         text = f"parallel judging, {where}: {message}"

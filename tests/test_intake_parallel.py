@@ -336,3 +336,42 @@ def test_a_dry_run_with_workers_counts_what_the_serial_dry_run_counts(tmp_path: 
             reports.append({k: len(v) if k == "ids" else v for k, v in report.to_dict().items()})
     assert reports[0]["duplicates"] >= 5 and reports[0]["rejected"] >= 3
     assert reports[1] == reports[0]
+
+
+def test_a_record_too_deep_to_send_to_a_worker_is_judged_by_the_writer_as_serial_judges_it(tmp_path: Path) -> None:
+    """A record nested hundreds of levels deep cannot be pickled to a worker (RecursionError): its batch is
+    judged in the writer, so the import ends as the serial one does (the deep record refused, the rest stored)."""
+    config = tmp_path / "trainkit.toml"
+    config.write_text(CONFIG)
+    deep: Any = "x"
+    for _ in range(900):
+        deep = [deep]
+    data = tmp_path / "deep.jsonl"
+    data.write_text("".join(json.dumps(record) + "\n" for record in (
+        {"task": "qa", "inputs": {"q": "first"}, "outputs": {"a": _answer(1)}},
+        {"task": "qa", "inputs": {"q": deep}, "outputs": {"a": "b"}},
+        {"task": "qa", "inputs": {"q": "third"}, "outputs": {"a": _answer(3)}})))
+    reports = []
+    for workers, db in ((0, "serial.db"), (2, "parallel.db")):
+        settings = attrs.evolve(tk.load_settings(config), intake_workers=workers)
+        with tk.open(f"sqlite:///{tmp_path / db}", settings=settings) as kit:
+            report = kit.import_files([data])
+            reports.append((report.imported, report.total("invalid"),
+                            [p.message for r in report.files.values() for p in r.problems],
+                            kit.store.count(tk.ExampleQuery())))
+    assert reports[0] == reports[1]
+    assert reports[1][0] == 2 and reports[1][1] == 1 and reports[1][3] == 2
+
+
+def test_a_pool_broken_before_a_batch_is_handed_over_is_one_error_naming_that_batch() -> None:
+    from concurrent.futures.process import BrokenProcessPool
+
+    from dspy_trainkit.intake_parallel import _submit, _write
+
+    class BrokenPool:
+        def submit(self, *args: Any) -> Any:
+            raise BrokenProcessPool("a child process terminated abruptly")
+
+    future = _submit(BrokenPool(), [{}], {})
+    with pytest.raises(TrainkitError, match=r"worker process died while preparing batch 5 \(f:line 9 to f:line 9\)"):
+        _write(None, 5, [("f:line 9", {})], future, None)  # type: ignore[arg-type]
