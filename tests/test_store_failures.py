@@ -242,3 +242,26 @@ def test_driver_errors_become_one_line_store_errors_and_bugs_keep_their_type() -
     assert as_store_error(pw.IntegrityError("UNIQUE constraint failed"), url, 60) is None
     assert as_store_error(RuntimeError("a bug"), url, 60) is None
     assert as_store_error(StoreError("already clear"), url, 60) is None
+
+
+def test_a_postgres_server_that_never_answers_is_an_error_after_the_connect_timeout(monkeypatch) -> None:
+    """A port that takes the TCP connection and never answers (a hung server, a wrong load balancer) is one
+    StoreError after the default connect timeout, not a hang: a health check must end."""
+    import socket
+    import threading
+
+    from dspy_trainkit_sqlstore import backend
+
+    monkeypatch.setattr(backend, "CONNECT_TIMEOUT", 1)
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+    threading.Thread(target=lambda: accepted.append(listener.accept()[0]), daemon=True).start()
+    port = listener.getsockname()[1]
+    try:
+        with pytest.raises(StoreError, match=r"cannot connect to PostgreSQL store .*timeout") as caught:
+            tk.open(f"postgresql://postgres:secret@127.0.0.1:{port}/x")
+        assert "secret" not in str(caught.value)
+    finally:
+        for sock in accepted:
+            sock.close()
+        listener.close()

@@ -52,6 +52,8 @@ from .snapshots import SnapshotStoreMixin
 from .values import ValueStoreMixin
 
 PAGE_SIZE = 1000
+#: PostgreSQL: seconds to wait for a connection (libpq `connect_timeout`) unless the store URL names its own.
+CONNECT_TIMEOUT = 10
 #: PostgreSQL: ANALYZE `examples` after an import has added this many rows and at least doubled the table.
 ANALYZE_MIN_ROWS = 10_000
 SQLITE_PRAGMAS = {
@@ -557,7 +559,11 @@ def _connect(url: str, *, create: bool, lock_timeout: float) -> pw.Database:
     from playhouse import db_url  # here: it imports playhouse's PostgreSQL and pool modules, which SQLite never needs
 
     try:
-        database = ReconnectingPostgresqlDatabase(**db_url.parse(url.replace("postgres://", "postgresql://", 1)))
+        params = db_url.parse(url.replace("postgres://", "postgresql://", 1))
+        # a server that takes the TCP connection and never answers would otherwise hang every command (a health
+        # check included); `?connect_timeout=N` in the URL overrides it
+        params.setdefault("connect_timeout", CONNECT_TIMEOUT)
+        database = ReconnectingPostgresqlDatabase(**params)
     except (ValueError, TypeError) as exc:
         raise StoreError(f"store URL {redact_url(url)} is not a PostgreSQL URL ({exc}); use "
                          "postgresql://user[:password]@host[:port]/dbname") from None
