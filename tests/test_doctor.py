@@ -250,3 +250,18 @@ def test_a_hanging_lm_is_reported_as_a_timeout_naming_the_model(project, tmp_pat
     assert result.exit_code == 1, result.output
     lm = checks_of(result)["lm generation"]
     assert lm["status"] == "error" and "openai/test-model" in lm["message"] and "timeout" in lm["message"].lower()
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "0"])
+def test_a_wait_that_is_not_a_finite_positive_number_is_refused(tmp_path, value):
+    """click's FloatRange lets nan through (every comparison with it is false): `--lm-timeout nan` waited forever."""
+    from click.testing import CliRunner
+
+    from dspy_trainkit.cli.main import cli
+
+    for option in ("--lm-timeout", "--max-backup-age"):
+        if option == "--max-backup-age" and value == "0":
+            continue  # a maximum age of 0 hours is allowed: every backup is old
+        result = CliRunner().invoke(cli, ["--db", f"sqlite:///{tmp_path / 's.db'}", "doctor", option, value])
+        assert result.exit_code == 2, (option, value, result.output)
+        assert option in result.output

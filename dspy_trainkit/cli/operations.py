@@ -4,6 +4,7 @@ and prints."""
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,16 +16,29 @@ from .logs import note
 from .output import echo_json, echo_table, json_option, printable
 from .state import CliState, pass_state
 
+
+class FiniteRange(click.FloatRange):
+    """A FloatRange that also refuses nan and inf (click's bounds compare false with nan, so it passes them, and
+    an infinite wait is the hang the option exists to prevent)."""
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number of {param.metavar.lower() if param else 'units'}.",
+                      param, ctx)
+        return number
+
+
 backup_dir_option = click.option("--backup-dir", type=click.Path(file_okay=False), metavar="DIR",
                                  help="Folder the backups are written to: its newest file's age is checked.")
 
 
 @click.command()
 @click.option("--lm", "check_lms", is_flag=True, help="Also make one tiny call to every configured LM.")
-@click.option("--lm-timeout", type=click.FloatRange(min=0.1), default=10.0, show_default=True, metavar="SECONDS",
+@click.option("--lm-timeout", type=FiniteRange(min=0.1), default=10.0, show_default=True, metavar="SECONDS",
               help="How long --lm waits for each LM's answer before reporting it unreachable (no retries).")
 @backup_dir_option
-@click.option("--max-backup-age", type=click.FloatRange(min=0), default=26.0, show_default=True, metavar="HOURS",
+@click.option("--max-backup-age", type=FiniteRange(min=0), default=26.0, show_default=True, metavar="HOURS",
               help="A newest backup older than this is a warning.")
 @json_option
 @pass_state
