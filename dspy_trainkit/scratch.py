@@ -39,7 +39,7 @@ def owner_tag() -> str:
     return f"{_host()}_{os.getpid()}_{secrets.token_hex(4)}"
 
 
-def _stale(tag: str) -> bool:
+def is_stale(tag: str) -> bool:
     """Whether `HOST_PID_RANDOM` names a process of this host that is gone (`workers.owner_is_dead` judges the
     process, zombies included)."""
     parts = tag.rsplit("_", 2)
@@ -61,7 +61,7 @@ def clean_stale(folder: Path, prefix: str, suffix: str = "") -> list[Path]:
         if not name.startswith(prefix) or not name.endswith(suffix) or len(name) <= len(prefix) + len(suffix):
             continue
         core = name[:len(name) - len(suffix)] if suffix else name
-        if "." not in core or not _stale(core.rsplit(".", 1)[1]):
+        if "." not in core or not is_stale(core.rsplit(".", 1)[1]):
             continue
         path = Path(entry.path)
         try:

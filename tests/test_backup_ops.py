@@ -236,3 +236,37 @@ def test_sigterm_mid_backup_removes_the_partial_file(source, tmp_path):
         process.kill()
         process.wait()
     assert list(out.iterdir()) == []  # no partial file, no backup, no scratch folder
+
+
+def test_a_backup_killed_with_sigkill_leaves_nothing_after_the_next_run(source, tmp_path):
+    """kill -9 mid-backup leaves the reserved name (and the partial file); the next `backup --dir` removes both,
+    since their owner is gone, and a reservation of a running backup is left alone."""
+    import signal
+    import subprocess
+    import sys
+
+    from dspy_trainkit.lifecycle.rotation import clean_reservations, reserved_by
+
+    url, _ = source
+    out = tmp_path / "out"
+    out.mkdir()
+    process = subprocess.Popen([sys.executable, "-c", SLOW_BACKUP, "--db", url, "backup", "--dir", str(out)],
+                               cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout.readline().strip() == "copying", process.stderr.read()
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=60)
+    finally:
+        process.kill()
+        process.wait()
+    (reserved,) = [p for p in out.iterdir() if NAME.match(p.name)]
+    assert reserved_by(reserved), reserved.read_bytes()
+    held = reserved.read_bytes()
+    running = backup_name(out, 1_800_000_000.0)  # this process's own reservation: alive, so kept
+    assert clean_reservations(out) == [reserved] and running.exists()
+    running.unlink()
+    reserved.write_bytes(held)  # put the killed backup's reservation back for the command to find
+    code, output = run("--db", url, "backup", "--dir", str(out), "--keep", "1")
+    assert code == 0, output
+    (written,) = out.iterdir()  # the new backup only: no reservation, no partial file, no scratch folder
+    assert NAME.match(written.name) and reserved_by(written) is None

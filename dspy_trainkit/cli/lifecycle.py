@@ -263,7 +263,7 @@ def backup(ctx: click.Context, state: CliState, file: str | None, folder: str | 
     if ctx.invoked_subcommand is not None:
         return
     from ..lifecycle.backup import backup as make_backup
-    from ..lifecycle.rotation import backup_name, rotate
+    from ..lifecycle.rotation import backup_name, clean_reservations, reserved_by, rotate
     from ..scratch import terminated_as_exit
     from ..store import redact_url
 
@@ -275,6 +275,7 @@ def backup(ctx: click.Context, state: CliState, file: str | None, folder: str | 
         where = Path(folder)
         if not where.is_dir():
             raise click.UsageError(f"--dir {folder}: no such folder (create it first)")
+        clean_reservations(where)  # names reserved by backups that were killed (SIGKILL, a power cut)
         target = backup_name(where)
     else:
         target = Path(file)  # type: ignore[arg-type]
@@ -284,7 +285,7 @@ def backup(ctx: click.Context, state: CliState, file: str | None, folder: str | 
         with terminated_as_exit():  # SIGTERM (systemd stopping the unit) removes the partial file too
             manifest = make_backup(kit, target, portable=portable, progress=bar.update)
     except BaseException as exc:
-        if folder is not None and target.is_file() and target.stat().st_size == 0:
+        if folder is not None and reserved_by(target) is not None:
             target.unlink(missing_ok=True)  # the name reserved for this backup, which was not written
         if type(exc).__module__.split(".")[0] in ("sqlite3", "psycopg2", "peewee"):  # a full disk, a bad page
             from ..lifecycle.restore import BackupError

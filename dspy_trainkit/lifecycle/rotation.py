@@ -24,6 +24,7 @@ from typing import Any
 
 import orjson
 
+from ..scratch import is_stale, owner_tag
 from .backup import FORMAT, MANIFEST
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,8 @@ log = logging.getLogger(__name__)
 PREFIX = "trainkit-"
 SUFFIX = ".tgz"
 NAME = re.compile(r"^trainkit-(\d{8}T\d{6}Z)(?:-(\d+))?\.tgz$")
+#: What a reserved name holds until the backup is renamed over it: this, then the owner tag (`scratch.owner_tag`).
+RESERVED = "trainkit backup in progress: "
 
 
 def backup_name(folder: Path, now: float | None = None) -> Path:
@@ -44,10 +47,43 @@ def backup_name(folder: Path, now: float | None = None) -> Path:
         # above every number in use, never a gap left by rotation: a later backup must sort after earlier ones
         name = folder / (f"{PREFIX}{stamp}{SUFFIX}" if not taken else f"{PREFIX}{stamp}-{max(taken) + 1}{SUFFIX}")
         try:
-            os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+            fd = os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
         except FileExistsError:
             continue  # another backup took it between the look and the create: look again
+        try:  # who holds it: a backup killed with SIGKILL leaves the reservation, and a later run removes it
+            os.write(fd, f"{RESERVED}{owner_tag()}".encode())
+        finally:
+            os.close(fd)
         return name
+
+
+def reserved_by(path: Path) -> str | None:
+    """The owner tag of a name `backup_name` reserved and no backup has been renamed over yet (None: not one;
+    an empty file counts as one of an older version, with an unknown owner "")."""
+    try:
+        if path.is_symlink() or not path.is_file() or path.stat().st_size > 200:
+            return None
+        content = path.read_bytes().decode("ascii", "replace")
+    except OSError:
+        return None
+    if content == "":
+        return ""
+    return content[len(RESERVED):] if content.startswith(RESERVED) else None
+
+
+def clean_reservations(folder: Path) -> list[Path]:
+    """Remove the reservations (`backup_name`) in `folder` whose backup process is gone (killed before it could
+    remove its own); a reservation of a running backup, or of another host, stays. Returns what was removed."""
+    removed = []
+    for path in folder.glob(f"{PREFIX}*{SUFFIX}"):
+        owner = reserved_by(path) if NAME.match(path.name) else None
+        if owner and is_stale(owner):
+            try:
+                path.unlink()
+            except OSError:
+                continue
+            removed.append(path)
+    return removed
 
 
 def _order(path: Path) -> tuple[str, int]:

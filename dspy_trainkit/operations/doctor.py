@@ -272,13 +272,13 @@ def newest_backup(folder: str | Path, source: str | None = None) -> Path | None:
     """The newest backup `trainkit backup --dir` wrote in `folder`: a `trainkit-TIME.tgz` whose manifest names
     `source` (the store URL, password masked) when given. Any other file (a README, another store's backups in a
     shared folder, an empty name reservation) is not a backup of this store and must not make it look fresh."""
-    from ..lifecycle.rotation import NAME, backups_of
+    from ..lifecycle.rotation import NAME, backups_of, reserved_by
 
     if source is not None:
         found = backups_of(Path(folder), source)
     else:
         found = sorted(p for p in Path(folder).iterdir() if NAME.match(p.name) and p.is_file()
-                       and p.stat().st_size > 0)
+                       and reserved_by(p) is None)
     return max(found, key=lambda p: p.stat().st_mtime) if found else None
 
 
