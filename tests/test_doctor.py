@@ -265,3 +265,46 @@ def test_a_wait_that_is_not_a_finite_positive_number_is_refused(tmp_path, value)
         result = CliRunner().invoke(cli, ["--db", f"sqlite:///{tmp_path / 's.db'}", "doctor", option, value])
         assert result.exit_code == 2, (option, value, result.output)
         assert option in result.output
+
+
+def test_an_lm_that_answers_a_byte_a_second_is_cut_off_at_the_lm_timeout(project, tmp_path, monkeypatch):
+    """The LM's own timeout bounds each read; a server that drips a byte a second never trips it. The check
+    as a whole is bounded by --lm-timeout (the drip here lasts 20 s: a check that waited for it reports
+    something else, and this fails)."""
+    import socket
+    import threading
+    import time
+
+    monkeypatch.setenv("TK_DOCTOR_KEY", "loopback-key")
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def drip() -> None:
+        while not stop.is_set():
+            try:
+                listener.settimeout(0.2)
+                conn, _ = listener.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.sendall(b"HTTP/1.1 200 OK\r\n")
+                for _ in range(20):
+                    if stop.is_set():
+                        break
+                    try:
+                        conn.sendall(b"X")
+                    except OSError:
+                        break
+                    time.sleep(1)
+
+    threading.Thread(target=drip, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}/v1"
+        (tmp_path / "trainkit.toml").write_text(lm_toml(url).split("[tasks")[0])
+        result = run("doctor", "--lm", "--lm-timeout", "1", "--json")
+    finally:
+        stop.set()
+        listener.close()
+    assert result.exit_code == 1, result.output
+    lm = checks_of(result)["lm generation"]
+    assert lm["status"] == "error" and "no complete answer within 1 s" in lm["message"], lm

@@ -218,8 +218,9 @@ def _lms(settings: Settings, timeout: float = 10.0) -> list[Check]:
         name = f"lm {purpose}" + (f" (task {task})" if task else "")
         table = f"[tasks.{task}.lm.{purpose}]" if task else f"[lm.{purpose}]"
         try:
-            answer = check_lm(attrs.evolve(lm_settings, retries=0, timeout=min(lm_settings.timeout, timeout)),
-                              purpose=purpose, task=task)
+            answer = _within(timeout, check_lm, attrs.evolve(lm_settings, retries=0,
+                                                             timeout=min(lm_settings.timeout, timeout)),
+                             purpose=purpose, task=task, what=f"{lm_settings.model}")
         except TrainkitError as exc:
             checks.append(Check(name, "error", redact(str(exc)),
                                 f"check {table} model and api_base, that the server answers, and the key in the "
@@ -227,6 +228,31 @@ def _lms(settings: Settings, timeout: float = 10.0) -> list[Check]:
         else:
             checks.append(Check(name, "ok", redact(answer)))
     return checks
+
+
+def _within(seconds: float, call: Any, *args: Any, what: str, **kwargs: Any) -> Any:
+    """`call(*args, **kwargs)` given `seconds` (and a second of grace) in all: the LM's own timeout bounds each
+    read, not the whole answer, so a server that sends a byte a second would hold the health check for good.
+    The call runs in a daemon thread that is abandoned when late (the process ends soon after a doctor run)."""
+    import threading
+
+    outcome: list[Any] = []
+
+    def run() -> None:
+        try:
+            outcome.append((True, call(*args, **kwargs)))
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread as it is
+            outcome.append((False, exc))
+
+    worker = threading.Thread(target=run, name="trainkit-doctor-lm", daemon=True)
+    worker.start()
+    worker.join(seconds + 1.0)
+    if not outcome:
+        raise TrainkitError(f"LM {what}: no complete answer within {seconds:g} s (--lm-timeout)")
+    ok, value = outcome[0]
+    if not ok:
+        raise value
+    return value
 
 
 def store_folder(settings: Settings) -> Path:
