@@ -101,7 +101,7 @@ def _submit(pool: Any, records: list[Any], defaults: Mapping[str, Any]) -> Futur
     from concurrent.futures.process import BrokenProcessPool
 
     try:
-        return pool.submit(_prepare_batch, records, defaults)  # type: ignore[no-any-return]
+        return pool.submit(_prepare_batch, records, defaults)
     except BrokenProcessPool as exc:
         broken: Future[Any] = Future()
         broken.set_exception(exc)
