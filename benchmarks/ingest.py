@@ -193,14 +193,19 @@ def main() -> None:
                         help="with --postgres: leave out the SQLite runs (raw and trainkit)")
     parser.add_argument("--read-paths", action="store_true",
                         help="also time export --format dspy and kit.trainset of the imported examples")
-    args = parser.parse_args()
+    run_sides(parser.parse_args(), "trainkit-ingest-", measure)
+
+
+def run_sides(args: argparse.Namespace, prefix: str, measure_with) -> None:
+    """`measure_with(args, folder, sides)` in `args.dir` (or a temporary folder named `prefix...`), on this
+    checkout and, with `args.baseline_rev`, a worktree of that revision (removed afterwards)."""
     with contextlib.ExitStack() as stack:
-        folder = args.dir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="trainkit-ingest-")))
+        folder = args.dir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=prefix)))
         folder.mkdir(parents=True, exist_ok=True)
         sides = [Side("this checkout", None)]
         if args.baseline_rev:
             sides.append(Side(f"baseline {args.baseline_rev}", stack.enter_context(worktree(args.baseline_rev))))
-        measure(args, folder, sides)
+        measure_with(args, folder, sides)
 
 
 def measure(args: argparse.Namespace, folder: Path, sides: list[Side]) -> None:

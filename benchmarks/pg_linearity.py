@@ -17,16 +17,13 @@ With --rounds > 1 the runs alternate and each figure is the median.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import statistics
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import orjson
-from cli_startup import worktree
-from ingest import CONFIG, PLUGINS_OFF, RAW_ROWS, TASK, Side, postgres_schema, run_child_rss, write_jsonl
+from ingest import CONFIG, PLUGINS_OFF, RAW_ROWS, TASK, Side, postgres_schema, run_child_rss, run_sides, write_jsonl
 
 #: `trainkit ...` in-process with the store's insert timed: (rows so far, perf_counter) after each batch.
 TIMED_IMPORT = r'''
@@ -118,14 +115,7 @@ def main() -> None:
     parser.add_argument("--skip-plugins", default="", metavar="A,B", help="disable these plugins (labelled)")
     parser.add_argument("--plugins-off", action="store_true", help="also time the import with the plugins off")
     parser.add_argument("--dir", type=Path, help="work folder (default: a temporary one)")
-    args = parser.parse_args()
-    with contextlib.ExitStack() as stack:
-        folder = args.dir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="trainkit-pglin-")))
-        folder.mkdir(parents=True, exist_ok=True)
-        sides = [Side("this checkout", None)]
-        if args.baseline_rev:
-            sides.append(Side(f"baseline {args.baseline_rev}", stack.enter_context(worktree(args.baseline_rev))))
-        measure(args, folder, sides)
+    run_sides(parser.parse_args(), "trainkit-pglin-", measure)
 
 
 def measure(args: argparse.Namespace, folder: Path, sides: list[Side]) -> None:
