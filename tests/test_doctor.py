@@ -268,9 +268,10 @@ def test_a_wait_that_is_not_a_finite_positive_number_is_refused(tmp_path, value)
 
 
 def test_an_lm_that_answers_a_byte_a_second_is_cut_off_at_the_lm_timeout(project, tmp_path, monkeypatch):
-    """The LM's own timeout bounds each read; a server that drips a byte a second never trips it. The check
-    as a whole is bounded by --lm-timeout (the drip here lasts 20 s: a check that waited for it reports
-    something else, and this fails)."""
+    """The LM's own timeout bounds each read; a server that drips a byte every quarter second never trips it.
+    The check as a whole is bounded by --lm-timeout (the drip lasts 20 s: a check that waited for it reports a
+    broken answer, not a timeout, and this fails). On a loaded machine a read may still stall past the 1 s read
+    timeout first: that is a timeout too."""
     import socket
     import threading
     import time
@@ -288,14 +289,14 @@ def test_an_lm_that_answers_a_byte_a_second_is_cut_off_at_the_lm_timeout(project
                 continue
             with conn:
                 conn.sendall(b"HTTP/1.1 200 OK\r\n")
-                for _ in range(20):
+                for _ in range(80):
                     if stop.is_set():
                         break
                     try:
                         conn.sendall(b"X")
                     except OSError:
                         break
-                    time.sleep(1)
+                    time.sleep(0.25)
 
     threading.Thread(target=drip, daemon=True).start()
     try:
@@ -307,4 +308,5 @@ def test_an_lm_that_answers_a_byte_a_second_is_cut_off_at_the_lm_timeout(project
         listener.close()
     assert result.exit_code == 1, result.output
     lm = checks_of(result)["lm generation"]
-    assert lm["status"] == "error" and "no complete answer within 1 s" in lm["message"], lm
+    assert lm["status"] == "error", lm
+    assert "no complete answer within 1 s" in lm["message"] or "timeout:" in lm["message"], lm
