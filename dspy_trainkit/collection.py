@@ -366,6 +366,9 @@ class Collector:
 
     # -- the writer side -------------------------------------------------------------------------------
     def _run(self) -> None:
+        from .thread_signals import block_in_this_thread
+
+        block_in_this_thread()  # a SIGTERM must reach the main thread, where its handler runs
         batch: list[Record] = []
         waiting: list[threading.Event] = []
         size = self._settings.batch_size

@@ -140,6 +140,9 @@ class _Watcher:
                 _raise_in(thread, None)
 
     def _run(self) -> None:
+        from .thread_signals import block_in_this_thread
+
+        block_in_this_thread()  # a SIGTERM must reach the main thread, where its handler runs
         with self.cond:
             while True:
                 now = time.monotonic()

@@ -1,0 +1,21 @@
+"""Keep process signals off trainkit's own background threads.
+
+Python runs signal handlers in the main thread only, but the kernel delivers a process-directed signal (a
+`kill PID`, systemd's SIGTERM) to any thread that does not block it; when that is a background thread, the C
+handler only sets a flag, and a main thread blocked in C (a pipeline's `time.sleep`, a socket read) never wakes to
+run the Python handler: the collector's SIGTERM handling (collection.py) then waited as long as the sleep. With
+the signals blocked in the threads trainkit starts, the kernel must pick a thread that takes them, the main one.
+"""
+
+from __future__ import annotations
+
+import signal
+
+#: The signals whose Python handlers trainkit (or the program using it) relies on.
+PROCESS_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
+
+
+def block_in_this_thread() -> None:
+    """Block SIGTERM and SIGINT in the calling thread (a background thread trainkit started)."""
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_BLOCK, PROCESS_SIGNALS)
