@@ -181,7 +181,8 @@ def test_the_index_memory_is_compact(tmp_path, rows):
 
 def test_bulk_estimates_equal_the_pairwise_ones_in_any_chunking(monkeypatch):
     """`TaskIndex.candidates` (one numpy estimate per batch, QUERY_CHUNK sketches and PAIR_CHUNK pairs at a time)
-    gives every LSH candidate of every sketch with exactly the value `similarity` gives the pair."""
+    gives every LSH candidate of every sketch with exactly the value `similarity` gives the pair over the slots
+    outside a shared band (the candidate estimate, see `candidate_slots`)."""
     import numpy as np
     from dspy_trainkit_neardup import index as nd
 
@@ -201,7 +202,7 @@ def test_bulk_estimates_equal_the_pairwise_ones_in_any_chunking(monkeypatch):
         for key in keys.tolist():
             if index.ids[key] is not None:
                 value = nd.similarity(sk.signature, bytes(index.signatures[key * num_perm:(key + 1) * num_perm]),
-                                      num_perm)
+                                      num_perm, num_perm // bands)
                 expected.add((number, key, value))
     assert len(expected) > 10 * len(probe)  # enough pairs to tell
     for query_chunk, pair_chunk in ((nd.QUERY_CHUNK, nd.PAIR_CHUNK), (1, 3), (5, 1000)):

@@ -32,6 +32,7 @@ from .bands import earlier_in_batch
 from .index import (
     Sketch,
     TaskIndex,
+    candidate_slots,
     confirm_from,
     estimates,
     half_found,
@@ -106,7 +107,8 @@ def compare(kit: Kit, index: TaskIndex, positions: list[int], sketches: list[Ske
     novelty floor and its threshold. Also sets each sketch's `stored_similarity` and `batch_similar` (the values
     from the floor up), which novelty reads."""
     floor = half_found(index.num_perm, index.bands)
-    starts = [confirm_from(min(floor, threshold), index.num_perm) for threshold in thresholds]
+    slots = candidate_slots(index.num_perm, index.bands)
+    starts = [confirm_from(min(floor, threshold), slots) for threshold in thresholds]
     candidates: list[list[tuple[int, str]]] = [[] for _ in sketches]  # per sketch: (batch number or -1; id)
     # stored candidates whose estimate is near what counts, other content than the sketch's: one LSH query and
     # one numpy estimate for the batch
@@ -128,7 +130,8 @@ def compare(kit: Kit, index: TaskIndex, positions: list[int], sketches: list[Ske
     if later:
         signatures = np.frombuffer(b"".join(sketches[n].signature for n in words_of),
                                    dtype=np.uint8).reshape(len(words_of), -1)
-        values = estimates(signatures, signatures, np.array(later), np.array(earlier)).tolist()
+        values = estimates(signatures, signatures, np.array(later), np.array(earlier),
+                           index.num_perm - slots).tolist()
         for row, e, value in zip(later, earlier, values, strict=True):
             number, other = words_of[row], words_of[e]
             if value >= starts[number]:

@@ -36,11 +36,12 @@ def superseded(kit: Kit, task: str, excluded: frozenset[str]) -> Iterator[tuple[
         if example.domain not in thresholds:
             thresholds[example.domain] = rules.rule(kit, task, example.domain).threshold
         threshold = thresholds[example.domain]
-        start = nd.confirm_from(threshold, num_perm)  # as validate does: the estimate finds, the exact value decides
+        # as validate does: the estimate (over the slots outside a shared band) finds, the exact value decides
+        start = nd.confirm_from(threshold, nd.candidate_slots(num_perm, bands))
         entries = list(enumerate(sk.bands.tolist())) if sk.bands is not None else []
         others = {other for entry in entries for other in by_band.get(entry, ())}
         best = max(((nd.jaccard(sk.words, kept[other].words), other) for other in sorted(others)
-                    if nd.similarity(sk.signature, kept[other].signature, num_perm) >= start), default=None)
+                    if nd.similarity(sk.signature, kept[other].signature, num_perm, num_perm // bands) >= start), default=None)
         if best is not None and best[0] >= threshold:
             yield example.id, f"near-duplicate ({best[0]:.2f}) of better example {best[1]}"
         elif entries:
