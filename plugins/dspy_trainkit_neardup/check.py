@@ -115,7 +115,11 @@ def compare(kit: Kit, index: TaskIndex, positions: list[int], sketches: list[Ske
     numbers, keys, _ = index.candidates(sketches, starts, other_content=True)
     ids = index.ids
     for number, key in zip(numbers.tolist(), keys.tolist(), strict=True):
-        candidates[number].append((-1, ids[key]))  # type: ignore[arg-type]
+        kept = index.words_of(key)
+        # words kept in memory settle a pair below what counts without reading the store; a pair at or above it
+        # is confirmed from the store as before (the store has the last word: the example may be gone or edited)
+        if kept is None or jaccard(sketches[number].word_hashes, kept) >= min(floor, thresholds[number]):
+            candidates[number].append((-1, ids[key]))  # type: ignore[arg-type]
     # earlier examples of the batch sharing a band, estimated together
     words_of = [number for number, sk in enumerate(sketches) if sk.bands is not None]
     later, earlier = [], []

@@ -40,8 +40,9 @@ def superseded(kit: Kit, task: str, excluded: frozenset[str]) -> Iterator[tuple[
         start = nd.confirm_from(threshold, nd.candidate_slots(num_perm, bands))
         entries = list(enumerate(sk.bands.tolist())) if sk.bands is not None else []
         others = {other for entry in entries for other in by_band.get(entry, ())}
+        shared = num_perm // bands
         best = max(((nd.jaccard(sk.words, kept[other].words), other) for other in sorted(others)
-                    if nd.similarity(sk.signature, kept[other].signature, num_perm, num_perm // bands) >= start), default=None)
+                    if nd.similarity(sk.signature, kept[other].signature, num_perm, shared) >= start), default=None)
         if best is not None and best[0] >= threshold:
             yield example.id, f"near-duplicate ({best[0]:.2f}) of better example {best[1]}"
         elif entries:

@@ -68,6 +68,10 @@ PAIR_CHUNK = 65_536
 QUERY_CHUNK = 128
 #: Words whose 64-bit hash is remembered (a word recurs in thousands of texts); the cache starts afresh when full.
 WORD_CACHE = 1 << 20
+#: Bytes of indexed examples' word hashes kept in memory (`TaskIndex.words_of`), so that confirming a stored
+#: candidate reads nothing: 64 MiB holds the words of ~270,000 templated QA examples (30 words each). Examples
+#: indexed after it is spent are confirmed from the store (`persist.word_sets`), as before.
+WORDS_BUDGET = 64 << 20
 _WORD_HASHES: dict[str, int] = {}
 
 
@@ -254,6 +258,9 @@ class TaskIndex:
         self.hashes = array("Q")  # key -> content hash prefix
         self.signatures = bytearray()  # key -> num_perm bytes
         self.alive = bytearray()  # key -> 1 while indexed, 0 once removed (what `ids[key] is None` says, for numpy)
+        self.word_data = bytearray()  # word hashes kept in memory (packed as `pack_words`), WORDS_BUDGET at most
+        self.word_ends = array("q")  # key -> end of its word hashes in word_data; its start is the previous key's end
+        self.word_kept = bytearray()  # key -> 1 when its word hashes are in word_data
         self.build_seconds: dict[str, float] = {}
 
     def __len__(self) -> int:
@@ -267,12 +274,15 @@ class TaskIndex:
             return
         self.add_arrays([sk.example_id for sk in chosen], [sk.hash_prefix for sk in chosen],
                         b"".join(sk.signature for sk in chosen),
-                        np.stack([sk.bands for sk in chosen]))
+                        np.stack([sk.bands for sk in chosen]),
+                        [pack_words(sk.word_hashes) for sk in chosen])
 
-    def add_arrays(self, ids: Sequence[str], hashes: Sequence[int] | bytes, signatures: bytes, bands: Any) -> None:
+    def add_arrays(self, ids: Sequence[str], hashes: Sequence[int] | bytes, signatures: bytes, bands: Any,
+                   words: Sequence[bytes] | None = None) -> None:
         """Index examples `ids` with their content-hash prefixes (ints, or native uint64 bytes), compact
-        signatures (`num_perm` bytes each, concatenated) and band hashes (`(n, bands)` uint32): one LSH insert
-        for all. With `bands` None the LSH is left to the caller (`lsh.insert` over the new keys)."""
+        signatures (`num_perm` bytes each, concatenated), band hashes (`(n, bands)` uint32) and, when given,
+        their word hashes (packed as `pack_words`; kept while WORDS_BUDGET allows): one LSH insert for all. With
+        `bands` None the LSH is left to the caller (`lsh.insert` over the new keys)."""
         for example_id in ids:
             if example_id in self.keys:
                 self.remove(example_id)
@@ -285,8 +295,32 @@ class TaskIndex:
             self.hashes.extend(hashes)
         self.signatures += signatures
         self.alive += b"\x01" * len(ids)
+        self._keep_words(words, len(ids))
         if bands is not None:
             self.lsh.insert(range(first, first + len(ids)), bands)
+
+    def _keep_words(self, words: Sequence[bytes] | None, count: int) -> None:
+        """Append the word hashes of `count` new keys while the budget allows (none kept for the rest)."""
+        data, ends, kept = self.word_data, self.word_ends, self.word_kept
+        end = len(data)
+        if words is None or end >= WORDS_BUDGET:
+            ends.extend([end] * count)
+            kept += bytes(count)
+            return
+        for packed in words:
+            if end + len(packed) <= WORDS_BUDGET:
+                data += packed
+                end += len(packed)
+                kept.append(1)
+            else:
+                kept.append(0)
+            ends.append(end)
+
+    def words_of(self, key: int) -> frozenset[int] | None:
+        """The word hashes of indexed key `key`, when kept in memory (see WORDS_BUDGET)."""
+        if not self.word_kept[key]:
+            return None
+        return unpack_words(self.word_data[self.word_ends[key - 1] if key else 0:self.word_ends[key]])
 
     def remove(self, example_id: str) -> bool:
         key = self.keys.pop(example_id, None)

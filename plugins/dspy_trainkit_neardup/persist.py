@@ -97,6 +97,7 @@ def load(kit: Kit, task: str, num_perm: int, bands: int) -> TaskIndex:
     size = fixed_size(num_perm, bands)
     ids: list[str] = []
     blobs: list[bytes] = []
+    word_blobs: list[bytes] = []
     missing: list[str] = []
     band_parts = []
 
@@ -105,15 +106,17 @@ def load(kit: Kit, task: str, num_perm: int, bands: int) -> TaskIndex:
             return
         rows = np.frombuffer(b"".join(blobs), dtype=np.uint8).reshape(len(ids), size)
         prefixes = np.ascontiguousarray(rows[:, :8]).view("<u8").astype("=u8").tobytes()
-        index.add_arrays(ids, prefixes, rows[:, 8:8 + num_perm].tobytes(), None)
+        index.add_arrays(ids, prefixes, rows[:, 8:8 + num_perm].tobytes(), None, word_blobs)
         band_parts.append(np.ascontiguousarray(rows[:, 8 + num_perm:]).view("<u4").astype(np.uint32))
         ids.clear()
         blobs.clear()
+        word_blobs.clear()
 
     for example_id, data in kit.store.iter_example_data(kind(num_perm, bands), ExampleQuery(task=task, where=LIVE)):
         if well_formed(data, size):
             ids.append(example_id)
             blobs.append(data[:size])  # type: ignore[index]
+            word_blobs.append(data[size:])  # type: ignore[index]
             if len(ids) >= LOAD_CHUNK:
                 flush()
         else:
