@@ -181,8 +181,7 @@ def test_the_index_memory_is_compact(tmp_path, rows):
 
 def test_bulk_estimates_equal_the_pairwise_ones_in_any_chunking(monkeypatch):
     """`TaskIndex.candidates` (one numpy estimate per batch, QUERY_CHUNK sketches and PAIR_CHUNK pairs at a time)
-    gives every LSH candidate of every sketch with exactly the value `similarity` gives the pair over the slots
-    outside a shared band (the candidate estimate, see `candidate_slots`)."""
+    gives every LSH candidate of every sketch with exactly the value `similarity` gives the pair."""
     import numpy as np
     from dspy_trainkit_neardup import index as nd
 
@@ -202,7 +201,7 @@ def test_bulk_estimates_equal_the_pairwise_ones_in_any_chunking(monkeypatch):
         for key in keys.tolist():
             if index.ids[key] is not None:
                 value = nd.similarity(sk.signature, bytes(index.signatures[key * num_perm:(key + 1) * num_perm]),
-                                      num_perm, num_perm // bands)
+                                      num_perm)
                 expected.add((number, key, value))
     assert len(expected) > 10 * len(probe)  # enough pairs to tell
     for query_chunk, pair_chunk in ((nd.QUERY_CHUNK, nd.PAIR_CHUNK), (1, 3), (5, 1000)):
@@ -269,3 +268,37 @@ def test_rows_of_the_first_format_are_sketched_again_and_dropped(tmp_path):
         kinds = {row[0] for row in kit.store.db.execute_sql("SELECT DISTINCT kind FROM example_data")}
         assert kinds == {persist.kind(index.num_perm, index.bands)}
         assert kit.add(record(near(stored[4], seed=24))).status == "rejected"
+
+
+def test_words_kept_in_memory_settle_pairs_below_the_cut_without_reading_the_store(tmp_path, monkeypatch):
+    """Confirming a stored candidate below what counts reads nothing when its word hashes are in memory (indexed
+    in this process or loaded with its row); the store is read for pairs at or above the cut, as without them,
+    and findings and novelty are the same with no words kept (WORDS_BUDGET 0)."""
+    from dspy_trainkit_neardup import check
+    from dspy_trainkit_neardup import index as nd
+
+    from dspy_trainkit import Example
+
+    rng = random.Random(32)  # templated: 22 words shared, 8 of their own (pairs at ~0.6, just below the floor)
+    stored = [" ".join(VOCABULARY[:22] + rng.sample(VOCABULARY[22:82], 8)) for _ in range(300)]
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    with open_kit(tmp_path, url) as kit:
+        kit.add_many([record(t) for t in stored])
+    probe = [Example(**record(near(stored[i], seed=i, replaced=1 + i % 3))) for i in range(0, 300, 10)]
+    results, read_ids, default = {}, {}, nd.WORDS_BUDGET
+    for budget in (default, 0):
+        monkeypatch.setattr(nd, "WORDS_BUDGET", budget)
+        with open_kit(tmp_path, url) as kit:
+            index_of(kit)  # loaded from the saved rows, words kept while the budget allows
+            reads: list[str] = []
+            original = kit.store.iter_example_data
+            kit.store.iter_example_data = (lambda kind, query, reads=reads, original=original:
+                                           reads.extend(query.ids) or original(kind, query))
+            findings = check.validate(kit, probe)
+            results[budget] = ([(p, [f.message for f in fs]) for p, fs in sorted(findings.items())],
+                               check.novelty(kit, probe))
+            read_ids[budget] = set(reads)
+    assert results[default] == results[0]
+    assert len(results[0][0]) >= 10  # the near-copies are found either way
+    assert len(read_ids[0]) > 3 * len(read_ids[default])  # without kept words every candidate near the cut is read
+    assert read_ids[default] <= read_ids[0]

@@ -32,7 +32,6 @@ from .bands import earlier_in_batch
 from .index import (
     Sketch,
     TaskIndex,
-    candidate_slots,
     confirm_from,
     estimates,
     half_found,
@@ -107,15 +106,15 @@ def compare(kit: Kit, index: TaskIndex, positions: list[int], sketches: list[Ske
     novelty floor and its threshold. Also sets each sketch's `stored_similarity` and `batch_similar` (the values
     from the floor up), which novelty reads."""
     floor = half_found(index.num_perm, index.bands)
-    slots = candidate_slots(index.num_perm, index.bands)
-    starts = [confirm_from(min(floor, threshold), slots) for threshold in thresholds]
+    starts = [confirm_from(min(floor, threshold), index.num_perm) for threshold in thresholds]
     candidates: list[list[tuple[int, str]]] = [[] for _ in sketches]  # per sketch: (batch number or -1; id)
     # stored candidates whose estimate is near what counts, other content than the sketch's: one LSH query and
     # one numpy estimate for the batch
     numbers, keys, _ = index.candidates(sketches, starts, other_content=True)
     ids = index.ids
+    kept_words: dict[int, frozenset[int] | None] = {}  # templated text brings the same stored key to many sketches
     for number, key in zip(numbers.tolist(), keys.tolist(), strict=True):
-        kept = index.words_of(key)
+        kept = kept_words[key] if key in kept_words else kept_words.setdefault(key, index.words_of(key))
         # words kept in memory settle a pair below what counts without reading the store; a pair at or above it
         # is confirmed from the store as before (the store has the last word: the example may be gone or edited)
         if kept is None or jaccard(sketches[number].word_hashes, kept) >= min(floor, thresholds[number]):
@@ -134,8 +133,7 @@ def compare(kit: Kit, index: TaskIndex, positions: list[int], sketches: list[Ske
     if later:
         signatures = np.frombuffer(b"".join(sketches[n].signature for n in words_of),
                                    dtype=np.uint8).reshape(len(words_of), -1)
-        values = estimates(signatures, signatures, np.array(later), np.array(earlier),
-                           index.num_perm - slots).tolist()
+        values = estimates(signatures, signatures, np.array(later), np.array(earlier)).tolist()
         for row, e, value in zip(later, earlier, values, strict=True):
             number, other = words_of[row], words_of[e]
             if value >= starts[number]:
@@ -148,7 +146,7 @@ def compare(kit: Kit, index: TaskIndex, positions: list[int], sketches: list[Ske
         matches: list[Match] = []
         for other, other_id in found:
             if other >= 0:
-                value = jaccard(sk.words, sketches[other].words)
+                value = jaccard(sk.word_hashes, sketches[other].word_hashes)
             else:
                 other_words = stored_words.get(other_id)
                 if other_words is None:  # gone from the store since it was indexed

@@ -36,13 +36,11 @@ def superseded(kit: Kit, task: str, excluded: frozenset[str]) -> Iterator[tuple[
         if example.domain not in thresholds:
             thresholds[example.domain] = rules.rule(kit, task, example.domain).threshold
         threshold = thresholds[example.domain]
-        # as validate does: the estimate (over the slots outside a shared band) finds, the exact value decides
-        start = nd.confirm_from(threshold, nd.candidate_slots(num_perm, bands))
+        start = nd.confirm_from(threshold, num_perm)  # as validate does: the estimate finds, the exact value decides
         entries = list(enumerate(sk.bands.tolist())) if sk.bands is not None else []
         others = {other for entry in entries for other in by_band.get(entry, ())}
-        shared = num_perm // bands
-        best = max(((nd.jaccard(sk.words, kept[other].words), other) for other in sorted(others)
-                    if nd.similarity(sk.signature, kept[other].signature, num_perm, shared) >= start), default=None)
+        best = max(((nd.jaccard(sk.word_hashes, kept[other].word_hashes), other) for other in sorted(others)
+                    if nd.similarity(sk.signature, kept[other].signature, num_perm) >= start), default=None)
         if best is not None and best[0] >= threshold:
             yield example.id, f"near-duplicate ({best[0]:.2f}) of better example {best[1]}"
         elif entries:

@@ -110,35 +110,24 @@ def jaccard(a: Collection[Any], b: Collection[Any]) -> float:
     return shared / (len(a) + len(b) - shared)
 
 
-def confirm_from(cut: float, slots: int) -> float:
+def confirm_from(cut: float, num_perm: int) -> float:
     """The estimate from which a candidate's exact similarity is worth computing when `cut` is the least that
-    counts and the estimate counts `slots` slots (`candidate_slots`): three standard errors of the estimate below
-    it (0.111 below the 0.70 novelty floor with 153 slots), so a pair at `cut` whose estimate came out low is
-    still confirmed, and only pairs clearly below are skipped."""
-    return cut - 3 * math.sqrt(max(cut * (1 - cut), 0.01) / slots)
+    counts: three standard errors of the estimate below it (0.108 below the 0.70 novelty floor with 162 slots),
+    so a pair at `cut` whose estimate came out low is still confirmed, and only pairs clearly below are skipped."""
+    return cut - 3 * math.sqrt(max(cut * (1 - cut), 0.01) / num_perm)
 
 
-def candidate_slots(num_perm: int, bands: int) -> int:
-    """The slots a candidate's estimate counts: all but one band's. An LSH candidate shares at least one band, whose
-    `num_perm // bands` slots are equal by construction; counting them made every candidate look more similar
-    than it is (+0.03 at 0.5 with 9 of 162 slots), and on templated text 4 in 5 of the pairs sent to exact
-    confirmation were below what counts. The other slots are an unbiased sample, whichever shared band is left
-    out (they all have the same count of equal slots)."""
-    return num_perm - num_perm // bands
-
-
-def similarity(a: bytes, b: bytes, num_perm: int, shared: int = 0) -> float:
+def similarity(a: bytes, b: bytes, num_perm: int) -> float:
     """Estimated Jaccard similarity from two compact signatures (`num_perm` bytes each): the share of equal
-    bytes, corrected for the 1/256 chance that one byte of two different slot values agrees; with `shared`, the
-    share among the other slots of a pair known to share a band of `shared` slots (see `candidate_slots`).
-    `estimates` is the same for many pairs at once."""
+    bytes, corrected for the 1/256 chance that one byte of two different slot values agrees. `estimates` is the
+    same for many pairs at once."""
     import numpy as np
 
-    equal = int(np.count_nonzero(np.frombuffer(a, np.uint8) == np.frombuffer(b, np.uint8)))
-    return max(0.0, ((equal - shared) / (num_perm - shared) - _CHANCE) / (1 - _CHANCE))
+    equal = int(np.count_nonzero(np.frombuffer(a, np.uint8) == np.frombuffer(b, np.uint8))) / num_perm
+    return max(0.0, (equal - _CHANCE) / (1 - _CHANCE))
 
 
-def estimates(left: Any, right: Any, left_rows: Any, right_rows: Any, shared: int = 0) -> Any:
+def estimates(left: Any, right: Any, left_rows: Any, right_rows: Any) -> Any:
     """`similarity` of the pairs (`left[left_rows[i]]`, `right[right_rows[i]]`) of rows of two `(n, num_perm)`
     uint8 signature arrays, as a float64 array: the same values, in numpy, PAIR_CHUNK pairs at a time."""
     import numpy as np
@@ -150,7 +139,7 @@ def estimates(left: Any, right: Any, left_rows: Any, right_rows: Any, shared: in
         same = left[left_rows[start:stop]] == right[right_rows[start:stop]]
         # summed as bytes: 3x faster than count_nonzero along an axis (which converts to intp first)
         equal[start:stop] = same.view(np.uint8).sum(axis=1, dtype=np.uint16)
-    return np.maximum(0.0, ((equal - shared) / (num_perm - shared) - _CHANCE) / (1 - _CHANCE))
+    return np.maximum(0.0, (equal / num_perm - _CHANCE) / (1 - _CHANCE))
 
 
 def word_set(found: Iterable[str]) -> frozenset[int]:
@@ -203,8 +192,9 @@ class Sketch:
     hash_prefix: int
     bands: Any  # numpy uint32 array of its band hashes, or None when the example has no words (nothing to compare)
     signature: bytes = b""  # the compact signature (num_perm bytes)
-    words: frozenset[str] = frozenset()  # the word set, for the exact similarity of a candidate pair
-    word_hashes: frozenset[int] = frozenset()  # `word_set(words)`: compared with a stored candidate's saved one
+    #: `word_set` of its words: the exact similarity of a candidate pair is that of their word hashes (a
+    #: collision of two words of a pair is a 2**-64 event), within a batch as against a stored example
+    word_hashes: frozenset[int] = frozenset()
     stored_similarity: float | None = None  # the largest similarity to an indexed example (set by validate)
     #: (id, similarity) of the earlier examples of its batch at or above the novelty floor (set by validate)
     batch_similar: list[tuple[str, float]] = attrs.field(factory=list)
@@ -235,13 +225,13 @@ def sketch(examples: Sequence[Example], num_perm: int, bands: int | None = None)
     cut = band_hashes(made, bands) if bands else made[:, :0]
     sketches, position = [], 0
     for ex, found in zip(examples, word_lists, strict=True):
-        hashed, signature, unique = None, b"", frozenset(found)
+        hashed, signature = None, b""
         if found:
             signature = low[position].tobytes()
             hashed = cut[position]
             position += 1
-        sketches.append(Sketch(ex.id, ex.task, hash_prefix(ex.content_hash), hashed, signature, unique,
-                               word_set(unique) if found else frozenset(), content_hash=ex.content_hash))
+        sketches.append(Sketch(ex.id, ex.task, hash_prefix(ex.content_hash), hashed, signature,
+                               word_set(found) if found else frozenset(), content_hash=ex.content_hash))
     return sketches
 
 
@@ -345,9 +335,8 @@ class TaskIndex:
         sketch, as numpy arrays sorted by sketch number then key, leaving out the example itself (same id: an
         edited or re-scored example is not its own near-duplicate) and removed examples; with `at_least` (one
         value per sketch) only estimates at or above the sketch's value, with `other_content` only examples
-        whose content-hash prefix differs from the sketch's (identical content is the core's exact dedup). The
-        estimate counts the slots outside one shared band (`candidate_slots`). One LSH query and one numpy
-        estimate for the whole batch, however many candidates there are."""
+        whose content-hash prefix differs from the sketch's (identical content is the core's exact dedup). One
+        LSH query and one numpy estimate for the whole batch, however many candidates there are."""
         import numpy as np
 
         rows = [i for i, sk in enumerate(sketches) if sk.bands is not None]
@@ -362,13 +351,14 @@ class TaskIndex:
                     other_content: bool) -> tuple[Any, Any, Any]:
         """`candidates` of `sketches[i] for i in rows` (all with bands). On templated text nearly every pair the
         LSH returns is estimated below `at_least`, so the pairs are estimated as the LSH returns them (a pair
-        sharing two bands twice: the same value) and only the few that reach it are filtered and made unique."""
+        sharing two bands comes twice, with the same value) and only the few that reach it are filtered and made
+        unique."""
         import numpy as np
 
         owner, keys = self.lsh.query_entries(np.stack([sketches[i].bands for i in rows]))
         mine = np.frombuffer(b"".join(sketches[i].signature for i in rows), dtype=np.uint8).reshape(len(rows), -1)
         stored = np.frombuffer(self.signatures, dtype=np.uint8).reshape(-1, self.num_perm)
-        values = estimates(mine, stored, owner, keys, self.num_perm // self.bands)
+        values = estimates(mine, stored, owner, keys)
         del stored  # a view of a growable buffer: it must not outlive the call
         if at_least is not None:
             enough = values >= np.asarray(at_least, dtype=np.float64)[np.asarray(rows, dtype=np.int64)][owner]
