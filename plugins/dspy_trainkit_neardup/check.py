@@ -112,12 +112,11 @@ def compare(kit: Kit, index: TaskIndex, positions: list[int], sketches: list[Ske
     # one numpy estimate for the batch
     numbers, keys, _ = index.candidates(sketches, starts, other_content=True)
     ids = index.ids
-    kept_words: dict[int, frozenset[int] | None] = {}  # templated text brings the same stored key to many sketches
     for number, key in zip(numbers.tolist(), keys.tolist(), strict=True):
-        kept = kept_words[key] if key in kept_words else kept_words.setdefault(key, index.words_of(key))
+        value = index.jaccard_with(key, sketches[number].word_hashes)
         # words kept in memory settle a pair below what counts without reading the store; a pair at or above it
         # is confirmed from the store as before (the store has the last word: the example may be gone or edited)
-        if kept is None or jaccard(sketches[number].word_hashes, kept) >= min(floor, thresholds[number]):
+        if value is None or value >= min(floor, thresholds[number]):
             candidates[number].append((-1, ids[key]))  # type: ignore[arg-type]
     # earlier examples of the batch sharing a band, estimated together
     words_of = [number for number, sk in enumerate(sketches) if sk.bands is not None]

@@ -68,7 +68,7 @@ PAIR_CHUNK = 65_536
 QUERY_CHUNK = 128
 #: Words whose 64-bit hash is remembered (a word recurs in thousands of texts); the cache starts afresh when full.
 WORD_CACHE = 1 << 20
-#: Bytes of indexed examples' word hashes kept in memory (`TaskIndex.words_of`), so that confirming a stored
+#: Bytes of indexed examples' word hashes kept in memory (`TaskIndex.jaccard_with`), so that confirming a stored
 #: candidate reads nothing: 64 MiB holds the words of ~270,000 templated QA examples (30 words each). Examples
 #: indexed after it is spent are confirmed from the store (`persist.word_sets`), as before.
 WORDS_BUDGET = 64 << 20
@@ -306,11 +306,18 @@ class TaskIndex:
                 kept.append(0)
             ends.append(end)
 
-    def words_of(self, key: int) -> frozenset[int] | None:
-        """The word hashes of indexed key `key`, when kept in memory (see WORDS_BUDGET)."""
+    def jaccard_with(self, key: int, word_hashes: frozenset[int]) -> float | None:
+        """`jaccard(word_hashes, <the word hashes of indexed key>)`, or None when key's words are not kept in
+        memory (see WORDS_BUDGET): the kept hashes are
+        intersected as they lie (no set made of them), twice as fast, and this runs for every candidate near
+        the cut (hundreds of thousands per 100k templated records)."""
         if not self.word_kept[key]:
             return None
-        return unpack_words(self.word_data[self.word_ends[key - 1] if key else 0:self.word_ends[key]])
+        packed = self.word_data[self.word_ends[key - 1] if key else 0:self.word_ends[key]]  # a copy: no view
+        if sys.byteorder == "big":
+            return jaccard(word_hashes, unpack_words(packed))
+        shared = len(word_hashes.intersection(memoryview(packed).cast("Q")))
+        return shared / (len(word_hashes) + len(packed) // 8 - shared)
 
     def remove(self, example_id: str) -> bool:
         key = self.keys.pop(example_id, None)
