@@ -302,3 +302,34 @@ def test_words_kept_in_memory_settle_pairs_below_the_cut_without_reading_the_sto
     assert len(results[0][0]) >= 10  # the near-copies are found either way
     assert len(read_ids[0]) > 3 * len(read_ids[default])  # without kept words every candidate near the cut is read
     assert read_ids[default] <= read_ids[0]
+
+
+def test_candidate_threads_give_the_serial_answer_and_leave_signals_to_the_main_thread(monkeypatch):
+    """A batch's candidates are found by a pool of threads, QUERY_CHUNK sketches each: the same arrays, in the
+    same order, as one thread; and the pool's threads block SIGTERM and SIGINT (else the kernel may hand a `kill`
+    to a thread whose Python handler never runs, see thread_signals.py)."""
+    import signal
+
+    import numpy as np
+    from dspy_trainkit_neardup import index as nd
+
+    from dspy_trainkit import Example
+
+    rng = random.Random(33)
+    stored = [" ".join(VOCABULARY[:22] + rng.sample(VOCABULARY[22:82], 8)) for _ in range(400)]
+    num_perm, bands = nd.lsh_shape(0.85)
+    sketches = nd.sketch([Example(**record(t)) for t in stored], num_perm, bands)
+    index = nd.TaskIndex("problems", num_perm, bands)
+    index.add(sketches[:300])
+    monkeypatch.setattr(nd, "QUERY_CHUNK", 7)
+    monkeypatch.setattr(nd, "usable_cores", lambda: 2)
+    threaded = index.candidates(sketches[300:], [0.5] * 100, other_content=True)
+    monkeypatch.setattr(nd, "usable_cores", lambda: 1)
+    serial = index.candidates(sketches[300:], [0.5] * 100, other_content=True)
+    assert len(serial[0]) > 100
+    for mine, theirs in zip(threaded, serial, strict=True):
+        assert np.array_equal(mine, theirs)
+    status = nd._thread_pool().submit(lambda: open("/proc/thread-self/status").read()).result()
+    blocked = int(next(line for line in status.splitlines() if line.startswith("SigBlk:")).split()[1], 16)
+    for number in (signal.SIGTERM, signal.SIGINT):
+        assert blocked & (1 << (number - 1))

@@ -25,6 +25,7 @@ example.
 from __future__ import annotations
 
 import math
+import os
 import sys
 import threading
 import time
@@ -36,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from dspy_trainkit.pluginkit import ExampleQuery
+from dspy_trainkit.pluginkit import ExampleQuery, block_in_this_thread
 
 from . import rules
 from .bands import BandIndex, band_hashes
@@ -73,6 +74,39 @@ WORD_CACHE = 1 << 20
 #: indexed after it is spent are confirmed from the store (`persist.word_sets`), as before.
 WORDS_BUDGET = 64 << 20
 _WORD_HASHES: dict[str, int] = {}
+#: Threads that find and estimate a batch's candidates, QUERY_CHUNK sketches each (numpy lets go of the GIL while
+#: it gathers and compares signatures, the bulk of a templated batch's check): one per core this process may run
+#: on, at most 4. With one core the calling thread does it all.
+MAX_THREADS = 4
+_POOL: Any = None
+_POOL_LOCK = threading.Lock()
+
+
+def usable_cores() -> int:
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def _thread_pool() -> Any:
+    """The shared pool of candidate threads (made on first use; a forked child makes its own)."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            _POOL = ThreadPoolExecutor(max_workers=min(MAX_THREADS, usable_cores()),
+                                       thread_name_prefix="trainkit-neardup", initializer=block_in_this_thread)
+        return _POOL
+
+
+def _forget_pool() -> None:
+    global _POOL
+    _POOL = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
 
 
 def lsh_shape(threshold: float) -> tuple[int, int]:
@@ -347,8 +381,12 @@ class TaskIndex:
         import numpy as np
 
         rows = [i for i, sk in enumerate(sketches) if sk.bands is not None]
-        parts = [self._candidates(sketches, rows[first:first + QUERY_CHUNK], at_least, other_content)
-                 for first in range(0, len(rows) if self.keys else 0, QUERY_CHUNK)]
+        chunks = [rows[first:first + QUERY_CHUNK] for first in range(0, len(rows) if self.keys else 0, QUERY_CHUNK)]
+        if len(chunks) > 1 and usable_cores() > 1:  # chunks only read the index: the caller holds the kit's lock
+            parts = list(_thread_pool().map(lambda chunk: self._candidates(sketches, chunk, at_least, other_content),
+                                            chunks))
+        else:
+            parts = [self._candidates(sketches, chunk, at_least, other_content) for chunk in chunks]
         if not parts:
             nothing = np.zeros(0, dtype=np.int64)
             return nothing, nothing, np.zeros(0)
