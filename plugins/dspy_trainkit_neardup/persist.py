@@ -126,8 +126,10 @@ def load(kit: Kit, task: str, num_perm: int, bands: int) -> TaskIndex:
     read = time.perf_counter() - started
     t0 = time.perf_counter()
     if band_parts:
-        index.lsh.insert(np.arange(loaded), np.concatenate(band_parts))
-    band_parts.clear()
+        bands = np.concatenate(band_parts)
+        band_parts.clear()  # before the insert, which makes its sorted entries: 72 MB less at the peak at 1M
+        index.lsh.insert(np.arange(loaded), bands)
+        del bands
     index.build_seconds = {"read": read, "insert": time.perf_counter() - t0, "loaded": loaded}
     if not loaded and missing:  # nothing of this version: signatures of an older one are of no use
         try:
