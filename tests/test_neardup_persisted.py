@@ -333,3 +333,28 @@ def test_candidate_threads_give_the_serial_answer_and_leave_signals_to_the_main_
     blocked = int(next(line for line in status.splitlines() if line.startswith("SigBlk:")).split()[1], 16)
     for number in (signal.SIGTERM, signal.SIGINT):
         assert blocked & (1 << (number - 1))
+
+
+def test_kept_word_similarities_in_bulk_equal_the_pairwise_ones(monkeypatch):
+    """`TaskIndex.jaccard_kept` gives, for every pair, exactly what `jaccard` gives on the two word sets, and NaN
+    for an example whose words are not kept (the budget spent part way)."""
+    import numpy as np
+    from dspy_trainkit_neardup import index as nd
+
+    from dspy_trainkit import Example
+
+    rng = random.Random(34)
+    stored = [" ".join(VOCABULARY[:10] + rng.sample(VOCABULARY[10:200], rng.randint(1, 40))) for _ in range(300)]
+    probe = [" ".join(rng.sample(VOCABULARY, rng.randint(1, 50))) for _ in range(40)]
+    num_perm, bands = nd.lsh_shape(0.85)
+    kept_sketches = nd.sketch([Example(**record(t)) for t in stored], num_perm, bands)
+    monkeypatch.setattr(nd, "WORDS_BUDGET", sum(8 * len(sk.word_hashes) for sk in kept_sketches[:200]))
+    index = nd.TaskIndex("problems", num_perm, bands)
+    index.add(kept_sketches)
+    sketches = nd.sketch([Example(**record(t)) for t in probe], num_perm, bands)
+    numbers = np.repeat(np.arange(len(probe)), 300)
+    keys = np.tile(np.arange(300), len(probe))
+    values = index.jaccard_kept(sketches, numbers, keys)
+    expected = [nd.jaccard(sketches[n].word_hashes, kept_sketches[k].word_hashes) if k < 200 else None
+                for n, k in zip(numbers.tolist(), keys.tolist(), strict=True)]
+    assert [None if np.isnan(v) else v for v in values.tolist()] == expected
