@@ -358,3 +358,26 @@ def test_kept_word_similarities_in_bulk_equal_the_pairwise_ones(monkeypatch):
     expected = [nd.jaccard(sketches[n].word_hashes, kept_sketches[k].word_hashes) if k < 200 else None
                 for n, k in zip(numbers.tolist(), keys.tolist(), strict=True)]
     assert [None if np.isnan(v) else v for v in values.tolist()] == expected
+
+
+def test_the_word_budget_is_shared_by_a_kits_task_indexes(tmp_path, monkeypatch):
+    """WORDS_BUDGET bounds the word hashes kept for one open kit, whatever its number of tasks: a second task's
+    index keeps only what the first left."""
+    from dspy_trainkit_neardup import index as nd
+
+    from dspy_trainkit import Example
+
+    texts_ = texts(50, seed=35)
+    num_perm, bands = nd.lsh_shape(0.85)
+    sketches = nd.sketch([Example(**record(t)) for t in texts_], num_perm, bands)
+    size = sum(8 * len(sk.word_hashes) for sk in sketches[:30])
+    monkeypatch.setattr(nd, "WORDS_BUDGET", size)
+    shared = nd.WordBudget()
+    first, second = (nd.TaskIndex(task, num_perm, bands, shared) for task in ("a", "b"))
+    first.add(sketches[:20])
+    second.add(sketches[20:])
+    assert sum(first.word_kept) == 20 and sum(second.word_kept) == 10 and shared.left == 0
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    with open_kit(tmp_path, url) as kit:
+        state = nd.state_for(kit)
+        assert state.index(kit, "problems").budget is state.index(kit, "other").budget is state.words

@@ -69,9 +69,10 @@ PAIR_CHUNK = 65_536
 QUERY_CHUNK = 128
 #: Words whose 64-bit hash is remembered (a word recurs in thousands of texts); the cache starts afresh when full.
 WORD_CACHE = 1 << 20
-#: Bytes of indexed examples' word hashes kept in memory (`TaskIndex.jaccard_kept`), so that confirming a stored
-#: candidate reads nothing: 64 MiB holds the words of ~270,000 templated QA examples (30 words each). Examples
-#: indexed after it is spent are confirmed from the store (`persist.word_sets`), as before.
+#: Bytes of indexed examples' word hashes kept in memory per open kit, all its tasks' indexes together
+#: (`TaskIndex.jaccard_kept`), so that confirming a stored candidate reads nothing: 64 MiB holds the words of
+#: ~270,000 templated QA examples (30 words each). Examples indexed after it is spent are confirmed from the
+#: store (`persist.word_sets`), as before.
 WORDS_BUDGET = 64 << 20
 _WORD_HASHES: dict[str, int] = {}
 #: Threads that find and estimate a batch's candidates, QUERY_CHUNK sketches each (numpy lets go of the GIL while
@@ -269,11 +270,19 @@ def sketch(examples: Sequence[Example], num_perm: int, bands: int | None = None)
     return sketches
 
 
+class WordBudget:
+    """What is left of WORDS_BUDGET for the kit whose indexes share it."""
+
+    def __init__(self) -> None:
+        self.left = WORDS_BUDGET
+
+
 class TaskIndex:
     """The indexed examples of one task: ids, content-hash prefixes and compact signatures by key, and the LSH."""
 
-    def __init__(self, task: str, num_perm: int, bands: int):
+    def __init__(self, task: str, num_perm: int, bands: int, budget: WordBudget | None = None):
         self.task = task
+        self.budget = budget or WordBudget()
         self.num_perm = num_perm
         self.bands = bands
         self.lsh = BandIndex(bands)
@@ -325,16 +334,17 @@ class TaskIndex:
 
     def _keep_words(self, words: Sequence[bytes] | None, count: int) -> None:
         """Append the word hashes of `count` new keys while the budget allows (none kept for the rest)."""
-        data, ends, kept = self.word_data, self.word_ends, self.word_kept
+        data, ends, kept, budget = self.word_data, self.word_ends, self.word_kept, self.budget
         end = len(data)
-        if words is None or end >= WORDS_BUDGET:
+        if words is None or budget.left <= 0:
             ends.extend([end] * count)
             kept += bytes(count)
             return
         for packed in words:
-            if end + len(packed) <= WORDS_BUDGET:
+            if len(packed) <= budget.left:
                 data += packed
                 end += len(packed)
+                budget.left -= len(packed)
                 kept.append(1)
             else:
                 kept.append(0)
@@ -471,6 +481,7 @@ class KitState:
         self.pending: dict[str, Sketch] = {}  # sketches made by validate, until their 'added' event arrives
         self.rules: dict[tuple[str, str | None], rules.Rule] = {}
         self.checked = False
+        self.words = WordBudget()  # shared by the kit's task indexes
 
     def rule(self, kit: Kit, task: str, domain: str | None) -> rules.Rule:
         found = self.rules.get((task, domain))
@@ -488,7 +499,7 @@ class KitState:
             self.rule(kit, task, None)  # checks the settings first
             from .persist import load
 
-            index = load(kit, task, *lsh_shape(rules.lowest_threshold(kit, task)))
+            index = load(kit, task, *lsh_shape(rules.lowest_threshold(kit, task)), self.words)
             self.indexes[task] = index
         return index
 

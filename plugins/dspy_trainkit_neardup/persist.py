@@ -28,7 +28,18 @@ from typing import TYPE_CHECKING
 
 from dspy_trainkit.pluginkit import ExampleQuery, StoreError
 
-from .index import BUILD_CHUNK, ID_CHUNK, LIVE, SEED, Sketch, TaskIndex, sketch, unpack_words, word_set
+from .index import (
+    BUILD_CHUNK,
+    ID_CHUNK,
+    LIVE,
+    SEED,
+    Sketch,
+    TaskIndex,
+    WordBudget,
+    sketch,
+    unpack_words,
+    word_set,
+)
 from .text import words
 
 if TYPE_CHECKING:
@@ -85,13 +96,13 @@ def save(kit: Kit, index: TaskIndex, sketches: Sequence[Sketch]) -> None:
         log.debug("neardup: signatures not saved (%s); a new process computes them again", exc)
 
 
-def load(kit: Kit, task: str, num_perm: int, bands: int) -> TaskIndex:
+def load(kit: Kit, task: str, num_perm: int, bands: int, budget: WordBudget | None = None) -> TaskIndex:
     """The task's index: saved signatures of its live examples, and the missing ones computed (and saved).
     Its `build_seconds` say where the time went and how many were loaded and computed."""
     import numpy as np
 
     started = time.perf_counter()
-    index = TaskIndex(task, num_perm, bands)
+    index = TaskIndex(task, num_perm, bands, budget)
     if not keeps(kit):
         return build(kit, index, None, started)
     size = fixed_size(num_perm, bands)
