@@ -234,11 +234,18 @@ class Sketch:
     #: (id, similarity) of the earlier examples of its batch at or above the novelty floor (set by validate)
     batch_similar: list[tuple[str, float]] = attrs.field(factory=list)
     content_hash: str = ""  # the example's full content hash (what persisted signatures are checked against)
+    _packed_words: bytes = b""
+
+    def packed_words(self) -> bytes:
+        """`pack_words(word_hashes)`, made once: the index keeps it and `packed` saves it."""
+        if not self._packed_words:
+            self._packed_words = pack_words(self.word_hashes)
+        return self._packed_words
 
     def packed(self, num_perm: int) -> bytes:
         """What is persisted for it (see `persist.py`): hash prefix, signature, band hashes, word hashes."""
         return (self.hash_prefix.to_bytes(8, "little") + self.signature + self.bands.astype("<u4").tobytes()
-                + pack_words(self.word_hashes))
+                + self.packed_words())
 
 
 def digests(word_lists: Sequence[Sequence[str]], num_perm: int) -> Any:
@@ -308,7 +315,7 @@ class TaskIndex:
         self.add_arrays([sk.example_id for sk in chosen], [sk.hash_prefix for sk in chosen],
                         b"".join(sk.signature for sk in chosen),
                         np.stack([sk.bands for sk in chosen]),
-                        [pack_words(sk.word_hashes) for sk in chosen])
+                        [sk.packed_words() for sk in chosen])
 
     def add_arrays(self, ids: Sequence[str], hashes: Sequence[int] | bytes, signatures: bytes, bands: Any,
                    words: Sequence[bytes] | None = None) -> None:
