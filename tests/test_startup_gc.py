@@ -1,6 +1,6 @@
-"""The `trainkit` process's start-up settings of the garbage collector (dspy_trainkit/cli/startup.py): the console
-script freezes what start-up built once the store is open and puts the threshold back for the command's own work;
-the click group called in-process (a program, CliRunner) leaves the caller's collector alone.
+"""The end of the `trainkit` process's start-up (dspy_trainkit/cli/startup.py): the console script freezes what
+start-up built once the store is open and leaves the collector's settings as they were; the click group called
+in-process (a program, CliRunner) leaves the caller's collector alone.
 
 No timing is asserted; benchmarks/cli_startup.py measures the start-up time.
 """
@@ -32,13 +32,13 @@ def run_main(args: list[str], cwd: Path) -> str:
     return result.stdout.strip().splitlines()[-1]
 
 
-def test_the_command_runs_with_the_usual_collector_once_the_store_is_open(tmp_path: Path) -> None:
+def test_the_command_freezes_its_start_up_once_the_store_is_open(tmp_path: Path) -> None:
     assert CliRunner().invoke(cli, ["init", "--task", "qa", "--signature", "question -> answer"]).exit_code == 0
-    assert run_main(["stats"], tmp_path) == "gc True True True", "start-up frozen, threshold and collector back"
+    assert run_main(["stats"], tmp_path) == "gc True True True", "start-up frozen; threshold and collector as usual"
 
 
 def test_a_command_without_a_store_freezes_nothing(tmp_path: Path) -> None:
-    assert run_main(["--help"], tmp_path) == "gc False False True", "the raised threshold stays (still collects)"
+    assert run_main(["--help"], tmp_path) == "gc False True True"
 
 
 def test_the_group_called_in_process_leaves_the_collector_alone(tmp_path: Path) -> None:

@@ -330,5 +330,5 @@ def main() -> None:
     """Console-script entry point."""
     from . import startup
 
-    startup.begin()  # the collector's start-up settings, until the store is open (cli/startup.py)
+    startup.begin()  # start-up ends when the store is open: gc.freeze() then (cli/startup.py)
     cli(prog_name="trainkit")
