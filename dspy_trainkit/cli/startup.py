@@ -5,10 +5,10 @@ Start-up builds tens of thousands of objects that live as long as the process (m
 settings, the plugin manager, the open store). The collector walked them in its passes while the command ran, and
 at exit Python's last full collection walked all of them once more: 10 to 20 ms of CPU of a 100 ms `trainkit stats`
 (docs/performance.md, "Start-up"). Frozen, they are left to reference counting alone, which frees them as always;
-a cycle among them that became garbage later would stay until the process exits (start-up leaves at most a few
-hundred such objects, from building classes). What the command itself allocates afterwards is collected as
-before. Raising the collector's threshold during start-up as well was measured too and saved nothing beyond
-noise, so the collector runs with its usual settings throughout.
+a cycle among them that becomes garbage later, or one not yet collected when they are frozen (a few hundred
+objects at most, from building classes), stays until the process exits. What the command itself allocates
+afterwards is collected as before. Raising the collector's threshold during start-up as well was measured too
+and saved nothing beyond noise, so the collector runs with its usual settings throughout.
 
 Only the console script (`main`) asks for it: a program or a test calling the click group in-process (CliRunner)
 keeps its collector as it is.
