@@ -23,7 +23,7 @@ import attrs
 
 from . import assessment, tokens
 from .errors import TrainkitError, ValidationError
-from .gc_pause import gc_paused
+from .gc_pause import gc_paused_on_main_thread
 from .json_values import json_problem
 from .models import Event, Example
 from .plugin_manager import call_each
@@ -150,7 +150,7 @@ class Intake:
             run_parallel(batch_run, iterator, size, workers, progress)
         else:
             while True:
-                with gc_paused():  # reading the batch makes as many short-lived objects as judging it
+                with gc_paused_on_main_thread():  # reading a batch makes as many objects as judging it
                     batch = list(itertools.islice(iterator, size))
                     if not batch:
                         break
@@ -177,9 +177,9 @@ class _BatchRun:
         self.prepared: assessment.Prepared | None = None
 
     def run(self, batch: list[Positioned]) -> None:
-        """One batch through the pipeline: normalise, judge, store, count, notify; with the cyclic garbage
-        collector paused (gc_pause: a batch makes tens of thousands of objects and no cycles)."""
-        with gc_paused():
+        """One batch through the pipeline: normalise, judge, store, count, notify; on the main thread with the
+        cyclic garbage collector paused (gc_pause: a batch makes tens of thousands of objects and no cycles)."""
+        with gc_paused_on_main_thread():
             try:
                 self._run(batch)
             finally:

@@ -201,3 +201,17 @@ def test_the_garbage_collector_is_paused_per_batch_and_back_on_afterwards(tmp_pa
         assert report.stored == 5
         assert watcher.seen == [False, False, False]  # three batches, each judged with the collector paused
         assert gc.isenabled()  # and on again after the run
+
+
+def test_a_background_thread_leaves_the_garbage_collector_on(tmp_path):
+    """The collection writer runs intake in a thread of the user's pipeline process: pausing the collector
+    there would stop collecting the pipeline's own garbage for as long as the writer is busy."""
+    import gc
+    import threading
+
+    watcher = GcWatcher()
+    with open_kit(tmp_path, "[intake]\nbatch_size = 2\n", [("gc_watcher", watcher)]) as kit:
+        worker = threading.Thread(target=lambda: kit.add_many([qa(f"q{n}") for n in range(3)]))
+        worker.start()
+        worker.join()
+        assert watcher.seen == [True, True] and gc.isenabled()
