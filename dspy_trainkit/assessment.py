@@ -68,8 +68,9 @@ def score(kit: Kit, examples: list[Example], findings: Mapping[str, list[Finding
     Examples with an error finding (from a validator, or one they came with, such as a field the import's
     command line requires) are not scored: they are rejected whatever their score. `prepared`: as for
     `validate` (what is missing is made now, for the examples scored)."""
-    to_score = [i for i, ex in enumerate(examples)
-                if not any(f.severity == "error" for f in (*ex.findings, *findings.get(ex.id, [])))]
+    to_score = [i for i, ex in enumerate(examples)  # (most examples have no finding to look through)
+                if (not ex.findings and ex.id not in findings)
+                or not any(f.severity == "error" for f in (*ex.findings, *findings.get(ex.id, [])))]
     scores: list[Scores] = [{} for _ in examples]
     if not to_score:
         return scores

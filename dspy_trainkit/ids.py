@@ -13,8 +13,21 @@ import threading
 import time
 
 _RANDOM_BITS = 74
+#: Random bytes drawn from the OS at once, for this many ids: one `os.urandom` call (a system call) per id was
+#: a tenth of the cost of building an Example on import.
+_POOL_IDS = 512
 _lock = threading.Lock()
 _last = (0, 0)  # (milliseconds, 74 random bits) of the previous id
+_pool: list[int] = []  # random 80-bit values not used yet, taken from the end
+
+
+def _forget_pool() -> None:
+    """A forked child draws its own random bits: with the parent's pool both would make the same ids."""
+    _pool.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
 
 
 def new_id() -> str:
@@ -22,7 +35,10 @@ def new_id() -> str:
     global _last
     with _lock:
         millis = time.time_ns() // 1_000_000
-        rand = int.from_bytes(os.urandom(10), "big") >> (80 - _RANDOM_BITS)
+        if not _pool:
+            data = os.urandom(10 * _POOL_IDS)
+            _pool.extend(int.from_bytes(data[i:i + 10], "big") for i in range(0, len(data), 10))
+        rand = _pool.pop() >> (80 - _RANDOM_BITS)
         last_millis, last_rand = _last
         if millis <= last_millis:
             millis, rand = last_millis, last_rand + 1 + (rand & 0xFFFF)

@@ -23,6 +23,7 @@ import attrs
 
 from . import assessment, tokens
 from .errors import TrainkitError, ValidationError
+from .gc_pause import gc_paused_on_main_thread
 from .json_values import json_problem
 from .models import Event, Example
 from .plugin_manager import call_each
@@ -148,8 +149,13 @@ class Intake:
         if workers:
             run_parallel(batch_run, iterator, size, workers, progress)
         else:
-            while batch := list(itertools.islice(iterator, size)):
-                batch_run.run(batch)
+            while True:
+                with gc_paused_on_main_thread():  # reading a batch makes as many objects as judging it
+                    batch = list(itertools.islice(iterator, size))
+                    if not batch:
+                        break
+                    batch_run.run(batch)
+                    del batch  # freed while paused, so the collector's next run does not walk it
                 if progress is not None:
                     progress(report)
         batch_run.finish()
@@ -171,7 +177,15 @@ class _BatchRun:
         self.prepared: assessment.Prepared | None = None
 
     def run(self, batch: list[Positioned]) -> None:
-        """One batch through the pipeline: normalise, judge, store, count, notify."""
+        """One batch through the pipeline: normalise, judge, store, count, notify; on the main thread with the
+        cyclic garbage collector paused (gc_pause: a batch makes tens of thousands of objects and no cycles)."""
+        with gc_paused_on_main_thread():
+            try:
+                self._run(batch)
+            finally:
+                tokens.new_batch()  # (again: its texts are freed while the collector is paused)
+
+    def _run(self, batch: list[Positioned]) -> None:
         started = time.perf_counter()
         self.report.read += len(batch)
         tokens.new_batch()  # the shared tokenisation caches one batch's texts at a time

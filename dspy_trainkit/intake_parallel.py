@@ -221,6 +221,16 @@ def _prepare_batch(records: list[Any], defaults: Mapping[str, Any]) -> tuple[Any
     """What the writer needs of one batch: per record its examples and complaint (None for a record left to the
     writer: a reader's exception, or an object only `collect` plugins understand), and the `prepare` values of
     the writer's plugins for the examples. Failures come back as a tuple: not every exception pickles."""
+    from .gc_pause import gc_paused
+
+    with gc_paused():  # as in the writer (gc_pause): a batch makes many objects and no cycles
+        try:
+            return _prepare_records(records, defaults)
+        finally:
+            tokens.new_batch()  # its texts freed while the collector is paused
+
+
+def _prepare_records(records: list[Any], defaults: Mapping[str, Any]) -> tuple[Any, ...]:
     from .intake import to_example
 
     kit: Kit = _worker["kit"]

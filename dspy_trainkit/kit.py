@@ -11,8 +11,6 @@ directly:
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -21,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from .errors import ConfigError, NotFoundError, PluginError, TrainkitError, ValidationError
+from .gc_pause import gc_paused
 from .models import Event, Example
 from .plugin_manager import TrainkitPluginManager, call_impls, hook_impls, make_plugin_manager, timeout_of
 from .settings import Settings, load_settings, resolve_store_url
@@ -45,21 +44,6 @@ def _sorted_keys(counts: Mapping[Any, int]) -> list[Any]:
         return tuple((part is not None, part if part is not None else "") for part in parts)
 
     return sorted(counts, key=order)
-
-
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Python's cyclic garbage collector off while a trainset is built: a million examples are millions of new
-    dicts, lists and sets, none in a cycle, and every few thousand allocations the collector walked all of them
-    again; that was two thirds of the time of making the dspy.Examples. It is switched back on (if it was on)
-    afterwards, when it collects whatever cycles were made meanwhile."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 class Kit:
@@ -350,7 +334,7 @@ class Kit:
         Examples that lack a field the signature needs are skipped with a logged warning naming each; a
         signature field that no example has raises ConversionError before any optimizer runs.
         """
-        with _gc_paused():
+        with gc_paused():
             return self._trainset(task, status, signature, snapshot, balanced, cap, mark_used, filters)
 
     def _trainset(self, task: str, status: str | None, signature: Any, snapshot: str | None, balanced: bool,

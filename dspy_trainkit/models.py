@@ -238,26 +238,27 @@ class Example:
         """
         if status not in STATUSES:
             _fail("status", f"{status!r} is not one of {', '.join(STATUSES)}")
-        # one assignment per field, unrolled: a loop over the field names cost twice as much
+        # one assignment per field, unrolled (a loop over the field names cost twice as much), each
+        # through the slot's own setter (`_set_*`, below the class)
         copy = _new(Example)
-        _put(copy, "task", self.task)
-        _put(copy, "inputs", self.inputs)
-        _put(copy, "outputs", self.outputs)
-        _put(copy, "id", self.id)
-        _put(copy, "domain", self.domain)
-        _put(copy, "topic", self.topic)
-        _put(copy, "difficulty", self.difficulty)
-        _put(copy, "source", self.source)
-        _put(copy, "status", status)
-        _put(copy, "scores", scores)
-        _put(copy, "quality", quality)
-        _put(copy, "findings", tuple(findings))
-        _put(copy, "provenance", provenance)
-        _put(copy, "metadata", self.metadata)
-        _put(copy, "created_at", self.created_at)
-        _put(copy, "updated_at", self.updated_at)
-        _put(copy, "last_used_at", self.last_used_at)
-        _put(copy, "content_hash", self.content_hash)  # the cached hash's slot: content is unchanged
+        _set_task(copy, self.task)
+        _set_inputs(copy, self.inputs)
+        _set_outputs(copy, self.outputs)
+        _set_id(copy, self.id)
+        _set_domain(copy, self.domain)
+        _set_topic(copy, self.topic)
+        _set_difficulty(copy, self.difficulty)
+        _set_source(copy, self.source)
+        _set_status(copy, status)
+        _set_scores(copy, scores)
+        _set_quality(copy, quality)
+        _set_findings(copy, tuple(findings))
+        _set_provenance(copy, provenance)
+        _set_metadata(copy, self.metadata)
+        _set_created_at(copy, self.created_at)
+        _set_updated_at(copy, self.updated_at)
+        _set_last_used_at(copy, self.last_used_at)
+        _set_content_hash(copy, self.content_hash)  # the cached hash's slot: content is unchanged
         return copy
 
     def to_dict(self) -> dict[str, Any]:
@@ -291,23 +292,23 @@ class Example:
                 return cls._checked_record(values)
         example = _new(cls)  # one assignment per field, unrolled (see with_verdict)
         now = time.time()
-        _put(example, "task", task)
-        _put(example, "inputs", inputs)
-        _put(example, "outputs", {} if outputs is _NO_FIELDS else outputs)
-        _put(example, "id", new_id())
-        _put(example, "domain", domain)
-        _put(example, "topic", topic)
-        _put(example, "difficulty", difficulty)
-        _put(example, "source", source)
-        _put(example, "status", "candidate")
-        _put(example, "scores", {})
-        _put(example, "quality", None)
-        _put(example, "findings", ())
-        _put(example, "provenance", {} if provenance is _NO_FIELDS else provenance)
-        _put(example, "metadata", {} if metadata is _NO_FIELDS else metadata)
-        _put(example, "created_at", now)
-        _put(example, "updated_at", now)
-        _put(example, "last_used_at", None)
+        _set_task(example, task)
+        _set_inputs(example, inputs)
+        _set_outputs(example, {} if outputs is _NO_FIELDS else outputs)
+        _set_id(example, new_id())
+        _set_domain(example, domain)
+        _set_topic(example, topic)
+        _set_difficulty(example, difficulty)
+        _set_source(example, source)
+        _set_status(example, "candidate")
+        _set_scores(example, {})
+        _set_quality(example, None)
+        _set_findings(example, ())
+        _set_provenance(example, {} if provenance is _NO_FIELDS else provenance)
+        _set_metadata(example, {} if metadata is _NO_FIELDS else metadata)
+        _set_created_at(example, now)
+        _set_updated_at(example, now)
+        _set_last_used_at(example, None)
         return example
 
     @classmethod
@@ -337,6 +338,23 @@ class Example:
 
 
 _EXAMPLE_FIELDS = tuple(field.name for field in attrs.fields(Example))
+
+
+def _slot_setter(name: str) -> Any:
+    """`setter(example, value)` for one slot of the frozen, slotted Example: the slot's own setter, which skips
+    the attribute lookup `object.__setattr__` makes on every call (17 fields set per Example made on import:
+    1.4 against 2.3 us)."""
+    slot = Example.__dict__.get(name)
+    if slot is not None and type(slot).__name__ == "member_descriptor":
+        return slot.__set__
+    return lambda example, value: _put(example, name, value)
+
+
+(_set_task, _set_inputs, _set_outputs, _set_id, _set_domain, _set_topic, _set_difficulty, _set_source, _set_status,
+ _set_scores, _set_quality, _set_findings, _set_provenance, _set_metadata, _set_created_at, _set_updated_at,
+ _set_last_used_at, _set_content_hash) = map(_slot_setter, (
+    "task", "inputs", "outputs", "id", "domain", "topic", "difficulty", "source", "status", "scores", "quality",
+    "findings", "provenance", "metadata", "created_at", "updated_at", "last_used_at", "content_hash"))
 
 
 @attrs.frozen(kw_only=True)

@@ -18,6 +18,11 @@ import re
 WORD = re.compile(r"\w+")
 #: Texts cached between two `new_batch()` calls at most (a batch of 1000 examples has a few thousand).
 MAX_CACHED = 50_000
+#: ASCII text: every byte that is not a `\w` character (ASCII letters, digits, "_") made a space, so that
+#: `split()` gives the words WORD finds, in half its time (most texts of an import are ASCII).
+_ASCII_NON_WORD_TO_SPACE = bytes(b if chr(b).isascii() and (chr(b).isalnum() or b == ord("_")) else 0x20
+                                 for b in range(256))
+
 
 class Tokens:
     """The views of one text plugins share. `text` is the text as given; the others are computed once:
@@ -35,7 +40,9 @@ class Tokens:
         # lower and words are what nearly every reader wants: made at once (a property costs more than them)
         self.text = text
         self.lower = lower = text.lower()
-        self.words: tuple[str, ...] = tuple(WORD.findall(lower))
+        self.words: tuple[str, ...] = tuple(
+            lower.encode().translate(_ASCII_NON_WORD_TO_SPACE).decode().split() if lower.isascii()
+            else WORD.findall(lower))
         self._squashed: str | None = None
         self._digits: int | None = None
 

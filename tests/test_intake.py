@@ -174,3 +174,44 @@ def test_report_dict_is_json_ready(tmp_path):
         data = kit.add_many([qa("a"), 5]).to_dict()
     assert data["stored"] == 1 and data["invalid"] == 1 and data["problems"][0]["position"] == "record 2"
     assert attrs.has(tk.IntakeReport)
+
+
+class GcWatcher:
+    """Records whether the cyclic garbage collector was on while a batch was judged."""
+
+    def __init__(self):
+        self.seen = []
+
+    @hookimpl
+    def validate(self, examples, context):
+        import gc
+
+        self.seen.append(gc.isenabled())
+        return {}
+
+
+def test_the_garbage_collector_is_paused_per_batch_and_back_on_afterwards(tmp_path):
+    import gc
+
+    watcher = GcWatcher()
+    toml = "[intake]\nbatch_size = 2\n"
+    with open_kit(tmp_path, toml, [("gc_watcher", watcher)]) as kit:
+        assert gc.isenabled()
+        report = kit.add_many([qa(f"q{n}") for n in range(5)])
+        assert report.stored == 5
+        assert watcher.seen == [False, False, False]  # three batches, each judged with the collector paused
+        assert gc.isenabled()  # and on again after the run
+
+
+def test_a_background_thread_leaves_the_garbage_collector_on(tmp_path):
+    """The collection writer runs intake in a thread of the user's pipeline process: pausing the collector
+    there would stop collecting the pipeline's own garbage for as long as the writer is busy."""
+    import gc
+    import threading
+
+    watcher = GcWatcher()
+    with open_kit(tmp_path, "[intake]\nbatch_size = 2\n", [("gc_watcher", watcher)]) as kit:
+        worker = threading.Thread(target=lambda: kit.add_many([qa(f"q{n}") for n in range(3)]))
+        worker.start()
+        worker.join()
+        assert watcher.seen == [True, True] and gc.isenabled()

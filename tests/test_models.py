@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 
 import attrs
@@ -94,6 +95,24 @@ def test_ids_are_unique_time_ordered_uuid7():
     assert ids[0][12] == "7" and len(ids[0]) == 32
     assert ids == sorted(ids)  # monotonic within a millisecond too
     assert uuid.UUID(ids[0]).version == 7
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_draws_its_own_random_bits_for_ids():
+    """Ids take their random bits from a pool drawn from the OS at once: a child forked with the parent's pool
+    would make the parent's next ids."""
+    new_id()  # the pool holds random values now
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.write(write, new_id().encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(read, 64).decode()
+    os.close(read)
+    os.close(write)
+    mine = new_id()
+    assert child[13:] != mine[13:] and child[16:] != mine[16:]  # (the first 12 digits are the millisecond)
 
 
 def test_event_defaults():

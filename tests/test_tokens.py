@@ -28,6 +28,18 @@ def test_tokens_views():
     assert tokens("٣٤ and 5").digits == 3  # Arabic-Indic digits are digits to `\d` too
 
 
+def test_ascii_words_are_the_words_of_the_regex():
+    """ASCII text is cut by byte translation and split (faster); it must give WORD's words exactly."""
+    import random
+
+    every = "".join(map(chr, range(128)))
+    rng = random.Random(5)
+    texts = [every, every[::-1], "a_b-c d\x1ce\x85f", *("".join(rng.choices(every, k=rng.randint(0, 40)))
+                                                        for _ in range(3000))]
+    for text in texts:
+        assert Tokens(text).words == tuple(tokens_module.WORD.findall(text.lower())), repr(text)
+
+
 def test_tokens_are_shared_within_a_batch_and_forgotten_after():
     first = tokens("the same text")
     assert tokens("the same text") is first
@@ -53,7 +65,7 @@ def test_intake_starts_each_batch_with_an_empty_cache(tmp_path, monkeypatch):
     with tk.open(settings=load_settings(tmp_path / "trainkit.toml", env={}), create=True) as kit:
         kit.add_many([{"task": "qa", "inputs": {"q": f"question {i}"}, "outputs": {"a": f"answer {i}"}}
                  for i in range(5)])
-    assert len(calls) == 3
+    assert len(calls) == 6  # three batches, each started and ended with an empty cache (ended: see gc_pause)
 
 
 def test_coherence_and_pii_results_are_unchanged_on_the_corpus():

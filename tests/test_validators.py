@@ -232,6 +232,25 @@ def test_consistency_bad_settings_are_errors(tmp_path):
 
 
 # ---- pii -------------------------------------------------------------------------------------------------
+def test_pii_ascii_gate_finds_what_the_regex_gate_finds():
+    """ASCII text takes a faster gate (bytes mapped to digit / separator / other classes); it must pass exactly
+    the texts the `\\d` gate passes, or phone numbers would be missed (or looked for in vain)."""
+    import random
+
+    import dspy_trainkit_pii as pii
+
+    rng = random.Random(11)
+    alphabet = "".join(map(chr, range(128))) + "0123456789" * 12 + " ().-" * 6
+    texts = ["call 555 123 4567", "(555) 123-4567", "12.34.56.7", "1 - 2 - 3 - 4 - 5 - 6 - 7", "a 123456 b",
+             *("".join(rng.choices(alphabet, k=rng.randint(0, 40))) for _ in range(20000))]
+    passed = 0
+    for text in texts:
+        expected = pii._PHONE_GATE.search(text) is not None
+        assert pii._could_hold_phone(text) is expected, repr(text)
+        passed += expected
+    assert 100 < passed < len(texts) - 100  # both answers were exercised
+
+
 
 @pytest.mark.parametrize("text", [
     "Call me at (415) 555-2671 after five.", "My number is 415-555-2671.", "Office: 415.555.2671",

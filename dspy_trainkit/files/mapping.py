@@ -99,11 +99,14 @@ class FieldMap:
         """Example fields for `record`; raises MappingError naming the problem."""
         if not isinstance(record, Mapping):
             raise MappingError(f"expected a record with named fields, got {type(record).__name__}")
+        marked = False  # one pass over the keys: every field name is text; any added by a rejects file?
         for key in record:
-            if not isinstance(key, str):
+            if type(key) is not str and not isinstance(key, str):
                 shown = "null" if key is None else f"{key!r} ({type(key).__name__})"
                 raise MappingError(f"the field name {shown} is not text; quote it in the file")
-        if any(k.startswith(REJECT_KEY_PREFIX) for k in record):
+            if not marked and key.startswith(REJECT_KEY_PREFIX):
+                marked = True
+        if marked:
             record = {k: v for k, v in record.items() if not k.startswith(REJECT_KEY_PREFIX)}
         if not record:
             raise MappingError("the record has no fields (an unfixed line from a rejects file?)")

@@ -116,7 +116,7 @@ def _truncated(text: str) -> bool:
 
 
 def length_measure(outputs: dict[str, str]) -> float:
-    return math.log1p(sum(len(t) for t in outputs.values()))
+    return math.log1p(sum(map(len, outputs.values())))
 
 
 def length_score(measure: float, norm: tuple[float, float, float]) -> float:

@@ -69,6 +69,18 @@ _GROUP_SEPARATOR = re.compile(r"[ \-]")
 # such a run are skipped before the slower patterns run. Most texts are: sums ("100 - 50 - 30"), decimals and
 # short numbers break the run.
 _PHONE_GATE = re.compile(r"\d(?:[ ().\-]{0,2}\d){6,}")
+# The same gate for ASCII text (most texts), over its bytes with each digit made "0" and each other character
+# but the separators made "x": the pattern then starts with a literal, which the regex engine skips to at
+# once, instead of testing every character for `\d` (0.7 against 1.7 us for a 200-character problem text).
+_ASCII_PHONE_CLASSES = bytes(0x30 if 0x30 <= b <= 0x39 else b if b in b" ().-" else 0x78 for b in range(256))
+_ASCII_PHONE_GATE = re.compile(rb"0(?:[ ().\-]{0,2}0){6,}")
+
+
+def _could_hold_phone(text: str) -> bool:
+    """Whether `text` has a run that `_PHONE_GATE` finds (the slower phone patterns look only there)."""
+    if text.isascii():
+        return _ASCII_PHONE_GATE.search(text.encode().translate(_ASCII_PHONE_CLASSES)) is not None
+    return _PHONE_GATE.search(text) is not None
 
 
 def _digits(text: str) -> str:
@@ -188,11 +200,14 @@ def _finding(rules: Rules, code: str, what: tuple[str, str], field: str, found: 
 def check_example(example: Any, rules: Rules) -> list[Finding]:
     """pii findings for one example under `rules`."""
     findings: list[Finding] = []
-    ignore, look_for_emails, look_for_phones, gate = rules.ignore, rules.emails, rules.phones, _PHONE_GATE.search
+    ignore, look_for_emails, look_for_phones, gate = rules.ignore, rules.emails, rules.phones, _could_hold_phone
     for part, values in (("inputs", example.inputs), ("outputs", example.outputs)):
         for name, value in values.items():
             if type(value) is str:  # the common case, kept cheap: most texts have no '@' and no long digit run
-                if not ((look_for_emails and "@" in value) or (look_for_phones and gate(value) is not None)):
+                # (a phone number has 7 digits or more: a shorter text, such as a label or an answer, is passed over
+                # without running the gate)
+                if not ((look_for_emails and "@" in value)
+                        or (look_for_phones and len(value) >= 7 and gate(value))):
                     continue
                 texts = [value]
             else:

@@ -86,10 +86,11 @@ def _dumps(value: Any) -> str:
 
 def example_row(ex: Example) -> tuple[Any, ...]:
     """An Example as a tuple in `schema.EXAMPLE_COLUMNS` order."""
+    findings, metadata = ex.findings, ex.metadata  # (most examples have neither: their JSON is a constant)
     return (ex.id, ex.task, ex.content_hash, _dumps(ex.inputs), _dumps(ex.outputs), ex.domain, ex.topic,
             ex.difficulty, ex.source, ex.status, _dumps(ex.scores), ex.quality,
-            _dumps([f.to_dict() for f in ex.findings]), _dumps(ex.provenance), _dumps(ex.metadata),
-            ex.created_at, ex.updated_at, ex.last_used_at)
+            _dumps([f.to_dict() for f in findings]) if findings else "[]", _dumps(ex.provenance),
+            _dumps(metadata) if metadata else "{}", ex.created_at, ex.updated_at, ex.last_used_at)
 
 
 _EXAMPLE_FIELDS = tuple(a.name for a in attrs.fields(Example))
