@@ -61,20 +61,23 @@ def test_postgres_reads_example_data_by_ids_with_index_probes_whatever_the_stati
         store.save_example_data("k", [(ex.id, ex.content_hash, b"x" * 200) for ex in examples])
         store.save_example_data("k", [(examples[0].id, "stale", b"old")])  # made from other content: None
         streamed = []
-        real = store._stream
+        real_stream, real_execute = store._stream, store.db.execute_sql
 
-        def recording(sql, params):
-            streamed.append((sql, params))
-            return real(sql, params)
+        def recording(real):
+            def run(sql, params=None):
+                if sql.startswith("SELECT") and "example_data" in sql:
+                    streamed.append((sql, params))
+                return real(sql, params)
+            return run
 
-        store._stream = recording
+        store._stream, store.db.execute_sql = recording(real_stream), recording(real_execute)
         wanted = examples[::8]
         got = dict(store.iter_example_data("k", tk.ExampleQuery(ids=tuple(ex.id for ex in wanted))))
         assert got == {ex.id: (None if ex is examples[0] else b"x" * 200) for ex in wanted}
         for analyzed in (False, True):
             if analyzed:
-                store.db.execute_sql("ANALYZE example_data")
-            plan = "\n".join(row[0] for row in store.db.execute_sql(f"EXPLAIN {streamed[-1][0]}",
+                real_execute("ANALYZE example_data")
+            plan = "\n".join(row[0] for row in real_execute(f"EXPLAIN {streamed[-1][0]}",
                                                                     streamed[-1][1]).fetchall())
             assert "example_data_pkey" in plan and "Seq Scan on example_data" not in plan, plan
             assert "Hash" not in plan and "Bitmap Heap Scan on example_data" not in plan, plan

@@ -486,7 +486,10 @@ class PeeweeStore(SnapshotStoreMixin, PlanStoreMixin, RunStoreMixin, ValueStoreM
         if query.min_quality is not None:
             select = select.where(model.quality >= query.min_quality)
         if query.ids is not None:
-            select = select.where(model.id.in_(list(query.ids)))
+            if self.is_sqlite:
+                select = select.where(model.id.in_(list(query.ids)))
+            else:  # one array parameter: the same plan as IN, without peewee handling each id (~5 us an id)
+                select = select.where(model.id == pw.SQL("ANY(%s)", [list(query.ids)]))
         for field, op, value in query.where:
             column = getattr(model, field)
             select = select.where(_OPERATORS[op](column, value))
