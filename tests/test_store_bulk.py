@@ -48,6 +48,9 @@ def test_postgres_analyzes_examples_as_a_first_import_grows(postgres_schema_url,
         kit.add_many(records[200:])
         assert planner_rows() >= 300  # the planner now knows the table is not empty
         assert 1 <= len(analyzes) <= 3  # doubling: a few ANALYZEs, not one per batch
+        analyzed = {row[0] for row in kit.store.db.execute_sql(
+            "SELECT attname FROM pg_stats WHERE tablename = 'examples' AND schemaname = current_schema()")}
+        assert {"task", "content_hash", "status", "id"} <= analyzed  # what the dedup probe and reads filter on
 
 
 def test_postgres_reads_example_data_by_ids_with_index_probes_whatever_the_statistics(postgres_schema_url):
