@@ -126,6 +126,34 @@ def test_example_data_bytes_round_trip_through_copy_and_stored_rows_take_the_ups
         assert dict(kit.store.iter_example_data("k", tk.ExampleQuery(ids=few))) == {i: second[i] for i in few}
 
 
+
+def test_example_data_commits_without_waiting_for_the_flush_only_in_a_transaction_of_its_own(
+        postgres_schema_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Derived data may skip the WAL flush wait (it is recomputed if lost); examples written in the same
+    transaction as a save must not, and the setting never outlives the save's transaction."""
+    examples = [Example(task="qa", inputs={"q": f"question {n}"}, outputs={"a": str(n)})
+                for n in range(pgcopy.COPY_MIN_ROWS)]
+    seen = []
+    real = pgcopy.copy_new_rows
+
+    def recording(cursor: Any, table: str, *args: Any) -> bool:
+        if table == "example_data":
+            cursor.execute("SHOW synchronous_commit")
+            seen.append(cursor.fetchone()[0])
+        return real(cursor, table, *args)
+
+    monkeypatch.setattr(pgcopy, "copy_new_rows", recording)
+    with tk.open(postgres_schema_url) as kit:
+        store = kit.store
+        store.insert_examples(examples, Event(kind="added"))
+        store.save_example_data("k", [(ex.id, ex.content_hash, b"x") for ex in examples])
+        assert seen == ["off"]
+        with store.write_transaction():  # the caller's transaction: its commit waits as always
+            store.save_example_data("k", [(ex.id, ex.content_hash, b"y") for ex in examples])
+            assert store.db.execute_sql("SHOW synchronous_commit").fetchone()[0] == "on"
+        assert seen == ["off", "on"]
+        assert store.db.execute_sql("SHOW synchronous_commit").fetchone()[0] == "on"  # SET LOCAL: gone after
+
 def test_values_copy_as_an_insert_stores_them(postgres_schema_url: str) -> None:
     """NULL and the empty string stay apart, text is kept byte for byte and floats come back as the same
     doubles, as execute_values stores them; except -0.0, which COPY keeps and an INSERT turns into 0 (psycopg2
