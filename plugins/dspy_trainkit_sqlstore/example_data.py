@@ -26,6 +26,8 @@ from . import pgcopy, schema
 #: undo the COPY and take the upsert.
 CHUNK = 500
 DATA_COLUMNS = ("kind", "example_id", "content_hash", "data")
+#: A query by at most this many ids is read in one fetch (neardup asks for 500 at a time).
+PAGE_SIZE = 1000
 
 
 def define_data_models(database: pw.Database) -> SimpleNamespace:
