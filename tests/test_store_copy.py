@@ -1,7 +1,7 @@
 """PostgreSQL bulk inserts by COPY (`pgcopy.py`): hostile text round-trips exactly, the rows are the ones the
 INSERT path stores, a batch that meets rows a concurrent writer stored falls back to `ON CONFLICT DO NOTHING`
 with the same result, text COPY cannot carry keeps the INSERT's error, and a connection dropped mid-import
-keeps the batches already committed."""
+keeps the batches already committed; derived example data goes by COPY too."""
 
 from __future__ import annotations
 
@@ -101,6 +101,59 @@ def test_copy_stores_the_rows_the_insert_path_stores(postgres_schema_url: str, t
     assert len(by_copy) == len(examples) and by_copy == by_insert
 
 
+
+def test_example_data_bytes_round_trip_through_copy_and_stored_rows_take_the_upsert(postgres_schema_url: str,
+                                                                                     copies: list) -> None:
+    """Derived data (neardup's signatures) goes by COPY as bytea hex; every byte value, an empty blob and a
+    blob that looks like an escape come back exactly, and rows already stored are replaced as the upsert did."""
+    examples = [Example(task="qa", inputs={"q": f"question {n}"}, outputs={"a": str(n)})
+                for n in range(pgcopy.COPY_MIN_ROWS + 6)]
+    blobs = [bytes(range(256)), b"", b"\\x41", b'"\n,\x00', *(bytes([n]) * n for n in range(len(examples) - 4))]
+    first = {ex.id: blob for ex, blob in zip(examples, blobs, strict=True)}
+    second = {example_id: b"new " + blob for example_id, blob in first.items()}
+    hashes = {ex.id: ex.content_hash for ex in examples}
+    with tk.open(postgres_schema_url) as kit:
+        kit.store.insert_examples(examples, Event(kind="added"))
+        kit.store.save_example_data("k", [(i, hashes[i], blob) for i, blob in first.items()])
+        assert ("example_data", True) in copies
+        query = tk.ExampleQuery(task="qa")
+        assert dict(kit.store.iter_example_data("k", query)) == first
+        copies.clear()
+        kit.store.save_example_data("k", [(i, hashes[i], blob) for i, blob in second.items()])  # stored: upsert
+        assert copies == [("example_data", False)]
+        assert dict(kit.store.iter_example_data("k", query)) == second
+        few = [ex.id for ex in examples[:3]]
+        assert dict(kit.store.iter_example_data("k", tk.ExampleQuery(ids=few))) == {i: second[i] for i in few}
+
+
+
+def test_example_data_commits_without_waiting_for_the_flush_only_in_a_transaction_of_its_own(
+        postgres_schema_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Derived data may skip the WAL flush wait (it is recomputed if lost); examples written in the same
+    transaction as a save must not, and the setting never outlives the save's transaction."""
+    examples = [Example(task="qa", inputs={"q": f"question {n}"}, outputs={"a": str(n)})
+                for n in range(pgcopy.COPY_MIN_ROWS)]
+    seen = []
+    real = pgcopy.copy_new_rows
+
+    def recording(cursor: Any, table: str, *args: Any) -> bool:
+        if table == "example_data":
+            cursor.execute("SHOW synchronous_commit")
+            seen.append(cursor.fetchone()[0])
+        return real(cursor, table, *args)
+
+    monkeypatch.setattr(pgcopy, "copy_new_rows", recording)
+    with tk.open(postgres_schema_url) as kit:
+        store = kit.store
+        store.insert_examples(examples, Event(kind="added"))
+        store.save_example_data("k", [(ex.id, ex.content_hash, b"x") for ex in examples])
+        assert seen == ["off"]
+        with store.write_transaction():  # the caller's transaction: its commit waits as always
+            store.save_example_data("k", [(ex.id, ex.content_hash, b"y") for ex in examples])
+            assert store.db.execute_sql("SHOW synchronous_commit").fetchone()[0] == "on"
+        assert seen == ["off", "on"]
+        assert store.db.execute_sql("SHOW synchronous_commit").fetchone()[0] == "on"  # SET LOCAL: gone after
+
 def test_values_copy_as_an_insert_stores_them(postgres_schema_url: str) -> None:
     """NULL and the empty string stay apart, text is kept byte for byte and floats come back as the same
     doubles, as execute_values stores them; except -0.0, which COPY keeps and an INSERT turns into 0 (psycopg2
@@ -193,12 +246,14 @@ def test_a_connection_dropped_mid_import_keeps_the_committed_batches(postgres_sc
     real = pgcopy.copy_new_rows
     calls = []
 
-    def dropping(cursor: Any, *args: Any) -> bool:
+    def dropping(cursor: Any, table: str, *args: Any) -> bool:
+        if table != "examples":  # neardup's signatures (example_data) go by COPY too
+            return real(cursor, table, *args)
         calls.append(1)
         if len(calls) == 3:  # the third batch: the server goes away before its COPY
             admin.cursor().execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                                    "WHERE application_name = %s", (name,))
-        return real(cursor, *args)
+        return real(cursor, table, *args)
 
     tk.open(url).close()
     monkeypatch.setattr(pgcopy, "copy_new_rows", dropping)
