@@ -32,6 +32,7 @@ from .bands import earlier_in_batch
 from .index import (
     Sketch,
     TaskIndex,
+    bulk_jaccard,
     confirm_from,
     estimates,
     half_found,
@@ -136,7 +137,7 @@ def compare(kit: Kit, index: TaskIndex, positions: list[int], sketches: list[Ske
             number, other = words_of[row], words_of[e]
             if value >= starts[number]:
                 candidates[number].append((other, sketches[other].example_id))
-    stored_words = word_sets(kit, index, list(dict.fromkeys(i for found in candidates for o, i in found if o < 0)))
+    stored = _stored_similarities(kit, index, sketches, candidates)
     compared = []
     for number, (sk, found) in enumerate(zip(sketches, candidates, strict=True)):
         sk.stored_similarity, sk.batch_similar = 0.0, []
@@ -146,10 +147,10 @@ def compare(kit: Kit, index: TaskIndex, positions: list[int], sketches: list[Ske
             if other >= 0:
                 value = jaccard(sk.word_hashes, sketches[other].word_hashes)
             else:
-                other_words = stored_words.get(other_id)
-                if other_words is None:  # gone from the store since it was indexed
+                found_value = stored.get((number, other_id))
+                if found_value is None:  # gone from the store since it was indexed
                     continue
-                value = jaccard(sk.word_hashes, other_words)
+                value = found_value
             if other < 0:
                 position, description = -1, f"stored example {other_id}"
                 if value >= floor:
@@ -163,6 +164,21 @@ def compare(kit: Kit, index: TaskIndex, positions: list[int], sketches: list[Ske
                 matches.append((value, position, other_id, description))
         compared.append(matches)
     return compared
+
+
+def _stored_similarities(kit: Kit, index: TaskIndex, sketches: list[Sketch], candidates: list[list[tuple[int, str]]]
+                         ) -> dict[tuple[int, str], float]:
+    """The exact similarity of each (sketch number, stored id) candidate pair, from the word sets read from the
+    store (`persist.word_sets`), all pairs in one `bulk_jaccard`; a pair whose stored example is gone has none."""
+    packed = word_sets(kit, index, list(dict.fromkeys(i for found in candidates for o, i in found if o < 0)))
+    pairs = [(number, other_id) for number, found in enumerate(candidates) for other, other_id in found
+             if other < 0 and other_id in packed]
+    if not pairs:
+        return {}
+    words = np.frombuffer(b"".join(packed[other_id] for _, other_id in pairs), dtype="<u8").astype(np.uint64)
+    lengths = np.array([len(packed[other_id]) // 8 for _, other_id in pairs], dtype=np.int64)
+    values = bulk_jaccard(sketches, np.array([number for number, _ in pairs], dtype=np.int64), words, lengths)
+    return dict(zip(pairs, values.tolist(), strict=True))
 
 
 def _finding(matches: list[Match], threshold: float, severity: str) -> Finding:

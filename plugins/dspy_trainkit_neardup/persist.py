@@ -36,8 +36,8 @@ from .index import (
     Sketch,
     TaskIndex,
     WordBudget,
+    pack_words,
     sketch,
-    unpack_words,
     word_set,
 )
 from .text import words
@@ -150,11 +150,12 @@ def load(kit: Kit, task: str, num_perm: int, bands: int, budget: WordBudget | No
     return build(kit, index, missing, started)
 
 
-def word_sets(kit: Kit, index: TaskIndex, ids: Sequence[str]) -> dict[str, frozenset[int]]:
-    """The word sets (`index.word_set`) of the stored examples `ids`, for confirming candidates: from their saved
-    rows (one query per ID_CHUNK ids, no example read), else (no current row: saved by no process yet, a store
-    without `ExampleDataStore`) from the examples. An id missing from the result is gone from the store."""
-    found: dict[str, frozenset[int]] = {}
+def word_sets(kit: Kit, index: TaskIndex, ids: Sequence[str]) -> dict[str, bytes]:
+    """The word sets (`index.word_set`, packed as `pack_words`) of the stored examples `ids`, for confirming
+    candidates: from their saved rows (one query per ID_CHUNK ids, no example read), else (no current row: saved
+    by no process yet, a store without `ExampleDataStore`) from the examples. An id missing from the result is
+    gone from the store."""
+    found: dict[str, bytes] = {}
     missing = list(ids)
     if keeps(kit) and ids:
         size, missing = fixed_size(index.num_perm, index.bands), []
@@ -163,12 +164,12 @@ def word_sets(kit: Kit, index: TaskIndex, ids: Sequence[str]) -> dict[str, froze
             chunk = ExampleQuery(ids=tuple(ids[first:first + ID_CHUNK]))
             for example_id, data in kit.store.iter_example_data(current, chunk):
                 if well_formed(data, size):
-                    found[example_id] = unpack_words(data[size:])  # type: ignore[index]
+                    found[example_id] = data[size:]  # type: ignore[index]
                 else:
                     missing.append(example_id)
     for first in range(0, len(missing), ID_CHUNK):
         for example in kit.store.iter_examples(ExampleQuery(ids=tuple(missing[first:first + ID_CHUNK]))):
-            found[example.id] = word_set(words(example.inputs, example.outputs))
+            found[example.id] = pack_words(word_set(words(example.inputs, example.outputs)))
     return found
 
 
