@@ -49,6 +49,8 @@ from .example_data import ExampleDataStoreMixin
 from .plans import PlanStoreMixin
 from .runs import RunStoreMixin
 from .snapshots import SnapshotStoreMixin
+from .usage import follow_edits
+from .usage import columns as select_columns
 from .values import ValueStoreMixin
 
 PAGE_SIZE = 1000
@@ -270,6 +272,7 @@ class PeeweeStore(SnapshotStoreMixin, PlanStoreMixin, RunStoreMixin, ValueStoreM
                     from psycopg2.extras import execute_batch
 
                     execute_batch(cursor, sql, rows, page_size=500)
+                follow_edits(self.db, [(ex.id, ex.last_used_at) for ex in examples])
                 self._append_event(event)
         except self._integrity_errors:
             for ex in examples:
@@ -356,7 +359,7 @@ class PeeweeStore(SnapshotStoreMixin, PlanStoreMixin, RunStoreMixin, ValueStoreM
         `columns`: read only these (plus id and task); the other fields of the examples hold empty values."""
         model = self.models.Example
         names = _read_columns(columns)
-        fields = [getattr(model, c) for c in names]
+        fields = select_columns(model, names)
         sql, params = self._select(query, fields).sql()
         if self._order_served(sql, params):
             yield from map(_row_reader(names), self._stream(sql, params))  # no Python loop of its own per row
@@ -379,7 +382,7 @@ class PeeweeStore(SnapshotStoreMixin, PlanStoreMixin, RunStoreMixin, ValueStoreM
         plan = self.db.execute_sql(f"EXPLAIN {sql}", params).fetchall()
         return not any("Sort" in str(row[0]) for row in plan)
 
-    def _rows_for(self, ids: list[str], fields: list[pw.Field], names: Sequence[str]) -> Iterator[Example]:
+    def _rows_for(self, ids: list[str], fields: list[Any], names: Sequence[str]) -> Iterator[Example]:
         model = self.models.Example
         rows = {row[0]: row for row in model.select(*fields).where(model.id.in_(ids)).tuples()}
         read = _row_reader(tuple(names))
@@ -472,8 +475,8 @@ class PeeweeStore(SnapshotStoreMixin, PlanStoreMixin, RunStoreMixin, ValueStoreM
         return iter_event_counts(self.db, self._stream, example_id, since)
 
     # -- helpers -----------------------------------------------------------------------------------------
-    def _columns(self) -> list[pw.Field]:
-        return [getattr(self.models.Example, c) for c in schema.EXAMPLE_COLUMNS]
+    def _columns(self) -> list[Any]:
+        return select_columns(self.models.Example, schema.EXAMPLE_COLUMNS)
 
     def _one(self, select: pw.Select) -> Example | None:
         row = select.limit(1).tuples().first()
