@@ -49,8 +49,8 @@ from .example_data import ExampleDataStoreMixin
 from .plans import PlanStoreMixin
 from .runs import RunStoreMixin
 from .snapshots import SnapshotStoreMixin
-from .usage import follow_edits
 from .usage import columns as select_columns
+from .usage import follow_edits
 from .values import ValueStoreMixin
 
 PAGE_SIZE = 1000
@@ -114,7 +114,8 @@ def row_example(row: Sequence[Any], columns: Sequence[str] = schema.EXAMPLE_COLU
 def _row_reader(columns: tuple[str, ...]) -> Any:
     """A function made for these columns that builds an Example from a row: one assignment per field,
     unrolled (a loop over field names cost 16 us per row; this is about 3, most of it JSON parsing),
-    each through the field's slot setter."""
+    each through the field's slot setter. The fields a column-limited read leaves out are not set at all: the
+    example is then of `_partial_class`, where they read as empty."""
     at = {name: n for n, name in enumerate(columns)}
     absent = tuple(name for name in _EXAMPLE_FIELDS if name not in at)
     lines = ["def read(row):", "    ex = new(Example)"]

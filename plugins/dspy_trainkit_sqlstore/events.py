@@ -61,7 +61,7 @@ def write_events(database: pw.Database, events: Sequence[Event], *, ignore_confl
 
 def _link_json(database: pw.Database, event_id: str, start: int, ids: Sequence[str], ignore_conflicts: bool) -> None:
     """SQLite: one page of links in one statement, the ids as a JSON array read by `json_each`, which numbers
-    them: a third of the time of `executemany` over a Python tuple per link."""
+    them: no Python tuple and no parameter binding per link (a trainset's `used` event writes 800,000)."""
     tail = " WHERE true ON CONFLICT DO NOTHING" if ignore_conflicts else ""  # WHERE: SQLite's upsert grammar
     database.cursor().execute(f"INSERT INTO {LINK_TABLE} ({', '.join(LINK_COLUMNS)}) "
                               f"SELECT ?, key + ?, value FROM json_each(?){tail}",

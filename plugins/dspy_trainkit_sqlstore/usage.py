@@ -46,7 +46,9 @@ def columns(model: Any, names: Sequence[str]) -> list[Any]:
 
 def mark(database: pw.Database, example_ids: Sequence[str], when: float) -> None:
     """Set the last use of these examples to `when`, inside the caller's transaction. On SQLite the ids go as one
-    JSON array per statement (`json_each`): no Python tuple and no parameter binding per id."""
+    JSON array per statement (`json_each`): no Python tuple and no parameter binding per id. Ids are not checked
+    against `examples` (a probe per id): an id no example has gets a row nobody reads (examples are never
+    deleted, and ids are never reused)."""
     sqlite = isinstance(database, pw.SqliteDatabase)
     cursor = database.cursor()
     for start in range(0, len(example_ids), MARK_PAGE):
