@@ -7,7 +7,7 @@ command alike, and prints the median wall time of each and its ratio to `python 
 command once more with an exit hook and reports which heavy optional modules (dspy, litellm, psycopg2, ...)
 ended up imported.
 
-    python benchmarks/cli_startup.py [--repeat 15] [--baseline-rev REV] [--baseline-script PATH]
+    python benchmarks/cli_startup.py [--repeat 15] [--baseline-rev REV] [--baseline-script PATH] [--store PATH]
 
 `trainkit` is this environment's console script (next to the interpreter), run as a user runs it, with the
 default plugins (the project `trainkit init` writes disables none) and warm tables: the hook table, the
@@ -19,6 +19,12 @@ that revision out into a temporary worktree and times its `trainkit --help` and 
 rounds, so a change can be shown to make start-up no slower. Both revisions then run the same way: `python -S`
 with the checkout, its plugins folder and this environment's site-packages on PYTHONPATH (no editable-install
 hook), so only the code differs.
+
+With `--store PATH` (a large SQLite store, e.g. one million examples made by `read_store.py`), it also times
+`trainkit --db sqlite:///PATH stats` against a python script running the raw grouped query that yields the same
+counts (`read_paths.py`'s raw stats script), in the same rounds, and prints raw time / trainkit time in wall and
+CPU time: on a large store the command is its start-up plus a query as fast as the raw one. With
+`--baseline-rev`, that revision's `stats` on the same store is timed too.
 
 With `--baseline-script PATH` (another environment's installed `trainkit`, e.g. /work/main/.venv/bin/trainkit),
 it also times that console script's `--help` and `stats`, and that environment's `python -c pass`, in the same
@@ -45,6 +51,10 @@ HEAVY = ("dspy", "litellm", "psycopg2", "psycopg", "openai", "httpx", "pydantic"
 # The console script `trainkit` does the same as this (import main, call it); -c is the fallback when the
 # script is not next to the interpreter.
 MAIN = "from dspy_trainkit.cli.main import main; main()"
+# The raw grouped query of benchmarks/read_paths.py's stats row, as a whole script.
+RAW_STATS = ("import sqlite3\ncon = sqlite3.connect({db!r})\n"
+             "rows = con.execute('SELECT task, status, source, domain, topic, difficulty, COUNT(*) FROM examples "
+             "GROUP BY 1, 2, 3, 4, 5, 6').fetchall()")
 PROBE = ("import atexit, os, sys\n"
          "def _report():\n"
          "    found = sorted({m.split('.')[0] for m in sys.modules} & set(os.environ['TK_HEAVY'].split(',')))\n"
@@ -119,6 +129,8 @@ def main() -> None:
                              "set when this checkout ships plugins the baseline did not")
     parser.add_argument("--baseline-script", metavar="PATH",
                         help="also time this installed `trainkit` console script (another environment), same rounds")
+    parser.add_argument("--store", type=Path, metavar="PATH",
+                        help="also time `trainkit stats` on this SQLite store against the raw grouped query")
     options = parser.parse_args()
     with contextlib.ExitStack() as stack:
         baseline = stack.enter_context(worktree(options.baseline_rev)) if options.baseline_rev else None
@@ -155,6 +167,13 @@ def measure(options: argparse.Namespace, baseline: Path | None) -> None:
             commands[f"--help ({options.baseline_rev}, -S)"] = ([*then, "--help"], then_env)
             commands["stats (this checkout, -S)"] = ([*here, "stats"], here_env)
             commands[f"stats ({options.baseline_rev}, -S)"] = ([*then, "stats"], then_env)
+        if options.store:
+            store = str(options.store.resolve())
+            commands["raw grouped query (store)"] = ([sys.executable, "-c", RAW_STATS.format(db=store)], env)
+            commands["trainkit stats (store)"] = ([*trainkit, "--db", f"sqlite:///{store}", "stats"], env)
+            if baseline is not None:
+                commands[f"stats (store, {options.baseline_rev}, -S)"] = (
+                    [*then, "--db", f"sqlite:///{store}", "stats"], then_env)
         if options.baseline_script:
             script = Path(options.baseline_script)
             script_env = {**env, "TRAINKIT_CACHE_DIR": str(cwd / "cache-script")}
@@ -190,6 +209,12 @@ def measure(options: argparse.Namespace, baseline: Path | None) -> None:
         now = statistics.median(times["stats (this checkout, -S)"])
         then = statistics.median(times[f"stats ({options.baseline_rev}, -S)"])
         print(f"stats, this checkout against {options.baseline_rev}: {then / now:.2f} (baseline time / this time)")
+    if options.store:
+        raw, raw_cpu = statistics.median(times["raw grouped query (store)"]), statistics.median(
+            cpu["raw grouped query (store)"])
+        for name in [n for n in times if n.startswith(("trainkit stats (store)", "stats (store,"))]:
+            print(f"{name} against the raw grouped query: {raw / statistics.median(times[name]):.2f} wall, "
+                  f"{raw_cpu / statistics.median(cpu[name]):.2f} CPU (raw time / trainkit time)")
     if options.baseline_script:
         script_base = statistics.median(times["python -c pass (baseline env)"])
         pairs = (("--help (baseline script)", "trainkit --help"), ("stats (baseline script)", "trainkit stats"))

@@ -27,6 +27,8 @@ nothing for `trainkit --help`. What is here, by the kind of plugin that needs it
 - command plugins: `CliState` (the global options, settings, plugins and the open kit) and `pass_state`;
 - anything that loads user code by `"pkg.module:name"`: `import_module`, `import_object`;
 - change listeners: `mark_event` (tells the re-optimization triggers that data changed);
+- anything that starts threads: `block_in_this_thread` (first thing in a background thread, so SIGTERM and
+  Ctrl-C reach the main thread, where trainkit's handlers run);
 - front ends (the web dashboard): `redact` and `redact_data` (secrets as ***), `snapshot_diff`,
   `snapshot_contents`, `metrics_text` (one Prometheus scrape), `settings_data` (the redacted settings).
 """
@@ -72,6 +74,7 @@ _LAZY = {
     "CliState": "cli.state", "pass_state": "cli.state",
     "import_module": "import_paths", "import_object": "import_paths",
     "mark_event": "optimization.triggers",
+    "block_in_this_thread": "thread_signals",
 }
 
 __all__ = sorted([*_LAZY, "check_each", "unknown_settings"])

@@ -16,6 +16,8 @@ PROCESS_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
 
 
 def block_in_this_thread() -> None:
-    """Block SIGTERM and SIGINT in the calling thread (a background thread trainkit started)."""
+    """Block SIGTERM and SIGINT in the calling thread: call it first in any background thread a plugin starts
+    (as a `ThreadPoolExecutor(initializer=...)`), so those signals reach the main thread, where trainkit's
+    handlers keep what was collected or imported; a no-op where threads have no signal masks."""
     if hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_BLOCK, PROCESS_SIGNALS)

@@ -268,3 +268,116 @@ def test_rows_of_the_first_format_are_sketched_again_and_dropped(tmp_path):
         kinds = {row[0] for row in kit.store.db.execute_sql("SELECT DISTINCT kind FROM example_data")}
         assert kinds == {persist.kind(index.num_perm, index.bands)}
         assert kit.add(record(near(stored[4], seed=24))).status == "rejected"
+
+
+def test_words_kept_in_memory_settle_pairs_below_the_cut_without_reading_the_store(tmp_path, monkeypatch):
+    """Confirming a stored candidate below what counts reads nothing when its word hashes are in memory (indexed
+    in this process or loaded with its row); the store is read for pairs at or above the cut, as without them,
+    and findings and novelty are the same with no words kept (WORDS_BUDGET 0)."""
+    from dspy_trainkit_neardup import check
+    from dspy_trainkit_neardup import index as nd
+
+    from dspy_trainkit import Example
+
+    rng = random.Random(32)  # templated: 22 words shared, 8 of their own (pairs at ~0.6, just below the floor)
+    stored = [" ".join(VOCABULARY[:22] + rng.sample(VOCABULARY[22:82], 8)) for _ in range(300)]
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    with open_kit(tmp_path, url) as kit:
+        kit.add_many([record(t) for t in stored])
+    probe = [Example(**record(near(stored[i], seed=i, replaced=1 + i % 3))) for i in range(0, 300, 10)]
+    results, read_ids, default = {}, {}, nd.WORDS_BUDGET
+    for budget in (default, 0):
+        monkeypatch.setattr(nd, "WORDS_BUDGET", budget)
+        with open_kit(tmp_path, url) as kit:
+            index_of(kit)  # loaded from the saved rows, words kept while the budget allows
+            reads: list[str] = []
+            original = kit.store.iter_example_data
+            kit.store.iter_example_data = (lambda kind, query, reads=reads, original=original:
+                                           reads.extend(query.ids) or original(kind, query))
+            findings = check.validate(kit, probe)
+            results[budget] = ([(p, [f.message for f in fs]) for p, fs in sorted(findings.items())],
+                               check.novelty(kit, probe))
+            read_ids[budget] = set(reads)
+    assert results[default] == results[0]
+    assert len(results[0][0]) >= 10  # the near-copies are found either way
+    assert len(read_ids[0]) > 3 * len(read_ids[default])  # without kept words every candidate near the cut is read
+    assert read_ids[default] <= read_ids[0]
+
+
+def test_candidate_threads_give_the_serial_answer_and_leave_signals_to_the_main_thread(monkeypatch):
+    """A batch's candidates are found by a pool of threads, QUERY_CHUNK sketches each: the same arrays, in the
+    same order, as one thread; and the pool's threads block SIGTERM and SIGINT (else the kernel may hand a `kill`
+    to a thread whose Python handler never runs, see thread_signals.py)."""
+    import signal
+
+    import numpy as np
+    from dspy_trainkit_neardup import index as nd
+
+    from dspy_trainkit import Example
+
+    rng = random.Random(33)
+    stored = [" ".join(VOCABULARY[:22] + rng.sample(VOCABULARY[22:82], 8)) for _ in range(400)]
+    num_perm, bands = nd.lsh_shape(0.85)
+    sketches = nd.sketch([Example(**record(t)) for t in stored], num_perm, bands)
+    index = nd.TaskIndex("problems", num_perm, bands)
+    index.add(sketches[:300])
+    monkeypatch.setattr(nd, "QUERY_CHUNK", 7)
+    monkeypatch.setattr(nd, "usable_cores", lambda: 2)
+    threaded = index.candidates(sketches[300:], [0.5] * 100, other_content=True)
+    monkeypatch.setattr(nd, "usable_cores", lambda: 1)
+    serial = index.candidates(sketches[300:], [0.5] * 100, other_content=True)
+    assert len(serial[0]) > 100
+    for mine, theirs in zip(threaded, serial, strict=True):
+        assert np.array_equal(mine, theirs)
+    status = nd._thread_pool().submit(lambda: open("/proc/thread-self/status").read()).result()
+    blocked = int(next(line for line in status.splitlines() if line.startswith("SigBlk:")).split()[1], 16)
+    for number in (signal.SIGTERM, signal.SIGINT):
+        assert blocked & (1 << (number - 1))
+
+
+def test_kept_word_similarities_in_bulk_equal_the_pairwise_ones(monkeypatch):
+    """`TaskIndex.jaccard_kept` gives, for every pair, exactly what `jaccard` gives on the two word sets, and NaN
+    for an example whose words are not kept (the budget spent part way)."""
+    import numpy as np
+    from dspy_trainkit_neardup import index as nd
+
+    from dspy_trainkit import Example
+
+    rng = random.Random(34)
+    stored = [" ".join(VOCABULARY[:10] + rng.sample(VOCABULARY[10:200], rng.randint(1, 40))) for _ in range(300)]
+    probe = [" ".join(rng.sample(VOCABULARY, rng.randint(1, 50))) for _ in range(40)]
+    num_perm, bands = nd.lsh_shape(0.85)
+    kept_sketches = nd.sketch([Example(**record(t)) for t in stored], num_perm, bands)
+    monkeypatch.setattr(nd, "WORDS_BUDGET", sum(8 * len(sk.word_hashes) for sk in kept_sketches[:200]))
+    index = nd.TaskIndex("problems", num_perm, bands)
+    index.add(kept_sketches)
+    sketches = nd.sketch([Example(**record(t)) for t in probe], num_perm, bands)
+    numbers = np.repeat(np.arange(len(probe)), 300)
+    keys = np.tile(np.arange(300), len(probe))
+    values = index.jaccard_kept(sketches, numbers, keys)
+    expected = [nd.jaccard(sketches[n].word_hashes, kept_sketches[k].word_hashes) if k < 200 else None
+                for n, k in zip(numbers.tolist(), keys.tolist(), strict=True)]
+    assert [None if np.isnan(v) else v for v in values.tolist()] == expected
+
+
+def test_the_word_budget_is_shared_by_a_kits_task_indexes(tmp_path, monkeypatch):
+    """WORDS_BUDGET bounds the word hashes kept for one open kit, whatever its number of tasks: a second task's
+    index keeps only what the first left."""
+    from dspy_trainkit_neardup import index as nd
+
+    from dspy_trainkit import Example
+
+    texts_ = texts(50, seed=35)
+    num_perm, bands = nd.lsh_shape(0.85)
+    sketches = nd.sketch([Example(**record(t)) for t in texts_], num_perm, bands)
+    size = sum(8 * len(sk.word_hashes) for sk in sketches[:30])
+    monkeypatch.setattr(nd, "WORDS_BUDGET", size)
+    shared = nd.WordBudget()
+    first, second = (nd.TaskIndex(task, num_perm, bands, shared) for task in ("a", "b"))
+    first.add(sketches[:20])
+    second.add(sketches[20:])
+    assert sum(first.word_kept) == 20 and sum(second.word_kept) == 10 and shared.left == 0
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    with open_kit(tmp_path, url) as kit:
+        state = nd.state_for(kit)
+        assert state.index(kit, "problems").budget is state.index(kit, "other").budget is state.words

@@ -25,9 +25,11 @@ NOT_FOR_HELP = ("peewee", "psycopg2", "dspy", "litellm", "pluggy", "attrs", "tom
                 "dspy_trainkit.settings", "dspy_trainkit.plugin_manager", "dspy_trainkit.models",
                 "dspy_trainkit.cli.examples", "dspy_trainkit.cli.transfer", "dspy_trainkit.cli.optimization",
                 "dspy_trainkit_web", "dspy_trainkit_sqlstore")
-#: Not imported by a warm `trainkit stats` on SQLite: what intake, curation, imports and exports need, and the
-#: entry-point discovery (the entry-point list stands in for it).
-NOT_FOR_STATS = ("dspy", "litellm", "importlib.metadata", "dspy_trainkit.intake", "dspy_trainkit.curation",
+#: Not imported by a warm `trainkit stats` on SQLite: what intake, curation, imports and exports need, the
+#: entry-point discovery (the entry-point list stands in for it), the PostgreSQL driver (peewee would import it;
+#: plugins/dspy_trainkit_sqlstore/driver.py) and importlib.abc (it imports importlib.resources, tempfile, shutil).
+NOT_FOR_STATS = ("dspy", "litellm", "importlib.metadata", "psycopg2", "ssl", "importlib.abc", "importlib.resources",
+                 "dspy_trainkit.intake", "dspy_trainkit.curation",
                  "dspy_trainkit.collection", "dspy_trainkit.conversion", "dspy_trainkit.files.importing",
                  "dspy_trainkit.files.exporting", "dspy_trainkit.store.where", "dspy_trainkit.cli.transfer",
                  "dspy_trainkit.effectiveness.alerts", "dspy_trainkit.generation.plan", "dspy_trainkit_web",

@@ -21,15 +21,16 @@ Only the command line does this: a program using trainkit as a library keeps DSP
 
 from __future__ import annotations
 
-import importlib.abc
-import importlib.machinery
 import importlib.util
 import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # importlib.abc imports importlib.resources, tempfile, shutil, ...: 4 ms of every command
+    import importlib.machinery
 
 FORMAT = "trainkit: %(levelname)s: %(message)s"
 LOG_FORMATS = ("human", "json")
@@ -141,8 +142,9 @@ def after_import(name: str, then: Callable[[ModuleType], None]) -> None:
     sys.meta_path.insert(0, _AfterImport(name, then))
 
 
-class _AfterImport(importlib.abc.MetaPathFinder):
-    """Finds module `name` with the other finders and runs `then` after the module's code ran; removes itself."""
+class _AfterImport:
+    """Finds module `name` with the other finders and runs `then` after the module's code ran; removes itself.
+    A meta path finder needs only `find_spec` (importlib.abc.MetaPathFinder adds nothing to use here)."""
 
     def __init__(self, name: str, then: Callable[[ModuleType], None]):
         self.name, self.then = name, then

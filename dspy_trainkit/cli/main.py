@@ -328,4 +328,7 @@ def cli(ctx: click.Context, db: str | None, config_path: str | None, disable: tu
 
 def main() -> None:
     """Console-script entry point."""
+    from . import startup
+
+    startup.begin()  # start-up ends when the store is open: gc.freeze() then (cli/startup.py)
     cli(prog_name="trainkit")

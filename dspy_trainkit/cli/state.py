@@ -64,9 +64,11 @@ class CliState:
         older store is read as it is (observers such as metrics must not upgrade a schema behind an operator)."""
         if self._kit is None:
             from ..kit import open as open_kit
+            from .startup import end as end_startup
 
             self._kit = open_kit(settings=self.settings(), pm=self.plugin_manager(), create=create,
                                  migrate=migrate)
+            end_startup()  # the command's own work starts: gc.freeze() what start-up built (cli/startup.py)
         return self._kit
 
     def close(self) -> None:

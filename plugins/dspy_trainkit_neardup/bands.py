@@ -118,9 +118,10 @@ class BandIndex:
             entries = merged
         self.runs.append(_Run(entries))
 
-    def query_pairs(self, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """`(rows, keys)`: each pair of a row of `hashes` (`(q, bands)` uint32) and a key sharing at least one
-        band with it, once, sorted by row then key (int64 arrays)."""
+    def query_entries(self, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """`(rows, keys)`: for each band a row of `hashes` (`(q, bands)` uint32) shares with a key, the pair, in
+        no particular order (a pair sharing two bands comes twice): what `query_pairs` makes unique, for a caller
+        that drops most pairs first."""
         if not len(hashes) or not self.runs:
             return EMPTY, EMPTY
         flat = hashes.astype(np.uint64).ravel()
@@ -129,7 +130,13 @@ class BandIndex:
             owner, key = run.lookup(flat)
             owners.append(owner // self.bands)
             keys.append(key)
-        pairs = np.unique((np.concatenate(owners).astype(np.uint64) << _SHIFT) | np.concatenate(keys).astype(np.uint64))
+        return np.concatenate(owners), np.concatenate(keys)
+
+    def query_pairs(self, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """`(rows, keys)`: each pair of a row of `hashes` (`(q, bands)` uint32) and a key sharing at least one
+        band with it, once, sorted by row then key (int64 arrays)."""
+        owners, keys = self.query_entries(hashes)
+        pairs = np.unique((owners.astype(np.uint64) << _SHIFT) | keys.astype(np.uint64))
         return (pairs >> _SHIFT).astype(np.int64), (pairs & _LOW).astype(np.int64)
 
     def query(self, hashes: np.ndarray) -> list[np.ndarray]:

@@ -111,8 +111,11 @@ def compare(kit: Kit, index: TaskIndex, positions: list[int], sketches: list[Ske
     # stored candidates whose estimate is near what counts, other content than the sketch's: one LSH query and
     # one numpy estimate for the batch
     numbers, keys, _ = index.candidates(sketches, starts, other_content=True)
+    # words kept in memory settle a pair below what counts without reading the store; a pair at or above it is
+    # confirmed from the store as before (the store has the last word: the example may be gone or edited)
+    below = index.jaccard_kept(sketches, numbers, keys) < np.minimum(floor, np.asarray(thresholds))[numbers]
     ids = index.ids
-    for number, key in zip(numbers.tolist(), keys.tolist(), strict=True):
+    for number, key in zip(numbers[~below].tolist(), keys[~below].tolist(), strict=True):
         candidates[number].append((-1, ids[key]))  # type: ignore[arg-type]
     # earlier examples of the batch sharing a band, estimated together
     words_of = [number for number, sk in enumerate(sketches) if sk.bands is not None]
@@ -141,7 +144,7 @@ def compare(kit: Kit, index: TaskIndex, positions: list[int], sketches: list[Ske
         matches: list[Match] = []
         for other, other_id in found:
             if other >= 0:
-                value = jaccard(sk.words, sketches[other].words)
+                value = jaccard(sk.word_hashes, sketches[other].word_hashes)
             else:
                 other_words = stored_words.get(other_id)
                 if other_words is None:  # gone from the store since it was indexed

@@ -39,7 +39,7 @@ def superseded(kit: Kit, task: str, excluded: frozenset[str]) -> Iterator[tuple[
         start = nd.confirm_from(threshold, num_perm)  # as validate does: the estimate finds, the exact value decides
         entries = list(enumerate(sk.bands.tolist())) if sk.bands is not None else []
         others = {other for entry in entries for other in by_band.get(entry, ())}
-        best = max(((nd.jaccard(sk.words, kept[other].words), other) for other in sorted(others)
+        best = max(((nd.jaccard(sk.word_hashes, kept[other].word_hashes), other) for other in sorted(others)
                     if nd.similarity(sk.signature, kept[other].signature, num_perm) >= start), default=None)
         if best is not None and best[0] >= threshold:
             yield example.id, f"near-duplicate ({best[0]:.2f}) of better example {best[1]}"

@@ -25,6 +25,7 @@ example.
 from __future__ import annotations
 
 import math
+import os
 import sys
 import threading
 import time
@@ -36,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from dspy_trainkit.pluginkit import ExampleQuery
+from dspy_trainkit.pluginkit import ExampleQuery, block_in_this_thread
 
 from . import rules
 from .bands import BandIndex, band_hashes
@@ -68,7 +69,45 @@ PAIR_CHUNK = 65_536
 QUERY_CHUNK = 128
 #: Words whose 64-bit hash is remembered (a word recurs in thousands of texts); the cache starts afresh when full.
 WORD_CACHE = 1 << 20
+#: Bytes of indexed examples' word hashes kept in memory per open kit, all its tasks' indexes together
+#: (`TaskIndex.jaccard_kept`), so that confirming a stored candidate reads nothing: 64 MiB holds the words of
+#: ~270,000 templated QA examples (30 words each). Examples indexed after it is spent are confirmed from the
+#: store (`persist.word_sets`), as before.
+WORDS_BUDGET = 64 << 20
 _WORD_HASHES: dict[str, int] = {}
+#: Threads that find and estimate a batch's candidates, QUERY_CHUNK sketches each (numpy lets go of the GIL while
+#: it gathers and compares signatures, the bulk of a templated batch's check): one per core this process may run
+#: on, at most 4. With one core the calling thread does it all.
+MAX_THREADS = 4
+_POOL: Any = None
+_POOL_LOCK = threading.Lock()
+
+
+def usable_cores() -> int:
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def _thread_pool() -> Any:
+    """The shared pool of candidate threads (made on first use; a forked child makes its own)."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            _POOL = ThreadPoolExecutor(max_workers=min(MAX_THREADS, usable_cores()),
+                                       thread_name_prefix="trainkit-neardup", initializer=block_in_this_thread)
+        return _POOL
+
+
+def _forget_pool() -> None:
+    global _POOL
+    _POOL = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
 
 
 def lsh_shape(threshold: float) -> tuple[int, int]:
@@ -188,17 +227,25 @@ class Sketch:
     hash_prefix: int
     bands: Any  # numpy uint32 array of its band hashes, or None when the example has no words (nothing to compare)
     signature: bytes = b""  # the compact signature (num_perm bytes)
-    words: frozenset[str] = frozenset()  # the word set, for the exact similarity of a candidate pair
-    word_hashes: frozenset[int] = frozenset()  # `word_set(words)`: compared with a stored candidate's saved one
+    #: `word_set` of its words: the exact similarity of a candidate pair is that of their word hashes (a
+    #: collision of two words of a pair is a 2**-64 event), within a batch as against a stored example
+    word_hashes: frozenset[int] = frozenset()
     stored_similarity: float | None = None  # the largest similarity to an indexed example (set by validate)
     #: (id, similarity) of the earlier examples of its batch at or above the novelty floor (set by validate)
     batch_similar: list[tuple[str, float]] = attrs.field(factory=list)
     content_hash: str = ""  # the example's full content hash (what persisted signatures are checked against)
+    _packed_words: bytes = b""
+
+    def packed_words(self) -> bytes:
+        """`pack_words(word_hashes)`, made once: the index keeps it and `packed` saves it."""
+        if not self._packed_words:
+            self._packed_words = pack_words(self.word_hashes)
+        return self._packed_words
 
     def packed(self, num_perm: int) -> bytes:
         """What is persisted for it (see `persist.py`): hash prefix, signature, band hashes, word hashes."""
         return (self.hash_prefix.to_bytes(8, "little") + self.signature + self.bands.astype("<u4").tobytes()
-                + pack_words(self.word_hashes))
+                + self.packed_words())
 
 
 def digests(word_lists: Sequence[Sequence[str]], num_perm: int) -> Any:
@@ -220,21 +267,29 @@ def sketch(examples: Sequence[Example], num_perm: int, bands: int | None = None)
     cut = band_hashes(made, bands) if bands else made[:, :0]
     sketches, position = [], 0
     for ex, found in zip(examples, word_lists, strict=True):
-        hashed, signature, unique = None, b"", frozenset(found)
+        hashed, signature = None, b""
         if found:
             signature = low[position].tobytes()
             hashed = cut[position]
             position += 1
-        sketches.append(Sketch(ex.id, ex.task, hash_prefix(ex.content_hash), hashed, signature, unique,
-                               word_set(unique) if found else frozenset(), content_hash=ex.content_hash))
+        sketches.append(Sketch(ex.id, ex.task, hash_prefix(ex.content_hash), hashed, signature,
+                               word_set(found) if found else frozenset(), content_hash=ex.content_hash))
     return sketches
+
+
+class WordBudget:
+    """What is left of WORDS_BUDGET for the kit whose indexes share it."""
+
+    def __init__(self) -> None:
+        self.left = WORDS_BUDGET
 
 
 class TaskIndex:
     """The indexed examples of one task: ids, content-hash prefixes and compact signatures by key, and the LSH."""
 
-    def __init__(self, task: str, num_perm: int, bands: int):
+    def __init__(self, task: str, num_perm: int, bands: int, budget: WordBudget | None = None):
         self.task = task
+        self.budget = budget or WordBudget()
         self.num_perm = num_perm
         self.bands = bands
         self.lsh = BandIndex(bands)
@@ -243,6 +298,9 @@ class TaskIndex:
         self.hashes = array("Q")  # key -> content hash prefix
         self.signatures = bytearray()  # key -> num_perm bytes
         self.alive = bytearray()  # key -> 1 while indexed, 0 once removed (what `ids[key] is None` says, for numpy)
+        self.word_data = bytearray()  # word hashes kept in memory (packed as `pack_words`), WORDS_BUDGET at most
+        self.word_ends = array("q")  # key -> end of its word hashes in word_data; its start is the previous key's end
+        self.word_kept = bytearray()  # key -> 1 when its word hashes are in word_data
         self.build_seconds: dict[str, float] = {}
 
     def __len__(self) -> int:
@@ -256,12 +314,15 @@ class TaskIndex:
             return
         self.add_arrays([sk.example_id for sk in chosen], [sk.hash_prefix for sk in chosen],
                         b"".join(sk.signature for sk in chosen),
-                        np.stack([sk.bands for sk in chosen]))
+                        np.stack([sk.bands for sk in chosen]),
+                        [sk.packed_words() for sk in chosen])
 
-    def add_arrays(self, ids: Sequence[str], hashes: Sequence[int] | bytes, signatures: bytes, bands: Any) -> None:
+    def add_arrays(self, ids: Sequence[str], hashes: Sequence[int] | bytes, signatures: bytes, bands: Any,
+                   words: Sequence[bytes] | None = None) -> None:
         """Index examples `ids` with their content-hash prefixes (ints, or native uint64 bytes), compact
-        signatures (`num_perm` bytes each, concatenated) and band hashes (`(n, bands)` uint32): one LSH insert
-        for all. With `bands` None the LSH is left to the caller (`lsh.insert` over the new keys)."""
+        signatures (`num_perm` bytes each, concatenated), band hashes (`(n, bands)` uint32) and, when given,
+        their word hashes (packed as `pack_words`; kept while WORDS_BUDGET allows): one LSH insert for all. With
+        `bands` None the LSH is left to the caller (`lsh.insert` over the new keys)."""
         for example_id in ids:
             if example_id in self.keys:
                 self.remove(example_id)
@@ -274,8 +335,67 @@ class TaskIndex:
             self.hashes.extend(hashes)
         self.signatures += signatures
         self.alive += b"\x01" * len(ids)
+        self._keep_words(words, len(ids))
         if bands is not None:
             self.lsh.insert(range(first, first + len(ids)), bands)
+
+    def _keep_words(self, words: Sequence[bytes] | None, count: int) -> None:
+        """Append the word hashes of `count` new keys while the budget allows (none kept for the rest)."""
+        data, ends, kept, budget = self.word_data, self.word_ends, self.word_kept, self.budget
+        end = len(data)
+        if words is None or budget.left <= 0:
+            ends.extend([end] * count)
+            kept += bytes(count)
+            return
+        for packed in words:
+            if len(packed) <= budget.left:
+                data += packed
+                end += len(packed)
+                budget.left -= len(packed)
+                kept.append(1)
+            else:
+                kept.append(0)
+            ends.append(end)
+
+    def jaccard_kept(self, sketches: Sequence[Sketch], numbers: Any, keys: Any) -> Any:
+        """`jaccard(sketches[numbers[i]].word_hashes, <the word hashes of indexed key keys[i]>)` for each pair,
+        as a float64 array, NaN where the key's words are not kept in memory (see WORDS_BUDGET). In numpy for
+        all pairs at once (every candidate near the cut: hundreds of thousands per 100k templated records): the
+        kept hashes of every pair laid end to end, each looked up among its sketch's (sorted `sketch * V + word`
+        codes over the batch's vocabulary of V words), the hits counted per pair; the same values as `jaccard`."""
+        import numpy as np
+
+        values = np.full(len(keys), np.nan)
+        kept = np.frombuffer(self.word_kept, dtype=np.bool_)[keys]
+        if not kept.any():
+            return values
+        pairs = np.flatnonzero(kept)
+        keys, numbers = keys[pairs], numbers[pairs]
+        ends = np.frombuffer(self.word_ends, dtype=np.int64)
+        stops = ends[keys] // 8
+        starts = np.where(keys > 0, ends[np.maximum(keys - 1, 0)], 0) // 8
+        del ends  # views of growable buffers: they must not outlive the call
+        lengths = stops - starts
+        element = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths - starts, lengths)
+        data = np.frombuffer(self.word_data, dtype="<u8")
+        stored = data[element].astype(np.uint64)
+        del data
+        owner = np.repeat(np.arange(len(pairs)), lengths)
+        used = np.unique(numbers)
+        mine = [np.fromiter(sketches[i].word_hashes, dtype=np.uint64, count=len(sketches[i].word_hashes))
+                for i in used.tolist()]
+        sizes = np.array([len(m) for m in mine], dtype=np.int64)
+        vocabulary, word = np.unique(np.concatenate(mine), return_inverse=True)
+        size = len(vocabulary)
+        codes = np.sort(np.repeat(np.arange(len(used)), sizes) * size + word.ravel())
+        found = np.minimum(np.searchsorted(vocabulary, stored), size - 1)
+        local = np.searchsorted(used, numbers)
+        wanted = local[owner] * size + found
+        at = np.minimum(np.searchsorted(codes, wanted), len(codes) - 1)
+        hit = (vocabulary[found] == stored) & (codes[at] == wanted)
+        shared = np.bincount(owner[hit], minlength=len(pairs))
+        values[pairs] = shared / (sizes[local] + lengths - shared)
+        return values
 
     def remove(self, example_id: str) -> bool:
         key = self.keys.pop(example_id, None)
@@ -305,8 +425,12 @@ class TaskIndex:
         import numpy as np
 
         rows = [i for i, sk in enumerate(sketches) if sk.bands is not None]
-        parts = [self._candidates(sketches, rows[first:first + QUERY_CHUNK], at_least, other_content)
-                 for first in range(0, len(rows) if self.keys else 0, QUERY_CHUNK)]
+        chunks = [rows[first:first + QUERY_CHUNK] for first in range(0, len(rows) if self.keys else 0, QUERY_CHUNK)]
+        if len(chunks) > 1 and usable_cores() > 1:  # chunks only read the index: the caller holds the kit's lock
+            parts = list(_thread_pool().map(lambda chunk: self._candidates(sketches, chunk, at_least, other_content),
+                                            chunks))
+        else:
+            parts = [self._candidates(sketches, chunk, at_least, other_content) for chunk in chunks]
         if not parts:
             nothing = np.zeros(0, dtype=np.int64)
             return nothing, nothing, np.zeros(0)
@@ -314,26 +438,31 @@ class TaskIndex:
 
     def _candidates(self, sketches: Sequence[Sketch], rows: list[int], at_least: Sequence[float] | None,
                     other_content: bool) -> tuple[Any, Any, Any]:
-        """`candidates` of `sketches[i] for i in rows` (all with bands)."""
+        """`candidates` of `sketches[i] for i in rows` (all with bands). On templated text nearly every pair the
+        LSH returns is estimated below `at_least`, so the pairs are estimated as the LSH returns them (a pair
+        sharing two bands comes twice, with the same value) and only the few that reach it are filtered and made
+        unique."""
         import numpy as np
 
-        owner, keys = self.lsh.query_pairs(np.stack([sketches[i].bands for i in rows]))
-        alive = np.frombuffer(self.alive, dtype=np.bool_)
-        own = np.array([self.keys.get(sketches[i].example_id, -1) for i in rows], dtype=np.int64)
-        keep = alive[keys] & (keys != own[owner])
-        if other_content:
-            prefixes = np.array([sketches[i].hash_prefix for i in rows], dtype=np.uint64)
-            keep &= np.frombuffer(self.hashes, dtype=np.uint64)[keys] != prefixes[owner]
-        owner, keys = owner[keep], keys[keep]
+        owner, keys = self.lsh.query_entries(np.stack([sketches[i].bands for i in rows]))
         mine = np.frombuffer(b"".join(sketches[i].signature for i in rows), dtype=np.uint8).reshape(len(rows), -1)
         stored = np.frombuffer(self.signatures, dtype=np.uint8).reshape(-1, self.num_perm)
         values = estimates(mine, stored, owner, keys)
-        del alive, stored  # views of growable buffers: they must not outlive the call
-        numbers = np.asarray(rows, dtype=np.int64)[owner]
+        del stored  # a view of a growable buffer: it must not outlive the call
         if at_least is not None:
-            enough = values >= np.asarray(at_least, dtype=np.float64)[numbers]
-            numbers, keys, values = numbers[enough], keys[enough], values[enough]
-        return numbers, keys, values
+            enough = values >= np.asarray(at_least, dtype=np.float64)[np.asarray(rows, dtype=np.int64)][owner]
+            owner, keys, values = owner[enough], keys[enough], values[enough]
+        alive = np.frombuffer(self.alive, dtype=np.bool_)
+        own = np.array([self.keys.get(sketches[i].example_id, -1) for i in rows], dtype=np.int64)
+        keep = alive[keys] & (keys != own[owner])
+        del alive
+        if other_content:
+            prefixes = np.array([sketches[i].hash_prefix for i in rows], dtype=np.uint64)
+            keep &= np.frombuffer(self.hashes, dtype=np.uint64)[keys] != prefixes[owner]
+        pairs, first = np.unique((owner[keep].astype(np.uint64) << np.uint64(32)) | keys[keep].astype(np.uint64),
+                                 return_index=True)
+        numbers = np.asarray(rows, dtype=np.int64)[(pairs >> np.uint64(32)).astype(np.int64)]
+        return numbers, (pairs & np.uint64(0xFFFFFFFF)).astype(np.int64), values[keep][first]
 
     def neighbours_of(self, sketches: Sequence[Sketch]) -> list[list[tuple[str, int, float]]]:
         """For each sketch, `(example id, content hash prefix, estimated similarity)` of its LSH candidates
@@ -359,6 +488,7 @@ class KitState:
         self.pending: dict[str, Sketch] = {}  # sketches made by validate, until their 'added' event arrives
         self.rules: dict[tuple[str, str | None], rules.Rule] = {}
         self.checked = False
+        self.words = WordBudget()  # shared by the kit's task indexes
 
     def rule(self, kit: Kit, task: str, domain: str | None) -> rules.Rule:
         found = self.rules.get((task, domain))
@@ -376,7 +506,7 @@ class KitState:
             self.rule(kit, task, None)  # checks the settings first
             from .persist import load
 
-            index = load(kit, task, *lsh_shape(rules.lowest_threshold(kit, task)))
+            index = load(kit, task, *lsh_shape(rules.lowest_threshold(kit, task)), self.words)
             self.indexes[task] = index
         return index
 

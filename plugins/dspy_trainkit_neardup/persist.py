@@ -28,7 +28,18 @@ from typing import TYPE_CHECKING
 
 from dspy_trainkit.pluginkit import ExampleQuery, StoreError
 
-from .index import BUILD_CHUNK, ID_CHUNK, LIVE, SEED, Sketch, TaskIndex, sketch, unpack_words, word_set
+from .index import (
+    BUILD_CHUNK,
+    ID_CHUNK,
+    LIVE,
+    SEED,
+    Sketch,
+    TaskIndex,
+    WordBudget,
+    sketch,
+    unpack_words,
+    word_set,
+)
 from .text import words
 
 if TYPE_CHECKING:
@@ -85,18 +96,19 @@ def save(kit: Kit, index: TaskIndex, sketches: Sequence[Sketch]) -> None:
         log.debug("neardup: signatures not saved (%s); a new process computes them again", exc)
 
 
-def load(kit: Kit, task: str, num_perm: int, bands: int) -> TaskIndex:
+def load(kit: Kit, task: str, num_perm: int, bands: int, budget: WordBudget | None = None) -> TaskIndex:
     """The task's index: saved signatures of its live examples, and the missing ones computed (and saved).
     Its `build_seconds` say where the time went and how many were loaded and computed."""
     import numpy as np
 
     started = time.perf_counter()
-    index = TaskIndex(task, num_perm, bands)
+    index = TaskIndex(task, num_perm, bands, budget)
     if not keeps(kit):
         return build(kit, index, None, started)
     size = fixed_size(num_perm, bands)
     ids: list[str] = []
     blobs: list[bytes] = []
+    word_blobs: list[bytes] = []
     missing: list[str] = []
     band_parts = []
 
@@ -105,15 +117,17 @@ def load(kit: Kit, task: str, num_perm: int, bands: int) -> TaskIndex:
             return
         rows = np.frombuffer(b"".join(blobs), dtype=np.uint8).reshape(len(ids), size)
         prefixes = np.ascontiguousarray(rows[:, :8]).view("<u8").astype("=u8").tobytes()
-        index.add_arrays(ids, prefixes, rows[:, 8:8 + num_perm].tobytes(), None)
+        index.add_arrays(ids, prefixes, rows[:, 8:8 + num_perm].tobytes(), None, word_blobs)
         band_parts.append(np.ascontiguousarray(rows[:, 8 + num_perm:]).view("<u4").astype(np.uint32))
         ids.clear()
         blobs.clear()
+        word_blobs.clear()
 
     for example_id, data in kit.store.iter_example_data(kind(num_perm, bands), ExampleQuery(task=task, where=LIVE)):
         if well_formed(data, size):
             ids.append(example_id)
             blobs.append(data[:size])  # type: ignore[index]
+            word_blobs.append(data[size:])  # type: ignore[index]
             if len(ids) >= LOAD_CHUNK:
                 flush()
         else:
@@ -123,8 +137,10 @@ def load(kit: Kit, task: str, num_perm: int, bands: int) -> TaskIndex:
     read = time.perf_counter() - started
     t0 = time.perf_counter()
     if band_parts:
-        index.lsh.insert(np.arange(loaded), np.concatenate(band_parts))
-    band_parts.clear()
+        bands = np.concatenate(band_parts)
+        band_parts.clear()  # before the insert, which makes its sorted entries: 72 MB less at the peak at 1M
+        index.lsh.insert(np.arange(loaded), bands)
+        del bands
     index.build_seconds = {"read": read, "insert": time.perf_counter() - t0, "loaded": loaded}
     if not loaded and missing:  # nothing of this version: signatures of an older one are of no use
         try:

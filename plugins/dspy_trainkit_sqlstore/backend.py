@@ -43,6 +43,7 @@ from dspy_trainkit.pluginkit import (
 from . import pgcopy, schema
 from .alerts import AlertStoreMixin
 from .database import ReconnectingPostgresqlDatabase, SqliteStoreDatabase
+from .driver import hand_over_psycopg2
 from .errors import translate_errors, translated
 from .events import iter_event_counts, iter_events, write_events
 from .example_data import ExampleDataStoreMixin
@@ -606,7 +607,7 @@ def _connect(url: str, *, create: bool, lock_timeout: float) -> pw.Database:
     if scheme == "sqlite":
         return _connect_sqlite(url, create=create, lock_timeout=lock_timeout)
     try:
-        import psycopg2
+        psycopg2 = hand_over_psycopg2()  # peewee may have been imported without it (a SQLite store opened first)
     except ImportError:
         raise StoreError(f"store {redact_url(url)}: PostgreSQL support needs psycopg2; "
                          "install it with: pip install 'dspy-trainkit[postgres]'") from None

@@ -14,6 +14,7 @@ import contextlib
 import functools
 import inspect
 import sqlite3
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -32,9 +33,8 @@ DISK_FULL = ("database or disk is full", "no space left on device", "could not e
 def _driver_errors() -> tuple[type[BaseException], ...]:
     errors: tuple[type[BaseException], ...] = (pw.OperationalError, pw.InterfaceError, sqlite3.OperationalError,
                                                sqlite3.InterfaceError)
-    try:
-        import psycopg2
-    except ImportError:
+    psycopg2 = sys.modules.get("psycopg2")  # not imported: no error of it can exist (a SQLite store never imports it)
+    if psycopg2 is None:
         return errors
     return (*errors, psycopg2.OperationalError, psycopg2.InterfaceError)
 
