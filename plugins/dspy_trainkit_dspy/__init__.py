@@ -162,26 +162,32 @@ def write_dspy(examples: Iterable[Any], stream: IO[bytes], options: WriteOptions
     inputs_seen: dict[str, None] = {}
     outputs_seen: set[str] = set()
     shapes: set[tuple[Any, ...]] = set()
+    last_inputs: Any = None  # the field names of the last example checked: most examples share them
+    last_outputs: Any = None
+    dumps, write = orjson.dumps, stream.write
     for example in examples:
-        if task is None:
+        if example.task != task:
+            if task is not None:
+                raise FormatError(f"the dspy format holds one task per file, found {task!r} and "
+                                  f"{example.task!r}; export with --task")
             task = example.task
             declared = options.task_fields.get(task)
             stream.write(b'{"format": "dspy-trainkit/dspy-examples", "task": ' + orjson.dumps(task)
                          + b', "examples": [')
-        elif example.task != task:
-            raise FormatError(f"the dspy format holds one task per file, found {task!r} and {example.task!r}; "
-                              "export with --task")
-        shape = (*example.inputs, None, *example.outputs)  # field names repeat: check each shape once
-        if shape not in shapes:
-            shapes.add(shape)
-            inputs_seen.update(dict.fromkeys(example.inputs))
-            outputs_seen.update(example.outputs)
-            clash = set(inputs_seen) & outputs_seen
-            if clash:
-                raise FormatError(f"field(s) {', '.join(sorted(clash))} are inputs in some examples and outputs "
-                                  "in others; a flat dspy.Example file cannot mark them: export jsonl instead")
-        record = {**example.inputs, **example.outputs}  # provenance has no place in a flat DSPy record
-        stream.write((b",\n  " if count else b"\n  ") + orjson.dumps(record))
+        inputs, outputs = example.inputs, example.outputs
+        if inputs.keys() != last_inputs or outputs.keys() != last_outputs:  # set comparisons, no tuple
+            last_inputs, last_outputs = inputs.keys(), outputs.keys()
+            shape = (*inputs, None, *outputs)  # field names repeat: check each shape once
+            if shape not in shapes:
+                shapes.add(shape)
+                inputs_seen.update(dict.fromkeys(inputs))
+                outputs_seen.update(outputs)
+                clash = set(inputs_seen) & outputs_seen
+                if clash:
+                    raise FormatError(f"field(s) {', '.join(sorted(clash))} are inputs in some examples and "
+                                      "outputs in others; a flat dspy.Example file cannot mark them: export jsonl "
+                                      "instead")
+        write((b",\n  " if count else b"\n  ") + dumps({**inputs, **outputs}))  # no provenance in a flat record
         count += 1
     input_keys = list(declared[0]) if declared else list(inputs_seen)
     if task is None:

@@ -47,12 +47,25 @@ def write_events(database: pw.Database, events: Sequence[Event], *, ignore_confl
         ids = [e.id for e in events]
         have = _ids_with_links(database, ids)
         events = [e for e in events if e.id not in have]
+    sqlite = isinstance(database, pw.SqliteDatabase)
     for event in events:  # a page of links at a time: a trainset's `used` event names a million examples
         for start in range(0, len(event.example_ids), LINK_PAGE):
-            links = [(event.id, n, example_id) for n, example_id
-                     in enumerate(event.example_ids[start:start + LINK_PAGE], start)]
+            page = event.example_ids[start:start + LINK_PAGE]
+            if sqlite:
+                _link_json(database, event.id, start, page, ignore_conflicts)
+                continue
+            links = [(event.id, n, example_id) for n, example_id in enumerate(page, start)]
             schema.insert_rows(database, LINK_TABLE, LINK_COLUMNS, links, ignore_conflicts=ignore_conflicts,
                                chunk=LINK_PAGE)
+
+
+def _link_json(database: pw.Database, event_id: str, start: int, ids: Sequence[str], ignore_conflicts: bool) -> None:
+    """SQLite: one page of links in one statement, the ids as a JSON array read by `json_each`, which numbers
+    them: no Python tuple and no parameter binding per link (a trainset's `used` event writes 800,000)."""
+    tail = " WHERE true ON CONFLICT DO NOTHING" if ignore_conflicts else ""  # WHERE: SQLite's upsert grammar
+    database.cursor().execute(f"INSERT INTO {LINK_TABLE} ({', '.join(LINK_COLUMNS)}) "
+                              f"SELECT ?, key + ?, value FROM json_each(?){tail}",
+                              (event_id, start, orjson.dumps(list(ids)).decode()))
 
 
 def _ids_with_links(database: pw.Database, event_ids: list[str]) -> set[str]:

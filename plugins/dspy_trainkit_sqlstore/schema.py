@@ -162,6 +162,12 @@ def _alerts(models: SimpleNamespace) -> None:
     create_tables(models)
 
 
+def _last_used(models: SimpleNamespace) -> None:
+    from .usage import create_table  # the last-use table lives with the code that marks use
+
+    create_table(models)
+
+
 def _example_data(models: SimpleNamespace) -> None:
     from .example_data import create_tables  # the derived-data table lives with its code
 
@@ -178,6 +184,7 @@ MIGRATIONS: list[tuple[str, Callable[[SimpleNamespace], None]]] = [
     ("0006_alerts", _alerts),
     ("0007_read_paths", _read_paths),
     ("0009_neardup_example_data", _example_data),
+    ("0010_last_used", _last_used),
 ]
 
 

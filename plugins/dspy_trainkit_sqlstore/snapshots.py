@@ -144,14 +144,11 @@ class SnapshotStoreMixin:
 
     # -- usage and statistics ------------------------------------------------------------------------------
     def mark_used(self, example_ids: Sequence[str], when: float, event: Event) -> None:
-        # raw SQL: peewee built the text of each 500-id IN list slower than the database ran it
-        param = self.db.param
+        """Into the `last_used` table (usage.py), not the examples' rows."""
+        from .usage import mark
+
         with self._transaction():  # type: ignore[attr-defined]
-            cursor = self.db.cursor()
-            for start in range(0, len(example_ids), 500):
-                chunk = list(example_ids[start:start + 500])
-                cursor.execute(f"UPDATE examples SET last_used_at = {param} WHERE id IN "
-                               f"({', '.join([param] * len(chunk))})", [when, *chunk])
+            mark(self.db, example_ids, when)
             self._append_event(event)  # type: ignore[attr-defined]
 
     def group_quality(self, columns: Sequence[str],
@@ -164,8 +161,10 @@ class SnapshotStoreMixin:
 
     def iter_times(self, query: ExampleQuery) -> Iterator[tuple[Any, ...]]:
         """`(task, domain, topic, difficulty, created_at, last_used_at)` of the matching examples, streamed."""
+        from .usage import last_used_at
+
         model = self.models.Example
-        cols = [model.task, model.domain, model.topic, model.difficulty, model.created_at, model.last_used_at]
+        cols = [model.task, model.domain, model.topic, model.difficulty, model.created_at, last_used_at(model)]
         sql, params = self._where(model.select(*cols), query).order_by(model.id).sql()  # type: ignore[attr-defined]
         yield from self._stream(sql, params)  # type: ignore[attr-defined]
 

@@ -1,0 +1,127 @@
+"""Marking examples used through the `last_used` table (migration 0010_last_used), and the partial examples that
+column-limited reads (exports, trainsets) build, on both backends."""
+
+from __future__ import annotations
+
+import copy
+import json
+import pickle
+import time
+
+import attrs
+import pytest
+from dspy_trainkit_sqlstore import schema
+from dspy_trainkit_sqlstore.backend import example_row
+from playhouse import db_url
+
+import dspy_trainkit as tk
+from dspy_trainkit.files.formats import FormatError
+from dspy_trainkit.lifecycle import freshness
+from dspy_trainkit.store import ExampleQuery
+
+BEFORE_LAST_USED = [name for name, _ in schema.MIGRATIONS].index("0010_last_used")
+
+
+def _add(kit: tk.Kit, n: int = 3) -> list[tk.Example]:
+    return [kit.add(task="qa", inputs={"question": f"q{i}?"}, outputs={"answer": f"a{i}"}) for i in range(n)]
+
+
+def _column(kit: tk.Kit, example_id: str) -> tuple[float | None, float]:
+    """`(last_used_at, updated_at)` as the examples row itself holds them."""
+    database = kit.store.db
+    return database.execute_sql(f"SELECT last_used_at, updated_at FROM examples WHERE id = {database.param}",
+                                [example_id]).fetchone()
+
+
+def test_a_trainset_marks_use_in_the_last_used_table_without_rewriting_the_examples(kit):
+    added = _add(kit)
+    rows_before = {ex.id: _column(kit, ex.id) for ex in added}
+    kit.trainset("qa", status=None, signature="question -> answer")
+    (used,) = [e for e in kit.events() if e.kind == "used"]
+    for ex in added:
+        assert _column(kit, ex.id) == rows_before[ex.id] == (None, ex.updated_at)  # the row was not written
+        assert kit.get(ex.id).last_used_at == used.time  # readers see the use
+    assert [ex.last_used_at for ex in kit.store.iter_examples(ExampleQuery())] == [used.time] * 3
+    assert {row[5] for row in kit.store.iter_times(ExampleQuery())} == {used.time}  # freshness reads it
+    assert freshness.report(kit, status=None)["tasks"]["qa"]["never_used"] == 0
+    database = kit.store.db
+    assert database.execute_sql("SELECT COUNT(*) FROM last_used").fetchone()[0] == 3
+
+
+def test_a_later_use_replaces_the_earlier_one(kit):
+    first, second, _ = _add(kit)
+    kit.store.mark_used([first.id, second.id], 100.0, tk.Event(kind="used", example_ids=[first.id, second.id]))
+    kit.store.mark_used([second.id], 200.0, tk.Event(kind="used", example_ids=[second.id]))
+    assert (kit.get(first.id).last_used_at, kit.get(second.id).last_used_at) == (100.0, 200.0)
+    assert [len(e.example_ids) for e in kit.events(example_id=second.id) if e.kind == "used"] == [2, 1]
+
+
+def test_an_edit_stores_the_examples_last_used_at_as_it_did(kit):
+    """`update_examples` writes the whole example, `last_used_at` included, also over a mark in the table."""
+    ex, other, _ = _add(kit)
+    kit.store.mark_used([ex.id, other.id], 100.0, tk.Event(kind="used", example_ids=[ex.id, other.id]))
+    kit.store.update_examples([attrs.evolve(kit.get(ex.id), last_used_at=None),
+                               attrs.evolve(kit.get(other.id), last_used_at=50.0)], tk.Event(kind="updated"))
+    assert kit.get(ex.id).last_used_at is None
+    assert kit.get(other.id).last_used_at == 50.0
+    kit.store.mark_used([ex.id], 300.0, tk.Event(kind="used", example_ids=[ex.id]))
+    assert kit.get(ex.id).last_used_at == 300.0
+
+
+def _store_before_the_table(url: str) -> list[tk.Example]:
+    """A store as trainkit left it before migration 0010: marks in `examples.last_used_at`."""
+    examples = [tk.Example(task="qa", inputs={"question": f"q{n}?"}, outputs={"answer": "a"},
+                           last_used_at=1000.0 + n if n else None) for n in range(3)]
+    database = db_url.connect(url)
+    models = schema.define_models(database)
+    with database.atomic():
+        models.Migration.create_table()
+        for name, step in schema.MIGRATIONS[:BEFORE_LAST_USED]:
+            step(models)
+            models.Migration.create(name=name, applied_at=time.time())
+        schema.insert_rows(database, "examples", schema.EXAMPLE_COLUMNS, [example_row(ex) for ex in examples])
+    database.close()
+    return examples
+
+
+def test_marks_made_before_the_migration_are_still_read(store_url):
+    examples = _store_before_the_table(store_url)
+    with tk.open(store_url) as kit:
+        assert "0010_last_used" in kit.store.applied_migrations()
+        assert [kit.get(ex.id).last_used_at for ex in examples] == [None, 1001.0, 1002.0]
+        kit.store.mark_used([examples[1].id], 2000.0, tk.Event(kind="used", example_ids=[examples[1].id]))
+        assert [kit.get(ex.id).last_used_at for ex in examples] == [None, 2000.0, 1002.0]
+
+
+def test_partial_examples_read_and_behave_as_examples(kit):
+    (stored,) = _add(kit, 1)
+    full = kit.get(stored.id)
+    (partial,) = kit.store.iter_example_columns(ExampleQuery(), ("task", "inputs", "outputs"))
+    assert isinstance(partial, tk.Example)
+    assert (partial.id, partial.task, partial.inputs, partial.outputs) == (full.id, "qa", full.inputs, full.outputs)
+    assert (partial.status, partial.scores, partial.findings, partial.last_used_at) == ("candidate", {}, (), None)
+    assert partial.content_hash == full.content_hash
+    assert partial.to_dict()["status"] == "candidate" and repr(partial).startswith("Example(task='qa'")
+    edited = partial.evolve(status="accepted", quality=0.5)
+    assert (edited.status, edited.quality, edited.inputs) == ("accepted", 0.5, full.inputs)
+    for made in (pickle.loads(pickle.dumps(partial)), copy.copy(partial), copy.deepcopy(partial)):
+        assert type(made) is tk.Example and made.to_dict() == partial.to_dict()
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        partial.status = "accepted"  # type: ignore[misc]
+
+
+def test_dspy_export_checks_field_names_when_they_change(kit, tmp_path):
+    """The writer skips the field-name check for an example shaped like the one before it; a new shape, even
+    after others, is still checked."""
+    kit.add(task="free", inputs={"question": "q1"}, outputs={"answer": "a1"})
+    kit.add(task="free", inputs={"question": "q2", "context": "c"}, outputs={"answer": "a2"})
+    kit.add(task="free", inputs={"question": "q3"}, outputs={"answer": "a3"})
+    kit.export(tmp_path / "free.dspy.json", task="free", status=None)
+    d = json.loads((tmp_path / "free.dspy.json").read_text())
+    assert d["input_keys"] == ["question", "context"] and len(d["examples"]) == 3
+    kit.add(task="other", inputs={"question": "q"}, outputs={"answer": "a"})
+    with pytest.raises(FormatError, match="one task per file"):
+        kit.export(tmp_path / "two.dspy.json", format="dspy", status=None)
+    kit.add(task="free", inputs={"answer": "q4"}, outputs={"question": "a4"})  # names swapped: a clash
+    with pytest.raises(FormatError, match="inputs in some examples and outputs in others"):
+        kit.export(tmp_path / "clash.dspy.json", task="free", status=None)
