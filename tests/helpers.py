@@ -22,3 +22,22 @@ def run_checked(*args: str):
     result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
     assert "Traceback" not in result.output, result.output
     return result
+
+
+def store_after_migrations(url: str, count: int, fill) -> None:
+    """A store as an older trainkit left it: its first `count` migrations applied (recorded as applied), then
+    `fill(database)` in the same transaction, for tests of what a newer migration does to old data."""
+    import time
+
+    from dspy_trainkit_sqlstore import schema
+    from playhouse import db_url
+
+    database = db_url.connect(url)
+    models = schema.define_models(database)
+    with database.atomic():
+        models.Migration.create_table()
+        for name, step in schema.MIGRATIONS[:count]:
+            step(models)
+            models.Migration.create(name=name, applied_at=time.time())
+        fill(database)
+    database.close()

@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 from dspy_trainkit_sqlstore import schema
 from dspy_trainkit_sqlstore.backend import example_row
-from playhouse import db_url
+from helpers import store_after_migrations
 
 import dspy_trainkit as tk
 from dspy_trainkit.cli.main import cli
@@ -94,16 +94,9 @@ def test_unreachable_store_is_named_without_its_password(tmp_path):
 
 def old_store(url: str) -> None:
     """A store as an older trainkit left it: only the first migrations applied, one example stored."""
-    database = db_url.connect(url)
-    models = schema.define_models(database)
-    with database.atomic():
-        models.Migration.create_table()
-        for name, step in schema.MIGRATIONS[:OLD_MIGRATIONS]:
-            step(models)
-            models.Migration.create(name=name, applied_at=time.time())
-        example = tk.Example(task="qa", inputs={"question": "old?"}, outputs={"answer": "yes"}, status="accepted")
-        schema.insert_rows(database, "examples", schema.EXAMPLE_COLUMNS, [example_row(example)])
-    database.close()
+    example = tk.Example(task="qa", inputs={"question": "old?"}, outputs={"answer": "yes"}, status="accepted")
+    store_after_migrations(url, OLD_MIGRATIONS, lambda database: schema.insert_rows(
+        database, "examples", schema.EXAMPLE_COLUMNS, [example_row(example)]))
 
 
 def test_pending_migrations_are_reported_not_applied_then_upgraded(store_url):

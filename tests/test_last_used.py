@@ -6,13 +6,12 @@ from __future__ import annotations
 import copy
 import json
 import pickle
-import time
 
 import attrs
 import pytest
 from dspy_trainkit_sqlstore import schema
 from dspy_trainkit_sqlstore.backend import example_row
-from playhouse import db_url
+from helpers import store_after_migrations
 
 import dspy_trainkit as tk
 from dspy_trainkit.files.formats import FormatError
@@ -72,15 +71,8 @@ def _store_before_the_table(url: str) -> list[tk.Example]:
     """A store as trainkit left it before migration 0010: marks in `examples.last_used_at`."""
     examples = [tk.Example(task="qa", inputs={"question": f"q{n}?"}, outputs={"answer": "a"},
                            last_used_at=1000.0 + n if n else None) for n in range(3)]
-    database = db_url.connect(url)
-    models = schema.define_models(database)
-    with database.atomic():
-        models.Migration.create_table()
-        for name, step in schema.MIGRATIONS[:BEFORE_LAST_USED]:
-            step(models)
-            models.Migration.create(name=name, applied_at=time.time())
-        schema.insert_rows(database, "examples", schema.EXAMPLE_COLUMNS, [example_row(ex) for ex in examples])
-    database.close()
+    store_after_migrations(url, BEFORE_LAST_USED, lambda database: schema.insert_rows(
+        database, "examples", schema.EXAMPLE_COLUMNS, [example_row(ex) for ex in examples]))
     return examples
 
 

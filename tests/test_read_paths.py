@@ -4,14 +4,13 @@ the event-to-example link table (migration 0007_read_paths) and `log --id` throu
 from __future__ import annotations
 
 import json
-import time
 
 import orjson
 import pytest
 from click.testing import CliRunner
 from dspy_trainkit_sqlstore import schema
 from dspy_trainkit_sqlstore.backend import example_row
-from playhouse import db_url
+from helpers import store_after_migrations
 
 import dspy_trainkit as tk
 from dspy_trainkit.cli.main import cli
@@ -103,20 +102,16 @@ def test_events_link_their_examples_in_order(kit):
 
 def _old_store(url: str) -> list[tuple[str, list[str]]]:
     """A store as trainkit left it before the link table: events hold their ids as JSON."""
-    database = db_url.connect(url)
-    models = schema.define_models(database)
     examples = _examples()
     events = [(f"{n:032x}", [ex.id for ex in examples[n:n + 5]]) for n in range(0, 12, 4)]
-    with database.atomic():
-        models.Migration.create_table()
-        for name, step in schema.MIGRATIONS[:BEFORE_LINKS]:
-            step(models)
-            models.Migration.create(name=name, applied_at=time.time())
+
+    def fill(database) -> None:
         schema.insert_rows(database, "examples", schema.EXAMPLE_COLUMNS, [example_row(ex) for ex in examples])
         schema.insert_rows(database, "events", schema.EVENT_COLUMNS,
                            [(event_id, n, "added", "api", "", orjson.dumps(ids).decode(), "{}")
                             for n, (event_id, ids) in enumerate(events)])
-    database.close()
+
+    store_after_migrations(url, BEFORE_LINKS, fill)
     return events
 
 
