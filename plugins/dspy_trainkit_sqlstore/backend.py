@@ -166,7 +166,7 @@ class _Empty:
         self.slot.__delete__(example)
 
 
-@functools.lru_cache(maxsize=32)
+@functools.cache  # one class per column set for the process: equal partial examples must share their class
 def _partial_class(absent: tuple[str, ...]) -> type[Example]:
     """A subclass of Example whose `absent` fields read as their empty values (`_ABSENT`) without being set.
 

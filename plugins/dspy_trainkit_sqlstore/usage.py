@@ -3,10 +3,11 @@
 Why a table of its own: a trainset marks every example it returns as used. Writing `examples.last_used_at`
 rewrote every page of the examples table that held one (a million-example trainset rewrote nearly the whole
 table, through the WAL and back), about half the time of building the trainset. A row `(example_id, used_at)`
-of `last_used` is ~45 bytes, written in id order.
+of `last_used` is ~45 bytes; on PostgreSQL the ids of a mark are written in sorted order, so concurrent
+trainsets lock rows in the same order.
 
-Readers see the same `last_used_at` as before: every read of that field is
-`COALESCE(last_used.used_at, examples.last_used_at)`. The column still holds what was written before the
+Readers see the same `last_used_at` as before: every read of that field is the later of `last_used.used_at`
+and `examples.last_used_at` (`last_used_at`). The column still holds what was written before the
 migration, by a restore (`load_examples`) or by an edit (`update_examples`, which also sets the table's row when
 there is one, so an edit stores the Example's value as it did). Marks made since the migration are in the table.
 """
@@ -34,8 +35,14 @@ def create_table(models: Any) -> None:
 
 
 def last_used_at(model: Any) -> pw.Node:
-    """The `last_used_at` of the examples row being read, as an SQL expression in place of the column."""
-    return pw.NodeList((pw.SQL(f"COALESCE((SELECT used_at FROM {TABLE} WHERE example_id = "), model.id,
+    """The `last_used_at` of the examples row being read, as an SQL expression in place of the column: the later
+    of the table's row and the column (an older trainkit still marking a migrated store writes the column, and its
+    marks are the newer ones then; an edit sets both)."""
+    if isinstance(model._meta.database, pw.SqliteDatabase):  # max() of SQLite is NULL when an argument is
+        later = pw.NodeList((pw.SQL("MAX(used_at, COALESCE("), model.last_used_at, pw.SQL(", used_at))")), glue="")
+    else:  # GREATEST skips NULLs
+        later = pw.NodeList((pw.SQL("GREATEST(used_at, "), model.last_used_at, pw.SQL(")")), glue="")
+    return pw.NodeList((pw.SQL("COALESCE((SELECT "), later, pw.SQL(f" FROM {TABLE} WHERE example_id = "), model.id,
                         pw.SQL("), "), model.last_used_at, pw.SQL(")")), glue="")
 
 
@@ -50,6 +57,8 @@ def mark(database: pw.Database, example_ids: Sequence[str], when: float) -> None
     against `examples` (a probe per id): an id no example has gets a row nobody reads (examples are never
     deleted, and ids are never reused)."""
     sqlite = isinstance(database, pw.SqliteDatabase)
+    if not sqlite:  # rows locked in one order by every writer: two trainsets over the same examples cannot deadlock
+        example_ids = sorted(set(example_ids))
     cursor = database.cursor()
     for start in range(0, len(example_ids), MARK_PAGE):
         page = list(example_ids[start:start + MARK_PAGE])
@@ -58,8 +67,9 @@ def mark(database: pw.Database, example_ids: Sequence[str], when: float) -> None
                            "ON CONFLICT (example_id) DO UPDATE SET used_at = excluded.used_at",
                            (when, orjson.dumps(page).decode()))
         else:
-            cursor.execute(f"INSERT INTO {TABLE} (example_id, used_at) SELECT DISTINCT unnest(%s::text[]), %s "
-                           "ON CONFLICT (example_id) DO UPDATE SET used_at = EXCLUDED.used_at", (page, when))
+            cursor.execute(f"INSERT INTO {TABLE} (example_id, used_at) SELECT id, %s FROM unnest(%s::text[]) "
+                           "WITH ORDINALITY AS ids(id, n) ORDER BY n "
+                           "ON CONFLICT (example_id) DO UPDATE SET used_at = EXCLUDED.used_at", (when, page))
 
 
 def follow_edits(database: pw.Database, rows: Sequence[tuple[str, float | None]]) -> None:
