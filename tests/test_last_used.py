@@ -172,3 +172,31 @@ def test_partial_examples_of_the_same_columns_stay_equal_whatever_else_was_read(
     for n in range(1, 41):
         _partial_class(tuple(field for k, field in enumerate(fields) if n & (1 << k)))
     assert _partial_class(("status", "source")) is first
+
+
+def test_a_store_opened_without_migrating_reads_its_marks_from_the_column(store_url):
+    """`tk.open(migrate=False)` on a store whose migration 0010 is pending (what `trainkit backup` and a read-only
+    store get) reads every example and its marks from the column; after `migrate()` the table is read."""
+    examples = _store_before_the_table(store_url)
+    with tk.open(store_url, migrate=False) as kit:
+        assert kit.store.pending_migrations() == ["0010_last_used"]
+        assert [kit.get(ex.id).last_used_at for ex in examples] == [None, 1001.0, 1002.0]
+        assert sorted(ex.last_used_at or 0 for ex in kit.store.iter_examples(ExampleQuery())) == [0, 1001.0, 1002.0]
+        assert sorted(row[5] or 0 for row in kit.store.iter_times(ExampleQuery())) == [0, 1001.0, 1002.0]
+        kit.store.migrate()
+        kit.store.mark_used([examples[0].id], 3000.0, tk.Event(kind="used", example_ids=[examples[0].id]))
+        assert kit.get(examples[0].id).last_used_at == 3000.0
+
+
+def test_backup_of_a_store_with_a_pending_migration_does_not_apply_it(tmp_path, monkeypatch):
+    """A backup taken before an upgrade (what operations.md tells you to do) is of the store as it was: `trainkit
+    backup` does not migrate."""
+    from helpers import run_checked
+
+    monkeypatch.chdir(tmp_path)
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    _store_before_the_table(url)
+    result = run_checked("--db", url, "backup", str(tmp_path / "before-upgrade.tgz"))
+    assert result.exit_code == 0, result.output
+    with tk.open(url, migrate=False) as kit:
+        assert kit.store.pending_migrations() == ["0010_last_used"]

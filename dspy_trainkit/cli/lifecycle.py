@@ -281,7 +281,7 @@ def backup(ctx: click.Context, state: CliState, file: str | None, folder: str | 
         target = Path(file)  # type: ignore[arg-type]
     bar = Progress("backup", quiet=quiet)
     try:
-        kit = state.kit()
+        kit = state.kit(migrate=False)  # the store as it is: a backup before an upgrade must not upgrade it
         with terminated_as_exit():  # SIGTERM (systemd stopping the unit) removes the partial file too
             manifest = make_backup(kit, target, portable=portable, progress=bar.update)
     except BaseException as exc:

@@ -272,7 +272,15 @@ class PeeweeStore(SnapshotStoreMixin, PlanStoreMixin, RunStoreMixin, ValueStoreM
         return [name for name in self.applied_migrations() if name not in known]
 
     def migrate(self) -> list[str]:
-        return schema.migrate(self.models, self.write_transaction)
+        applied = schema.migrate(self.models, self.write_transaction)
+        self.__dict__.pop("_has_last_used", None)
+        return applied
+
+    @functools.cached_property
+    def _has_last_used(self) -> bool:
+        """Whether the `last_used` table exists (migration 0010 applied): a store opened without migrating (read-only,
+        or `migrate=False`) is read from the column alone until it is."""
+        return "0010_last_used" in self.applied_migrations()
 
     def health_checks(self) -> list[dict[str, Any]]:
         from .health import postgres_checks, sqlite_checks
@@ -416,7 +424,7 @@ class PeeweeStore(SnapshotStoreMixin, PlanStoreMixin, RunStoreMixin, ValueStoreM
         `columns`: read only these (plus id and task); the other fields of the examples hold empty values."""
         model = self.models.Example
         names = _read_columns(columns)
-        fields = select_columns(model, names)
+        fields = select_columns(model, names, self._has_last_used)
         sql, params = self._select(query, fields).sql()
         if self._order_served(sql, params):
             yield from map(_row_reader(names), self._stream(sql, params))  # no Python loop of its own per row
@@ -533,7 +541,7 @@ class PeeweeStore(SnapshotStoreMixin, PlanStoreMixin, RunStoreMixin, ValueStoreM
 
     # -- helpers -----------------------------------------------------------------------------------------
     def _columns(self) -> list[Any]:
-        return select_columns(self.models.Example, schema.EXAMPLE_COLUMNS)
+        return select_columns(self.models.Example, schema.EXAMPLE_COLUMNS, self._has_last_used)
 
     def _one(self, select: pw.Select) -> Example | None:
         row = select.limit(1).tuples().first()

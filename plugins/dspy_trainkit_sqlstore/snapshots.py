@@ -164,7 +164,8 @@ class SnapshotStoreMixin:
         from .usage import last_used_at
 
         model = self.models.Example
-        cols = [model.task, model.domain, model.topic, model.difficulty, model.created_at, last_used_at(model)]
+        used = last_used_at(model, self._has_last_used)  # type: ignore[attr-defined]
+        cols = [model.task, model.domain, model.topic, model.difficulty, model.created_at, used]
         sql, params = self._where(model.select(*cols), query).order_by(model.id).sql()  # type: ignore[attr-defined]
         yield from self._stream(sql, params)  # type: ignore[attr-defined]
 

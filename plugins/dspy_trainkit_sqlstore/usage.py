@@ -34,10 +34,13 @@ def create_table(models: Any) -> None:
                          f"used_at DOUBLE PRECISION NOT NULL){tail}")
 
 
-def last_used_at(model: Any) -> pw.Node:
+def last_used_at(model: Any, table: bool = True) -> Any:
     """The `last_used_at` of the examples row being read, as an SQL expression in place of the column: the later
     of the table's row and the column (an older trainkit still marking a migrated store writes the column, and its
-    marks are the newer ones then; an edit sets both)."""
+    marks are the newer ones then; an edit sets both). With `table` False (a store opened without migrating, whose
+    migration 0010 is pending: read-only, or `migrate=False`) the column, which holds every mark then."""
+    if not table:
+        return model.last_used_at
     if isinstance(model._meta.database, pw.SqliteDatabase):  # max() of SQLite is NULL when an argument is
         later = pw.NodeList((pw.SQL("MAX(used_at, COALESCE("), model.last_used_at, pw.SQL(", used_at))")), glue="")
     else:  # GREATEST skips NULLs
@@ -46,9 +49,9 @@ def last_used_at(model: Any) -> pw.Node:
                         pw.SQL("), "), model.last_used_at, pw.SQL(")")), glue="")
 
 
-def columns(model: Any, names: Sequence[str]) -> list[Any]:
-    """The select list for these example columns, `last_used_at` read as `last_used_at(model)`."""
-    return [last_used_at(model) if name == "last_used_at" else getattr(model, name) for name in names]
+def columns(model: Any, names: Sequence[str], table: bool = True) -> list[Any]:
+    """The select list for these example columns, `last_used_at` read as `last_used_at(model, table)`."""
+    return [last_used_at(model, table) if name == "last_used_at" else getattr(model, name) for name in names]
 
 
 def mark(database: pw.Database, example_ids: Sequence[str], when: float) -> None:
