@@ -118,3 +118,40 @@ def test_a_symlink_to_a_regular_file_stays_a_symlink(project, tmp_path):
     assert result.exit_code == 0, result.output
     assert link.is_symlink() and len(real.read_text().splitlines()) == 3
     assert stat.S_IMODE(os.stat(real).st_mode) == 0o640  # the replaced file keeps its mode
+
+
+SLOW_EXPORT = """
+import sys, time
+from dspy_trainkit.cli.progress import Progress
+def slow_update(self, *args, **kwargs):
+    print("exporting", flush=True)  # the temporary file exists now; the test sends SIGTERM
+    time.sleep(120)
+Progress.update = slow_update
+from dspy_trainkit.cli.main import main
+sys.argv = ["trainkit", *sys.argv[1:]]
+main()
+"""
+
+
+def test_sigterm_mid_export_removes_the_temporary_file(project, tmp_path):
+    """SIGTERM (systemd stopping a unit, `kill PID`) during `trainkit export` exits 143 and leaves neither the
+    output nor its temporary file, as Ctrl-C does."""
+    import signal
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    out.mkdir()
+    url, _ = project
+    process = subprocess.Popen([sys.executable, "-c", SLOW_EXPORT, "--db", url, "export", "-o",
+                                str(out / "all.jsonl")], cwd=tmp_path, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout.readline().strip() == "exporting", process.stderr.read()
+        assert any(p.name.endswith(".part") for p in out.iterdir()), list(out.iterdir())  # mid-export
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 128 + signal.SIGTERM
+    finally:
+        process.kill()
+        process.wait()
+    assert list(out.iterdir()) == []

@@ -198,9 +198,12 @@ def export(state: CliState, format_name: str | None, output: Path, provenance: b
         fields["status"] = "accepted"
     to_stdout = str(output) == "-"
     bar = Progress(f"export {output.name}", quiet=quiet or to_stdout)
+    from ..scratch import terminated_as_exit
+
     try:
-        count = kit.export(None if to_stdout else output, format=format_name, provenance=provenance,
-                           keep_formulas=keep_formulas, progress=lambda n: bar.update(n), **fields)
+        with terminated_as_exit():  # SIGTERM removes the temporary file, as Ctrl-C does
+            count = kit.export(None if to_stdout else output, format=format_name, provenance=provenance,
+                               keep_formulas=keep_formulas, progress=lambda n: bar.update(n), **fields)
     finally:
         bar.close()
     if to_stdout:
