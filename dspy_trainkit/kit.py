@@ -350,17 +350,22 @@ class Kit:
             # only the fields a dspy.Example needs: a million full Examples held 3.8 GiB
             examples = list(self.store.iter_example_columns(ExampleQuery(task=task, status=status, **filters),
                                                             TRAINSET_COLUMNS))
-        if examples and mark_used:
-            freshness.mark_used(self, [ex.id for ex in examples],
-                                what={"task": task, "snapshot": snapshot, "balanced": balanced})
         if not examples:
             self.log.warning("trainset %s: no %s examples match (known tasks: %s)", task, status or "stored",
                              ", ".join(self._stored_tasks()) or "none")
+        # marked used only once converted (a conversion that fails marks nothing); the ids wait as one string, not a
+        # list of a million that would keep every id alive while the examples are released
+        ids = "\x00".join(ex.id for ex in examples) if mark_used else ""
         # the list is handed over, not copied (as `self.convert` does): the plugin may release each stored
         # example once its dspy.Example is made, so a million of them are not held twice
         result = convert(self, examples, "dspy", {"signature": signature})
         for example_id, reason in result.skipped:
             self.log.warning("trainset %s: skipped example %s: %s", task, example_id, reason)
+        if ids:
+            skipped = {example_id for example_id, _ in result.skipped}
+            used = ids.split("\x00")
+            freshness.mark_used(self, [i for i in used if i not in skipped] if skipped else used,
+                                what={"task": task, "snapshot": snapshot, "balanced": balanced})
         return result.items
 
     def events(self, example_id: str | None = None, since: float | None = None) -> Iterator[Event]:

@@ -200,3 +200,17 @@ def test_backup_of_a_store_with_a_pending_migration_does_not_apply_it(tmp_path, 
     assert result.exit_code == 0, result.output
     with tk.open(url, migrate=False) as kit:
         assert kit.store.pending_migrations() == ["0010_last_used"]
+
+
+def test_a_trainset_whose_conversion_fails_marks_nothing(kit):
+    """Examples are marked used once converted: a trainset that raises (a signature the examples do not fit) leaves
+    no `used` event and no mark."""
+    from dspy_trainkit.errors import ConversionError
+
+    added = _add(kit)
+    with pytest.raises(ConversionError):
+        kit.trainset("qa", status=None, signature="question, context -> answer")
+    assert [e for e in kit.events() if e.kind == "used"] == []
+    assert [kit.get(ex.id).last_used_at for ex in added] == [None, None, None]
+    kit.trainset("qa", status=None, signature="question -> answer")
+    assert all(kit.get(ex.id).last_used_at is not None for ex in added)
