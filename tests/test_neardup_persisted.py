@@ -381,3 +381,41 @@ def test_the_word_budget_is_shared_by_a_kits_task_indexes(tmp_path, monkeypatch)
     with open_kit(tmp_path, url) as kit:
         state = nd.state_for(kit)
         assert state.index(kit, "problems").budget is state.index(kit, "other").budget is state.words
+
+
+FORK_AFTER_IMPORT = """
+import multiprocessing, sys
+import dspy_trainkit as tk
+
+def records(prefix):
+    return [{"task": "qa", "inputs": {"question": f"{prefix} question {i} about item {i * 7} and {i * 13}?"},
+             "outputs": {"answer": str(i)}} for i in range(6000)]
+
+def child(url):
+    with tk.open(url) as kit:
+        kit.add_many(records("child"))
+    print("child done", flush=True)
+
+if __name__ == "__main__":
+    folder = sys.argv[1]
+    with tk.open(f"sqlite:///{folder}/parent.db") as kit:
+        kit.add_many(records("parent"))
+    process = multiprocessing.get_context("fork").Process(target=child, args=(f"sqlite:///{folder}/child.db",))
+    process.start()
+    process.join(90)
+    print("alive" if process.is_alive() else f"exit {process.exitcode}", flush=True)
+    if process.is_alive():
+        process.kill()
+"""
+
+
+def test_a_process_forked_after_an_import_can_import(tmp_path):
+    """A child forked after its parent imported (multiprocessing's default start on Linux, pre-fork servers) runs
+    its own import to the end: rensa's thread pool, dead in a forked child, is not used (it hung there)."""
+    import subprocess
+    import sys
+
+    (tmp_path / "trainkit.toml").write_text("")
+    result = subprocess.run([sys.executable, "-c", FORK_AFTER_IMPORT, str(tmp_path)], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=300, check=False)
+    assert result.stdout.split() == ["child", "done", "exit", "0"], result.stdout + result.stderr
