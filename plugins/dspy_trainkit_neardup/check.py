@@ -51,6 +51,10 @@ if TYPE_CHECKING:
     from dspy_trainkit.pluginkit import Example, Kit
 
 CODE = "near-duplicate"
+#: Sketches whose stored candidates are reduced at a time (`_stored_matches`): their pairs are the temporary memory.
+STORED_CHUNK = 32
+#: Pairs confirmed from read word sets at a time: their words, laid end to end, are the temporary memory.
+PAIR_CHUNK = 8_192
 Match = tuple[float, int, str, str]  # (similarity, batch position or -1 for a stored example, id, description)
 
 
@@ -103,21 +107,13 @@ def validate(kit: Kit, examples: list[Example], prepared: Mapping[int, Sketch] |
 def compare(kit: Kit, index: TaskIndex, positions: list[int], sketches: list[Sketch],
             thresholds: list[float]) -> list[list[Match]]:
     """For each of `sketches` (the examples at `positions` of a batch, all of `index`'s task, in order), the
-    stored examples and earlier examples of the batch whose exact similarity to it is at least the lower of the
-    novelty floor and its threshold. Also sets each sketch's `stored_similarity` and `batch_similar` (the values
-    from the floor up), which novelty reads."""
+    stored examples at or above its threshold and the earlier examples of the batch at or above the lower of the
+    novelty floor and its threshold, by exact similarity. Also sets each sketch's `stored_similarity` and
+    `batch_similar` (the values from the floor up), which novelty reads."""
     floor = half_found(index.num_perm, index.bands)
     starts = [confirm_from(min(floor, threshold), index.num_perm) for threshold in thresholds]
-    candidates: list[list[tuple[int, str]]] = [[] for _ in sketches]  # per sketch: (batch number or -1; id)
-    # stored candidates whose estimate is near what counts, other content than the sketch's: one LSH query and
-    # one numpy estimate for the batch
-    numbers, keys, _ = index.candidates(sketches, starts, other_content=True)
-    # words kept in memory settle a pair below what counts without reading the store; a pair at or above it is
-    # confirmed from the store as before (the store has the last word: the example may be gone or edited)
-    below = index.jaccard_kept(sketches, numbers, keys) < np.minimum(floor, np.asarray(thresholds))[numbers]
-    ids = index.ids
-    for number, key in zip(numbers[~below].tolist(), keys[~below].tolist(), strict=True):
-        candidates[number].append((-1, ids[key]))  # type: ignore[arg-type]
+    best, flagged = _stored_matches(kit, index, sketches, starts, floor, thresholds)
+    candidates: list[list[int]] = [[] for _ in sketches]  # per sketch: earlier batch numbers near what counts
     # earlier examples of the batch sharing a band, estimated together
     words_of = [number for number, sk in enumerate(sketches) if sk.bands is not None]
     later, earlier = [], []
@@ -136,49 +132,68 @@ def compare(kit: Kit, index: TaskIndex, positions: list[int], sketches: list[Ske
         for row, e, value in zip(later, earlier, values, strict=True):
             number, other = words_of[row], words_of[e]
             if value >= starts[number]:
-                candidates[number].append((other, sketches[other].example_id))
-    stored = _stored_similarities(kit, index, sketches, candidates)
+                candidates[number].append(other)
     compared = []
     for number, (sk, found) in enumerate(zip(sketches, candidates, strict=True)):
-        sk.stored_similarity, sk.batch_similar = 0.0, []
+        sk.stored_similarity, sk.batch_similar = best[number], []
         cut = min(floor, thresholds[number])
-        matches: list[Match] = []
-        for other, other_id in found:
-            if other >= 0:
-                value = jaccard(sk.word_hashes, sketches[other].word_hashes)
-            else:
-                found_value = stored.get((number, other_id))
-                if found_value is None:  # gone from the store since it was indexed
-                    continue
-                value = found_value
-            if other < 0:
-                position, description = -1, f"stored example {other_id}"
-                if value >= floor:
-                    sk.stored_similarity = max(sk.stored_similarity, value)
-            else:
-                position = positions[other]
-                description = f"example {other_id} (position {position} in this batch)"
-                if value >= floor:
-                    sk.batch_similar.append((other_id, value))
+        matches: list[Match] = [(value, -1, other_id, f"stored example {other_id}")
+                                for value, other_id in flagged[number]]
+        for other in found:
+            other_id = sketches[other].example_id
+            value = jaccard(sk.word_hashes, sketches[other].word_hashes)
+            position = positions[other]
+            if value >= floor:
+                sk.batch_similar.append((other_id, value))
             if value >= cut:
-                matches.append((value, position, other_id, description))
+                matches.append((value, position, other_id, f"example {other_id} (position {position} in this batch)"))
         compared.append(matches)
     return compared
 
 
-def _stored_similarities(kit: Kit, index: TaskIndex, sketches: list[Sketch], candidates: list[list[tuple[int, str]]]
-                         ) -> dict[tuple[int, str], float]:
-    """The exact similarity of each (sketch number, stored id) candidate pair, from the word sets read from the
-    store (`persist.word_sets`), all pairs in one `bulk_jaccard`; a pair whose stored example is gone has none."""
-    packed = word_sets(kit, index, list(dict.fromkeys(i for found in candidates for o, i in found if o < 0)))
-    pairs = [(number, other_id) for number, found in enumerate(candidates) for other, other_id in found
-             if other < 0 and other_id in packed]
-    if not pairs:
-        return {}
-    words = np.frombuffer(b"".join(packed[other_id] for _, other_id in pairs), dtype="<u8").astype(np.uint64)
-    lengths = np.array([len(packed[other_id]) // 8 for _, other_id in pairs], dtype=np.int64)
-    values = bulk_jaccard(sketches, np.array([number for number, _ in pairs], dtype=np.int64), words, lengths)
-    return dict(zip(pairs, values.tolist(), strict=True))
+def _stored_matches(kit: Kit, index: TaskIndex, sketches: list[Sketch], starts: list[float], floor: float,
+                    thresholds: list[float]) -> tuple[list[float], list[list[tuple[float, str]]]]:
+    """Per sketch, the largest exact similarity to a stored example from the novelty floor up (0.0 for none), and
+    the `(similarity, id)` of the stored examples at or above its threshold. Reduced in numpy, STORED_CHUNK
+    sketches at a time, so memory stays bounded however many stored examples a sketch is close to (templated text
+    makes every pair a candidate). A pair is settled by the word hashes kept in memory; the store is read for the
+    pairs that flag (it has the last word: the example may be gone or edited) and for examples whose words are not
+    kept."""
+    best = np.zeros(len(sketches))
+    flagged: list[list[tuple[float, str]]] = [[] for _ in sketches]
+    levels = np.asarray(thresholds, dtype=np.float64)
+    read_numbers, read_keys = [], []
+    for first in range(0, len(sketches), STORED_CHUNK):
+        part = sketches[first:first + STORED_CHUNK]
+        numbers, keys, _ = index.candidates(part, starts[first:first + STORED_CHUNK], other_content=True)
+        values = index.jaccard_kept(part, numbers, keys)
+        numbers = numbers + first
+        settled = ~np.isnan(values) & (values < levels[numbers])
+        counted = settled & (values >= floor)
+        np.maximum.at(best, numbers[counted], values[counted])
+        read_numbers.append(numbers[~settled])
+        read_keys.append(keys[~settled])
+    numbers = np.concatenate(read_numbers) if read_numbers else np.zeros(0, dtype=np.int64)
+    keys = np.concatenate(read_keys) if read_keys else np.zeros(0, dtype=np.int64)
+    if not len(numbers):
+        return best.tolist(), flagged
+    ids = index.ids
+    wanted: list[str] = [ids[key] for key in keys.tolist()]  # type: ignore[misc]
+    packed = word_sets(kit, index, list(dict.fromkeys(wanted)))
+    pairs = [(number, other_id) for number, other_id in zip(numbers.tolist(), wanted, strict=True)
+             if other_id in packed]  # an id missing is gone from the store since it was indexed
+    for first in range(0, len(pairs), PAIR_CHUNK):
+        chunk = pairs[first:first + PAIR_CHUNK]
+        words = np.frombuffer(b"".join(packed[other_id] for _, other_id in chunk), dtype="<u8").astype(np.uint64)
+        lengths = np.array([len(packed[other_id]) // 8 for _, other_id in chunk], dtype=np.int64)
+        chunk_numbers = np.array([number for number, _ in chunk], dtype=np.int64)
+        values = bulk_jaccard(sketches, chunk_numbers, words, lengths)
+        counted = values >= floor
+        np.maximum.at(best, chunk_numbers[counted], values[counted])
+        for number, (_, other_id), value in zip(chunk_numbers.tolist(), chunk, values.tolist(), strict=True):
+            if value >= thresholds[number]:
+                flagged[number].append((value, other_id))
+    return best.tolist(), flagged
 
 
 def _finding(matches: list[Match], threshold: float, severity: str) -> Finding:

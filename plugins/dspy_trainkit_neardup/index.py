@@ -67,6 +67,9 @@ PAIR_CHUNK = 65_536
 #: Sketches whose candidates are gathered at a time: on templated text a sketch has a candidate for every few
 #: hundred stored examples (thousands at a million), so a whole batch's pairs could take hundreds of MB.
 QUERY_CHUNK = 128
+#: Candidate pairs whose kept word hashes are compared at a time (`TaskIndex.jaccard_kept`): their words, laid end
+#: to end, are the temporary memory (8,192 pairs of 40-word texts: ~3 MB an array).
+WORD_PAIR_CHUNK = 8_192
 #: Words whose 64-bit hash is remembered (a word recurs in thousands of texts); the cache starts afresh when full.
 WORD_CACHE = 1 << 20
 #: Bytes of indexed examples' word hashes kept in memory per open kit, all its tasks' indexes together
@@ -398,18 +401,19 @@ class TaskIndex:
         kept = np.frombuffer(self.word_kept, dtype=np.bool_)[keys]
         if not kept.any():
             return values
-        pairs = np.flatnonzero(kept)
-        keys = keys[pairs]
         ends = np.frombuffer(self.word_ends, dtype=np.int64)
-        stops = ends[keys] // 8
-        starts = np.where(keys > 0, ends[np.maximum(keys - 1, 0)], 0) // 8
-        del ends  # views of growable buffers: they must not outlive the call
-        lengths = stops - starts
-        element = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths - starts, lengths)
         data = np.frombuffer(self.word_data, dtype="<u8")
-        stored = data[element].astype(np.uint64)
-        del data
-        values[pairs] = bulk_jaccard(sketches, numbers[pairs], stored, lengths)
+        try:
+            for first in range(0, len(keys), WORD_PAIR_CHUNK):  # each pair's words are laid out: bounded memory
+                pairs = first + np.flatnonzero(kept[first:first + WORD_PAIR_CHUNK])
+                chunk = keys[pairs]
+                stops = ends[chunk] // 8
+                starts = np.where(chunk > 0, ends[np.maximum(chunk - 1, 0)], 0) // 8
+                lengths = stops - starts
+                element = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths - starts, lengths)
+                values[pairs] = bulk_jaccard(sketches, numbers[pairs], data[element].astype(np.uint64), lengths)
+        finally:
+            del ends, data  # views of growable buffers: they must not outlive the call
         return values
 
     def remove(self, example_id: str) -> bool:
