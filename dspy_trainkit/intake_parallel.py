@@ -77,7 +77,7 @@ def run_parallel(batch_run: _BatchRun, iterator: Iterator[Positioned], size: int
                                initargs=(kit.settings, names, os.getpid()))
     window: collections.deque[tuple[int, list[Positioned], Future[Any]]] = collections.deque()
     try:
-        with _sigterm_ends_run():
+        with sigterm_ends_run():
             for number in itertools.count(1):
                 batch = list(itertools.islice(iterator, size))
                 if not batch:
@@ -155,9 +155,10 @@ class Terminated(KeyboardInterrupt):
 
 
 @contextlib.contextmanager
-def _sigterm_ends_run() -> Iterator[None]:
-    """SIGTERM's default ends the process without `finally`: while workers run, make it `Terminated` so that
-    they are shut down and the batch being written is committed or rolled back as a whole."""
+def sigterm_ends_run() -> Iterator[None]:
+    """SIGTERM's default ends the process without `finally`: within the block (an import, serial or with
+    workers), make it `Terminated` so that workers are shut down, the batch being written is committed or rolled
+    back as a whole, and the command says what is kept and writes its rejects file, as on Ctrl-C."""
     if threading.current_thread() is not threading.main_thread() or \
             signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
         yield

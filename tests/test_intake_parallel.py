@@ -271,8 +271,12 @@ def _processes_with(marker: str) -> list[int]:
 
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="reads /proc (Linux)")
-@pytest.mark.parametrize(("signum", "status"), [("SIGINT", 130), ("SIGTERM", 130)])
-def test_a_signal_keeps_the_committed_batches_and_leaves_no_worker(tmp_path: Path, signum: str, status: int) -> None:
+@pytest.mark.parametrize(("signum", "status", "workers"), [("SIGINT", 130, "2"), ("SIGTERM", 130, "2"),
+                                                            ("SIGTERM", 130, "0")])
+def test_a_signal_keeps_the_committed_batches_and_leaves_no_worker(tmp_path: Path, signum: str, status: int,
+                                                                    workers: str) -> None:
+    """Ctrl-C or SIGTERM mid-import, with workers or serial: exit 130 saying what is kept, whole batches
+    committed, the rejects file written (not left as a temporary file), no worker left; a re-run finishes."""
     import os
     import signal
     import sqlite3
@@ -283,15 +287,15 @@ def test_a_signal_keeps_the_committed_batches_and_leaves_no_worker(tmp_path: Pat
     n, batch = 20_000, 200
     (tmp_path / "trainkit.toml").write_text(f"[intake]\nbatch_size = {batch}\n")
     data = tmp_path / "data.jsonl"
-    data.write_text("".join(json.dumps({"task": "qa", "inputs": {"q": f"q{i}"}, "outputs": {"a": f"answer {i}"}})
-                            + "\n" for i in range(n)))
+    data.write_text("{not json\n" + "".join(json.dumps({"task": "qa", "inputs": {"q": f"q{i}"},
+                                                        "outputs": {"a": f"answer {i}"}}) + "\n" for i in range(n)))
     db = tmp_path / "trainkit.db"
     tk.open(f"sqlite:///{db}").close()
     marker = f"TRAINKIT_TEST_MARK={uuid.uuid4().hex}"
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("TRAINKIT_")}, marker.split("=")[0]:
            marker.split("=")[1]}
     command = [sys.executable, "-m", "dspy_trainkit", "--db", f"sqlite:///{db}", "import", str(data), "--workers",
-               "2", "-q"]
+               workers, "-q", "--rejects", str(tmp_path / "rejects.jsonl")]
 
     def stored() -> int:
         connection = sqlite3.connect(db, timeout=30)
@@ -310,15 +314,18 @@ def test_a_signal_keeps_the_committed_batches_and_leaves_no_worker(tmp_path: Pat
         if process.poll() is None:
             process.kill()
     assert process.returncode == status, err.decode()
+    assert "interrupted" in err.decode()
+    assert "not json" in (tmp_path / "rejects.jsonl").read_text()
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
     for _ in range(200):  # the workers leave with the writer (at once, or within their parent watch's period)
         if not _processes_with(marker):
             break
         time.sleep(0.05)
     assert _processes_with(marker) == []
     partial = stored()
-    assert 0 < partial < n and partial % batch == 0  # only whole batches were committed
+    assert 0 < partial < n and (partial + 1) % batch == 0  # whole batches (the first holds the bad line)
     rerun = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
-    assert rerun.returncode == 0, rerun.stderr
+    assert rerun.returncode == 3, rerun.stderr  # finished, with the bad line rejected again
     assert stored() == n
 
 

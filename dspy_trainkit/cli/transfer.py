@@ -129,13 +129,17 @@ def import_(state: CliState, files: tuple[Path, ...], task: str | None, format_n
         bars[name].update(report.read, stored=report.stored, dup=report.duplicates,
                           rejected=report.invalid + report.rejected)
 
+    from ..intake_parallel import sigterm_ends_run
+
     try:
-        report = kit.import_files(files, task=task, input_fields=_split_names(input_fields),
-                                  output_fields=_split_names(output_fields), field_map=parse_map_options(maps),
-                                  labels={k: v for k, v in (("domain", domain), ("topic", topic),
-                                                            ("difficulty", difficulty)) if v is not None},
-                                  format=format_name, encoding=encoding, dry_run=dry_run,
-                                  on_reject=reject_sink, progress=progress)
+        with sigterm_ends_run():  # SIGTERM as Ctrl-C: exit 130 saying what is kept, the rejects file written
+            report = kit.import_files(files, task=task, input_fields=_split_names(input_fields),
+                                      output_fields=_split_names(output_fields),
+                                      field_map=parse_map_options(maps),
+                                      labels={k: v for k, v in (("domain", domain), ("topic", topic),
+                                                                ("difficulty", difficulty)) if v is not None},
+                                      format=format_name, encoding=encoding, dry_run=dry_run,
+                                      on_reject=reject_sink, progress=progress)
     except KeyboardInterrupt:
         note("\ninterrupted: the batches already stored are kept; run the same command again to finish "
              "(stored records are skipped as duplicates)", level="warning")
