@@ -419,3 +419,33 @@ def test_a_process_forked_after_an_import_can_import(tmp_path):
     result = subprocess.run([sys.executable, "-c", FORK_AFTER_IMPORT, str(tmp_path)], cwd=tmp_path,
                             capture_output=True, text=True, timeout=300, check=False)
     assert result.stdout.split() == ["child", "done", "exit", "0"], result.stdout + result.stderr
+
+
+def test_stored_candidates_reduced_in_small_chunks_give_the_same_findings_and_novelty(tmp_path, monkeypatch):
+    """The stored candidates of a batch are reduced a few sketches and pairs at a time (memory stays bounded when
+    every stored example is a candidate): any chunking gives the same findings and novelty, with words kept in
+    memory and read from the store."""
+    from dspy_trainkit_neardup import check
+    from dspy_trainkit_neardup import index as nd
+
+    from dspy_trainkit import Example
+
+    rng = random.Random(36)  # templated: every pair a candidate near the floor
+    stored = [" ".join(VOCABULARY[:24] + rng.sample(VOCABULARY[24:64], 6)) for _ in range(200)]
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    with open_kit(tmp_path, url) as kit:
+        kit.add_many([record(t) for t in stored])
+    probe = [Example(**record(near(stored[i], seed=i, replaced=1 + i % 3))) for i in range(0, 200, 5)]
+    results = []
+    for chunks, budget in (((check.STORED_CHUNK, check.PAIR_CHUNK, nd.WORD_PAIR_CHUNK), nd.WORDS_BUDGET),
+                           ((3, 5, 7), nd.WORDS_BUDGET), ((3, 5, 7), 0)):
+        monkeypatch.setattr(check, "STORED_CHUNK", chunks[0])
+        monkeypatch.setattr(check, "PAIR_CHUNK", chunks[1])
+        monkeypatch.setattr(nd, "WORD_PAIR_CHUNK", chunks[2])
+        monkeypatch.setattr(nd, "WORDS_BUDGET", budget)
+        with open_kit(tmp_path, url) as kit:
+            findings = check.validate(kit, probe)
+            results.append(([(p, [f.message for f in fs]) for p, fs in sorted(findings.items())],
+                            check.novelty(kit, probe)))
+    assert results[0] == results[1] == results[2]
+    assert len(results[0][0]) >= 20 and any(score["novelty"] < 0.3 for score in results[0][1].values())
