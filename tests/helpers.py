@@ -41,3 +41,21 @@ def store_after_migrations(url: str, count: int, fill) -> None:
             models.Migration.create(name=name, applied_at=time.time())
         fill(database)
     database.close()
+
+
+def sigterm_mid_write(command: list[str], cwd, folder, ready: str) -> None:
+    """Run `command` until it prints the line `ready` (its temporary `.part` file in `folder` then exists), send it
+    SIGTERM, and check it exits 143 (128 + SIGTERM): for tests that a command cleans up when a service manager or
+    `kill` stops it mid-write."""
+    import signal
+    import subprocess
+
+    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout.readline().strip() == ready, process.stderr.read()
+        assert any(p.name.endswith(".part") for p in folder.iterdir()), list(folder.iterdir())  # mid-write
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 128 + signal.SIGTERM
+    finally:
+        process.kill()
+        process.wait()

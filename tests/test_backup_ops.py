@@ -218,23 +218,15 @@ main()
 
 
 def test_sigterm_mid_backup_removes_the_partial_file(source, tmp_path):
-    import signal
-    import subprocess
     import sys
+
+    from helpers import sigterm_mid_write
 
     url, _ = source
     out = tmp_path / "out"
     out.mkdir()
-    process = subprocess.Popen([sys.executable, "-c", SLOW_BACKUP, "--db", url, "backup", str(out / "b.tar.gz")],
-                               cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert process.stdout.readline().strip() == "copying", process.stderr.read()
-        assert any(p.name.endswith(".part") for p in out.iterdir()), list(out.iterdir())  # mid-copy
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=60) == 128 + signal.SIGTERM
-    finally:
-        process.kill()
-        process.wait()
+    sigterm_mid_write([sys.executable, "-c", SLOW_BACKUP, "--db", url, "backup", str(out / "b.tar.gz")], tmp_path,
+                      out, "copying")
     assert list(out.iterdir()) == []  # no partial file, no backup, no scratch folder
 
 

@@ -136,22 +136,13 @@ main()
 def test_sigterm_mid_export_removes_the_temporary_file(project, tmp_path):
     """SIGTERM (systemd stopping a unit, `kill PID`) during `trainkit export` exits 143 and leaves neither the
     output nor its temporary file, as Ctrl-C does."""
-    import signal
-    import subprocess
     import sys
 
+    from helpers import sigterm_mid_write
+
+    url, _ = project
     out = tmp_path / "out"
     out.mkdir()
-    url, _ = project
-    process = subprocess.Popen([sys.executable, "-c", SLOW_EXPORT, "--db", url, "export", "-o",
-                                str(out / "all.jsonl")], cwd=tmp_path, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
-    try:
-        assert process.stdout.readline().strip() == "exporting", process.stderr.read()
-        assert any(p.name.endswith(".part") for p in out.iterdir()), list(out.iterdir())  # mid-export
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=60) == 128 + signal.SIGTERM
-    finally:
-        process.kill()
-        process.wait()
+    sigterm_mid_write([sys.executable, "-c", SLOW_EXPORT, "--db", url, "export", "-o", str(out / "all.jsonl")],
+                      tmp_path, out, "exporting")
     assert list(out.iterdir()) == []
