@@ -19,7 +19,6 @@ raises is one error naming the batch and its first and last record; the batches 
 from __future__ import annotations
 
 import collections
-import contextlib
 import itertools
 import os
 import pickle
@@ -31,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from . import assessment, tokens
 from .errors import PluginError, TrainkitError
 from .models import Example
+from .scratch import sigterm_as_interrupt
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -77,7 +77,7 @@ def run_parallel(batch_run: _BatchRun, iterator: Iterator[Positioned], size: int
                                initargs=(kit.settings, names, os.getpid()))
     window: collections.deque[tuple[int, list[Positioned], Future[Any]]] = collections.deque()
     try:
-        with sigterm_ends_run():
+        with sigterm_as_interrupt():
             for number in itertools.count(1):
                 batch = list(itertools.islice(iterator, size))
                 if not batch:
@@ -147,31 +147,6 @@ def _write(batch_run: _BatchRun, number: int, batch: list[Positioned], future: F
         batch_run.made = batch_run.prepared = None
     if progress is not None:
         progress(batch_run.report)
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM during a parallel import, handled as Ctrl-C is (a KeyboardInterrupt passes through plugin calls,
-    which turn a SystemExit into a plugin's error; the import command exits 130 saying what is kept)."""
-
-
-@contextlib.contextmanager
-def sigterm_ends_run() -> Iterator[None]:
-    """SIGTERM's default ends the process without `finally`: within the block (an import, serial or with
-    workers), make it `Terminated` so that workers are shut down, the batch being written is committed or rolled
-    back as a whole, and the command says what is kept and writes its rejects file, as on Ctrl-C."""
-    if threading.current_thread() is not threading.main_thread() or \
-            signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
-        yield
-        return
-
-    def stop(signum: int, frame: Any) -> None:
-        raise Terminated(f"signal {signum}")
-
-    signal.signal(signal.SIGTERM, stop)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _prepare_impls(kit: Kit) -> list[Any]:

@@ -28,7 +28,7 @@ nothing for `trainkit --help`. What is here, by the kind of plugin that needs it
 - anything that loads user code by `"pkg.module:name"`: `import_module`, `import_object`;
 - change listeners: `mark_event` (tells the re-optimization triggers that data changed);
 - anything that starts threads: `block_in_this_thread` (first thing in a background thread, so SIGTERM and
-  Ctrl-C reach the main thread, where trainkit's handlers run);
+  Ctrl-C reach the main thread, where trainkit's handlers run) and `available_cores` (how many to start);
 - front ends (the web dashboard): `redact` and `redact_data` (secrets as ***), `snapshot_diff`,
   `snapshot_contents`, `metrics_text` (one Prometheus scrape), `settings_data` (the redacted settings).
 """
@@ -75,6 +75,7 @@ _LAZY = {
     "import_module": "import_paths", "import_object": "import_paths",
     "mark_event": "optimization.triggers",
     "block_in_this_thread": "thread_signals",
+    "available_cores": "intake_parallel",
 }
 
 __all__ = sorted([*_LAZY, "check_each", "unknown_settings"])

@@ -136,3 +136,31 @@ def terminated_as_exit() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM during an import, handled as Ctrl-C is (a KeyboardInterrupt passes through plugin calls,
+    which turn a SystemExit into a plugin's error; the import command exits 130 saying what is kept)."""
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM's default ends the process without `finally`: within the block (an import, serial or with
+    workers), make it `Terminated` so that workers are shut down, the batch being written is committed or rolled
+    back as a whole, and the command says what is kept and writes its rejects file, as on Ctrl-C."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+
+    def stop(signum: int, _frame: object) -> None:
+        raise Terminated(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)

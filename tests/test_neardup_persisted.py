@@ -322,9 +322,9 @@ def test_candidate_threads_give_the_serial_answer_and_leave_signals_to_the_main_
     index = nd.TaskIndex("problems", num_perm, bands)
     index.add(sketches[:300])
     monkeypatch.setattr(nd, "QUERY_CHUNK", 7)
-    monkeypatch.setattr(nd, "usable_cores", lambda: 2)
+    monkeypatch.setattr(nd, "available_cores", lambda: 2)
     threaded = index.candidates(sketches[300:], [0.5] * 100, other_content=True)
-    monkeypatch.setattr(nd, "usable_cores", lambda: 1)
+    monkeypatch.setattr(nd, "available_cores", lambda: 1)
     serial = index.candidates(sketches[300:], [0.5] * 100, other_content=True)
     assert len(serial[0]) > 100
     for mine, theirs in zip(threaded, serial, strict=True):

@@ -129,10 +129,10 @@ def import_(state: CliState, files: tuple[Path, ...], task: str | None, format_n
         bars[name].update(report.read, stored=report.stored, dup=report.duplicates,
                           rejected=report.invalid + report.rejected)
 
-    from ..intake_parallel import sigterm_ends_run
+    from ..scratch import sigterm_as_interrupt
 
     try:
-        with sigterm_ends_run():  # SIGTERM as Ctrl-C: exit 130 saying what is kept, the rejects file written
+        with sigterm_as_interrupt():  # SIGTERM as Ctrl-C: exit 130 saying what is kept, the rejects file written
             report = kit.import_files(files, task=task, input_fields=_split_names(input_fields),
                                       output_fields=_split_names(output_fields),
                                       field_map=parse_map_options(maps),

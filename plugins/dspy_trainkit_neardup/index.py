@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from dspy_trainkit.pluginkit import ExampleQuery, block_in_this_thread
+from dspy_trainkit.pluginkit import ExampleQuery, available_cores, block_in_this_thread
 
 from . import rules
 from .bands import BandIndex, band_hashes
@@ -90,12 +90,6 @@ _POOL: Any = None
 _POOL_LOCK = threading.Lock()
 
 
-def usable_cores() -> int:
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
 def _thread_pool() -> Any:
     """The shared pool of candidate threads (made on first use; a forked child makes its own)."""
     global _POOL
@@ -103,7 +97,7 @@ def _thread_pool() -> Any:
         if _POOL is None:
             from concurrent.futures import ThreadPoolExecutor
 
-            _POOL = ThreadPoolExecutor(max_workers=min(MAX_THREADS, usable_cores()),
+            _POOL = ThreadPoolExecutor(max_workers=min(MAX_THREADS, available_cores()),
                                        thread_name_prefix="trainkit-neardup", initializer=block_in_this_thread)
         return _POOL
 
@@ -445,7 +439,7 @@ class TaskIndex:
 
         rows = [i for i, sk in enumerate(sketches) if sk.bands is not None]
         chunks = [rows[first:first + QUERY_CHUNK] for first in range(0, len(rows) if self.keys else 0, QUERY_CHUNK)]
-        if len(chunks) > 1 and usable_cores() > 1:  # chunks only read the index: the caller holds the kit's lock
+        if len(chunks) > 1 and available_cores() > 1:  # chunks only read the index: the caller holds the kit's lock
             parts = list(_thread_pool().map(lambda chunk: self._candidates(sketches, chunk, at_least, other_content),
                                             chunks))
         else:
