@@ -218,6 +218,21 @@ def word_set(found: Iterable[str]) -> frozenset[int]:
     return frozenset(hashes)
 
 
+def word_sets_of(word_lists: Sequence[Sequence[str]]) -> list[frozenset[int]]:
+    """`word_set` of each word list, hashing each distinct word of them once: the words missing from the cache
+    are found over the batch's distinct words (a templated batch repeats a few hundred words, and each text adds
+    a few of its own, such as numbers), so that each text then costs one C-level lookup a word."""
+    cache = _WORD_HASHES
+    distinct = set().union(*word_lists)
+    if len(cache) + len(distinct) > WORD_CACHE:
+        cache.clear()
+    for word in distinct:
+        if word not in cache:
+            cache[word] = _word_hash(word)
+    get = cache.__getitem__
+    return [frozenset(map(get, found)) for found in word_lists]
+
+
 def _word_hash(word: str) -> int:
     return int.from_bytes(blake2b(word.encode(), digest_size=8).digest(), "little")
 
@@ -322,14 +337,14 @@ def sketch(examples: Sequence[Example], num_perm: int, bands: int | None = None)
     low = made.astype("u1")  # one byte of each 32-bit slot (the lowest; any fixed one serves)
     cut = band_hashes(made, bands) if bands else made[:, :0]
     sketches, position = [], 0
-    for ex, found in zip(examples, word_lists, strict=True):
+    for ex, found, hashes in zip(examples, word_lists, word_sets_of(word_lists), strict=True):
         hashed, signature = None, b""
         if found:
             signature = low[position].tobytes()
             hashed = cut[position]
             position += 1
-        sketches.append(Sketch(ex.id, ex.task, hash_prefix(ex.content_hash), hashed, signature,
-                               word_set(found) if found else frozenset(), content_hash=ex.content_hash))
+        sketches.append(Sketch(ex.id, ex.task, hash_prefix(ex.content_hash), hashed, signature, hashes,
+                               content_hash=ex.content_hash))
     return sketches
 
 
