@@ -180,8 +180,10 @@ def estimates(left: Any, right: Any, left_rows: Any, right_rows: Any) -> Any:
     for start in range(0, len(left_rows), PAIR_CHUNK):
         stop = min(start + PAIR_CHUNK, len(left_rows))
         same, other = theirs[:stop - start], mine[:stop - start]
-        np.take(right, right_rows[start:stop], axis=0, out=same)
-        np.take(left, left_rows[start:stop], axis=0, out=other)
+        # mode "clip" (the rows are in range: it changes nothing) because with the default "raise" numpy
+        # gathers into a temporary of its own and copies it to `out`
+        np.take(right, right_rows[start:stop], axis=0, out=same, mode="clip")
+        np.take(left, left_rows[start:stop], axis=0, out=other, mode="clip")
         np.equal(same, other, out=same.view(np.bool_))
         # summed as bytes into bytes: 3x faster than count_nonzero along an axis (which converts to intp), and
         # faster than a uint16 sum, which casts
