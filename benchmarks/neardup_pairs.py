@@ -16,7 +16,11 @@ leaves the search:
 (3) prints the raw LSH pairs of the batch, ns per pair of both, and floor / trainkit (1.0 = the search costs no
     more than reading its rows).
 
-    python benchmarks/neardup_pairs.py [--stored 99000] [--rounds 7]
+With --baseline-rev REV it also measures that git revision's neardup plugin (checked out into a temporary
+worktree) on the same records, each side in its own process, the processes alternating, and prints baseline /
+this checkout for the search.
+
+    python benchmarks/neardup_pairs.py [--stored 99000] [--rounds 7] [--baseline-rev REV] [--processes 3]
 
 Needs only the checkout (plugins on the path) and numpy; nothing is stored.
 """
@@ -24,18 +28,25 @@ Needs only the checkout (plugins on the path) and numpy; nothing is stored.
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import orjson
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "plugins")]
+#: The checkout whose neardup plugin is measured (`--code`): set before the plugin is imported.
+CODE = Path(os.environ.get("TRAINKIT_PAIRS_CODE", ROOT))
+sys.path[:0] = [str(CODE), str(CODE / "plugins")]
 
+from cli_startup import worktree  # noqa: E402
 from dspy_trainkit_neardup import index as nd  # noqa: E402
 from ingest import write_jsonl  # noqa: E402
 
@@ -59,55 +70,90 @@ def sketches_of(path: Path, num_perm: int, bands: int) -> list[nd.Sketch]:
     return made + nd.sketch(examples, num_perm, bands)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--stored", type=int, default=99_000, help="indexed records (default 99000)")
-    parser.add_argument("--rounds", type=int, default=7, help="alternating rounds (default 7; the median is shown)")
-    args = parser.parse_args()
+def measure(stored_count: int, rounds: int) -> dict[str, Any]:
+    """Index `stored_count` records, then time the search for the next batch: medians of `rounds` rounds."""
     num_perm, bands = nd.lsh_shape(0.85)
     with tempfile.TemporaryDirectory(prefix="trainkit-pairs-") as tmp:
         source = Path(tmp) / "records.jsonl"
-        write_jsonl(source, args.stored + BATCH)
-        started = time.perf_counter()
+        write_jsonl(source, stored_count + BATCH)
         sketches = sketches_of(source, num_perm, bands)
     index = nd.TaskIndex("problems", num_perm, bands)
-    for first in range(0, args.stored, BATCH):
-        index.add(sketches[first:min(first + BATCH, args.stored)])
-    print(f"indexed {len(index):,} records in {time.perf_counter() - started:.1f} s "
-          f"({num_perm} slots, {bands} bands)")
-    batch = sketches[args.stored:args.stored + BATCH]
+    for first in range(0, stored_count, BATCH):
+        index.add(sketches[first:min(first + BATCH, stored_count)])
+    batch = sketches[stored_count:stored_count + BATCH]
     start = nd.confirm_from(nd.half_found(num_perm, bands), num_perm)
     chunks = [batch[first:first + CHUNK] for first in range(0, len(batch), CHUNK)]
     raw = [index.lsh.query_entries(np.stack([sk.bands for sk in chunk])) for chunk in chunks]
-    pairs = sum(len(owner) for owner, _ in raw)
     stored = np.frombuffer(index.signatures, dtype=np.uint8).reshape(-1, num_perm)
 
     def search() -> int:
         return sum(len(index.candidates(chunk, [start] * len(chunk), other_content=True)[0]) for chunk in chunks)
 
-    def floor() -> int:
-        return sum(len(np.take(stored, keys, axis=0)) for _, keys in raw)
-
     def lookup() -> int:
         return sum(len(index.lsh.query_entries(np.stack([sk.bands for sk in chunk]))[0]) for chunk in chunks)
 
-    times: dict[str, list[float]] = {"trainkit": [], "floor": [], "lookup": []}
+    def floor() -> int:
+        return sum(len(np.take(stored, keys, axis=0)) for _, keys in raw)
+
+    times: dict[str, list[float]] = {"search": [], "lookup": [], "floor": []}
     found = 0
-    for _ in range(args.rounds):
-        for name, work in (("trainkit", search), ("floor", floor), ("lookup", lookup)):
+    for _ in range(rounds):
+        for name, work in (("search", search), ("floor", floor), ("lookup", lookup)):
             began = time.perf_counter()
             result = work()
             times[name].append(time.perf_counter() - began)
-            if name == "trainkit":
+            if name == "search":
                 found = result
-    ours, least = statistics.median(times["trainkit"]), statistics.median(times["floor"])
-    print(f"batch of {BATCH:,} against {len(index):,} stored: {pairs:,} raw LSH pairs "
-          f"({pairs / BATCH:.0f} a record), {found:,} at or above the estimate cut {start:.3f}")
-    print(f"trainkit candidate search: {ours * 1e3:7.1f} ms  ({ours * 1e9 / pairs:.0f} ns a pair, "
-          f"median of {args.rounds})")
-    print(f"  of which the LSH lookup: {statistics.median(times['lookup']) * 1e3:7.1f} ms")
-    print(f"floor, reading the rows:   {least * 1e3:7.1f} ms  ({least * 1e9 / pairs:.0f} ns a pair)")
-    print(f"ratio floor/trainkit: {least / ours:.2f}")
+    return {"stored": len(index), "pairs": sum(len(owner) for owner, _ in raw), "found": found, "cut": start,
+            "shape": [num_perm, bands], **{name: statistics.median(values) for name, values in times.items()}}
+
+
+def report(label: str, got: dict[str, Any]) -> None:
+    pairs = got["pairs"]
+    print(f"{label}: candidate search {got['search'] * 1e3:6.1f} ms ({got['search'] * 1e9 / pairs:.0f} ns a pair; "
+          f"LSH lookup {got['lookup'] * 1e3:.1f} ms), floor {got['floor'] * 1e3:.1f} ms "
+          f"({got['floor'] * 1e9 / pairs:.0f} ns a pair): floor/search {got['floor'] / got['search']:.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--stored", type=int, default=99_000, help="indexed records (default 99000)")
+    parser.add_argument("--rounds", type=int, default=7, help="rounds a measurement (default 7; the median is shown)")
+    parser.add_argument("--baseline-rev", help="also measure this git revision's neardup plugin (e.g. main), "
+                                               "in alternating processes")
+    parser.add_argument("--processes", type=int, default=3,
+                        help="with --baseline-rev: alternating processes a side (default 3)")
+    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # one side's figures, for the parent
+    args = parser.parse_args()
+    if args.json:
+        print(json.dumps(measure(args.stored, args.rounds)))
+        return
+    if not args.baseline_rev:
+        got = measure(args.stored, args.rounds)
+        print(f"batch of {BATCH:,} against {got['stored']:,} stored ({got['shape'][0]} slots, {got['shape'][1]} "
+              f"bands): {got['pairs']:,} raw LSH pairs ({got['pairs'] / BATCH:.0f} a record), {got['found']:,} at "
+              f"or above the estimate cut {got['cut']:.3f}")
+        report("this checkout", got)
+        return
+    with worktree(args.baseline_rev) as checkout:
+        sides = {"this checkout": ROOT, f"baseline {args.baseline_rev}": checkout}
+        results: dict[str, list[dict[str, Any]]] = {label: [] for label in sides}
+        for _ in range(args.processes):
+            for label, code in sides.items():
+                out = subprocess.run([sys.executable, __file__, "--json", "--stored", str(args.stored), "--rounds",
+                                      str(args.rounds)], check=True, capture_output=True, text=True,
+                                     env={**os.environ, "TRAINKIT_PAIRS_CODE": str(code)}).stdout
+                results[label].append(json.loads(out))
+    first = results["this checkout"][0]
+    print(f"batch of {BATCH:,} against {first['stored']:,} stored: {first['pairs']:,} raw LSH pairs "
+          f"({first['pairs'] / BATCH:.0f} a record), {first['found']:,} at or above the estimate cut; "
+          f"medians over {args.processes} alternating processes a side")
+    medians = {label: {key: statistics.median(r[key] for r in runs) for key in ("search", "lookup", "floor")}
+               | {"pairs": runs[0]["pairs"]} for label, runs in results.items()}
+    for label, got in medians.items():
+        report(label, got)
+    this, before = medians["this checkout"], medians[f"baseline {args.baseline_rev}"]
+    print(f"ratio baseline/this checkout (candidate search): {before['search'] / this['search']:.2f}")
 
 
 if __name__ == "__main__":
