@@ -168,10 +168,10 @@ def estimates(left: Any, right: Any, left_rows: Any, right_rows: Any) -> Any:
     """`similarity` of the pairs (`left[left_rows[i]]`, `right[right_rows[i]]`) of rows of two `(n, num_perm)`
     uint8 signature arrays, as a float64 array: the same values, in numpy, PAIR_CHUNK pairs at a time.
 
-    The rows are gathered with `np.take` into buffers this thread keeps (`_scratch`) and compared in place: a
-    fresh temporary per chunk (megabytes, so the allocator maps new pages for it) cost a page fault per 4 KB
-    touched, which made the estimate ~5x slower than the work itself (562 against 86 ns a pair measured on a
-    chunk of 19,000 pairs; `np.take` also gathers rows 3x faster than fancy indexing)."""
+    The rows are gathered with `np.take` (3x faster than fancy indexing for rows) into buffers this thread keeps
+    (`_scratch`) and compared in place: fresh temporaries per chunk (megabytes, so the allocator maps new pages,
+    a fault per 4 KB touched) made the estimate about twice as slow (125 against 68 ms a 1,000-record batch at
+    99,000 stored, line-profiled; see benchmarks/neardup_pairs.py)."""
     import numpy as np
 
     num_perm = left.shape[1]
@@ -209,15 +209,8 @@ def _scratch(num_perm: int) -> tuple[Any, Any]:
 def word_set(found: Iterable[str]) -> frozenset[int]:
     """The 64-bit hashes (blake2b, the same in every process) of a text's words: their Jaccard similarity is the
     words' own (a collision of two of a pair's words is a 2**-64 event), in 8 bytes a word that can be saved and
-    read back instead of the example."""
-    cache = _WORD_HASHES
-    hashes = list(map(cache.get, found))  # one C-level lookup a word: most words were seen before
-    if None in hashes:
-        if len(cache) >= WORD_CACHE:
-            cache.clear()
-        hashes = [cache.setdefault(word, _word_hash(word)) if value is None else value
-                  for word, value in zip(found, hashes, strict=True)]
-    return frozenset(hashes)
+    read back instead of the example. `word_sets_of` makes many at once."""
+    return word_sets_of([list(found)])[0]
 
 
 def word_sets_of(word_lists: Sequence[Sequence[str]]) -> list[frozenset[int]]:
