@@ -295,6 +295,24 @@ def test_yaml_alias_bomb_is_refused_quickly_without_blowing_memory(project):
     assert stored(project) == {}
 
 
+def test_yaml_record_with_a_key_written_twice_is_rejected_alone_naming_the_key_and_lines(project):
+    """YAML keeps the last of two equal keys without a word: a hand-edited answer could silently replace another.
+    The record is rejected with the key and both lines (nested mappings too); the other records are stored."""
+    write_lines(project / "dup.yaml",
+                "- question: a", "  answer: '1'", "  answer: '2'",
+                "- question: b", "  answer: '3'", "  metadata: {source: quiz, source: book}",
+                "- question: c", "  answer: '4'")
+    result = run("import", "dup.yaml")
+    assert result.exit_code == EXIT_SOME_REJECTED
+    assert result.stderr.splitlines() == [
+        "dup.yaml:line 1: key 'answer' appears twice (lines 2 and 3): YAML would keep only the last value; "
+        "remove one",
+        "dup.yaml:line 4: key 'source' appears twice (both on line 6): YAML would keep only the last value; "
+        "remove one"]
+    assert result.stdout.strip() == "read 3, imported 1, duplicates 0, rejected 2"
+    assert stored(project) == {"c": {"answer": "4"}}
+
+
 def test_yaml_with_ordinary_anchors_is_imported(project):
     write_lines(project / "anchors.yaml",
                 "- question: a", "  answer: '1'", "  metadata: &meta {author: bob, book: algebra}",

@@ -7,7 +7,9 @@ MAX_NODES nodes, or to more than MAX_GROWTH times its own size (at least MIN_BUD
 Counting nodes alone let a short file alias a long string a million times (a "billion laughs" alias bomb: a
 1.3 KB file made a 59 MB answer). Ordinary anchors, such as shared metadata, stay far below the bound.
 A syntax error is one error with its line; nothing from that file is imported. Positions name the line where
-each record starts.
+each record starts. A record with a key written twice in one mapping (YAML would keep the last value without a
+word, so a hand-edited answer could silently replace another) is rejected on its own, naming the key and both
+lines.
 """
 
 from __future__ import annotations
@@ -67,6 +69,33 @@ def _check_expansion(node: Any, text_length: int) -> None:
                           "instead of aliasing them")
 
 
+def repeated_key(node: Any) -> str | None:
+    """What is wrong when a mapping within `node` (a record) has a key twice: "key 'answer' appears twice (lines
+    3 and 5)"; None when no key repeats. Keys are compared as written (scalars by their text); an alias is
+    walked once."""
+    seen: set[int] = set()
+    pending = [node]
+    while pending:
+        current = pending.pop()
+        if id(current) in seen or not isinstance(current.value, list):
+            continue
+        seen.add(id(current))
+        if current.tag.endswith(":map"):
+            first_line: dict[str, int] = {}
+            for key, value in current.value:
+                if isinstance(key.value, str):
+                    line = key.start_mark.line + 1
+                    if key.value in first_line:
+                        where = (f"both on line {line}" if first_line[key.value] == line
+                                 else f"lines {first_line[key.value]} and {line}")
+                        return f"key {key.value!r} appears twice ({where})"
+                    first_line[key.value] = line
+                pending.extend((key, value))
+        else:
+            pending.extend(current.value)
+    return None
+
+
 def _loader_class(yaml: Any) -> Any:
     """The safe loader with YAML 1.2 booleans: only true/false. YAML 1.1 also reads yes/no/on/off/y/n as
     booleans, which turns an answer "no" into False and changes the example."""
@@ -105,6 +134,10 @@ def read_yaml(path: Path, options: ReadOptions) -> Iterator[tuple[str, Any]]:
         _check_expansion(node, len(text))
         for item in _record_nodes(node, path):
             position = f"line {item.start_mark.line + 1}"
+            repeated = repeated_key(item)
+            if repeated is not None:
+                yield position, RecordError(f"{repeated}: YAML would keep only the last value; remove one")
+                continue
             try:
                 record = loader.construct_document(item)
             except yaml.YAMLError as exc:  # e.g. a tag safe loading refuses: this record only
