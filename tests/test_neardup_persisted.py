@@ -335,6 +335,39 @@ def test_candidate_threads_give_the_serial_answer_and_leave_signals_to_the_main_
         assert blocked & (1 << (number - 1))
 
 
+def test_word_sets_are_made_right_while_another_thread_empties_the_word_cache(monkeypatch):
+    """Threads share the cache of word hashes, and a thread that fills it empties it: a batch's word sets must not
+    read words back from the shared cache after filling it (a stranger's two importing threads got KeyError)."""
+    import sys
+    import threading
+
+    from dspy_trainkit_neardup import index as nd
+
+    monkeypatch.setattr(nd, "WORD_CACHE", 64)  # every batch empties it
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as the interpreter can
+    failures: list[BaseException] = []
+
+    def hash_batches(thread: int) -> None:
+        try:
+            for batch in range(60):
+                lists = [[f"w{thread}_{batch}_{i}_{j}" for j in range(20)] for i in range(50)]
+                made = nd.word_sets_of(lists)
+                assert made == [frozenset(nd._word_hash(w) for w in found) for found in lists]
+        except BaseException as exc:  # noqa: BLE001 - reported below, with its thread's answer
+            failures.append(exc)
+
+    try:
+        threads = [threading.Thread(target=hash_batches, args=(n,)) for n in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert failures == []
+
+
 def test_kept_word_similarities_in_bulk_equal_the_pairwise_ones(monkeypatch):
     """`TaskIndex.jaccard_kept` gives, for every pair, exactly what `jaccard` gives on the two word sets, and NaN
     for an example whose words are not kept (the budget spent part way)."""

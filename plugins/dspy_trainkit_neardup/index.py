@@ -214,17 +214,23 @@ def word_set(found: Iterable[str]) -> frozenset[int]:
 
 
 def word_sets_of(word_lists: Sequence[Sequence[str]]) -> list[frozenset[int]]:
-    """`word_set` of each word list, hashing each distinct word of them once: the words missing from the cache
-    are found over the batch's distinct words (a templated batch repeats a few hundred words, and each text adds
-    a few of its own, such as numbers), so that each text then costs one C-level lookup a word."""
+    """`word_set` of each word list, hashing each distinct word of them once: the batch's distinct words are
+    looked up in the process's cache (a templated batch repeats a few hundred words, and each text adds a few of
+    its own, such as numbers) into a dict of the batch's own, so that each text then costs one C-level lookup a
+    word. The texts read that dict, never the shared cache, which another thread may empty meanwhile."""
     cache = _WORD_HASHES
-    distinct = set().union(*word_lists)
-    if len(cache) + len(distinct) > WORD_CACHE:
-        cache.clear()
-    for word in distinct:
-        if word not in cache:
-            cache[word] = _word_hash(word)
-    get = cache.__getitem__
+    batch: dict[str, int] = {}
+    new: dict[str, int] = {}
+    for word in set().union(*word_lists):
+        value = cache.get(word)
+        if value is None:
+            value = new[word] = _word_hash(word)
+        batch[word] = value
+    if new:
+        if len(cache) + len(new) > WORD_CACHE:
+            cache.clear()
+        cache.update(new)
+    get = batch.__getitem__
     return [frozenset(map(get, found)) for found in word_lists]
 
 
