@@ -80,7 +80,7 @@ def repeated_key(node: Any) -> str | None:
         if id(current) in seen or not isinstance(current.value, list):
             continue
         seen.add(id(current))
-        if current.tag.endswith(":map"):
+        if current.value and isinstance(current.value[0], tuple):  # a mapping node, whatever its tag (!!set too)
             first_line: dict[str, int] = {}
             for key, value in current.value:
                 if isinstance(key.value, str):
