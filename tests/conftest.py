@@ -8,6 +8,7 @@ they fail (CI sets it), and when it is not set they are skipped with the reason.
 from __future__ import annotations
 
 import os
+import signal
 import uuid
 from collections.abc import Iterator
 
@@ -16,6 +17,12 @@ import pytest
 import dspy_trainkit as tk
 
 POSTGRES_ENV = "TRAINKIT_TEST_POSTGRES_URL"
+
+# A suite started as a background job of a non-interactive shell (`pytest &` in a script) inherits SIGINT
+# ignored, and so would every command it starts: the tests that press Ctrl-C on a command would see it run to
+# the end and exit 0. A handler of our own becomes the default again in each child (exec resets it).
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)
