@@ -75,6 +75,7 @@ _LAZY = {
     "import_module": "import_paths", "import_object": "import_paths",
     "mark_event": "optimization.triggers",
     "block_in_this_thread": "thread_signals",
+    "slot_setter": "models",
     "available_cores": "intake_parallel",
 }
 

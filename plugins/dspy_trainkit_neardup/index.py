@@ -246,15 +246,6 @@ def pack_words(hashes: Collection[int]) -> bytes:
     return packed.tobytes()
 
 
-def unpack_words(data: bytes) -> frozenset[int]:
-    """What `pack_words` made."""
-    unpacked = array("Q")
-    unpacked.frombytes(data)
-    if sys.byteorder == "big":
-        unpacked.byteswap()
-    return frozenset(unpacked)
-
-
 def bulk_jaccard(sketches: Sequence[Sketch], numbers: Any, stored: Any, lengths: Any) -> Any:
     """`jaccard(sketches[numbers[i]].word_hashes, <the i-th word set>)` for each i, as a float64 array, where the
     word sets are `stored` (uint64 word hashes, each set's distinct, laid end to end) cut by `lengths`: the same

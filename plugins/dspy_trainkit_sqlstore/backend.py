@@ -37,6 +37,7 @@ from dspy_trainkit.pluginkit import (
     Store,
     StoreError,
     redact_url,
+    slot_setter,
     unknown_settings,
 )
 
@@ -137,7 +138,7 @@ def _row_reader(columns: tuple[str, ...]) -> Any:
     lines.append("    return ex")
     namespace = {"new": object.__new__, "Example": _partial_class(absent) if absent else Example,
                  "loads": orjson.loads, "findings": _findings,
-                 **{f"set_{name}": _slot_setter(name) for name in (*_EXAMPLE_FIELDS, "content_hash")}}
+                 **{f"set_{name}": slot_setter(name) for name in (*_EXAMPLE_FIELDS, "content_hash")}}
     exec("\n".join(lines), namespace)  # noqa: S102 - the source is built above from field names only
     return namespace["read"]
 
@@ -190,17 +191,8 @@ def _whole(values: tuple[Any, ...]) -> Example:
     example)."""
     example = object.__new__(Example)
     for name, value in zip(_EXAMPLE_FIELDS, values, strict=True):
-        _slot_setter(name)(example, value)
+        slot_setter(name)(example, value)
     return example
-
-
-def _slot_setter(name: str) -> Any:
-    """`setter(example, value)` for one field: the slot's own setter (Example is a frozen slotted class), which
-    skips the attribute lookup `object.__setattr__` makes on every call; a plain setattr where there is none."""
-    slot = Example.__dict__.get(name)
-    if slot is not None and type(slot).__name__ == "member_descriptor":
-        return slot.__set__
-    return lambda example, value: object.__setattr__(example, name, value)
 
 
 def _findings(text: str) -> tuple[Finding, ...]:
