@@ -13,7 +13,8 @@ ratio of the children's CPU seconds (user + system, start-up included; for Postg
 printed beside it, since wall time on a machine shared with other work follows the load.
 
     python benchmarks/ingest.py [--rows 100000] [--rounds 3] [--baseline-rev main] [--postgres URL]
-                                [--postgres-only] [--skip-plugins neardup] [--read-paths] [--dir DIR]
+                                [--postgres-only] [--skip-plugins neardup] [--also-without neardup]
+                                [--target 0.6] [--read-paths] [--dir DIR]
 
 --baseline-rev REV also runs a git revision of this repository (checked out into a temporary worktree) in the
 same rounds, both sides as `python -S` with the checkout on PYTHONPATH, so "before" and "after" share the
@@ -22,6 +23,8 @@ the default-plugin import into a fresh schema against raw psycopg2 `execute_valu
 transaction, ON CONFLICT DO NOTHING as the store did before it used COPY) and raw `COPY` (1000 rows a
 transaction), with the plugins-off import beside it; --postgres-only leaves the SQLite runs out. --skip-plugins
 disables named plugins on every trainkit run and says so in each label (for isolating one plugin's share).
+--also-without A,B adds, in the same rounds, the default import minus each named plugin, and prints what that
+plugin may cost for the ratio --target (default 0.6): raw / target, less the import without it.
 --read-paths also times `trainkit export --format dspy` and `kit.trainset` of the imported examples.
 """
 
@@ -188,6 +191,10 @@ def main() -> None:
     parser.add_argument("--postgres", metavar="URL", help="also run the PostgreSQL variant against this database")
     parser.add_argument("--skip-plugins", default="", metavar="A,B",
                         help="disable these plugins on every trainkit run (labelled in the output)")
+    parser.add_argument("--also-without", default="", metavar="A,B",
+                        help="also time the default plugins minus each of these plugins, in the same rounds, and "
+                             "print what each may cost for a ratio of --target")
+    parser.add_argument("--target", type=float, default=0.6, help="the ratio --also-without budgets for (0.6)")
     parser.add_argument("--no-plugins-off", action="store_true", help="leave out the plugins-off figures")
     parser.add_argument("--postgres-only", action="store_true",
                         help="with --postgres: leave out the SQLite runs (raw and trainkit)")
@@ -220,11 +227,17 @@ def measure(args: argparse.Namespace, folder: Path, sides: list[Side]) -> None:
     runs: dict[str, tuple] = {}  # label -> (kind, side, env) ; "raw" is the baseline
     for side in sides if not args.postgres_only else ():
         runs[f"default plugins{note} ({side.label})"] = ("sqlite", side, skip)
+        for name in without(args):
+            runs[f"default plugins minus {name} ({side.label})"] = ("sqlite", side, {
+                "TRAINKIT_DISABLE_PLUGINS": ",".join(filter(None, [args.skip_plugins, name]))})
         if not args.no_plugins_off:
             runs[f"plugins off ({side.label})"] = ("sqlite", side, PLUGINS_OFF)
     if args.postgres:
         for side in sides:
             runs[f"PostgreSQL, default plugins{note} ({side.label})"] = ("postgres", side, skip)
+            for name in without(args):
+                runs[f"PostgreSQL, default plugins minus {name} ({side.label})"] = ("postgres", side, {
+                    "TRAINKIT_DISABLE_PLUGINS": ",".join(filter(None, [args.skip_plugins, name]))})
             if not args.no_plugins_off:
                 runs[f"PostgreSQL, plugins off ({side.label})"] = ("postgres", side, PLUGINS_OFF)
     seconds: dict[str, list[float]] = {label: [] for label in runs}
@@ -263,8 +276,35 @@ def measure(args: argparse.Namespace, folder: Path, sides: list[Side]) -> None:
     for base, times in raw.items():
         median = statistics.median(times)
         print(f"raw {base}: median {median:.2f} s ({args.rows / median:,.0f} rec/s)")
+    for base, prefix in (("sqlite3 executemany", ""), ("psycopg2 execute_values", "PostgreSQL, ")):
+        if base in raw and without(args):
+            for side in sides:
+                budgets(args, side, seconds, statistics.median(raw[base]), "wall", prefix)
+                budgets(args, side, cpu, statistics.median(cpu[base]), "CPU", prefix)
     if args.read_paths:
         read_paths(folder, sides[0], args.rows)
+
+
+def without(args: argparse.Namespace) -> list[str]:
+    return [name.strip() for name in args.also_without.split(",") if name.strip()]
+
+
+def budgets(args: argparse.Namespace, side: Side, measured: dict[str, list[float]], raw: float, what: str,
+            prefix: str) -> None:
+    """For each plugin of --also-without: the seconds (wall or CPU: `what`) the import may take for a ratio of
+    --target, what is left of them for that plugin once the rest of the default import is paid, and what the
+    plugin costs now (the default import's median minus the median without it)."""
+    note = f" minus {args.skip_plugins}" if args.skip_plugins else ""
+    full = measured.get(f"{prefix}default plugins{note} ({side.label})")
+    allowed = raw / args.target
+    for name in without(args):
+        rest = statistics.median(measured[f"{prefix}default plugins minus {name} ({side.label})"])
+        left = allowed - rest
+        costs = statistics.median(full) - rest if full else None
+        print(f"{prefix}{side.label}, {what}: for ratio {args.target:g} the import may take {allowed:.2f} s; "
+              f"without {name} it takes {rest:.2f} s, which leaves {name} {left:.2f} s "
+              f"({left / args.rows * 1e6:.0f} us a record)"
+              + (f"; it takes {costs:.2f} s ({costs / args.rows * 1e6:.0f} us a record)" if costs is not None else ""))
 
 
 def time_raw(label: str, folder: Path, source: Path, schema_file: Path, postgres: str | None, side: Side) -> float:

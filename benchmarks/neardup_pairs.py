@@ -14,7 +14,9 @@ leaves the search:
     (c) floor: numpy gathering the stored signature rows of the same raw LSH pairs (the 1,000 x 162 signature
         bytes are in cache; the stored rows are not), which any exact search has to read once;
 (3) prints the raw LSH pairs of the batch, ns per pair of both, and floor / trainkit (1.0 = the search costs no
-    more than reading its rows).
+    more than reading its rows);
+(4) prints what sketching the batch costs a record, whole and in parts (words, rensa's MinHash, word hashes):
+    the part of neardup's cost that every record pays whatever the store holds.
 
 With --baseline-rev REV it also measures that git revision's neardup plugin (checked out into a temporary
 worktree) on the same records, each side in its own process, the processes alternating, and prints baseline /
@@ -56,7 +58,8 @@ BATCH = 1_000
 CHUNK = 32  # check.STORED_CHUNK: intake asks for a batch's stored candidates 32 sketches at a time
 
 
-def sketches_of(path: Path, num_perm: int, bands: int) -> list[nd.Sketch]:
+def sketches_of(path: Path, num_perm: int, bands: int) -> tuple[list[nd.Sketch], list[Example]]:
+    """The sketches of every record of `path`, and the examples of its last batch (timed again as the floor)."""
     made: list[nd.Sketch] = []
     examples: list[Example] = []
     with path.open("rb") as f:
@@ -66,8 +69,30 @@ def sketches_of(path: Path, num_perm: int, bands: int) -> list[nd.Sketch]:
                                     outputs={"problem": r["problem"], "answer": r["answer"]}))
             if len(examples) == BATCH:
                 made += nd.sketch(examples, num_perm, bands)
-                examples = []
-    return made + nd.sketch(examples, num_perm, bands)
+                last, examples = examples, []
+    if examples:
+        made += nd.sketch(examples, num_perm, bands)
+        last = examples
+    return made, last
+
+
+def sketch_parts(examples: list[Example], num_perm: int, bands: int) -> dict[str, Any]:
+    """What sketching one batch costs, whole and in its parts: cutting the texts into words, rensa's MinHash
+    digests, the words' 64-bit hashes. Any near-duplicate check of this design pays it for every record, whatever
+    the store holds: it is the floor of neardup's cost per record."""
+    word_lists = [nd.words(ex.inputs, ex.outputs) for ex in examples]
+    parts = {"sketch": lambda: nd.sketch(examples, num_perm, bands),
+             "words": lambda: [nd.words(ex.inputs, ex.outputs) for ex in examples],
+             "minhash": lambda: nd.digests(word_lists, num_perm)}
+    if hasattr(nd, "word_sets_of"):
+        parts["word hashes"] = lambda: nd.word_sets_of(word_lists)
+    found: dict[str, list[float]] = {name: [] for name in parts}
+    for _ in range(5):
+        for name, work in parts.items():
+            began = time.perf_counter()
+            work()
+            found[name].append((time.perf_counter() - began) / len(examples))
+    return {name: min(values) for name, values in found.items()}
 
 
 def measure(stored_count: int, rounds: int) -> dict[str, Any]:
@@ -76,7 +101,8 @@ def measure(stored_count: int, rounds: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="trainkit-pairs-") as tmp:
         source = Path(tmp) / "records.jsonl"
         write_jsonl(source, stored_count + BATCH)
-        sketches = sketches_of(source, num_perm, bands)
+        sketches, last = sketches_of(source, num_perm, bands)
+    per_record = sketch_parts(last, num_perm, bands)
     index = nd.TaskIndex("problems", num_perm, bands)
     for first in range(0, stored_count, BATCH):
         index.add(sketches[first:min(first + BATCH, stored_count)])
@@ -105,7 +131,8 @@ def measure(stored_count: int, rounds: int) -> dict[str, Any]:
             if name == "search":
                 found = result
     return {"stored": len(index), "pairs": sum(len(owner) for owner, _ in raw), "found": found, "cut": start,
-            "shape": [num_perm, bands], **{name: statistics.median(values) for name, values in times.items()}}
+            "shape": [num_perm, bands], "per_record": per_record,
+            **{name: statistics.median(values) for name, values in times.items()}}
 
 
 def report(label: str, got: dict[str, Any]) -> None:
@@ -113,6 +140,9 @@ def report(label: str, got: dict[str, Any]) -> None:
     print(f"{label}: candidate search {got['search'] * 1e3:6.1f} ms ({got['search'] * 1e9 / pairs:.0f} ns a pair; "
           f"LSH lookup {got['lookup'] * 1e3:.1f} ms), floor {got['floor'] * 1e3:.1f} ms "
           f"({got['floor'] * 1e9 / pairs:.0f} ns a pair): floor/search {got['floor'] / got['search']:.2f}")
+    parts = got["per_record"]
+    print(f"{label}: sketching the batch {parts['sketch'] * 1e6:.1f} us a record (" + ", ".join(
+        f"{name} {parts[name] * 1e6:.1f}" for name in parts if name != "sketch") + "; fastest of 5)")
 
 
 def main() -> None:
@@ -149,7 +179,9 @@ def main() -> None:
           f"({first['pairs'] / BATCH:.0f} a record), {first['found']:,} at or above the estimate cut; "
           f"medians over {args.processes} alternating processes a side")
     medians = {label: {key: statistics.median(r[key] for r in runs) for key in ("search", "lookup", "floor")}
-               | {"pairs": runs[0]["pairs"]} for label, runs in results.items()}
+               | {"pairs": runs[0]["pairs"], "per_record": {name: min(r["per_record"][name] for r in runs)
+                                                            for name in runs[0]["per_record"]}}
+               for label, runs in results.items()}
     for label, got in medians.items():
         report(label, got)
     this, before = medians["this checkout"], medians[f"baseline {args.baseline_rev}"]

@@ -108,6 +108,27 @@ def test_integers_wider_than_64_bits_are_rejected_not_rounded(project, fmt):
     assert kept["u64"].outputs["answer"] == 2**64 - 1 and type(kept["u64"].outputs["answer"]) is int
 
 
+@pytest.mark.parametrize("fmt", ["jsonl", "yaml"])
+def test_records_with_integers_wider_than_64_bits_are_written_whole_to_the_rejects_file(project, fmt):
+    """orjson writes no integer wider than 64 bits: the rejects file used to crash the import (a traceback, and
+    the batch's good records not stored)."""
+    records = [{"question": "good 1", "answer": "a"}, {"question": "wide", "answer": WIDE},
+               {"question": "nested", "answer": "x", "meta": {"ids": [-WIDE]}}, {"question": "good 2", "answer": "b"}]
+    path = project / f"wide.{fmt}"
+    if fmt == "jsonl":
+        path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    else:
+        path.write_text("".join(f"- {json.dumps(r)}\n" for r in records))
+    result, summary = import_json(path.name, "--rejects", "bad.jsonl")
+    assert result.exit_code == EXIT_SOME_REJECTED, result.output
+    assert summary["imported"] == 2 and summary["rejected"] == 2, summary
+    assert set(stored(project)) == {"good 1", "good 2"}
+    lines = [json.loads(line) for line in (project / "bad.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [line["outputs"]["answer"] for line in lines] == [WIDE, "x"]
+    assert lines[1]["metadata"]["meta"]["ids"] == [-WIDE]
+    assert "wider than 64 bits" in lines[0]["_trainkit_reject"]["reasons"][0]
+
+
 def test_nan_and_infinity_are_rejected_not_stored_as_null(project):
     (project / "nan.yaml").write_text("- {question: a, answer: .nan}\n- {question: b, answer: -.inf}\n"
                                       "- {question: c, answer: '.nan'}\n")

@@ -51,7 +51,7 @@ class RejectsFile:
         else:
             line = {"_trainkit_reject": info, "_trainkit_raw": record}
         try:
-            self.stream.write(orjson.dumps(line, default=str) + b"\n")
+            self.stream.write(_json_line(line))
         except OSError as exc:  # a full disk, or /dev/full
             from ..files.writing import OutputError
 
@@ -61,6 +61,17 @@ class RejectsFile:
         if self.output is not None:
             self.output.commit()
             self.output = None
+
+
+def _json_line(line: dict[str, Any]) -> bytes:
+    """One rejects-file line. orjson writes no integer wider than 64 bits, which a JSON or YAML record may hold
+    (the readers keep it whole): such a line is written by the standard library instead, digits intact."""
+    try:
+        return orjson.dumps(line, default=str) + b"\n"
+    except TypeError:
+        import json
+
+        return json.dumps(line, default=str, ensure_ascii=False).encode("utf-8", "surrogatepass") + b"\n"
 
 
 @click.command("import")
