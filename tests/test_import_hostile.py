@@ -393,3 +393,31 @@ def test_a_csv_with_bare_carriage_returns_is_one_clear_problem(project):
     (message,) = problems(summary).values()
     assert message.startswith("the header row cannot be read (") and message.endswith(
         "its lines may end in a bare carriage return (old Mac style): convert them to \\n")
+
+
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_a_record_naming_an_undeclared_task_is_rejected_alone(project, workers):
+    """A stray record whose `task` field names a task without a signature used to stop the whole import (the
+    serial one kept the batches before it, the parallel one, reading ahead, nothing)."""
+    lines = [json.dumps({"question": f"q{i}", "answer": f"a{i}"}) for i in range(2500)]
+    lines.insert(2500 - 500, json.dumps({"task": "nosuchtask", "question": "q", "answer": "a"}))
+    (project / "stray.jsonl").write_text("\n".join(lines) + "\n")
+    result, summary = import_json("stray.jsonl", "--workers", workers, "--rejects", "bad.jsonl")
+    assert result.exit_code == EXIT_SOME_REJECTED, result.output
+    assert summary["imported"] == 2500 and summary["rejected"] == 1, summary
+    assert problems(summary) == {"stray.jsonl:line 2001": (
+        "task 'nosuchtask' (the record's own) declares no fields, so its inputs cannot be told from its outputs: "
+        "declare its signature in trainkit.toml, or correct the record's task")}
+    assert len(stored(project)) == 2500
+    rejected = [json.loads(line) for line in (project / "bad.jsonl").read_text().splitlines()]
+    assert [r["task"] for r in rejected] == ["nosuchtask"]
+
+
+def test_a_file_whose_records_mostly_name_an_undeclared_task_stops_before_storing_it(project):
+    lines = [json.dumps({"task": "nosuchtask", "question": f"q{i}", "answer": "a"}) for i in range(60)]
+    (project / "other.jsonl").write_text("\n".join(lines) + "\n")
+    result = run("import", "other.jsonl")
+    assert result.exit_code == 1, result.output
+    assert "most records have none of the task's fields (50 of 50 read)" in result.output
+    assert "task 'nosuchtask' (the record's own) declares no fields" in result.output
+    assert stored(project) == {}

@@ -45,6 +45,12 @@ class FieldsUnknown(TrainkitError):
     repeat, so it stops the import instead of rejecting each record."""
 
 
+class TaskFieldsUnknown(FieldsMissing):
+    """A flat record whose own `task` field names a task other than the import's, and nothing says which of its
+    fields are inputs (the task declares no signature). One stray record is rejected alone; a file whose records
+    mostly are like it stops as a file that does not fit its task does (see files.importing)."""
+
+
 def get_path(record: Mapping[str, Any], path: str) -> Any:
     """The value at a dotted path (`a.b.0`), or _MISSING."""
     value: Any = record
@@ -165,6 +171,10 @@ class FieldMap:
         # a `metadata` mapping is the record's own metadata (as an export writes it), not a field to nest
         preset_metadata = dict(fields.pop("metadata")) if isinstance(fields.get("metadata"), dict) else {}
         if inputs_spec is None and outputs_spec is None and not preset_inputs:
+            if fields.get("task") and fields["task"] != self.task:
+                raise TaskFieldsUnknown(
+                    f"task {task!r} (the record's own) declares no fields, so its inputs cannot be told from its "
+                    "outputs: declare its signature in trainkit.toml, or correct the record's task")
             raise FieldsUnknown(f"cannot tell input fields from outputs for task {task!r}: give --input-fields "
                                 "and/or --output-fields, or declare the task's signature in trainkit.toml")
         self._check_some_named(fields, preset_inputs, preset_outputs, task, inputs_spec, outputs_spec, declared)
