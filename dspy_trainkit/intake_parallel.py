@@ -11,8 +11,9 @@ only thing that crosses over, and the serial path makes the same values in-proce
 
 A worker has a kit of its own (same settings, plugins from the same entry points, no store) and never writes.
 At most `2 * workers` batches are in flight, so memory stays that of a few batches. Ctrl-C or SIGTERM stops
-taking batches: the batches already written stay committed, the workers are shut down (they ignore Ctrl-C and
-leave if this process dies), and a re-run finds the stored part by content hash. A worker that crashes or
+taking batches: the batches already written stay committed, the workers are ended, not waited for (they ignore
+Ctrl-C, hold nothing unwritten, and leave by themselves if this process dies), and a re-run finds the stored part
+by content hash. A worker that crashes or
 raises is one error naming the batch and its first and last record; the batches before it stay stored.
 """
 
@@ -88,10 +89,41 @@ def run_parallel(batch_run: _BatchRun, iterator: Iterator[Positioned], size: int
                     _write(batch_run, *window.popleft(), progress)
             while window:
                 _write(batch_run, *window.popleft(), progress)
-    finally:
+    except BaseException:
+        _end_workers(pool, window)
+        raise
+    pool.shutdown(wait=True)
+
+
+#: Seconds a worker told to end (SIGTERM) is given before it is killed.
+END_GRACE = 1.0
+
+
+def _end_workers(pool: Any, window: collections.deque[tuple[int, list[Positioned], Future[Any]]]) -> None:
+    """End the workers of an import that stops (Ctrl-C, SIGTERM, an error) instead of waiting for them: a worker
+    may be deep in a large batch, or stopped (SIGSTOP), and a second Ctrl-C that landed in such a wait left the
+    process joining a worker forever (a stranger's finding). Workers write nothing, so ending them loses nothing;
+    Ctrl-C is ignored meanwhile (a few milliseconds), so a second one cannot cut the clean-up short."""
+    import time
+
+    held = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if held else None
+    try:
         for _number, _batch, future in window:
             future.cancel()
-        pool.shutdown(wait=True, cancel_futures=True)
+        processes = list((getattr(pool, "_processes", None) or {}).values())  # the executor's own (no public API)
+        for process in processes:
+            process.terminate()
+        pool.shutdown(wait=False, cancel_futures=True)
+        deadline = time.monotonic() + END_GRACE
+        for process in processes:
+            process.join(max(0.0, deadline - time.monotonic()))
+            if process.is_alive():
+                process.kill()  # a stopped worker ignores SIGTERM until continued; SIGKILL ends it
+                process.join()
+    finally:
+        if held:
+            signal.signal(signal.SIGINT, previous)
 
 
 def _submit(pool: Any, records: list[Any], defaults: Mapping[str, Any]) -> Future[Any]:

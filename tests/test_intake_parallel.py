@@ -10,6 +10,7 @@ content hash of the example they name) and the times.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import uuid
@@ -272,11 +273,14 @@ def _processes_with(marker: str) -> list[int]:
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="reads /proc (Linux)")
 @pytest.mark.parametrize(("signum", "status", "workers"), [("SIGINT", 130, "2"), ("SIGTERM", 130, "2"),
-                                                            ("SIGTERM", 130, "0")])
+                                                            ("SIGTERM", 130, "0"), ("SIGINT twice", 130, "2"),
+                                                            ("SIGINT, a worker stopped", 130, "2")])
 def test_a_signal_keeps_the_committed_batches_and_leaves_no_worker(tmp_path: Path, signum: str, status: int,
                                                                     workers: str) -> None:
     """Ctrl-C or SIGTERM mid-import, with workers or serial: exit 130 saying what is kept, whole batches
-    committed, the rejects file written (not left as a temporary file), no worker left; a re-run finishes."""
+    committed, the rejects file written (not left as a temporary file), no worker left; a re-run finishes.
+    Ctrl-C pressed twice in quick succession, or with a worker stopped (SIGSTOP), used to leave the import
+    waiting for a worker forever."""
     import os
     import signal
     import sqlite3
@@ -304,15 +308,28 @@ def test_a_signal_keeps_the_committed_batches_and_leaves_no_worker(tmp_path: Pat
         finally:
             connection.close()
 
-    process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               start_new_session=True)  # its own process group, as a terminal's Ctrl-C reaches
+    stopped: list[int] = []
     try:
         while process.poll() is None and stored() < 3 * batch:
             time.sleep(0.01)
-        process.send_signal(getattr(signal, signum))
+        if "stopped" in signum:
+            stopped = [pid for pid in _processes_with(marker) if pid != process.pid  # a worker, not the
+                       and b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()][:1]  # resource tracker
+            assert stopped, "no worker process found"
+            os.kill(stopped[0], signal.SIGSTOP)
+        os.killpg(process.pid, getattr(signal, signum.split()[0].rstrip(",")))
+        if "twice" in signum:
+            time.sleep(0.05)
+            os.killpg(process.pid, signal.SIGINT)
         _, err = process.communicate(timeout=120)
     finally:
         if process.poll() is None:
             process.kill()
+        for pid in stopped:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
     assert process.returncode == status, err.decode()
     assert "interrupted" in err.decode()
     assert "not json" in (tmp_path / "rejects.jsonl").read_text()
