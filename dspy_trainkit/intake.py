@@ -209,9 +209,9 @@ class _BatchRun:
                     _count(self.skipped_by, key, column, n)
 
     def _judge(self, examples: list[Example], counts: KeyCounts) -> list[Example]:
-        """Validate, drop duplicates (counted per task and source), score and decide each example's status."""
-        prepared = assessment.prepare(self.kit, examples, self.prepared)  # a worker may have made them
-        findings = assessment.validate(self.kit, examples, prepared)
+        """Drop duplicates (counted per task and source), then validate, score and decide the status of the rest.
+        Duplicates go first so that no validator compares an example with a copy of the batch that is never
+        stored (a near-duplicate finding named one), and a re-run's stored batches cost no judging."""
         kept, duplicates = self._dedup(examples)
         self.report.duplicates += duplicates
         dropped = Counter((ex.task, ex.source) for ex in examples) - Counter((ex.task, ex.source) for ex in kept)
@@ -219,6 +219,8 @@ class _BatchRun:
             _count(counts, key, _DUPLICATES, n)
         if not kept:
             return []
+        prepared = assessment.prepare(self.kit, kept, self.prepared)  # a worker may have made them
+        findings = assessment.validate(self.kit, kept, prepared)
         scored = assessment.score(self.kit, kept, findings, prepared)
         rules = assessment.BatchRules(self.kit)
         decided = [assessment.decide(self.kit, ex, list(ex.findings) + findings.get(ex.id, []), scores, rules=rules)

@@ -191,6 +191,24 @@ def test_rejected_and_archived_examples_are_not_compared_against(store_url, tmp_
             assert again.status == "rejected" and f"stored example {stored.id}" in again.findings[0].message
 
 
+def test_a_finding_never_names_a_copy_in_the_batch_that_is_dropped_as_an_exact_duplicate(store_url, tmp_path):
+    """A batch holding an exact copy of a stored example that is not indexed (archived) and a near-copy of it:
+    the exact copy is dropped as a duplicate, so the near-copy is not flagged against it (the finding used to
+    name the dropped copy, an id no store holds; a stranger's finding). Duplicates are dropped before judging."""
+    with open_kit(tmp_path, url=store_url) as kit:
+        original = kit.add(problem(PROBLEMS[0]))
+        kit.set_status("archived", ids=(original.id,))
+        report = kit.add_many([problem(PROBLEMS[0]), problem(MAYA_COPY)])
+        assert report.duplicates == 1 and report.stored == 1
+        (copy,) = [ex for ex in kit.examples() if ex.inputs["problem"] == MAYA_COPY]
+        assert copy.status == "accepted" and near_findings(copy) == []
+        stored_ids = {ex.id for ex in kit.examples()}
+        for ex in kit.examples():
+            for finding in ex.findings:
+                named = re.findall(r"[0-9a-f]{32}", finding.message)
+                assert set(named) <= stored_ids, finding.message
+
+
 def test_examples_added_by_another_kit_are_fetched_when_announced(tmp_path):
     url = f"sqlite:///{tmp_path / 'shared.db'}"
     with open_kit(tmp_path, url=url) as first, open_kit(tmp_path, url=url) as second:
