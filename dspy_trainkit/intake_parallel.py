@@ -32,6 +32,7 @@ from . import assessment, tokens
 from .errors import PluginError, TrainkitError
 from .models import Example
 from .scratch import sigterm_as_interrupt
+from .settings import MAX_INTAKE_WORKERS
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
 
 #: "auto" never starts more workers than this: the writer is one process, and past a few workers it is the limit.
 MAX_AUTO = 4
+
 #: Batches handed to the workers and not yet written, per worker.
 IN_FLIGHT_PER_WORKER = 2
 
@@ -60,8 +62,9 @@ def worker_count(setting: int | str) -> int:
     if setting == "auto":
         cores = available_cores()
         return 0 if cores < 3 else min(MAX_AUTO, cores - 1)
-    if isinstance(setting, bool) or not isinstance(setting, int) or setting < 0:
-        raise TrainkitError(f'intake workers: expected a whole number >= 0 or "auto", got {setting!r}')
+    if isinstance(setting, bool) or not isinstance(setting, int) or not 0 <= setting <= MAX_INTAKE_WORKERS:
+        raise TrainkitError(f'intake workers: expected a whole number from 0 to {MAX_INTAKE_WORKERS} or "auto", '
+                            f'got {setting!r}')
     return setting
 
 
@@ -114,13 +117,19 @@ def _end_workers(pool: Any, window: collections.deque[tuple[int, list[Positioned
         processes = list((getattr(pool, "_processes", None) or {}).values())  # the executor's own (no public API)
         for process in processes:
             process.terminate()
-        pool.shutdown(wait=False, cancel_futures=True)
         deadline = time.monotonic() + END_GRACE
         for process in processes:
             process.join(max(0.0, deadline - time.monotonic()))
             if process.is_alive():
                 process.kill()  # a stopped worker ignores SIGTERM until continued; SIGKILL ends it
                 process.join()
+        # A worker ended while writing a result leaves half a message in the result pipe, and the executor's
+        # manager thread (which the interpreter joins at exit) would wait for the rest forever. No worker is left
+        # to write, so this process's own write end is closed: the thread reads the end of the pipe and stops.
+        writer = getattr(getattr(pool, "_result_queue", None), "_writer", None)
+        if writer is not None:
+            writer.close()
+        pool.shutdown(wait=False, cancel_futures=True)
     finally:
         if held:
             signal.signal(signal.SIGINT, previous)
@@ -140,6 +149,38 @@ def _submit(pool: Any, records: list[Any], defaults: Mapping[str, Any]) -> Futur
         return broken
 
 
+_MAIN_GUARD_HINT = (". If this runs from a Python script, keep the script's work under "
+                    "`if __name__ == '__main__':`: each worker imports the script again (see docs/importing.md, "
+                    "Parallel judging)")
+
+
+def _main_is_a_script() -> bool:
+    """Whether the process runs a user's script (which each `spawn` worker imports again: without a main guard it
+    starts an import in every worker, and the first batch's workers die), not the `trainkit` command."""
+    import sys
+
+    main = sys.modules.get("__main__")
+    name = os.path.basename(getattr(main, "__file__", None) or "")
+    return bool(name) and name not in ("trainkit", "__main__.py")
+
+
+#: Seconds between two looks at a batch's future (see `_result`).
+RESULT_POLL = 0.2
+
+
+def _result(future: Future[Any]) -> Any:
+    """`future.result()`, waking every RESULT_POLL seconds so that Ctrl-C and SIGTERM stop the wait. Python runs
+    signal handlers in the main thread only, and the OS may hand the signal to one of the executor's threads:
+    a wait without a timeout then slept on until the worker answered, forever for a stopped worker."""
+    from concurrent.futures import TimeoutError as NotYet  # the builtin TimeoutError since Python 3.11
+
+    while True:
+        try:
+            return future.result(timeout=RESULT_POLL)
+        except NotYet:
+            continue
+
+
 def _write(batch_run: _BatchRun, number: int, batch: list[Positioned], future: Future[Any],
            progress: Callable[[IntakeReport], None] | None) -> None:
     """Run the pipeline on one batch with what its worker made of it."""
@@ -147,10 +188,11 @@ def _write(batch_run: _BatchRun, number: int, batch: list[Positioned], future: F
 
     where = f"batch {number} ({batch[0][0]} to {batch[-1][0]})"
     try:
-        outcome = future.result()
+        outcome = _result(future)
     except BrokenProcessPool as exc:
         raise TrainkitError(f"parallel judging: a worker process died while preparing {where}; the batches "
-                            "before it are stored, a re-run skips them by content hash") from exc
+                            "before it are stored, a re-run skips them by content hash"
+                            + (_MAIN_GUARD_HINT if number == 1 and _main_is_a_script() else "")) from exc
     except (RecursionError, TypeError, AttributeError, ValueError, pickle.PicklingError):
         # the batch could not be sent to a worker (a record nested too deep to pickle, say): the writer judges
         # it itself, as the serial path would, so the result is the same

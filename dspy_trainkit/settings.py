@@ -143,6 +143,9 @@ class TaskSettings:
 #: Seconds one hook call of one plugin may take before it is stopped as hung (`[plugins] timeout`). Data hooks
 #: run once per batch (1000 examples by default); an LM judge may need minutes for one, so the default is generous.
 DEFAULT_PLUGIN_TIMEOUT = 600.0
+#: The most parallel-judging workers `intake.workers` may ask for: one writer keeps no more busy, and a typo such
+#: as 99999999999999999999 ended in a traceback from the process pool.
+MAX_INTAKE_WORKERS = 64
 
 
 @attrs.frozen
@@ -413,8 +416,10 @@ def _from_document(doc: Mapping[str, Any], r: _Reader) -> dict[str, Any]:
         values["batch_size"] = r.positive_int(intake["batch_size"], "intake.batch_size")
     if "workers" in intake:
         workers = intake["workers"]
-        if workers != "auto" and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 0):
-            raise r.fail("intake.workers", f'must be a whole number >= 0 or "auto", got {workers!r}')
+        if workers != "auto" and (isinstance(workers, bool) or not isinstance(workers, int)
+                                  or not 0 <= workers <= MAX_INTAKE_WORKERS):
+            raise r.fail("intake.workers", f'must be a whole number from 0 to {MAX_INTAKE_WORKERS} or "auto", '
+                                           f'got {workers!r}')
         values["intake_workers"] = workers
     if "default_task" in top:
         values["default_task"] = r.string(top["default_task"], "default_task")

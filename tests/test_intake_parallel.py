@@ -221,7 +221,7 @@ def test_an_error_in_a_worker_names_the_batch_and_keeps_its_kind() -> None:
     assert (caught.value.plugin, caught.value.hook) == ("x", "prepare")
 
 
-@pytest.mark.parametrize("value", [-1, "many", 1.5, True])
+@pytest.mark.parametrize("value", [-1, "many", 1.5, True, 65, 99999999999999999999])
 def test_a_bad_workers_setting_is_a_config_error(tmp_path: Path, value: Any) -> None:
     config = tmp_path / "trainkit.toml"
     config.write_text(f"[intake]\nworkers = {json.dumps(value)}\n")
@@ -253,8 +253,10 @@ def test_cli_import_with_workers_prints_what_the_serial_import_prints(tmp_path: 
         assert result.exit_code == 3, result.output  # some records rejected
         outputs.append(re.sub(r"\b[0-9a-f]{32}\b", "ID", result.output))  # example ids are random
     assert outputs[0] == outputs[1]
-    bad = CliRunner().invoke(cli, ["--db", f"sqlite:///{tmp_path / 'a.db'}", "import", str(data), "--workers", "x"])
-    assert bad.exit_code == 2 and "--workers" in bad.output
+    for value in ("x", "99999999999999999999", "65", "\u00b2"):  # the last a digit that is no number
+        bad = CliRunner().invoke(cli, ["--db", f"sqlite:///{tmp_path / 'a.db'}", "import", str(data), "--workers",
+                                       value])
+        assert bad.exit_code == 2 and "--workers: expected a whole number from 0 to 64" in bad.output, bad.output
 
 
 def _processes_with(marker: str) -> list[int]:
@@ -399,3 +401,21 @@ def test_a_pool_broken_before_a_batch_is_handed_over_is_one_error_naming_that_ba
     future = _submit(BrokenPool(), [{}], {})
     with pytest.raises(TrainkitError, match=r"worker process died while preparing batch 5 \(f:line 9 to f:line 9\)"):
         _write(None, 5, [("f:line 9", {})], future, None)  # type: ignore[arg-type]
+
+
+def test_a_script_without_a_main_guard_is_told_what_to_do(tmp_path: Path) -> None:
+    """Each `spawn` worker imports the user's script again: without `if __name__ == "__main__":` the workers of
+    the first batch die, and the error says why instead of only that one died."""
+    import subprocess
+    import sys
+
+    (tmp_path / "trainkit.toml").write_text('[intake]\nworkers = 2\nbatch_size = 50\n'
+                                            '[tasks.qa]\nsignature = "question -> answer"\n')
+    (tmp_path / "d.jsonl").write_text("".join(json.dumps({"question": f"q{i}", "answer": "a"}) + "\n"
+                                              for i in range(300)))
+    (tmp_path / "noguard.py").write_text('import dspy_trainkit as tk\nwith tk.open("sqlite:///g.db") as kit:\n'
+                                         '    kit.import_files(["d.jsonl"], task="qa")\n')
+    run = subprocess.run([sys.executable, "noguard.py"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert run.returncode != 0
+    assert "a worker process died while preparing batch 1" in run.stderr
+    assert "keep the script's work under `if __name__ == '__main__':`" in run.stderr

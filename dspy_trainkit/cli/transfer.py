@@ -123,9 +123,11 @@ def import_(state: CliState, files: tuple[Path, ...], task: str | None, format_n
     if workers is not None:
         import attrs
 
-        if workers != "auto" and not workers.isdigit():
-            raise click.BadParameter(f'expected a whole number >= 0 or "auto", got {workers!r}',
-                                     param_hint="--workers")
+        from ..settings import MAX_INTAKE_WORKERS
+
+        if workers != "auto" and not (workers.isdecimal() and int(workers) <= MAX_INTAKE_WORKERS):
+            raise click.BadParameter(f'expected a whole number from 0 to {MAX_INTAKE_WORKERS} or "auto", '
+                                     f'got {workers!r}', param_hint="--workers")
         kit.settings = attrs.evolve(kit.settings, intake_workers=workers if workers == "auto" else int(workers))
 
     check_paths(kit, list(files), format_name, encoding)  # every path checked before anything is read
