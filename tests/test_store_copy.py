@@ -269,3 +269,57 @@ def test_a_connection_dropped_mid_import_keeps_the_committed_batches(postgres_sc
     with tk.open(postgres_schema_url) as kit:
         assert kit.count(task="qa") == 500  # the re-run stored the rest; the committed ones were found again
     admin.close()
+
+
+def test_a_connection_ended_mid_copy_leaves_no_driver_fragments_on_stderr(postgres_schema_url: str,
+                                                                         monkeypatch: pytest.MonkeyPatch,
+                                                                         capsys: pytest.CaptureFixture) -> None:
+    """The server ending the connection while COPY data is being sent: psycopg2 printed fragments of its own
+    error handling (`psycopg2.errors.AdminShutdown: ...`, `SystemError: <function decode ...>`) before the store's
+    one-line error (a stranger's finding); they go to the debug log now, and the error is still raised."""
+    import io
+    import time
+    from types import SimpleNamespace
+
+    import psycopg2
+
+    connection, admin = psycopg2.connect(postgres_schema_url), psycopg2.connect(postgres_schema_url)
+    admin.autocommit = True
+    cursor = connection.cursor()
+    cursor.execute("CREATE TEMP TABLE copied (a text)")
+    backend = connection.get_backend_pid()
+
+    class EndingMidway(io.BytesIO):
+        reads = 0
+
+        def read(self, size: int | None = -1) -> bytes:
+            EndingMidway.reads += 1
+            if EndingMidway.reads == 2:  # the first chunk is sent: the server goes away
+                admin.cursor().execute("SELECT pg_terminate_backend(%s)", (backend,))
+                time.sleep(0.2)
+            return super().read(size)
+
+    monkeypatch.setattr(pgcopy, "io", SimpleNamespace(BytesIO=EndingMidway, StringIO=io.StringIO))
+    rows = [(f"row {n} " + "x" * 200,) for n in range(20_000)]  # ~4 MiB: several reads of READ_SIZE
+    with pytest.raises(Exception):  # noqa: B017 - psycopg2 raises what it raises; the store words it
+        pgcopy.copy_rows(cursor, "copied", ["a"], rows)
+    assert EndingMidway.reads >= 2
+    printed = capsys.readouterr()
+    assert "AdminShutdown" not in printed.err and "SystemError" not in printed.err, printed.err
+    connection.close()
+    admin.close()
+
+
+def test_what_is_written_to_stderr_during_a_copy_is_kept_unless_it_is_the_drivers_failure(
+        capsys: pytest.CaptureFixture) -> None:
+    import sys
+
+    with pgcopy._driver_output_held():
+        sys.stderr.write("another thread's line\n")
+    with pytest.raises(RuntimeError), pgcopy._driver_output_held():
+        sys.stderr.write("a user's line\n")
+        raise RuntimeError("not the driver")
+    with pytest.raises(RuntimeError), pgcopy._driver_output_held():
+        sys.stderr.write("psycopg2.errors.AdminShutdown: terminating connection\n")
+        raise RuntimeError("the driver")
+    assert capsys.readouterr().err == "another thread's line\na user's line\n"

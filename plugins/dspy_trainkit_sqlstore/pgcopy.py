@@ -19,9 +19,14 @@ errors users see (the NUL StoreError) do not change.
 
 from __future__ import annotations
 
+import contextlib
 import io
-from collections.abc import Sequence
+import logging
+import sys
+from collections.abc import Iterator, Sequence
 from typing import Any
+
+log = logging.getLogger("dspy_trainkit.sqlstore")
 
 #: Below this many rows a plain INSERT is one round trip against COPY's three (savepoint, copy, release).
 COPY_MIN_ROWS = 64
@@ -62,6 +67,36 @@ def csv_bytes(rows: Sequence[Sequence[Any]]) -> bytes | None:
         return None
 
 
+@contextlib.contextmanager
+def _driver_output_held() -> Iterator[None]:
+    """Hold what is written to `sys.stderr` during a COPY. When the server ends the connection mid-COPY,
+    psycopg2 prints fragments of its own error handling there (`psycopg2.errors.AdminShutdown: ...`, then
+    `SystemError: <function decode ...> returned a result with an exception set`) before the error the store
+    turns into one clear line; those go to the debug log. Anything else held (another thread's output in those
+    milliseconds) is written out as it was."""
+    held, previous = io.StringIO(), sys.stderr
+    sys.stderr = held
+    failed = False
+    try:
+        yield
+    except BaseException:
+        failed = True
+        raise
+    finally:
+        sys.stderr = previous
+        text = held.getvalue()
+        if text and failed and ("psycopg2" in text or "SystemError" in text):
+            log.debug("the driver's output while a COPY failed: %s", text)
+        elif text:
+            previous.write(text)
+
+
+def _copy(cursor: Any, table: str, columns: Sequence[str], data: bytes) -> None:
+    with _driver_output_held():
+        cursor.copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv, ENCODING 'UTF8')",
+                           io.BytesIO(data), size=READ_SIZE)
+
+
 def copy_rows(cursor: Any, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> bool:
     """COPY `rows` into `table` inside the caller's transaction; False (nothing sent) when they are too few to
     gain from it or cannot be carried exactly, for the caller to INSERT. A constraint violation raises as an
@@ -71,8 +106,7 @@ def copy_rows(cursor: Any, table: str, columns: Sequence[str], rows: Sequence[Se
     data = csv_bytes(rows)
     if data is None:
         return False
-    cursor.copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv, ENCODING 'UTF8')",
-                       io.BytesIO(data), size=READ_SIZE)
+    _copy(cursor, table, columns, data)
     return True
 
 
@@ -90,8 +124,7 @@ def copy_new_rows(cursor: Any, table: str, columns: Sequence[str], rows: Sequenc
 
     cursor.execute("SAVEPOINT trainkit_copy")
     try:
-        cursor.copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv, ENCODING 'UTF8')",
-                           io.BytesIO(data), size=READ_SIZE)
+        _copy(cursor, table, columns, data)
     except psycopg2.errors.UniqueViolation:
         cursor.execute("ROLLBACK TO SAVEPOINT trainkit_copy")
         cursor.execute("RELEASE SAVEPOINT trainkit_copy")
