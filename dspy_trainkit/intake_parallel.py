@@ -20,6 +20,7 @@ raises is one error naming the batch and its first and last record; the batches 
 from __future__ import annotations
 
 import collections
+import contextlib
 import itertools
 import os
 import pickle
@@ -87,22 +88,38 @@ def run_parallel(batch_run: _BatchRun, iterator: Iterator[Positioned], size: int
                 if not batch:
                     break
                 records = [record if isinstance(record, Example | Mapping) else None for _, record in batch]
-                window.append((number, batch, _submit(pool, records, batch_run.defaults)))
+                with _born_ignoring_interrupts(number <= workers):  # the submits that start the workers
+                    window.append((number, batch, _submit(pool, records, batch_run.defaults)))
                 if len(window) >= IN_FLIGHT_PER_WORKER * workers:
                     _write(batch_run, *window.popleft(), progress)
             while window:
                 _write(batch_run, *window.popleft(), progress)
     except BaseException:
-        _end_workers(pool, window)
+        _end_workers(pool)
         raise
     pool.shutdown(wait=True)
+
+
+@contextlib.contextmanager
+def _born_ignoring_interrupts(starting: bool) -> Iterator[None]:
+    """Ctrl-C ignored in this process while a submit may start a worker, so that the worker is born ignoring it
+    (an ignored signal stays ignored across exec): a Ctrl-C that reached a worker still starting up printed
+    Python's "Fatal Python error: init_import_site" beside the import's one line. The window is the few
+    milliseconds of starting a process, once per worker."""
+    held = starting and threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if held else None
+    try:
+        yield
+    finally:
+        if held:
+            signal.signal(signal.SIGINT, previous)
 
 
 #: Seconds a worker told to end (SIGTERM) is given before it is killed.
 END_GRACE = 1.0
 
 
-def _end_workers(pool: Any, window: collections.deque[tuple[int, list[Positioned], Future[Any]]]) -> None:
+def _end_workers(pool: Any) -> None:
     """End the workers of an import that stops (Ctrl-C, SIGTERM, an error) instead of waiting for them: a worker
     may be deep in a large batch, or stopped (SIGSTOP), and a second Ctrl-C that landed in such a wait left the
     process joining a worker forever (a stranger's finding). Workers write nothing, so ending them loses nothing;
@@ -112,8 +129,6 @@ def _end_workers(pool: Any, window: collections.deque[tuple[int, list[Positioned
     held = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if held else None
     try:
-        for _number, _batch, future in window:
-            future.cancel()
         processes = list((getattr(pool, "_processes", None) or {}).values())  # the executor's own (no public API)
         for process in processes:
             process.terminate()
@@ -129,7 +144,14 @@ def _end_workers(pool: Any, window: collections.deque[tuple[int, list[Positioned
         writer = getattr(getattr(pool, "_result_queue", None), "_writer", None)
         if writer is not None:
             writer.close()
-        pool.shutdown(wait=False, cancel_futures=True)
+        # Batches handed over and never read (Ctrl-C in the first second: four batches fill the pipe) leave the
+        # call queue's feeder thread blocked on a pipe nobody reads; the interpreter would join it at exit.
+        calls = getattr(pool, "_call_queue", None)
+        if calls is not None:
+            calls.cancel_join_thread()
+        # the futures in flight are not cancelled here: the executor fails them itself once it sees its workers
+        # gone (a future cancelled meanwhile made its thread raise InvalidStateError)
+        pool.shutdown(wait=False)
     finally:
         if held:
             signal.signal(signal.SIGINT, previous)

@@ -506,6 +506,8 @@ def load_settings(config: str | Path | None = None, *, env: Mapping[str, str] | 
             doc = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        except ValueError as exc:  # an integer of more than 4300 digits, which Python will not convert
+            raise ConfigError(f"{path}: cannot read a value: {exc}") from None
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{path}: cannot read: {exc}") from None
         values.update(_from_document(doc, _Reader(text, path)))

@@ -74,6 +74,19 @@ def _json_line(line: dict[str, Any]) -> bytes:
         return json.dumps(line, default=str, ensure_ascii=False).encode("utf-8", "surrogatepass") + b"\n"
 
 
+def _second_interrupt_ends_at_once() -> None:
+    """While an interrupted `trainkit import` finishes (the rejects file, the interpreter's own clean-up), a
+    second Ctrl-C ends the process at once with the same status, instead of a traceback from wherever it lands.
+    Nothing is lost: the stored batches are committed, and a re-run writes the rejects file again. Only when the
+    process is the command itself (`trainkit`, `python -m dspy_trainkit`): a program that runs the CLI in
+    process keeps its own Ctrl-C."""
+    import os
+    import signal
+
+    if os.path.basename(sys.argv[0]) in ("trainkit", "__main__.py"):  # the command, not a caller's process
+        signal.signal(signal.SIGINT, lambda *_: os._exit(EXIT_INTERRUPTED))
+
+
 @click.command("import")
 @click.argument("files", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--task", "-t", help="Task of the records (default: a 'task' field, or default_task).")
@@ -125,7 +138,8 @@ def import_(state: CliState, files: tuple[Path, ...], task: str | None, format_n
 
         from ..settings import MAX_INTAKE_WORKERS
 
-        if workers != "auto" and not (workers.isdecimal() and int(workers) <= MAX_INTAKE_WORKERS):
+        if workers != "auto" and not (workers.isascii() and workers.isdigit() and len(workers) <= 3
+                                      and int(workers) <= MAX_INTAKE_WORKERS):
             raise click.BadParameter(f'expected a whole number from 0 to {MAX_INTAKE_WORKERS} or "auto", '
                                      f'got {workers!r}', param_hint="--workers")
         kit.settings = attrs.evolve(kit.settings, intake_workers=workers if workers == "auto" else int(workers))
@@ -154,6 +168,7 @@ def import_(state: CliState, files: tuple[Path, ...], task: str | None, format_n
                                       format=format_name, encoding=encoding, dry_run=dry_run,
                                       on_reject=reject_sink, progress=progress)
     except KeyboardInterrupt:
+        _second_interrupt_ends_at_once()
         note("\ninterrupted: the batches already stored are kept; run the same command again to finish "
              "(stored records are skipped as duplicates)", level="warning")
         sys.exit(EXIT_INTERRUPTED)
