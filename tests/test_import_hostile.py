@@ -418,6 +418,6 @@ def test_a_file_whose_records_mostly_name_an_undeclared_task_stops_before_storin
     (project / "other.jsonl").write_text("\n".join(lines) + "\n")
     result = run("import", "other.jsonl")
     assert result.exit_code == 1, result.output
-    assert "most records have none of the task's fields (50 of 50 read)" in result.output
+    assert "most records name a task that declares no fields (50 of 50 read)" in result.output
     assert "task 'nosuchtask' (the record's own) declares no fields" in result.output
     assert stored(project) == {}

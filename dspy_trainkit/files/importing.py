@@ -18,7 +18,7 @@ import attrs
 from ..errors import TrainkitError
 from ..intake import IntakeReport, RejectCallback
 from .formats import FormatError, ReadOptions, check_encoding, import_formats, is_stdin, pick_format
-from .mapping import FieldMap, FieldsMissing, MappingError
+from .mapping import FieldMap, FieldsMissing, MappingError, TaskFieldsUnknown
 
 if TYPE_CHECKING:
     from ..kit import Kit
@@ -153,9 +153,10 @@ class _FieldsCheck:
 
     def finish(self) -> None:
         if self.seen <= self.check_at and self.first is not None and self.missing * 2 > self.seen:
-            raise TrainkitError(f"{self.name}: most records have none of the task's fields ({self.missing} of "
-                                f"{self.seen} read), so the import stopped before storing any of this file: "
-                                f"{self.first}")
+            what = ("name a task that declares no fields" if isinstance(self.first, TaskFieldsUnknown)
+                    else "have none of the task's fields")
+            raise TrainkitError(f"{self.name}: most records {what} ({self.missing} of {self.seen} read), so the "
+                                f"import stopped before storing any of this file: {self.first}")
 
 
 class _Unmappable(TrainkitError):
