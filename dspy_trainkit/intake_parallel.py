@@ -20,7 +20,6 @@ raises is one error naming the batch and its first and last record; the batches 
 from __future__ import annotations
 
 import collections
-import contextlib
 import itertools
 import os
 import pickle
@@ -34,6 +33,7 @@ from .errors import PluginError, TrainkitError
 from .models import Example
 from .scratch import sigterm_as_interrupt
 from .settings import MAX_INTAKE_WORKERS
+from .thread_signals import interrupts_ignored
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -88,7 +88,8 @@ def run_parallel(batch_run: _BatchRun, iterator: Iterator[Positioned], size: int
                 if not batch:
                     break
                 records = [record if isinstance(record, Example | Mapping) else None for _, record in batch]
-                with _born_ignoring_interrupts(number <= workers):  # the submits that start the workers
+                with interrupts_ignored(number <= workers):  # the submits that start workers: each is born
+                    # ignoring Ctrl-C (one still starting up printed Python's "Fatal Python error: init_import_site")
                     window.append((number, batch, _submit(pool, records, batch_run.defaults)))
                 if len(window) >= IN_FLIGHT_PER_WORKER * workers:
                     _write(batch_run, *window.popleft(), progress)
@@ -98,21 +99,6 @@ def run_parallel(batch_run: _BatchRun, iterator: Iterator[Positioned], size: int
         _end_workers(pool)
         raise
     pool.shutdown(wait=True)
-
-
-@contextlib.contextmanager
-def _born_ignoring_interrupts(starting: bool) -> Iterator[None]:
-    """Ctrl-C ignored in this process while a submit may start a worker, so that the worker is born ignoring it
-    (an ignored signal stays ignored across exec): a Ctrl-C that reached a worker still starting up printed
-    Python's "Fatal Python error: init_import_site" beside the import's one line. The window is the few
-    milliseconds of starting a process, once per worker."""
-    held = starting and threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if held else None
-    try:
-        yield
-    finally:
-        if held:
-            signal.signal(signal.SIGINT, previous)
 
 
 #: Seconds a worker told to end (SIGTERM) is given before it is killed.
@@ -126,9 +112,7 @@ def _end_workers(pool: Any) -> None:
     Ctrl-C is ignored meanwhile (a few milliseconds), so a second one cannot cut the clean-up short."""
     import time
 
-    held = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if held else None
-    try:
+    with interrupts_ignored():
         processes = list((getattr(pool, "_processes", None) or {}).values())  # the executor's own (no public API)
         for process in processes:
             process.terminate()
@@ -152,9 +136,6 @@ def _end_workers(pool: Any) -> None:
         # the futures in flight are not cancelled here: the executor fails them itself once it sees its workers
         # gone (a future cancelled meanwhile made its thread raise InvalidStateError)
         pool.shutdown(wait=False)
-    finally:
-        if held:
-            signal.signal(signal.SIGINT, previous)
 
 
 def _submit(pool: Any, records: list[Any], defaults: Mapping[str, Any]) -> Future[Any]:

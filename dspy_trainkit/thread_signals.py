@@ -9,7 +9,10 @@ the signals blocked in the threads trainkit starts, the kernel must pick a threa
 
 from __future__ import annotations
 
+import contextlib
 import signal
+import threading
+from collections.abc import Iterator
 
 #: The signals whose Python handlers trainkit (or the program using it) relies on.
 PROCESS_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
@@ -21,3 +24,18 @@ def block_in_this_thread() -> None:
     handlers keep what was collected or imported; a no-op where threads have no signal masks."""
     if hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_BLOCK, PROCESS_SIGNALS)
+
+
+@contextlib.contextmanager
+def interrupts_ignored(active: bool = True) -> Iterator[None]:
+    """Ctrl-C ignored in this process for the block (when `active`, and only on the main thread, the one place a
+    handler can be set), then the handler before it restored. For the few milliseconds in which an interrupt
+    would do harm: while a worker process is started (it inherits the ignored disposition across exec, so one
+    still starting up never sees Ctrl-C), or while an interrupted import ends its workers."""
+    held = active and threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if held else None
+    try:
+        yield
+    finally:
+        if held:
+            signal.signal(signal.SIGINT, previous)

@@ -20,12 +20,21 @@ import gc
 
 #: Whether this process is the `trainkit` command and its start-up has not ended yet.
 _starting = False
+#: Whether this process is the `trainkit` command (the console script or `python -m dspy_trainkit`), not a program
+#: or a test calling the click group in-process.
+_command = False
 
 
 def begin() -> None:
     """This process is the `trainkit` command: its start-up ends when `end` is called."""
-    global _starting
-    _starting = True
+    global _starting, _command
+    _starting = _command = True
+
+
+def is_command() -> bool:
+    """Whether this process is the `trainkit` command itself: what only it may do to the whole process (such as
+    a Ctrl-C handler that ends it) is left alone in a program that runs the command line in-process."""
+    return _command
 
 
 def end() -> None:

@@ -78,12 +78,14 @@ def _second_interrupt_ends_at_once() -> None:
     """While an interrupted `trainkit import` finishes (the rejects file, the interpreter's own clean-up), a
     second Ctrl-C ends the process at once with the same status, instead of a traceback from wherever it lands.
     Nothing is lost: the stored batches are committed, and a re-run writes the rejects file again. Only when the
-    process is the command itself (`trainkit`, `python -m dspy_trainkit`): a program that runs the CLI in
-    process keeps its own Ctrl-C."""
+    process is the command itself (`startup.is_command`): a program that runs the CLI in process keeps its own
+    Ctrl-C."""
     import os
     import signal
 
-    if os.path.basename(sys.argv[0]) in ("trainkit", "__main__.py"):  # the command, not a caller's process
+    from .startup import is_command
+
+    if is_command():
         signal.signal(signal.SIGINT, lambda *_: os._exit(EXIT_INTERRUPTED))
 
 
