@@ -33,7 +33,7 @@ from .errors import PluginError, TrainkitError
 from .models import Example
 from .scratch import sigterm_as_interrupt
 from .settings import MAX_INTAKE_WORKERS
-from .thread_signals import interrupts_ignored
+from .thread_signals import interrupts_deferred, interrupts_ignored
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -75,9 +75,11 @@ def run_parallel(batch_run: _BatchRun, iterator: Iterator[Positioned], size: int
     through `batch_run` (whose `finish` the caller runs)."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import resource_tracker
 
     kit = batch_run.kit
     names = tuple(impl.plugin_name for impl in _prepare_impls(kit))
+    resource_tracker.ensure_running()  # before interrupts_deferred: starting it unblocks Ctrl-C (see there)
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker,
                                initargs=(kit.settings, names, os.getpid()))
     window: collections.deque[tuple[int, list[Positioned], Future[Any]]] = collections.deque()
@@ -88,8 +90,8 @@ def run_parallel(batch_run: _BatchRun, iterator: Iterator[Positioned], size: int
                 if not batch:
                     break
                 records = [record if isinstance(record, Example | Mapping) else None for _, record in batch]
-                with interrupts_ignored(number <= workers):  # the submits that start workers: each is born
-                    # ignoring Ctrl-C (one still starting up printed Python's "Fatal Python error: init_import_site")
+                with interrupts_deferred(number <= workers):  # the submits that start workers: each is born
+                    # with Ctrl-C blocked (one still starting up printed "Fatal Python error: init_import_site")
                     window.append((number, batch, _submit(pool, records, batch_run.defaults)))
                 if len(window) >= IN_FLIGHT_PER_WORKER * workers:
                     _write(batch_run, *window.popleft(), progress)

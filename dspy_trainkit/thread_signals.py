@@ -29,9 +29,8 @@ def block_in_this_thread() -> None:
 @contextlib.contextmanager
 def interrupts_ignored(active: bool = True) -> Iterator[None]:
     """Ctrl-C ignored in this process for the block (when `active`, and only on the main thread, the one place a
-    handler can be set), then the handler before it restored. For the few milliseconds in which an interrupt
-    would do harm: while a worker process is started (it inherits the ignored disposition across exec, so one
-    still starting up never sees Ctrl-C), or while an interrupted import ends its workers."""
+    handler can be set), then the handler before it restored. For the few milliseconds in which a second Ctrl-C
+    would do harm: while an interrupted import ends its workers."""
     held = active and threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if held else None
     try:
@@ -39,3 +38,29 @@ def interrupts_ignored(active: bool = True) -> Iterator[None]:
     finally:
         if held:
             signal.signal(signal.SIGINT, previous)
+
+
+@contextlib.contextmanager
+def interrupts_deferred(active: bool = True) -> Iterator[None]:
+    """Ctrl-C held back for the block and delivered when it ends (when `active`, on the main thread), for starting
+    a worker process: blocked in the starting thread, SIGINT stays blocked in the child across fork and exec, so
+    a worker still starting up never sees Ctrl-C (it printed Python's "Fatal Python error: init_import_site"),
+    while this process still gets it, once the worker is started. Ignoring it instead (SIG_IGN, which the child
+    inherits too) lost a Ctrl-C pressed in those milliseconds: the import ran on to the end. The standard
+    library starts its resource tracker the same way (bpo-33613), and unblocks SIGINT after doing so: start the
+    tracker before the block (`multiprocessing.resource_tracker.ensure_running()`)."""
+    held = active and threading.current_thread() is threading.main_thread() and hasattr(signal, "pthread_sigmask")
+    if not held:
+        yield
+        return
+    arrived: list[int] = []
+    # a thread not blocking SIGINT may still take it: the Python handler then runs in this thread mid-block
+    previous = signal.signal(signal.SIGINT, lambda signum, _frame: arrived.append(signum))
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a pending SIGINT reaches one of the two handlers:
+        signal.signal(signal.SIGINT, previous)  # the one that records, or (a moment later) the one restored
+        if arrived:
+            signal.raise_signal(signal.SIGINT)  # delivered to the restored handler

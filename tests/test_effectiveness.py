@@ -199,7 +199,10 @@ def test_weak_spots_come_from_the_champions_dev_results(valued_project):
 
 def test_label_check_flags_the_mislabeled_examples(valued_project):
     kit, run, planted, _learner = valued_project
-    learner = FewShotLearner(truth, base=0.55, gain=0.04, harm=0.3)
+    # right 90% of the time whatever the demos: with the run's learner, the check's program was only as good as
+    # the demos DSPy's threaded search happened to pick, and one pick in a few dozen agreed with 53% of the labels,
+    # below min_agreement (0.6), so the check (rightly) gave no signals
+    learner = FewShotLearner(truth, base=0.9, gain=0.0, harm=0.0)
     with dspy_cache(None), OpenAIServer(learner) as server:
         # the run by id: whether it also became champion depends on DSPy's threaded search (its dev score
         # against the unoptimized program's), which made this test fail now and then
@@ -212,8 +215,8 @@ def test_label_check_flags_the_mislabeled_examples(valued_project):
     recall = len(suspects & planted) / len(planted)
     precision = len(suspects & planted) / len(suspects)
     # a planted label is always contradicted (the learner answers the true sum); clean ones only when the program
-    # errs, so precision is bounded by the program's own error rate (about 20% here): the bar says "much better
-    # than the 1/6 base rate", not "a verdict"
+    # errs, so precision is bounded by the program's own error rate (10% here: about 5 of the 50 clean labels):
+    # the bar says "much better than the 1/6 base rate", not "a verdict"
     assert recall == 1.0 and precision >= 0.4, (sorted(suspects), check.agreement)
     (review,) = [r for r in kit.recommend("sums") if r.kind == "review-suspect-labels"]
     assert set(review.example_ids) <= {v.example_id for n, v in by_n.items() if n in suspects}
