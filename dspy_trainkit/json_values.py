@@ -100,14 +100,16 @@ def json_problem(value: Any, where: str) -> str | None:
                 return f"{shown}: nested more than {MAX_DEPTH} levels deep; flatten it or store it as text"
             open_.add(id(current))
             stack.append((current, _CLOSE, depth))
+            # pushed last to first, so the first problem in the record's own order is the one named
             if isinstance(current, dict):
-                for key, item in current.items():
+                for key in current:
                     if not isinstance(key, str):
                         shown = "null" if key is None else f"{key!r} ({type(key).__name__})"
                         return f"{path}: the key {shown} is not text; field names must be text (quote the key)"
-                    stack.append((item, f"{path}.{key}", depth + 1))
+                stack.extend((item, f"{path}.{key}", depth + 1) for key, item in reversed(current.items()))
             else:
-                stack.extend((item, f"{path}[{index}]", depth + 1) for index, item in enumerate(current))
+                stack.extend((current[index], f"{path}[{index}]", depth + 1)
+                             for index in range(len(current) - 1, -1, -1))
         else:
             try:
                 orjson.dumps(current)

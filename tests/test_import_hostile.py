@@ -108,6 +108,16 @@ def test_integers_wider_than_64_bits_are_rejected_not_rounded(project, fmt):
     assert kept["u64"].outputs["answer"] == 2**64 - 1 and type(kept["u64"].outputs["answer"]) is int
 
 
+def test_the_reason_names_the_first_wide_integer_of_a_record_in_its_own_order(project):
+    """It named the last one (the walk went last to first; a stranger's LOW)."""
+    record = {"question": "two", "answer": "x", "first": [1, WIDE, -WIDE], "second": WIDE + 1}
+    (project / "two.jsonl").write_text(json.dumps(record) + "\n")
+    result, summary = import_json("two.jsonl")
+    assert result.exit_code == EXIT_SOME_REJECTED, result.output
+    [message] = problems(summary).values()
+    assert message.startswith(f"metadata.first[1]: the integer {WIDE} is wider than 64 bits"), message
+
+
 @pytest.mark.parametrize("fmt", ["jsonl", "yaml"])
 def test_records_with_integers_wider_than_64_bits_are_written_whole_to_the_rejects_file(project, fmt):
     """orjson writes no integer wider than 64 bits: the rejects file used to crash the import (a traceback, and

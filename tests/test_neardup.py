@@ -92,6 +92,20 @@ def test_a_near_copy_within_one_batch_is_rejected_naming_the_earlier_example(tmp
         assert all(not ex.findings for ex in examples.values() if ex.id != copy.id)
 
 
+def test_a_near_copy_within_one_imported_batch_names_the_earlier_ones_line_not_its_position(tmp_path):
+    """Positions in a batch count after exact duplicates are dropped, so they map to no line of the file (a
+    stranger's finding): an imported example is named by its origin."""
+    data = tmp_path / "data.jsonl"
+    rows = [problem(PROBLEMS[1]), problem(PROBLEMS[1]), problem(PROBLEMS[0]), problem(MAYA_COPY)]
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    with open_kit(tmp_path) as kit:
+        kit.import_files([data])
+        copy = by_text(kit)[MAYA_COPY]
+        [finding] = near_findings(copy)
+        assert by_text(kit)[PROBLEMS[0]].id in finding.message
+        assert f"({data}:line 3 in this batch)" in finding.message, finding.message
+
+
 def test_near_copies_are_found_against_the_store_across_calls_and_batches(store_url, tmp_path):
     with open_kit(tmp_path, "[intake]\nbatch_size = 3\n", url=store_url) as kit:
         kit.add_many([problem(t) for t in PROBLEMS[:7]])  # three batches

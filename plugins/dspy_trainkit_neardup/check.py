@@ -96,7 +96,8 @@ def validate(kit: Kit, examples: list[Example], prepared: Mapping[int, Sketch] |
             sketches = _sketches(index, [examples[p] for p in positions], [prepared.get(p) for p in positions])
             state.remember(sketches, limit)
             rules = [state.rule(kit, task, examples[p].domain) for p in positions]
-            compared = compare(kit, index, positions, sketches, [rule.threshold for rule in rules])
+            origins = [_text_or_none(examples[p].provenance.get("origin")) for p in positions]
+            compared = compare(kit, index, positions, sketches, [rule.threshold for rule in rules], origins)
             for position, rule, matches in zip(positions, rules, compared, strict=True):
                 flagged = [m for m in matches if m[0] >= rule.threshold]
                 if flagged:
@@ -105,11 +106,13 @@ def validate(kit: Kit, examples: list[Example], prepared: Mapping[int, Sketch] |
 
 
 def compare(kit: Kit, index: TaskIndex, positions: list[int], sketches: list[Sketch],
-            thresholds: list[float]) -> list[list[Match]]:
+            thresholds: list[float], origins: list[str | None] | None = None) -> list[list[Match]]:
     """For each of `sketches` (the examples at `positions` of a batch, all of `index`'s task, in order), the
     stored examples at or above its threshold and the earlier examples of the batch at or above the lower of the
     novelty floor and its threshold, by exact similarity. Also sets each sketch's `stored_similarity` and
-    `batch_similar` (the values from the floor up), which novelty reads."""
+    `batch_similar` (the values from the floor up), which novelty reads. An earlier example of the batch is
+    described by its origin (`origins`, as `data.jsonl:line 12`) where it has one: its position in the batch
+    counts after exact duplicates are dropped, so it maps to no line of a file."""
     floor = half_found(index.num_perm, index.bands)
     starts = [confirm_from(min(floor, threshold), index.num_perm) for threshold in thresholds]
     best, flagged = _stored_matches(kit, index, sketches, starts, floor, thresholds)
@@ -146,7 +149,8 @@ def compare(kit: Kit, index: TaskIndex, positions: list[int], sketches: list[Ske
             if value >= floor:
                 sk.batch_similar.append((other_id, value))
             if value >= cut:
-                matches.append((value, position, other_id, f"example {other_id} (position {position} in this batch)"))
+                where = origins[other] if origins and origins[other] is not None else f"position {position}"
+                matches.append((value, position, other_id, f"example {other_id} ({where} in this batch)"))
         compared.append(matches)
     return compared
 
@@ -194,6 +198,10 @@ def _stored_matches(kit: Kit, index: TaskIndex, sketches: list[Sketch], starts: 
             if value >= thresholds[number]:
                 flagged[number].append((value, other_id))
     return best.tolist(), flagged
+
+
+def _text_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def _finding(matches: list[Match], threshold: float, severity: str) -> Finding:
