@@ -201,6 +201,10 @@ def test_two_workers_on_postgres_share_one_valuation(postgres_schema_url, projec
         assert kit.value("sums").candidates == 30
 
 
+#: Clean held-out questions the champions are scored on before and after (see the bar at the end).
+HELD_OUT = 300
+
+
 def test_rejecting_what_recommend_flags_does_not_make_the_champion_worse(project):
     """The issue's end-to-end check: optimize on data with planted mislabels, value (a valuation run), reject
     what `recommend` flags, optimize again; the champion must not get worse on a clean held-out set."""
@@ -215,7 +219,7 @@ def test_rejecting_what_recommend_flags_does_not_make_the_champion_worse(project
     learner = _learner()
     rng = __import__("random").Random(99)
     held_out = [dspy.Example(question=f"Held {n}: what is {a} + {b}?", answer=str(a + b)).with_inputs("question")
-                for n, (a, b) in enumerate((rng.randint(10, 99), rng.randint(10, 99)) for _ in range(100))]
+                for n, (a, b) in enumerate((rng.randint(10, 99), rng.randint(10, 99)) for _ in range(HELD_OUT))]
 
     def champion_program(kit):
         found = kit.champion("sums")  # no champion yet: the unoptimized program is what the task has
@@ -223,7 +227,8 @@ def test_rejecting_what_recommend_flags_does_not_make_the_champion_worse(project
 
     def held_out_score(program, lm) -> float:
         with dspy.context(lm=lm):
-            return sum(sums_program.exact(e, program(**e.inputs())) for e in held_out) / len(held_out)
+            result = dspy.Evaluate(devset=held_out, metric=sums_program.exact, num_threads=8, max_errors=0)(program)
+        return result.score / 100
 
     def true_accuracy(program) -> float:
         """The learner's accuracy with the program's demos: its expected score on any clean held-out set."""
@@ -248,9 +253,10 @@ def test_rejecting_what_recommend_flags_does_not_make_the_champion_worse(project
         kit.optimize("sums", lm=lm, **SPEC)
         after = champion_program(kit)
         # Noise-free: the learner's accuracy for the champion's demos cannot drop (measured over five seeds:
-        # 0.55 or 0.79 before, 0.79 after). On the 100 held-out examples the scores are a sample of that accuracy:
-        # two programs of equal accuracy differ by about 0.06 (one standard error of the difference), so the
-        # held-out bar allows two of those (measured: 0.59 -> 0.76, 0.59 -> 0.88, 0.78 -> 0.78, 0.82 -> 0.82,
-        # 0.59 -> 0.71).
+        # 0.55 or 0.79 before, 0.79 after). On the held-out examples the scores are a sample of that accuracy,
+        # drawn afresh for each set of demos: with 100 of them two programs of equal accuracy differed by 0.06
+        # (one standard error of the difference), so the bar of 0.12 failed about one run in 40 (CI: 0.82 -> 0.67
+        # at equal accuracy). With 300 the standard error is 0.033 and the bar is 3.6 of them (measured with
+        # 100: 0.59 -> 0.76, 0.59 -> 0.88, 0.78 -> 0.78, 0.82 -> 0.82, 0.59 -> 0.71).
         assert true_accuracy(after) >= true_accuracy(before)
         assert held_out_score(after, lm) >= held_out_score(before, lm) - 0.12
