@@ -15,6 +15,7 @@ import attrs
 
 from . import assessment
 from .errors import ValidationError
+from .intake import check_values
 from .models import STATUSES, Event, Example, Finding
 from .store import ExampleQuery
 
@@ -80,6 +81,7 @@ def edit(kit: Kit, example_id: str, changes: dict[str, Any], *, actor: str, reas
     if unknown:
         raise ValidationError(f"{unknown[0]}: cannot be edited (editable: {', '.join(EDITABLE)})")
     edited = before.evolve(**changes)  # validates the new values
+    check_values(edited)  # and what the store would refuse or change (a 64-bit overflow, NaN), as intake does
     [after] = assessment.reassess(kit, [edited], keep_status="unless_rejected", status=status)
     fields = (*EDITABLE, "status", "scores", "quality", "findings")
     if _write(kit, [(before, after)], "edited", actor, reason, fields) == 0:

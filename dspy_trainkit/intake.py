@@ -377,7 +377,8 @@ def to_example(record: Any, defaults: Mapping[str, Any], default_task: str | Non
 def check_values(example: Example) -> None:
     """Raise ValidationError for a value the store would change or refuse (NaN, a 64-bit overflow, a key
     that is not text; see json_values): this record is rejected saying where, and the rest of its batch goes on."""
-    for part, value in (("inputs", example.inputs), ("outputs", example.outputs), ("metadata", example.metadata)):
+    for part, value in (("inputs", example.inputs), ("outputs", example.outputs), ("metadata", example.metadata),
+                        ("provenance", example.provenance)):  # a record may bring its own provenance
         if value and not _plain(value):  # (an empty or text-only part needs no walk; most are)
             problem = json_problem(value, part)
             if problem is not None:

@@ -97,6 +97,17 @@ def test_an_edit_that_makes_a_duplicate_is_refused_and_changes_nothing(store_url
         assert kit.get(b.id).inputs == {"question": "b"}
 
 
+def test_an_edit_with_a_value_the_store_cannot_hold_is_refused_saying_where(store_url, tmp_path):
+    """It was a TypeError from the store's JSON writer (a stranger's finding); now the same error as an import's."""
+    with open_kit(store_url, tmp_path) as kit:
+        ex = kit.add(qa("q"))
+        with pytest.raises(tk.ValidationError, match=r"^metadata\.n: the integer 2{70} is wider than 64 bits"):
+            kit.edit(ex.id, metadata={"n": int("2" * 70)})
+        with pytest.raises(tk.ValidationError, match=r"^outputs\.answer\[0\]: NaN is not a JSON number"):
+            kit.edit(ex.id, outputs={"answer": [float("nan")]})
+        assert kit.get(ex.id).metadata == {} and [e.kind for e in kit.events(example_id=ex.id)] == ["added"]
+
+
 def test_rescore_uses_todays_plugins_and_keeps_status(store_url, tmp_path):
     with open_kit(store_url, tmp_path) as kit:
         kit.add_many([qa("x", "abcde"), qa("y", "abcdefghij")])

@@ -368,6 +368,9 @@ def test_yaml_aliases_within_the_bound_are_expanded(project):
 # -- more shapes found by probing: each one rejected on its own, the good record of the file kept --------------
 
 DEEP = "[" * 300 + "]" * 300
+# a record in the full form, which may bring its own provenance (in the flat form it is just metadata)
+OWN = '{"task": "qa", "inputs": {"question": "bad"}, "outputs": {"answer": "a"}, '
+OWN_YAML = "- {task: qa, inputs: {question: bad}, outputs: {answer: a}, "
 
 
 @pytest.mark.parametrize("name, text, reason", [
@@ -385,6 +388,17 @@ DEEP = "[" * 300 + "]" * 300
      "metadata.m: a bytes value is not JSON data (text, numbers, true/false, null, lists, mappings)"),
     ("set.yaml", "- {question: bad, answer: a, m: !!set {x, y}}\n",
      "metadata.m: a set value is not JSON data (text, numbers, true/false, null, lists, mappings)"),
+    # a record's own provenance: it crashed the import at the store, every re-run again (a stranger's HIGH)
+    ("provenance.jsonl", OWN + '"provenance": {"origin": "crm", "ticket": 18446744073709551616}}\n',
+     "provenance.ticket: the integer 18446744073709551616 is wider than 64 bits and cannot be stored exactly; write "
+     "it as text (in quotes)"),
+    ("provenance-key.yaml", OWN_YAML + "provenance: {origin: x, 1: one}}\n",
+     "provenance: the key 1 (int) is not text; field names must be text (quote the key)"),
+    ("provenance-set.yaml", OWN_YAML + "provenance: {origin: x, s: !!set {a, b}}}\n",
+     "provenance.s: a set value is not JSON data (text, numbers, true/false, null, lists, mappings)"),
+    ("provenance-nan.yaml", OWN_YAML + "provenance: {origin: x, score: .nan}}\n",
+     'provenance.score: NaN is not a JSON number (it would be stored as null); write it as text ("NaN") or leave '
+     "the field out"),
 ])
 def test_values_the_store_cannot_hold_reject_their_record_only(project, name, text, reason):
     good = {"csv": "good,a,\n", "jsonl": '{"question": "good", "answer": "a"}\n',
