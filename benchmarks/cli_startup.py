@@ -50,7 +50,7 @@ HEAVY = ("dspy", "litellm", "psycopg2", "psycopg", "openai", "httpx", "pydantic"
 
 # The console script `trainkit` does the same as this (import main, call it); -c is the fallback when the
 # script is not next to the interpreter.
-MAIN = "from dspy_trainkit.cli.main import main; main()"
+MAIN = "from dspy_trainkit.cli.entry import main; main()"
 # The raw grouped query of benchmarks/read_paths.py's stats row, as a whole script.
 RAW_STATS = ("import sqlite3\ncon = sqlite3.connect({db!r})\n"
              "rows = con.execute('SELECT task, status, source, domain, topic, difficulty, COUNT(*) FROM examples "

@@ -37,7 +37,7 @@ import tempfile
 import time
 from pathlib import Path
 
-MAIN = "from dspy_trainkit.cli.main import main; main()"
+MAIN = "from dspy_trainkit.cli.entry import main; main()"
 TIMED = "import sys, time\nstart = time.perf_counter()\n{body}\nprint(f'ELAPSED {{time.perf_counter() - start}}')\n"
 
 RAW_STATS = ("import sqlite3\ncon = sqlite3.connect({db!r})\n"

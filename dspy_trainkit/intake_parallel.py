@@ -90,8 +90,9 @@ def run_parallel(batch_run: _BatchRun, iterator: Iterator[Positioned], size: int
                 if not batch:
                     break
                 records = [record if isinstance(record, Example | Mapping) else None for _, record in batch]
-                with interrupts_deferred(number <= workers):  # the submits that start workers: each is born
-                    # with Ctrl-C blocked (one still starting up printed "Fatal Python error: init_import_site")
+                with interrupts_deferred():  # a submit may start a worker (the pool starts them on demand, so
+                    # not only the first ones: a slow pipe starts the second late): each is born with Ctrl-C
+                    # blocked (one still starting up printed "Fatal Python error: init_import_site", or a traceback)
                     window.append((number, batch, _submit(pool, records, batch_run.defaults)))
                 if len(window) >= IN_FLIGHT_PER_WORKER * workers:
                     _write(batch_run, *window.popleft(), progress)
@@ -138,6 +139,12 @@ def _end_workers(pool: Any) -> None:
         # the futures in flight are not cancelled here: the executor fails them itself once it sees its workers
         # gone (a future cancelled meanwhile made its thread raise InvalidStateError)
         pool.shutdown(wait=False)
+        # Its manager thread, seeing the workers gone, now ends; it is waited for (a moment), because the
+        # interpreter's exit hook for the pool writes to a pipe the thread closes as it ends, and in Python 3.11
+        # the two race ("Exception ignored in: <module 'threading'> ... OSError: [Errno 9] Bad file descriptor").
+        manager = getattr(pool, "_executor_manager_thread", None)
+        if manager is not None:
+            manager.join(END_GRACE)
 
 
 def _submit(pool: Any, records: list[Any], defaults: Mapping[str, Any]) -> Future[Any]:

@@ -365,6 +365,83 @@ def test_a_signal_keeps_the_committed_batches_and_leaves_no_worker(tmp_path: Pat
     assert stored() == n
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc (Linux)")
+def test_a_worker_the_pool_starts_late_is_born_with_ctrl_c_held_too(tmp_path: Path) -> None:
+    """The pool starts a worker only when a batch finds none idle: from a slow pipe, the second one starts at the
+    fourth batch. Only the first submits held Ctrl-C back, so a Ctrl-C then reached that worker mid-start-up and
+    it printed a traceback (a stranger's finding): every worker must be born with SIGINT blocked."""
+    import os
+    import sqlite3
+    import subprocess
+    import sys
+    import time
+
+    batch = 50
+    (tmp_path / "trainkit.toml").write_text(f"[intake]\nbatch_size = {batch}\n")
+    db = tmp_path / "trainkit.db"
+    tk.open(f"sqlite:///{db}").close()
+    marker = f"TRAINKIT_TEST_MARK={uuid.uuid4().hex}"
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("TRAINKIT_")}, marker.split("=")[0]:
+           marker.split("=")[1]}
+    process = subprocess.Popen([sys.executable, "-m", "dspy_trainkit", "--db", f"sqlite:///{db}", "import", "-",
+                                "--format", "jsonl", "--task", "qa", "--workers", "2", "-q"], cwd=tmp_path, env=env,
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def send(first: int, count: int) -> None:
+        process.stdin.write("".join(json.dumps({"inputs": {"q": f"question {i}"}, "outputs": {"a": f"answer {i}"}})
+                                    + "\n" for i in range(first, first + count)).encode())
+        process.stdin.flush()
+
+    def stored() -> int:
+        connection = sqlite3.connect(db, timeout=30)
+        try:
+            return connection.execute("SELECT count(*) FROM examples").fetchone()[0]
+        finally:
+            connection.close()
+
+    def workers() -> list[int]:
+        return [pid for pid in _processes_with(marker) if b"spawn_main" in _cmdline(pid)]
+
+    def cpu(pid: int) -> str:
+        return " ".join(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[11:13])
+
+    def wait_idle() -> None:
+        """Until there is a worker and it has used no CPU for half a second (its batch is done)."""
+        deadline, last = time.monotonic() + 60, None
+        while process.poll() is None and time.monotonic() < deadline:
+            found = workers()
+            now = cpu(found[0]) if found else None
+            if now is not None and now == last:
+                return
+            last = now
+            time.sleep(0.5)
+
+    try:
+        send(0, batch + 1)  # the one more makes the reader hand batch 1 over
+        wait_idle()
+        send(batch + 1, batch)  # batch 2, to the idle worker
+        wait_idle()
+        send(2 * batch + 1, 2 * batch)  # batches 3 and 4 at once: the one worker is busy, the pool starts another
+        deadline = time.monotonic() + 60
+        while len(workers()) < 2 and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        found = workers()
+        assert found and process.poll() is None
+        # with the timing as planned the second worker starts late; if the machine made it start early, it
+        # must have been born with Ctrl-C held all the same
+        for pid in found:
+            status = Path(f"/proc/{pid}/status").read_text()
+            blocked = int(next(line for line in status.splitlines() if line.startswith("SigBlk:")).split()[1], 16)
+            assert blocked & (1 << 1), f"worker {pid} was born with Ctrl-C unblocked"  # SIGINT is signal 2
+        _, err = process.communicate(timeout=120)  # closes the input: the import ends
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, err.decode()
+    assert stored() == 4 * batch + 1
+
+
 def test_a_dry_run_with_workers_counts_what_the_serial_dry_run_counts(tmp_path: Path) -> None:
     config = tmp_path / "trainkit.toml"
     config.write_text(CONFIG)

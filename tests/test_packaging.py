@@ -77,7 +77,7 @@ def test_wheel_holds_every_package_and_entry_point(wheel):
     assert files == source_files
     for name, module in declared_entry_points().items():
         assert f"{name} = {module}" in entry_points
-    assert "trainkit = dspy_trainkit.cli.main:main" in entry_points
+    assert "trainkit = dspy_trainkit.cli.entry:main" in entry_points
 
 
 def _shipped(path: Path) -> bool:

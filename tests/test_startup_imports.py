@@ -46,7 +46,7 @@ def _report():
         handle.write(",".join(found))
 
 atexit.register(_report)
-from dspy_trainkit.cli.main import main
+from dspy_trainkit.cli.entry import main
 main()
 """
 

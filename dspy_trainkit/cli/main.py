@@ -15,6 +15,9 @@ from typing import Any
 
 import click
 
+from ..errors import TrainkitError
+from ..thread_signals import interrupts_deferred
+from . import startup
 from .state import CliState
 
 BUILTIN_COMMANDS = {
@@ -206,7 +209,10 @@ class TrainkitGroup(click.Group):
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name in BUILTIN_COMMANDS:
             module, attr = BUILTIN_COMMANDS[name]
-            return getattr(importlib.import_module(module), attr)
+            with interrupts_deferred(startup.is_command()):  # a Ctrl-C in the command's imports: after them
+                # (see cli/entry.py: one inside orjson's module initialisation crashed the process)
+                loaded = importlib.import_module(module)
+            return getattr(loaded, attr)
         return self._plugin_commands(ctx).get(name)
 
     def resolve_command(self, ctx: click.Context, args: list[str]) -> Any:
@@ -220,12 +226,11 @@ class TrainkitGroup(click.Group):
             raise
 
     def invoke(self, ctx: click.Context) -> Any:
-        from ..errors import TrainkitError
-        from ..redaction import redact
-
-        try:
+        try:  # nothing before it: a Ctrl-C there was click's "Aborted!" with status 1, not the command's 130
             return super().invoke(ctx)
         except TrainkitError as exc:
+            from ..redaction import redact
+
             if ctx.params.get("log_format") == "json":  # the error as a log line, so stderr stays JSON
                 logging.getLogger("dspy_trainkit.cli").error(redact(str(exc)), extra={"error": type(exc).__name__})
             else:
@@ -234,6 +239,7 @@ class TrainkitGroup(click.Group):
                 click.echo(f"Error: {printable(redact(str(exc)))}", err=True)  # a file name may hold escapes
             ctx.exit(exc.exit_code)
         except click.ClickException as exc:  # click prints these itself: redact what it will print
+            from ..redaction import redact
             from .output import printable
 
             exc.message = printable(redact(exc.message))  # type: ignore[misc]  # click's Final is advisory
