@@ -325,6 +325,16 @@ def test_yaml_with_ordinary_anchors_is_imported(project):
 
 # -- whole-file JSON errors ----------------------------------------------------------------------------------
 
+def test_json_positions_count_records_from_one_in_words(project):
+    """`examples[1]` read as the second record to anyone counting from 0 (jq, Python): a stranger's finding."""
+    (project / "top.json").write_text('[{"question": "a", "answer": "1"}, 5]')
+    (project / "held.json").write_text('{"source": "x", "examples": [7, {"question": "b", "answer": "2"}]}')
+    result, summary = import_json("top.json", "held.json")
+    assert result.exit_code == EXIT_SOME_REJECTED
+    assert set(problems(summary)) == {"top.json:item 2", "held.json:examples item 1"}
+    assert {ex["answer"] for ex in stored(project).values()} == {"1", "2"}
+
+
 def test_malformed_json_document_is_one_error_with_its_position(project):
     (project / "bad.json").write_text('[{"question": "a", "answer": "1"},\n {"question": "b"')
     result = run("import", "bad.json")

@@ -35,7 +35,8 @@ def records_of(document: Any, path: Path) -> Iterator[tuple[str, Any]]:
     else:
         raise FormatError(f"expected an array of records, got a JSON {type(document).__name__}")
     for index, item in enumerate(items, start=1):
-        position = f"{key}[{index}]" if key else f"item {index}"
+        # counted from 1, as lines are; not `key[index]`, which reads as counted from 0 (jq, Python)
+        position = f"{key} item {index}" if key else f"item {index}"
         yield position, item if isinstance(item, dict) else ValueError(
             f"expected an object, got {type(item).__name__}")
 
