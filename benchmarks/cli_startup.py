@@ -51,6 +51,7 @@ HEAVY = ("dspy", "litellm", "psycopg2", "psycopg", "openai", "httpx", "pydantic"
 # The console script `trainkit` does the same as this (import main, call it); -c is the fallback when the
 # script is not next to the interpreter.
 MAIN = "from dspy_trainkit.cli.entry import main; main()"
+OLD_MAIN = "from dspy_trainkit.cli.main import main; main()"
 # The raw grouped query of benchmarks/read_paths.py's stats row, as a whole script.
 RAW_STATS = ("import sqlite3\ncon = sqlite3.connect({db!r})\n"
              "rows = con.execute('SELECT task, status, source, domain, topic, difficulty, COUNT(*) FROM examples "
@@ -103,7 +104,8 @@ def imported_heavy(args: list[str], cwd: Path, env: dict[str, str]) -> list[str]
 def checkout_command(checkout: Path) -> tuple[list[str], dict[str, str]]:
     """`trainkit` run from a source checkout with no install hook, and the environment that makes it work."""
     path = os.pathsep.join([str(checkout), str(checkout / "plugins"), sysconfig.get_paths()["purelib"]])
-    return [sys.executable, "-S", "-c", MAIN], {**clean_env(), "PYTHONPATH": path}
+    main = MAIN if (checkout / "dspy_trainkit" / "cli" / "entry.py").exists() else OLD_MAIN  # before cli/entry.py
+    return [sys.executable, "-S", "-c", main], {**clean_env(), "PYTHONPATH": path}
 
 
 @contextlib.contextmanager
