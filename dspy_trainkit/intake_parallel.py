@@ -138,11 +138,12 @@ def _end_workers(pool: Any) -> None:
             calls.cancel_join_thread()
         # the futures in flight are not cancelled here: the executor fails them itself once it sees its workers
         # gone (a future cancelled meanwhile made its thread raise InvalidStateError)
-        pool.shutdown(wait=False)
-        # Its manager thread, seeing the workers gone, now ends; it is waited for (a moment), because the
+        # The pool's manager thread, seeing the workers gone, now ends; it is waited for (a moment), because the
         # interpreter's exit hook for the pool writes to a pipe the thread closes as it ends, and in Python 3.11
         # the two race ("Exception ignored in: <module 'threading'> ... OSError: [Errno 9] Bad file descriptor").
+        # Taken before `shutdown`, which forgets it.
         manager = getattr(pool, "_executor_manager_thread", None)
+        pool.shutdown(wait=False)
         if manager is not None:
             manager.join(END_GRACE)
 
