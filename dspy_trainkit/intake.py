@@ -20,11 +20,12 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
+import orjson
 
 from . import assessment, tokens
 from .errors import TrainkitError, ValidationError
 from .gc_pause import gc_paused_on_main_thread
-from .json_values import json_problem
+from .json_values import json_problem, text_problem
 from .models import Event, Example
 from .plugin_manager import call_each
 
@@ -383,6 +384,23 @@ def check_values(example: Example) -> None:
             problem = json_problem(value, part)
             if problem is not None:
                 raise ValidationError(problem)
+    # text that UTF-8 cannot encode (a lone surrogate): inputs and outputs are refused by the content hash;
+    # labels, metadata and provenance reached the store, which failed the whole batch with a traceback
+    for part, value in (("domain", example.domain), ("topic", example.topic), ("difficulty", example.difficulty),
+                        ("metadata", example.metadata), ("provenance", example.provenance)):
+        if value and not _writable(value):
+            raise ValidationError(text_problem(value, part) or f"{part}: cannot be stored as JSON")
+
+
+def _writable(value: Any) -> bool:
+    """Whether the store's JSON writer takes `value` (an ASCII label without a call)."""
+    if type(value) is str and value.isascii():
+        return True
+    try:
+        orjson.dumps(value)
+    except TypeError:  # orjson's JSONEncodeError is one
+        return False
+    return True
 
 
 def _plain(value: Any) -> bool:

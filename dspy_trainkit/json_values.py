@@ -120,3 +120,27 @@ def json_problem(value: Any, where: str) -> str | None:
 
 
 _CLOSE: Any = object()  # marks, on the walk's stack, the end of a container's items
+
+
+def text_problem(value: Any, where: str) -> str | None:
+    """Why a text in `value` (found at `where`) cannot be stored, or None: a lone surrogate, which UTF-8 cannot
+    encode. Python makes one of each byte that is not UTF-8 in a command-line argument (`--domain`), and a
+    program may hand one over; the store's JSON writer and its text columns refuse it with a traceback."""
+    stack: list[tuple[Any, str]] = [(value, where)]
+    while stack:
+        current, path = stack.pop()
+        if isinstance(current, str):
+            if not current.isascii():
+                try:
+                    current.encode("utf-8")
+                except UnicodeEncodeError as exc:
+                    return (f"{path}: holds {current[exc.start]!r}, a lone surrogate (often a byte that is not "
+                            "UTF-8, from a command-line argument or a file in another encoding), which cannot be "
+                            "stored; check the encoding of its source")
+        elif isinstance(current, dict):
+            for key, item in reversed(current.items()):
+                stack.append((item, f"{path}.{key}"))
+                stack.append((key, f"{path} key {key!r}"))
+        elif isinstance(current, list | tuple):
+            stack.extend((current[index], f"{path}[{index}]") for index in range(len(current) - 1, -1, -1))
+    return None

@@ -105,6 +105,12 @@ def test_an_edit_with_a_value_the_store_cannot_hold_is_refused_saying_where(stor
             kit.edit(ex.id, metadata={"n": int("2" * 70)})
         with pytest.raises(tk.ValidationError, match=r"^outputs\.answer\[0\]: NaN is not a JSON number"):
             kit.edit(ex.id, outputs={"answer": [float("nan")]})
+        # a lone surrogate (a byte that is not UTF-8 on a command line becomes one): the store's TypeError or
+        # UnicodeEncodeError before
+        with pytest.raises(tk.ValidationError, match=r"^metadata\.s: holds '\\ud800', a lone surrogate"):
+            kit.edit(ex.id, metadata={"s": "\ud800"})
+        with pytest.raises(tk.ValidationError, match=r"^domain: holds '\\udcff', a lone surrogate"):
+            kit.edit(ex.id, domain="d\udcff")
         assert kit.get(ex.id).metadata == {} and [e.kind for e in kit.events(example_id=ex.id)] == ["added"]
 
 

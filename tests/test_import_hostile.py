@@ -118,6 +118,24 @@ def test_the_reason_names_the_first_wide_integer_of_a_record_in_its_own_order(pr
     assert message.startswith(f"metadata.first[1]: the integer {WIDE} is wider than 64 bits"), message
 
 
+def test_a_label_option_with_a_byte_that_is_not_utf8_is_refused_not_a_traceback(project):
+    """Python makes a lone surrogate of such a byte in an argument; the store then failed the whole batch with a
+    UnicodeEncodeError traceback (a stranger's HIGH). Through add and import, serial and with workers."""
+    added = run("add", "-t", "qa", "-i", "question=q?", "-o", "answer=x", "--domain", "d\udcff")
+    assert added.exit_code == 1 and "Traceback" not in added.output
+    assert "domain: holds '\\udcff', a lone surrogate" in added.output
+    (project / "two.jsonl").write_text('{"question": "a", "answer": "b"}\n{"question": "c", "answer": "d"}\n')
+    for workers in ("0", "2"):
+        result, summary = import_json("two.jsonl", "--topic", "t\udcfe", "--workers", workers)
+        assert result.exit_code == EXIT_SOME_REJECTED, result.output
+        assert set(problems(summary).values()) == {
+            "topic: holds '\\udcfe', a lone surrogate (often a byte that is not UTF-8, from a command-line argument "
+            "or a file in another encoding), which cannot be stored; check the encoding of its source"}
+    assert stored(project) == {}
+    result, _ = import_json("two.jsonl")
+    assert result.exit_code == 0 and set(stored(project)) == {"a", "c"}
+
+
 @pytest.mark.parametrize("fmt", ["jsonl", "yaml"])
 def test_records_with_integers_wider_than_64_bits_are_written_whole_to_the_rejects_file(project, fmt):
     """orjson writes no integer wider than 64 bits: the rejects file used to crash the import (a traceback, and
