@@ -205,6 +205,12 @@ class TrainkitGroup(click.Group):
             if _wants_json(raw):
                 _usage_error_as_json(exc)
             raise
+        except KeyboardInterrupt:  # while the options are read (or --help, --version print): 130 as in a command,
+            # not click's "Aborted!" with status 1
+            from .exits import EXIT_INTERRUPTED
+
+            click.echo("\ninterrupted: nothing was done", err=True)
+            raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name in BUILTIN_COMMANDS:
