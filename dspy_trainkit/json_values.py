@@ -114,8 +114,9 @@ def json_problem(value: Any, where: str) -> str | None:
             try:
                 orjson.dumps(current)
             except TypeError:
-                return (f"{path}: a {type(current).__name__} value is not JSON data (text, numbers, true/false, "
-                        "null, lists, mappings)")
+                name = type(current).__name__
+                return (f"{path}: {'an' if name[:1] in 'aeiou' else 'a'} {name} value is not JSON data (text, "
+                        "numbers, true/false, null, lists, mappings)")
     return None
 
 

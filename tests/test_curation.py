@@ -111,6 +111,8 @@ def test_an_edit_with_a_value_the_store_cannot_hold_is_refused_saying_where(stor
             kit.edit(ex.id, metadata={"s": "\ud800"})
         with pytest.raises(tk.ValidationError, match=r"^domain: holds '\\udcff', a lone surrogate"):
             kit.edit(ex.id, domain="d\udcff")
+        with pytest.raises(tk.ValidationError, match=r"^metadata\.o: an object value is not JSON data"):  # not "a"
+            kit.edit(ex.id, metadata={"o": object()})
         assert kit.get(ex.id).metadata == {} and [e.kind for e in kit.events(example_id=ex.id)] == ["added"]
 
 
