@@ -386,10 +386,12 @@ def check_values(example: Example) -> None:
                 raise ValidationError(problem)
     # text that UTF-8 cannot encode (a lone surrogate): inputs and outputs are refused by the content hash;
     # labels, metadata and provenance reached the store, which failed the whole batch with a traceback
-    for part, value in (("domain", example.domain), ("topic", example.topic), ("difficulty", example.difficulty),
-                        ("metadata", example.metadata), ("provenance", example.provenance)):
-        if value and not _writable(value):
-            raise ValidationError(text_problem(value, part) or f"{part}: cannot be stored as JSON")
+    stored_as_text: tuple[tuple[str, Any], ...] = (
+        ("domain", example.domain), ("topic", example.topic), ("difficulty", example.difficulty),
+        ("metadata", example.metadata), ("provenance", example.provenance))
+    for part, text in stored_as_text:
+        if text and not _writable(text):
+            raise ValidationError(text_problem(text, part) or f"{part}: cannot be stored as JSON")
 
 
 def _writable(value: Any) -> bool:

@@ -47,6 +47,14 @@ def auc(bad: list[float], good: list[float]) -> float:
     return sum(pairs) / len(pairs)
 
 
+def with_fixed_ids(made: list[dict]) -> list[dict]:
+    """The records with ids of their own, the same in every run. The optimizer's seeded split orders examples by
+    id, and new ids are random (UUIDv7): which examples became demos, and how often, changed from run to run,
+    and with it what the estimators could find; the bars below were measured over such runs, and one run in a
+    few dozen fell under them (recommend named 2 of 6 findable mislabels, with 3 clean ones)."""
+    return [{**record, "id": f"{n + 1:032x}"} for n, record in enumerate(made)]
+
+
 @pytest.fixture(scope="module")
 def optimized_project(tmp_path_factory):
     """One random-search run over 60 examples, 10 of them mislabeled, shared by the tests of this module (the
@@ -61,7 +69,7 @@ def optimized_project(tmp_path_factory):
         patch.syspath_prepend(str(folder))
         with dspy_cache(None), OpenAIServer(learner) as server, \
                 tk.open(config=folder / "trainkit.toml", disable=QUALITY_PLUGINS) as kit:
-            kit.add_many(records(60, planted))
+            kit.add_many(with_fixed_ids(records(60, planted)))
             run = kit.optimize("sums", program="sums_program:program", metric="sums_program:exact",
                                lm=make_lm(server))
     return folder, run, planted, learner

@@ -18,7 +18,7 @@ import pytest
 from click.testing import CliRunner
 from helpers import QUALITY_PLUGINS
 from optimize_support import dspy_cache
-from test_effectiveness import PROGRAM, TOML, auc, records, truth
+from test_effectiveness import PROGRAM, TOML, auc, records, truth, with_fixed_ids
 
 import dspy_trainkit as tk
 from dspy_trainkit.cli.main import cli
@@ -65,7 +65,7 @@ def test_a_valuation_alone_ranks_planted_mislabels_at_the_bottom(project):
     planted = set(range(0, 60, 6))
     with dspy_cache(None), OpenAIServer(_learner()) as server, \
             tk.open(config=project / "trainkit.toml", disable=QUALITY_PLUGINS) as kit:
-        kit.add_many(records(60, planted))
+        kit.add_many(with_fixed_ids(records(60, planted)))
         dry = kit.valuation_run("sums", budget=50, demos=6, val_size=10, dry_run=True)
         assert (dry.lm_calls, dry.remaining, dry.pool, dry.validation) == (500, 50, 50, 10)
         assert dry.expected_inclusions == 6.0
@@ -239,7 +239,7 @@ def test_rejecting_what_recommend_flags_does_not_make_the_champion_worse(project
     with dspy_cache(None), OpenAIServer(learner) as server, \
             tk.open(config=project / "trainkit.toml", disable=QUALITY_PLUGINS) as kit:
         lm = make_lm(server)
-        kit.add_many(records(60, planted))
+        kit.add_many(with_fixed_ids(records(60, planted)))
         kit.optimize("sums", lm=lm, **SPEC)
         before = champion_program(kit)
         kit.valuation_run("sums", budget=40, demos=6, val_size=10, lm=lm, **SPEC)
