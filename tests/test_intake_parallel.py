@@ -267,6 +267,27 @@ def _cmdline(pid: int) -> bytes:
         return b""
 
 
+def _marked_env() -> tuple[str, dict[str, str]]:
+    """A marker to find an import and its workers by (`_processes_with`), and the environment that carries it
+    (without the caller's TRAINKIT_ settings)."""
+    import os
+
+    marker = f"TRAINKIT_TEST_MARK={uuid.uuid4().hex}"
+    name, value = marker.split("=")
+    return marker, {**{k: v for k, v in os.environ.items() if not k.startswith("TRAINKIT_")}, name: value}
+
+
+def _stored(db: Path) -> int:
+    """Examples in the SQLite store at `db`, read while an import writes it."""
+    import sqlite3
+
+    connection = sqlite3.connect(db, timeout=30)
+    try:
+        return connection.execute("SELECT count(*) FROM examples").fetchone()[0]
+    finally:
+        connection.close()
+
+
 def _processes_with(marker: str) -> list[int]:
     """Live processes whose environment holds `marker` (the import and its workers)."""
     found = []
@@ -294,7 +315,6 @@ def test_a_signal_keeps_the_committed_batches_and_leaves_no_worker(tmp_path: Pat
     waiting for a worker forever."""
     import os
     import signal
-    import sqlite3
     import subprocess
     import sys
     import time
@@ -309,18 +329,9 @@ def test_a_signal_keeps_the_committed_batches_and_leaves_no_worker(tmp_path: Pat
                                                         "outputs": {"a": answer.format(i)}}) + "\n" for i in range(n)))
     db = tmp_path / "trainkit.db"
     tk.open(f"sqlite:///{db}").close()
-    marker = f"TRAINKIT_TEST_MARK={uuid.uuid4().hex}"
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("TRAINKIT_")}, marker.split("=")[0]:
-           marker.split("=")[1]}
+    marker, env = _marked_env()
     command = [sys.executable, "-m", "dspy_trainkit", "--db", f"sqlite:///{db}", "import", str(data), "--workers",
                workers, "-q", "--rejects", str(tmp_path / "rejects.jsonl")]
-
-    def stored() -> int:
-        connection = sqlite3.connect(db, timeout=30)
-        try:
-            return connection.execute("SELECT count(*) FROM examples").fetchone()[0]
-        finally:
-            connection.close()
 
     process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                start_new_session=True)  # its own process group, as a terminal's Ctrl-C reaches
@@ -328,7 +339,7 @@ def test_a_signal_keeps_the_committed_batches_and_leaves_no_worker(tmp_path: Pat
     try:
         while process.poll() is None and (
                 len([p for p in _processes_with(marker) if b"spawn_main" in _cmdline(p)]) < 2 if "before" in signum
-                else stored() < 3 * batch):
+                else _stored(db) < 3 * batch):
             time.sleep(0.01)
         if "stopped" in signum:
             stopped = [pid for pid in _processes_with(marker) if pid != process.pid  # a worker, not the
@@ -357,12 +368,12 @@ def test_a_signal_keeps_the_committed_batches_and_leaves_no_worker(tmp_path: Pat
             break
         time.sleep(0.05)
     assert _processes_with(marker) == []
-    partial = stored()
+    partial = _stored(db)
     assert partial < n and (partial == 0 if "before" in signum else (partial + 1) % batch == 0)  # whole batches
     # (the first holds the bad line)
     rerun = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 3, rerun.stderr  # finished, with the bad line rejected again
-    assert stored() == n
+    assert _stored(db) == n
 
 
 @pytest.mark.slow
@@ -371,8 +382,6 @@ def test_a_worker_the_pool_starts_late_is_born_with_ctrl_c_held_too(tmp_path: Pa
     """The pool starts a worker only when a batch finds none idle: from a slow pipe, the second one starts at the
     fourth batch. Only the first submits held Ctrl-C back, so a Ctrl-C then reached that worker mid-start-up and
     it printed a traceback (a stranger's finding): every worker must be born with SIGINT blocked."""
-    import os
-    import sqlite3
     import subprocess
     import sys
     import time
@@ -381,9 +390,7 @@ def test_a_worker_the_pool_starts_late_is_born_with_ctrl_c_held_too(tmp_path: Pa
     (tmp_path / "trainkit.toml").write_text(f"[intake]\nbatch_size = {batch}\n")
     db = tmp_path / "trainkit.db"
     tk.open(f"sqlite:///{db}").close()
-    marker = f"TRAINKIT_TEST_MARK={uuid.uuid4().hex}"
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("TRAINKIT_")}, marker.split("=")[0]:
-           marker.split("=")[1]}
+    marker, env = _marked_env()
     process = subprocess.Popen([sys.executable, "-m", "dspy_trainkit", "--db", f"sqlite:///{db}", "import", "-",
                                 "--format", "jsonl", "--task", "qa", "--workers", "2", "-q"], cwd=tmp_path, env=env,
                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -392,13 +399,6 @@ def test_a_worker_the_pool_starts_late_is_born_with_ctrl_c_held_too(tmp_path: Pa
         process.stdin.write("".join(json.dumps({"inputs": {"q": f"question {i}"}, "outputs": {"a": f"answer {i}"}})
                                     + "\n" for i in range(first, first + count)).encode())
         process.stdin.flush()
-
-    def stored() -> int:
-        connection = sqlite3.connect(db, timeout=30)
-        try:
-            return connection.execute("SELECT count(*) FROM examples").fetchone()[0]
-        finally:
-            connection.close()
 
     def workers() -> list[int]:
         return [pid for pid in _processes_with(marker) if b"spawn_main" in _cmdline(pid)]
@@ -439,7 +439,7 @@ def test_a_worker_the_pool_starts_late_is_born_with_ctrl_c_held_too(tmp_path: Pa
         if process.poll() is None:
             process.kill()
     assert process.returncode == 0, err.decode()
-    assert stored() == 4 * batch + 1
+    assert _stored(db) == 4 * batch + 1
 
 
 def _sleep(seconds: float) -> float:
