@@ -136,6 +136,29 @@ def test_a_label_option_with_a_byte_that_is_not_utf8_is_refused_not_a_traceback(
     assert result.exit_code == 0 and set(stored(project)) == {"a", "c"}
 
 
+def test_a_file_name_with_a_byte_that_is_not_utf8_is_imported_and_named_with_the_byte_escaped(project):
+    """Its name went into every record's origin and the import's event, which the store refused: a traceback,
+    nothing stored."""
+    import os
+
+    name = os.fsdecode(b"bad\xff.jsonl")  # as Python gives it from the command line
+    (project / name).write_text('{"question": "a", "answer": "b"}\n')
+    result = run("import", name)
+    assert result.exit_code == 0, result.output
+    [example] = stored(project).values()
+    assert example.provenance["origin"] == "bad\\xff.jsonl:line 1"
+
+
+@pytest.mark.parametrize("args", [["list", "--domain", "d\udcff"], ["stats", "--task", "q\udcff"],
+                                  ["log", "--id", "x\udcff"]])
+def test_a_search_for_text_that_is_not_utf8_is_one_error_line(project, args):
+    """The store's UnicodeEncodeError came out as a traceback (a stranger's finding)."""
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit | None), result.exception
+    assert "Traceback" not in result.output and result.stderr.startswith("Error: the argument '"), result.output
+    assert "\\xff' is not UTF-8 text" in result.stderr
+
+
 @pytest.mark.parametrize("fmt", ["jsonl", "yaml"])
 def test_records_with_integers_wider_than_64_bits_are_written_whole_to_the_rejects_file(project, fmt):
     """orjson writes no integer wider than 64 bits: the rejects file used to crash the import (a traceback, and

@@ -200,7 +200,9 @@ class TrainkitGroup(click.Group):
                      **extra: Any) -> click.Context:
         raw = list(args)  # the parser consumes the list
         try:
-            return super().make_context(info_name, args, parent=parent, **extra)
+            ctx = super().make_context(info_name, args, parent=parent, **extra)
+            ctx.meta["trainkit.arguments"] = raw  # for a value that is not UTF-8 (invoke)
+            return ctx
         except click.ClickException as exc:  # a bad global option: the callback that sets up logging never ran
             if _wants_json(raw):
                 _usage_error_as_json(exc)
@@ -259,6 +261,15 @@ class TrainkitGroup(click.Group):
 
             write_json("aborted", level="error", error="Abort")
             ctx.exit(1)
+        except UnicodeEncodeError:  # a lone surrogate: Python's stand-in for a byte that is not UTF-8
+            text = _not_utf8(ctx.meta.get("trainkit.arguments", ()))
+            if text is None:  # not from the command line: a bug, with its traceback
+                raise
+            from .output import printable
+
+            click.echo(f"Error: the argument '{printable(text)}' is not UTF-8 text (the bytes that are not shown as "
+                       "\\xNN), which trainkit cannot store or search for; give it in UTF-8", err=True)
+            ctx.exit(1)
         except KeyboardInterrupt:  # a command without its own Ctrl-C message: the shell's 130, not click's 1
             from .exits import EXIT_INTERRUPTED
             from .logs import note
@@ -267,6 +278,18 @@ class TrainkitGroup(click.Group):
             ctx.exit(EXIT_INTERRUPTED)
         finally:
             _close_quietly(ctx.ensure_object(CliState))
+
+
+def _not_utf8(arguments: Any) -> str | None:
+    """The first of the command line's `arguments` that UTF-8 cannot encode (a byte that is not UTF-8 in it), shown
+    with that byte as `\\xff`; None when all encode."""
+    for argument in arguments:
+        if isinstance(argument, str) and not argument.isascii():
+            try:
+                argument.encode("utf-8")
+            except UnicodeEncodeError:
+                return argument.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return None
 
 
 def _wants_json(args: list[str]) -> bool:

@@ -9,6 +9,7 @@ reported with file and line (and written to a rejects file on request), and a re
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -82,6 +83,12 @@ def check_paths(kit: Kit, paths: list[Path], format_name: str | None, encoding: 
     return checked
 
 
+def shown_path(path: Path) -> str:
+    """`path` as text that prints and stores: a byte of a file name that is not UTF-8 (which Python holds as a
+    lone surrogate, refused by the store: the import failed with a traceback) is written as `\\xff`."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
 def import_files(kit: Kit, paths: list[Path], *, field_map: FieldMap, format_name: str | None = None,
                  read_options: ReadOptions | None = None, dry_run: bool = False,
                  on_reject: RejectCallback | None = None,
@@ -90,7 +97,7 @@ def import_files(kit: Kit, paths: list[Path], *, field_map: FieldMap, format_nam
     read_options = read_options or ReadOptions()
     report = ImportReport()
     for path, registration in check_paths(kit, paths, format_name, read_options.encoding):
-        name = STDIN_NAME if is_stdin(path) else str(path)
+        name = STDIN_NAME if is_stdin(path) else shown_path(path)
         read = functools.partial(registration.value, path, read_options)  # called inside _mapped, see there
         records = _mapped(read, field_map, name, registration.key,
                           check_at=min(FIELDS_CHECK_AT, kit.settings.batch_size))
