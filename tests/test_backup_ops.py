@@ -137,6 +137,10 @@ def test_verify_fails_damaged_altered_and_wrongly_signed_backups(source, tmp_pat
     assert code == 1 and "signature does not match" in out and "k2" not in out
     code, out = run("--db", url, "backup", "verify", str(good), env={"TRAINKIT_BACKUP_KEY": "k1"})
     assert code == 1 and "not signed" in out
+    # a byte that is not UTF-8 in the key (a lone surrogate to Python): a traceback before (a stranger's finding)
+    code, out = run("--db", url, "backup", str(tmp_path / "odd.tgz"), env={"TRAINKIT_BACKUP_KEY": "k\udcff"})
+    assert code == 1 and out == "Error: TRAINKIT_BACKUP_KEY is not UTF-8 text; set a key in UTF-8 (its value is " \
+                                "not shown)\n" and not (tmp_path / "odd.tgz").exists()
     assert not list(Path(os.environ.get("TMPDIR", "/tmp")).glob(f"trainkit-verify.*_{os.getpid()}_*"))
 
 

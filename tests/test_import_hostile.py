@@ -150,9 +150,11 @@ def test_a_file_name_with_a_byte_that_is_not_utf8_is_imported_and_named_with_the
 
 
 @pytest.mark.parametrize("args", [["list", "--domain", "d\udcff"], ["stats", "--task", "q\udcff"],
-                                  ["log", "--id", "x\udcff"]])
+                                  ["log", "--id", "x\udcff"], ["import", "g.jsonl", "--input-fields", "quest\udcff"]])
 def test_a_search_for_text_that_is_not_utf8_is_one_error_line(project, args):
-    """The store's UnicodeEncodeError came out as a traceback (a stranger's finding)."""
+    """The store's UnicodeEncodeError came out as a traceback (a stranger's finding); so did orjson's TypeError for
+    an import whose `--input-fields` named a field with such a byte (its "missing field" finding holds the name)."""
+    (project / "g.jsonl").write_text('{"question": "a", "answer": "b"}\n')
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit | None), result.exception
     assert "Traceback" not in result.output and result.stderr.startswith("Error: the argument '"), result.output

@@ -261,8 +261,10 @@ class TrainkitGroup(click.Group):
 
             write_json("aborted", level="error", error="Abort")
             ctx.exit(1)
-        except UnicodeEncodeError:  # a lone surrogate: Python's stand-in for a byte that is not UTF-8
-            text = _not_utf8(ctx.meta.get("trainkit.arguments", ()))
+        except (UnicodeEncodeError, TypeError) as exc:  # a lone surrogate, Python's stand-in for a byte that is
+            # not UTF-8, reaching the store (its text columns, or orjson's "str is not valid UTF-8")
+            not_utf8 = isinstance(exc, UnicodeEncodeError) or "not valid UTF-8" in str(exc)
+            text = _not_utf8(ctx.meta.get("trainkit.arguments", ())) if not_utf8 else None
             if text is None:  # not from the command line: a bug, with its traceback
                 raise
             from .output import printable

@@ -25,7 +25,12 @@ SIGNATURE = "hmac_sha256"
 def backup_key(env: Mapping[str, str] | None = None) -> bytes | None:
     """The signing key from `TRAINKIT_BACKUP_KEY`, or None when it is unset or empty."""
     value = (os.environ if env is None else env).get(KEY_ENV, "")
-    return value.encode() if value else None
+    try:
+        return value.encode() if value else None
+    except UnicodeEncodeError:  # a byte that is not UTF-8 (Python holds it as a lone surrogate)
+        from ..errors import ConfigError
+
+        raise ConfigError(f"{KEY_ENV} is not UTF-8 text; set a key in UTF-8 (its value is not shown)") from None
 
 
 def sign(manifest: Mapping[str, Any], key: bytes) -> str:

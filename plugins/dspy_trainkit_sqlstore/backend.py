@@ -479,7 +479,10 @@ class PeeweeStore(SnapshotStoreMixin, PlanStoreMixin, RunStoreMixin, ValueStoreM
                 while rows := cursor.fetchmany(PAGE_SIZE):
                     yield from rows
             finally:
-                cursor.close()
+                # a reader stopped by Ctrl-C is closed by the collector after the store: its cursor is gone with
+                # the connection ("Exception ignored ... Cannot operate on a closed database")
+                with contextlib.suppress(sqlite3.ProgrammingError):
+                    cursor.close()
             return
         name = f"trainkit_{id(self):x}_{next(self._cursor_numbers)}"
         with self.db.atomic():  # a server-side cursor lives inside a transaction (peewee runs in autocommit)
