@@ -7,10 +7,12 @@ imported only by the features that need it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from .errors import ConfigError, ConversionError, NotFoundError, PluginError, StoreError, TrainkitError, ValidationError
 from .lazy import lazy_exports
+
+# Not `from typing import TYPE_CHECKING`: typing took most of this import's ~13 ms, all of it before the
+# command line can hold a Ctrl-C (cli/entry.py), where an interrupt printed a traceback. Type checkers know it.
+TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     from .hookspecs import hookimpl

@@ -5,8 +5,11 @@ store, DSPy or the settings parser."""
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping
-from typing import Any
+
+TYPE_CHECKING = False  # not typing's: importing typing is most of this package's import time (see __init__)
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from typing import Any
 
 
 def lazy_exports(names: Mapping[str, str], namespace: dict[str, Any]) -> Callable[[str], Any]:
