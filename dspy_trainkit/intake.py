@@ -371,7 +371,13 @@ def to_example(record: Any, defaults: Mapping[str, Any], default_task: str | Non
         raise TrainkitError("task: missing (give --task, a 'task' field, or default_task in settings)")
     example = Example.from_record(values)
     check_values(example)
-    example.content_hash  # noqa: B018 - computing it now reports values that are not JSON, per record
+    try:
+        example.content_hash  # noqa: B018 - computing it now reports values that are not JSON, per record
+    except ValidationError:  # say which field, for text UTF-8 cannot encode (the hash says only "not valid UTF-8")
+        found = text_problem(example.inputs, "inputs") or text_problem(example.outputs, "outputs")
+        if found is None:
+            raise
+        raise ValidationError(found) from None
     return example
 
 

@@ -124,6 +124,8 @@ def test_a_label_option_with_a_byte_that_is_not_utf8_is_refused_not_a_traceback(
     added = run("add", "-t", "qa", "-i", "question=q?", "-o", "answer=x", "--domain", "d\udcff")
     assert added.exit_code == 1 and "Traceback" not in added.output
     assert "domain: holds '\\udcff', a lone surrogate" in added.output
+    added = run("add", "-t", "qa", "-i", "question=q\udcff?", "-o", "answer=x")  # the field named, not only
+    assert added.exit_code == 1 and "inputs.question: holds '\\udcff', a lone surrogate" in added.output  # "UTF-8"
     (project / "two.jsonl").write_text('{"question": "a", "answer": "b"}\n{"question": "c", "answer": "d"}\n')
     for workers in ("0", "2"):
         result, summary = import_json("two.jsonl", "--topic", "t\udcfe", "--workers", workers)
@@ -134,6 +136,18 @@ def test_a_label_option_with_a_byte_that_is_not_utf8_is_refused_not_a_traceback(
     assert stored(project) == {}
     result, _ = import_json("two.jsonl")
     assert result.exit_code == 0 and set(stored(project)) == {"a", "c"}
+
+
+def test_an_interrupted_dry_run_does_not_say_batches_are_kept(project, monkeypatch):
+    """It said "the batches already stored are kept", though a dry run stores nothing (a stranger's LOW)."""
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tk.Kit, "import_files", interrupted)
+    (project / "g.jsonl").write_text('{"question": "a", "answer": "b"}\n')
+    result = CliRunner().invoke(cli, ["import", "g.jsonl", "--dry-run"])
+    assert result.exit_code == 130 and "interrupted: a dry run stores nothing" in result.stderr, result.output
+    assert "kept" not in result.stderr
 
 
 def test_a_file_name_with_a_byte_that_is_not_utf8_is_imported_and_named_with_the_byte_escaped(project):

@@ -171,7 +171,8 @@ def import_(state: CliState, files: tuple[Path, ...], task: str | None, format_n
                                       on_reject=reject_sink, progress=progress)
     except KeyboardInterrupt:
         _second_interrupt_ends_at_once()
-        note("\ninterrupted: the batches already stored are kept; run the same command again to finish "
+        note("\ninterrupted: a dry run stores nothing" if dry_run else
+             "\ninterrupted: the batches already stored are kept; run the same command again to finish "
              "(stored records are skipped as duplicates)", level="warning")
         sys.exit(EXIT_INTERRUPTED)
     finally:
