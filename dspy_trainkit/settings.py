@@ -458,9 +458,9 @@ def _from_environment(env: Mapping[str, str]) -> dict[str, Any]:
     if "TRAINKIT_PLUGIN_TIMEOUT" in env:
         raw = env["TRAINKIT_PLUGIN_TIMEOUT"]
         try:
-            number = float(raw)
+            number: Any = float(raw)
         except ValueError:
-            number = -1.0
+            number = raw  # refused below as it was given ("got -1.0" before)
         values["plugin_timeout"] = _plugin_timeout(number, f"environment variable TRAINKIT_PLUGIN_TIMEOUT={raw!r}")
     if "TRAINKIT_BATCH_SIZE" in env:
         raw = env["TRAINKIT_BATCH_SIZE"]
