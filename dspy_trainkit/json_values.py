@@ -123,6 +123,12 @@ def json_problem(value: Any, where: str) -> str | None:
 _CLOSE: Any = object()  # marks, on the walk's stack, the end of a container's items
 
 
+def bytes_escaped(text: str) -> str:
+    """`text` with each byte that was not UTF-8 (held by Python as a lone surrogate, from a command-line argument
+    or a file name) written as `\\xff`: text that prints and stores."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def text_problem(value: Any, where: str) -> str | None:
     """Why a text in `value` (found at `where`) cannot be stored, or None: a lone surrogate, which UTF-8 cannot
     encode. Python makes one of each byte that is not UTF-8 in a command-line argument (`--domain`), and a

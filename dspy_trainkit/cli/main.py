@@ -290,7 +290,9 @@ def _not_utf8(arguments: Any) -> str | None:
             try:
                 argument.encode("utf-8")
             except UnicodeEncodeError:
-                return argument.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+                from ..json_values import bytes_escaped
+
+                return bytes_escaped(argument)
     return None
 
 

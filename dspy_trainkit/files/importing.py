@@ -9,7 +9,6 @@ reported with file and line (and written to a rejects file on request), and a re
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,6 +17,7 @@ import attrs
 
 from ..errors import TrainkitError
 from ..intake import IntakeReport, RejectCallback
+from ..json_values import bytes_escaped
 from .formats import FormatError, ReadOptions, check_encoding, import_formats, is_stdin, pick_format
 from .mapping import FieldMap, FieldsMissing, MappingError, TaskFieldsUnknown
 
@@ -86,7 +86,7 @@ def check_paths(kit: Kit, paths: list[Path], format_name: str | None, encoding: 
 def shown_path(path: Path) -> str:
     """`path` as text that prints and stores: a byte of a file name that is not UTF-8 (which Python holds as a
     lone surrogate, refused by the store: the import failed with a traceback) is written as `\\xff`."""
-    return os.fsencode(path).decode("utf-8", "backslashreplace")
+    return bytes_escaped(str(path))
 
 
 def import_files(kit: Kit, paths: list[Path], *, field_map: FieldMap, format_name: str | None = None,
